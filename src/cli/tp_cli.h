@@ -1,0 +1,45 @@
+/*
+ * The `tp` command: one binary, one subcommand per file. Every subcommand takes (argc, argv) with argv[0] the
+ * subcommand name, prints `--help`, and returns the process exit status:
+ *   0 success, 1 the operation failed, 2 usage error or unusable input.
+ */
+#ifndef TP_CLI_H
+#define TP_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TP_EXIT_OK 0
+#define TP_EXIT_FAILED 1
+#define TP_EXIT_USAGE 2
+
+typedef struct tp_cli_command
+{
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} tp_cli_command_t;
+
+int tp_cmd_decode(int argc, char **argv);
+int tp_cmd_encode(int argc, char **argv);
+int tp_cmd_demo(int argc, char **argv);
+
+/* Print "tp <cmd>: <message>" and the error trail to stderr; returns status. */
+int tp_cli_fail(int status, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Read a whole file ("-" is stdin) into tp_alloc'd memory, at most max_bytes. */
+int tp_cli_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *length);
+
+/* true if arg is "-h" or "--help". */
+int tp_cli_is_help(const char *arg);
+
+/* Parse an unsigned integer (decimal or 0x hex) in [min, max]; -1 with a message on failure. */
+int tp_cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
+int tp_cli_parse_double(const char *text, double min, double max, double *out);
+
+/* Install SIGINT/SIGTERM handlers that set the flag returned by tp_cli_stop_requested(). */
+void tp_cli_install_stop_handlers(void);
+int tp_cli_stop_requested(void);
+
+#endif

@@ -1,0 +1,152 @@
+/* Shared helpers of the tp subcommands. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/tp_cli.h"
+#include "core/tp_alloc.h"
+#include "core/tp_err.h"
+
+int tp_cli_fail(int status, const char *cmd, const char *fmt, ...)
+{
+    fprintf(stderr, "tp %s: ", cmd);
+    va_list args;
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+    fputc('\n', stderr);
+    return status;
+}
+
+int tp_cli_is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+int tp_cli_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *length)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL)
+    {
+        TP_SET_ERR(errno, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096;
+    size_t n = 0;
+    uint8_t *buf = NULL;
+    if (tp_alloc((void **)&buf, cap) < 0)
+    {
+        goto error;
+    }
+    while (1)
+    {
+        if (n == cap)
+        {
+            if (cap >= max_bytes)
+            {
+                TP_SET_ERR(TP_E_INVALID, "'%s' is larger than %zu bytes", path, max_bytes);
+                goto error;
+            }
+            cap *= 2;
+            void *p = buf;
+            if (tp_realloc(&p, cap) < 0)
+            {
+                goto error;
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+        {
+            break;
+        }
+    }
+    if (ferror(f))
+    {
+        TP_SET_ERR(EIO, "reading '%s' failed", path);
+        goto error;
+    }
+    if (n > max_bytes)
+    {
+        TP_SET_ERR(TP_E_INVALID, "'%s' is larger than %zu bytes", path, max_bytes);
+        goto error;
+    }
+    if (f != stdin)
+    {
+        fclose(f);
+    }
+    *data = buf;
+    *length = n;
+    return 0;
+error:
+    tp_free(buf);
+    if (f != stdin)
+    {
+        fclose(f);
+    }
+    return -1;
+}
+
+int tp_cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (text == NULL || *text == '\0' || *text == '-')
+    {
+        TP_SET_ERR(TP_E_INVALID, "'%s' is not a non-negative integer", text != NULL ? text : "");
+        return -1;
+    }
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(text, &end, 0);
+    if (errno != 0 || end == text || *end != '\0')
+    {
+        TP_SET_ERR(TP_E_INVALID, "'%s' is not an integer", text);
+        return -1;
+    }
+    if (v < min || v > max)
+    {
+        TP_SET_ERR(TP_E_INVALID, "%s is outside %llu..%llu", text, (unsigned long long)min, (unsigned long long)max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int tp_cli_parse_double(const char *text, double min, double max, double *out)
+{
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(v >= min && v <= max))
+    {
+        TP_SET_ERR(TP_E_INVALID, "'%s' is not a number in %g..%g", text, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+void tp_cli_install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int tp_cli_stop_requested(void)
+{
+    return stop_flag != 0;
+}

@@ -1,0 +1,72 @@
+/* `tp`: dispatch to subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/tp_cli.h"
+#include "tensorpool/tp_common.h"
+
+static const tp_cli_command_t commands[] = {
+    { "demo", "run a producer and two consumers over shared memory with live statistics", tp_cmd_demo },
+    { "decode", "print an SBE message or SHM struct (any of the six schemas) as JSON", tp_cmd_decode },
+    { "encode", "encode an SBE message from JSON (the inverse of decode)", tp_cmd_encode },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: tp <command> [options]\n"
+        "       tp <command> --help\n"
+        "       tp --version\n\n"
+        "tensorpool %s: zero-copy shared-memory tensor exchange (SHM Tensor Pool wire spec v1.2).\n\n"
+        "commands:\n",
+        tp_version());
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    {
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    }
+    fprintf(out,
+        "\nexit status: 0 success, 1 operation failed, 2 usage error or unusable input.\n"
+        "environment: TP_LOG=0|1, TP_LOG_LEVEL=10|20|30|40, TP_LOG_MODULES=a,b, TP_LOG_FORMAT=json|logfmt\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+    {
+        usage(stderr);
+        return TP_EXIT_USAGE;
+    }
+    if (tp_cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0)
+    {
+        if (argc > 2 && strcmp(argv[1], "help") == 0)
+        {
+            for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+            {
+                if (strcmp(commands[i].name, argv[2]) == 0)
+                {
+                    char help[] = "--help";
+                    char *args[] = { argv[2], help, NULL };
+                    return commands[i].run(2, args);
+                }
+            }
+        }
+        usage(stdout);
+        return TP_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
+    {
+        printf("tp (tensorpool) %s\n", tp_version());
+        return TP_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    {
+        if (strcmp(commands[i].name, argv[1]) == 0)
+        {
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "tp: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return TP_EXIT_USAGE;
+}

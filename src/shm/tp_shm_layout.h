@@ -1,0 +1,40 @@
+/*
+ * Canonical filesystem layout (wire spec 15.21a.3):
+ *   <base>/tensorpool-<user>/<namespace>/<stream_id>/<epoch>/header.ring
+ *   <base>/tensorpool-<user>/<namespace>/<stream_id>/<epoch>/<pool_id>.pool
+ * <user> is the effective user name, sanitised so it cannot leave the base directory; <namespace> must be a
+ * single safe path component (configuration error otherwise). File names are stable: header.ring, N.pool.
+ */
+#ifndef TP_SHM_LAYOUT_H
+#define TP_SHM_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Replace every byte outside [A-Za-z0-9._-] by '_'; "", "." and ".." become "_". out has capacity bytes. */
+void tp_shm_sanitize_component(const char *in, char *out, size_t capacity);
+
+/* true if name is a non-empty component of [A-Za-z0-9._-] other than "." and "..". */
+int tp_shm_component_is_safe(const char *name);
+
+/* "tensorpool-<sanitised effective user name>" (falls back to "uid<N>" when the name is unknown). */
+int tp_shm_user_dir_name(char *out, size_t capacity);
+
+/* <base>/tensorpool-<user>/<namespace>/<stream_id>/<epoch> */
+int tp_shm_layout_epoch_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
+    uint32_t stream_id, uint64_t epoch);
+/* <base>/tensorpool-<user>/<namespace>/<stream_id> */
+int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
+    uint32_t stream_id);
+int tp_shm_layout_header_path(char *out, size_t capacity, const char *epoch_dir);
+int tp_shm_layout_pool_path(char *out, size_t capacity, const char *epoch_dir, uint16_t pool_id);
+
+/* Create every missing directory of path (absolute) with mode; existing ones must be directories (not
+ * symlinks) below `trusted_root`, which itself must exist. */
+int tp_shm_mkdirs(const char *trusted_root, const char *path, mode_t mode);
+
+/* Remove a directory tree created by the layout (regular files and directories only; never follows links). */
+int tp_shm_remove_tree(const char *path);
+
+#endif

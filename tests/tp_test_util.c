@@ -1,0 +1,62 @@
+#include "tp_test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shm/tp_shm_layout.h"
+
+void tp_test_assert_contains(const char *haystack, const char *needle)
+{
+    if (haystack == NULL || strstr(haystack, needle) == NULL)
+    {
+        print_error("expected '%s' in: %s\n", needle, haystack != NULL ? haystack : "(null)");
+        fail();
+    }
+}
+
+uint8_t *tp_test_read_file(const char *path, size_t *length)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+    {
+        print_error("cannot open %s\n", path);
+        fail();
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *data = malloc((size_t)n + 1);
+    assert_non_null(data);
+    assert_int_equal(fread(data, 1, (size_t)n, f), (size_t)n);
+    data[n] = 0;
+    fclose(f);
+    *length = (size_t)n;
+    return data;
+}
+
+void tp_test_make_dir(char *out, size_t capacity, const char *name)
+{
+    const char *root = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(out, capacity, "%s/tp-test-%d-%s", root, (int)getpid(), name);
+    tp_shm_remove_tree(out);
+    assert_int_equal(mkdir(out, 0700), 0);
+}
+
+void tp_test_remove_dir(const char *path)
+{
+    tp_shm_remove_tree(path);
+}
+
+int tp_test_run(const char *command, char *out, size_t capacity)
+{
+    FILE *p = popen(command, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, capacity - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -1,0 +1,49 @@
+/* Helpers shared by the cmocka tests. */
+#ifndef TP_TEST_UTIL_H
+#define TP_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tensorpool/tp_common.h"
+
+/* Assert a 0/-1 call succeeded; on failure print tp_errmsg(). */
+#define tp_assert_ok(expr)                                                                                            \
+    do                                                                                                                \
+    {                                                                                                                 \
+        if ((expr) < 0)                                                                                               \
+        {                                                                                                             \
+            print_error("%s failed: %s\n", #expr, tp_errmsg());                                                      \
+            fail();                                                                                                   \
+        }                                                                                                             \
+    } while (0)
+
+/* Assert a call failed and its message contains `needle`. */
+#define tp_assert_fails_with(expr, needle)                                                                            \
+    do                                                                                                                \
+    {                                                                                                                 \
+        if ((expr) >= 0)                                                                                              \
+        {                                                                                                             \
+            print_error("%s unexpectedly succeeded\n", #expr);                                                       \
+            fail();                                                                                                   \
+        }                                                                                                             \
+        tp_test_assert_contains(tp_errmsg(), (needle));                                                               \
+    } while (0)
+
+void tp_test_assert_contains(const char *haystack, const char *needle);
+
+/* Read a file into malloc'd memory (NUL-terminated); fails the test if it cannot. */
+uint8_t *tp_test_read_file(const char *path, size_t *length);
+
+/* A fresh private directory for this test (removed by tp_test_remove_dir). */
+void tp_test_make_dir(char *out, size_t capacity, const char *name);
+void tp_test_remove_dir(const char *path);
+
+/* Run a command through /bin/sh, capturing stdout (and stderr if want_stderr) into out. Returns exit status. */
+int tp_test_run(const char *command, char *out, size_t capacity);
+
+#endif
