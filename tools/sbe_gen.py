@@ -370,6 +370,8 @@ def gen_body_api(w, s, body, prefix, macro_prefix, view_type, view_body_expr, bo
         w(f'static inline void {gp}_begin({enc_type} *e, {gp}_enc_t *g, uint16_t count)')
         w(f'{{ tp_sbe_enc_group_begin({enc_body_expr}, {i}, &g->g, count); }}')
         w(f'static inline void {gp}_enc_next({gp}_enc_t *g) {{ tp_sbe_enc_group_next(&g->g); }}')
+        w(f'/* Close the group (optional; g must stay alive until it is closed or the next part is written). */')
+        w(f'static inline void {gp}_end({gp}_enc_t *g) {{ tp_sbe_enc_group_end(&g->g); }}')
         gen_body_api(w, s, g.body, gp, gm, f'{gp}_t', 'm->it.entry', f'm->it.meta', f'{gp}_enc_t', '&e->g.entry')
     for i, v in enumerate(body.vars):
         vn = f'{prefix}_{snake(v.name)}'

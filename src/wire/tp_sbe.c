@@ -434,6 +434,15 @@ void tp_sbe_enc_group_next(tp_sbe_group_enc_t *g)
     g->written++;
 }
 
+void tp_sbe_enc_group_end(tp_sbe_group_enc_t *g)
+{
+    if (g->parent != NULL && g->parent->open_group == g)
+    {
+        g->parent->open_group = NULL;
+        enc_group_close(g);
+    }
+}
+
 void tp_sbe_enc_var(tp_sbe_body_enc_t *body, uint16_t index, const void *data, size_t length)
 {
     uint16_t stage = (uint16_t)(body->meta->group_count + index);

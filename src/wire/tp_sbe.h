@@ -270,6 +270,9 @@ void tp_sbe_enc_group_begin(tp_sbe_body_enc_t *body, uint16_t index, tp_sbe_grou
 /* Open the next entry of g; its body is g->entry. */
 void tp_sbe_enc_group_next(tp_sbe_group_enc_t *g);
 
+/* Close g now (optional: the next group, var-data or finish closes it). g must stay alive until it is closed. */
+void tp_sbe_enc_group_end(tp_sbe_group_enc_t *g);
+
 /* Write var-data `index` (ordinal among the body's var-data). */
 void tp_sbe_enc_var(tp_sbe_body_enc_t *body, uint16_t index, const void *data, size_t length);
 

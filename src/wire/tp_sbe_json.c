@@ -370,6 +370,7 @@ static int from_json_body(tp_sbe_body_enc_t *body, const tp_json_t *obj, const c
                 return -1;
             }
         }
+        tp_sbe_enc_group_end(&ge);
     }
     for (uint16_t k = 0; k < meta->var_count; k++)
     {
