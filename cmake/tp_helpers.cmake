@@ -15,7 +15,7 @@ function(tp_add_test name)
     if(NOT T_SOURCES)
         set(T_SOURCES ${name}.c)
     endif()
-    add_executable(${name} ${T_SOURCES} ${CMAKE_SOURCE_DIR}/tests/tp_test_util.c)
+    add_executable(${name} ${T_SOURCES} ${CMAKE_SOURCE_DIR}/tests/tp_test_util.c ${CMAKE_SOURCE_DIR}/tests/tp_malloc_count.c)
     target_link_libraries(${name} PRIVATE tensorpool_testing ${CMOCKA_LIBRARIES})
     target_include_directories(${name} PRIVATE ${CMOCKA_INCLUDE_DIRS} ${CMAKE_SOURCE_DIR}/tests)
     target_compile_definitions(${name} PRIVATE

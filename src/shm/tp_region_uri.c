@@ -55,6 +55,13 @@ static int uri_param(tp_region_uri_t *out, const char *p, size_t n, int *has_pat
         }
         memcpy(out->path, value, value_n);
         out->path[value_n] = '\0';
+        /* '&' is a legal path byte, but "&require_hugepages=" is a mistaken separator: honouring it as part of the
+         * path would silently drop the hugepage requirement (wire spec 15.22). */
+        if (strstr(out->path, "&require_hugepages=") != NULL || strstr(out->path, "&path=") != NULL)
+        {
+            TP_SET_ERR(TP_E_INVALID, "region URI parameters are separated by '|', not '&' (in '%s')", out->path);
+            return -1;
+        }
         return 0;
     }
     if (key_n == 17 && memcmp(p, "require_hugepages", 17) == 0)

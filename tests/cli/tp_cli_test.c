@@ -1,0 +1,178 @@
+/*
+ * The tp command as a user runs it: decode every golden vector to its JSON, encode it back, usage errors exit 2,
+ * and the demo runs clean.
+ * covers: W-16-1, W-16-2
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/tp_json.h"
+#include "tp_test_util.h"
+
+static char out[1 << 16];
+
+/* Run `tp` with args (already a shell word list). */
+static int run(const char *args)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "%s %s", TP_TOOL, args);
+    return tp_test_run(cmd, out, sizeof(out));
+}
+
+static tp_json_t *vector_json(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/vectors/sbe/%s.json", TP_SHARED_DIR, name);
+    size_t n;
+    uint8_t *text = tp_test_read_file(path, &n);
+    tp_json_t *j = NULL;
+    tp_assert_ok(tp_json_parse(&j, (const char *)text, n));
+    free(text);
+    return j;
+}
+
+static void test_decode_prints_each_vector(void **state)
+{
+    (void)state;
+    const char *names[] = { "consumer_config", "consumer_hello", "control_response", "data_source_announce",
+        "data_source_meta", "qos_consumer", "qos_producer", "sequence_map", "sequence_request", "shm_pool_announce",
+        "slot_header", "superblock", "tensor_header" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    {
+        const char *opt = strcmp(names[i], "superblock") == 0    ? "--shm superblock"
+                          : strcmp(names[i], "slot_header") == 0 ? "--shm slot"
+                                                                 : "";
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/vectors/sbe/%s.bin", TP_SHARED_DIR, names[i]);
+        char args[2048];
+        snprintf(args, sizeof(args), "decode %s %s", opt, path);
+        assert_int_equal(run(args), 0);
+        tp_json_t *got = NULL;
+        tp_assert_ok(tp_json_parse(&got, out, strlen(out)));
+        tp_json_t *want = vector_json(names[i]);
+        assert_true(tp_json_equal(tp_json_get(got, "fields"), tp_json_get(want, "fields")));
+        assert_true(tp_json_equal(tp_json_get(got, "message"), tp_json_get(want, "message")));
+        if (tp_json_get(want, "embedded") != NULL)
+        {
+            const tp_json_t *e1 = tp_json_get(tp_json_get(got, "embedded"), "headerBytes");
+            const tp_json_t *e2 = tp_json_get(tp_json_get(want, "embedded"), "headerBytes");
+            assert_true(tp_json_equal(tp_json_get(e1, "fields"), tp_json_get(e2, "fields")));
+        }
+        tp_json_free(got);
+        tp_json_free(want);
+    }
+}
+
+static void test_encode_inverts_decode(void **state)
+{
+    (void)state;
+    char dir[512];
+    tp_test_make_dir(dir, sizeof(dir), "cli");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/vectors/sbe/shm_pool_announce.bin", TP_SHARED_DIR);
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "%s decode --pretty %s > %s/a.json && %s encode -o %s/a.bin %s/a.json && cmp %s %s/a.bin",
+        TP_TOOL, path, dir, TP_TOOL, dir, dir, path, dir);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
+    snprintf(cmd, sizeof(cmd),
+        "echo '{\"correlationId\":7,\"code\":\"REJECTED\",\"errorMessage\":\"no\"}' | %s encode --message "
+        "control_response - | %s decode -",
+        TP_TOOL, TP_TOOL);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
+    tp_test_assert_contains(out, "\"code\":\"REJECTED\"");
+    tp_test_remove_dir(dir);
+}
+
+static void test_bad_input_exits_2_with_a_reason(void **state)
+{
+    (void)state;
+    char dir[512];
+    tp_test_make_dir(dir, sizeof(dir), "clibad");
+    char cmd[8192];
+    /* unknown schema id 999 */
+    snprintf(cmd, sizeof(cmd), "printf '\\010\\000\\001\\000\\347\\003\\001\\000abcdefgh' > %s/x.bin; %s decode %s/x.bin 2>&1",
+        dir, TP_TOOL, dir);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
+    tp_test_assert_contains(out, "unknown schema id 999");
+    /* schema 900, template 99 */
+    snprintf(cmd, sizeof(cmd), "printf '\\010\\000\\143\\000\\204\\003\\001\\000abcdefgh' > %s/y.bin; %s decode %s/y.bin 2>&1",
+        dir, TP_TOOL, dir);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
+    tp_test_assert_contains(out, "no message with template id 99");
+    /* truncated announce */
+    snprintf(cmd, sizeof(cmd), "head -c 50 %s/vectors/sbe/shm_pool_announce.bin | %s decode - 2>&1", TP_SHARED_DIR,
+        TP_TOOL);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
+    tp_test_assert_contains(out, "truncated");
+    /* trailing bytes */
+    snprintf(cmd, sizeof(cmd), "(cat %s/vectors/sbe/qos_producer.bin; printf 'zz') | %s decode - 2>&1", TP_SHARED_DIR,
+        TP_TOOL);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
+    tp_test_assert_contains(out, "2 trailing bytes");
+    assert_int_equal(run("decode --bogus 2>&1"), 2);
+    tp_test_assert_contains(out, "unknown option '--bogus'");
+    assert_int_equal(run("decode --shm nope /dev/null 2>&1"), 2);
+    assert_int_equal(run("nosuchcommand 2>&1"), 2);
+    tp_test_assert_contains(out, "unknown command");
+    assert_int_equal(run("demo --slots 3 2>&1"), 2);
+    tp_test_assert_contains(out, "not a power of two");
+    assert_int_equal(run("encode --message NoSuch /dev/null 2>&1"), 2);
+    tp_test_remove_dir(dir);
+}
+
+static void test_help_and_version(void **state)
+{
+    (void)state;
+    assert_int_equal(run("--help"), 0);
+    tp_test_assert_contains(out, "decode");
+    tp_test_assert_contains(out, "demo");
+    assert_int_equal(run("--version"), 0);
+    tp_test_assert_contains(out, "tensorpool");
+    const char *cmds[] = { "decode", "encode", "demo" };
+    for (size_t i = 0; i < 3; i++)
+    {
+        char args[64];
+        snprintf(args, sizeof(args), "%s --help", cmds[i]);
+        assert_int_equal(run(args), 0);
+        tp_test_assert_contains(out, "usage: tp");
+        tp_test_assert_contains(out, "exit status");
+    }
+}
+
+static void test_demo_runs_clean(void **state)
+{
+    (void)state;
+    assert_int_equal(run("demo --seconds 1 --width 320 --height 240 --slots 8 --slow-ms 1 --json"), 0);
+    const char *last = out;
+    for (const char *p = strchr(out, '\n'); p != NULL && p[1] != '\0'; p = strchr(p + 1, '\n'))
+    {
+        last = p + 1;
+    }
+    tp_json_t *j = NULL;
+    tp_assert_ok(tp_json_parse(&j, last, strcspn(last, "\n")));
+    assert_true(tp_json_get(j, "final")->boolean);
+    uint64_t v;
+    tp_assert_ok(tp_json_to_u64(tp_json_get(j, "checksum_failures"), &v));
+    assert_int_equal(v, 0);
+    tp_assert_ok(tp_json_to_u64(tp_json_get(j, "produced"), &v));
+    assert_true(v > 0);
+    const tp_json_t *fast = tp_json_at(tp_json_get(j, "consumers"), 0);
+    uint64_t frames;
+    tp_assert_ok(tp_json_to_u64(tp_json_get(fast, "frames"), &frames));
+    assert_true(frames > 0);
+    tp_json_free(j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_prints_each_vector),
+        cmocka_unit_test(test_encode_inverts_decode),
+        cmocka_unit_test(test_bad_input_exits_2_with_a_reason),
+        cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_demo_runs_clean),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,319 @@
+/*
+ * The seqlock and header slots (wire spec 8.3, 15.19, 15.21): states, validation, a torn-read torture run, and
+ * zero allocations on the steady-state path.
+ * covers: W-8.3-1, W-8.3-2, W-8.3-3, W-8.3-4, W-8.3-5, W-8.3-6, W-8.3-7, W-8.3-10, W-8.3-12, W-8.2-2, W-8.2-9,
+ * covers: W-8.2-12, W-8.2-13, W-8.2-21, W-8.2-22, W-8.2-23, W-8.2-5, W-8.2-8, W-15.3-1, W-15.3-2, W-15.3-3,
+ * covers: W-15.21-1, W-15.21-2, W-15.21-4, W-15.21-5, W-15.18-1, W-9-2, W-9-4, W-10.2.1-11
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tp_alloc.h"
+#include "core/tp_atomic.h"
+#include "core/tp_crc32c.h"
+#include "shm/tp_header_ring.h"
+#include "tp_malloc_count.h"
+#include "tp_sbe_wire.h"
+#include "tp_test_util.h"
+#include "wire/tp_tensor.h"
+
+#define RING_SLOTS 4
+#define STRIDE 256
+#define FRAME_BYTES 200
+
+/* 64-byte aligned like a mapped region. */
+static _Alignas(64) uint8_t ring[64 + RING_SLOTS * 256];
+static _Alignas(64) uint8_t pool[64 + RING_SLOTS * STRIDE];
+
+static void publish(uint64_t seq, const void *payload, uint32_t length, const tp_tensor_desc_t *t)
+{
+    uint32_t index = (uint32_t)(seq & (RING_SLOTS - 1));
+    uint8_t *slot = tp_header_slot_at(ring, index);
+    uint8_t th[TP_TENSOR_HEADER_BYTES];
+    tp_tensor_header_encode(th, t);
+    tp_slot_begin_write(slot, seq);
+    memcpy(tp_pool_slot_at(pool, index, STRIDE), payload, length);
+    tp_slot_fields_t f = { .values_len_bytes = length, .payload_slot = index, .pool_id = 1, .timestamp_ns = 5 };
+    tp_slot_write_header(slot, &f, th);
+    tp_slot_commit(slot, seq);
+}
+
+static void test_states(void **state)
+{
+    (void)state;
+    memset(ring, 0, sizeof(ring));
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, 4);
+    tp_slot_fields_t f;
+    tp_tensor_desc_t out;
+    uint64_t sc;
+    uint8_t *slot = tp_header_slot_at(ring, 1);
+    assert_ptr_equal(slot, ring + 64 + 256); /* slot i at 64 + i * 256 */
+    /* never written: seq_commit 0 is "in progress, seq 0" */
+    assert_int_equal(tp_slot_snapshot(slot, 1, &f, &out, &sc), TP_SLOT_NOT_COMMITTED);
+    publish(5, "abcd", 4, &t);
+    assert_int_equal(tp_load_acquire_u64(tp_slot_seq_word(slot)), (5u << 1) | 1);
+    assert_int_equal(tp_slot_snapshot(slot, 5, &f, &out, &sc), TP_SLOT_OK);
+    assert_int_equal(sc, 11);
+    assert_int_equal(f.values_len_bytes, 4);
+    assert_int_equal(f.payload_slot, 1);
+    assert_int_equal(f.pool_id, 1);
+    assert_int_equal(out.dims[0], 4);
+    /* a descriptor for an older or newer seq mapping to the same slot is dropped */
+    assert_int_equal(tp_slot_snapshot(slot, 1, &f, &out, &sc), TP_SLOT_SEQ_MISMATCH);
+    assert_int_equal(tp_slot_snapshot(slot, 9, &f, &out, &sc), TP_SLOT_SEQ_MISMATCH);
+    /* a writer starting on the slot makes it uncommitted */
+    tp_slot_begin_write(slot, 9);
+    assert_int_equal(tp_slot_snapshot(slot, 9, &f, &out, &sc), TP_SLOT_NOT_COMMITTED);
+    assert_false(tp_slot_read_still(slot, 11)); /* a reader holding seq 5 sees the change */
+    tp_slot_commit(slot, 9);
+    assert_int_equal(tp_slot_snapshot(slot, 9, &f, &out, &sc), TP_SLOT_OK);
+    /* empty payloads are frames too */
+    tp_tensor_bytes(&t, 0);
+    publish(10, "", 0, &t);
+    assert_int_equal(tp_slot_snapshot(tp_header_slot_at(ring, 2), 10, &f, &out, &sc), TP_SLOT_OK);
+    assert_int_equal(f.values_len_bytes, 0);
+    assert_int_equal(f.payload_slot, 2);
+}
+
+static void test_invalid_headers_are_dropped(void **state)
+{
+    (void)state;
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, 8);
+    tp_slot_fields_t f;
+    tp_tensor_desc_t out;
+    uint64_t sc;
+    uint8_t *slot = tp_header_slot_at(ring, 3);
+    publish(3, "12345678", 8, &t);
+    tp_sbe_put_u32(slot + TP_WIRE_SLOT_HEADER_PAYLOAD_OFFSET_OFFSET, 16);
+    assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_INVALID_HEADER);
+    publish(3, "12345678", 8, &t);
+    tp_sbe_put_u32(slot + 60, 191); /* headerBytes length */
+    assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_INVALID_HEADER);
+    publish(3, "12345678", 8, &t);
+    tp_sbe_put_u16(slot + 64 + 2, 53); /* embedded templateId */
+    assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_INVALID_HEADER);
+    publish(3, "12345678", 8, &t);
+    slot[64 + 8 + TP_WIRE_TENSOR_HEADER_NDIMS_OFFSET] = 9;
+    assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_INVALID_HEADER);
+    publish(3, "12345678", 8, &t);
+    tp_sbe_put_i16(slot + 64 + 8 + TP_WIRE_TENSOR_HEADER_DTYPE_OFFSET, 12);
+    assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_INVALID_HEADER);
+    /* pad bytes are ignored */
+    publish(3, "12345678", 8, &t);
+    memset(slot + TP_WIRE_SLOT_HEADER_PAD_OFFSET, 0xEE, 26);
+    assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_OK);
+}
+
+static void test_full_overwrite(void **state)
+{
+    (void)state;
+    /* Header bytes left over from an earlier frame never survive a new write. */
+    uint8_t *slot = tp_header_slot_at(ring, 0);
+    memset(slot, 0xFF, 256);
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, 1);
+    publish(4, "x", 1, &t);
+    assert_int_equal(slot[TP_WIRE_SLOT_HEADER_PAD_OFFSET + 10], 0);
+    assert_int_equal(tp_sbe_get_u32(slot + TP_WIRE_SLOT_HEADER_META_VERSION_OFFSET), 0);
+    assert_int_equal(slot[255], 0);
+}
+
+static void test_pool_select(void **state)
+{
+    (void)state;
+    const uint32_t strides[] = { 1048576, 65536, 4194304, 262144 };
+    assert_int_equal(tp_pool_select(strides, 4, 120000), 3);  /* 256 KiB */
+    assert_int_equal(tp_pool_select(strides, 4, 900000), 0);  /* 1 MiB */
+    assert_int_equal(tp_pool_select(strides, 4, 0), 1);
+    assert_int_equal(tp_pool_select(strides, 4, 65536), 1);
+    assert_int_equal(tp_pool_select(strides, 4, 4194305), -1); /* no pool fits: the frame is dropped */
+}
+
+/* ---- torture: a 4-slot ring overwritten as fast as possible while consumers read ---- */
+
+typedef struct torture
+{
+    uint64_t head;
+    int done;
+    uint64_t frames;
+} torture_t;
+
+typedef struct reader
+{
+    torture_t *t;
+    uint64_t considered;
+    uint64_t accepted;
+    uint64_t gap;
+    uint64_t late;
+    uint64_t bad;
+} reader_t;
+
+static void seqlock_payload_write(uint8_t *dst, uint64_t seq)
+{
+    for (uint32_t i = 8; i < FRAME_BYTES - 4; i++)
+    {
+        dst[i] = (uint8_t)(seq * 31 + i);
+    }
+    memcpy(dst, &seq, 8);
+    uint32_t crc = tp_crc32c_sw(0, dst, FRAME_BYTES - 4);
+    memcpy(dst + FRAME_BYTES - 4, &crc, 4);
+}
+
+static void seqlock_payload_copy(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    memcpy(dst, src, n);
+}
+
+static void *torture_writer(void *arg)
+{
+    torture_t *t = arg;
+    tp_tensor_desc_t d;
+    tp_tensor_bytes(&d, FRAME_BYTES);
+    uint8_t th[TP_TENSOR_HEADER_BYTES];
+    tp_tensor_header_encode(th, &d);
+    for (uint64_t seq = 0; seq < t->frames; seq++)
+    {
+        uint32_t index = (uint32_t)(seq & (RING_SLOTS - 1));
+        uint8_t *slot = tp_header_slot_at(ring, index);
+        tp_slot_begin_write(slot, seq);
+        seqlock_payload_write(tp_pool_slot_at(pool, index, STRIDE), seq);
+        tp_slot_fields_t f = { .values_len_bytes = FRAME_BYTES, .payload_slot = index, .pool_id = 1 };
+        tp_slot_write_header(slot, &f, th);
+        tp_slot_commit(slot, seq);
+        tp_store_release_u64(&t->head, seq + 1);
+    }
+    tp_store_release_u32((uint32_t *)&t->done, 1);
+    return NULL;
+}
+
+static void *torture_reader(void *arg)
+{
+    reader_t *r = arg;
+    uint64_t cursor = 0;
+    uint8_t copy[FRAME_BYTES];
+    while (1)
+    {
+        uint64_t head = tp_load_acquire_u64(&r->t->head);
+        if (cursor >= head)
+        {
+            if (tp_load_acquire_u32((uint32_t *)&r->t->done) && cursor >= tp_load_acquire_u64(&r->t->head))
+            {
+                break;
+            }
+            continue;
+        }
+        r->considered++;
+        uint32_t index = (uint32_t)(cursor & (RING_SLOTS - 1));
+        const uint8_t *slot = tp_header_slot_at(ring, index);
+        tp_slot_fields_t f;
+        tp_tensor_desc_t d;
+        uint64_t sc;
+        tp_slot_status_t st = tp_slot_snapshot(slot, cursor, &f, &d, &sc);
+        if (st == TP_SLOT_SEQ_MISMATCH)
+        {
+            r->gap++; /* overwritten by a later frame before we looked */
+        }
+        else if (st != TP_SLOT_OK)
+        {
+            r->late++;
+        }
+        else
+        {
+            /* Copy-out path: copy, then re-check; only a stable copy is used. */
+            seqlock_payload_copy(copy, tp_pool_slot_at(pool, index, STRIDE), f.values_len_bytes);
+            if (!tp_slot_read_still(slot, sc))
+            {
+                r->late++;
+            }
+            else
+            {
+                uint64_t s;
+                uint32_t crc;
+                memcpy(&s, copy, 8);
+                memcpy(&crc, copy + FRAME_BYTES - 4, 4);
+                if (s != cursor || tp_crc32c_sw(0, copy, FRAME_BYTES - 4) != crc)
+                {
+                    r->bad++;
+                }
+                r->accepted++;
+            }
+        }
+        cursor++;
+    }
+    return NULL;
+}
+
+static void test_no_torn_frame_is_ever_accepted(void **state)
+{
+    (void)state;
+    memset(ring, 0, sizeof(ring));
+    torture_t t = { .frames = 1000000 };
+    reader_t readers[2] = { { .t = &t }, { .t = &t } };
+    pthread_t w;
+    pthread_t r[2];
+    for (int i = 0; i < 2; i++)
+    {
+        assert_int_equal(pthread_create(&r[i], NULL, torture_reader, &readers[i]), 0);
+    }
+    assert_int_equal(pthread_create(&w, NULL, torture_writer, &t), 0);
+    pthread_join(w, NULL);
+    for (int i = 0; i < 2; i++)
+    {
+        pthread_join(r[i], NULL);
+        reader_t *x = &readers[i];
+        print_message("reader %d: accepted %llu gap %llu late %llu of %llu\n", i, (unsigned long long)x->accepted,
+            (unsigned long long)x->gap, (unsigned long long)x->late, (unsigned long long)x->considered);
+        assert_int_equal(x->bad, 0);
+        assert_int_equal(x->considered, t.frames);
+        assert_int_equal(x->accepted + x->gap + x->late, t.frames);
+        assert_true(x->accepted > 0);
+    }
+}
+
+static void test_steady_state_allocates_nothing(void **state)
+{
+    (void)state;
+    tp_tensor_desc_t d;
+    tp_tensor_bytes(&d, FRAME_BYTES);
+    uint8_t th[TP_TENSOR_HEADER_BYTES];
+    tp_tensor_header_encode(th, &d);
+    uint8_t payload[FRAME_BYTES];
+    memset(payload, 1, sizeof(payload));
+    uint64_t before_malloc = tp_malloc_count();
+    uint64_t before_alloc = tp_alloc_count();
+    for (uint64_t seq = 0; seq < 10000; seq++)
+    {
+        uint32_t index = (uint32_t)(seq & (RING_SLOTS - 1));
+        uint8_t *slot = tp_header_slot_at(ring, index);
+        tp_slot_begin_write(slot, seq);
+        memcpy(tp_pool_slot_at(pool, index, STRIDE), payload, sizeof(payload));
+        tp_slot_fields_t f = { .values_len_bytes = FRAME_BYTES, .payload_slot = index, .pool_id = 1 };
+        tp_slot_write_header(slot, &f, th);
+        tp_slot_commit(slot, seq);
+        tp_slot_fields_t rf;
+        tp_tensor_desc_t rd;
+        uint64_t sc;
+        assert_int_equal(tp_slot_snapshot(slot, seq, &rf, &rd, &sc), TP_SLOT_OK);
+    }
+    assert_int_equal(tp_alloc_count(), before_alloc);
+    if (tp_malloc_count_available())
+    {
+        assert_int_equal(tp_malloc_count(), before_malloc);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_states),
+        cmocka_unit_test(test_invalid_headers_are_dropped),
+        cmocka_unit_test(test_full_overwrite),
+        cmocka_unit_test(test_pool_select),
+        cmocka_unit_test(test_no_torn_frame_is_ever_accepted),
+        cmocka_unit_test(test_steady_state_allocates_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
