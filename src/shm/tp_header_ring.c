@@ -49,7 +49,7 @@ tp_slot_status_t tp_slot_snapshot(const uint8_t *slot, uint64_t seq, tp_slot_fie
     }
     /* Copy the header out, then check the seqlock: only a stable copy is parsed. */
     uint8_t copy[TP_HEADER_SLOT_BYTES];
-    memcpy(copy, slot, sizeof(copy));
+    memcpy(copy + 8, slot + 8, sizeof(copy) - 8); /* seq_commit itself is only read atomically */
     if (!tp_slot_read_still(slot, first))
     {
         return TP_SLOT_CHANGED;

@@ -18,6 +18,11 @@
 #include "tp_test_util.h"
 #include "wire/tp_tensor.h"
 
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define TORTURE_FRAMES 100000 /* instrumented builds run ~50x slower */
+#else
+#define TORTURE_FRAMES 1000000
+#endif
 #define RING_SLOTS 4
 #define STRIDE 256
 #define FRAME_BYTES 200
@@ -250,7 +255,7 @@ static void test_no_torn_frame_is_ever_accepted(void **state)
 {
     (void)state;
     memset(ring, 0, sizeof(ring));
-    torture_t t = { .frames = 1000000 };
+    torture_t t = { .frames = TORTURE_FRAMES };
     reader_t readers[2] = { { .t = &t }, { .t = &t } };
     pthread_t w;
     pthread_t r[2];
