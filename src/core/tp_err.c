@@ -24,6 +24,8 @@ static const char *err_basename(const char *path)
 
 /* Append formatted text; a full buffer keeps what fits and marks the cut with "...". */
 static void err_vappend(const char *prefix, const char *func, const char *file, int line, const char *fmt,
+    va_list args) TP_PRINTF_LIKE(5, 0);
+static void err_vappend(const char *prefix, const char *func, const char *file, int line, const char *fmt,
     va_list args)
 {
     tp_err_record_t *r = &err_record;
