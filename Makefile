@@ -4,6 +4,8 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES := gcc libc6-dev make cmake ninja-build python3 pkg-config libcmocka-dev
 CMAKE_FLAGS ?=
@@ -11,7 +13,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DTP_WERROR=ON
 endif
 
-.PHONY: all deps build run test asan tsan clean help
+.PHONY: all deps build run test asan tsan fuzz bench clean help
 
 all: build
 
@@ -20,6 +22,7 @@ help:
 	@echo "make test   install what is missing, build, run every test (ctest)"
 	@echo "make asan   the whole test suite under AddressSanitizer + UBSan ($(ASAN_BUILD)/)"
 	@echo "make tsan   the concurrency tests under ThreadSanitizer ($(TSAN_BUILD)/)"
+	@echo "make fuzz   libFuzzer on every harness, FUZZ_SECONDS each (clang; $(FUZZ_BUILD)/)"
 	@echo "make clean  remove the build folders"
 
 deps:
@@ -62,5 +65,16 @@ tsan: deps
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 history_size=7 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -j $(JOBS) -L concurrency --timeout 600
 
+fuzz:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) clang libclang-rt-14-dev"
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_FUZZ=ON -DTP_BUILD_TESTS=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@for h in sbe slot uri json; do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$h; \
+		echo "fuzzing $$h for $(FUZZ_SECONDS)s"; \
+		$(FUZZ_BUILD)/fuzz/tp_libfuzz_$$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(FUZZ_BUILD)/corpus/$$h ../shared/vectors/sbe fuzz/corpus/uri 2>&1 | grep -E "Done|ERROR|SUMMARY|stat::number_of_executed_units" || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
