@@ -42,28 +42,38 @@ void tp_tensor_bytes(tp_tensor_desc_t *tensor, uint32_t length_bytes)
     tensor->dims[0] = (int32_t)(length_bytes > INT32_MAX ? INT32_MAX : length_bytes);
 }
 
+/* Rule failures are formatted only when the caller asked for a report: the consumer's per-frame check drops a bad
+ * frame without formatting anything (hot path). */
+#define TENSOR_FAIL(report, ...)                                                                                      \
+    do                                                                                                                \
+    {                                                                                                                 \
+        if (report)                                                                                                   \
+        {                                                                                                             \
+            TP_SET_ERR(TP_E_VALIDATION, __VA_ARGS__);                                                                 \
+        }                                                                                                             \
+        return -1;                                                                                                    \
+    } while (0)
+
 /* Inner-to-outer walk: for ROW (and UNKNOWN) the innermost dimension is the last one, for COLUMN the first. */
 static int tensor_dim_at(const tp_tensor_desc_t *t, int step)
 {
     return t->major_order == TP_MAJOR_ORDER_COLUMN ? step : t->ndims - 1 - step;
 }
 
-int tp_tensor_resolve(const tp_tensor_desc_t *t, int64_t strides_out[TP_MAX_DIMS], uint64_t *span_bytes)
+static int tensor_resolve(const tp_tensor_desc_t *t, int64_t strides_out[TP_MAX_DIMS], uint64_t *span_bytes,
+    bool report)
 {
     if (t->ndims < 1 || t->ndims > TP_MAX_DIMS)
     {
-        TP_SET_ERR(TP_E_VALIDATION, "ndims %u is outside 1..%d", t->ndims, TP_MAX_DIMS);
-        return -1;
+        TENSOR_FAIL(report, "ndims %u is outside 1..%d", t->ndims, TP_MAX_DIMS);
     }
     if (!tp_wire_dtype_is_valid(t->dtype))
     {
-        TP_SET_ERR(TP_E_VALIDATION, "dtype %d is not in the registry", (int)t->dtype);
-        return -1;
+        TENSOR_FAIL(report, "dtype %d is not in the registry", (int)t->dtype);
     }
     if (!tp_wire_major_order_is_valid(t->major_order))
     {
-        TP_SET_ERR(TP_E_VALIDATION, "major_order %d is not in the registry", (int)t->major_order);
-        return -1;
+        TENSOR_FAIL(report, "major_order %d is not in the registry", (int)t->major_order);
     }
     int64_t inner_stride = 0;
     int64_t inner_extent = 0;
@@ -74,27 +84,23 @@ int tp_tensor_resolve(const tp_tensor_desc_t *t, int64_t strides_out[TP_MAX_DIMS
         int d = tensor_dim_at(t, step);
         if (t->dims[d] < 0)
         {
-            TP_SET_ERR(TP_E_VALIDATION, "dims[%d] = %d is negative", d, t->dims[d]);
-            return -1;
+            TENSOR_FAIL(report, "dims[%d] = %d is negative", d, t->dims[d]);
         }
         if (t->strides[d] < 0)
         {
-            TP_SET_ERR(TP_E_VALIDATION, "strides[%d] = %d is negative (unsupported in v1.2)", d, t->strides[d]);
-            return -1;
+            TENSOR_FAIL(report, "strides[%d] = %d is negative (unsupported in v1.2)", d, t->strides[d]);
         }
         int64_t expected = step == 0 ? (int64_t)tp_dtype_size_bytes(t->dtype) : inner_stride * inner_extent;
         int64_t stride = t->strides[d] == 0 ? expected : t->strides[d];
         if (stride < expected)
         {
-            TP_SET_ERR(TP_E_VALIDATION,
+            TENSOR_FAIL(report,
                 "strides[%d] = %lld overlaps the inner dimension (needs at least %lld for %s-major order)", d,
                 (long long)stride, (long long)expected, t->major_order == TP_MAJOR_ORDER_COLUMN ? "column" : "row");
-            return -1;
         }
         if (stride > INT32_MAX)
         {
-            TP_SET_ERR(TP_E_VALIDATION, "strides[%d] would be %lld, beyond int32", d, (long long)stride);
-            return -1;
+            TENSOR_FAIL(report, "strides[%d] would be %lld, beyond int32", d, (long long)stride);
         }
         strides_out[d] = stride;
         if (t->dims[d] == 0)
@@ -116,18 +122,22 @@ int tp_tensor_resolve(const tp_tensor_desc_t *t, int64_t strides_out[TP_MAX_DIMS
     return 0;
 }
 
-int tp_tensor_validate(const tp_tensor_desc_t *t)
+int tp_tensor_resolve(const tp_tensor_desc_t *t, int64_t strides_out[TP_MAX_DIMS], uint64_t *span_bytes)
+{
+    return tensor_resolve(t, strides_out, span_bytes, true);
+}
+
+static int tensor_validate(const tp_tensor_desc_t *t, bool report)
 {
     int64_t strides[TP_MAX_DIMS];
     uint64_t span;
-    if (tp_tensor_resolve(t, strides, &span) < 0)
+    if (tensor_resolve(t, strides, &span, report) < 0)
     {
         return -1;
     }
     if (!tp_wire_progress_unit_is_valid(t->progress_unit))
     {
-        TP_SET_ERR(TP_E_VALIDATION, "progress_unit %d is not in the registry", (int)t->progress_unit);
-        return -1;
+        TENSOR_FAIL(report, "progress_unit %d is not in the registry", (int)t->progress_unit);
     }
     if (t->progress_unit == TP_PROGRESS_UNIT_NONE)
     {
@@ -138,14 +148,12 @@ int tp_tensor_validate(const tp_tensor_desc_t *t)
     int d = t->progress_unit == TP_PROGRESS_UNIT_ROWS ? 0 : 1;
     if (d >= t->ndims)
     {
-        TP_SET_ERR(TP_E_VALIDATION, "progress_unit COLUMNS needs at least 2 dimensions, ndims is %u", t->ndims);
-        return -1;
+        TENSOR_FAIL(report, "progress_unit COLUMNS needs at least 2 dimensions, ndims is %u", t->ndims);
     }
     if (t->progress_stride_bytes == 0 || (int64_t)t->progress_stride_bytes != strides[d])
     {
-        TP_SET_ERR(TP_E_VALIDATION, "progress_stride_bytes %u does not match the %s stride %lld",
+        TENSOR_FAIL(report, "progress_stride_bytes %u does not match the %s stride %lld",
             t->progress_stride_bytes, d == 0 ? "row" : "column", (long long)strides[d]);
-        return -1;
     }
     return 0;
 }
@@ -171,13 +179,16 @@ void tp_tensor_header_encode(uint8_t *dst, const tp_tensor_desc_t *t)
     }
 }
 
-int tp_tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out)
+int tp_tensor_validate(const tp_tensor_desc_t *t)
+{
+    return tensor_validate(t, true);
+}
+
+static int tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out, bool report)
 {
     if (length != TP_TENSOR_HEADER_BYTES)
     {
-        TP_SET_ERR(TP_E_VALIDATION, "headerBytes is %u bytes; a v1.2 TensorHeader is %d", length,
-            TP_TENSOR_HEADER_BYTES);
-        return -1;
+        TENSOR_FAIL(report, "headerBytes is %u bytes; a v1.2 TensorHeader is %d", length, TP_TENSOR_HEADER_BYTES);
     }
     uint16_t block_length = tp_sbe_get_u16(src);
     uint16_t template_id = tp_sbe_get_u16(src + 2);
@@ -186,10 +197,9 @@ int tp_tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_desc_
     if (block_length != TP_WIRE_TENSOR_HEADER_BLOCK_LENGTH || template_id != TP_WIRE_TENSOR_HEADER_TEMPLATE_ID ||
         schema_id != TP_WIRE_SCHEMA_ID || version != TP_WIRE_SCHEMA_VERSION)
     {
-        TP_SET_ERR(TP_E_VALIDATION,
+        TENSOR_FAIL(report,
             "embedded header is blockLength %u templateId %u schemaId %u version %u; expected TensorHeader 184/52/900/1",
             block_length, template_id, schema_id, version);
-        return -1;
     }
     const uint8_t *b = src + TP_SBE_HEADER_LENGTH;
     memset(out, 0, sizeof(*out));
@@ -203,5 +213,15 @@ int tp_tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_desc_
         out->dims[i] = tp_sbe_get_i32(b + TP_WIRE_TENSOR_HEADER_DIMS_OFFSET + 4 * i);
         out->strides[i] = tp_sbe_get_i32(b + TP_WIRE_TENSOR_HEADER_STRIDES_OFFSET + 4 * i);
     }
-    return tp_tensor_validate(out);
+    return tensor_validate(out, report);
+}
+
+int tp_tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out)
+{
+    return tensor_header_decode(src, length, out, true);
+}
+
+int tp_tensor_header_check(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out)
+{
+    return tensor_header_decode(src, length, out, false);
 }
