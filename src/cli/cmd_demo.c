@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/tp_cli.h"
+#include "core/tp_alloc.h"
 #include "core/tp_atomic.h"
 #include "core/tp_clock.h"
 #include "core/tp_crc32c.h"
@@ -50,6 +51,8 @@ typedef struct demo_shared
     uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - sizeof(uint64_t)];
     int stop;
     uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - sizeof(int)];
+    uint64_t report_request; /* the reporter bumps it; each consumer answers by publishing its window */
+    uint8_t pad3[TP_CACHE_LINE_PAD_BYTES - sizeof(uint64_t)];
     uint64_t produced_bytes;
 } demo_shared_t;
 
@@ -64,6 +67,7 @@ typedef struct demo_consumer
     tp_superblock_t header_expect;
     tp_superblock_t pool_expect;
     double slow_ms;
+    uint8_t *copy_buffer; /* the slow consumer copies each payload out before processing it */
     pthread_t thread;
     int started;
     int map_failed;
@@ -75,11 +79,11 @@ typedef struct demo_consumer
     uint64_t drops_late;
     uint64_t invalid;
     uint64_t checksum_failures;
-    /* latency of the last reporting window, handed over with a generation counter */
+    /* latency of the current reporting window; handed over when the reporter asks (report_request) */
     tp_histogram_t window;
-    tp_histogram_t total; /* whole run; read after the thread is joined */
-    tp_histogram_t published[2];
-    uint64_t generation;
+    tp_histogram_t total;     /* whole run; read after the thread is joined */
+    tp_histogram_t published; /* written by the consumer only while answering a request */
+    uint64_t answered;        /* the last request answered */
 } demo_consumer_t;
 
 static void demo_usage(FILE *out)
@@ -88,10 +92,11 @@ static void demo_usage(FILE *out)
         "usage: tp demo [--seconds S] [--width W] [--height H] [--channels C] [--slots N] [--rate HZ]\n"
         "               [--slow-ms MS] [--base-dir DIR] [--json]\n\n"
         "Create a header ring and a payload pool in shared memory (canonical layout under DIR), run a producer\n"
-        "of synthetic camera frames and two consumers (one full-rate, one that spends --slow-ms on every frame\n"
-        "before re-validating it), and print once a second: frames/s, GiB/s, drops by kind, latency from commit\n"
-        "to the consumer seeing the\n"
-        "committed slot (p50/p99) and checksum failures, which must stay 0.\n\n"
+        "of synthetic camera frames and two consumers: `fast` reads every frame in place (zero copy) and\n"
+        "re-checks the seqlock; `slow` copies each frame out, re-checks, then spends --slow-ms on its copy.\n"
+        "Every accepted frame's CRC32C is verified. Once a second it prints frames/s, GiB/s, drops by kind\n"
+        "(gap: overwritten before it was read; late: changed while it was read), latency from the commit to\n"
+        "the consumer seeing the committed slot (p50/p99), and checksum failures, which must stay 0.\n\n"
         "This demo runs inside one process: the driver and the message bus are not part of it yet.\n\n"
         "options (defaults in brackets):\n"
         "  --seconds S     run time [10]; Ctrl-C stops early\n"
@@ -240,13 +245,12 @@ static void demo_sleep_ns(int64_t ns)
     nanosleep(&ts, NULL);
 }
 
-static void consumer_publish_window(demo_consumer_t *c)
+static void consumer_answer_report(demo_consumer_t *c, uint64_t request)
 {
-    uint64_t g = tp_load_relaxed_u64(&c->generation);
-    c->published[(g + 1) & 1] = c->window;
-    tp_store_release_u64(&c->generation, g + 1); /* pairs with the acquire in demo_take_window */
+    c->published = c->window;
     tp_histogram_merge(&c->total, &c->window);
     tp_histogram_reset(&c->window);
+    tp_store_release_u64(&c->answered, request); /* pairs with the acquire in demo_take_window */
 }
 
 static void consumer_read_frame(demo_consumer_t *c, uint8_t *ring, uint8_t *pool, uint64_t seq, uint32_t stride)
@@ -283,16 +287,29 @@ static void consumer_read_frame(demo_consumer_t *c, uint8_t *ring, uint8_t *pool
         return;
     }
     const uint8_t *payload = tp_pool_slot_at(pool, index, stride);
-    int ok = demo_verify(payload, fields.values_len_bytes, seq);
-    if (c->slow_ms > 0)
+    int ok;
+    if (c->copy_buffer != NULL)
     {
-        demo_sleep_ns((int64_t)(c->slow_ms * 1e6)); /* "processing" while the producer may lap us */
+        /* Copy-out path for slow processing: copy, re-check the seqlock, then take all the time needed on the
+         * private copy; the producer can no longer change it. */
+        memcpy(c->copy_buffer, payload, fields.values_len_bytes);
+        if (!tp_slot_read_still(slot, seq_commit))
+        {
+            tp_store_relaxed_u64(&c->drops_late, c->drops_late + 1);
+            return;
+        }
+        ok = demo_verify(c->copy_buffer, fields.values_len_bytes, seq);
+        demo_sleep_ns((int64_t)(c->slow_ms * 1e6)); /* "processing" */
     }
-    /* The payload is only known good once the seqlock re-check passes (wire spec 8.3 step 6). */
-    if (!tp_slot_read_still(slot, seq_commit))
+    else
     {
-        tp_store_relaxed_u64(&c->drops_late, c->drops_late + 1);
-        return;
+        /* Zero-copy path: read in place, then re-check; only then is what was read known good (wire spec 8.3). */
+        ok = demo_verify(payload, fields.values_len_bytes, seq);
+        if (!tp_slot_read_still(slot, seq_commit))
+        {
+            tp_store_relaxed_u64(&c->drops_late, c->drops_late + 1);
+            return;
+        }
     }
     if (!ok)
     {
@@ -319,7 +336,6 @@ static void *consumer_main(void *arg)
     }
     uint32_t nslots = c->config->nslots;
     uint64_t cursor = tp_load_acquire_u64(&c->shared->head);
-    int64_t next_publish = tp_clock_monotonic_ns() + TP_NS_PER_S;
     while (!tp_load_relaxed_int(&c->shared->stop))
     {
         uint64_t head = tp_load_acquire_u64(&c->shared->head);
@@ -339,29 +355,45 @@ static void *consumer_main(void *arg)
             consumer_read_frame(c, ring.base, pool.base, cursor, c->pool_expect.stride_bytes);
             cursor++;
         }
-        int64_t now = tp_clock_monotonic_ns();
-        if (now >= next_publish)
+        uint64_t request = tp_load_acquire_u64(&c->shared->report_request);
+        if (request != c->answered)
         {
-            consumer_publish_window(c);
-            next_publish = now + TP_NS_PER_S;
+            consumer_answer_report(c, request);
         }
     }
-    consumer_publish_window(c);
+    tp_histogram_merge(&c->total, &c->window);
     tp_shm_region_close(&pool);
     tp_shm_region_close(&ring);
     return NULL;
 }
 
-static void demo_take_window(demo_consumer_t *c, tp_histogram_t *out, uint64_t *seen_generation)
+/* Ask every consumer for its latency window and wait (briefly: a slow consumer answers after its current frame). */
+static void demo_request_windows(demo_shared_t *shared, demo_consumer_t *consumers, int count)
 {
-    uint64_t g = tp_load_acquire_u64(&c->generation);
-    if (g == *seen_generation)
+    uint64_t request = tp_load_relaxed_u64(&shared->report_request) + 1;
+    tp_store_release_u64(&shared->report_request, request);
+    int64_t deadline = tp_clock_monotonic_ns() + 200 * TP_NS_PER_MS;
+    for (int i = 0; i < count; i++)
+    {
+        while (consumers[i].started && tp_load_acquire_u64(&consumers[i].answered) != request &&
+               tp_clock_monotonic_ns() < deadline)
+        {
+            demo_sleep_ns(100000);
+        }
+    }
+}
+
+/* The window a consumer handed over for the current request; empty if it has not answered in time. */
+static void demo_take_window(demo_consumer_t *c, uint64_t request, tp_histogram_t *out)
+{
+    if (tp_load_acquire_u64(&c->answered) == request)
+    {
+        *out = c->published;
+    }
+    else
     {
         tp_histogram_reset(out);
-        return;
     }
-    *out = c->published[g & 1];
-    *seen_generation = g;
 }
 
 typedef struct demo_totals
@@ -383,7 +415,7 @@ static void demo_consumer_totals(demo_consumer_t *c, demo_totals_t *t)
 }
 
 static void demo_report(const demo_config_t *cfg, double t_s, double dt_s, uint64_t produced, uint64_t bytes,
-    demo_consumer_t *consumers, demo_totals_t *last, uint64_t *generations, int final)
+    demo_consumer_t *consumers, demo_totals_t *last, uint64_t request, int final)
 {
     if (cfg->json)
     {
@@ -409,7 +441,7 @@ static void demo_report(const demo_config_t *cfg, double t_s, double dt_s, uint6
         }
         else
         {
-            demo_take_window(c, &h, &generations[i]);
+            demo_take_window(c, request, &h);
         }
         uint64_t frames = final ? now.frames : now.frames - last[i].frames;
         uint64_t gap = final ? now.gap : now.gap - last[i].gap;
@@ -491,43 +523,33 @@ static int demo_create_regions(const demo_config_t *cfg, uint32_t stride, demo_r
     return 0;
 }
 
-static void demo_produce(const demo_config_t *cfg, demo_regions_t *r, demo_shared_t *shared, uint32_t frame_bytes,
-    demo_consumer_t *consumers)
+typedef struct demo_producer
 {
+    const demo_config_t *config;
+    demo_regions_t *regions;
+    demo_shared_t *shared;
+    uint32_t frame_bytes;
+    pthread_t thread;
+    int started;
+} demo_producer_t;
+
+/* Publish frames until told to stop: the seqlock order of wire spec 8.3 / 15.18. */
+static void *producer_main(void *arg)
+{
+    demo_producer_t *p = arg;
+    const demo_config_t *cfg = p->config;
+    demo_regions_t *r = p->regions;
     tp_tensor_desc_t tensor = { .dtype = TP_DTYPE_UINT8, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 3,
         .dims = { (int32_t)cfg->height, (int32_t)cfg->width, (int32_t)cfg->channels } };
     uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
     tp_tensor_header_encode(tensor_header, &tensor);
     uint32_t mask = cfg->nslots - 1;
-    int64_t start = tp_clock_monotonic_ns();
-    int64_t end = start + (int64_t)(cfg->seconds * 1e9);
-    int64_t next_report = start + TP_NS_PER_S;
-    int64_t last_report = start;
     int64_t period = cfg->rate_hz > 0 ? (int64_t)(1e9 / cfg->rate_hz) : 0;
-    int64_t next_frame = start;
-    uint64_t last_seq = 0;
-    uint64_t last_bytes = 0;
-    demo_totals_t last[2];
-    memset(last, 0, sizeof(last));
-    uint64_t generations[2] = { 0, 0 };
+    int64_t next_frame = tp_clock_monotonic_ns();
     uint64_t seq = 0;
-    uint64_t bytes = 0;
-    while (!tp_cli_stop_requested())
+    while (!tp_load_relaxed_int(&p->shared->stop))
     {
         int64_t now = tp_clock_monotonic_ns();
-        if (now >= end)
-        {
-            break;
-        }
-        if (now >= next_report)
-        {
-            demo_report(cfg, (double)(now - start) / 1e9, (double)(now - last_report) / 1e9, seq - last_seq,
-                bytes - last_bytes, consumers, last, generations, 0);
-            last_report = now;
-            last_seq = seq;
-            last_bytes = bytes;
-            next_report += TP_NS_PER_S;
-        }
         if (period > 0 && now < next_frame)
         {
             demo_sleep_ns(next_frame - now > 1000000 ? 1000000 : next_frame - now);
@@ -537,31 +559,56 @@ static void demo_produce(const demo_config_t *cfg, demo_regions_t *r, demo_share
         uint32_t index = (uint32_t)(seq & mask);
         uint8_t *slot = tp_header_slot_at(r->ring.base, index);
         tp_slot_begin_write(slot, seq);
-        demo_fill(tp_pool_slot_at(r->pool.base, index, r->pool_sb.stride_bytes), frame_bytes, seq);
-        tp_slot_fields_t fields = { .values_len_bytes = frame_bytes, .payload_slot = index, .pool_id = DEMO_POOL_ID,
-            .timestamp_ns = (uint64_t)tp_clock_monotonic_ns() };
+        demo_fill(tp_pool_slot_at(r->pool.base, index, r->pool_sb.stride_bytes), p->frame_bytes, seq);
+        tp_slot_fields_t fields = { .values_len_bytes = p->frame_bytes, .payload_slot = index,
+            .pool_id = DEMO_POOL_ID, .timestamp_ns = (uint64_t)tp_clock_monotonic_ns() };
         tp_slot_write_header(slot, &fields, tensor_header);
         tp_slot_commit(slot, seq);
         seq++;
-        bytes += frame_bytes;
-        tp_store_release_u64(&shared->head, seq); /* the "descriptor"; pairs with the consumers' acquire */
+        tp_store_release_u64(&p->shared->head, seq); /* the "descriptor"; pairs with the consumers' acquire */
+        tp_fetch_add_relaxed_u64(&p->shared->produced_bytes, p->frame_bytes);
         if ((seq & 63) == 0)
         {
             tp_superblock_set_activity(r->ring.base, (uint64_t)tp_clock_monotonic_ns());
         }
     }
-    tp_store_relaxed_int(&shared->stop, 1);
-    for (int i = 0; i < 2; i++)
+    return NULL;
+}
+
+/* The reporting loop on the main thread: once a second until the time is up or Ctrl-C. */
+static void demo_run(const demo_config_t *cfg, demo_shared_t *shared, demo_consumer_t *consumers)
+{
+    int64_t start = tp_clock_monotonic_ns();
+    int64_t end = start + (int64_t)(cfg->seconds * 1e9);
+    int64_t last_report = start;
+    uint64_t last_seq = 0;
+    uint64_t last_bytes = 0;
+    demo_totals_t last[2];
+    memset(last, 0, sizeof(last));
+    while (!tp_cli_stop_requested())
     {
-        if (consumers[i].started)
+        int64_t now = tp_clock_monotonic_ns();
+        int64_t next = last_report + TP_NS_PER_S;
+        if (now >= end)
         {
-            pthread_join(consumers[i].thread, NULL);
-            consumers[i].started = 0;
+            break;
         }
+        if (now < next)
+        {
+            demo_sleep_ns((next < end ? next : end) - now > 20 * TP_NS_PER_MS ? 20 * TP_NS_PER_MS
+                                                                               : (next < end ? next : end) - now);
+            continue;
+        }
+        demo_request_windows(shared, consumers, 2);
+        uint64_t seq = tp_load_acquire_u64(&shared->head);
+        uint64_t bytes = tp_load_relaxed_u64(&shared->produced_bytes);
+        now = tp_clock_monotonic_ns();
+        demo_report(cfg, (double)(now - start) / 1e9, (double)(now - last_report) / 1e9, seq - last_seq,
+            bytes - last_bytes, consumers, last, tp_load_relaxed_u64(&shared->report_request), 0);
+        last_report = now;
+        last_seq = seq;
+        last_bytes = bytes;
     }
-    int64_t now = tp_clock_monotonic_ns();
-    demo_report(cfg, (double)(now - start) / 1e9, (double)(now - start) / 1e9, seq, bytes, consumers, last,
-        generations, 1);
 }
 
 int tp_cmd_demo(int argc, char **argv)
@@ -580,6 +627,8 @@ int tp_cmd_demo(int argc, char **argv)
     memset(&shared, 0, sizeof(shared));
     demo_consumer_t consumers[2];
     memset(consumers, 0, sizeof(consumers));
+    demo_producer_t producer;
+    memset(&producer, 0, sizeof(producer));
     tp_shm_allowed_dirs_t allowed;
     memset(&allowed, 0, sizeof(allowed));
     int status = TP_EXIT_FAILED;
@@ -593,7 +642,8 @@ int tp_cmd_demo(int argc, char **argv)
     {
         printf("tp demo: %ux%ux%u uint8 frames (%.2f MiB) in %u slots, pool stride %u bytes, %s\n"
                "regions: %s\n"
-               "consumers: fast (verifies every frame), slow (spends %.1f ms per frame before re-validating)\n",
+               "consumers: fast (zero-copy: verifies each frame in place, then re-checks the seqlock),\n"
+               "           slow (copy-out: copies, re-checks, then spends %.1f ms on its private copy)\n",
             cfg.width, cfg.height, cfg.channels, frame_bytes / 1048576.0, cfg.nslots, stride,
             cfg.rate_hz > 0 ? "rate-limited" : "full speed", regions.epoch_dir, cfg.slow_ms);
     }
@@ -607,6 +657,11 @@ int tp_cmd_demo(int argc, char **argv)
         c->config = &cfg;
         c->allowed = &allowed;
         c->slow_ms = i == 0 ? 0 : cfg.slow_ms;
+        if (i == 1 && tp_alloc((void **)&c->copy_buffer, stride) < 0)
+        {
+            tp_cli_fail(TP_EXIT_FAILED, "demo", "%s", tp_errmsg());
+            goto done;
+        }
         c->header_expect = regions.header_sb;
         c->pool_expect = regions.pool_sb;
         tp_histogram_reset(&c->window);
@@ -627,7 +682,31 @@ int tp_cmd_demo(int argc, char **argv)
         }
         c->started = 1;
     }
-    demo_produce(&cfg, &regions, &shared, frame_bytes, consumers);
+    producer.config = &cfg;
+    producer.regions = &regions;
+    producer.shared = &shared;
+    producer.frame_bytes = frame_bytes;
+    int64_t start = tp_clock_monotonic_ns();
+    if (pthread_create(&producer.thread, NULL, producer_main, &producer) != 0)
+    {
+        tp_cli_fail(TP_EXIT_FAILED, "demo", "cannot start the producer thread");
+        goto done;
+    }
+    producer.started = 1;
+    demo_run(&cfg, &shared, consumers);
+    tp_store_relaxed_int(&shared.stop, 1);
+    pthread_join(producer.thread, NULL);
+    producer.started = 0;
+    for (int i = 0; i < 2; i++)
+    {
+        pthread_join(consumers[i].thread, NULL);
+        consumers[i].started = 0;
+    }
+    double elapsed = (double)(tp_clock_monotonic_ns() - start) / 1e9;
+    demo_totals_t none[2];
+    memset(none, 0, sizeof(none));
+    demo_report(&cfg, elapsed, elapsed, tp_load_relaxed_u64(&shared.head), tp_load_relaxed_u64(&shared.produced_bytes),
+        consumers, none, 0, 1);
     status = TP_EXIT_OK;
     for (int i = 0; i < 2; i++)
     {
@@ -644,12 +723,20 @@ int tp_cmd_demo(int argc, char **argv)
     }
 done:
     tp_store_relaxed_int(&shared.stop, 1);
+    if (producer.started)
+    {
+        pthread_join(producer.thread, NULL);
+    }
     for (int i = 0; i < 2; i++)
     {
         if (consumers[i].started)
         {
             pthread_join(consumers[i].thread, NULL);
         }
+    }
+    for (int i = 0; i < 2; i++)
+    {
+        tp_free(consumers[i].copy_buffer);
     }
     tp_shm_allowed_dirs_fini(&allowed);
     tp_shm_region_close(&regions.ring);

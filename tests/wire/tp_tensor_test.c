@@ -131,6 +131,10 @@ static void test_embedded_header_checks(void **state)
     tp_sbe_put_u16(raw, 184);
     raw[8 + TP_WIRE_TENSOR_HEADER_NDIMS_OFFSET] = 0;
     tp_assert_fails_with(tp_tensor_header_decode(raw, sizeof(raw), &out), "ndims 0");
+    /* the per-frame check drops the same header without touching the error record (no formatting) */
+    tp_err_clear();
+    assert_int_equal(tp_tensor_header_check(raw, sizeof(raw), &out), -1);
+    assert_int_equal(tp_errcode(), 0);
 }
 
 static void test_dtype_sizes(void **state)
