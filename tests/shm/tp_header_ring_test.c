@@ -2,7 +2,7 @@
  * The seqlock and header slots (wire spec 8.3, 15.19, 15.21): states, validation, a torn-read torture run, and
  * zero allocations on the steady-state path.
  * covers: W-8.3-1, W-8.3-2, W-8.3-3, W-8.3-4, W-8.3-5, W-8.3-6, W-8.3-7, W-8.3-10, W-8.3-12, W-8.2-2, W-8.2-9,
- * covers: W-8.2-12, W-8.2-13, W-8.2-21, W-8.2-22, W-8.2-23, W-8.2-5, W-8.2-8, W-15.3-1, W-15.3-2, W-15.3-3,
+ * covers: W-8.2-12, W-8.2-13, W-8.2-21, W-8.2-22, W-8.2-23, W-8.2-5, W-15.3-1, W-15.3-2, W-15.3-3,
  * covers: W-15.21-1, W-15.21-2, W-15.21-4, W-15.21-5, W-15.18-1, W-9-2, W-9-4, W-10.2.1-11
  */
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /*
  * Regions: canonical layout, creation with modes, superblock contents, mapping with validation, hostile files.
- * covers: W-7.1-1, W-7.1-2, W-7.1-3, W-7.1-5, W-7.1-6, W-7.1-8, W-7.1-9, W-8.1-1, W-8.1-2, W-9-1, W-15.1-1,
- * covers: W-15.1-2, W-15.14-3, W-15.14-4, W-15.21a.3-1, W-15.21a.3-2, W-15.21a.3-3, W-15.21a.3-5, W-15.21a.4-1,
+ * covers: W-7.1-1, W-7.1-2, W-7.1-5, W-7.1-6, W-7.1-8, W-7.1-9, W-8.1-1, W-8.1-2, W-9-1, W-15.1-1,
+ * covers: W-15.1-2, W-15.21a.3-1, W-15.21a.3-2, W-15.21a.3-3, W-15.21a.3-5,
  * covers: W-15.22-7, W-15.22-8, W-15.22-10, W-6-1
  */
 #include <fcntl.h>

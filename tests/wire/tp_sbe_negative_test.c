@@ -1,7 +1,7 @@
 /*
  * Hostile SBE input: truncation at every length, lengths and counts that run past the end, block lengths below
  * the schema's, wrong ids, unknown enum values, and random mutation. Never an out-of-bounds read (run under ASan).
- * covers: W-16-8, J-14-1, T-13-1, B-7.2-5, W-15.16-3, D-4.2-15
+ * covers: W-16-8, D-4.2-15
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /*
  * Golden vectors (shared/vectors/sbe): every .bin decodes to exactly the values of its .json, consuming every byte,
  * and encoding those values gives back identical bytes. Typed accessors are checked against the same values.
- * covers: W-16-1, W-16-2, W-16-3, W-16-4, W-16-5, W-16-6, W-16-7, W-6-2, W-8.2-1, W-8.2-3, W-10-1, W-10.1-1,
+ * covers: W-16-1, W-16-2, W-16-3, W-16-4, W-16-5, W-16-6, W-16-7, W-6-2, W-8.2-1, W-8.2-3, W-10.1-1,
  * covers: W-10.1-2, W-10.1-3, W-10.1-4, W-10.1-7, W-15.8-2, W-7.1-5, J-15-1, J-15-3, J-15-4, J-10.1-2, J-10.1-3,
  * covers: J-10.1-8, J-10.3-5, J-6.2.1-2
  */
