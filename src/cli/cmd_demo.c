@@ -280,7 +280,7 @@ static void consumer_read_frame(demo_consumer_t *c, uint8_t *ring, uint8_t *pool
         }
         return;
     }
-    if (fields.pool_id != DEMO_POOL_ID || fields.payload_slot != index || fields.values_len_bytes > stride ||
+    if (fields.pool_id != DEMO_POOL_ID || !tp_slot_payload_is_valid(&fields, index, c->pool_expect.nslots, stride) ||
         fields.values_len_bytes < 12)
     {
         tp_store_relaxed_u64(&c->invalid, c->invalid + 1);

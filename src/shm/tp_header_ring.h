@@ -104,6 +104,15 @@ void tp_slot_read_fields(const uint8_t *slot, tp_slot_fields_t *out);
 tp_slot_status_t tp_slot_snapshot(const uint8_t *slot, uint64_t seq, tp_slot_fields_t *fields,
     tp_tensor_desc_t *tensor, uint64_t *seq_commit_out);
 
+/* After a TP_SLOT_OK snapshot of slot `index`: the payload must be in the pool's slot `index` (v1.2 maps payload
+ * slot = header index), inside the mapped pool, and no longer than its stride (wire spec 10.2.1). true if so. */
+/* Hot path: no alloc, syscalls or locks. */
+static inline bool tp_slot_payload_is_valid(const tp_slot_fields_t *f, uint32_t index, uint32_t pool_nslots,
+    uint32_t stride_bytes)
+{
+    return f->payload_slot == index && f->payload_slot < pool_nslots && f->values_len_bytes <= stride_bytes;
+}
+
 /* Index of the smallest stride >= length (wire spec 9), or -1 when no pool fits. */
 int tp_pool_select(const uint32_t *strides, int count, uint64_t length_bytes);
 

@@ -3,7 +3,8 @@
  * zero allocations on the steady-state path.
  * covers: W-8.3-1, W-8.3-2, W-8.3-3, W-8.3-4, W-8.3-5, W-8.3-6, W-8.3-7, W-8.3-10, W-8.3-12, W-8.2-2, W-8.2-9,
  * covers: W-8.2-12, W-8.2-13, W-8.2-21, W-8.2-22, W-8.2-23, W-8.2-5, W-15.3-1, W-15.3-2, W-15.3-3,
- * covers: W-15.21-1, W-15.21-2, W-15.21-4, W-15.21-5, W-15.18-1, W-9-2, W-9-4, W-10.2.1-11
+ * covers: W-15.21-1, W-15.21-2, W-15.21-4, W-15.21-5, W-15.18-1, W-9-2, W-9-4, W-10.2.1-11, W-10.2.1-12,
+ * covers: W-10.2.1-13
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -124,6 +125,20 @@ static void test_full_overwrite(void **state)
     assert_int_equal(slot[TP_WIRE_SLOT_HEADER_PAD_OFFSET + 10], 0);
     assert_int_equal(tp_sbe_get_u32(slot + TP_WIRE_SLOT_HEADER_META_VERSION_OFFSET), 0);
     assert_int_equal(slot[255], 0);
+}
+
+static void test_payload_location_checks(void **state)
+{
+    (void)state;
+    tp_slot_fields_t f = { .values_len_bytes = 256, .payload_slot = 3, .pool_id = 1 };
+    assert_true(tp_slot_payload_is_valid(&f, 3, 4, 256));
+    assert_false(tp_slot_payload_is_valid(&f, 3, 4, 128)); /* values_len_bytes > stride_bytes */
+    assert_false(tp_slot_payload_is_valid(&f, 2, 4, 256)); /* payload_slot != header index */
+    f.payload_slot = 4;
+    assert_false(tp_slot_payload_is_valid(&f, 4, 4, 256)); /* outside the mapped pool */
+    f.payload_slot = 0;
+    f.values_len_bytes = 0;
+    assert_true(tp_slot_payload_is_valid(&f, 0, 4, 256));
 }
 
 static void test_pool_select(void **state)
@@ -316,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_states),
         cmocka_unit_test(test_invalid_headers_are_dropped),
         cmocka_unit_test(test_full_overwrite),
+        cmocka_unit_test(test_payload_location_checks),
         cmocka_unit_test(test_pool_select),
         cmocka_unit_test(test_no_torn_frame_is_ever_accepted),
         cmocka_unit_test(test_steady_state_allocates_nothing),
