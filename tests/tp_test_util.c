@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/tp_fs.h"
 #include "shm/tp_shm_layout.h"
 
 void tp_test_assert_contains(const char *haystack, const char *needle)
@@ -42,13 +43,13 @@ void tp_test_make_dir(char *out, size_t capacity, const char *name)
 {
     const char *root = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf(out, capacity, "%s/tp-test-%d-%s", root, (int)getpid(), name);
-    tp_shm_remove_tree(out);
+    tp_fs_remove_tree(out);
     assert_int_equal(mkdir(out, 0700), 0);
 }
 
 void tp_test_remove_dir(const char *path)
 {
-    tp_shm_remove_tree(path);
+    tp_fs_remove_tree(path);
 }
 
 int tp_test_run(const char *command, char *out, size_t capacity)

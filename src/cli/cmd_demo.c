@@ -25,6 +25,7 @@
 #include "core/tp_err.h"
 #include "core/tp_histogram.h"
 #include "shm/tp_header_ring.h"
+#include "core/tp_fs.h"
 #include "shm/tp_shm_layout.h"
 #include "wire/tp_tensor.h"
 
@@ -500,7 +501,7 @@ static int demo_create_regions(const demo_config_t *cfg, uint32_t stride, demo_r
     /* The namespace directory is the parent of the stream directory; the demo removes it at the end. */
     snprintf(r->namespace_dir, sizeof(r->namespace_dir), "%s", stream_dir);
     *strrchr(r->namespace_dir, '/') = '\0';
-    if (tp_shm_mkdirs(cfg->base_dir, r->epoch_dir, 0700) < 0 ||
+    if (tp_fs_mkdirs(cfg->base_dir, r->epoch_dir, 0700) < 0 ||
         tp_shm_layout_header_path(r->header_path, sizeof(r->header_path), r->epoch_dir) < 0 ||
         tp_shm_layout_pool_path(r->pool_path, sizeof(r->pool_path), r->epoch_dir, DEMO_POOL_ID) < 0)
     {
@@ -743,7 +744,7 @@ done:
     tp_shm_region_close(&regions.pool);
     if (regions.namespace_dir[0] != '\0')
     {
-        tp_shm_remove_tree(regions.namespace_dir);
+        tp_fs_remove_tree(regions.namespace_dir);
     }
     return status;
 }

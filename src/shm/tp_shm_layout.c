@@ -1,9 +1,7 @@
 /* Canonical layout; see tp_shm_layout.h. */
 #include "shm/tp_shm_layout.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -142,121 +140,6 @@ int tp_shm_layout_pool_path(char *out, size_t capacity, const char *epoch_dir, u
     if (n < 0 || (size_t)n >= capacity)
     {
         TP_SET_ERR(TP_E_INVALID, "pool path does not fit %zu bytes", capacity);
-        return -1;
-    }
-    return 0;
-}
-
-int tp_shm_mkdirs(const char *trusted_root, const char *path, mode_t mode)
-{
-    struct stat st;
-    if (lstat(trusted_root, &st) < 0 || !S_ISDIR(st.st_mode))
-    {
-        TP_SET_ERR(TP_E_CONFIG, "base directory '%s' does not exist or is not a directory", trusted_root);
-        return -1;
-    }
-    size_t root_n = strlen(trusted_root);
-    if (strncmp(path, trusted_root, root_n) != 0 || (path[root_n] != '/' && path[root_n] != '\0'))
-    {
-        TP_SET_ERR(TP_E_CONTAINMENT, "'%s' is not below base directory '%s'", path, trusted_root);
-        return -1;
-    }
-    char partial[TP_PATH_MAX];
-    if (strlen(path) >= sizeof(partial))
-    {
-        TP_SET_ERR(TP_E_INVALID, "path '%s' is too long", path);
-        return -1;
-    }
-    strcpy(partial, path);
-    for (char *p = partial + root_n + 1; p != NULL && *p != '\0';)
-    {
-        char *slash = strchr(p, '/');
-        if (slash != NULL)
-        {
-            *slash = '\0';
-        }
-        if (mkdir(partial, mode) == 0)
-        {
-            /* mkdir honours the umask; set exactly the configured mode (setgid bits included). */
-            if (chmod(partial, mode) < 0)
-            {
-                TP_SET_ERR(errno, "chmod %o on '%s' failed: %s", (unsigned)mode, partial, strerror(errno));
-                return -1;
-            }
-        }
-        else if (errno != EEXIST)
-        {
-            TP_SET_ERR(errno, "creating directory '%s' failed: %s", partial, strerror(errno));
-            return -1;
-        }
-        if (lstat(partial, &st) < 0 || !S_ISDIR(st.st_mode))
-        {
-            TP_SET_ERR(TP_E_CONTAINMENT, "'%s' exists but is not a directory (or is a symlink)", partial);
-            return -1;
-        }
-        if (slash == NULL)
-        {
-            break;
-        }
-        *slash = '/';
-        p = slash + 1;
-    }
-    return 0;
-}
-
-static int remove_tree_at(int dirfd, const char *name, int depth)
-{
-    if (depth > 16)
-    {
-        TP_SET_ERR(TP_E_INVALID, "directory tree too deep while removing '%s'", name);
-        return -1;
-    }
-    struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-    {
-        return errno == ENOENT ? 0 : -1;
-    }
-    if (!S_ISDIR(st.st_mode))
-    {
-        return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
-    }
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-    {
-        return -1;
-    }
-    DIR *d = fdopendir(fd);
-    if (d == NULL)
-    {
-        close(fd);
-        return -1;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-    {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-        {
-            continue;
-        }
-        if (remove_tree_at(fd, e->d_name, depth + 1) < 0)
-        {
-            rc = -1;
-        }
-    }
-    closedir(d);
-    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    {
-        rc = -1;
-    }
-    return rc;
-}
-
-int tp_shm_remove_tree(const char *path)
-{
-    if (remove_tree_at(AT_FDCWD, path, 0) < 0)
-    {
-        TP_SET_ERR(errno, "removing '%s' failed: %s", path, strerror(errno));
         return -1;
     }
     return 0;

@@ -30,11 +30,5 @@ int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, c
 int tp_shm_layout_header_path(char *out, size_t capacity, const char *epoch_dir);
 int tp_shm_layout_pool_path(char *out, size_t capacity, const char *epoch_dir, uint16_t pool_id);
 
-/* Create every missing directory of path (absolute) with mode; existing ones must be directories (not
- * symlinks) below `trusted_root`, which itself must exist. */
-int tp_shm_mkdirs(const char *trusted_root, const char *path, mode_t mode);
-
-/* Remove a directory tree created by the layout (regular files and directories only; never follows links). */
-int tp_shm_remove_tree(const char *path);
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/tp_fs.h"
 #include "shm/tp_shm_layout.h"
 #include "shm/tp_shm_region.h"
 #include "tp_test_util.h"
@@ -100,7 +101,7 @@ static void test_create_writes_superblock_and_modes(void **state)
     (void)state;
     char dir[TP_PATH_MAX];
     tp_assert_ok(tp_shm_layout_epoch_dir(dir, sizeof(dir), root, "default", 10000, 1));
-    tp_assert_ok(tp_shm_mkdirs(root, dir, 0750));
+    tp_assert_ok(tp_fs_mkdirs(root, dir, 0750));
     struct stat st;
     assert_int_equal(stat(dir, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0750);
@@ -239,8 +240,8 @@ static void test_mkdirs_refuses_symlinked_components(void **state)
     assert_int_equal(symlink("/tmp", link), 0);
     char target[TP_PATH_MAX];
     snprintf(target, sizeof(target), "%s/linked/tp-should-not-exist", root);
-    tp_assert_fails_with(tp_shm_mkdirs(root, target, 0700), "symlink");
-    tp_assert_fails_with(tp_shm_mkdirs(root, "/etc/tp-x", 0700), "not below base directory");
+    tp_assert_fails_with(tp_fs_mkdirs(root, target, 0700), "symlink");
+    tp_assert_fails_with(tp_fs_mkdirs(root, "/etc/tp-x", 0700), "not below base directory");
 }
 
 int main(void)

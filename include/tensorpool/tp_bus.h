@@ -1,0 +1,138 @@
+/*
+ * The bus: tensorpool's message transport. It keeps Aeron's channel syntax and semantics, but it is not Aeron:
+ * an Aeron client cannot join it. SBE messages and SHM layouts are where tensorpool is byte-compatible with
+ * the other implementations; the bus is our own.
+ *
+ * Channels:
+ *   aeron:ipc[?term-length=4m]                       shared memory on this host
+ *   aeron:udp?endpoint=host:port[|interface=ip|ttl=n|mtu=n]   one message per datagram (unicast or multicast)
+ *
+ * Semantics:
+ *   - many publications and subscriptions per (channel, stream id), in any processes;
+ *   - a subscription sees only what is published after it joined;
+ *   - lossy under overrun: a publication never waits for readers; a subscription that falls more than its
+ *     image's capacity behind counts the records it lost and resumes at the newest one;
+ *   - per publication (image) order is kept; across publications there is no total order;
+ *   - nothing a subscriber does can slow a publisher, and a dead or stopped publisher affects only its own
+ *     messages.
+ *
+ * IPC: every publication owns a single-writer ring ("image") in a file under the bus directory,
+ * <bus_dir>/<stream_id>/<session_id>.log, listed in <bus_dir>/<stream_id>/registry. The bus directory defaults
+ * to /dev/shm/tensorpool-$USER/bus; TP_BUS_DIR overrides the default and an explicit directory overrides both.
+ *
+ * Threads: a publication may be used by one thread at a time unless opened shared (then offers serialise on a
+ * short in-process spin); a subscription by one thread at a time. Different objects need no coordination.
+ */
+#ifndef TENSORPOOL_TP_BUS_H
+#define TENSORPOOL_TP_BUS_H
+
+#include "tensorpool/tp_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Offer / claim results below zero (a position, > 0, means the message is in the log). */
+enum
+{
+    TP_BUS_NOT_CONNECTED = -1,              /* no subscription exists on the stream; nothing was written */
+    TP_BUS_BACK_PRESSURED = -2,             /* transient (UDP send buffer full); try again */
+    TP_BUS_ADMIN_ACTION = -3,               /* transient: the claim is busy or the image is rolling over */
+    TP_BUS_CLOSED = -4,                     /* the publication is closed */
+    TP_BUS_MAX_MESSAGE_LENGTH_EXCEEDED = -5 /* longer than tp_bus_publication_max_message_length() */
+};
+
+typedef struct tp_bus tp_bus_t;
+typedef struct tp_bus_publication tp_bus_publication_t;
+typedef struct tp_bus_subscription tp_bus_subscription_t;
+
+/* What a subscriber learns about a message besides its bytes. */
+typedef struct tp_bus_header
+{
+    int32_t stream_id;
+    int32_t session_id; /* the publication (image) it came from */
+    int64_t position;   /* byte position just past the message in its image (IPC), or its sequence (UDP) */
+} tp_bus_header_t;
+
+/* Called once per message; buffer and header are valid only during the call. */
+typedef void (*tp_bus_fragment_handler_t)(void *clientd, const uint8_t *buffer, size_t length,
+    const tp_bus_header_t *header);
+
+/* Called when an image (a publication) becomes available to, or is dropped by, a subscription. */
+typedef void (*tp_bus_image_handler_t)(void *clientd, int32_t stream_id, int32_t session_id);
+
+/* A claimed region of the log: fill buffer[0..length) then commit or abort. */
+typedef struct tp_bus_claim
+{
+    uint8_t *buffer;
+    size_t length;
+    int64_t position_;     /* internal */
+    uint64_t record_bytes_; /* internal */
+} tp_bus_claim_t;
+
+typedef struct tp_bus_counters
+{
+    uint64_t messages;        /* delivered to handlers */
+    uint64_t lost_records;    /* records overwritten before this subscription read them */
+    uint64_t images_joined;
+    uint64_t images_dropped;  /* closed or dead publications, removed once drained */
+    uint64_t malformed;       /* records or datagrams that failed validation and were skipped */
+    uint32_t images_active;
+} tp_bus_counters_t;
+
+/* Open a bus context on bus_dir (NULL: $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus). Creates the directory
+ * (0700) if missing. The context must outlive every publication and subscription made from it. */
+TP_API int tp_bus_init(tp_bus_t **out, const char *bus_dir);
+TP_API int tp_bus_close(tp_bus_t *bus);
+/* The bus directory in use. */
+TP_API const char *tp_bus_dir(const tp_bus_t *bus);
+
+/* ---- publications ---- */
+
+/* Open a publication on channel / stream_id. is_shared allows several threads to offer concurrently. */
+TP_API int tp_bus_publication_open(tp_bus_t *bus, tp_bus_publication_t **out, const char *channel, int32_t stream_id,
+    bool is_shared);
+TP_API int tp_bus_publication_close(tp_bus_publication_t *pub);
+
+/* Copy a message into the log. Returns the new position (> 0) or a TP_BUS_* code. Never blocks, never waits for
+ * readers. Hot path: no allocation, lock (unless shared) or system call (IPC; UDP sends one datagram). */
+TP_API int64_t tp_bus_offer(tp_bus_publication_t *pub, const void *buffer, size_t length);
+
+/* Reserve length bytes in the log to fill in place (SBE encoders write straight into it). Returns the position
+ * the message will have, or a TP_BUS_* code. Every successful claim must be committed or aborted before the
+ * next offer or claim on the publication. */
+TP_API int64_t tp_bus_try_claim(tp_bus_publication_t *pub, size_t length, tp_bus_claim_t *claim);
+TP_API int64_t tp_bus_commit(tp_bus_publication_t *pub, tp_bus_claim_t *claim);
+TP_API int64_t tp_bus_abort(tp_bus_publication_t *pub, tp_bus_claim_t *claim);
+
+TP_API size_t tp_bus_publication_max_message_length(const tp_bus_publication_t *pub);
+TP_API int32_t tp_bus_publication_session_id(const tp_bus_publication_t *pub);
+/* true if at least one subscription is on the stream (IPC: live subscribers in the registry; UDP: always). */
+TP_API bool tp_bus_publication_is_connected(const tp_bus_publication_t *pub);
+
+/* ---- subscriptions ---- */
+
+/* Open a subscription. The handlers (may be NULL) are called from tp_bus_poll on the polling thread. */
+TP_API int tp_bus_subscription_open(tp_bus_t *bus, tp_bus_subscription_t **out, const char *channel,
+    int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd);
+TP_API int tp_bus_subscription_close(tp_bus_subscription_t *sub);
+
+/* Deliver up to fragment_limit messages to handler; returns how many were delivered (0 when idle), or -1 on a
+ * fatal error. Also notices new and departed publications. Hot path when messages flow: no allocation, lock or
+ * system call. */
+TP_API int tp_bus_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t handler, void *clientd,
+    int fragment_limit);
+
+/* Sleep until a message may be available or timeout_ns passes (IPC: futex on the stream's registry, which
+ * publishers wake only when a subscriber is parked; UDP: poll(2)). Returns 1 if woken or data is ready, 0 on
+ * timeout. Spurious wakeups are possible: poll afterwards. */
+TP_API int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns);
+
+TP_API void tp_bus_subscription_counters(const tp_bus_subscription_t *sub, tp_bus_counters_t *out);
+TP_API int32_t tp_bus_subscription_stream_id(const tp_bus_subscription_t *sub);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

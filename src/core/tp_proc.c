@@ -1,0 +1,77 @@
+#include "core/tp_proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t tp_proc_start_time(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+    {
+        return 0;
+    }
+    char buf[1024];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+    {
+        return 0;
+    }
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+    {
+        return 0;
+    }
+    p++;
+    unsigned long long start = 0;
+    /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime
+     * priority nice num_threads itrealvalue starttime(22) */
+    if (sscanf(p, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &start) != 1)
+    {
+        return 0;
+    }
+    return start;
+}
+
+bool tp_proc_is_alive(pid_t pid, uint64_t start_time)
+{
+    if (pid <= 0)
+    {
+        return false;
+    }
+    if (kill(pid, 0) < 0 && errno != EPERM)
+    {
+        return false;
+    }
+    if (start_time != 0)
+    {
+        uint64_t now = tp_proc_start_time(pid);
+        return now == 0 || now == start_time;
+    }
+    return true;
+}
+
+uint32_t tp_random_u32(void)
+{
+    uint32_t v = 0;
+    while (v == 0)
+    {
+        if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            v = (uint32_t)(ts.tv_nsec ^ (getpid() << 16) ^ ts.tv_sec);
+        }
+    }
+    return v;
+}
