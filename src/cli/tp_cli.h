@@ -41,5 +41,7 @@ int tp_cli_parse_double(const char *text, double min, double max, double *out);
 /* Install SIGINT/SIGTERM handlers that set the flag returned by tp_cli_stop_requested(). */
 void tp_cli_install_stop_handlers(void);
 int tp_cli_stop_requested(void);
+/* The flag itself, for tp_agent_run. */
+const int *tp_cli_stop_flag(void);
 
 #endif

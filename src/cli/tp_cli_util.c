@@ -128,12 +128,12 @@ int tp_cli_parse_double(const char *text, double min, double max, double *out)
     return 0;
 }
 
-static volatile sig_atomic_t stop_flag;
+static int stop_flag;
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
-    stop_flag = 1;
+    __atomic_store_n(&stop_flag, 1, __ATOMIC_RELEASE); /* lock-free: async-signal-safe */
 }
 
 void tp_cli_install_stop_handlers(void)
@@ -148,5 +148,10 @@ void tp_cli_install_stop_handlers(void)
 
 int tp_cli_stop_requested(void)
 {
-    return stop_flag != 0;
+    return __atomic_load_n(&stop_flag, __ATOMIC_ACQUIRE) != 0;
+}
+
+const int *tp_cli_stop_flag(void)
+{
+    return &stop_flag;
 }

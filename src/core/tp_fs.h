@@ -2,7 +2,17 @@
 #ifndef TP_CORE_FS_H
 #define TP_CORE_FS_H
 
+#include <stddef.h>
 #include <sys/types.h>
+
+/* Replace every byte outside [A-Za-z0-9._-] by '_'; "", "." and ".." become "_". out has capacity bytes. */
+void tp_fs_sanitize_component(const char *in, char *out, size_t capacity);
+
+/* true if name is a non-empty component of [A-Za-z0-9._-] other than "." and "..". */
+int tp_fs_component_is_safe(const char *name);
+
+/* "tensorpool-<sanitised effective user name>" (falls back to "uid<N>" when the name is unknown). */
+int tp_fs_user_dir_name(char *out, size_t capacity);
 
 /* Create every missing directory of path (absolute) with exactly mode (umask ignored); existing components must be
  * directories, not symlinks, from `trusted_root` (which must exist) down. */

@@ -12,15 +12,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Replace every byte outside [A-Za-z0-9._-] by '_'; "", "." and ".." become "_". out has capacity bytes. */
-void tp_shm_sanitize_component(const char *in, char *out, size_t capacity);
-
-/* true if name is a non-empty component of [A-Za-z0-9._-] other than "." and "..". */
-int tp_shm_component_is_safe(const char *name);
-
-/* "tensorpool-<sanitised effective user name>" (falls back to "uid<N>" when the name is unknown). */
-int tp_shm_user_dir_name(char *out, size_t capacity);
-
 /* <base>/tensorpool-<user>/<namespace>/<stream_id>/<epoch> */
 int tp_shm_layout_epoch_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
     uint32_t stream_id, uint64_t epoch);

@@ -65,7 +65,7 @@ static void test_canonical_layout(void **state)
     char dir[TP_PATH_MAX];
     tp_assert_ok(tp_shm_layout_epoch_dir(dir, sizeof(dir), "/dev/shm/", "lab1", 10000, 7));
     char user[300];
-    tp_assert_ok(tp_shm_user_dir_name(user, sizeof(user)));
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
     struct passwd *pw = getpwuid(geteuid());
     char expect_user[300];
     snprintf(expect_user, sizeof(expect_user), "tensorpool-%s", pw != NULL ? pw->pw_name : "");
@@ -88,11 +88,11 @@ static void test_canonical_layout(void **state)
     tp_assert_fails_with(tp_shm_layout_epoch_dir(dir, sizeof(dir), "dev/shm", "ok", 1, 1), "not absolute");
     /* user names are sanitised so they cannot leave the base directory */
     char out[64];
-    tp_shm_sanitize_component("../../etc", out, sizeof(out));
+    tp_fs_sanitize_component("../../etc", out, sizeof(out));
     assert_null(strchr(out, '/'));
-    tp_shm_sanitize_component("..", out, sizeof(out));
+    tp_fs_sanitize_component("..", out, sizeof(out));
     assert_string_equal(out, "_");
-    tp_shm_sanitize_component("al ice\n", out, sizeof(out));
+    tp_fs_sanitize_component("al ice\n", out, sizeof(out));
     assert_string_equal(out, "al_ice_");
 }
 

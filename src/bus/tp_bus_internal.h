@@ -1,0 +1,98 @@
+/*
+ * Internals shared by the bus's IPC and UDP halves: the context, publication and subscription objects.
+ */
+#ifndef TP_BUS_INTERNAL_H
+#define TP_BUS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus/tp_bus_ipc.h"
+#include "bus/tp_channel.h"
+#include "tensorpool/tp_bus.h"
+
+#define TP_BUS_DIR_MAX 4096
+
+struct tp_bus
+{
+    char dir[TP_BUS_DIR_MAX];
+};
+
+struct tp_bus_publication
+{
+    tp_bus_t *bus;
+    tp_channel_t channel;
+    int32_t stream_id;
+    int32_t session_id;
+    bool is_shared;
+    bool is_closed;
+    uint32_t lock; /* in-process spin for shared publications */
+    size_t max_message_length;
+    /* IPC */
+    tp_bus_registry_map_t registry;
+    int registry_index;
+    tp_bus_log_header_t *log;
+    uint8_t *data;
+    size_t map_bytes;
+    uint64_t capacity;
+    uint64_t mask;
+    uint64_t tail;     /* writer's copy of log->tail */
+    uint64_t next_seq; /* sequence of the next data record */
+    bool has_claim;
+    /* UDP */
+    struct tp_bus_udp_pub *udp;
+};
+
+typedef struct tp_bus_image
+{
+    int32_t session_id;
+    int entry_index;
+    tp_bus_log_header_t *log;
+    uint8_t *data;
+    size_t map_bytes;
+    uint64_t capacity;
+    uint64_t mask;
+    uint64_t cursor;
+    uint64_t expected_seq;
+    bool is_removed; /* gone from the registry: drain, then drop */
+} tp_bus_image_t;
+
+struct tp_bus_subscription
+{
+    tp_bus_t *bus;
+    tp_channel_t channel;
+    int32_t stream_id;
+    tp_bus_image_handler_t on_available;
+    tp_bus_image_handler_t on_unavailable;
+    void *clientd;
+    tp_bus_counters_t counters;
+    /* IPC */
+    tp_bus_registry_map_t registry;
+    int subscriber_index;
+    uint64_t seen_change;
+    uint64_t join_change;
+    tp_bus_image_t images[TP_BUS_MAX_IMAGES];
+    int image_count;
+    int next_image; /* round-robin start */
+    uint8_t *scratch;
+    size_t scratch_bytes;
+    uint32_t idle_polls;
+    int64_t last_reap_ns;
+    bool has_removed; /* some image left the registry and is being drained */
+    /* UDP */
+    struct tp_bus_udp_sub *udp;
+};
+
+/* UDP halves (tp_bus_udp.c). */
+int tp_bus_udp_publication_open(tp_bus_publication_t *pub);
+void tp_bus_udp_publication_close(tp_bus_publication_t *pub);
+/* Send buffer (or, when buffer is NULL, the claimed datagram body) as one datagram. */
+int64_t tp_bus_udp_offer(tp_bus_publication_t *pub, const void *buffer, size_t length);
+/* Where a claim of the next datagram's body is written. */
+uint8_t *tp_bus_udp_claim_buffer(tp_bus_publication_t *pub);
+int tp_bus_udp_subscription_open(tp_bus_subscription_t *sub);
+void tp_bus_udp_subscription_close(tp_bus_subscription_t *sub);
+int tp_bus_udp_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t handler, void *clientd, int limit);
+int tp_bus_udp_park(tp_bus_subscription_t *sub, int64_t timeout_ns);
+
+#endif

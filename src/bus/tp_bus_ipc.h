@@ -1,0 +1,146 @@
+/*
+ * IPC bus layouts: the per-stream registry and the per-publication log ("image").
+ *
+ *   <bus_dir>/<stream_id>/registry            live images and subscribers, a change counter, a futex word
+ *   <bus_dir>/<stream_id>/<session_id>.log    one publication's single-writer ring
+ *
+ * Both are our own shared-memory structs: naturally aligned fixed-width fields, fields written by different
+ * processes on separate 128-byte lines, touched only through tp_atomic.h. Every file starts with a magic and a
+ * layout version; a file of another version is refused with a message saying so, never misread.
+ *
+ * The log is Agrona's broadcast pattern with per-record sequence numbers:
+ *   writer: intent += record (then a release fence) -> write record -> tail = intent (release)
+ *   reader: read below tail (acquire) -> copy the record out -> acquire fence -> if intent - cursor > capacity the
+ *           copy may be torn: discard it and resume at the newest complete record (`latest`); the sequence number of
+ *           the next record read says exactly how many were lost.
+ * A writer killed mid-record leaves intent ahead of tail: the partial record is never below tail, so never read.
+ */
+#ifndef TP_BUS_IPC_H
+#define TP_BUS_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/tp_atomic.h"
+
+#define TP_BUS_LOG_MAGIC UINT64_C(0x31474C5355425054)      /* "TPBUSLG1" */
+#define TP_BUS_REGISTRY_MAGIC UINT64_C(0x3147525355425054) /* "TPBUSRG1" */
+#define TP_BUS_LAYOUT_VERSION 1
+
+#define TP_BUS_LOG_HEADER_BYTES 512
+#define TP_BUS_RECORD_HEADER_BYTES 16
+#define TP_BUS_RECORD_ALIGN 16
+#define TP_BUS_RECORD_DATA 1
+#define TP_BUS_RECORD_PAD 2
+
+#define TP_BUS_MAX_IMAGES 64
+#define TP_BUS_MAX_SUBSCRIBERS 128
+
+#define TP_BUS_ENTRY_FREE 0
+#define TP_BUS_ENTRY_CLAIMED 1
+#define TP_BUS_ENTRY_ACTIVE 2
+#define TP_BUS_ENTRY_CLOSED 3 /* closed by its publisher; lingers so late-noticing subscribers can drain it */
+#define TP_BUS_CLOSED_LINGER_NS (5LL * 1000000000LL)
+#define TP_BUS_CHANGE_PENDING UINT64_MAX
+
+typedef struct tp_bus_log_header
+{
+    uint64_t magic;
+    uint32_t version;
+    int32_t stream_id;
+    int32_t session_id;
+    int32_t pid;
+    uint64_t capacity;
+    uint64_t pid_start_time;
+    uint64_t created_ns;
+    uint8_t pad0[TP_CACHE_LINE_PAD_BYTES - 48];
+    uint64_t intent; /* written by the writer: end of the record being written */
+    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - 8];
+    uint64_t tail;   /* written by the writer: end of the last complete record */
+    uint64_t latest; /* written by the writer before tail: start of the last complete record */
+    uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - 16];
+    uint32_t is_closed; /* set by the writer at close */
+    uint8_t pad3[TP_CACHE_LINE_PAD_BYTES - 4];
+} tp_bus_log_header_t;
+
+typedef struct tp_bus_record_header
+{
+    uint32_t length; /* header + payload bytes (unaligned); for padding the bytes skipped */
+    uint32_t type;
+    uint64_t seq; /* per image, from 0, data records only */
+} tp_bus_record_header_t;
+
+typedef struct tp_bus_image_entry
+{
+    uint32_t state;
+    int32_t session_id;
+    int32_t pid;
+    uint32_t reserved;
+    uint64_t pid_start_time;
+    uint64_t change; /* registry change number of its registration; TP_BUS_CHANGE_PENDING while being set */
+    uint64_t capacity;
+    uint64_t closed_ns; /* CLOCK_MONOTONIC when the publisher closed it */
+    uint8_t pad[16];
+} tp_bus_image_entry_t;
+
+typedef struct tp_bus_subscriber_entry
+{
+    uint32_t state;
+    int32_t pid;
+    uint64_t pid_start_time;
+    uint8_t pad[48];
+} tp_bus_subscriber_entry_t;
+
+typedef struct tp_bus_registry
+{
+    uint64_t magic;
+    uint32_t version;
+    int32_t stream_id;
+    uint32_t max_images;
+    uint32_t max_subscribers;
+    uint8_t pad0[TP_CACHE_LINE_PAD_BYTES - 24];
+    uint64_t change_counter; /* bumped on every image registration or removal */
+    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - 8];
+    uint32_t futex_word; /* bumped by publishers to wake parked subscribers */
+    uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - 4];
+    uint32_t waiters; /* subscribers parked (or about to park) on futex_word */
+    uint8_t pad3[TP_CACHE_LINE_PAD_BYTES - 4];
+    uint32_t subscriber_count;
+    uint8_t pad4[TP_CACHE_LINE_PAD_BYTES - 4];
+    tp_bus_image_entry_t images[TP_BUS_MAX_IMAGES];
+    tp_bus_subscriber_entry_t subscribers[TP_BUS_MAX_SUBSCRIBERS];
+} tp_bus_registry_t;
+
+_Static_assert(sizeof(tp_bus_log_header_t) == TP_BUS_LOG_HEADER_BYTES, "log header is 512 bytes");
+_Static_assert(sizeof(tp_bus_record_header_t) == TP_BUS_RECORD_HEADER_BYTES, "record header is 16 bytes");
+_Static_assert(sizeof(tp_bus_image_entry_t) == 64, "image entry is 64 bytes");
+
+static inline uint64_t tp_bus_record_bytes(size_t payload_length)
+{
+    return ((uint64_t)payload_length + TP_BUS_RECORD_HEADER_BYTES + TP_BUS_RECORD_ALIGN - 1) &
+           ~(uint64_t)(TP_BUS_RECORD_ALIGN - 1);
+}
+
+/* A mapped registry of one stream. */
+typedef struct tp_bus_registry_map
+{
+    tp_bus_registry_t *reg;
+    char stream_dir[4096];
+} tp_bus_registry_map_t;
+
+/* Open (creating if needed) <bus_dir>/<stream_id>/registry. Dead subscribers and images are reclaimed. */
+int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t stream_id);
+void tp_bus_registry_close(tp_bus_registry_map_t *m);
+
+/* Remove registry entries of processes that no longer run (and their log files). Returns how many. */
+int tp_bus_registry_reap(tp_bus_registry_map_t *m);
+
+/* Wake parked subscribers (futex) if any; cheap when none is parked. */
+void tp_bus_registry_wake(tp_bus_registry_t *reg);
+
+/* Path of an image's log file. */
+void tp_bus_log_path(char *out, size_t capacity, const char *stream_dir, int32_t session_id);
+
+#endif

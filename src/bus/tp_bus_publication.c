@@ -1,0 +1,465 @@
+/* Bus context and publications (IPC log writer; UDP in tp_bus_udp.c). See tp_bus_ipc.h for the log protocol. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus/tp_bus_internal.h"
+#include "core/tp_alloc.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "core/tp_fs.h"
+#include "core/tp_proc.h"
+
+/* ---- context ---- */
+
+int tp_bus_init(tp_bus_t **out, const char *bus_dir)
+{
+    tp_bus_t *bus = NULL;
+    if (tp_alloc((void **)&bus, sizeof(*bus)) < 0)
+    {
+        return -1;
+    }
+    const char *env = getenv("TP_BUS_DIR");
+    int n;
+    if (bus_dir != NULL && bus_dir[0] != '\0')
+    {
+        n = snprintf(bus->dir, sizeof(bus->dir), "%s", bus_dir);
+    }
+    else if (env != NULL && env[0] != '\0')
+    {
+        n = snprintf(bus->dir, sizeof(bus->dir), "%s", env);
+    }
+    else
+    {
+        char user[300];
+        if (tp_fs_user_dir_name(user, sizeof(user)) < 0)
+        {
+            goto error;
+        }
+        n = snprintf(bus->dir, sizeof(bus->dir), "/dev/shm/%s/bus", user);
+    }
+    if (n < 0 || (size_t)n >= sizeof(bus->dir) || bus->dir[0] != '/')
+    {
+        TP_SET_ERR(TP_E_CONFIG, "bus directory '%s' must be an absolute path", bus->dir);
+        goto error;
+    }
+    /* Create the missing components below the deepest existing ancestor, 0700 each. */
+    char root[TP_BUS_DIR_MAX];
+    snprintf(root, sizeof(root), "%s", bus->dir);
+    struct stat st;
+    while (stat(root, &st) < 0)
+    {
+        char *slash = strrchr(root, '/');
+        if (slash == NULL || slash == root)
+        {
+            snprintf(root, sizeof(root), "/");
+            break;
+        }
+        *slash = '\0';
+    }
+    if (strcmp(root, bus->dir) != 0 && tp_fs_mkdirs(root, bus->dir, 0700) < 0)
+    {
+        TP_APPEND_ERR("creating bus directory '%s'", bus->dir);
+        goto error;
+    }
+    if (stat(bus->dir, &st) < 0 || !S_ISDIR(st.st_mode))
+    {
+        TP_SET_ERR(TP_E_CONFIG, "bus directory '%s' is not a directory", bus->dir);
+        goto error;
+    }
+    *out = bus;
+    return 0;
+error:
+    tp_free(bus);
+    return -1;
+}
+
+int tp_bus_close(tp_bus_t *bus)
+{
+    tp_free(bus);
+    return 0;
+}
+
+const char *tp_bus_dir(const tp_bus_t *bus)
+{
+    return bus->dir;
+}
+
+/* ---- IPC publication ---- */
+
+static int log_create(tp_bus_publication_t *pub)
+{
+    char path[4300];
+    int fd = -1;
+    for (int attempt = 0; attempt < 16 && fd < 0; attempt++)
+    {
+        pub->session_id = (int32_t)tp_random_u32();
+        tp_bus_log_path(path, sizeof(path), pub->registry.stream_dir, pub->session_id);
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+        {
+            TP_SET_ERR(errno, "creating bus log '%s' failed: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    if (fd < 0)
+    {
+        TP_SET_ERR(TP_E_STATE, "no free session id in '%s'", pub->registry.stream_dir);
+        return -1;
+    }
+    pub->map_bytes = TP_BUS_LOG_HEADER_BYTES + pub->capacity;
+    if (ftruncate(fd, (off_t)pub->map_bytes) < 0)
+    {
+        TP_SET_ERR(errno, "sizing bus log '%s' failed: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    void *p = mmap(NULL, pub->map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+    {
+        TP_SET_ERR(errno, "mapping bus log '%s' failed: %s", path, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    pub->log = p;
+    pub->data = (uint8_t *)p + TP_BUS_LOG_HEADER_BYTES;
+    pub->mask = pub->capacity - 1;
+    pub->log->version = TP_BUS_LAYOUT_VERSION;
+    pub->log->stream_id = pub->stream_id;
+    pub->log->session_id = pub->session_id;
+    pub->log->pid = (int32_t)getpid();
+    pub->log->capacity = pub->capacity;
+    pub->log->pid_start_time = tp_proc_start_time(getpid());
+    pub->log->created_ns = (uint64_t)tp_clock_monotonic_ns();
+    tp_store_release_u64(&pub->log->magic, TP_BUS_LOG_MAGIC);
+    return 0;
+}
+
+/* Register the image: entry ACTIVE with a pending change number, then take the next change number. A subscriber
+ * that joined before that number starts this image at position 0, so it misses nothing published after joining. */
+static int log_register(tp_bus_publication_t *pub)
+{
+    tp_bus_registry_t *reg = pub->registry.reg;
+    for (int pass = 0; pass < 2; pass++)
+    {
+        for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+        {
+            tp_bus_image_entry_t *e = &reg->images[i];
+            uint32_t expect = TP_BUS_ENTRY_FREE;
+            if (!tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_CLAIMED))
+            {
+                continue;
+            }
+            e->session_id = pub->session_id;
+            e->pid = pub->log->pid;
+            e->pid_start_time = pub->log->pid_start_time;
+            e->capacity = pub->capacity;
+            tp_store_release_u64(&e->change, TP_BUS_CHANGE_PENDING);
+            tp_store_release_u32(&e->state, TP_BUS_ENTRY_ACTIVE);
+            uint64_t change = tp_fetch_add_acq_rel_u64(&reg->change_counter, 1) + 1;
+            tp_store_release_u64(&e->change, change);
+            pub->registry_index = i;
+            tp_bus_registry_wake(reg);
+            return 0;
+        }
+        if (pass == 0 && tp_bus_registry_reap(&pub->registry) == 0)
+        {
+            break;
+        }
+    }
+    TP_SET_ERR(TP_E_CAPACITY, "stream %d already has %d publications", pub->stream_id, TP_BUS_MAX_IMAGES);
+    return -1;
+}
+
+/* Mark the image closed; it lingers (file and entry) so subscribers that have not noticed it yet can still drain
+ * it. tp_bus_registry_reap removes it after TP_BUS_CLOSED_LINGER_NS. */
+static void log_unregister(tp_bus_publication_t *pub)
+{
+    tp_bus_registry_t *reg = pub->registry.reg;
+    if (reg == NULL || pub->registry_index < 0)
+    {
+        return;
+    }
+    tp_bus_image_entry_t *e = &reg->images[pub->registry_index];
+    e->closed_ns = (uint64_t)tp_clock_monotonic_ns();
+    uint32_t expect = TP_BUS_ENTRY_ACTIVE;
+    if (e->session_id == pub->session_id && tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_CLOSED))
+    {
+        tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
+        tp_bus_registry_wake(reg);
+    }
+    pub->registry_index = -1;
+}
+
+int tp_bus_publication_open(tp_bus_t *bus, tp_bus_publication_t **out, const char *channel, int32_t stream_id,
+    bool is_shared)
+{
+    tp_bus_publication_t *pub = NULL;
+    if (tp_alloc((void **)&pub, sizeof(*pub)) < 0)
+    {
+        return -1;
+    }
+    pub->bus = bus;
+    pub->stream_id = stream_id;
+    pub->is_shared = is_shared;
+    pub->registry_index = -1;
+    if (tp_channel_parse(&pub->channel, channel) < 0)
+    {
+        goto error;
+    }
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        if (tp_bus_udp_publication_open(pub) < 0)
+        {
+            goto error;
+        }
+        *out = pub;
+        return 0;
+    }
+    pub->capacity = pub->channel.term_length;
+    pub->max_message_length = (size_t)(pub->capacity / 8) - TP_BUS_RECORD_HEADER_BYTES;
+    if (tp_bus_registry_open(&pub->registry, bus->dir, stream_id) < 0 || log_create(pub) < 0 ||
+        log_register(pub) < 0)
+    {
+        goto error;
+    }
+    *out = pub;
+    return 0;
+error:
+    TP_APPEND_ERR("opening a publication on '%s' stream %d", channel != NULL ? channel : "(null)", stream_id);
+    tp_bus_publication_close(pub);
+    return -1;
+}
+
+int tp_bus_publication_close(tp_bus_publication_t *pub)
+{
+    if (pub == NULL)
+    {
+        return 0;
+    }
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        tp_bus_udp_publication_close(pub);
+    }
+    if (pub->log != NULL)
+    {
+        tp_store_release_u32(&pub->log->is_closed, 1);
+        log_unregister(pub);
+        munmap(pub->log, pub->map_bytes);
+    }
+    tp_bus_registry_close(&pub->registry);
+    tp_free(pub);
+    return 0;
+}
+
+static inline void pub_lock(tp_bus_publication_t *pub)
+{
+    if (pub->is_shared)
+    {
+        uint32_t expect = 0;
+        while (!tp_cas_acq_rel_u32(&pub->lock, &expect, 1))
+        {
+            expect = 0;
+            tp_cpu_relax();
+        }
+    }
+}
+
+static inline void pub_unlock(tp_bus_publication_t *pub)
+{
+    if (pub->is_shared)
+    {
+        tp_store_release_u32(&pub->lock, 0);
+    }
+}
+
+/* Reserve record_bytes at the tail, padding to the end of the ring first if the record would straddle it.
+ * Returns the offset of the record in data. Single writer (caller holds the publication). */
+static inline uint64_t log_reserve(tp_bus_publication_t *pub, uint64_t record_bytes)
+{
+    uint64_t tail = pub->tail;
+    uint64_t offset = tail & pub->mask;
+    uint64_t to_end = pub->capacity - offset;
+    if (record_bytes > to_end)
+    {
+        /* Readers must never see a record cross the end: fill the rest with one padding record. */
+        tp_store_relaxed_u64(&pub->log->intent, tail + to_end + record_bytes);
+        tp_fence_release(); /* the intent store reaches readers before any byte it announces is overwritten */
+        tp_bus_record_header_t pad = { .length = (uint32_t)to_end, .type = TP_BUS_RECORD_PAD, .seq = 0 };
+        memcpy(pub->data + offset, &pad, sizeof(pad));
+        tail += to_end;
+        pub->tail = tail;
+        return 0;
+    }
+    tp_store_relaxed_u64(&pub->log->intent, tail + record_bytes);
+    tp_fence_release();
+    return offset;
+}
+
+/* Publish the record at offset: header last, then the tail (release; pairs with the reader's acquire). */
+static inline int64_t log_commit(tp_bus_publication_t *pub, uint64_t offset, uint64_t record_bytes,
+    uint32_t length, uint32_t type)
+{
+    tp_bus_record_header_t h = { .length = length, .type = type, .seq = type == TP_BUS_RECORD_DATA ? pub->next_seq : 0 };
+    if (type == TP_BUS_RECORD_DATA)
+    {
+        pub->next_seq++;
+    }
+    memcpy(pub->data + offset, &h, sizeof(h));
+    uint64_t tail = pub->tail + record_bytes;
+    pub->tail = tail;
+    /* latest before tail: a reader that sees the tail sees a latest whose record is complete. */
+    tp_store_release_u64(&pub->log->latest, tail - record_bytes);
+    tp_store_release_u64(&pub->log->tail, tail);
+    tp_bus_registry_wake(pub->registry.reg);
+    return (int64_t)tail;
+}
+
+static inline int64_t pub_check(const tp_bus_publication_t *pub, size_t length)
+{
+    if (pub->is_closed)
+    {
+        return TP_BUS_CLOSED;
+    }
+    if (length > pub->max_message_length)
+    {
+        return TP_BUS_MAX_MESSAGE_LENGTH_EXCEEDED;
+    }
+    if (pub->channel.kind == TP_CHANNEL_IPC && tp_load_relaxed_u32(&pub->registry.reg->subscriber_count) == 0)
+    {
+        return TP_BUS_NOT_CONNECTED;
+    }
+    return 0;
+}
+
+/* Hot path: no alloc, syscalls (IPC) or locks (unless shared). */
+int64_t tp_bus_offer(tp_bus_publication_t *pub, const void *buffer, size_t length)
+{
+    int64_t rc = pub_check(pub, length);
+    if (rc < 0)
+    {
+        return rc;
+    }
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        return tp_bus_udp_offer(pub, buffer, length);
+    }
+    pub_lock(pub);
+    if (pub->has_claim)
+    {
+        pub_unlock(pub);
+        return TP_BUS_ADMIN_ACTION;
+    }
+    uint64_t record_bytes = tp_bus_record_bytes(length);
+    uint64_t offset = log_reserve(pub, record_bytes);
+    memcpy(pub->data + offset + TP_BUS_RECORD_HEADER_BYTES, buffer, length);
+    rc = log_commit(pub, offset, record_bytes, (uint32_t)(length + TP_BUS_RECORD_HEADER_BYTES), TP_BUS_RECORD_DATA);
+    pub_unlock(pub);
+    return rc;
+}
+
+int64_t tp_bus_try_claim(tp_bus_publication_t *pub, size_t length, tp_bus_claim_t *claim)
+{
+    int64_t rc = pub_check(pub, length);
+    if (rc < 0)
+    {
+        return rc;
+    }
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        /* One datagram: build it in the publication's buffer, send at commit. */
+        pub_lock(pub);
+        if (pub->has_claim)
+        {
+            pub_unlock(pub);
+            return TP_BUS_ADMIN_ACTION;
+        }
+        pub->has_claim = true;
+        claim->buffer = tp_bus_udp_claim_buffer(pub);
+        claim->length = length;
+        claim->record_bytes_ = length;
+        claim->position_ = 0;
+        return 1;
+    }
+    pub_lock(pub);
+    if (pub->has_claim)
+    {
+        pub_unlock(pub);
+        return TP_BUS_ADMIN_ACTION;
+    }
+    uint64_t record_bytes = tp_bus_record_bytes(length);
+    uint64_t offset = log_reserve(pub, record_bytes);
+    pub->has_claim = true;
+    claim->buffer = pub->data + offset + TP_BUS_RECORD_HEADER_BYTES;
+    claim->length = length;
+    claim->record_bytes_ = record_bytes;
+    claim->position_ = (int64_t)(pub->tail + record_bytes);
+    /* The publication stays held (shared ones stay locked) until commit or abort. */
+    return claim->position_;
+}
+
+int64_t tp_bus_commit(tp_bus_publication_t *pub, tp_bus_claim_t *claim)
+{
+    if (!pub->has_claim)
+    {
+        return TP_BUS_ADMIN_ACTION;
+    }
+    pub->has_claim = false;
+    int64_t rc;
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        rc = tp_bus_udp_offer(pub, NULL, claim->length);
+    }
+    else
+    {
+        uint64_t offset = (uint64_t)(claim->buffer - pub->data) - TP_BUS_RECORD_HEADER_BYTES;
+        rc = log_commit(pub, offset, claim->record_bytes_, (uint32_t)(claim->length + TP_BUS_RECORD_HEADER_BYTES),
+            TP_BUS_RECORD_DATA);
+    }
+    pub_unlock(pub);
+    return rc;
+}
+
+int64_t tp_bus_abort(tp_bus_publication_t *pub, tp_bus_claim_t *claim)
+{
+    if (!pub->has_claim)
+    {
+        return TP_BUS_ADMIN_ACTION;
+    }
+    pub->has_claim = false;
+    int64_t rc = 1;
+    if (pub->channel.kind == TP_CHANNEL_IPC)
+    {
+        /* The reserved bytes become padding that readers skip. */
+        uint64_t offset = (uint64_t)(claim->buffer - pub->data) - TP_BUS_RECORD_HEADER_BYTES;
+        rc = log_commit(pub, offset, claim->record_bytes_, (uint32_t)claim->record_bytes_, TP_BUS_RECORD_PAD);
+    }
+    pub_unlock(pub);
+    return rc;
+}
+
+size_t tp_bus_publication_max_message_length(const tp_bus_publication_t *pub)
+{
+    return pub->max_message_length;
+}
+
+int32_t tp_bus_publication_session_id(const tp_bus_publication_t *pub)
+{
+    return pub->session_id;
+}
+
+bool tp_bus_publication_is_connected(const tp_bus_publication_t *pub)
+{
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        return true;
+    }
+    return tp_load_relaxed_u32(&pub->registry.reg->subscriber_count) > 0;
+}

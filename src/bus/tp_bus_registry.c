@@ -1,0 +1,225 @@
+/* The per-stream registry of the IPC bus; see tp_bus_ipc.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bus/tp_bus_ipc.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "core/tp_fs.h"
+#include "core/tp_log.h"
+#include "core/tp_proc.h"
+
+void tp_bus_log_path(char *out, size_t capacity, const char *stream_dir, int32_t session_id)
+{
+    snprintf(out, capacity, "%s/%08x.log", stream_dir, (uint32_t)session_id);
+}
+
+static int registry_validate(const tp_bus_registry_t *reg, int32_t stream_id, const char *path)
+{
+    uint64_t magic = tp_load_acquire_u64(&reg->magic);
+    if (magic != TP_BUS_REGISTRY_MAGIC)
+    {
+        TP_SET_ERR(TP_E_VALIDATION, "'%s' is not a tensorpool bus registry (magic 0x%016" PRIx64 ")", path, magic);
+        return -1;
+    }
+    if (reg->version != TP_BUS_LAYOUT_VERSION || reg->max_images != TP_BUS_MAX_IMAGES ||
+        reg->max_subscribers != TP_BUS_MAX_SUBSCRIBERS)
+    {
+        TP_SET_ERR(TP_E_VALIDATION,
+            "bus registry '%s' has layout version %u (%u images, %u subscribers); this build uses version %u (%u, %u)."
+            " Stop the processes of the other version or use another bus directory (TP_BUS_DIR)",
+            path, reg->version, reg->max_images, reg->max_subscribers, TP_BUS_LAYOUT_VERSION, TP_BUS_MAX_IMAGES,
+            TP_BUS_MAX_SUBSCRIBERS);
+        return -1;
+    }
+    if (reg->stream_id != stream_id)
+    {
+        TP_SET_ERR(TP_E_VALIDATION, "bus registry '%s' belongs to stream %d, not %d", path, reg->stream_id, stream_id);
+        return -1;
+    }
+    return 0;
+}
+
+static void *registry_map_fd(int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != sizeof(tp_bus_registry_t))
+    {
+        TP_SET_ERR(TP_E_VALIDATION, "bus registry '%s' is not a regular file of %zu bytes", path,
+            sizeof(tp_bus_registry_t));
+        return NULL;
+    }
+    void *p = mmap(NULL, sizeof(tp_bus_registry_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+    {
+        TP_SET_ERR(errno, "mapping bus registry '%s' failed: %s", path, strerror(errno));
+        return NULL;
+    }
+    return p;
+}
+
+/* Create the registry complete under a temporary name, then link it into place: nobody ever sees it half made. */
+static int registry_create(const char *path, const char *stream_dir, int32_t stream_id)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s/.registry.%d.%08x", stream_dir, (int)getpid(), tp_random_u32());
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+    {
+        TP_SET_ERR(errno, "creating '%s' failed: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int rc = -1;
+    tp_bus_registry_t *reg = NULL;
+    if (ftruncate(fd, sizeof(tp_bus_registry_t)) < 0)
+    {
+        TP_SET_ERR(errno, "sizing '%s' failed: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if ((reg = registry_map_fd(fd, tmp)) == NULL)
+    {
+        goto done;
+    }
+    reg->version = TP_BUS_LAYOUT_VERSION;
+    reg->stream_id = stream_id;
+    reg->max_images = TP_BUS_MAX_IMAGES;
+    reg->max_subscribers = TP_BUS_MAX_SUBSCRIBERS;
+    tp_store_release_u64(&reg->magic, TP_BUS_REGISTRY_MAGIC);
+    if (link(tmp, path) < 0 && errno != EEXIST)
+    {
+        TP_SET_ERR(errno, "linking bus registry '%s' failed: %s", path, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    if (reg != NULL)
+    {
+        munmap(reg, sizeof(*reg));
+    }
+    close(fd);
+    unlink(tmp);
+    return rc;
+}
+
+int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t stream_id)
+{
+    memset(m, 0, sizeof(*m));
+    int n = snprintf(m->stream_dir, sizeof(m->stream_dir), "%s/%d", bus_dir, (int)stream_id);
+    if (n < 0 || (size_t)n >= sizeof(m->stream_dir))
+    {
+        TP_SET_ERR(TP_E_INVALID, "bus directory path too long");
+        return -1;
+    }
+    if (tp_fs_mkdirs(bus_dir, m->stream_dir, 0700) < 0)
+    {
+        TP_APPEND_ERR("bus stream directory for stream %d", stream_id);
+        return -1;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/registry", m->stream_dir);
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+    {
+        if (registry_create(path, m->stream_dir, stream_id) < 0)
+        {
+            return -1;
+        }
+        fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0)
+    {
+        TP_SET_ERR(errno, "opening bus registry '%s' failed: %s", path, strerror(errno));
+        return -1;
+    }
+    m->reg = registry_map_fd(fd, path);
+    close(fd);
+    if (m->reg == NULL)
+    {
+        return -1;
+    }
+    if (registry_validate(m->reg, stream_id, path) < 0)
+    {
+        tp_bus_registry_close(m);
+        return -1;
+    }
+    tp_bus_registry_reap(m);
+    return 0;
+}
+
+void tp_bus_registry_close(tp_bus_registry_map_t *m)
+{
+    if (m->reg != NULL)
+    {
+        munmap(m->reg, sizeof(*m->reg));
+        m->reg = NULL;
+    }
+}
+
+int tp_bus_registry_reap(tp_bus_registry_map_t *m)
+{
+    tp_bus_registry_t *reg = m->reg;
+    int reaped = 0;
+    for (int i = 0; i < TP_BUS_MAX_SUBSCRIBERS; i++)
+    {
+        tp_bus_subscriber_entry_t *e = &reg->subscribers[i];
+        if (tp_load_acquire_u32(&e->state) == TP_BUS_ENTRY_ACTIVE && !tp_proc_is_alive(e->pid, e->pid_start_time))
+        {
+            uint32_t expect = TP_BUS_ENTRY_ACTIVE;
+            if (tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
+            {
+                __atomic_fetch_sub(&reg->subscriber_count, 1, __ATOMIC_ACQ_REL);
+                TP_LOG_I("bus", "stream %d: removed subscriber of dead process %d", reg->stream_id, e->pid);
+                reaped++;
+            }
+        }
+    }
+    int64_t now = tp_clock_monotonic_ns();
+    for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+    {
+        tp_bus_image_entry_t *e = &reg->images[i];
+        uint32_t state = tp_load_acquire_u32(&e->state);
+        bool is_dead = state == TP_BUS_ENTRY_ACTIVE && !tp_proc_is_alive(e->pid, e->pid_start_time);
+        bool has_lingered = state == TP_BUS_ENTRY_CLOSED && now - (int64_t)e->closed_ns >= TP_BUS_CLOSED_LINGER_NS;
+        if (is_dead || has_lingered)
+        {
+            int32_t session = e->session_id;
+            uint32_t expect = state;
+            if (tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
+            {
+                /* Subscribers that mapped it drain their mapping; the file goes now. */
+                char path[4300];
+                tp_bus_log_path(path, sizeof(path), m->stream_dir, session);
+                unlink(path);
+                tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
+                TP_LOG_I("bus", "stream %d: removed image %08x of %s process %d", reg->stream_id, (uint32_t)session,
+                    is_dead ? "dead" : "closed by its", e->pid);
+                reaped++;
+            }
+        }
+    }
+    if (reaped > 0)
+    {
+        tp_bus_registry_wake(reg);
+    }
+    return reaped;
+}
+
+void tp_bus_registry_wake(tp_bus_registry_t *reg)
+{
+    /* Pairs with the seq_cst fence in the subscriber's park: either it sees our data, or we see its waiter. */
+    tp_fence_seq_cst();
+    if (tp_load_relaxed_u32(&reg->waiters) != 0)
+    {
+        tp_fetch_add_acq_rel_u32(&reg->futex_word, 1);
+        syscall(SYS_futex, &reg->futex_word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+}

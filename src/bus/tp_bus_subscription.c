@@ -1,0 +1,451 @@
+/* Bus subscriptions: IPC image discovery, join positions, the lapping-safe reader, futex parking. UDP in
+ * tp_bus_udp.c. See tp_bus_ipc.h for the log protocol. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus/tp_bus_internal.h"
+#include "core/tp_alloc.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "core/tp_log.h"
+#include "core/tp_proc.h"
+
+/* Idle polls between liveness checks of silent images (a check costs a kill(2) and a /proc read per image). */
+#define SUB_LIVENESS_IDLE_POLLS 1024u
+#define SUB_REAP_INTERVAL_NS (250 * TP_NS_PER_MS)
+
+static int sub_register(tp_bus_subscription_t *sub)
+{
+    tp_bus_registry_t *reg = sub->registry.reg;
+    for (int pass = 0; pass < 2; pass++)
+    {
+        for (int i = 0; i < TP_BUS_MAX_SUBSCRIBERS; i++)
+        {
+            tp_bus_subscriber_entry_t *e = &reg->subscribers[i];
+            uint32_t expect = TP_BUS_ENTRY_FREE;
+            if (!tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_CLAIMED))
+            {
+                continue;
+            }
+            e->pid = (int32_t)getpid();
+            e->pid_start_time = tp_proc_start_time(getpid());
+            tp_store_release_u32(&e->state, TP_BUS_ENTRY_ACTIVE);
+            tp_fetch_add_acq_rel_u32(&reg->subscriber_count, 1);
+            sub->subscriber_index = i;
+            return 0;
+        }
+        if (pass == 0 && tp_bus_registry_reap(&sub->registry) == 0)
+        {
+            break;
+        }
+    }
+    TP_SET_ERR(TP_E_CAPACITY, "stream %d already has %d subscriptions", sub->stream_id, TP_BUS_MAX_SUBSCRIBERS);
+    return -1;
+}
+
+static void sub_unregister(tp_bus_subscription_t *sub)
+{
+    tp_bus_registry_t *reg = sub->registry.reg;
+    if (reg == NULL || sub->subscriber_index < 0)
+    {
+        return;
+    }
+    tp_bus_subscriber_entry_t *e = &reg->subscribers[sub->subscriber_index];
+    uint32_t expect = TP_BUS_ENTRY_ACTIVE;
+    if (e->pid == (int32_t)getpid() && tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
+    {
+        __atomic_fetch_sub(&reg->subscriber_count, 1, __ATOMIC_ACQ_REL);
+    }
+    sub->subscriber_index = -1;
+}
+
+static tp_bus_image_t *image_find(tp_bus_subscription_t *sub, int32_t session_id)
+{
+    for (int i = 0; i < sub->image_count; i++)
+    {
+        if (sub->images[i].session_id == session_id)
+        {
+            return &sub->images[i];
+        }
+    }
+    return NULL;
+}
+
+/* Map a newly seen image. from_start: it registered after we joined, so everything in it is for us. */
+static int image_join(tp_bus_subscription_t *sub, const tp_bus_image_entry_t *e, bool from_start, bool is_closed)
+{
+    if (sub->image_count == TP_BUS_MAX_IMAGES)
+    {
+        return -1;
+    }
+    char path[4300];
+    tp_bus_log_path(path, sizeof(path), sub->registry.stream_dir, e->session_id);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+    {
+        return -1; /* gone already (closed or reaped): nothing to read */
+    }
+    struct stat st;
+    uint64_t capacity = e->capacity;
+    size_t bytes = TP_BUS_LOG_HEADER_BYTES + (size_t)capacity;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != bytes || capacity == 0 ||
+        (capacity & (capacity - 1)) != 0)
+    {
+        close(fd);
+        sub->counters.malformed++;
+        TP_LOG_W("bus", "stream %d: ignoring image %08x: log file '%s' does not match its registry entry",
+            sub->stream_id, (uint32_t)e->session_id, path);
+        return -1;
+    }
+    void *p = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+    {
+        return -1;
+    }
+    tp_bus_log_header_t *log = p;
+    if (tp_load_acquire_u64(&log->magic) != TP_BUS_LOG_MAGIC || log->version != TP_BUS_LAYOUT_VERSION ||
+        log->capacity != capacity || log->session_id != e->session_id || log->stream_id != sub->stream_id)
+    {
+        munmap(p, bytes);
+        sub->counters.malformed++;
+        TP_LOG_W("bus", "stream %d: ignoring image %08x: '%s' has another layout version or identity",
+            sub->stream_id, (uint32_t)e->session_id, path);
+        return -1;
+    }
+    size_t max_message = (size_t)(capacity / 8);
+    if (max_message > sub->scratch_bytes)
+    {
+        void *s = sub->scratch;
+        if (tp_realloc(&s, max_message) < 0)
+        {
+            munmap(p, bytes);
+            return -1;
+        }
+        sub->scratch = s;
+        sub->scratch_bytes = max_message;
+    }
+    tp_bus_image_t *img = &sub->images[sub->image_count++];
+    memset(img, 0, sizeof(*img));
+    img->session_id = e->session_id;
+    img->entry_index = (int)(e - sub->registry.reg->images);
+    img->log = log;
+    img->data = (uint8_t *)p + TP_BUS_LOG_HEADER_BYTES;
+    img->map_bytes = bytes;
+    img->capacity = capacity;
+    img->mask = capacity - 1;
+    /* Joining: an image that existed when we joined starts at its tail (we see only what comes after); one that
+     * appeared later starts at 0. If it wrapped before we got here, the reader finds it lapped and counts the loss
+     * from the record sequence numbers. */
+    img->cursor = from_start ? 0 : tp_load_acquire_u64(&log->tail);
+    img->expected_seq = UINT64_MAX; /* learnt from the first record when joining at the tail */
+    if (from_start)
+    {
+        img->expected_seq = 0;
+    }
+    img->is_removed = is_closed;
+    sub->has_removed |= is_closed;
+    sub->counters.images_joined++;
+    if (sub->on_available != NULL)
+    {
+        sub->on_available(sub->clientd, sub->stream_id, img->session_id);
+    }
+    return 0;
+}
+
+static void image_drop(tp_bus_subscription_t *sub, int index)
+{
+    tp_bus_image_t *img = &sub->images[index];
+    int32_t session = img->session_id;
+    munmap(img->log, img->map_bytes);
+    sub->images[index] = sub->images[sub->image_count - 1];
+    sub->image_count--;
+    sub->counters.images_dropped++;
+    if (sub->on_unavailable != NULL)
+    {
+        sub->on_unavailable(sub->clientd, sub->stream_id, session);
+    }
+}
+
+/* The registry changed: join new images, mark departed ones for dropping once drained. Slow path. */
+static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
+{
+    tp_bus_registry_t *reg = sub->registry.reg;
+    for (int i = 0; i < sub->image_count; i++)
+    {
+        tp_bus_image_t *img = &sub->images[i];
+        tp_bus_image_entry_t *e = &reg->images[img->entry_index];
+        uint32_t state = tp_load_acquire_u32(&e->state);
+        if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || e->session_id != img->session_id ||
+            tp_load_acquire_u32(&img->log->is_closed) != 0)
+        {
+            img->is_removed = true;
+            sub->has_removed = true;
+        }
+    }
+    for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+    {
+        tp_bus_image_entry_t *e = &reg->images[i];
+        uint32_t state = tp_load_acquire_u32(&e->state);
+        if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || image_find(sub, e->session_id) != NULL)
+        {
+            continue;
+        }
+        uint64_t registered = tp_load_acquire_u64(&e->change);
+        bool is_new = registered == TP_BUS_CHANGE_PENDING || registered > sub->join_change;
+        /* A closed image that existed before we joined holds nothing for us; a newer one is drained, then dropped. */
+        if (is_new || state == TP_BUS_ENTRY_ACTIVE)
+        {
+            image_join(sub, e, is_new, state == TP_BUS_ENTRY_CLOSED);
+        }
+    }
+    sub->seen_change = change;
+}
+
+int tp_bus_subscription_open(tp_bus_t *bus, tp_bus_subscription_t **out, const char *channel, int32_t stream_id,
+    tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd)
+{
+    tp_bus_subscription_t *sub = NULL;
+    if (tp_alloc((void **)&sub, sizeof(*sub)) < 0)
+    {
+        return -1;
+    }
+    sub->bus = bus;
+    sub->stream_id = stream_id;
+    sub->on_available = on_available;
+    sub->on_unavailable = on_unavailable;
+    sub->clientd = clientd;
+    sub->subscriber_index = -1;
+    if (tp_channel_parse(&sub->channel, channel) < 0)
+    {
+        goto error;
+    }
+    if (sub->channel.kind == TP_CHANNEL_UDP)
+    {
+        if (tp_bus_udp_subscription_open(sub) < 0)
+        {
+            goto error;
+        }
+        *out = sub;
+        return 0;
+    }
+    if (tp_bus_registry_open(&sub->registry, bus->dir, stream_id) < 0 || sub_register(sub) < 0)
+    {
+        goto error;
+    }
+    /* Join time: images registered up to this change number are joined at their tail, later ones from 0. */
+    sub->join_change = tp_load_acquire_u64(&sub->registry.reg->change_counter);
+    sub_rescan(sub, sub->join_change);
+    *out = sub;
+    return 0;
+error:
+    TP_APPEND_ERR("opening a subscription on '%s' stream %d", channel != NULL ? channel : "(null)", stream_id);
+    tp_bus_subscription_close(sub);
+    return -1;
+}
+
+int tp_bus_subscription_close(tp_bus_subscription_t *sub)
+{
+    if (sub == NULL)
+    {
+        return 0;
+    }
+    if (sub->channel.kind == TP_CHANNEL_UDP)
+    {
+        tp_bus_udp_subscription_close(sub);
+    }
+    for (int i = 0; i < sub->image_count; i++)
+    {
+        munmap(sub->images[i].log, sub->images[i].map_bytes);
+    }
+    sub_unregister(sub);
+    tp_bus_registry_close(&sub->registry);
+    tp_free(sub->scratch);
+    tp_free(sub);
+    return 0;
+}
+
+/* Read up to limit records of one image. Hot path: no alloc, syscalls or locks. */
+static int image_poll(tp_bus_subscription_t *sub, tp_bus_image_t *img, tp_bus_fragment_handler_t handler,
+    void *clientd, int limit)
+{
+    int delivered = 0;
+    uint64_t tail = tp_load_acquire_u64(&img->log->tail); /* pairs with the writer's release store of tail */
+    while (img->cursor < tail && delivered < limit)
+    {
+        uint64_t cursor = img->cursor;
+        uint64_t offset = cursor & img->mask;
+        tp_bus_record_header_t h;
+        memcpy(&h, img->data + offset, sizeof(h));
+        uint64_t record_bytes = tp_bus_record_bytes(h.length >= TP_BUS_RECORD_HEADER_BYTES
+                                                        ? h.length - TP_BUS_RECORD_HEADER_BYTES
+                                                        : 0);
+        bool is_sane = h.length >= TP_BUS_RECORD_HEADER_BYTES && record_bytes <= img->capacity - offset &&
+                       cursor + record_bytes <= tail &&
+                       (h.type == TP_BUS_RECORD_PAD || (h.type == TP_BUS_RECORD_DATA &&
+                                                           h.length - TP_BUS_RECORD_HEADER_BYTES <= sub->scratch_bytes));
+        size_t payload = 0;
+        if (is_sane && h.type == TP_BUS_RECORD_DATA)
+        {
+            payload = h.length - TP_BUS_RECORD_HEADER_BYTES;
+            memcpy(sub->scratch, img->data + offset + TP_BUS_RECORD_HEADER_BYTES, payload);
+        }
+        /* Everything read above is only trusted if the writer has not lapped it meanwhile. */
+        tp_fence_acquire();
+        uint64_t intent = tp_load_acquire_u64(&img->log->intent);
+        if (intent - cursor > img->capacity)
+        {
+            /* Lapped: resume at the newest complete record; its sequence number tells how many were lost. */
+            tail = tp_load_acquire_u64(&img->log->tail);
+            img->cursor = tp_load_acquire_u64(&img->log->latest);
+            continue;
+        }
+        if (!is_sane)
+        {
+            /* Not lapped, yet not a record: a corrupt log. Skip to the tail and say so. */
+            sub->counters.malformed++;
+            img->cursor = tail;
+            img->expected_seq = UINT64_MAX;
+            break;
+        }
+        img->cursor = cursor + record_bytes;
+        if (h.type == TP_BUS_RECORD_PAD)
+        {
+            continue;
+        }
+        if (img->expected_seq != UINT64_MAX && h.seq > img->expected_seq)
+        {
+            sub->counters.lost_records += h.seq - img->expected_seq;
+        }
+        img->expected_seq = h.seq + 1;
+        tp_bus_header_t header = { .stream_id = sub->stream_id, .session_id = img->session_id,
+            .position = (int64_t)img->cursor };
+        handler(clientd, sub->scratch, payload, &header);
+        sub->counters.messages++;
+        delivered++;
+    }
+    return delivered;
+}
+
+/* Drop images that are gone from the registry once drained; reap dead publishers when idle. Slow path. */
+static void sub_maintain(tp_bus_subscription_t *sub)
+{
+    bool is_pending = false;
+    for (int i = sub->image_count - 1; i >= 0; i--)
+    {
+        tp_bus_image_t *img = &sub->images[i];
+        if (!img->is_removed)
+        {
+            continue;
+        }
+        if (img->cursor >= tp_load_acquire_u64(&img->log->tail))
+        {
+            image_drop(sub, i);
+        }
+        else
+        {
+            is_pending = true;
+        }
+    }
+    sub->has_removed = is_pending;
+}
+
+int tp_bus_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t handler, void *clientd, int fragment_limit)
+{
+    if (sub->channel.kind == TP_CHANNEL_UDP)
+    {
+        return tp_bus_udp_poll(sub, handler, clientd, fragment_limit);
+    }
+    uint64_t change = tp_load_acquire_u64(&sub->registry.reg->change_counter);
+    if (change != sub->seen_change)
+    {
+        sub_rescan(sub, change);
+    }
+    int work = 0;
+    int count = sub->image_count;
+    for (int k = 0; k < count && work < fragment_limit; k++)
+    {
+        int i = (sub->next_image + k) % count;
+        work += image_poll(sub, &sub->images[i], handler, clientd, fragment_limit - work);
+    }
+    if (count > 0)
+    {
+        sub->next_image = (sub->next_image + 1) % count;
+    }
+    if (sub->has_removed)
+    {
+        sub_maintain(sub);
+    }
+    if (work == 0 && ++sub->idle_polls >= SUB_LIVENESS_IDLE_POLLS)
+    {
+        /* Idle: at most every SUB_REAP_INTERVAL_NS, look for publishers that died without closing. */
+        sub->idle_polls = 0;
+        int64_t now = tp_clock_monotonic_ns();
+        if (now - sub->last_reap_ns >= SUB_REAP_INTERVAL_NS)
+        {
+            sub->last_reap_ns = now;
+            if (tp_bus_registry_reap(&sub->registry) > 0)
+            {
+                sub_rescan(sub, tp_load_acquire_u64(&sub->registry.reg->change_counter));
+                sub_maintain(sub);
+            }
+        }
+    }
+    return work;
+}
+
+static bool sub_has_data(tp_bus_subscription_t *sub)
+{
+    if (tp_load_acquire_u64(&sub->registry.reg->change_counter) != sub->seen_change)
+    {
+        return true;
+    }
+    for (int i = 0; i < sub->image_count; i++)
+    {
+        if (tp_load_acquire_u64(&sub->images[i].log->tail) != sub->images[i].cursor)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
+int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
+{
+    if (sub->channel.kind == TP_CHANNEL_UDP)
+    {
+        return tp_bus_udp_park(sub, timeout_ns);
+    }
+    tp_bus_registry_t *reg = sub->registry.reg;
+    uint32_t word = tp_load_acquire_u32(&reg->futex_word);
+    tp_fetch_add_acq_rel_u32(&reg->waiters, 1);
+    /* Pairs with the fence in tp_bus_registry_wake: a publisher either sees us waiting or we see its data. */
+    tp_fence_seq_cst();
+    int woken = 1;
+    if (!sub_has_data(sub))
+    {
+        struct timespec ts = { .tv_sec = timeout_ns / TP_NS_PER_S, .tv_nsec = timeout_ns % TP_NS_PER_S };
+        long rc = syscall(SYS_futex, &reg->futex_word, FUTEX_WAIT, word, &ts, NULL, 0);
+        woken = !(rc < 0 && errno == ETIMEDOUT);
+    }
+    __atomic_fetch_sub(&reg->waiters, 1, __ATOMIC_ACQ_REL);
+    return woken;
+}
+
+void tp_bus_subscription_counters(const tp_bus_subscription_t *sub, tp_bus_counters_t *out)
+{
+    *out = sub->counters;
+    out->images_active = (uint32_t)sub->image_count;
+}
+
+int32_t tp_bus_subscription_stream_id(const tp_bus_subscription_t *sub)
+{
+    return sub->stream_id;
+}

@@ -1,0 +1,449 @@
+/*
+ * The IPC bus in one process: delivery and order, join time, overrun accounting, claims, image lifecycle, futex
+ * parking, incompatible files, and zero allocations on offer/poll.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bus/tp_bus_ipc.h"
+#include "core/tp_alloc.h"
+#include "core/tp_clock.h"
+#include "tensorpool/tp_bus.h"
+#include "tp_bus_test_util.h"
+#include "tp_malloc_count.h"
+#include "tp_test_util.h"
+
+#define STREAM 1001
+
+static char dir[512];
+static tp_bus_t *bus;
+
+typedef struct received
+{
+    uint64_t count;
+    uint64_t bad;
+    uint64_t last_seq[8];
+    uint64_t out_of_order;
+    int32_t session;
+    int64_t last_position;
+    uint64_t first_seq;
+} received_t;
+
+static void on_message(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    received_t *r = clientd;
+    test_msg_t m;
+    if (!test_msg_check(buffer, length, &m) || m.writer >= 8 || header->stream_id != STREAM)
+    {
+        r->bad++;
+        return;
+    }
+    if (r->count == 0)
+    {
+        r->first_seq = m.seq;
+    }
+    else if (m.seq <= r->last_seq[m.writer] && !(r->last_seq[m.writer] == 0 && m.seq == 0))
+    {
+        r->out_of_order++;
+    }
+    if (header->position <= r->last_position && header->session_id == r->session)
+    {
+        r->out_of_order++;
+    }
+    r->last_seq[m.writer] = m.seq;
+    r->session = header->session_id;
+    r->last_position = header->position;
+    r->count++;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    tp_test_make_dir(dir, sizeof(dir), "bus");
+    tp_assert_ok(tp_bus_init(&bus, dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tp_bus_close(bus);
+    tp_test_remove_dir(dir);
+    return 0;
+}
+
+static int poll_all(tp_bus_subscription_t *sub, received_t *r)
+{
+    int total = 0;
+    int n;
+    while ((n = tp_bus_poll(sub, on_message, r, 64)) > 0)
+    {
+        total += n;
+    }
+    return total;
+}
+
+static void test_delivery_in_order(void **state)
+{
+    (void)state;
+    tp_bus_publication_t *pub;
+    tp_bus_subscription_t *sub;
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=64k", STREAM, false));
+    uint8_t buf[512];
+    /* Nobody listens yet: nothing is written. */
+    assert_int_equal(tp_bus_offer(pub, buf, test_msg_make(buf, 0, 0, 32)), TP_BUS_NOT_CONNECTED);
+    assert_false(tp_bus_publication_is_connected(pub));
+    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    assert_true(tp_bus_publication_is_connected(pub));
+    received_t r = { 0 };
+    int64_t last = 0;
+    /* Many laps of a 64 KiB ring with a reader that keeps up, sizes varied to exercise padding. */
+    for (uint64_t i = 0; i < 20000; i++)
+    {
+        uint32_t len = 24 + (uint32_t)((i * 37) % 400);
+        int64_t pos = tp_bus_offer(pub, buf, test_msg_make(buf, 1, i, len));
+        assert_true(pos > last);
+        last = pos;
+        if (i % 50 == 49)
+        {
+            poll_all(sub, &r);
+        }
+    }
+    poll_all(sub, &r);
+    assert_int_equal(r.count, 20000);
+    assert_int_equal(r.bad, 0);
+    assert_int_equal(r.out_of_order, 0);
+    assert_int_equal(r.session, tp_bus_publication_session_id(pub));
+    tp_bus_counters_t c;
+    tp_bus_subscription_counters(sub, &c);
+    assert_int_equal(c.lost_records, 0);
+    assert_int_equal(c.images_active, 1);
+    /* too long for this ring: 64 KiB / 8 minus the record header */
+    assert_int_equal(tp_bus_publication_max_message_length(pub), 65536 / 8 - 16);
+    assert_int_equal(tp_bus_offer(pub, buf, 65536 / 8), TP_BUS_MAX_MESSAGE_LENGTH_EXCEEDED);
+    tp_bus_subscription_close(sub);
+    assert_int_equal(tp_bus_offer(pub, buf, 32), TP_BUS_NOT_CONNECTED);
+    tp_bus_publication_close(pub);
+}
+
+static void test_join_time(void **state)
+{
+    (void)state;
+    tp_bus_publication_t *pub;
+    tp_bus_subscription_t *early;
+    tp_bus_subscription_t *late;
+    uint8_t buf[64];
+    tp_assert_ok(tp_bus_subscription_open(bus, &early, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc", STREAM, false));
+    for (uint64_t i = 0; i < 10; i++)
+    {
+        assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 0, i, 40)) > 0);
+    }
+    /* The late subscriber joins an image that exists: it starts at its tail. */
+    tp_assert_ok(tp_bus_subscription_open(bus, &late, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    for (uint64_t i = 10; i < 15; i++)
+    {
+        assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 0, i, 40)) > 0);
+    }
+    received_t re = { 0 };
+    received_t rl = { 0 };
+    poll_all(early, &re);
+    poll_all(late, &rl);
+    /* The early one joined before the image registered, so it reads it from the start. */
+    assert_int_equal(re.count, 15);
+    assert_int_equal(re.first_seq, 0);
+    assert_int_equal(rl.count, 5);
+    assert_int_equal(rl.first_seq, 10);
+    tp_bus_subscription_close(late);
+    tp_bus_subscription_close(early);
+    tp_bus_publication_close(pub);
+}
+
+static void test_overrun_counts_exactly_what_was_lost(void **state)
+{
+    (void)state;
+    tp_bus_publication_t *pub;
+    tp_bus_subscription_t *sub;
+    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=64k", STREAM, false));
+    received_t r = { 0 };
+    uint8_t buf[256];
+    tp_assert_ok(tp_bus_offer(pub, buf, test_msg_make(buf, 2, 0, 100)) > 0 ? 0 : -1);
+    poll_all(sub, &r); /* the reader is attached and current */
+    const uint64_t written = 10000;
+    for (uint64_t i = 1; i <= written; i++)
+    {
+        assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 2, i, 100)) > 0);
+    }
+    poll_all(sub, &r);
+    tp_bus_counters_t c;
+    tp_bus_subscription_counters(sub, &c);
+    assert_int_equal(r.bad, 0);
+    assert_int_equal(r.out_of_order, 0);
+    assert_true(c.lost_records > 0);
+    assert_int_equal(r.count + c.lost_records, written + 1); /* every record is either read or counted lost */
+    assert_int_equal(r.last_seq[2], written);                /* resumed and read up to the newest */
+    /* and it keeps working afterwards */
+    assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 2, written + 1, 100)) > 0);
+    assert_int_equal(poll_all(sub, &r), 1);
+    tp_bus_subscription_close(sub);
+    tp_bus_publication_close(pub);
+}
+
+static void test_claim_commit_abort(void **state)
+{
+    (void)state;
+    tp_bus_publication_t *pub;
+    tp_bus_subscription_t *sub;
+    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=64k", STREAM, false));
+    tp_bus_claim_t claim;
+    uint8_t buf[128];
+    received_t r = { 0 };
+    for (uint64_t i = 0; i < 3000; i++)
+    {
+        int64_t pos = tp_bus_try_claim(pub, 64, &claim);
+        assert_true(pos > 0);
+        assert_int_equal(tp_bus_offer(pub, buf, 16), TP_BUS_ADMIN_ACTION); /* one claim at a time */
+        test_msg_make(claim.buffer, 3, i, 64);
+        if (i % 3 == 2)
+        {
+            tp_bus_abort(pub, &claim); /* never delivered */
+        }
+        else
+        {
+            assert_int_equal(tp_bus_commit(pub, &claim), pos);
+        }
+        if (i % 100 == 99)
+        {
+            poll_all(sub, &r);
+        }
+    }
+    poll_all(sub, &r);
+    assert_int_equal(r.count, 2000);
+    assert_int_equal(r.bad, 0);
+    tp_bus_counters_t c;
+    tp_bus_subscription_counters(sub, &c);
+    assert_int_equal(c.lost_records, 0); /* aborted records are not sequence gaps */
+    assert_int_equal(tp_bus_commit(pub, &claim), TP_BUS_ADMIN_ACTION);
+    tp_bus_subscription_close(sub);
+    tp_bus_publication_close(pub);
+}
+
+static int available;
+static int unavailable;
+
+static void on_available(void *clientd, int32_t stream_id, int32_t session_id)
+{
+    (void)clientd;
+    (void)session_id;
+    assert_int_equal(stream_id, STREAM);
+    available++;
+}
+
+static void on_unavailable(void *clientd, int32_t stream_id, int32_t session_id)
+{
+    (void)clientd;
+    (void)stream_id;
+    (void)session_id;
+    unavailable++;
+}
+
+static void test_image_lifecycle(void **state)
+{
+    (void)state;
+    tp_bus_publication_t *pub;
+    tp_bus_subscription_t *sub;
+    available = unavailable = 0;
+    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, on_available, on_unavailable, NULL));
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc", STREAM, false));
+    uint8_t buf[64];
+    for (uint64_t i = 0; i < 5; i++)
+    {
+        assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 0, i, 48)) > 0);
+    }
+    tp_bus_publication_close(pub); /* closes with 5 unread messages */
+    received_t r = { 0 };
+    poll_all(sub, &r);
+    assert_int_equal(available, 1);
+    assert_int_equal(r.count, 5); /* drained first */
+    tp_bus_poll(sub, on_message, &r, 10);
+    assert_int_equal(unavailable, 1); /* then dropped */
+    tp_bus_counters_t c;
+    tp_bus_subscription_counters(sub, &c);
+    assert_int_equal(c.images_active, 0);
+    assert_int_equal(c.images_dropped, 1);
+    tp_bus_subscription_close(sub);
+}
+
+static void test_dead_publisher_is_dropped_once_drained(void **state)
+{
+    (void)state;
+    tp_bus_subscription_t *sub;
+    available = unavailable = 0;
+    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, on_available, on_unavailable, NULL));
+    pid_t child = fork();
+    if (child == 0)
+    {
+        tp_bus_t *b;
+        tp_bus_publication_t *p;
+        uint8_t buf[64];
+        if (tp_bus_init(&b, dir) < 0 || tp_bus_publication_open(b, &p, "aeron:ipc", STREAM, false) < 0)
+        {
+            _exit(1);
+        }
+        for (uint64_t i = 0; i < 7; i++)
+        {
+            tp_bus_offer(p, buf, test_msg_make(buf, 4, i, 48));
+        }
+        _exit(0); /* dies without closing anything */
+    }
+    int status;
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    received_t r = { 0 };
+    int64_t deadline = tp_clock_monotonic_ns() + 10 * 1000000000LL;
+    while (unavailable == 0 && tp_clock_monotonic_ns() < deadline)
+    {
+        tp_bus_poll(sub, on_message, &r, 16);
+    }
+    assert_int_equal(r.count, 7);
+    assert_int_equal(available, 1);
+    assert_int_equal(unavailable, 1);
+    tp_bus_subscription_close(sub);
+}
+
+static tp_bus_subscription_t *park_sub;
+static int park_result;
+
+static void *parker(void *arg)
+{
+    (void)arg;
+    park_result = tp_bus_subscription_park(park_sub, 30 * 1000000000LL);
+    return NULL;
+}
+
+static void test_park_wakes_on_next_message(void **state)
+{
+    (void)state;
+    tp_bus_publication_t *pub;
+    tp_assert_ok(tp_bus_subscription_open(bus, &park_sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc", STREAM, false));
+    received_t r = { 0 };
+    poll_all(park_sub, &r);
+    /* Nothing to read: a short park times out. */
+    assert_int_equal(tp_bus_subscription_park(park_sub, 1000000), 0);
+    pthread_t t;
+    park_result = -1;
+    assert_int_equal(pthread_create(&t, NULL, parker, NULL), 0);
+    /* Wait until the parker has registered as a waiter, then publish once. */
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%d/registry", dir, STREAM);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    tp_bus_registry_t reg_view;
+    for (int i = 0; i < 100000; i++)
+    {
+        assert_int_equal(pread(fd, &reg_view, sizeof(reg_view), 0), sizeof(reg_view));
+        if (reg_view.waiters > 0)
+        {
+            break;
+        }
+        usleep(100);
+    }
+    close(fd);
+    assert_true(reg_view.waiters > 0);
+    uint8_t buf[64];
+    assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 0, 1, 40)) > 0);
+    pthread_join(t, NULL);
+    assert_int_equal(park_result, 1); /* woken, not timed out (the timeout is 30 s) */
+    assert_int_equal(poll_all(park_sub, &r), 1);
+    tp_bus_subscription_close(park_sub);
+    tp_bus_publication_close(pub);
+}
+
+static void test_steady_state_allocates_nothing(void **state)
+{
+    (void)state;
+    tp_bus_publication_t *pub;
+    tp_bus_subscription_t *sub;
+    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc", STREAM, false));
+    uint8_t buf[64];
+    received_t r = { 0 };
+    test_msg_make(buf, 0, 0, 48);
+    tp_bus_offer(pub, buf, 48);
+    poll_all(sub, &r);
+    uint64_t before = tp_malloc_count();
+    uint64_t before_tp = tp_alloc_count();
+    for (int i = 0; i < 10000; i++)
+    {
+        tp_bus_offer(pub, buf, 48);
+        tp_bus_poll(sub, on_message, &r, 10);
+        tp_bus_claim_t claim;
+        tp_bus_try_claim(pub, 32, &claim);
+        memset(claim.buffer, 0, 32);
+        tp_bus_commit(pub, &claim);
+        tp_bus_poll(sub, on_message, &r, 10);
+    }
+    assert_int_equal(tp_alloc_count(), before_tp);
+    if (tp_malloc_count_available())
+    {
+        assert_int_equal(tp_malloc_count(), before);
+    }
+    tp_bus_subscription_close(sub);
+    tp_bus_publication_close(pub);
+}
+
+static void test_incompatible_files_are_refused(void **state)
+{
+    (void)state;
+    /* A registry of another layout version: refused with a message that says what to do. */
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%d", dir, 4242);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/%d/registry", dir, 4242);
+    int fd = open(path, O_CREAT | O_RDWR, 0600);
+    assert_true(fd >= 0);
+    tp_bus_registry_t reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.magic = TP_BUS_REGISTRY_MAGIC;
+    reg.version = 99;
+    reg.stream_id = 4242;
+    assert_int_equal(write(fd, &reg, sizeof(reg)), sizeof(reg));
+    close(fd);
+    tp_bus_subscription_t *sub;
+    tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:ipc", 4242, NULL, NULL, NULL),
+        "layout version 99");
+    /* Garbage of the wrong size */
+    fd = open(path, O_TRUNC | O_RDWR);
+    assert_int_equal(write(fd, "junk", 4), 4);
+    close(fd);
+    tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:ipc", 4242, NULL, NULL, NULL), "not a regular file of");
+    tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:tcp", 1, NULL, NULL, NULL), "neither aeron:ipc");
+    tp_bus_t *b2;
+    tp_assert_fails_with(tp_bus_init(&b2, "relative/dir"), "absolute");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_delivery_in_order),
+        cmocka_unit_test(test_join_time),
+        cmocka_unit_test(test_overrun_counts_exactly_what_was_lost),
+        cmocka_unit_test(test_claim_commit_abort),
+        cmocka_unit_test(test_image_lifecycle),
+        cmocka_unit_test(test_dead_publisher_is_dropped_once_drained),
+        cmocka_unit_test(test_park_wakes_on_next_message),
+        cmocka_unit_test(test_steady_state_allocates_nothing),
+        cmocka_unit_test(test_incompatible_files_are_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
