@@ -72,6 +72,7 @@ struct tp_bus_subscription
     uint64_t seen_change;
     uint64_t join_change;
     tp_bus_image_t images[TP_BUS_MAX_IMAGES];
+    int32_t retired[TP_BUS_MAX_IMAGES]; /* per registry entry: session already drained and dropped (0 = none) */
     int image_count;
     int next_image; /* round-robin start */
     uint8_t *scratch;

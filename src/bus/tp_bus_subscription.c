@@ -164,6 +164,8 @@ static void image_drop(tp_bus_subscription_t *sub, int index)
 {
     tp_bus_image_t *img = &sub->images[index];
     int32_t session = img->session_id;
+    /* A closed image lingers in the registry: remember it so the next rescan does not join it again. */
+    sub->retired[img->entry_index] = session;
     munmap(img->log, img->map_bytes);
     sub->images[index] = sub->images[sub->image_count - 1];
     sub->image_count--;
@@ -194,7 +196,8 @@ static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
     {
         tp_bus_image_entry_t *e = &reg->images[i];
         uint32_t state = tp_load_acquire_u32(&e->state);
-        if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || image_find(sub, e->session_id) != NULL)
+        if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || image_find(sub, e->session_id) != NULL ||
+            sub->retired[i] == e->session_id)
         {
             continue;
         }

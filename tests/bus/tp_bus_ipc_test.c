@@ -276,6 +276,12 @@ static void test_image_lifecycle(void **state)
     assert_int_equal(r.count, 5); /* drained first */
     tp_bus_poll(sub, on_message, &r, 10);
     assert_int_equal(unavailable, 1); /* then dropped */
+    for (int i = 0; i < 10; i++)
+    {
+        tp_bus_poll(sub, on_message, &r, 10); /* the closed image lingers in the registry: never rejoined */
+    }
+    assert_int_equal(r.count, 5);
+    assert_int_equal(available, 1);
     tp_bus_counters_t c;
     tp_bus_subscription_counters(sub, &c);
     assert_int_equal(c.images_active, 0);
@@ -369,6 +375,59 @@ static void test_park_wakes_on_next_message(void **state)
     tp_bus_publication_close(pub);
 }
 
+typedef struct threaded
+{
+    tp_bus_publication_t *pub;
+    tp_bus_subscription_t *sub;
+    received_t r;
+    uint64_t target;
+} threaded_t;
+
+static void *threaded_reader(void *arg)
+{
+    threaded_t *t = arg;
+    int64_t deadline = tp_clock_monotonic_ns() + 60 * 1000000000LL;
+    while (t->r.count < t->target && tp_clock_monotonic_ns() < deadline)
+    {
+        tp_bus_poll(t->sub, on_message, &t->r, 64);
+    }
+    return NULL;
+}
+
+static void test_threads_share_the_bus(void **state)
+{
+    (void)state;
+    /* One writer thread, two reader threads: the TSan build checks the log protocol's atomics. */
+    threaded_t readers[2];
+    memset(readers, 0, sizeof(readers));
+    for (int i = 0; i < 2; i++)
+    {
+        readers[i].target = 50000;
+        tp_assert_ok(tp_bus_subscription_open(bus, &readers[i].sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    }
+    tp_bus_publication_t *pub;
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=8m", STREAM, false));
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+    {
+        assert_int_equal(pthread_create(&t[i], NULL, threaded_reader, &readers[i]), 0);
+    }
+    uint8_t buf[128];
+    for (uint64_t i = 0; i < 50000; i++)
+    {
+        assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 5, i, 40 + (uint32_t)(i % 64))) > 0);
+    }
+    for (int i = 0; i < 2; i++)
+    {
+        pthread_join(t[i], NULL);
+        assert_int_equal(readers[i].r.count, 50000);
+        assert_int_equal(readers[i].r.bad, 0);
+        assert_int_equal(readers[i].r.out_of_order, 0);
+        tp_bus_subscription_close(readers[i].sub);
+    }
+    tp_bus_publication_close(pub);
+}
+
 static void test_steady_state_allocates_nothing(void **state)
 {
     (void)state;
@@ -442,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_image_lifecycle),
         cmocka_unit_test(test_dead_publisher_is_dropped_once_drained),
         cmocka_unit_test(test_park_wakes_on_next_message),
+        cmocka_unit_test(test_threads_share_the_bus),
         cmocka_unit_test(test_steady_state_allocates_nothing),
         cmocka_unit_test(test_incompatible_files_are_refused),
     };
