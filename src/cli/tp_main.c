@@ -7,6 +7,7 @@
 #include "tensorpool/tp_common.h"
 
 static const tp_cli_command_t commands[] = {
+    { "bench", "measure this machine: the bus's throughput, latency and idle cost", tp_cmd_bench },
     { "demo", "run a producer and two consumers over shared memory with live statistics", tp_cmd_demo },
     { "decode", "print an SBE message or SHM struct (any of the six schemas) as JSON", tp_cmd_decode },
     { "encode", "encode an SBE message from JSON (the inverse of decode)", tp_cmd_encode },

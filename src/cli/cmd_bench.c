@@ -1,0 +1,87 @@
+/* `tp bench`: dispatch to the benchmarks, and what they share (statistics, machine facts). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "cli/tp_bench.h"
+#include "cli/tp_cli.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a;
+    double y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void tp_bench_stats(const double *values, int n, tp_bench_stat_t *out)
+{
+    double sorted[TP_BENCH_MAX_VALUES];
+    memcpy(sorted, values, sizeof(double) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
+    out->min = sorted[0];
+    out->max = sorted[n - 1];
+    out->median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+void tp_bench_print_machine(FILE *out, int argc, char **argv)
+{
+    struct utsname u;
+    uname(&u);
+    char model[600] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+    {
+        if (strncmp(line, "model name", 10) == 0)
+        {
+            const char *colon = strchr(line, ':');
+            snprintf(model, sizeof(model), "%s", colon != NULL ? colon + 2 : line);
+            model[strcspn(model, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f != NULL)
+    {
+        fclose(f);
+    }
+    fprintf(out, "command: tp bench");
+    for (int i = 0; i < argc; i++)
+    {
+        fprintf(out, " %s", argv[i]);
+    }
+    fprintf(out, "\nmachine: %s, %ld online CPUs, %s %s\n", model, sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release);
+}
+
+static void bench_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: tp bench [bus] [options]\n\n"
+        "Benchmarks that print this machine's figures next to each other in one run (medians of repeats, with\n"
+        "min and max). Targets:\n"
+        "  bus     the message bus: throughput, ping-pong latency, idle CPU (tp bench bus --help)\n\n"
+        "With no target, runs every target with its defaults.\n");
+}
+
+int tp_cmd_bench(int argc, char **argv)
+{
+    if (argc >= 2 && tp_cli_is_help(argv[1]))
+    {
+        bench_usage(stdout);
+        return TP_EXIT_OK;
+    }
+    if (argc >= 2 && strcmp(argv[1], "bus") == 0)
+    {
+        return tp_bench_bus(argc - 1, argv + 1);
+    }
+    if (argc >= 2)
+    {
+        tp_cli_fail(TP_EXIT_USAGE, "bench", "unknown target '%s'", argv[1]);
+        bench_usage(stderr);
+        return TP_EXIT_USAGE;
+    }
+    char name[] = "bus";
+    char *args[] = { name, NULL };
+    return tp_bench_bus(1, args);
+}
