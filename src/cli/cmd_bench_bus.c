@@ -348,7 +348,8 @@ static void bench_bus_usage(FILE *out)
         "processes, busy-spinning and futex-parked (p50/p99/p99.9); and the CPU time of a parked, idle\n"
         "subscriber. Each figure is the median of N interleaved runs, with min and max.\n\n"
         "options: --seconds S per throughput run [1], --repeats N [5], --round-trips N per run [100000],\n"
-        "         --json one JSON object instead of the table\n");
+        "         --json one JSON object instead of the table\n\n"
+        "exit status: 0 measured; 1 a benchmark process failed; 2 bad arguments.\n");
 }
 
 int tp_bench_bus(int argc, char **argv)

@@ -130,8 +130,8 @@ static void test_help_and_version(void **state)
     tp_test_assert_contains(out, "demo");
     assert_int_equal(run("--version"), 0);
     tp_test_assert_contains(out, "tensorpool");
-    const char *cmds[] = { "decode", "encode", "demo" };
-    for (size_t i = 0; i < 3; i++)
+    const char *cmds[] = { "decode", "encode", "demo", "bench", "bench bus" };
+    for (size_t i = 0; i < 5; i++)
     {
         char args[64];
         snprintf(args, sizeof(args), "%s --help", cmds[i]);
@@ -165,6 +165,24 @@ static void test_demo_runs_clean(void **state)
     tp_json_free(j);
 }
 
+static void test_bench_bus_reports_figures(void **state)
+{
+    (void)state;
+    assert_int_equal(run("bench bus --repeats 1 --seconds 0.2 --round-trips 1000 --json"), 0);
+    tp_json_t *j = NULL;
+    tp_assert_ok(tp_json_parse(&j, out, strcspn(out, "\n")));
+    const tp_json_t *t = tp_json_get(j, "throughput");
+    assert_int_equal(t->count, 4);
+    uint64_t rate;
+    tp_assert_ok(tp_json_to_u64(tp_json_get(tp_json_at(t, 0), "msgs_per_s"), &rate));
+    assert_true(rate > 0);
+    assert_int_equal(tp_json_get(j, "round_trip_us")->count, 2);
+    assert_non_null(tp_json_get(j, "idle_subscriber_cpu_ms_per_s"));
+    tp_json_free(j);
+    assert_int_equal(run("bench bus --repeats 0 2>&1"), 2);
+    assert_int_equal(run("bench nothing 2>&1"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_exits_2_with_a_reason),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_demo_runs_clean),
+        cmocka_unit_test(test_bench_bus_reports_figures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
