@@ -81,8 +81,13 @@ typedef struct tp_bus_counters
 } tp_bus_counters_t;
 
 /* Open a bus context on bus_dir (NULL: $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus). Creates the directory
- * (0700) if missing. The context must outlive every publication and subscription made from it. */
+ * (0700) if missing; its files are created 0600. The context must outlive every publication and subscription
+ * made from it. */
 TP_API int tp_bus_init(tp_bus_t **out, const char *bus_dir);
+
+/* The same with explicit modes for the directories and files the bus creates, e.g. 02770 and 0660 so that the
+ * processes of one group share a bus. Modes are applied exactly (the umask does not narrow them). */
+TP_API int tp_bus_init_with_modes(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode);
 TP_API int tp_bus_close(tp_bus_t *bus);
 /* The bus directory in use. */
 TP_API const char *tp_bus_dir(const tp_bus_t *bus);

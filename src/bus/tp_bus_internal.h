@@ -16,6 +16,8 @@
 struct tp_bus
 {
     char dir[TP_BUS_DIR_MAX];
+    uint32_t dir_mode;
+    uint32_t file_mode;
 };
 
 struct tp_bus_publication

@@ -131,7 +131,8 @@ typedef struct tp_bus_registry_map
 } tp_bus_registry_map_t;
 
 /* Open (creating if needed) <bus_dir>/<stream_id>/registry. Dead subscribers and images are reclaimed. */
-int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t stream_id);
+int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t stream_id, mode_t dir_mode,
+    mode_t file_mode);
 void tp_bus_registry_close(tp_bus_registry_map_t *m);
 
 /* Remove registry entries of processes that no longer run (and their log files). Returns how many. */

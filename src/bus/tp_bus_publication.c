@@ -19,11 +19,24 @@
 
 int tp_bus_init(tp_bus_t **out, const char *bus_dir)
 {
+    return tp_bus_init_with_modes(out, bus_dir, 0700, 0600);
+}
+
+int tp_bus_init_with_modes(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode)
+{
     tp_bus_t *bus = NULL;
+    if (dir_mode > 07777 || file_mode > 0777 || (file_mode & 0600) != 0600 || (dir_mode & 0700) != 0700)
+    {
+        TP_SET_ERR(TP_E_INVALID, "bus modes %04o/%04o: the owner needs rwx on directories and rw on files",
+            (unsigned)dir_mode, (unsigned)file_mode);
+        return -1;
+    }
     if (tp_alloc((void **)&bus, sizeof(*bus)) < 0)
     {
         return -1;
     }
+    bus->dir_mode = dir_mode;
+    bus->file_mode = file_mode;
     const char *env = getenv("TP_BUS_DIR");
     int n;
     if (bus_dir != NULL && bus_dir[0] != '\0')
@@ -48,7 +61,7 @@ int tp_bus_init(tp_bus_t **out, const char *bus_dir)
         TP_SET_ERR(TP_E_CONFIG, "bus directory '%s' must be an absolute path", bus->dir);
         goto error;
     }
-    /* Create the missing components below the deepest existing ancestor, 0700 each. */
+    /* Create the missing components below the deepest existing ancestor, each with dir_mode. */
     char root[TP_BUS_DIR_MAX];
     snprintf(root, sizeof(root), "%s", bus->dir);
     struct stat st;
@@ -62,7 +75,7 @@ int tp_bus_init(tp_bus_t **out, const char *bus_dir)
         }
         *slash = '\0';
     }
-    if (strcmp(root, bus->dir) != 0 && tp_fs_mkdirs(root, bus->dir, 0700) < 0)
+    if (strcmp(root, bus->dir) != 0 && tp_fs_mkdirs(root, bus->dir, bus->dir_mode) < 0)
     {
         TP_APPEND_ERR("creating bus directory '%s'", bus->dir);
         goto error;
@@ -100,7 +113,7 @@ static int log_create(tp_bus_publication_t *pub)
     {
         pub->session_id = (int32_t)tp_random_u32();
         tp_bus_log_path(path, sizeof(path), pub->registry.stream_dir, pub->session_id);
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, pub->bus->file_mode);
         if (fd < 0 && errno != EEXIST)
         {
             TP_SET_ERR(errno, "creating bus log '%s' failed: %s", path, strerror(errno));
@@ -113,6 +126,7 @@ static int log_create(tp_bus_publication_t *pub)
         return -1;
     }
     pub->map_bytes = TP_BUS_LOG_HEADER_BYTES + pub->capacity;
+    fchmod(fd, pub->bus->file_mode); /* exactly, whatever the umask */
     if (ftruncate(fd, (off_t)pub->map_bytes) < 0)
     {
         TP_SET_ERR(errno, "sizing bus log '%s' failed: %s", path, strerror(errno));
@@ -225,7 +239,8 @@ int tp_bus_publication_open(tp_bus_t *bus, tp_bus_publication_t **out, const cha
     }
     pub->capacity = pub->channel.term_length;
     pub->max_message_length = (size_t)(pub->capacity / 8) - TP_BUS_RECORD_HEADER_BYTES;
-    if (tp_bus_registry_open(&pub->registry, bus->dir, stream_id) < 0 || log_create(pub) < 0 ||
+    if (tp_bus_registry_open(&pub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode) < 0 ||
+        log_create(pub) < 0 ||
         log_register(pub) < 0)
     {
         goto error;

@@ -68,16 +68,17 @@ static void *registry_map_fd(int fd, const char *path)
 }
 
 /* Create the registry complete under a temporary name, then link it into place: nobody ever sees it half made. */
-static int registry_create(const char *path, const char *stream_dir, int32_t stream_id)
+static int registry_create(const char *path, const char *stream_dir, int32_t stream_id, mode_t file_mode)
 {
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s/.registry.%d.%08x", stream_dir, (int)getpid(), tp_random_u32());
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, file_mode);
     if (fd < 0)
     {
         TP_SET_ERR(errno, "creating '%s' failed: %s", tmp, strerror(errno));
         return -1;
     }
+    fchmod(fd, file_mode); /* exactly, whatever the umask */
     int rc = -1;
     tp_bus_registry_t *reg = NULL;
     if (ftruncate(fd, sizeof(tp_bus_registry_t)) < 0)
@@ -110,7 +111,8 @@ done:
     return rc;
 }
 
-int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t stream_id)
+int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t stream_id, mode_t dir_mode,
+    mode_t file_mode)
 {
     memset(m, 0, sizeof(*m));
     int n = snprintf(m->stream_dir, sizeof(m->stream_dir), "%s/%d", bus_dir, (int)stream_id);
@@ -119,7 +121,7 @@ int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t 
         TP_SET_ERR(TP_E_INVALID, "bus directory path too long");
         return -1;
     }
-    if (tp_fs_mkdirs(bus_dir, m->stream_dir, 0700) < 0)
+    if (tp_fs_mkdirs(bus_dir, m->stream_dir, dir_mode) < 0)
     {
         TP_APPEND_ERR("bus stream directory for stream %d", stream_id);
         return -1;
@@ -129,7 +131,7 @@ int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t 
     int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT)
     {
-        if (registry_create(path, m->stream_dir, stream_id) < 0)
+        if (registry_create(path, m->stream_dir, stream_id, file_mode) < 0)
         {
             return -1;
         }

@@ -239,7 +239,8 @@ int tp_bus_subscription_open(tp_bus_t *bus, tp_bus_subscription_t **out, const c
         *out = sub;
         return 0;
     }
-    if (tp_bus_registry_open(&sub->registry, bus->dir, stream_id) < 0 || sub_register(sub) < 0)
+    if (tp_bus_registry_open(&sub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode) < 0 ||
+        sub_register(sub) < 0)
     {
         goto error;
     }

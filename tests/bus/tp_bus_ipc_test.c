@@ -461,6 +461,38 @@ static void test_steady_state_allocates_nothing(void **state)
     tp_bus_publication_close(pub);
 }
 
+static void test_modes(void **state)
+{
+    (void)state;
+    char shared[1024];
+    snprintf(shared, sizeof(shared), "%s/group/bus", dir);
+    tp_bus_t *b;
+    tp_assert_ok(tp_bus_init_with_modes(&b, shared, 02770, 0660));
+    tp_bus_subscription_t *sub;
+    tp_bus_publication_t *pub;
+    tp_assert_ok(tp_bus_subscription_open(b, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(b, &pub, "aeron:ipc", STREAM, false));
+    struct stat st;
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%d", shared, STREAM);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 02770);
+    snprintf(path, sizeof(path), "%s/%d/registry", shared, STREAM);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    snprintf(path, sizeof(path), "%s/%d/%08x.log", shared, STREAM, (uint32_t)tp_bus_publication_session_id(pub));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    tp_bus_publication_close(pub);
+    tp_bus_subscription_close(sub);
+    tp_bus_close(b);
+    /* defaults: private */
+    snprintf(path, sizeof(path), "%s/%d", dir, STREAM);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    tp_assert_fails_with(tp_bus_init_with_modes(&b, shared, 0070, 0600), "owner needs");
+}
+
 static void test_incompatible_files_are_refused(void **state)
 {
     (void)state;
@@ -503,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_park_wakes_on_next_message),
         cmocka_unit_test(test_threads_share_the_bus),
         cmocka_unit_test(test_steady_state_allocates_nothing),
+        cmocka_unit_test(test_modes),
         cmocka_unit_test(test_incompatible_files_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
