@@ -27,7 +27,7 @@
 
 #define TP_BUS_LOG_MAGIC UINT64_C(0x31474C5355425054)      /* "TPBUSLG1" */
 #define TP_BUS_REGISTRY_MAGIC UINT64_C(0x3147525355425054) /* "TPBUSRG1" */
-#define TP_BUS_LAYOUT_VERSION 1
+#define TP_BUS_LAYOUT_VERSION 2
 
 #define TP_BUS_LOG_HEADER_BYTES 512
 #define TP_BUS_RECORD_HEADER_BYTES 16
@@ -56,11 +56,12 @@ typedef struct tp_bus_log_header
     uint64_t pid_start_time;
     uint64_t created_ns;
     uint8_t pad0[TP_CACHE_LINE_PAD_BYTES - 48];
-    uint64_t intent; /* written by the writer: end of the record being written */
-    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - 8];
-    uint64_t tail;   /* written by the writer: end of the last complete record */
-    uint64_t latest; /* written by the writer before tail: start of the last complete record */
-    uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - 16];
+    /* The writer's three positions share one line: a reader fetches it once per batch, not three lines. */
+    uint64_t tail;   /* end of the last complete record */
+    uint64_t latest; /* start of the last complete record (written before tail) */
+    uint64_t intent; /* end of the record being written */
+    uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - 24];
+    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES];
     uint32_t is_closed; /* set by the writer at close */
     uint8_t pad3[TP_CACHE_LINE_PAD_BYTES - 4];
 } tp_bus_log_header_t;
