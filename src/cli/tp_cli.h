@@ -25,6 +25,7 @@ int tp_cmd_decode(int argc, char **argv);
 int tp_cmd_encode(int argc, char **argv);
 int tp_cmd_demo(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);
+int tp_cmd_config(int argc, char **argv);
 
 /* Print "tp <cmd>: <message>" and the error trail to stderr; returns status. */
 int tp_cli_fail(int status, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -9,6 +9,7 @@
 static const tp_cli_command_t commands[] = {
     { "bench", "measure this machine: the bus's throughput, latency and idle cost", tp_cmd_bench },
     { "demo", "run a producer and two consumers over shared memory with live statistics", tp_cmd_demo },
+    { "config", "check, dump and convert configuration files (TOML)", tp_cmd_config },
     { "decode", "print an SBE message or SHM struct (any of the six schemas) as JSON", tp_cmd_decode },
     { "encode", "encode an SBE message from JSON (the inverse of decode)", tp_cmd_encode },
 };
