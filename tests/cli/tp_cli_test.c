@@ -130,8 +130,8 @@ static void test_help_and_version(void **state)
     tp_test_assert_contains(out, "demo");
     assert_int_equal(run("--version"), 0);
     tp_test_assert_contains(out, "tensorpool");
-    const char *cmds[] = { "decode", "encode", "demo", "bench", "bench bus" };
-    for (size_t i = 0; i < 5; i++)
+    const char *cmds[] = { "decode", "encode", "demo", "bench", "bench bus", "config", "config check" };
+    for (size_t i = 0; i < 7; i++)
     {
         char args[64];
         snprintf(args, sizeof(args), "%s --help", cmds[i]);
@@ -183,6 +183,64 @@ static void test_bench_bus_reports_figures(void **state)
     assert_int_equal(run("bench nothing 2>&1"), 2);
 }
 
+static void test_config_commands(void **state)
+{
+    (void)state;
+    const char *files[] = { "driver", "camera-pipeline", "integration", "bridge", "rate-limiter", "discovery" };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+    {
+        char args[1024];
+        snprintf(args, sizeof(args), "config check %s/config/%s.toml 2>&1", TP_SOURCE_DIR, files[i]);
+        if (run(args) != 0)
+        {
+            print_error("%s", out);
+            fail();
+        }
+        tp_test_assert_contains(out, ": OK: ");
+        if (strstr(out, "warning") != NULL || strstr(out, "unknown key") != NULL)
+        {
+            print_error("config/%s.toml has warnings: %s", files[i], out);
+            fail();
+        }
+    }
+    char dir[512];
+    tp_test_make_dir(dir, sizeof(dir), "config");
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd),
+        "printf '[driver]\\ncontrol_stream_id = 1000\\n[profiles.p]\\nheader_nslots = 3\\npayload_pools = [{pool_id = 1, "
+        "stride_bytes = 100}]\\n' > %s/bad.toml && %s config check %s/bad.toml 2>&1",
+        dir, TP_TOOL, dir);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 1);
+    tp_test_assert_contains(out, "bad.toml:3: profiles.p: header_nslots 3 is not a power of two");
+    tp_test_assert_contains(out, "stride_bytes 100 is not a power-of-two multiple of 64");
+    tp_test_assert_contains(out, "error(s) in this driver configuration");
+    snprintf(cmd, sizeof(cmd), "printf 'a = [1,\\n' > %s/broken.toml && %s config check %s/broken.toml 2>&1", dir,
+        TP_TOOL, dir);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 1);
+    tp_test_assert_contains(out, "broken.toml:1:5: unterminated array");
+    snprintf(cmd, sizeof(cmd), "DRIVER_CONTROL_STREAM_ID=1555 %s config dump --json %s/config/driver.toml", TP_TOOL,
+        TP_SOURCE_DIR);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
+    tp_json_t *j = NULL;
+    tp_assert_ok(tp_json_parse(&j, out, strlen(out)));
+    uint64_t v;
+    tp_assert_ok(tp_json_to_u64(tp_json_get(j, "driver.control_stream_id"), &v));
+    assert_int_equal(v, 1555);
+    tp_json_free(j);
+    /* docs/CONFIG.md is exactly what the tables say */
+    snprintf(cmd, sizeof(cmd), "%s config docs | cmp - %s/docs/CONFIG.md", TP_TOOL, TP_SOURCE_DIR);
+    if (tp_test_run(cmd, out, sizeof(out)) != 0)
+    {
+        print_error("docs/CONFIG.md is out of date: run tp config docs > docs/CONFIG.md\n");
+        fail();
+    }
+    assert_int_equal(run("config check 2>&1"), 2);
+    assert_int_equal(run("config check /nonexistent.toml 2>&1"), 2);
+    assert_int_equal(run("config frobnicate 2>&1"), 2);
+    assert_int_equal(run("config check --kind nope x 2>&1"), 2);
+    tp_test_remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_demo_runs_clean),
         cmocka_unit_test(test_bench_bus_reports_figures),
+        cmocka_unit_test(test_config_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,202 @@
+/* The UDP bridge's configuration; see tp_bridge_config.h and docs/CONFIG.md. */
+#include "bridge/tp_bridge_config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define C tp_bridge_config_t
+
+/* clang-format off */
+const tp_config_field_t tp_bridge_config_fields[] = {
+    TP_CFG_FIELD(C, instance_id, "bridge.instance_id", TP_CFG_STRING, "", 0, 0, true, "identifier for logs"),
+    TP_CFG_FIELD(C, bus_dir, "bridge.bus_dir", TP_CFG_STRING, "", 0, 0, false,
+        "local bus directory; empty = $TP_BUS_DIR or the default"),
+    TP_CFG_FIELD(C, payload_channel, "bridge.payload_channel", TP_CFG_STRING, "", 0, 0, true,
+        "UDP channel of BridgeFrameChunk"),
+    TP_CFG_FIELD(C, payload_stream_id, "bridge.payload_stream_id", TP_CFG_U32, "0", 1, UINT32_MAX, true,
+        "BridgeFrameChunk stream id"),
+    TP_CFG_FIELD(C, control_channel, "bridge.control_channel", TP_CFG_STRING, "", 0, 0, true,
+        "channel of forwarded ShmPoolAnnounce (and QoS / FrameProgress when enabled)"),
+    TP_CFG_FIELD(C, control_stream_id, "bridge.control_stream_id", TP_CFG_U32, "0", 1, UINT32_MAX, true,
+        "bridge control stream id"),
+    TP_CFG_FIELD(C, metadata_channel, "bridge.metadata_channel", TP_CFG_STRING, "", 0, 0, false,
+        "UDP channel of forwarded metadata; empty = metadata not forwarded"),
+    TP_CFG_FIELD(C, metadata_stream_id, "bridge.metadata_stream_id", TP_CFG_U32, "3002", 1, UINT32_MAX, false,
+        "stream id of forwarded metadata on bridge.metadata_channel"),
+    TP_CFG_FIELD(C, source_metadata_stream_id, "bridge.source_metadata_stream_id", TP_CFG_U32, "1300", 1, UINT32_MAX,
+        false, "local metadata stream read on the sending host"),
+    TP_CFG_FIELD(C, mtu_bytes, "bridge.mtu_bytes", TP_CFG_U32, "1408", 256, 65504, false,
+        "datagram size the chunks are cut for"),
+    TP_CFG_FIELD(C, chunk_bytes, "bridge.chunk_bytes", TP_CFG_U32, "0", 0, 65535, false,
+        "payload bytes per chunk; 0 = mtu_bytes - 128 (effective: min(chunk_bytes, mtu_bytes - 128))"),
+    TP_CFG_FIELD(C, max_chunk_bytes, "bridge.max_chunk_bytes", TP_CFG_U32, "65535", 1, 65535, false,
+        "hard cap on one chunk's payload"),
+    TP_CFG_FIELD(C, max_payload_bytes, "bridge.max_payload_bytes", TP_CFG_U32, "1073741824", 1, 1073741824, false,
+        "hard cap on one frame's payload"),
+    TP_CFG_FIELD(C, integrity_crc32c, "bridge.integrity_crc32c", TP_CFG_BOOL, "false", 0, 0, false,
+        "send and check CRC32C of every frame"),
+    TP_CFG_FIELD(C, dest_stream_id_range, "bridge.dest_stream_id_range", TP_CFG_RANGE, "", 0, 0, false,
+        "range for destination streams of mappings with dest_stream_id = 0"),
+    TP_CFG_FIELD(C, forward_metadata, "bridge.forward_metadata", TP_CFG_BOOL, "true", 0, 0, false,
+        "forward DataSourceAnnounce / DataSourceMeta"),
+    TP_CFG_FIELD(C, forward_tracelink, "bridge.forward_tracelink", TP_CFG_BOOL, "false", 0, 0, false,
+        "forward TraceLinkSet on the metadata channel"),
+    TP_CFG_FIELD(C, forward_qos, "bridge.forward_qos", TP_CFG_BOOL, "false", 0, 0, false, "forward QoS messages"),
+    TP_CFG_FIELD(C, forward_progress, "bridge.forward_progress", TP_CFG_BOOL, "false", 0, 0, false,
+        "forward FrameProgress"),
+    TP_CFG_FIELD(C, assembly_timeout_ms, "bridge.assembly_timeout_ms", TP_CFG_U32, "250", 1, 600000, false,
+        "per-stream frame assembly timeout"),
+    TP_CFG_FIELD(C, driver_control_channel, "bridge.driver_control_channel", TP_CFG_STRING,
+        "aeron:ipc?term-length=4m", 0, 0, false, "local driver control channel (attach of destination streams)"),
+    TP_CFG_FIELD(C, driver_control_stream_id, "bridge.driver_control_stream_id", TP_CFG_U32, "1000", 1, UINT32_MAX,
+        false, "local driver control stream id"),
+};
+/* clang-format on */
+const size_t tp_bridge_config_field_count = sizeof(tp_bridge_config_fields) / sizeof(tp_bridge_config_fields[0]);
+
+uint32_t tp_bridge_config_chunk_bytes(const tp_bridge_config_t *c)
+{
+    uint32_t limit = c->mtu_bytes > 128 ? c->mtu_bytes - 128 : 1;
+    uint32_t chunk = c->chunk_bytes == 0 || c->chunk_bytes > limit ? limit : c->chunk_bytes;
+    return chunk > c->max_chunk_bytes ? c->max_chunk_bytes : chunk;
+}
+
+static void load_mappings(tp_bridge_config_t *c, const tp_toml_value_t *doc, tp_config_report_t *r)
+{
+    const tp_toml_value_t *m = tp_toml_get(doc, "mappings");
+    if (m == NULL || m->type != TP_TOML_ARRAY || m->count == 0)
+    {
+        tp_config_error(r, m != NULL ? m->line : 0, "mappings",
+            m == NULL ? "at least one [[mappings]] entry is required" : "must be a non-empty array of tables");
+        return;
+    }
+    for (size_t i = 0; i < m->count; i++)
+    {
+        const tp_toml_value_t *e = m->members[i].value;
+        char where[64];
+        snprintf(where, sizeof(where), "mappings[%zu]", i);
+        if (e->type != TP_TOML_TABLE || c->mapping_count == TP_BRIDGE_MAX_MAPPINGS)
+        {
+            tp_config_error(r, e->line, where, e->type != TP_TOML_TABLE ? "expected a table" : "too many mappings");
+            continue;
+        }
+        tp_bridge_mapping_config_t *mp = &c->mappings[c->mapping_count];
+        memset(mp, 0, sizeof(*mp));
+        mp->line = e->line;
+        bool ok = tp_config_get_u32(e, "source_stream_id", 1, UINT32_MAX, &mp->source_stream_id, true, where, r);
+        ok &= tp_config_get_u32(e, "dest_stream_id", 0, UINT32_MAX, &mp->dest_stream_id, true, where, r);
+        tp_config_get_string(e, "profile", mp->profile, sizeof(mp->profile), false, where, r);
+        mp->metadata_stream_id = mp->dest_stream_id;
+        tp_config_get_u32(e, "metadata_stream_id", 0, UINT32_MAX, &mp->metadata_stream_id, false, where, r);
+        tp_config_get_u32(e, "source_control_stream_id", 0, UINT32_MAX, &mp->source_control_stream_id, false, where,
+            r);
+        tp_config_get_u32(e, "dest_control_stream_id", 0, UINT32_MAX, &mp->dest_control_stream_id, false, where, r);
+        static const char *const known[] = { "source_stream_id", "dest_stream_id", "profile", "metadata_stream_id",
+            "source_control_stream_id", "dest_control_stream_id", NULL };
+        for (size_t k = 0; k < e->count; k++)
+        {
+            bool found = false;
+            for (size_t j = 0; known[j] != NULL && !found; j++)
+            {
+                found = strcmp(known[j], e->members[k].key) == 0;
+            }
+            if (!found)
+            {
+                char full[128];
+                snprintf(full, sizeof(full), "%s.%s", where, e->members[k].key);
+                tp_config_warning(r, e->members[k].value->line, full, "unknown key (ignored)");
+            }
+        }
+        if (ok)
+        {
+            if (mp->dest_stream_id == 0 && !c->dest_stream_id_range.is_set)
+            {
+                tp_config_error(r, e->line, where, "dest_stream_id 0 needs bridge.dest_stream_id_range");
+            }
+            c->mapping_count++;
+        }
+    }
+}
+
+static void validate(tp_bridge_config_t *c, tp_config_report_t *r)
+{
+    const tp_config_range_t *range = &c->dest_stream_id_range;
+    const uint32_t reserved[] = { c->payload_stream_id, c->control_stream_id, c->metadata_stream_id,
+        c->source_metadata_stream_id, c->driver_control_stream_id };
+    for (size_t k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++)
+    {
+        if (tp_config_range_contains(range, reserved[k]))
+        {
+            tp_config_error(r, 0, "bridge.dest_stream_id_range", "%u-%u contains control/metadata stream id %u",
+                range->start, range->end, reserved[k]);
+        }
+    }
+    for (uint32_t i = 0; i < c->mapping_count; i++)
+    {
+        for (uint32_t j = 0; j < i; j++)
+        {
+            if (c->mappings[i].source_stream_id == c->mappings[j].source_stream_id &&
+                c->mappings[i].dest_stream_id == c->mappings[j].dest_stream_id)
+            {
+                tp_config_error(r, c->mappings[i].line, "mappings", "mapping %u -> %u appears twice",
+                    c->mappings[i].source_stream_id, c->mappings[i].dest_stream_id);
+            }
+        }
+    }
+    if (c->mtu_bytes <= 128 + 64)
+    {
+        tp_config_error(r, 0, "bridge.mtu_bytes", "%u leaves no room for chunk payload (header needs 128)",
+            c->mtu_bytes);
+    }
+}
+
+int tp_bridge_config_load(tp_bridge_config_t *c, const tp_toml_value_t *doc, tp_config_report_t *r)
+{
+    size_t before = r->error_count;
+    bool is_set[sizeof(tp_bridge_config_fields) / sizeof(tp_bridge_config_fields[0])];
+    memset(is_set, 0, sizeof(is_set));
+    memset(c, 0, sizeof(*c));
+    tp_config_apply_defaults(tp_bridge_config_fields, tp_bridge_config_field_count, c);
+    if (doc != NULL)
+    {
+        static const char *const sections[] = { "mappings", NULL };
+        tp_config_apply_toml(tp_bridge_config_fields, tp_bridge_config_field_count, c, doc, r, is_set);
+        tp_config_warn_unknown(tp_bridge_config_fields, tp_bridge_config_field_count, doc, "", sections, r);
+    }
+    tp_config_apply_env(tp_bridge_config_fields, tp_bridge_config_field_count, c, r, is_set);
+    for (size_t i = 0; i < tp_bridge_config_field_count; i++)
+    {
+        if (tp_bridge_config_fields[i].is_required && !is_set[i])
+        {
+            tp_config_error(r, 0, tp_bridge_config_fields[i].key, "is required");
+        }
+    }
+    load_mappings(c, doc, r);
+    validate(c, r);
+    if (r->error_count > before)
+    {
+        TP_SET_ERR(TP_E_CONFIG, "%zu bridge configuration error(s)", r->error_count - before);
+        return -1;
+    }
+    return 0;
+}
+
+void tp_bridge_config_dump(const tp_bridge_config_t *c, tp_strbuf_t *out, bool json)
+{
+    tp_strbuf_puts(out, json ? "{" : "");
+    tp_config_dump(tp_bridge_config_fields, tp_bridge_config_field_count, c, out, json);
+    tp_strbuf_printf(out, json ? ",\"effective_chunk_bytes\":%u,\"mappings\":[" : "effective chunk bytes = %u\n",
+        tp_bridge_config_chunk_bytes(c));
+    for (uint32_t i = 0; i < c->mapping_count; i++)
+    {
+        const tp_bridge_mapping_config_t *m = &c->mappings[i];
+        tp_strbuf_printf(out,
+            json ? "%s{\"source_stream_id\":%u,\"dest_stream_id\":%u,\"profile\":\"%s\",\"metadata_stream_id\":%u,"
+                   "\"source_control_stream_id\":%u,\"dest_control_stream_id\":%u}"
+                 : "%smappings = {source_stream_id = %u, dest_stream_id = %u, profile = \"%s\", metadata_stream_id = "
+                   "%u, source_control_stream_id = %u, dest_control_stream_id = %u}\n",
+            json && i > 0 ? "," : "", m->source_stream_id, m->dest_stream_id, m->profile, m->metadata_stream_id,
+            m->source_control_stream_id, m->dest_control_stream_id);
+    }
+    tp_strbuf_puts(out, json ? "]}" : "");
+}

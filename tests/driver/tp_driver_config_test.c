@@ -1,0 +1,217 @@
+/*
+ * Driver configuration: every key's default, TOML and environment precedence, and one bad configuration for each
+ * validation rule.
+ * covers: D-17-3, D-17-4, D-17-5, D-17-13, D-11-6, D-11-7, D-11-8
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver/tp_driver_config.h"
+#include "tp_test_util.h"
+
+static const char *base_profile = "[profiles.p]\nheader_nslots = 64\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }]\n"
+                                  "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n";
+
+static tp_driver_config_t config;
+
+/* Load text; returns the load result, leaves the report in r (caller finis it). */
+static int load(const char *text, tp_config_report_t *r)
+{
+    tp_toml_value_t *doc = NULL;
+    tp_assert_ok(tp_toml_parse(&doc, text, strlen(text), "d.toml"));
+    tp_config_report_init(r, "d.toml");
+    int rc = tp_driver_config_load(&config, doc, r);
+    tp_toml_free(doc);
+    return rc;
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+    tp_config_report_t r;
+    if (load(text, &r) == 0)
+    {
+        print_error("accepted:\n%s\n", text);
+        fail();
+    }
+    tp_test_assert_contains(tp_strbuf_cstr(&r.errors), needle);
+    tp_config_report_fini(&r);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    tp_config_report_t r;
+    tp_assert_ok(load(base_profile, &r));
+    assert_string_equal(config.instance_id, "driver-01");
+    assert_string_equal(config.control_channel, "aeron:ipc?term-length=4m");
+    assert_int_equal(config.control_stream_id, 1000);
+    assert_string_equal(config.announce_channel, config.control_channel); /* derived */
+    assert_int_equal(config.announce_stream_id, 1000);
+    assert_int_equal(config.qos_stream_id, 1200);
+    assert_string_equal(config.base_dir, "/dev/shm");
+    assert_string_equal(config.name_space, "default");
+    assert_int_equal(config.permissions_mode, 0660);
+    assert_int_equal(config.allowed_base_dirs.count, 1);
+    assert_string_equal(config.allowed_base_dirs.items[0], "/dev/shm");
+    assert_false(config.allow_dynamic_streams);
+    assert_string_equal(config.default_profile, "p"); /* the first profile */
+    assert_int_equal(config.announce_period_ms, 1000);
+    assert_int_equal(config.lease_keepalive_interval_ms, 1000);
+    assert_int_equal(config.lease_expiry_grace_intervals, 3);
+    assert_true(config.prefault_shm);
+    assert_false(config.mlock_shm);
+    assert_true(config.epoch_gc_enabled);
+    assert_int_equal(config.epoch_gc_keep, 2);
+    assert_true(config.epoch_gc_min_age_ns == 3000000000ull); /* 3 x announce period */
+    assert_int_equal(config.shutdown_timeout_ms, 2000);
+    assert_string_equal(config.shutdown_token, "");
+    assert_false(config.stream_id_range.is_set);
+    assert_int_equal(config.profiles[0].header_nslots, 64);
+    assert_int_equal(r.error_count, 0);
+    assert_int_equal(r.warning_count, 0);
+    tp_config_report_fini(&r);
+}
+
+static void test_environment_wins(void **state)
+{
+    (void)state;
+    char text[1024];
+    snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id = 1100\ndescriptor_stream_id_range = [31000, 31999]\n%s",
+        base_profile);
+    setenv("DRIVER_CONTROL_STREAM_ID", "1500", 1);
+    setenv("POLICIES_ANNOUNCE_PERIOD_MS", "250", 1);
+    setenv("SHM_ALLOWED_BASE_DIRS", "/dev/shm,/tmp", 1);
+    tp_config_report_t r;
+    tp_assert_ok(load(text, &r));
+    assert_int_equal(config.control_stream_id, 1500);
+    assert_int_equal(config.announce_stream_id, 1500); /* derived from the overridden value */
+    assert_true(config.epoch_gc_min_age_ns == 750000000ull);
+    assert_int_equal(config.allowed_base_dirs.count, 2);
+    assert_string_equal(config.allowed_base_dirs.items[1], "/tmp");
+    assert_true(config.descriptor_stream_id_range.is_set);
+    assert_int_equal(config.descriptor_stream_id_range.start, 31000);
+    tp_config_report_fini(&r);
+    setenv("DRIVER_CONTROL_STREAM_ID", "abc", 1);
+    expect_error(text, "environment DRIVER_CONTROL_STREAM_ID='abc' is not a non-negative integer");
+    unsetenv("DRIVER_CONTROL_STREAM_ID");
+    unsetenv("POLICIES_ANNOUNCE_PERIOD_MS");
+    unsetenv("SHM_ALLOWED_BASE_DIRS");
+}
+
+static void test_profile_rules(void **state)
+{
+    (void)state;
+    expect_error("[streams.s]\nstream_id = 1\nprofile = \"p\"\n", "at least one profile is required");
+    expect_error("[profiles.p]\nheader_nslots = 64\n[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
+        "payload_pools is required");
+    expect_error("[profiles.p]\nheader_nslots = 1000\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }]\n"
+                 "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
+        "d.toml:1: profiles.p: header_nslots 1000 is not a power of two");
+    expect_error("[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 4000 }]\n"
+                 "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
+        "stride_bytes 4000 is not a power-of-two multiple of 64");
+    expect_error("[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 32 }]\n"
+                 "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
+        "stride_bytes 32");
+    expect_error("[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }, { pool_id = 1, stride_bytes = 8192 }]\n"
+                 "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
+        "pool_id 1 appears twice");
+    expect_error("[profiles.p]\npayload_pools = [{ pool_id = 70000, stride_bytes = 4096 }]\n", "70000 is outside 0..65535");
+}
+
+static void test_stream_rules(void **state)
+{
+    (void)state;
+    char text[2048];
+    snprintf(text, sizeof(text), "%s[streams.t]\nstream_id = 10001\nprofile = \"nope\"\n", base_profile);
+    expect_error(text, "d.toml:7: streams.t: profile 'nope' is not defined");
+    snprintf(text, sizeof(text), "%s[streams.t]\nstream_id = 10000\nprofile = \"p\"\n", base_profile);
+    expect_error(text, "stream_id 10000 is also used by streams.s");
+    snprintf(text, sizeof(text), "%s[streams.t]\nstream_id = 1200\nprofile = \"p\"\n", base_profile);
+    expect_error(text, "stream_id 1200 is a control-plane stream id");
+    expect_error("[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }]\n",
+        "no streams are defined and policies.allow_dynamic_streams is false");
+    tp_config_report_t r;
+    tp_assert_ok(load("[policies]\nallow_dynamic_streams = true\n[driver]\nstream_id_range = \"20000-29999\"\n"
+                      "[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }]\n",
+        &r));
+    tp_config_report_fini(&r);
+    snprintf(text, sizeof(text), "[policies]\ndefault_profile = \"q\"\n%s", base_profile);
+    expect_error(text, "policies.default_profile: profile 'q' is not defined");
+}
+
+static void test_range_rules(void **state)
+{
+    (void)state;
+    char text[2048];
+    snprintf(text, sizeof(text), "[driver]\nstream_id_range = \"300-200\"\n%s", base_profile);
+    expect_error(text, "d.toml:2: driver.stream_id_range: has start > end");
+    snprintf(text, sizeof(text), "[driver]\nstream_id_range = [300, 200]\n%s", base_profile);
+    expect_error(text, "has start > end");
+    snprintf(text, sizeof(text), "[driver]\nstream_id_range = \"20000-30999\"\ndescriptor_stream_id_range = \"30000-31999\"\n%s",
+        base_profile);
+    expect_error(text, "driver.descriptor_stream_id_range: 30000-31999 overlaps driver.stream_id_range");
+    snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id_range = \"9000-10500\"\n%s", base_profile);
+    expect_error(text, "9000-10500 contains streams.s (stream_id 10000)");
+    snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id_range = \"900-1100\"\n%s", base_profile);
+    expect_error(text, "contains control-plane stream id 1000");
+    snprintf(text, sizeof(text), "[driver]\nstream_id_range = \"abc\"\n%s", base_profile);
+    expect_error(text, "must be an inclusive range");
+    snprintf(text, sizeof(text), "[driver]\nstream_id_range = [1]\n%s", base_profile);
+    expect_error(text, "expected a range");
+}
+
+static void test_value_rules(void **state)
+{
+    (void)state;
+    char text[2048];
+    snprintf(text, sizeof(text), "[shm]\npermissions_mode = \"rw-rw----\"\n%s", base_profile);
+    expect_error(text, "octal permission string");
+    snprintf(text, sizeof(text), "[shm]\npermissions_mode = \"060\"\n%s", base_profile);
+    expect_error(text, "outside");
+    snprintf(text, sizeof(text), "[shm]\nbase_dir = \"dev/shm\"\n%s", base_profile);
+    expect_error(text, "shm.base_dir: 'dev/shm' is not an absolute path");
+    snprintf(text, sizeof(text), "[shm]\nallowed_base_dirs = [\"/dev/shm\", \"relative\"]\n%s", base_profile);
+    expect_error(text, "'relative' is not an absolute path");
+    snprintf(text, sizeof(text), "[shm]\nnamespace = \"../x\"\n%s", base_profile);
+    expect_error(text, "shm.namespace");
+    snprintf(text, sizeof(text), "[policies]\nannounce_period_ms = 5\n%s", base_profile);
+    expect_error(text, "policies.announce_period_ms: 5 is outside 10..60000");
+    snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id = \"1000\"\n%s", base_profile);
+    expect_error(text, "driver.control_stream_id: expected an integer, found a string");
+    snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id = -4\n%s", base_profile);
+    expect_error(text, "must not be negative");
+    snprintf(text, sizeof(text), "[policies]\nprefault_shm = \"yes\"\n%s", base_profile);
+    expect_error(text, "expected a boolean");
+}
+
+static void test_unknown_keys_warn_with_line(void **state)
+{
+    (void)state;
+    char text[2048];
+    snprintf(text, sizeof(text), "[driver]\ncontrol_stream_idd = 1000\n[polices]\nx = 1\n%s[streams.s2]\nstream_id = 10002\n"
+        "profile = \"p\"\nprofil = \"p\"\n", base_profile);
+    tp_config_report_t r;
+    tp_assert_ok(load(text, &r));
+    const char *w = tp_strbuf_cstr(&r.warnings);
+    tp_test_assert_contains(w, "d.toml:2: driver.control_stream_idd: unknown key");
+    tp_test_assert_contains(w, "d.toml:3: polices: unknown key");
+    tp_test_assert_contains(w, "streams.s2.profil: unknown key");
+    assert_int_equal(r.warning_count, 3);
+    tp_config_report_fini(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_environment_wins),
+        cmocka_unit_test(test_profile_rules),
+        cmocka_unit_test(test_stream_rules),
+        cmocka_unit_test(test_range_rules),
+        cmocka_unit_test(test_value_rules),
+        cmocka_unit_test(test_unknown_keys_warn_with_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
