@@ -57,10 +57,11 @@ void tp_bench_print_machine(FILE *out, int argc, char **argv)
 static void bench_usage(FILE *out)
 {
     fprintf(out,
-        "usage: tp bench [bus] [options]\n\n"
+        "usage: tp bench [bus|attach] [options]\n\n"
         "Benchmarks that print this machine's figures next to each other in one run (medians of repeats, with\n"
         "min and max). Targets:\n"
-        "  bus     the message bus: throughput, ping-pong latency, idle CPU (tp bench bus --help)\n\n"
+        "  bus     the message bus: throughput, ping-pong latency, idle CPU (tp bench bus --help)\n"
+        "  attach  the driver's attach and detach round trips (tp bench attach --help)\n\n"
         "With no target, runs every target with its defaults.\n\n"
         "exit status: 0 measured; 1 a benchmark process failed; 2 bad arguments.\n");
 }
@@ -76,13 +77,24 @@ int tp_cmd_bench(int argc, char **argv)
     {
         return tp_bench_bus(argc - 1, argv + 1);
     }
+    if (argc >= 2 && strcmp(argv[1], "attach") == 0)
+    {
+        return tp_bench_attach(argc - 1, argv + 1);
+    }
     if (argc >= 2)
     {
         tp_cli_fail(TP_EXIT_USAGE, "bench", "unknown target '%s'", argv[1]);
         bench_usage(stderr);
         return TP_EXIT_USAGE;
     }
-    char name[] = "bus";
-    char *args[] = { name, NULL };
-    return tp_bench_bus(1, args);
+    char bus[] = "bus";
+    char *bus_args[] = { bus, NULL };
+    int status = tp_bench_bus(1, bus_args);
+    if (status != TP_EXIT_OK)
+    {
+        return status;
+    }
+    char attach[] = "attach";
+    char *attach_args[] = { attach, NULL };
+    return tp_bench_attach(1, attach_args);
 }

@@ -2,11 +2,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bridge/tp_bridge_config.h"
 #include "cli/tp_cli.h"
 #include "core/tp_alloc.h"
 #include "core/tp_err.h"
+#include "core/tp_fs.h"
 #include "core/tp_toml.h"
-#include "bridge/tp_bridge_config.h"
 #include "discovery/tp_discovery_config.h"
 #include "driver/tp_driver_config.h"
 #include "ratelimit/tp_ratelimit_config.h"
@@ -48,7 +49,7 @@ static int config_toml_json(int argc, char **argv)
     const char *path = argv[1];
     uint8_t *text = NULL;
     size_t length = 0;
-    if (tp_cli_read_file(path, CONFIG_MAX_BYTES, &text, &length) < 0)
+    if (tp_fs_read_file(path, CONFIG_MAX_BYTES, &text, &length) < 0)
     {
         return tp_cli_fail(TP_EXIT_USAGE, "config", "%s", tp_errmsg());
     }
@@ -190,7 +191,7 @@ static int config_service(int argc, char **argv, bool is_dump)
     }
     uint8_t *text = NULL;
     size_t length = 0;
-    if (tp_cli_read_file(path, CONFIG_MAX_BYTES, &text, &length) < 0)
+    if (tp_fs_read_file(path, CONFIG_MAX_BYTES, &text, &length) < 0)
     {
         return tp_cli_fail(TP_EXIT_USAGE, "config", "%s", tp_errmsg());
     }

@@ -6,6 +6,7 @@
 #include "cli/tp_cli.h"
 #include "core/tp_alloc.h"
 #include "core/tp_err.h"
+#include "core/tp_fs.h"
 #include "core/tp_json.h"
 #include "wire/tp_sbe.h"
 
@@ -177,7 +178,7 @@ int tp_cmd_decode(int argc, char **argv)
         fclose(f);
         offset = 0;
     }
-    else if (tp_cli_read_file(path, DECODE_MAX_INPUT, &data, &length) < 0)
+    else if (tp_fs_read_file(path, DECODE_MAX_INPUT, &data, &length) < 0)
     {
         return tp_cli_fail(TP_EXIT_USAGE, cmd, "%s", tp_errmsg());
     }
@@ -293,7 +294,7 @@ int tp_cmd_encode(int argc, char **argv)
     }
     uint8_t *text = NULL;
     size_t length = 0;
-    if (tp_cli_read_file(path, DECODE_MAX_INPUT, &text, &length) < 0)
+    if (tp_fs_read_file(path, DECODE_MAX_INPUT, &text, &length) < 0)
     {
         return tp_cli_fail(TP_EXIT_USAGE, cmd, "%s", tp_errmsg());
     }

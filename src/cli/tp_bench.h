@@ -20,5 +20,6 @@ void tp_bench_stats(const double *values, int n, tp_bench_stat_t *out);
 void tp_bench_print_machine(FILE *out, int argc, char **argv);
 
 int tp_bench_bus(int argc, char **argv);
+int tp_bench_attach(int argc, char **argv);
 
 #endif

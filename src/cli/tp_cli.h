@@ -26,12 +26,10 @@ int tp_cmd_encode(int argc, char **argv);
 int tp_cmd_demo(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);
 int tp_cmd_config(int argc, char **argv);
+int tp_cmd_driver(int argc, char **argv);
 
-/* Print "tp <cmd>: <message>" and the error trail to stderr; returns status. */
+/* Print "tp <cmd>: <message>" to stderr (add tp_errmsg() to the message when it explains more); returns status. */
 int tp_cli_fail(int status, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Read a whole file ("-" is stdin) into tp_alloc'd memory, at most max_bytes. */
-int tp_cli_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *length);
 
 /* true if arg is "-h" or "--help". */
 int tp_cli_is_help(const char *arg);

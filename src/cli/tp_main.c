@@ -8,6 +8,7 @@
 
 static const tp_cli_command_t commands[] = {
     { "bench", "measure this machine: the bus's throughput, latency and idle cost", tp_cmd_bench },
+    { "driver", "run the SHM driver, show its streams and leases, or shut it down", tp_cmd_driver },
     { "demo", "run a producer and two consumers over shared memory with live statistics", tp_cmd_demo },
     { "config", "check, dump and convert configuration files (TOML)", tp_cmd_config },
     { "decode", "print an SBE message or SHM struct (any of the six schemas) as JSON", tp_cmd_decode },

@@ -11,6 +11,7 @@
 
 #include <pwd.h>
 
+#include "core/tp_alloc.h"
 #include "core/tp_err.h"
 
 #define FS_PATH_MAX 4096
@@ -190,4 +191,69 @@ int tp_fs_remove_tree(const char *path)
         return -1;
     }
     return 0;
+}
+
+int tp_fs_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *length)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL)
+    {
+        TP_SET_ERR(errno, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096;
+    size_t n = 0;
+    uint8_t *buf = NULL;
+    if (tp_alloc((void **)&buf, cap) < 0)
+    {
+        goto error;
+    }
+    while (1)
+    {
+        if (n == cap)
+        {
+            if (cap >= max_bytes)
+            {
+                TP_SET_ERR(TP_E_INVALID, "'%s' is larger than %zu bytes", path, max_bytes);
+                goto error;
+            }
+            cap *= 2;
+            void *p = buf;
+            if (tp_realloc(&p, cap) < 0)
+            {
+                goto error;
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+        {
+            break;
+        }
+    }
+    if (ferror(f))
+    {
+        TP_SET_ERR(EIO, "reading '%s' failed", path);
+        goto error;
+    }
+    if (n > max_bytes)
+    {
+        TP_SET_ERR(TP_E_INVALID, "'%s' is larger than %zu bytes", path, max_bytes);
+        goto error;
+    }
+    if (f != stdin)
+    {
+        fclose(f);
+    }
+    *data = buf;
+    *length = n;
+    return 0;
+error:
+    tp_free(buf);
+    if (f != stdin)
+    {
+        fclose(f);
+    }
+    return -1;
 }

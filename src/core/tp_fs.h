@@ -3,6 +3,7 @@
 #define TP_CORE_FS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Replace every byte outside [A-Za-z0-9._-] by '_'; "", "." and ".." become "_". out has capacity bytes. */
@@ -20,5 +21,8 @@ int tp_fs_mkdirs(const char *trusted_root, const char *path, mode_t mode);
 
 /* Remove a directory tree (never follows links). Missing paths are fine. */
 int tp_fs_remove_tree(const char *path);
+
+/* Read a whole file ("-" is stdin) into tp_alloc'd memory (free with tp_free), at most max_bytes. */
+int tp_fs_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *length);
 
 #endif

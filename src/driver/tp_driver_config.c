@@ -274,11 +274,24 @@ static void derive_defaults(tp_driver_config_t *c, const bool *is_set)
     }
 }
 
-int tp_driver_config_load(tp_driver_config_t *c, const tp_toml_value_t *doc, tp_config_report_t *r)
+int tp_driver_config_field_find(const char *key)
 {
-    size_t before = r->error_count;
-    bool is_set[sizeof(tp_driver_config_fields) / sizeof(tp_driver_config_fields[0])];
-    memset(is_set, 0, sizeof(is_set));
+    size_t i = field_index(key);
+    return i == SIZE_MAX ? -1 : (int)i;
+}
+
+/* -1 with a message counting the errors since `before` and quoting the first. */
+static int report_failure(const tp_config_report_t *r, size_t before)
+{
+    TP_SET_ERR(TP_E_CONFIG, "%zu configuration error%s, the first: %.*s", r->error_count - before,
+        r->error_count - before == 1 ? "" : "s", (int)strcspn(tp_strbuf_cstr(&r->errors), "\n"),
+        tp_strbuf_cstr(&r->errors));
+    return -1;
+}
+
+void tp_driver_config_read(tp_driver_config_t *c, const tp_toml_value_t *doc, tp_config_report_t *r, bool *is_set)
+{
+    memset(is_set, 0, tp_driver_config_field_count * sizeof(is_set[0]));
     tp_driver_config_defaults(c);
     if (doc != NULL)
     {
@@ -289,16 +302,31 @@ int tp_driver_config_load(tp_driver_config_t *c, const tp_toml_value_t *doc, tp_
         load_streams(c, tp_toml_get(doc, "streams"), r);
     }
     tp_config_apply_env(tp_driver_config_fields, tp_driver_config_field_count, c, r, is_set);
+}
+
+int tp_driver_config_finish(tp_driver_config_t *c, const bool *is_set, tp_config_report_t *r)
+{
+    size_t before = r->error_count;
     derive_defaults(c, is_set);
     tp_driver_config_validate(c, r);
     if (r->error_count > before)
     {
-        TP_SET_ERR(TP_E_CONFIG, "%zu configuration error%s, the first: %.*s", r->error_count - before,
-            r->error_count - before == 1 ? "" : "s", (int)strcspn(tp_strbuf_cstr(&r->errors), "\n"),
-            tp_strbuf_cstr(&r->errors));
-        return -1;
+        return report_failure(r, before);
     }
     return 0;
+}
+
+int tp_driver_config_load(tp_driver_config_t *c, const tp_toml_value_t *doc, tp_config_report_t *r)
+{
+    bool is_set[sizeof(tp_driver_config_fields) / sizeof(tp_driver_config_fields[0])];
+    size_t before = r->error_count;
+    tp_driver_config_read(c, doc, r, is_set);
+    int rc = tp_driver_config_finish(c, is_set, r);
+    if (rc == 0 && r->error_count > before)
+    {
+        return report_failure(r, before);
+    }
+    return rc;
 }
 
 const tp_driver_profile_config_t *tp_driver_config_profile(const tp_driver_config_t *c, const char *name)
@@ -490,10 +518,7 @@ int tp_driver_config_validate(tp_driver_config_t *c, tp_config_report_t *r)
     }
     if (r->error_count > before)
     {
-        TP_SET_ERR(TP_E_CONFIG, "%zu configuration error%s, the first: %.*s", r->error_count - before,
-            r->error_count - before == 1 ? "" : "s", (int)strcspn(tp_strbuf_cstr(&r->errors), "\n"),
-            tp_strbuf_cstr(&r->errors));
-        return -1;
+        return report_failure(r, before);
     }
     return 0;
 }

@@ -102,6 +102,15 @@ void tp_driver_config_defaults(tp_driver_config_t *config);
  * Problems go to report; returns 0 if there is no error (warnings allowed), else -1 with the first error. */
 int tp_driver_config_load(tp_driver_config_t *config, const tp_toml_value_t *doc, tp_config_report_t *report);
 
+/* The two halves of load, for callers that change values in between (the embedding API): read defaults, the
+ * document and the environment, marking in is_set (tp_driver_config_field_count entries) the keys given; then
+ * derive the defaults of keys not given (announce channel from control channel, ...) and validate. */
+void tp_driver_config_read(tp_driver_config_t *config, const tp_toml_value_t *doc, tp_config_report_t *report,
+    bool *is_set);
+int tp_driver_config_finish(tp_driver_config_t *config, const bool *is_set, tp_config_report_t *report);
+/* Index of a key in the field table, or -1. */
+int tp_driver_config_field_find(const char *key);
+
 /* Validation alone (after programmatic changes). */
 int tp_driver_config_validate(tp_driver_config_t *config, tp_config_report_t *report);
 

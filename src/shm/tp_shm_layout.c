@@ -12,8 +12,7 @@
 #include "core/tp_fs.h"
 #include "shm/tp_region_uri.h"
 
-int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
-    uint32_t stream_id)
+int tp_shm_layout_namespace_dir(char *out, size_t capacity, const char *base_dir, const char *name_space)
 {
     if (base_dir == NULL || base_dir[0] != '/')
     {
@@ -36,7 +35,24 @@ int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, c
     {
         base_n--;
     }
-    int n = snprintf(out, capacity, "%.*s/%s/%s/%" PRIu32, (int)base_n, base_dir, user, name_space, stream_id);
+    int n = snprintf(out, capacity, "%.*s/%s/%s", (int)base_n, base_dir, user, name_space);
+    if (n < 0 || (size_t)n >= capacity)
+    {
+        TP_SET_ERR(TP_E_INVALID, "namespace directory path does not fit %zu bytes", capacity);
+        return -1;
+    }
+    return 0;
+}
+
+int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
+    uint32_t stream_id)
+{
+    char ns_dir[TP_PATH_MAX];
+    if (tp_shm_layout_namespace_dir(ns_dir, sizeof(ns_dir), base_dir, name_space) < 0)
+    {
+        return -1;
+    }
+    int n = snprintf(out, capacity, "%s/%" PRIu32, ns_dir, stream_id);
     if (n < 0 || (size_t)n >= capacity)
     {
         TP_SET_ERR(TP_E_INVALID, "stream directory path does not fit %zu bytes", capacity);

@@ -15,11 +15,12 @@
 /* <base>/tensorpool-<user>/<namespace>/<stream_id>/<epoch> */
 int tp_shm_layout_epoch_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
     uint32_t stream_id, uint64_t epoch);
+/* <base>/tensorpool-<user>/<namespace> */
+int tp_shm_layout_namespace_dir(char *out, size_t capacity, const char *base_dir, const char *name_space);
 /* <base>/tensorpool-<user>/<namespace>/<stream_id> */
 int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
     uint32_t stream_id);
 int tp_shm_layout_header_path(char *out, size_t capacity, const char *epoch_dir);
 int tp_shm_layout_pool_path(char *out, size_t capacity, const char *epoch_dir, uint16_t pool_id);
-
 
 #endif

@@ -228,6 +228,13 @@ int tp_shm_region_create(tp_shm_region_t *r, const char *path, const tp_superblo
         TP_SET_ERR(errno, "sizing region '%s' to %zu bytes failed: %s", path, length, strerror(errno));
         goto error;
     }
+    /* Reserve the memory before touching it: a full tmpfs is then an error here, not a SIGBUS in the prefault. */
+    int reserve_rc = opts->prefault ? posix_fallocate(r->fd, 0, (off_t)length) : 0;
+    if (reserve_rc != 0 && reserve_rc != EOPNOTSUPP && reserve_rc != EINVAL)
+    {
+        TP_SET_ERR(reserve_rc, "reserving %zu bytes for region '%s' failed: %s", length, path, strerror(reserve_rc));
+        goto error;
+    }
     void *base = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
     if (base == MAP_FAILED)
     {

@@ -130,8 +130,9 @@ static void test_help_and_version(void **state)
     tp_test_assert_contains(out, "demo");
     assert_int_equal(run("--version"), 0);
     tp_test_assert_contains(out, "tensorpool");
-    const char *cmds[] = { "decode", "encode", "demo", "bench", "bench bus", "config", "config check" };
-    for (size_t i = 0; i < 7; i++)
+    const char *cmds[] = { "decode", "encode", "demo", "bench", "bench bus", "bench attach", "config",
+        "config check", "driver", "driver status" };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
     {
         char args[64];
         snprintf(args, sizeof(args), "%s --help", cmds[i]);
@@ -181,6 +182,25 @@ static void test_bench_bus_reports_figures(void **state)
     tp_json_free(j);
     assert_int_equal(run("bench bus --repeats 0 2>&1"), 2);
     assert_int_equal(run("bench nothing 2>&1"), 2);
+}
+
+static void test_bench_attach_reports_figures(void **state)
+{
+    (void)state;
+    assert_int_equal(run("bench attach --requests 50 --repeats 2 --json"), 0);
+    tp_json_t *j = NULL;
+    tp_assert_ok(tp_json_parse(&j, out, strcspn(out, "\n")));
+    const char *kinds[] = { "consumer attach", "detach", "producer attach (new epoch)" };
+    for (size_t i = 0; i < 3; i++)
+    {
+        const tp_json_t *k = tp_json_get(j, kinds[i]);
+        assert_non_null(k);
+        double p50 = strtod(tp_json_get(k, "p50")->text, NULL);
+        double p99 = strtod(tp_json_get(k, "p99")->text, NULL);
+        assert_true(p50 > 0 && p99 >= p50);
+    }
+    tp_json_free(j);
+    assert_int_equal(run("bench attach --requests 0 2>&1"), 2);
 }
 
 static void test_config_commands(void **state)
@@ -250,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_demo_runs_clean),
         cmocka_unit_test(test_bench_bus_reports_figures),
+        cmocka_unit_test(test_bench_attach_reports_figures),
         cmocka_unit_test(test_config_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,170 @@
+/*
+ * The SHM driver's state. One conductor (tp_driver_do_work) owns all of it: streams with their current epoch and
+ * regions, the lease table, the bus publications and the control subscription. Nothing here is shared with other
+ * threads; clients talk to the driver only through messages on the control stream.
+ *
+ * Epochs: every stream's epoch only grows. It starts above every epoch directory found on disk for that stream
+ * (so a restarted driver never reissues an old epoch), and moves up, with fresh regions in a new epoch directory,
+ * whenever a producer attaches to a stream without one and whenever a producer lease ends (detach, expiry,
+ * revocation). ShmLeaseRevoked is published before the epoch-bumped ShmPoolAnnounce.
+ */
+#ifndef TP_DRIVER_INTERNAL_H
+#define TP_DRIVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "driver/tp_driver_config.h"
+#include "shm/tp_region_uri.h"
+#include "shm/tp_shm_region.h"
+#include "tensorpool/tp_agent.h"
+#include "tensorpool/tp_bus.h"
+#include "tensorpool/tp_driver.h"
+
+#define TP_DRIVER_MAX_LEASES 1024
+#define TP_DRIVER_MAX_LIVE_STREAMS 512
+#define TP_DRIVER_URI_MAX (TP_PATH_MAX + 64)
+#define TP_DRIVER_ERROR_MESSAGE_MAX 1024
+#define TP_DRIVER_SCRATCH_BYTES 65536
+
+#define TP_DRIVER_CONTEXT_MAX_FIELDS 64
+
+struct tp_driver_context
+{
+    tp_driver_config_t config;
+    bool is_set[TP_DRIVER_CONTEXT_MAX_FIELDS]; /* keys given by the file, environment or setters */
+    bool is_loaded;
+};
+
+typedef struct tp_driver_regions
+{
+    uint64_t epoch;
+    char epoch_dir[TP_PATH_MAX];
+    tp_shm_region_t header;
+    tp_shm_region_t pools[TP_DRIVER_MAX_POOLS];
+    char header_uri[TP_DRIVER_URI_MAX];
+    char pool_uris[TP_DRIVER_MAX_POOLS][TP_DRIVER_URI_MAX];
+} tp_driver_regions_t;
+
+typedef struct tp_driver_stream
+{
+    uint32_t stream_id;
+    char name[TP_DRIVER_NAME_MAX];
+    tp_driver_profile_config_t profile;
+    bool is_dynamic;
+    tp_driver_regions_t regions; /* the current epoch */
+    uint64_t producer_lease_id;  /* 0: no producer */
+    uint32_t producer_client_id;
+    uint32_t consumer_count;
+} tp_driver_stream_t;
+
+typedef struct tp_driver_lease
+{
+    uint64_t lease_id;
+    uint32_t stream_id;
+    uint32_t client_id;
+    uint8_t role;
+    uint32_t node_id;
+    int64_t correlation_id; /* of the attach that created it (duplicate attaches are answered again) */
+    int64_t attached_ns;
+    int64_t keepalive_ns;
+    int64_t expiry_ns;
+    bool is_active;
+    uint8_t end_reason; /* LeaseRevokeReason once inactive */
+} tp_driver_lease_t;
+
+typedef struct tp_driver_counters
+{
+    uint64_t attaches_ok;
+    uint64_t attaches_rejected;
+    uint64_t detaches;
+    uint64_t keepalives;
+    uint64_t keepalives_ignored;
+    uint64_t leases_expired;
+    uint64_t leases_revoked;
+    uint64_t announces;
+    uint64_t epochs_bumped;
+    uint64_t unknown_messages;       /* driver schema, unknown template */
+    uint64_t newer_version_messages; /* driver schema, version above ours */
+    uint64_t other_schema_messages;  /* another schema on the control stream */
+    uint64_t other_driver_messages;  /* responses and notices of another driver */
+    uint64_t malformed_messages;
+    uint64_t publish_failures;
+    uint64_t shutdown_requests_refused;
+    uint64_t epoch_dirs_removed;
+} tp_driver_counters_t;
+
+struct tp_driver
+{
+    tp_driver_config_t config;
+    char base_dir_canonical[TP_PATH_MAX];
+    bool is_base_hugetlbfs;
+    tp_bus_t *bus;
+    tp_bus_publication_t *control_pub;
+    tp_bus_publication_t *announce_pub;
+    tp_bus_subscription_t *control_sub;
+    int lock_fd;    /* control stream + bus directory */
+    int ns_lock_fd; /* SHM namespace */
+    char lock_path[TP_PATH_MAX];
+    char status_path[TP_PATH_MAX];
+    tp_driver_stream_t *streams; /* TP_DRIVER_MAX_LIVE_STREAMS, tp_alloc'd */
+    uint32_t stream_count;
+    tp_driver_lease_t *leases; /* TP_DRIVER_MAX_LEASES */
+    uint64_t next_lease_id;
+    uint32_t next_node_id;
+    tp_driver_counters_t counters;
+    int64_t start_ns;
+    int64_t now_ns;
+    int64_t next_announce_ns;
+    int64_t next_expiry_check_ns;
+    int64_t next_status_ns;
+    bool is_status_dirty;
+    bool is_draining;
+    bool is_shutdown;
+    bool has_sent_shutdown;
+    uint8_t shutdown_reason;
+    int64_t drain_deadline_ns;
+    tp_agent_runner_t *runner;
+    uint8_t *scratch; /* TP_DRIVER_SCRATCH_BYTES for encoding outgoing messages */
+};
+
+/* tp_driver_streams.c */
+tp_driver_stream_t *tp_driver_stream_find(tp_driver_t *d, uint32_t stream_id);
+/* Add a stream and provision its first epoch (above anything on disk). */
+tp_driver_stream_t *tp_driver_stream_add(tp_driver_t *d, uint32_t stream_id, const char *name,
+    const tp_driver_profile_config_t *profile, bool is_dynamic);
+/* Move a stream to a new epoch with fresh regions (old epoch directories are left for GC). */
+int tp_driver_stream_bump_epoch(tp_driver_t *d, tp_driver_stream_t *s);
+void tp_driver_stream_release(tp_driver_stream_t *s);
+/* Refresh activity timestamps of every region. */
+void tp_driver_streams_touch(tp_driver_t *d, uint64_t now_ns);
+/* Delete old epoch directories of one stream per the GC policy. Returns how many. */
+int tp_driver_stream_gc(tp_driver_t *d, const tp_driver_stream_t *s, bool is_startup);
+/* At startup: the same for streams found on disk that this driver does not serve. Returns how many. */
+int tp_driver_gc_stale_streams(tp_driver_t *d);
+/* Encode and publish ShmPoolAnnounce for one stream. */
+int tp_driver_announce(tp_driver_t *d, const tp_driver_stream_t *s);
+
+/* tp_driver.c: one control message from a client (dispatch by schema, version and template). */
+void tp_driver_on_message(tp_driver_t *d, const uint8_t *buffer, size_t length);
+
+/* tp_driver_leases.c */
+void tp_driver_on_attach(tp_driver_t *d, const uint8_t *buffer, size_t length);
+/* An attach encoded with a newer schema version: answered UNSUPPORTED when its correlation id can be read. */
+void tp_driver_on_attach_unsupported_version(tp_driver_t *d, const uint8_t *buffer, size_t length,
+    uint16_t version);
+void tp_driver_on_detach(tp_driver_t *d, const uint8_t *buffer, size_t length);
+void tp_driver_on_keepalive(tp_driver_t *d, const uint8_t *buffer, size_t length);
+/* Expire leases whose keepalives stopped. Returns how many. */
+int tp_driver_expire_leases(tp_driver_t *d);
+/* Invalidate a lease: ShmLeaseRevoked, and for a producer an epoch bump and a fresh announce. */
+void tp_driver_end_lease(tp_driver_t *d, tp_driver_lease_t *lease, uint8_t reason, const char *why);
+
+/* tp_driver_status.c */
+int tp_driver_status_write(tp_driver_t *d);
+void tp_driver_status_path(char *out, size_t capacity, const char *bus_dir, uint32_t control_stream_id);
+
+/* Publish an encoded message on a publication, retrying briefly on transient results. */
+int tp_driver_publish(tp_driver_t *d, tp_bus_publication_t *pub, const uint8_t *buffer, int64_t length);
+
+#endif

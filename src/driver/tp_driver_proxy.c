@@ -1,0 +1,423 @@
+/* A synchronous driver control-stream client; see tp_driver_proxy.h. */
+#include "driver/tp_driver_proxy.h"
+
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/tp_alloc.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "core/tp_proc.h"
+#include "tp_sbe_driver.h"
+#include "tp_sbe_wire.h"
+
+#define PROXY_BUFFER_BYTES 65536
+#define PROXY_RESEND_NS (100 * TP_NS_PER_MS)
+
+typedef enum awaiting
+{
+    AWAIT_NONE,
+    AWAIT_ATTACH,
+    AWAIT_DETACH,
+} awaiting_t;
+
+struct tp_driver_proxy
+{
+    tp_bus_publication_t *pub;
+    tp_bus_subscription_t *sub;
+    int64_t next_correlation_id;
+    uint8_t buffer[PROXY_BUFFER_BYTES];
+    /* the response being waited for */
+    awaiting_t awaiting;
+    int64_t awaited_correlation_id;
+    bool has_response;
+    bool is_response_malformed;
+    tp_attach_result_t *attach_result;
+    int32_t detach_code;
+    char detach_message[TP_PROXY_MESSAGE_MAX];
+    /* notices */
+    tp_proxy_event_t events[TP_PROXY_MAX_EVENTS];
+    size_t event_count;
+    uint64_t events_dropped;
+};
+
+int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
+    uint32_t control_stream_id)
+{
+    *out = NULL;
+    tp_driver_proxy_t *p = NULL;
+    if (tp_alloc((void **)&p, sizeof(*p)) < 0)
+    {
+        return -1;
+    }
+    /* Correlation ids: random high bits so that two proxies of one client id rarely collide. */
+    p->next_correlation_id = ((int64_t)(tp_random_u32() & 0x7fffffffu) << 24) + 1;
+    if (tp_bus_subscription_open(bus, &p->sub, control_channel, (int32_t)control_stream_id, NULL, NULL, NULL) < 0 ||
+        tp_bus_publication_open(bus, &p->pub, control_channel, (int32_t)control_stream_id, false) < 0)
+    {
+        tp_driver_proxy_close(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+void tp_driver_proxy_close(tp_driver_proxy_t *p)
+{
+    if (p == NULL)
+    {
+        return;
+    }
+    tp_bus_publication_close(p->pub);
+    tp_bus_subscription_close(p->sub);
+    tp_free(p);
+}
+
+int64_t tp_driver_proxy_next_correlation_id(tp_driver_proxy_t *p)
+{
+    return p->next_correlation_id;
+}
+
+static void record(tp_driver_proxy_t *p, const tp_proxy_event_t *e)
+{
+    if (p->event_count == TP_PROXY_MAX_EVENTS)
+    {
+        p->events_dropped++;
+        return;
+    }
+    p->events[p->event_count++] = *e;
+}
+
+static void copy_text(char *out, size_t capacity, tp_sbe_bytes_t bytes)
+{
+    size_t n = bytes.length < capacity - 1 ? bytes.length : capacity - 1;
+    memcpy(out, bytes.data, n);
+    out[n] = '\0';
+}
+
+static void on_attach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+{
+    tp_driver_shm_attach_response_t m;
+    if (tp_driver_shm_attach_response_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    if (p->awaiting != AWAIT_ATTACH || tp_driver_shm_attach_response_correlation_id(&m) != p->awaited_correlation_id)
+    {
+        return;
+    }
+    tp_attach_result_t *r = p->attach_result;
+    memset(r, 0, sizeof(*r));
+    r->correlation_id = tp_driver_shm_attach_response_correlation_id(&m);
+    r->code = tp_driver_shm_attach_response_code(&m);
+    r->lease_id = tp_driver_shm_attach_response_lease_id(&m);
+    r->has_lease_id = tp_driver_shm_attach_response_has_lease_id(&m);
+    r->lease_expiry_ns = tp_driver_shm_attach_response_lease_expiry_timestamp_ns(&m);
+    r->has_lease_expiry = tp_driver_shm_attach_response_has_lease_expiry_timestamp_ns(&m);
+    r->stream_id = tp_driver_shm_attach_response_stream_id(&m);
+    r->has_stream_id = tp_driver_shm_attach_response_has_stream_id(&m);
+    r->epoch = tp_driver_shm_attach_response_epoch(&m);
+    r->has_epoch = tp_driver_shm_attach_response_has_epoch(&m);
+    r->layout_version = tp_driver_shm_attach_response_layout_version(&m);
+    r->has_layout_version = tp_driver_shm_attach_response_has_layout_version(&m);
+    r->header_nslots = tp_driver_shm_attach_response_header_nslots(&m);
+    r->has_header_nslots = tp_driver_shm_attach_response_has_header_nslots(&m);
+    r->header_slot_bytes = tp_driver_shm_attach_response_header_slot_bytes(&m);
+    r->has_header_slot_bytes = tp_driver_shm_attach_response_has_header_slot_bytes(&m);
+    r->node_id = tp_driver_shm_attach_response_node_id(&m);
+    r->has_node_id = tp_driver_shm_attach_response_has_node_id(&m);
+    tp_driver_shm_attach_response_payload_pools_t pools;
+    tp_driver_shm_attach_response_payload_pools(&m, &pools);
+    while (tp_driver_shm_attach_response_payload_pools_next(&pools))
+    {
+        if (r->pool_count == TP_PROXY_MAX_POOLS)
+        {
+            p->is_response_malformed = true;
+            break;
+        }
+        tp_attach_pool_t *pool = &r->pools[r->pool_count++];
+        pool->pool_id = tp_driver_shm_attach_response_payload_pools_pool_id(&pools);
+        pool->pool_nslots = tp_driver_shm_attach_response_payload_pools_pool_nslots(&pools);
+        pool->stride_bytes = tp_driver_shm_attach_response_payload_pools_stride_bytes(&pools);
+        copy_text(pool->region_uri, sizeof(pool->region_uri),
+            tp_driver_shm_attach_response_payload_pools_region_uri(&pools));
+    }
+    copy_text(r->header_region_uri, sizeof(r->header_region_uri),
+        tp_driver_shm_attach_response_header_region_uri(&m));
+    tp_sbe_bytes_t error = tp_driver_shm_attach_response_error_message(&m);
+    r->error_message_length = error.length;
+    copy_text(r->error_message, sizeof(r->error_message), error);
+    p->has_response = true;
+}
+
+static void on_detach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+{
+    tp_driver_shm_detach_response_t m;
+    if (tp_driver_shm_detach_response_decode(&m, buffer, length) < 0 || p->awaiting != AWAIT_DETACH ||
+        tp_driver_shm_detach_response_correlation_id(&m) != p->awaited_correlation_id)
+    {
+        return;
+    }
+    p->detach_code = tp_driver_shm_detach_response_code(&m);
+    copy_text(p->detach_message, sizeof(p->detach_message), tp_driver_shm_detach_response_error_message(&m));
+    p->has_response = true;
+}
+
+static void on_message(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    tp_driver_proxy_t *p = clientd;
+    (void)header;
+    tp_sbe_header_t h;
+    if (tp_sbe_header_read(&h, buffer, length) < 0)
+    {
+        return;
+    }
+    tp_proxy_event_t e;
+    memset(&e, 0, sizeof(e));
+    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID)
+    {
+        tp_wire_shm_pool_announce_t m;
+        if (tp_wire_shm_pool_announce_decode(&m, buffer, length) == 0)
+        {
+            e.kind = TP_PROXY_EVENT_ANNOUNCE;
+            e.stream_id = tp_wire_shm_pool_announce_stream_id(&m);
+            e.epoch = tp_wire_shm_pool_announce_epoch(&m);
+            e.client_id = tp_wire_shm_pool_announce_producer_id(&m);
+            record(p, &e);
+        }
+        return;
+    }
+    if (h.schema_id != TP_DRIVER_SCHEMA_ID)
+    {
+        return;
+    }
+    switch (h.template_id)
+    {
+    case TP_DRIVER_SHM_ATTACH_RESPONSE_TEMPLATE_ID: on_attach_response(p, buffer, length); break;
+    case TP_DRIVER_SHM_DETACH_RESPONSE_TEMPLATE_ID: on_detach_response(p, buffer, length); break;
+    case TP_DRIVER_SHM_LEASE_REVOKED_TEMPLATE_ID:
+    {
+        tp_driver_shm_lease_revoked_t m;
+        if (tp_driver_shm_lease_revoked_decode(&m, buffer, length) == 0)
+        {
+            e.kind = TP_PROXY_EVENT_REVOKED;
+            e.lease_id = tp_driver_shm_lease_revoked_lease_id(&m);
+            e.stream_id = tp_driver_shm_lease_revoked_stream_id(&m);
+            e.client_id = tp_driver_shm_lease_revoked_client_id(&m);
+            e.role = tp_driver_shm_lease_revoked_role(&m);
+            e.reason = tp_driver_shm_lease_revoked_reason(&m);
+            record(p, &e);
+        }
+        break;
+    }
+    case TP_DRIVER_SHM_DRIVER_SHUTDOWN_TEMPLATE_ID:
+    {
+        tp_driver_shm_driver_shutdown_t m;
+        if (tp_driver_shm_driver_shutdown_decode(&m, buffer, length) == 0)
+        {
+            e.kind = TP_PROXY_EVENT_SHUTDOWN;
+            e.reason = tp_driver_shm_driver_shutdown_reason(&m);
+            record(p, &e);
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+int tp_driver_proxy_poll(tp_driver_proxy_t *p)
+{
+    return tp_bus_poll(p->sub, on_message, p, 64);
+}
+
+int tp_driver_proxy_send(tp_driver_proxy_t *p, const void *buffer, size_t length)
+{
+    for (int attempt = 0; attempt < 1000; attempt++)
+    {
+        int64_t rc = tp_bus_offer(p->pub, buffer, length);
+        if (rc > 0)
+        {
+            return 0;
+        }
+        if (rc == TP_BUS_CLOSED || rc == TP_BUS_MAX_MESSAGE_LENGTH_EXCEEDED)
+        {
+            break;
+        }
+        if (rc == TP_BUS_NOT_CONNECTED)
+        {
+            /* Our own subscription counts as connected, so this means the bus lost it: give up. */
+            break;
+        }
+        sched_yield();
+    }
+    TP_SET_ERR(TP_E_STATE, "could not send %zu bytes on the driver control stream", length);
+    return -1;
+}
+
+/* Send (and resend every 100 ms) the encoded request until its response arrived or the deadline passed. */
+static int exchange(tp_driver_proxy_t *p, size_t length, int64_t timeout_ns, const char *what)
+{
+    uint8_t request[512];
+    memcpy(request, p->buffer, length);
+    p->has_response = false;
+    p->is_response_malformed = false;
+    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
+    int64_t next_send = 0;
+    while (!p->has_response)
+    {
+        int64_t now = tp_clock_monotonic_ns();
+        if (now > deadline)
+        {
+            p->awaiting = AWAIT_NONE;
+            TP_SET_ERR(TP_E_TIMEOUT, "no %s response from the driver within %" PRId64 " ms", what,
+                (int64_t)(timeout_ns / TP_NS_PER_MS));
+            return -1;
+        }
+        if (now >= next_send)
+        {
+            if (tp_driver_proxy_send(p, request, length) < 0)
+            {
+                p->awaiting = AWAIT_NONE;
+                return -1;
+            }
+            next_send = now + PROXY_RESEND_NS;
+        }
+        if (tp_driver_proxy_poll(p) == 0)
+        {
+            tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS);
+        }
+    }
+    p->awaiting = AWAIT_NONE;
+    if (p->is_response_malformed)
+    {
+        TP_SET_ERR(TP_E_MALFORMED, "the driver's %s response has more pools than this client handles", what);
+        return -1;
+    }
+    return 0;
+}
+
+int tp_driver_proxy_attach(tp_driver_proxy_t *p, const tp_attach_params_t *a, tp_attach_result_t *result,
+    int64_t timeout_ns)
+{
+    tp_driver_shm_attach_request_enc_t e;
+    tp_driver_shm_attach_request_enc_begin(&e, p->buffer, sizeof(p->buffer));
+    int64_t cid = p->next_correlation_id++;
+    tp_driver_shm_attach_request_set_correlation_id(&e, cid);
+    tp_driver_shm_attach_request_set_stream_id(&e, a->stream_id);
+    tp_driver_shm_attach_request_set_client_id(&e, a->client_id);
+    tp_driver_shm_attach_request_set_role(&e, a->role);
+    tp_driver_shm_attach_request_set_expected_layout_version(&e, a->expected_layout_version);
+    tp_driver_shm_attach_request_set_publish_mode(&e, a->publish_mode);
+    tp_driver_shm_attach_request_set_require_hugepages(&e, a->require_hugepages);
+    tp_driver_shm_attach_request_set_desired_node_id(&e, a->has_desired_node_id ? a->desired_node_id : UINT32_MAX);
+    int64_t n = tp_driver_shm_attach_request_enc_finish(&e);
+    if (n < 0)
+    {
+        return -1;
+    }
+    p->awaiting = AWAIT_ATTACH;
+    p->awaited_correlation_id = cid;
+    p->attach_result = result;
+    return exchange(p, (size_t)n, timeout_ns, "attach");
+}
+
+int tp_driver_proxy_detach(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
+    uint8_t role, int32_t *code, char *message, size_t message_capacity, int64_t timeout_ns)
+{
+    tp_driver_shm_detach_request_enc_t e;
+    tp_driver_shm_detach_request_enc_begin(&e, p->buffer, sizeof(p->buffer));
+    int64_t cid = p->next_correlation_id++;
+    tp_driver_shm_detach_request_set_correlation_id(&e, cid);
+    tp_driver_shm_detach_request_set_lease_id(&e, lease_id);
+    tp_driver_shm_detach_request_set_stream_id(&e, stream_id);
+    tp_driver_shm_detach_request_set_client_id(&e, client_id);
+    tp_driver_shm_detach_request_set_role(&e, role);
+    int64_t n = tp_driver_shm_detach_request_enc_finish(&e);
+    if (n < 0)
+    {
+        return -1;
+    }
+    p->awaiting = AWAIT_DETACH;
+    p->awaited_correlation_id = cid;
+    if (exchange(p, (size_t)n, timeout_ns, "detach") < 0)
+    {
+        return -1;
+    }
+    *code = p->detach_code;
+    if (message != NULL && message_capacity > 0)
+    {
+        snprintf(message, message_capacity, "%s", p->detach_message);
+    }
+    return 0;
+}
+
+int tp_driver_proxy_keepalive(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
+    uint8_t role)
+{
+    tp_driver_shm_lease_keepalive_enc_t e;
+    tp_driver_shm_lease_keepalive_enc_begin(&e, p->buffer, sizeof(p->buffer));
+    tp_driver_shm_lease_keepalive_set_lease_id(&e, lease_id);
+    tp_driver_shm_lease_keepalive_set_stream_id(&e, stream_id);
+    tp_driver_shm_lease_keepalive_set_client_id(&e, client_id);
+    tp_driver_shm_lease_keepalive_set_role(&e, role);
+    tp_driver_shm_lease_keepalive_set_client_timestamp_ns(&e, (uint64_t)tp_clock_monotonic_ns());
+    int64_t n = tp_driver_shm_lease_keepalive_enc_finish(&e);
+    return n < 0 ? -1 : tp_driver_proxy_send(p, p->buffer, (size_t)n);
+}
+
+int tp_driver_proxy_shutdown_request(tp_driver_proxy_t *p, const char *token, uint8_t reason)
+{
+    tp_driver_shm_driver_shutdown_request_enc_t e;
+    tp_driver_shm_driver_shutdown_request_enc_begin(&e, p->buffer, sizeof(p->buffer));
+    tp_driver_shm_driver_shutdown_request_set_correlation_id(&e, p->next_correlation_id++);
+    tp_driver_shm_driver_shutdown_request_set_reason(&e, reason);
+    tp_driver_shm_driver_shutdown_request_put_token(&e, token, strlen(token));
+    tp_driver_shm_driver_shutdown_request_put_error_message(&e, "", 0);
+    int64_t n = tp_driver_shm_driver_shutdown_request_enc_finish(&e);
+    return n < 0 ? -1 : tp_driver_proxy_send(p, p->buffer, (size_t)n);
+}
+
+int tp_driver_proxy_await_event(tp_driver_proxy_t *p, tp_proxy_event_kind_t kind, uint64_t lease_id,
+    uint32_t stream_id, size_t *from, tp_proxy_event_t *out, int64_t timeout_ns)
+{
+    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
+    for (;;)
+    {
+        for (size_t i = *from; i < p->event_count; i++)
+        {
+            const tp_proxy_event_t *e = &p->events[i];
+            if (e->kind == kind && (lease_id == 0 || e->lease_id == lease_id) &&
+                (stream_id == 0 || e->stream_id == stream_id))
+            {
+                *from = i + 1;
+                if (out != NULL)
+                {
+                    *out = *e;
+                }
+                return 0;
+            }
+        }
+        if (tp_clock_monotonic_ns() > deadline)
+        {
+            TP_SET_ERR(TP_E_TIMEOUT, "no such driver notice within %" PRId64 " ms",
+                (int64_t)(timeout_ns / TP_NS_PER_MS));
+            return -1;
+        }
+        if (tp_driver_proxy_poll(p) == 0)
+        {
+            tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS);
+        }
+    }
+}
+
+size_t tp_driver_proxy_event_count(const tp_driver_proxy_t *p)
+{
+    return p->event_count;
+}
+
+const tp_proxy_event_t *tp_driver_proxy_event(const tp_driver_proxy_t *p, size_t index)
+{
+    return index < p->event_count ? &p->events[index] : NULL;
+}

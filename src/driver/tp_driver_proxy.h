@@ -1,0 +1,120 @@
+/*
+ * A synchronous client of the driver's control stream: attach, detach, keepalive and shutdown requests, each sent
+ * and (for attach and detach) answered by correlation id. Used by `tp driver shutdown`, `tp bench attach` and
+ * the tests; the producer and consumer clients build their asynchronous state machines on the same messages.
+ *
+ * While waiting for a response it records the driver's notices (ShmLeaseRevoked, ShmDriverShutdown) and any
+ * ShmPoolAnnounce on the control stream, in arrival order, so callers can check what happened and in which order.
+ */
+#ifndef TP_DRIVER_PROXY_H
+#define TP_DRIVER_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tensorpool/tp_bus.h"
+
+#define TP_PROXY_MAX_POOLS 16
+#define TP_PROXY_URI_MAX 4160
+#define TP_PROXY_MESSAGE_MAX 1025
+#define TP_PROXY_MAX_EVENTS 256
+
+typedef struct tp_attach_params
+{
+    uint32_t stream_id;
+    uint32_t client_id;
+    uint8_t role;                     /* TP_DRIVER_ROLE_* */
+    uint32_t expected_layout_version; /* 0: any */
+    uint8_t publish_mode;             /* TP_DRIVER_PUBLISH_MODE_*, 255: absent */
+    uint8_t require_hugepages;        /* TP_DRIVER_HUGEPAGES_POLICY_* */
+    bool has_desired_node_id;
+    uint32_t desired_node_id;
+} tp_attach_params_t;
+
+typedef struct tp_attach_pool
+{
+    uint16_t pool_id;
+    uint32_t pool_nslots;
+    uint32_t stride_bytes;
+    char region_uri[TP_PROXY_URI_MAX];
+} tp_attach_pool_t;
+
+/* A decoded ShmAttachResponse; has_* say which optional fields were non-null. */
+typedef struct tp_attach_result
+{
+    int64_t correlation_id;
+    int32_t code;
+    uint64_t lease_id;
+    uint64_t lease_expiry_ns;
+    uint32_t stream_id;
+    uint64_t epoch;
+    uint32_t layout_version;
+    uint32_t header_nslots;
+    uint16_t header_slot_bytes;
+    uint32_t node_id;
+    bool has_lease_id, has_lease_expiry, has_stream_id, has_epoch, has_layout_version, has_header_nslots,
+        has_header_slot_bytes, has_node_id;
+    uint32_t pool_count;
+    tp_attach_pool_t pools[TP_PROXY_MAX_POOLS];
+    char header_region_uri[TP_PROXY_URI_MAX];
+    char error_message[TP_PROXY_MESSAGE_MAX];
+    size_t error_message_length;
+} tp_attach_result_t;
+
+typedef enum tp_proxy_event_kind
+{
+    TP_PROXY_EVENT_REVOKED = 1,
+    TP_PROXY_EVENT_SHUTDOWN = 2,
+    TP_PROXY_EVENT_ANNOUNCE = 3,
+} tp_proxy_event_kind_t;
+
+typedef struct tp_proxy_event
+{
+    tp_proxy_event_kind_t kind;
+    uint64_t lease_id;   /* REVOKED */
+    uint32_t stream_id;  /* REVOKED, ANNOUNCE */
+    uint32_t client_id;  /* REVOKED; ANNOUNCE: producerId */
+    uint8_t role;        /* REVOKED */
+    uint8_t reason;      /* REVOKED, SHUTDOWN */
+    uint64_t epoch;      /* ANNOUNCE */
+} tp_proxy_event_t;
+
+typedef struct tp_driver_proxy tp_driver_proxy_t;
+
+int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
+    uint32_t control_stream_id);
+void tp_driver_proxy_close(tp_driver_proxy_t *proxy);
+
+/* Send an attach and wait for its response, resending it (same correlation id) every 100 ms in case the driver
+ * joined our publication after the first copy. 0 once a response arrived (whatever its code); -1 on timeout
+ * (TP_E_TIMEOUT), a send failure or a malformed response. */
+int tp_driver_proxy_attach(tp_driver_proxy_t *proxy, const tp_attach_params_t *params, tp_attach_result_t *result,
+    int64_t timeout_ns);
+
+/* Send a detach and wait for its response; *code receives the response code, message (may be NULL) its text. */
+int tp_driver_proxy_detach(tp_driver_proxy_t *proxy, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
+    uint8_t role, int32_t *code, char *message, size_t message_capacity, int64_t timeout_ns);
+
+int tp_driver_proxy_keepalive(tp_driver_proxy_t *proxy, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
+    uint8_t role);
+int tp_driver_proxy_shutdown_request(tp_driver_proxy_t *proxy, const char *token, uint8_t reason);
+
+/* Send raw bytes on the control stream (tests of hostile input). */
+int tp_driver_proxy_send(tp_driver_proxy_t *proxy, const void *buffer, size_t length);
+
+/* Poll for notices without waiting; returns how many messages were read. */
+int tp_driver_proxy_poll(tp_driver_proxy_t *proxy);
+
+/* Wait until an event matching kind (and lease_id/stream_id when non-zero) has been recorded at or after
+ * index *from; on success *from is set past it and *out (may be NULL) receives it. */
+int tp_driver_proxy_await_event(tp_driver_proxy_t *proxy, tp_proxy_event_kind_t kind, uint64_t lease_id,
+    uint32_t stream_id, size_t *from, tp_proxy_event_t *out, int64_t timeout_ns);
+
+/* Recorded events (at most TP_PROXY_MAX_EVENTS; later ones are dropped and counted). */
+size_t tp_driver_proxy_event_count(const tp_driver_proxy_t *proxy);
+const tp_proxy_event_t *tp_driver_proxy_event(const tp_driver_proxy_t *proxy, size_t index);
+
+/* The next correlation id this proxy will use. */
+int64_t tp_driver_proxy_next_correlation_id(tp_driver_proxy_t *proxy);
+
+#endif

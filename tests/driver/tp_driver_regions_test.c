@@ -1,0 +1,314 @@
+/*
+ * The driver's regions on disk, with the embedded-driver fixture: canonical paths and modes, one driver per control
+ * stream and namespace, activity timestamps, epoch GC (newest kept, mapped epochs spared, stale streams trimmed at
+ * startup), restarts above old epochs, and region failures answered INTERNAL_ERROR with capped messages.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/tp_fs.h"
+#include "shm/tp_region_uri.h"
+#include "shm/tp_shm_path.h"
+#include "tp_driver_fixture.h"
+#include "tp_sbe_driver.h"
+#include "tp_test_util.h"
+
+/* Squat on the directory name of the stream's next epoch with a file: creating its regions fails. */
+static void squat_next_epoch(const char *name_space, uint64_t epoch, char *squat, size_t capacity)
+{
+    char user[128];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(squat, capacity, "%s/%s/%s/%d/%llu", F.shm_dir, user, name_space, CAM, (unsigned long long)(epoch + 1));
+    FILE *f = fopen(squat, "w");
+    assert_non_null(f);
+    fclose(f);
+}
+
+static void test_internal_error_when_regions_cannot_be_made(void **state)
+{
+    (void)state;
+    /* covers: D-4.6-5 */
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    char squat[1024];
+    squat_next_epoch("default", rc.epoch, squat, sizeof(squat));
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t r;
+    attach(&p, &r);
+    assert_int_equal(r.code, TP_DRIVER_RESPONSE_CODE_INTERNAL_ERROR);
+    tp_test_assert_contains(r.error_message, "new epoch");
+    assert_false(r.has_lease_id);
+    /* Nothing was half-granted: once the squatter is gone the producer gets the stream. */
+    unlink(squat);
+    p.client_id = F.next_client_id++;
+    attach_ok(&p, &r);
+    assert_true(r.epoch > rc.epoch);
+}
+
+static void test_long_error_messages_are_capped(void **state)
+{
+    (void)state;
+    /* The INTERNAL_ERROR above quotes the failure's trail, which names the epoch directory more than once: with a
+     * long base directory and namespace it passes 1024 bytes. covers: D-4.2-27, D-4.2-28s */
+    teardown(NULL);
+    fixture_context("long");
+    char deep[1024];
+    snprintf(deep, sizeof(deep), "%s", F.shm_dir);
+    while (strlen(deep) < 240)
+    {
+        strcat(deep, "/a-long-directory-name");
+    }
+    tp_assert_ok(tp_fs_mkdirs(F.shm_dir, deep, 0700));
+    char name_space[256];
+    memset(name_space, 'n', 250);
+    name_space[250] = '\0';
+    set("shm.base_dir", deep);
+    set("shm.namespace", name_space);
+    fixture_start();
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    /* A directory where the next epoch's header.ring goes: the failure and its context both name long paths. */
+    char user[128], squat[2048];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(squat, sizeof(squat), "%s/%s/%s/%d/%llu/header.ring", deep, user, name_space, CAM,
+        (unsigned long long)(rc.epoch + 1));
+    tp_assert_ok(tp_fs_mkdirs(deep, squat, 0700));
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t r;
+    attach(&p, &r);
+    assert_int_equal(r.code, TP_DRIVER_RESPONSE_CODE_INTERNAL_ERROR);
+    assert_int_equal(r.error_message_length, 1024);
+}
+
+static void test_activity_timestamps_are_refreshed(void **state)
+{
+    (void)state;
+    /* covers: D-3-5 */
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    tp_region_uri_t uri;
+    tp_assert_ok(tp_region_uri_parse(&uri, rc.pools[0].region_uri, strlen(rc.pools[0].region_uri)));
+    const char *dirs[] = { F.shm_dir };
+    tp_shm_allowed_dirs_t allowed;
+    tp_assert_ok(tp_shm_allowed_dirs_init(&allowed, dirs, 1));
+    tp_superblock_t expected = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION,
+        .epoch = rc.epoch, .stream_id = CAM, .region_type = TP_REGION_PAYLOAD_POOL, .pool_id = 1, .nslots = 8,
+        .slot_bytes = 4096, .stride_bytes = 4096 };
+    tp_shm_region_t region;
+    memset(&region, 0, sizeof(region));
+    tp_assert_ok(tp_shm_region_map(&region, &allowed, &uri, &expected, false));
+    uint64_t first = tp_superblock_activity(region.base);
+    /* Two announces later (100 ms period) the timestamp has moved on. */
+    size_t from = tp_driver_proxy_event_count(F.proxy);
+    for (int i = 0; i < 2; i++)
+    {
+        tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_ANNOUNCE, 0, CAM, &from, NULL, TIMEOUT_NS));
+    }
+    uint64_t later = tp_superblock_activity(region.base);
+    assert_true(later > first);
+    assert_true(later <= (uint64_t)tp_clock_monotonic_ns());
+    tp_shm_region_close(&region);
+    tp_shm_allowed_dirs_fini(&allowed);
+}
+
+static void test_regions_layout_and_modes(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    fixture_context("modes");
+    set("shm.permissions_mode", "640");
+    set("shm.namespace", "lab");
+    fixture_start();
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t r;
+    attach_ok(&p, &r);
+    char user[128], epoch_dir[1024], expected_uri[1200];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(epoch_dir, sizeof(epoch_dir), "%s/%s/lab/%d/%llu", F.shm_dir, user, CAM, (unsigned long long)r.epoch);
+    snprintf(expected_uri, sizeof(expected_uri), "shm:file?path=%s/header.ring", epoch_dir);
+    assert_string_equal(r.header_region_uri, expected_uri);
+    snprintf(expected_uri, sizeof(expected_uri), "shm:file?path=%s/2.pool", epoch_dir);
+    assert_string_equal(r.pools[1].region_uri, expected_uri);
+    struct stat st;
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/header.ring", epoch_dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(stat(epoch_dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0750);
+    /* A second driver on the same control stream and bus refuses to start. covers: D-2.1-1 */
+    tp_driver_t *second = NULL;
+    tp_assert_fails_with(tp_driver_init(&second, F.ctx), "already serves control stream 1000");
+    assert_null(second);
+    /* ... and so does one on another control stream that would manage the same SHM namespace. */
+    set("driver.control_stream_id", "1500");
+    tp_assert_fails_with(tp_driver_init(&second, F.ctx), "already serves SHM namespace 'lab'");
+    assert_null(second);
+}
+
+static int count_epoch_dirs(uint32_t stream_id)
+{
+    char user[128], dir[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(dir, sizeof(dir), "%s/%s/default/%u", F.shm_dir, user, stream_id);
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL)
+    {
+        n += e->d_name[0] != '.';
+    }
+    closedir(dp);
+    return n;
+}
+
+static void test_epoch_gc_keeps_the_newest(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    fixture_context("gc");
+    set("policies.epoch_gc_enabled", "true");
+    set("policies.epoch_gc_keep", "2");
+    set("policies.epoch_gc_min_age_ns", "0");
+    fixture_start();
+    uint64_t last_epoch = 0;
+    for (int i = 0; i < 5; i++)
+    {
+        tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+        tp_attach_result_t r;
+        attach_ok(&p, &r);
+        assert_true(r.epoch > last_epoch);
+        last_epoch = r.epoch;
+        int32_t code;
+        tp_assert_ok(tp_driver_proxy_detach(F.proxy, r.lease_id, CAM, p.client_id, TP_DRIVER_ROLE_PRODUCER, &code,
+            NULL, 0, TIMEOUT_NS));
+        assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_OK);
+    }
+    driver_stopped();
+    assert_int_equal(count_epoch_dirs(CAM), 2);
+    assert_int_equal(count_epoch_dirs(IMU), 1);
+}
+
+static bool epoch_dir_exists(uint32_t stream_id, uint64_t epoch)
+{
+    char user[128], dir[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(dir, sizeof(dir), "%s/%s/default/%u/%llu", F.shm_dir, user, stream_id, (unsigned long long)epoch);
+    return access(dir, F_OK) == 0;
+}
+
+static void producer_cycle(void)
+{
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t r;
+    attach_ok(&p, &r);
+    int32_t code;
+    tp_assert_ok(tp_driver_proxy_detach(F.proxy, r.lease_id, CAM, p.client_id, TP_DRIVER_ROLE_PRODUCER, &code, NULL,
+        0, TIMEOUT_NS));
+    assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_OK);
+}
+
+static void test_epoch_gc_spares_mapped_epochs(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    fixture_context("gc-mapped");
+    set("policies.epoch_gc_keep", "1");
+    set("policies.epoch_gc_min_age_ns", "0");
+    fixture_start();
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    /* This process maps the consumer's epoch, as a consumer that has not remapped yet would. */
+    tp_region_uri_t uri;
+    tp_assert_ok(tp_region_uri_parse(&uri, rc.header_region_uri, strlen(rc.header_region_uri)));
+    const char *dirs[] = { F.shm_dir };
+    tp_shm_allowed_dirs_t allowed;
+    tp_assert_ok(tp_shm_allowed_dirs_init(&allowed, dirs, 1));
+    tp_superblock_t expected = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION,
+        .epoch = rc.epoch, .stream_id = CAM, .region_type = TP_REGION_HEADER_RING, .nslots = 8, .slot_bytes = 256 };
+    tp_shm_region_t region;
+    memset(&region, 0, sizeof(region));
+    tp_assert_ok(tp_shm_region_map(&region, &allowed, &uri, &expected, false));
+    producer_cycle();
+    producer_cycle();
+    assert_true(epoch_dir_exists(CAM, rc.epoch)); /* mapped: kept beyond epoch_gc_keep */
+    assert_false(epoch_dir_exists(CAM, rc.epoch + 1)); /* not mapped: removed */
+    tp_shm_region_close(&region);
+    tp_shm_allowed_dirs_fini(&allowed);
+    producer_cycle();
+    assert_false(epoch_dir_exists(CAM, rc.epoch));
+}
+
+static void test_startup_gc_trims_stale_streams(void **state)
+{
+    (void)state;
+    /* An earlier run left five epochs of a dynamic stream 20001; GC on startup keeps the newest two. */
+    teardown(NULL);
+    fixture_context("gc-startup");
+    set("policies.epoch_gc_on_startup", "true");
+    char user[128], dir[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    for (int epoch = 1; epoch <= 5; epoch++)
+    {
+        snprintf(dir, sizeof(dir), "%s/%s/default/20001/%d", F.shm_dir, user, epoch);
+        tp_assert_ok(tp_fs_mkdirs(F.shm_dir, dir, 0700));
+    }
+    fixture_start();
+    for (int epoch = 1; epoch <= 5; epoch++)
+    {
+        assert_true(epoch_dir_exists(20001, (uint64_t)epoch) == (epoch >= 4));
+    }
+    /* When the stream comes back, its epochs continue above the kept ones. covers: D-10-3 */
+    tp_attach_params_t a = params(20001, TP_DRIVER_ROLE_CONSUMER);
+    a.publish_mode = TP_DRIVER_PUBLISH_MODE_EXISTING_OR_CREATE;
+    tp_attach_result_t r;
+    attach_ok(&a, &r);
+    assert_int_equal(r.epoch, 6);
+}
+
+static void test_restart_starts_above_old_epochs(void **state)
+{
+    (void)state;
+    /* A restart recreates the files, here with a changed layout (16 slots instead of 8): new epoch, new layout.
+     * covers: D-10-3, D-6-3, D-6-4 */
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t r;
+    attach_ok(&p, &r);
+    tp_driver_proxy_close(F.proxy);
+    F.proxy = NULL;
+    tp_driver_close(F.driver);
+    F.driver = NULL;
+    F.ctx->config.profiles[0].header_nslots = 16;
+    tp_assert_ok(tp_driver_init(&F.driver, F.ctx));
+    tp_assert_ok(tp_driver_start(F.driver));
+    tp_assert_ok(tp_driver_proxy_open(&F.proxy, F.bus, "aeron:ipc", 1000));
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    assert_true(rc.epoch > r.epoch);
+    assert_int_equal(rc.header_nslots, 16);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_internal_error_when_regions_cannot_be_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_error_messages_are_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_activity_timestamps_are_refreshed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regions_layout_and_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_gc_keeps_the_newest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_gc_spares_mapped_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_startup_gc_trims_stale_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_starts_above_old_epochs, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
