@@ -1,6 +1,6 @@
 /*
- * Fuzz: the driver's handling of control messages (attach, detach, keepalive, shutdown request and anything
- * else), straight into its dispatcher. One driver lives for the whole run in a private directory, with leases
+ * Fuzz: the driver's handling of control messages (attach, detach, keepalive, shutdown request, ConsumerHello
+ * and anything else), straight into its dispatcher. One driver lives for the whole run in a private directory, with leases
  * that expire after 10 ms so the lease table keeps turning over; every input is followed by a duty cycle.
  */
 #include <stdbool.h>
@@ -38,6 +38,8 @@ static void fuzz_init(void)
         tp_driver_context_set(ctx, "policies.prefault_shm", "false") < 0 ||
         tp_driver_context_set(ctx, "policies.allow_dynamic_streams", "true") < 0 ||
         tp_driver_context_set(ctx, "driver.stream_id_range", "20000-20003") < 0 ||
+        tp_driver_context_set(ctx, "driver.descriptor_stream_id_range", "31000-31002") < 0 ||
+        tp_driver_context_set(ctx, "driver.control_stream_id_range", "32000-32002") < 0 ||
         tp_driver_context_set(ctx, "policies.lease_keepalive_interval_ms", "10") < 0 ||
         tp_driver_context_set(ctx, "policies.lease_expiry_grace_intervals", "1") < 0 ||
         tp_driver_context_set(ctx, "policies.epoch_gc_keep", "1") < 0 ||

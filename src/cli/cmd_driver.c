@@ -287,6 +287,8 @@ static void print_status(const tp_json_t *root)
             " newer version, %" PRIu64 " other schema; shutdown requests refused %" PRIu64 "\n",
             jnum(k, "malformed_messages"), jnum(k, "unknown_messages"), jnum(k, "newer_version_messages"),
             jnum(k, "other_schema_messages"), jnum(k, "shutdown_requests_refused"));
+        printf("per-consumer stream answers %" PRIu64 " (%" PRIu64 " hellos not for the driver)\n",
+            jnum(k, "consumer_configs"), jnum(k, "consumer_hellos_ignored"));
     }
 }
 
@@ -312,16 +314,23 @@ static void print_streams(const tp_json_t *root)
 
 static void print_leases(const tp_json_t *root)
 {
-    printf("%-20s %-8s %-10s %-9s %-6s %-10s %-15s %s\n", "LEASE", "STREAM", "CLIENT", "ROLE", "NODE", "AGE",
-        "LAST KEEPALIVE", "EXPIRES IN");
+    printf("%-20s %-8s %-10s %-9s %-6s %-10s %-15s %-11s %s\n", "LEASE", "STREAM", "CLIENT", "ROLE", "NODE", "AGE",
+        "LAST KEEPALIVE", "EXPIRES IN", "OWN STREAMS");
     const tp_json_t *leases = tp_json_get(root, "leases");
     for (size_t i = 0; leases != NULL && i < leases->count; i++)
     {
         const tp_json_t *l = tp_json_at(leases, i);
-        printf("%-20" PRIu64 " %-8" PRIu64 " %-10" PRIu64 " %-9s %-6" PRIu64 " %-10.1f %-15.1f %.1f s\n",
+        char own[64] = "-";
+        if (jnum(l, "descriptor_stream_id") != 0 || jnum(l, "control_stream_id") != 0)
+        {
+            snprintf(own, sizeof(own), "descriptor %" PRIu64 ", control %" PRIu64, jnum(l, "descriptor_stream_id"),
+                jnum(l, "control_stream_id"));
+        }
+        char expires[32];
+        snprintf(expires, sizeof(expires), "%.1f s", (double)jint(l, "expires_in_ms") / 1000.0);
+        printf("%-20" PRIu64 " %-8" PRIu64 " %-10" PRIu64 " %-9s %-6" PRIu64 " %-10.1f %-15.1f %-11s %s\n",
             jnum(l, "lease_id"), jnum(l, "stream_id"), jnum(l, "client_id"), jstr(l, "role"), jnum(l, "node_id"),
-            (double)jint(l, "age_ms") / 1000.0, (double)jint(l, "last_keepalive_ms") / 1000.0,
-            (double)jint(l, "expires_in_ms") / 1000.0);
+            (double)jint(l, "age_ms") / 1000.0, (double)jint(l, "last_keepalive_ms") / 1000.0, expires, own);
     }
 }
 

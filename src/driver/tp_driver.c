@@ -20,6 +20,7 @@
 #include "driver/tp_driver_internal.h"
 #include "shm/tp_shm_layout.h"
 #include "tp_sbe_driver.h"
+#include "tp_sbe_wire.h"
 
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
@@ -495,9 +496,19 @@ void tp_driver_on_message(tp_driver_t *d, const uint8_t *buffer, size_t length)
         d->counters.malformed_messages++;
         return;
     }
+    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_CONSUMER_HELLO_TEMPLATE_ID)
+    {
+        if (h.version > TP_WIRE_SCHEMA_VERSION)
+        {
+            d->counters.newer_version_messages++;
+            return;
+        }
+        tp_driver_on_consumer_hello(d, buffer, length);
+        return;
+    }
     if (h.schema_id != TP_DRIVER_SCHEMA_ID)
     {
-        d->counters.other_schema_messages++; /* e.g. wire-schema consumer messages sharing the control stream */
+        d->counters.other_schema_messages++; /* e.g. wire-schema messages of producers sharing the control stream */
         return;
     }
     if (h.version > TP_DRIVER_SCHEMA_VERSION)

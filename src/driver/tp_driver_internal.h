@@ -70,7 +70,9 @@ typedef struct tp_driver_lease
     int64_t keepalive_ns;
     int64_t expiry_ns;
     bool is_active;
-    uint8_t end_reason; /* LeaseRevokeReason once inactive */
+    uint8_t end_reason;            /* LeaseRevokeReason once inactive */
+    uint32_t descriptor_stream_id; /* per-consumer streams granted to this lease (0: none) */
+    uint32_t control_stream_id;
 } tp_driver_lease_t;
 
 typedef struct tp_driver_counters
@@ -90,6 +92,8 @@ typedef struct tp_driver_counters
     uint64_t other_driver_messages;  /* responses and notices of another driver */
     uint64_t malformed_messages;
     uint64_t publish_failures;
+    uint64_t consumer_configs;        /* ConsumerConfig answers to ConsumerHello */
+    uint64_t consumer_hellos_ignored; /* no request, or no consumer lease of that client on that stream */
     uint64_t shutdown_requests_refused;
     uint64_t epoch_dirs_removed;
 } tp_driver_counters_t;
@@ -159,6 +163,9 @@ void tp_driver_on_keepalive(tp_driver_t *d, const uint8_t *buffer, size_t length
 int tp_driver_expire_leases(tp_driver_t *d);
 /* Invalidate a lease: ShmLeaseRevoked, and for a producer an epoch bump and a fresh announce. */
 void tp_driver_end_lease(tp_driver_t *d, tp_driver_lease_t *lease, uint8_t reason, const char *why);
+
+/* tp_driver_consumers.c: a ConsumerHello asking for per-consumer streams, answered with ConsumerConfig. */
+void tp_driver_on_consumer_hello(tp_driver_t *d, const uint8_t *buffer, size_t length);
 
 /* tp_driver_status.c */
 int tp_driver_status_write(tp_driver_t *d);

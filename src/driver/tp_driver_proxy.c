@@ -189,6 +189,23 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
         }
         return;
     }
+    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_CONSUMER_CONFIG_TEMPLATE_ID)
+    {
+        tp_wire_consumer_config_t m;
+        if (tp_wire_consumer_config_decode(&m, buffer, length) == 0)
+        {
+            e.kind = TP_PROXY_EVENT_CONSUMER_CONFIG;
+            e.stream_id = tp_wire_consumer_config_stream_id(&m);
+            e.client_id = tp_wire_consumer_config_consumer_id(&m);
+            e.descriptor_stream_id = tp_wire_consumer_config_descriptor_stream_id(&m);
+            e.control_stream_id = tp_wire_consumer_config_control_stream_id(&m);
+            copy_text(e.descriptor_channel, sizeof(e.descriptor_channel),
+                tp_wire_consumer_config_descriptor_channel(&m));
+            copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_config_control_channel(&m));
+            record(p, &e);
+        }
+        return;
+    }
     if (h.schema_id != TP_DRIVER_SCHEMA_ID)
     {
         return;

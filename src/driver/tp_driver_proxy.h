@@ -3,8 +3,8 @@
  * and (for attach and detach) answered by correlation id. Used by `tp driver shutdown`, `tp bench attach` and
  * the tests; the producer and consumer clients build their asynchronous state machines on the same messages.
  *
- * While waiting for a response it records the driver's notices (ShmLeaseRevoked, ShmDriverShutdown) and any
- * ShmPoolAnnounce on the control stream, in arrival order, so callers can check what happened and in which order.
+ * While waiting for a response it records the driver's notices (ShmLeaseRevoked, ShmDriverShutdown), any
+ * ShmPoolAnnounce and any ConsumerConfig on the control stream, in arrival order, so callers can check what happened and in which order.
  */
 #ifndef TP_DRIVER_PROXY_H
 #define TP_DRIVER_PROXY_H
@@ -66,6 +66,7 @@ typedef enum tp_proxy_event_kind
     TP_PROXY_EVENT_REVOKED = 1,
     TP_PROXY_EVENT_SHUTDOWN = 2,
     TP_PROXY_EVENT_ANNOUNCE = 3,
+    TP_PROXY_EVENT_CONSUMER_CONFIG = 4,
 } tp_proxy_event_kind_t;
 
 typedef struct tp_proxy_event
@@ -77,6 +78,11 @@ typedef struct tp_proxy_event
     uint8_t role;        /* REVOKED */
     uint8_t reason;      /* REVOKED, SHUTDOWN */
     uint64_t epoch;      /* ANNOUNCE */
+    /* CONSUMER_CONFIG (client_id: consumerId) */
+    uint32_t descriptor_stream_id;
+    uint32_t control_stream_id;
+    char descriptor_channel[128];
+    char control_channel[128];
 } tp_proxy_event_t;
 
 typedef struct tp_driver_proxy tp_driver_proxy_t;

@@ -37,11 +37,12 @@ static void status_counters(tp_strbuf_t *b, const tp_driver_counters_t *c)
         ",\"announces\":%" PRIu64 ",\"epochs_bumped\":%" PRIu64 ",\"unknown_messages\":%" PRIu64
         ",\"newer_version_messages\":%" PRIu64 ",\"other_schema_messages\":%" PRIu64
         ",\"other_driver_messages\":%" PRIu64 ",\"malformed_messages\":%" PRIu64 ",\"publish_failures\":%" PRIu64
-        ",\"shutdown_requests_refused\":%" PRIu64 ",\"epoch_dirs_removed\":%" PRIu64 "}",
+        ",\"shutdown_requests_refused\":%" PRIu64 ",\"epoch_dirs_removed\":%" PRIu64 ",\"consumer_configs\":%" PRIu64
+        ",\"consumer_hellos_ignored\":%" PRIu64 "}",
         c->attaches_ok, c->attaches_rejected, c->detaches, c->keepalives, c->keepalives_ignored, c->leases_expired,
         c->announces, c->epochs_bumped, c->unknown_messages, c->newer_version_messages, c->other_schema_messages,
         c->other_driver_messages, c->malformed_messages, c->publish_failures, c->shutdown_requests_refused,
-        c->epoch_dirs_removed);
+        c->epoch_dirs_removed, c->consumer_configs, c->consumer_hellos_ignored);
 }
 
 static void status_streams(tp_strbuf_t *b, const tp_driver_t *d)
@@ -79,11 +80,11 @@ static void status_leases(tp_strbuf_t *b, const tp_driver_t *d)
         tp_strbuf_printf(b,
             "%s{\"lease_id\":%" PRIu64 ",\"stream_id\":%" PRIu32 ",\"client_id\":%" PRIu32 ",\"role\":\"%s\""
             ",\"node_id\":%" PRIu32 ",\"age_ms\":%" PRId64 ",\"last_keepalive_ms\":%" PRId64
-            ",\"expires_in_ms\":%" PRId64 "}",
+            ",\"expires_in_ms\":%" PRId64 ",\"descriptor_stream_id\":%" PRIu32 ",\"control_stream_id\":%" PRIu32 "}",
             first ? "" : ",", l->lease_id, l->stream_id, l->client_id, tp_driver_role_name(l->role), l->node_id,
             (int64_t)((d->now_ns - l->attached_ns) / TP_NS_PER_MS),
             (int64_t)((d->now_ns - l->keepalive_ns) / TP_NS_PER_MS),
-            (int64_t)((l->expiry_ns - d->now_ns) / TP_NS_PER_MS));
+            (int64_t)((l->expiry_ns - d->now_ns) / TP_NS_PER_MS), l->descriptor_stream_id, l->control_stream_id);
         first = false;
     }
     tp_strbuf_puts(b, "]");

@@ -362,6 +362,121 @@ static void test_dynamic_streams_disabled_or_without_range(void **state)
     attach_refused(&a, TP_DRIVER_RESPONSE_CODE_INVALID_PARAMS, "stream_id_range");
 }
 
+/* ---- per-consumer streams ---- */
+
+static void send_hello(uint32_t consumer_id, const char *descriptor_channel, uint32_t descriptor_stream_id,
+    const char *control_channel, uint32_t control_stream_id)
+{
+    uint8_t msg[512];
+    tp_wire_consumer_hello_enc_t e;
+    tp_wire_consumer_hello_enc_begin(&e, msg, sizeof(msg));
+    tp_wire_consumer_hello_set_stream_id(&e, CAM);
+    tp_wire_consumer_hello_set_consumer_id(&e, consumer_id);
+    tp_wire_consumer_hello_set_supports_shm(&e, TP_WIRE_BOOL_TRUE);
+    tp_wire_consumer_hello_set_supports_progress(&e, TP_WIRE_BOOL_FALSE);
+    tp_wire_consumer_hello_set_mode(&e, TP_WIRE_MODE_STREAM);
+    tp_wire_consumer_hello_set_expected_layout_version(&e, TP_LAYOUT_VERSION);
+    tp_wire_consumer_hello_set_progress_interval_us(&e, UINT32_MAX);
+    tp_wire_consumer_hello_set_progress_bytes_delta(&e, UINT32_MAX);
+    tp_wire_consumer_hello_set_progress_major_delta_units(&e, UINT32_MAX);
+    tp_wire_consumer_hello_set_descriptor_stream_id(&e, descriptor_stream_id);
+    tp_wire_consumer_hello_set_control_stream_id(&e, control_stream_id);
+    tp_wire_consumer_hello_put_descriptor_channel(&e, descriptor_channel, strlen(descriptor_channel));
+    tp_wire_consumer_hello_put_control_channel(&e, control_channel, strlen(control_channel));
+    int64_t n = tp_wire_consumer_hello_enc_finish(&e);
+    assert_true(n > 0);
+    tp_assert_ok(tp_driver_proxy_send(F.proxy, msg, (size_t)n));
+}
+
+/* The next ConsumerConfig for consumer_id (from event *from on). */
+static tp_proxy_event_t await_config(uint32_t consumer_id, size_t *from)
+{
+    tp_proxy_event_t e;
+    do
+    {
+        tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_CONSUMER_CONFIG, 0, CAM, from, &e,
+            TIMEOUT_NS));
+    } while (e.client_id != consumer_id);
+    return e;
+}
+
+static void test_per_consumer_streams(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    fixture_context("per-consumer");
+    set("driver.descriptor_stream_id_range", "31000-31001");
+    set("driver.control_stream_id_range", "32000-32000");
+    fixture_start();
+    tp_attach_params_t c1 = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_params_t c2 = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_params_t c3 = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t r1, r2, r3;
+    attach_ok(&c1, &r1);
+    attach_ok(&c2, &r2);
+    attach_ok(&c3, &r3);
+    size_t from = tp_driver_proxy_event_count(F.proxy);
+    /* covers: D-11-3s: ids come from the ranges, channels are echoed */
+    send_hello(c1.client_id, "aeron:ipc?term-length=1m", 7, "aeron:ipc", 32000);
+    tp_proxy_event_t e = await_config(c1.client_id, &from);
+    assert_int_equal(e.descriptor_stream_id, 31000);
+    assert_string_equal(e.descriptor_channel, "aeron:ipc?term-length=1m");
+    assert_int_equal(e.control_stream_id, 32000);
+    assert_string_equal(e.control_channel, "aeron:ipc");
+    /* Asking again gets the same ids. */
+    send_hello(c1.client_id, "aeron:ipc", 31001, "aeron:ipc", 5);
+    e = await_config(c1.client_id, &from);
+    assert_int_equal(e.descriptor_stream_id, 31000);
+    assert_int_equal(e.control_stream_id, 32000);
+    /* The control range is exhausted: declined with an empty channel and id 0, the descriptor is granted.
+     * covers: D-11-5 */
+    send_hello(c2.client_id, "aeron:ipc", 1, "aeron:ipc", 1);
+    e = await_config(c2.client_id, &from);
+    assert_int_equal(e.descriptor_stream_id, 31001);
+    assert_int_equal(e.control_stream_id, 0);
+    assert_string_equal(e.control_channel, "");
+    send_hello(c3.client_id, "aeron:ipc", 1, "", 0);
+    e = await_config(c3.client_id, &from);
+    assert_int_equal(e.descriptor_stream_id, 0);
+    assert_string_equal(e.descriptor_channel, "");
+    /* A channel with stream id 0 is malformed: both declined (wire spec 10.1.2). */
+    send_hello(c3.client_id, "aeron:ipc", 0, "", 0);
+    e = await_config(c3.client_id, &from);
+    assert_int_equal(e.descriptor_stream_id, 0);
+    /* Ids return to the pool when the lease ends. */
+    int32_t code;
+    tp_assert_ok(tp_driver_proxy_detach(F.proxy, r1.lease_id, CAM, c1.client_id, TP_DRIVER_ROLE_CONSUMER, &code,
+        NULL, 0, TIMEOUT_NS));
+    send_hello(c3.client_id, "aeron:ipc", 1, "aeron:ipc", 1);
+    e = await_config(c3.client_id, &from);
+    assert_int_equal(e.descriptor_stream_id, 31000);
+    assert_int_equal(e.control_stream_id, 32000);
+    /* Hellos without a consumer lease (the detached client), or without a request, are not answered. */
+    send_hello(c1.client_id, "aeron:ipc", 1, "", 0);
+    send_hello(c2.client_id, "", 0, "", 0);
+    tp_attach_params_t sync = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    attach_ok(&sync, &r1); /* handled after both hellos */
+    tp_driver_t *d = driver_stopped();
+    assert_int_equal(d->counters.consumer_configs, 6);
+    assert_int_equal(d->counters.consumer_hellos_ignored, 2);
+}
+
+static void test_per_consumer_streams_without_ranges_are_declined(void **state)
+{
+    (void)state;
+    /* Ranges unset: declined with the wire spec's encoding (empty channel, id 0; see ARCHITECTURE.md). */
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t r;
+    attach_ok(&c, &r);
+    size_t from = tp_driver_proxy_event_count(F.proxy);
+    send_hello(c.client_id, "aeron:ipc", 9, "aeron:ipc", 9);
+    tp_proxy_event_t e = await_config(c.client_id, &from);
+    assert_int_equal(e.descriptor_stream_id, 0);
+    assert_int_equal(e.control_stream_id, 0);
+    assert_string_equal(e.descriptor_channel, "");
+    assert_string_equal(e.control_channel, "");
+}
+
 /* ---- hostile input ---- */
 
 static void test_flood_of_garbage_is_counted_and_ignored(void **state)
@@ -420,7 +535,8 @@ static void test_flood_of_garbage_is_counted_and_ignored(void **state)
     assert_true(k->unknown_messages > 0 && k->malformed_messages > 0 && k->newer_version_messages > 0 &&
         k->other_schema_messages > 0);
     /* Every garbage message was accounted for (a garbage attach answered INVALID_PARAMS is also malformed). */
-    assert_true(ignored + k->keepalives_ignored + k->detaches + k->shutdown_requests_refused >= (uint64_t)sent - 8);
+    assert_true(ignored + k->keepalives_ignored + k->detaches + k->shutdown_requests_refused +
+        k->consumer_hellos_ignored >= (uint64_t)sent - 8);
     assert_int_equal(k->attaches_ok, 1);
 }
 
@@ -513,6 +629,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_silent_producer_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dynamic_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dynamic_streams_disabled_or_without_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_consumer_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_consumer_streams_without_ranges_are_declined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_of_garbage_is_counted_and_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_draining_refuses_attaches, setup, teardown),
