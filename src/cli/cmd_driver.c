@@ -278,9 +278,9 @@ static void print_status(const tp_json_t *root)
     if (k != NULL)
     {
         printf("attaches %" PRIu64 " ok, %" PRIu64 " refused; detaches %" PRIu64 "; keepalives %" PRIu64
-            " (%" PRIu64 " ignored); leases expired %" PRIu64 "\n",
+            " (%" PRIu64 " ignored); leases expired %" PRIu64 ", revoked %" PRIu64 "\n",
             jnum(k, "attaches_ok"), jnum(k, "attaches_rejected"), jnum(k, "detaches"), jnum(k, "keepalives"),
-            jnum(k, "keepalives_ignored"), jnum(k, "leases_expired"));
+            jnum(k, "keepalives_ignored"), jnum(k, "leases_expired"), jnum(k, "leases_revoked"));
         printf("announces %" PRIu64 "; epochs bumped %" PRIu64 "; epoch directories removed %" PRIu64 "\n",
             jnum(k, "announces"), jnum(k, "epochs_bumped"), jnum(k, "epoch_dirs_removed"));
         printf("ignored messages: %" PRIu64 " malformed, %" PRIu64 " unknown template, %" PRIu64

@@ -550,6 +550,7 @@ int tp_driver_do_work(tp_driver_t *d)
     {
         return -1;
     }
+    work += tp_driver_revoke_queued(d);
     if (d->now_ns >= d->next_expiry_check_ns)
     {
         work += tp_driver_expire_leases(d);

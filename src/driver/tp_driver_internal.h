@@ -26,6 +26,7 @@
 #define TP_DRIVER_URI_MAX (TP_PATH_MAX + 64)
 #define TP_DRIVER_ERROR_MESSAGE_MAX 1024
 #define TP_DRIVER_SCRATCH_BYTES 65536
+#define TP_DRIVER_REVOKE_QUEUE 16
 
 #define TP_DRIVER_CONTEXT_MAX_FIELDS 64
 
@@ -129,6 +130,7 @@ struct tp_driver
     uint8_t shutdown_reason;
     int64_t drain_deadline_ns;
     tp_agent_runner_t *runner;
+    uint64_t revoke_queue[TP_DRIVER_REVOKE_QUEUE]; /* lease ids to revoke; 0 = free slot; any thread posts */
     uint8_t *scratch; /* TP_DRIVER_SCRATCH_BYTES for encoding outgoing messages */
 };
 
@@ -161,6 +163,8 @@ void tp_driver_on_detach(tp_driver_t *d, const uint8_t *buffer, size_t length);
 void tp_driver_on_keepalive(tp_driver_t *d, const uint8_t *buffer, size_t length);
 /* Expire leases whose keepalives stopped. Returns how many. */
 int tp_driver_expire_leases(tp_driver_t *d);
+/* Carry out queued tp_driver_revoke_lease requests. Returns how many. */
+int tp_driver_revoke_queued(tp_driver_t *d);
 /* Invalidate a lease: ShmLeaseRevoked, and for a producer an epoch bump and a fresh announce. */
 void tp_driver_end_lease(tp_driver_t *d, tp_driver_lease_t *lease, uint8_t reason, const char *why);
 

@@ -589,3 +589,45 @@ int tp_driver_expire_leases(tp_driver_t *d)
     }
     return expired;
 }
+
+/* ---- administrative revocation ---- */
+
+int tp_driver_revoke_lease(tp_driver_t *d, uint64_t lease_id)
+{
+    if (lease_id == 0)
+    {
+        return 0;
+    }
+    for (int i = 0; i < TP_DRIVER_REVOKE_QUEUE; i++)
+    {
+        uint64_t expected = 0;
+        if (__atomic_compare_exchange_n(&d->revoke_queue[i], &expected, lease_id, false, __ATOMIC_RELEASE,
+                __ATOMIC_RELAXED))
+        {
+            return 0;
+        }
+    }
+    TP_SET_ERR(TP_E_CAPACITY, "%d revocations are already waiting for the driver", TP_DRIVER_REVOKE_QUEUE);
+    return -1;
+}
+
+int tp_driver_revoke_queued(tp_driver_t *d)
+{
+    int done = 0;
+    for (int i = 0; i < TP_DRIVER_REVOKE_QUEUE; i++)
+    {
+        if (__atomic_load_n(&d->revoke_queue[i], __ATOMIC_RELAXED) == 0)
+        {
+            continue;
+        }
+        uint64_t lease_id = __atomic_exchange_n(&d->revoke_queue[i], 0, __ATOMIC_ACQUIRE);
+        tp_driver_lease_t *lease = lease_find(d, lease_id);
+        if (lease != NULL && lease->is_active)
+        {
+            d->counters.leases_revoked++;
+            tp_driver_end_lease(d, lease, TP_DRIVER_LEASE_REVOKE_REASON_REVOKED, "revoked by the driver's operator");
+            done++;
+        }
+    }
+    return done;
+}

@@ -3,7 +3,11 @@
  * `tp driver status|streams|leases`, killed with SIGKILL and restarted (epochs move up), stopped with SIGTERM and
  * with an authorised shutdown request. A producer process that freezes stops its keepalives and is revoked.
  */
+#include <fcntl.h>
+#include <linux/capability.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +88,24 @@ static int wait_exit(pid_t pid)
 {
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Its exit status within TIMEOUT_NS; a process still running then is killed and fails the test. */
+static int wait_exit_soon(pid_t pid)
+{
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0)
+    {
+        if (tp_clock_monotonic_ns() > deadline)
+        {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("process %d did not exit", (int)pid);
+        }
+        usleep(5000);
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -225,7 +247,7 @@ static void test_frozen_producer_is_revoked_and_restart_moves_epochs(void **stat
     assert_int_equal(kill(driver, SIGTERM), 0);
     tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
     assert_int_equal(e.reason, TP_DRIVER_SHUTDOWN_REASON_NORMAL);
-    assert_int_equal(wait_exit(driver), 0);
+    assert_int_equal(wait_exit_soon(driver), 0);
     tp_driver_proxy_close(proxy);
     tp_bus_close(bus);
     close(fds[0]);
@@ -247,7 +269,7 @@ static void test_shutdown_command(void **state)
     snprintf(args, sizeof(args), "driver shutdown --config %s --token let-me-stop --wait 5", config);
     assert_int_equal(tool(args, out, sizeof(out)), 0);
     tp_test_assert_contains(out, "shut down");
-    assert_int_equal(wait_exit(driver), 0);
+    assert_int_equal(wait_exit_soon(driver), 0);
     assert_int_not_equal(access(status_file, F_OK), 0); /* removed on exit */
 }
 
@@ -282,7 +304,36 @@ static void test_cli_errors(void **state)
     assert_int_equal(tool(args, out, sizeof(out)), 1);
     tp_test_assert_contains(out, "already serves control stream 1000");
     kill(driver, SIGINT);
-    assert_int_equal(wait_exit(driver), 0);
+    assert_int_equal(wait_exit_soon(driver), 0);
+}
+
+static void test_mlock_failure_is_fatal(void **state)
+{
+    (void)state;
+    /* No CAP_IPC_LOCK (dropped from the bounding set, so even root cannot regain it through exec) and a zero
+     * RLIMIT_MEMLOCK: mlock must fail, and with policies.mlock_shm the driver must refuse to start.
+     * covers: D-17-6 */
+    char log[700];
+    snprintf(log, sizeof(log), "%s/mlock.log", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+    {
+        prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0); /* EPERM when not root: then there is nothing to drop */
+        struct rlimit none = { 0, 0 };
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (setrlimit(RLIMIT_MEMLOCK, &none) < 0 || fd < 0 || dup2(fd, 2) < 0)
+        {
+            _exit(126);
+        }
+        execl(TP_TOOL, TP_TOOL, "driver", config, "--set", "policies.mlock_shm=true", (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(wait_exit_soon(pid), 1);
+    size_t n;
+    char *text = (char *)tp_test_read_file(log, &n);
+    tp_test_assert_contains(text, "mlock of region");
+    free(text);
 }
 
 int main(void)
@@ -291,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frozen_producer_is_revoked_and_restart_moves_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mlock_failure_is_fatal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -270,6 +270,41 @@ static void test_detach(void **state)
     assert_int_equal(d->counters.detaches, 2);
 }
 
+static void test_operator_revocation(void **state)
+{
+    (void)state;
+    /* covers: D-6-2, D-4.9-5, D-4.7a-2, D-4.7a-3 (reason REVOKED) */
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t rc, rp;
+    attach_ok(&c, &rc);
+    attach_ok(&p, &rp);
+    size_t from = tp_driver_proxy_event_count(F.proxy);
+    tp_assert_ok(tp_driver_revoke_lease(F.driver, rp.lease_id));
+    tp_proxy_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, rp.lease_id, 0, &from, &e, TIMEOUT_NS));
+    assert_int_equal(e.reason, TP_DRIVER_LEASE_REVOKE_REASON_REVOKED);
+    assert_int_equal(e.role, TP_DRIVER_ROLE_PRODUCER);
+    assert_true(wait_announce_epoch_above(CAM, rp.epoch, &from, NULL) > rp.epoch);
+    /* The revoked producer's keepalives are ignored and its detach is answered without a second notice. */
+    int32_t code;
+    tp_assert_ok(tp_driver_proxy_detach(F.proxy, rp.lease_id, CAM, p.client_id, TP_DRIVER_ROLE_PRODUCER, &code, NULL,
+        0, TIMEOUT_NS));
+    assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_OK);
+    tp_assert_ok(tp_driver_revoke_lease(F.driver, rc.lease_id));
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, rc.lease_id, 0, &from, &e, TIMEOUT_NS));
+    tp_driver_t *d = driver_stopped();
+    assert_int_equal(d->counters.leases_revoked, 2);
+    /* Requests queue while the driver does not run; the 17th finds no room. */
+    for (int i = 0; i < 16; i++)
+    {
+        tp_assert_ok(tp_driver_revoke_lease(d, 1000 + (uint64_t)i));
+    }
+    tp_assert_fails_with(tp_driver_revoke_lease(d, 2000), "already waiting");
+    assert_int_equal(tp_driver_revoke_queued(d), 0); /* unknown leases: nothing to do */
+    tp_assert_ok(tp_driver_revoke_lease(d, 2000));
+}
+
 static void test_silent_producer_expires(void **state)
 {
     (void)state;
@@ -626,6 +661,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_attach_version_is_unsupported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_attach_is_answered_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_revocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_producer_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dynamic_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dynamic_streams_disabled_or_without_range, setup, teardown),
