@@ -313,6 +313,9 @@ static void test_mlock_failure_is_fatal(void **state)
     /* No CAP_IPC_LOCK (dropped from the bounding set, so even root cannot regain it through exec) and a zero
      * RLIMIT_MEMLOCK: mlock must fail, and with policies.mlock_shm the driver must refuse to start.
      * covers: D-17-6 */
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* AddressSanitizer turns mlock into a no-op that succeeds, so tp driver cannot see a failure */
+#endif
     char log[700];
     snprintf(log, sizeof(log), "%s/mlock.log", dir);
     pid_t pid = fork();
