@@ -20,6 +20,10 @@ struct tp_bus
     uint32_t file_mode;
 };
 
+/* A publisher that keeps waking parked subscribers checks every this many wakes whether one of them died
+ * parked (nobody else may be left to notice), so dead waiters cost at most this many futex calls. */
+#define TP_BUS_WAKES_PER_REAP 1024u
+
 struct tp_bus_publication
 {
     tp_bus_t *bus;
@@ -41,6 +45,7 @@ struct tp_bus_publication
     uint64_t tail;     /* writer's copy of log->tail */
     uint64_t next_seq; /* sequence of the next data record */
     bool has_claim;
+    uint32_t wakes_since_reap; /* futex wakes issued; every TP_BUS_WAKES_PER_REAP, look for dead subscribers */
     /* UDP */
     struct tp_bus_udp_pub *udp;
 };

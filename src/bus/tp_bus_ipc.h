@@ -91,7 +91,9 @@ typedef struct tp_bus_subscriber_entry
     uint32_t state;
     int32_t pid;
     uint64_t pid_start_time;
-    uint8_t pad[48];
+    uint32_t parked; /* 1 while this subscriber counts in waiters: whoever clears it (the subscriber waking, or a
+                      * reaper removing it dead) takes it out of waiters, exactly once */
+    uint8_t pad[44];
 } tp_bus_subscriber_entry_t;
 
 typedef struct tp_bus_registry
@@ -117,6 +119,7 @@ typedef struct tp_bus_registry
 _Static_assert(sizeof(tp_bus_log_header_t) == TP_BUS_LOG_HEADER_BYTES, "log header is 512 bytes");
 _Static_assert(sizeof(tp_bus_record_header_t) == TP_BUS_RECORD_HEADER_BYTES, "record header is 16 bytes");
 _Static_assert(sizeof(tp_bus_image_entry_t) == 64, "image entry is 64 bytes");
+_Static_assert(sizeof(tp_bus_subscriber_entry_t) == 64, "subscriber entry is 64 bytes");
 
 static inline uint64_t tp_bus_record_bytes(size_t payload_length)
 {
@@ -139,8 +142,11 @@ void tp_bus_registry_close(tp_bus_registry_map_t *m);
 /* Remove registry entries of processes that no longer run (and their log files). Returns how many. */
 int tp_bus_registry_reap(tp_bus_registry_map_t *m);
 
-/* Wake parked subscribers (futex) if any; cheap when none is parked. */
-void tp_bus_registry_wake(tp_bus_registry_t *reg);
+/* Wake parked subscribers (futex) if any; cheap when none is parked. Returns true if it made the system call. */
+bool tp_bus_registry_wake(tp_bus_registry_t *reg);
+
+/* Take a parked subscriber out of waiters if its flag is still set (the subscriber itself, or a reaper). */
+void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e);
 
 /* Path of an image's log file. */
 void tp_bus_log_path(char *out, size_t capacity, const char *stream_dir, int32_t session_id);

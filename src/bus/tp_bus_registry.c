@@ -178,6 +178,7 @@ int tp_bus_registry_reap(tp_bus_registry_map_t *m)
             uint32_t expect = TP_BUS_ENTRY_ACTIVE;
             if (tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
             {
+                tp_bus_registry_unpark(reg, e); /* it died parked: publishers must stop waking it */
                 __atomic_fetch_sub(&reg->subscriber_count, 1, __ATOMIC_ACQ_REL);
                 TP_LOG_I("bus", "stream %d: removed subscriber of dead process %d", reg->stream_id, e->pid);
                 reaped++;
@@ -215,7 +216,7 @@ int tp_bus_registry_reap(tp_bus_registry_map_t *m)
     return reaped;
 }
 
-void tp_bus_registry_wake(tp_bus_registry_t *reg)
+bool tp_bus_registry_wake(tp_bus_registry_t *reg)
 {
     /* Pairs with the seq_cst fence in the subscriber's park: either it sees our data, or we see its waiter. */
     tp_fence_seq_cst();
@@ -223,5 +224,15 @@ void tp_bus_registry_wake(tp_bus_registry_t *reg)
     {
         tp_fetch_add_acq_rel_u32(&reg->futex_word, 1);
         syscall(SYS_futex, &reg->futex_word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        return true;
+    }
+    return false;
+}
+
+void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e)
+{
+    if (__atomic_exchange_n(&e->parked, 0, __ATOMIC_ACQ_REL) != 0)
+    {
+        __atomic_fetch_sub(&reg->waiters, 1, __ATOMIC_ACQ_REL);
     }
 }

@@ -458,8 +458,17 @@ int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
         return tp_bus_udp_park(sub, timeout_ns);
     }
     tp_bus_registry_t *reg = sub->registry.reg;
+    if (sub->subscriber_index < 0)
+    {
+        return 0; /* closed */
+    }
+    tp_bus_subscriber_entry_t *entry = &reg->subscribers[sub->subscriber_index];
     uint32_t word = tp_load_acquire_u32(&reg->futex_word);
+    /* Count in waiters through our entry's flag, so that a reaper can take us out if we die parked (dying in
+     * the two instructions between these stores leaks one waiter: publishers then make one futex call per
+     * message until the stream's registry is recreated). */
     tp_fetch_add_acq_rel_u32(&reg->waiters, 1);
+    tp_store_release_u32(&entry->parked, 1);
     /* Pairs with the fence in tp_bus_registry_wake: a publisher either sees us waiting or we see its data. */
     tp_fence_seq_cst();
     int woken = 1;
@@ -469,7 +478,7 @@ int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
         long rc = syscall(SYS_futex, &reg->futex_word, FUTEX_WAIT, word, &ts, NULL, 0);
         woken = !(rc < 0 && errno == ETIMEDOUT);
     }
-    __atomic_fetch_sub(&reg->waiters, 1, __ATOMIC_ACQ_REL);
+    tp_bus_registry_unpark(reg, entry);
     return woken;
 }
 

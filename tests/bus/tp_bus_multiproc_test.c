@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bus/tp_bus_internal.h"
+#include "bus/tp_bus_ipc.h"
 #include "core/tp_clock.h"
 #include "tensorpool/tp_bus.h"
 #include "tp_bus_test_util.h"
@@ -470,6 +472,59 @@ static void test_never_sees_messages_from_before_it_joined(void **state)
     tp_bus_close(b);
 }
 
+static void test_subscriber_killed_while_parked_stops_costing_wakes(void **state)
+{
+    (void)state;
+    /* A subscriber process parks on the futex and is killed there. Nobody else subscribes, so only the
+     * publisher can notice: within TP_BUS_WAKES_PER_REAP messages it takes the dead waiter out, after which
+     * offers make no system call and the stream reads as not connected. */
+    tp_bus_t *b = child_bus();
+    tp_bus_publication_t *p;
+    tp_assert_ok(tp_bus_publication_open(b, &p, "aeron:ipc", STREAM, false));
+    pipe_pair_t parked;
+    pipe_open(&parked);
+    pid_t child = fork();
+    if (child == 0)
+    {
+        tp_bus_t *cb = child_bus();
+        tp_bus_subscription_t *s;
+        if (tp_bus_subscription_open(cb, &s, "aeron:ipc", STREAM, NULL, NULL, NULL) < 0)
+        {
+            _exit(93);
+        }
+        pipe_send(&parked, 1);
+        for (;;)
+        {
+            tp_bus_subscription_park(s, 60 * TP_NS_PER_S);
+        }
+    }
+    assert_int_equal(pipe_recv(&parked), 1);
+    tp_bus_registry_t *reg = p->registry.reg;
+    int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
+    while (__atomic_load_n(&reg->waiters, __ATOMIC_ACQUIRE) == 0)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(1000);
+    }
+    kill(child, SIGKILL);
+    int status;
+    waitpid(child, &status, 0);
+    assert_int_equal(__atomic_load_n(&reg->waiters, __ATOMIC_ACQUIRE), 1); /* the dead waiter is still counted */
+    uint8_t msg[MSG_BYTES];
+    for (uint64_t i = 0; i < TP_BUS_WAKES_PER_REAP + 1; i++)
+    {
+        test_msg_make(msg, 0, i, MSG_BYTES);
+        if (tp_bus_offer(p, msg, MSG_BYTES) == TP_BUS_NOT_CONNECTED)
+        {
+            break; /* reaped: the dead subscriber is gone too */
+        }
+    }
+    assert_int_equal(__atomic_load_n(&reg->waiters, __ATOMIC_ACQUIRE), 0);
+    assert_false(tp_bus_publication_is_connected(p));
+    tp_bus_publication_close(p);
+    tp_bus_close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_killed_mid_record_is_never_delivered),
         cmocka_unit_test(test_stopped_writer_delays_only_itself),
         cmocka_unit_test(test_never_sees_messages_from_before_it_joined),
+        cmocka_unit_test(test_subscriber_killed_while_parked_stops_costing_wakes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
