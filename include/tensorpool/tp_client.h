@@ -1,0 +1,121 @@
+/*
+ * Producers and consumers: the API applications write against (first increment: attach through the driver,
+ * the copy path, polling with frame views; revocation, epoch changes, reattach and the claim path follow).
+ *
+ *   tp_client_context_init(&ctx);                      defaults, then the environment (TP_CLIENT_* keys below)
+ *   tp_client_connect(&client, ctx);                   the bus and the driver's control stream
+ *   tp_producer_attach(&producer, client, 10000, 5 s); a producer lease, the stream's regions mapped
+ *   tp_producer_offer_frame(producer, data, n, &tensor, meta_version, trace_id);
+ *   tp_consumer_attach(&consumer, client, 10000, 5 s);
+ *   tp_consumer_poll(consumer, on_frame, state, 16);   callbacks get a tp_frame_t valid during the call
+ *   ... close in any order.
+ *
+ * Every object is used by one thread at a time. Call tp_producer_do_work / tp_consumer_poll regularly (at least
+ * every keepalive interval): they send the lease keepalives.
+ */
+#ifndef TENSORPOOL_TP_CLIENT_H
+#define TENSORPOOL_TP_CLIENT_H
+
+#include "tensorpool/tp_common.h"
+#include "tensorpool/tp_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tp_client_context tp_client_context_t;
+typedef struct tp_client tp_client_t;
+typedef struct tp_producer tp_producer_t;
+typedef struct tp_consumer tp_consumer_t;
+
+/* Defaults, then environment overrides (the key upper-cased with '.' -> '_': client.bus_dir <- CLIENT_BUS_DIR):
+ *   client.bus_dir               ""  ($TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus)
+ *   client.control_channel       "aeron:ipc?term-length=4m"   client.control_stream_id     1000
+ *   client.descriptor_channel    "aeron:ipc?term-length=4m"   client.descriptor_stream_id  1100
+ *   client.allowed_base_dirs     "/dev/shm"  (comma-separated; regions must lie inside one of them)
+ *   client.client_id             0 (random, non-zero; each lease takes the next id)
+ *   client.keepalive_interval_ms 1000 */
+TP_API int tp_client_context_init(tp_client_context_t **out);
+/* Set one key from text, as the environment would. */
+TP_API int tp_client_context_set(tp_client_context_t *ctx, const char *key, const char *value);
+TP_API int tp_client_context_close(tp_client_context_t *ctx);
+
+TP_API int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx);
+/* Close the client; its producers and consumers must be closed first. NULL is fine. */
+TP_API int tp_client_close(tp_client_t *client);
+
+/* ---- producers ---- */
+
+/* Attach as the stream's producer (waits up to timeout_ns for the driver) and map its regions. Fails with the
+ * driver's reason (e.g. another producer holds the stream). */
+TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns);
+
+/* Copy path: write payload into the smallest pool that fits, fill the slot header (tensor, meta_version),
+ * commit the slot and publish FrameDescriptor. Returns the frame's sequence (>= 0), or -1: the payload fits no
+ * pool, the tensor is invalid, or the descriptor could not be published (back pressure). Hot path: no
+ * allocation, lock or system call. */
+TP_API int64_t tp_producer_offer_frame(tp_producer_t *producer, const void *payload, uint32_t length,
+    const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
+
+/* Housekeeping: lease keepalives and the control stream. Returns the work done, -1 on a fatal error. */
+TP_API int tp_producer_do_work(tp_producer_t *producer);
+
+TP_API uint64_t tp_producer_epoch(const tp_producer_t *producer);
+/* Detach (best effort) and unmap. NULL is fine. */
+TP_API int tp_producer_close(tp_producer_t *producer);
+
+/* ---- consumers ---- */
+
+/* One frame, valid only during the callback. The payload is read in place (zero copy): the producer may
+ * overwrite the slot meanwhile, so check tp_frame_is_intact after using it, or copy it out with
+ * tp_frame_copy_out, which validates the copy. */
+typedef struct tp_frame
+{
+    uint32_t stream_id;
+    uint64_t epoch;
+    uint64_t seq;
+    uint64_t timestamp_ns; /* the producer's commit time (CLOCK_MONOTONIC) */
+    uint32_t meta_version;
+    uint64_t trace_id; /* 0: none */
+    uint16_t pool_id;
+    tp_tensor_desc_t tensor;
+    const uint8_t *payload;
+    uint32_t payload_length;
+    const uint8_t *slot_;    /* internal */
+    uint64_t seq_commit_;    /* internal */
+} tp_frame_t;
+
+typedef void (*tp_frame_handler_t)(void *clientd, const tp_frame_t *frame);
+
+typedef struct tp_consumer_counters
+{
+    uint64_t frames;        /* delivered to the handler and still intact afterwards */
+    uint64_t drops_gap;     /* sequences never seen or overwritten before they were read */
+    uint64_t drops_late;    /* frames that changed while being read (including during the callback) */
+    uint64_t drops_invalid; /* slots whose header broke a rule */
+    uint64_t descriptors_ignored; /* for other streams or other epochs */
+} tp_consumer_counters_t;
+
+/* Attach as a consumer of the stream and map its regions. */
+TP_API int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns);
+
+/* Read up to limit descriptors: each committed, stable frame goes to handler; the others are dropped and
+ * counted, never waited for. Also sends keepalives. Returns frames delivered, -1 on a fatal error. Hot path: no
+ * allocation, lock or system call. */
+TP_API int tp_consumer_poll(tp_consumer_t *consumer, tp_frame_handler_t handler, void *clientd, int limit);
+
+TP_API void tp_consumer_counters(const tp_consumer_t *consumer, tp_consumer_counters_t *out);
+TP_API uint64_t tp_consumer_epoch(const tp_consumer_t *consumer);
+TP_API int tp_consumer_close(tp_consumer_t *consumer);
+
+/* true if the frame's slot has not changed since it was read: what was read from the payload is good. */
+TP_API bool tp_frame_is_intact(const tp_frame_t *frame);
+/* Copy the payload to dst (capacity bytes), then validate; 0 if the copy is intact, -1 if the frame changed
+ * meanwhile (the copy is then garbage) or dst is too small. */
+TP_API int tp_frame_copy_out(const tp_frame_t *frame, void *dst, size_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * The consumer: a consumer lease, its regions mapped read-only, and the read path of wire spec 8.3 / 15.19 for
+ * every FrameDescriptor of its stream and epoch: the slot must hold that sequence committed and stable, with a
+ * valid header and a payload inside its pool; then the handler sees the frame in place, and the slot is checked
+ * again afterwards. Anything else is dropped and counted, never waited for.
+ */
+#include <string.h>
+
+#include "client/tp_client_internal.h"
+#include "core/tp_alloc.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "shm/tp_header_ring.h"
+#include "tp_sbe_driver.h"
+#include "tp_sbe_wire.h"
+
+struct tp_consumer
+{
+    tp_client_lease_t lease;
+    tp_bus_subscription_t *descriptors;
+    uint32_t mask;
+    bool has_expected;
+    uint64_t expected_seq;
+    tp_consumer_counters_t counters;
+    /* for the duration of one poll */
+    tp_frame_handler_t handler;
+    void *clientd;
+    int delivered;
+};
+
+int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
+{
+    *out = NULL;
+    tp_consumer_t *c = NULL;
+    if (tp_alloc((void **)&c, sizeof(*c)) < 0)
+    {
+        return -1;
+    }
+    /* Subscribe first: descriptors published after the attach answer are not missed. */
+    if (tp_bus_subscription_open(client->bus, &c->descriptors, client->config.descriptor_channel,
+            (int32_t)client->config.descriptor_stream_id, NULL, NULL, NULL) < 0)
+    {
+        tp_free(c);
+        return -1;
+    }
+    if (tp_client_lease_open(&c->lease, client, stream_id, TP_DRIVER_ROLE_CONSUMER, timeout_ns) < 0)
+    {
+        tp_bus_subscription_close(c->descriptors);
+        tp_free(c);
+        return -1;
+    }
+    c->mask = c->lease.nslots - 1;
+    *out = c;
+    return 0;
+}
+
+static int pool_index(const tp_client_lease_t *l, uint16_t pool_id)
+{
+    for (uint32_t i = 0; i < l->pool_count; i++)
+    {
+        if (l->pool_ids[i] == pool_id)
+        {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id)
+{
+    tp_client_lease_t *l = &c->lease;
+    uint32_t index = (uint32_t)(seq & c->mask);
+    const uint8_t *slot = tp_header_slot_at(l->header.base, index);
+    tp_frame_t f;
+    tp_slot_fields_t fields;
+    uint64_t seq_commit = 0;
+    tp_slot_status_t st = tp_slot_snapshot(slot, seq, &fields, &f.tensor, &seq_commit);
+    if (st == TP_SLOT_SEQ_MISMATCH && (tp_slot_read_begin(slot) >> 1) > seq)
+    {
+        c->counters.drops_gap++; /* overwritten before we got to it */
+        return;
+    }
+    if (st == TP_SLOT_INVALID_HEADER)
+    {
+        c->counters.drops_invalid++;
+        return;
+    }
+    if (st != TP_SLOT_OK)
+    {
+        c->counters.drops_late++;
+        return;
+    }
+    int pool = pool_index(l, fields.pool_id);
+    if (pool < 0 || !tp_slot_payload_is_valid(&fields, index, l->nslots, l->strides[pool]))
+    {
+        c->counters.drops_invalid++;
+        return;
+    }
+    f.stream_id = l->stream_id;
+    f.epoch = l->epoch;
+    f.seq = seq;
+    f.timestamp_ns = fields.timestamp_ns;
+    f.meta_version = fields.meta_version;
+    f.trace_id = trace_id;
+    f.pool_id = fields.pool_id;
+    f.payload = tp_pool_slot_at(l->pools[pool].base, index, l->strides[pool]);
+    f.payload_length = fields.values_len_bytes;
+    f.slot_ = slot;
+    f.seq_commit_ = seq_commit;
+    c->handler(c->clientd, &f);
+    c->delivered++;
+    /* The producer may have lapped us while the handler read in place. */
+    if (tp_slot_read_still(slot, seq_commit))
+    {
+        c->counters.frames++;
+    }
+    else
+    {
+        c->counters.drops_late++;
+    }
+}
+
+static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    tp_consumer_t *c = clientd;
+    tp_sbe_header_t h;
+    tp_wire_frame_descriptor_t m;
+    if (tp_sbe_header_read(&h, buffer, length) < 0 || h.schema_id != TP_WIRE_SCHEMA_ID ||
+        h.template_id != TP_WIRE_FRAME_DESCRIPTOR_TEMPLATE_ID || h.version > TP_WIRE_SCHEMA_VERSION ||
+        tp_wire_frame_descriptor_decode(&m, buffer, length) < 0)
+    {
+        c->counters.descriptors_ignored++;
+        return;
+    }
+    if (tp_wire_frame_descriptor_stream_id(&m) != c->lease.stream_id ||
+        tp_wire_frame_descriptor_epoch(&m) != c->lease.epoch)
+    {
+        c->counters.descriptors_ignored++;
+        return;
+    }
+    uint64_t seq = tp_wire_frame_descriptor_seq(&m);
+    if (c->has_expected && seq < c->expected_seq)
+    {
+        c->counters.descriptors_ignored++; /* a duplicate or a stale descriptor */
+        return;
+    }
+    if (c->has_expected && seq > c->expected_seq)
+    {
+        c->counters.drops_gap += seq - c->expected_seq;
+    }
+    c->has_expected = true;
+    c->expected_seq = seq + 1;
+    read_frame(c, seq, tp_wire_frame_descriptor_has_trace_id(&m) ? tp_wire_frame_descriptor_trace_id(&m) : 0);
+}
+
+int tp_consumer_poll(tp_consumer_t *c, tp_frame_handler_t handler, void *clientd, int limit)
+{
+    c->handler = handler;
+    c->clientd = clientd;
+    c->delivered = 0;
+    if (tp_bus_poll(c->descriptors, on_descriptor, c, limit) < 0)
+    {
+        return -1;
+    }
+    tp_client_lease_tick(&c->lease, tp_clock_monotonic_ns());
+    return c->delivered;
+}
+
+void tp_consumer_counters(const tp_consumer_t *c, tp_consumer_counters_t *out)
+{
+    *out = c->counters;
+}
+
+uint64_t tp_consumer_epoch(const tp_consumer_t *c)
+{
+    return c->lease.epoch;
+}
+
+int tp_consumer_close(tp_consumer_t *c)
+{
+    if (c == NULL)
+    {
+        return 0;
+    }
+    tp_bus_subscription_close(c->descriptors);
+    tp_client_lease_close(&c->lease);
+    tp_free(c);
+    return 0;
+}
+
+bool tp_frame_is_intact(const tp_frame_t *f)
+{
+    return tp_slot_read_still(f->slot_, f->seq_commit_);
+}
+
+int tp_frame_copy_out(const tp_frame_t *f, void *dst, size_t capacity)
+{
+    if (capacity < f->payload_length)
+    {
+        TP_SET_ERR(TP_E_INVALID, "%u-byte frame, %zu-byte buffer", f->payload_length, capacity);
+        return -1;
+    }
+    memcpy(dst, f->payload, f->payload_length);
+    return tp_frame_is_intact(f) ? 0 : -1;
+}

@@ -1,0 +1,139 @@
+/*
+ * The producer: a producer lease, its regions mapped writable, and the copy path (wire spec 8.3): slot index =
+ * seq mod nslots, the payload into the same index of the smallest pool that fits, the header, the commit, and
+ * only then FrameDescriptor on the descriptor stream, encoded straight into the bus log.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "client/tp_client_internal.h"
+#include "core/tp_alloc.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "shm/tp_header_ring.h"
+#include "tp_sbe_driver.h"
+#include "tp_sbe_wire.h"
+#include "wire/tp_tensor.h"
+
+#define DESCRIPTOR_BYTES (TP_SBE_HEADER_LENGTH + TP_WIRE_FRAME_DESCRIPTOR_BLOCK_LENGTH)
+
+struct tp_producer
+{
+    tp_client_lease_t lease;
+    tp_bus_publication_t *descriptors;
+    uint64_t next_seq;
+    uint32_t mask;
+};
+
+int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
+{
+    *out = NULL;
+    tp_producer_t *p = NULL;
+    if (tp_alloc((void **)&p, sizeof(*p)) < 0)
+    {
+        return -1;
+    }
+    if (tp_client_lease_open(&p->lease, client, stream_id, TP_DRIVER_ROLE_PRODUCER, timeout_ns) < 0)
+    {
+        tp_free(p);
+        return -1;
+    }
+    p->mask = p->lease.nslots - 1;
+    if (tp_bus_publication_open(client->bus, &p->descriptors, client->config.descriptor_channel,
+            (int32_t)client->config.descriptor_stream_id, false) < 0)
+    {
+        tp_producer_close(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t timestamp_ns, uint32_t meta_version,
+    uint64_t trace_id)
+{
+    tp_bus_claim_t claim;
+    int64_t rc = tp_bus_try_claim(p->descriptors, DESCRIPTOR_BYTES, &claim);
+    if (rc == TP_BUS_NOT_CONNECTED)
+    {
+        return 0; /* nobody subscribes to descriptors: the frame is in SHM for whoever comes */
+    }
+    if (rc < 0)
+    {
+        return rc;
+    }
+    tp_wire_frame_descriptor_enc_t e;
+    tp_wire_frame_descriptor_enc_begin(&e, claim.buffer, claim.length);
+    tp_wire_frame_descriptor_set_stream_id(&e, p->lease.stream_id);
+    tp_wire_frame_descriptor_set_epoch(&e, p->lease.epoch);
+    tp_wire_frame_descriptor_set_seq(&e, seq);
+    tp_wire_frame_descriptor_set_timestamp_ns(&e, timestamp_ns);
+    tp_wire_frame_descriptor_set_meta_version(&e, meta_version);
+    tp_wire_frame_descriptor_set_trace_id(&e, trace_id);
+    if (tp_wire_frame_descriptor_enc_finish(&e) != DESCRIPTOR_BYTES)
+    {
+        tp_bus_abort(p->descriptors, &claim);
+        return -1;
+    }
+    return tp_bus_commit(p->descriptors, &claim);
+}
+
+int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t length, const tp_tensor_desc_t *tensor,
+    uint32_t meta_version, uint64_t trace_id)
+{
+    tp_client_lease_t *l = &p->lease;
+    int pool = tp_pool_select(l->strides, (int)l->pool_count, length);
+    if (pool < 0)
+    {
+        TP_SET_ERR(TP_E_INVALID, "a %" PRIu32 "-byte payload fits no pool of stream %" PRIu32 " (largest stride %" PRIu32
+            ")", length, l->stream_id, l->strides[l->pool_count - 1]);
+        return -1;
+    }
+    if (tp_tensor_validate(tensor) < 0)
+    {
+        return -1;
+    }
+    uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
+    tp_tensor_header_encode(tensor_header, tensor);
+    uint64_t seq = p->next_seq++;
+    uint32_t index = (uint32_t)(seq & p->mask);
+    uint8_t *slot = tp_header_slot_at(l->header.base, index);
+    tp_slot_begin_write(slot, seq);
+    memcpy(tp_pool_slot_at(l->pools[pool].base, index, l->strides[pool]), payload, length);
+    uint64_t now = (uint64_t)tp_clock_monotonic_ns();
+    tp_slot_fields_t fields = { .values_len_bytes = length, .payload_slot = index, .pool_id = l->pool_ids[pool],
+        .payload_offset = 0, .timestamp_ns = now, .meta_version = meta_version };
+    tp_slot_write_header(slot, &fields, tensor_header);
+    tp_slot_commit(slot, seq);
+    /* Wire spec 8.3, 10.2.1: the descriptor goes out only after the commit, stamped with the publish time. */
+    int64_t rc = publish_descriptor(p, seq, (uint64_t)tp_clock_monotonic_ns(), meta_version, trace_id);
+    if (rc < 0)
+    {
+        TP_SET_ERR(TP_E_STATE, "frame %" PRIu64 " is committed but its descriptor was not published (bus %" PRId64 ")",
+            seq, rc);
+        return -1;
+    }
+    return (int64_t)seq;
+}
+
+int tp_producer_do_work(tp_producer_t *p)
+{
+    return tp_client_lease_tick(&p->lease, tp_clock_monotonic_ns());
+}
+
+uint64_t tp_producer_epoch(const tp_producer_t *p)
+{
+    return p->lease.epoch;
+}
+
+int tp_producer_close(tp_producer_t *p)
+{
+    if (p == NULL)
+    {
+        return 0;
+    }
+    tp_bus_publication_close(p->descriptors);
+    tp_client_lease_close(&p->lease);
+    tp_free(p);
+    return 0;
+}

@@ -1,0 +1,320 @@
+/*
+ * Producers and consumers through an embedded driver: frames offered on the copy path arrive intact with every
+ * field, pools are chosen by size, a lapped consumer counts gaps, a slot overwritten during the callback is a
+ * late drop (and the frame says so), copy-out validates, the steady state allocates nothing, and the exclusive
+ * producer rule reaches the API.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/tp_clock.h"
+#include "core/tp_crc32c.h"
+#include "tensorpool/tp_client.h"
+#include "tensorpool/tp_driver.h"
+#include "tp_malloc_count.h"
+#include "tp_test_util.h"
+
+#define STREAM 10
+#define TIMEOUT_NS (5 * TP_NS_PER_S)
+
+static char dir[512];
+static tp_driver_context_t *dctx;
+static tp_driver_t *driver;
+static tp_client_context_t *cctx;
+static tp_client_t *client;
+
+static int setup(void **state)
+{
+    (void)state;
+    tp_test_make_dir(dir, sizeof(dir), "client");
+    char bus[600], shm[600];
+    snprintf(bus, sizeof(bus), "%s/bus", dir);
+    snprintf(shm, sizeof(shm), "%s/shm", dir);
+    assert_int_equal(mkdir(shm, 0700), 0);
+    tp_assert_ok(tp_driver_context_init(&dctx));
+    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus));
+    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
+    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
+    const uint16_t ids[] = { 1, 2 };
+    const uint32_t strides[] = { 4096, 65536 };
+    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 8, ids, strides, 2));
+    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", STREAM, "small"));
+    tp_assert_ok(tp_driver_init(&driver, dctx));
+    tp_assert_ok(tp_driver_start(driver));
+    tp_assert_ok(tp_client_context_init(&cctx));
+    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus));
+    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
+    tp_assert_ok(tp_client_connect(&client, cctx));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tp_assert_ok(tp_client_close(client));
+    tp_client_context_close(cctx);
+    tp_driver_close(driver);
+    tp_driver_context_close(dctx);
+    tp_test_remove_dir(dir);
+    return 0;
+}
+
+/* A payload whose bytes depend on seq and whose last 4 bytes are its CRC32C. */
+static void make_payload(uint8_t *buf, uint32_t length, uint64_t seq)
+{
+    for (uint32_t i = 0; i + 4 < length; i++)
+    {
+        buf[i] = (uint8_t)(seq * 31 + i);
+    }
+    uint32_t crc = tp_crc32c(0, buf, length - 4);
+    memcpy(buf + length - 4, &crc, 4);
+}
+
+static bool payload_ok(const uint8_t *buf, uint32_t length)
+{
+    uint32_t crc;
+    memcpy(&crc, buf + length - 4, 4);
+    return tp_crc32c(0, buf, length - 4) == crc;
+}
+
+typedef struct seen
+{
+    uint64_t frames;
+    uint64_t bad;
+    uint64_t last_seq;
+    uint64_t epoch;
+    uint16_t last_pool;
+    uint32_t last_meta;
+    uint64_t last_trace;
+    tp_frame_t last;
+    tp_producer_t *lapper; /* when set, the handler overwrites every slot before returning */
+    uint8_t *scratch;
+    bool was_intact;
+    int copy_rc;
+    uint8_t copy[65536];
+} seen_t;
+
+static const tp_tensor_desc_t *tensor_of(uint32_t length)
+{
+    static tp_tensor_desc_t t;
+    memset(&t, 0, sizeof(t));
+    t.dtype = TP_DTYPE_UINT8;
+    t.major_order = TP_MAJOR_ORDER_ROW;
+    t.ndims = 1;
+    t.dims[0] = (int32_t)length;
+    return &t;
+}
+
+static void on_frame(void *clientd, const tp_frame_t *f)
+{
+    seen_t *s = clientd;
+    s->frames++;
+    s->bad += !payload_ok(f->payload, f->payload_length) || f->tensor.dims[0] != (int32_t)f->payload_length;
+    s->last_seq = f->seq;
+    s->epoch = f->epoch;
+    s->last_pool = f->pool_id;
+    s->last_meta = f->meta_version;
+    s->last_trace = f->trace_id;
+    s->last = *f;
+    if (s->lapper != NULL)
+    {
+        s->copy_rc = tp_frame_copy_out(f, s->copy, sizeof(s->copy));
+        for (int i = 0; i < 8; i++)
+        {
+            make_payload(s->scratch, 100, 1000 + (uint64_t)i);
+            tp_producer_offer_frame(s->lapper, s->scratch, 100, tensor_of(100), 0, 0);
+        }
+    }
+    else
+    {
+        s->copy_rc = tp_frame_copy_out(f, s->copy, sizeof(s->copy));
+    }
+    s->was_intact = tp_frame_is_intact(f);
+}
+
+static void test_frames_arrive_intact(void **state)
+{
+    (void)state;
+    /* covers: W-8.3-1, W-8.2-7, W-10.2.1-1 (the consumer accepts a frame only when the descriptor's seq is the
+     * slot's seq_commit >> 1) */
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    assert_int_equal(tp_consumer_epoch(c), tp_producer_epoch(p));
+    static uint8_t buf[65536];
+    seen_t s = { 0 };
+    for (uint64_t i = 0; i < 1000; i++)
+    {
+        uint32_t length = i % 2 == 0 ? 1000 : 20000; /* pool 1, pool 2 */
+        make_payload(buf, length, i);
+        int64_t seq = tp_producer_offer_frame(p, buf, length, tensor_of(length), 7, i + 1);
+        assert_int_equal(seq, (int64_t)i);
+        assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
+        assert_int_equal(s.last_seq, i);
+        assert_int_equal(s.last_pool, i % 2 == 0 ? 1 : 2);
+        assert_int_equal(s.last_meta, 7);
+        assert_int_equal(s.last_trace, i + 1);
+        assert_int_equal(s.copy_rc, 0);
+        assert_true(s.was_intact);
+        assert_memory_equal(s.copy, buf, length);
+    }
+    assert_int_equal(s.frames, 1000);
+    assert_int_equal(s.bad, 0);
+    assert_int_equal(s.epoch, tp_producer_epoch(p));
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames, 1000);
+    assert_int_equal(k.drops_gap + k.drops_late + k.drops_invalid, 0);
+    /* The payload fits no pool: refused, nothing published. */
+    tp_assert_fails_with(tp_producer_offer_frame(p, buf, 70000, tensor_of(70000), 0, 0), "fits no pool");
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
+static void test_lapped_consumer_counts_gaps(void **state)
+{
+    (void)state;
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    uint8_t buf[256];
+    for (uint64_t i = 0; i < 20; i++) /* 20 frames into 8 slots before the consumer looks */
+    {
+        make_payload(buf, sizeof(buf), i);
+        assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
+    }
+    seen_t s = { 0 };
+    while (tp_consumer_poll(c, on_frame, &s, 64) > 0)
+    {
+    }
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    /* The 12 overwritten frames are counted, never delivered; the last 8 arrive intact.
+     * covers: W-8.3-10, W-15.18-3 */
+    assert_int_equal(k.frames, 8);
+    assert_int_equal(k.drops_gap, 12);
+    assert_int_equal(k.frames + k.drops_gap + k.drops_late, 20);
+    assert_int_equal(s.bad, 0);
+    assert_int_equal(s.last_seq, 19);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
+static void test_overwritten_during_callback_is_late(void **state)
+{
+    (void)state;
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    uint8_t buf[100];
+    make_payload(buf, sizeof(buf), 0);
+    assert_int_equal(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0), 0);
+    uint8_t scratch[100];
+    seen_t s = { .lapper = p, .scratch = scratch };
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 1), 1);
+    /* The handler's copy-out was taken before the lap: intact. After the lap the frame says it changed, and the
+     * library counted a late drop, not a frame. covers: W-15.3-2, W-8.3-12 */
+    assert_int_equal(s.copy_rc, 0);
+    assert_false(s.was_intact);
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames, 0);
+    assert_int_equal(k.drops_late, 1);
+    assert_int_equal(tp_frame_copy_out(&s.last, s.copy, sizeof(s.copy)), -1);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
+static void test_steady_state_allocates_nothing(void **state)
+{
+    (void)state;
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    uint8_t buf[1024];
+    make_payload(buf, sizeof(buf), 1);
+    seen_t s = { 0 };
+    for (int i = 0; i < 100; i++) /* warm up */
+    {
+        tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
+        tp_consumer_poll(c, on_frame, &s, 16);
+    }
+    uint64_t before = tp_malloc_count();
+    for (int i = 0; i < 5000; i++)
+    {
+        assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
+        assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
+        tp_producer_do_work(p);
+    }
+    if (tp_malloc_count_available())
+    {
+        assert_int_equal(tp_malloc_count(), before);
+    }
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
+static void test_exclusive_producer_and_close_order(void **state)
+{
+    (void)state;
+    tp_producer_t *p = NULL;
+    tp_producer_t *second = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_fails_with(tp_producer_attach(&second, client, STREAM, TIMEOUT_NS), "already has a producer");
+    assert_null(second);
+    tp_consumer_t *c = NULL;
+    tp_assert_fails_with(tp_consumer_attach(&c, client, 4242, TIMEOUT_NS), "not provisioned");
+    assert_null(c);
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    tp_assert_fails_with(tp_client_close(client), "still open");
+    tp_producer_close(p);
+    /* Detached: another producer may take the stream now, in a new epoch. The consumer still maps the old one,
+     * so it must ignore the new epoch's descriptors (remapping comes with the next increment).
+     * covers: W-10.2.1-8 */
+    tp_assert_ok(tp_producer_attach(&second, client, STREAM, TIMEOUT_NS));
+    assert_true(tp_producer_epoch(second) > tp_consumer_epoch(c));
+    uint8_t buf[100];
+    make_payload(buf, sizeof(buf), 0);
+    assert_int_equal(tp_producer_offer_frame(second, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0), 0);
+    seen_t s = { 0 };
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 0);
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.descriptors_ignored, 1);
+    assert_int_equal(k.frames, 0);
+    tp_consumer_close(c);
+    tp_producer_close(second);
+}
+
+static void test_context_errors(void **state)
+{
+    (void)state;
+    tp_client_context_t *ctx = NULL;
+    tp_assert_ok(tp_client_context_init(&ctx));
+    tp_assert_fails_with(tp_client_context_set(ctx, "client.nope", "1"), "unknown client setting");
+    tp_assert_fails_with(tp_client_context_set(ctx, "client.control_stream_id", "x"), "control_stream_id");
+    tp_assert_ok(tp_client_context_set(ctx, "client.allowed_base_dirs", "/nonexistent-tp-dir"));
+    tp_client_t *cl = NULL;
+    tp_assert_fails_with(tp_client_connect(&cl, ctx), "/nonexistent-tp-dir");
+    assert_null(cl);
+    tp_client_context_close(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_frames_arrive_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lapped_consumer_counts_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overwritten_during_callback_is_late, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exclusive_producer_and_close_order, setup, teardown),
+        cmocka_unit_test(test_context_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
