@@ -1,6 +1,7 @@
 /*
- * Producers and consumers: the API applications write against (first increment: attach through the driver,
- * the copy path, polling with frame views; revocation, epoch changes, reattach and the claim path follow).
+ * Producers and consumers: the API applications write against (so far: attach through the driver, the copy
+ * path, polling with frame views, following epoch changes, attaching again after revocation or a driver restart;
+ * the claim path, announces and runner threads follow).
  *
  *   tp_client_context_init(&ctx);                      defaults, then the environment (TP_CLIENT_* keys below)
  *   tp_client_connect(&client, ctx);                   the bus and the driver's control stream
@@ -57,10 +58,15 @@ TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t
 TP_API int64_t tp_producer_offer_frame(tp_producer_t *producer, const void *payload, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
 
-/* Housekeeping: lease keepalives and the control stream. Returns the work done, -1 on a fatal error. */
+/* Housekeeping: the driver's notices, lease keepalives, and attaching again (with backoff, each attempt waiting
+ * at most 250 ms) after the lease was revoked or the driver shut down. Returns the work done. */
 TP_API int tp_producer_do_work(tp_producer_t *producer);
 
 TP_API uint64_t tp_producer_epoch(const tp_producer_t *producer);
+/* The driver's lease id (0 while detached), as `tp driver leases` shows it. */
+TP_API uint64_t tp_producer_lease_id(const tp_producer_t *producer);
+/* false between losing the lease and attaching again (offers fail meanwhile). */
+TP_API bool tp_producer_is_attached(const tp_producer_t *producer);
 /* Detach (best effort) and unmap. NULL is fine. */
 TP_API int tp_producer_close(tp_producer_t *producer);
 
@@ -94,18 +100,23 @@ typedef struct tp_consumer_counters
     uint64_t drops_late;    /* frames that changed while being read (including during the callback) */
     uint64_t drops_invalid; /* slots whose header broke a rule */
     uint64_t descriptors_ignored; /* for other streams or other epochs */
+    uint64_t remaps;        /* new attachments: the stream moved to a new epoch, or the lease was lost */
+    uint64_t lease_losses;  /* the driver revoked or expired the lease, or shut down */
 } tp_consumer_counters_t;
 
 /* Attach as a consumer of the stream and map its regions. */
 TP_API int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns);
 
 /* Read up to limit descriptors: each committed, stable frame goes to handler; the others are dropped and
- * counted, never waited for. Also sends keepalives. Returns frames delivered, -1 on a fatal error. Hot path: no
- * allocation, lock or system call. */
+ * counted, never waited for. A descriptor of a newer epoch makes the consumer attach again and map the new
+ * regions first; a revoked lease is dropped at once and attached again with backoff. Also sends keepalives.
+ * Returns frames delivered, -1 on a fatal error. Hot path (while the epoch holds): no allocation, lock or
+ * system call. */
 TP_API int tp_consumer_poll(tp_consumer_t *consumer, tp_frame_handler_t handler, void *clientd, int limit);
 
 TP_API void tp_consumer_counters(const tp_consumer_t *consumer, tp_consumer_counters_t *out);
 TP_API uint64_t tp_consumer_epoch(const tp_consumer_t *consumer);
+TP_API uint64_t tp_consumer_lease_id(const tp_consumer_t *consumer);
 TP_API int tp_consumer_close(tp_consumer_t *consumer);
 
 /* true if the frame's slot has not changed since it was read: what was read from the payload is good. */

@@ -84,6 +84,8 @@ int tp_client_context_close(tp_client_context_t *ctx)
     return 0;
 }
 
+static void on_notice(void *clientd, const tp_proxy_event_t *e);
+
 int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx)
 {
     *out = NULL;
@@ -108,6 +110,7 @@ int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx)
         tp_client_close(c);
         return -1;
     }
+    tp_driver_proxy_set_notice_handler(c->proxy, on_notice, c);
     *out = c;
     return 0;
 }
@@ -217,14 +220,30 @@ static void lease_unmap(tp_client_lease_t *l)
     l->pool_count = 0;
 }
 
-int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t stream_id, uint8_t role,
-    int64_t timeout_ns)
+/* Drop the driver's notices on the leases they concern: a revocation of the lease, or the driver's shutdown
+ * (every lease is gone). The lease is unmapped by its owner's next tick. */
+static void on_notice(void *clientd, const tp_proxy_event_t *e)
 {
-    memset(l, 0, sizeof(*l));
-    l->client = client;
-    l->role = role;
-    l->client_id = client->next_client_id++;
-    tp_attach_params_t params = { .stream_id = stream_id, .client_id = l->client_id, .role = role,
+    tp_client_t *c = clientd;
+    for (int i = 0; i < TP_CLIENT_MAX_LEASES; i++)
+    {
+        tp_client_lease_t *l = c->leases[i];
+        if (l == NULL || !l->is_valid)
+        {
+            continue;
+        }
+        if ((e->kind == TP_PROXY_EVENT_REVOKED && e->lease_id == l->lease_id) || e->kind == TP_PROXY_EVENT_SHUTDOWN)
+        {
+            l->is_revoked = true;
+        }
+    }
+}
+
+/* Attach and map; on any failure nothing stays attached or mapped. */
+static int lease_attach(tp_client_lease_t *l, int64_t timeout_ns)
+{
+    tp_client_t *client = l->client;
+    tp_attach_params_t params = { .stream_id = l->stream_id, .client_id = l->client_id, .role = l->role,
         .expected_layout_version = TP_LAYOUT_VERSION, .publish_mode = TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING,
         .require_hugepages = TP_DRIVER_HUGEPAGES_POLICY_UNSPECIFIED };
     tp_attach_result_t *r = NULL;
@@ -235,23 +254,26 @@ int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t str
     int rc = -1;
     if (tp_driver_proxy_attach(client->proxy, &params, r, timeout_ns) < 0)
     {
-        TP_APPEND_ERR("attaching to stream %" PRIu32, stream_id);
+        TP_APPEND_ERR("attaching to stream %" PRIu32, l->stream_id);
         goto done;
     }
     if (r->code != TP_DRIVER_RESPONSE_CODE_OK)
     {
         TP_SET_ERR(TP_E_REJECTED, "the driver refused the %s attach to stream %" PRIu32 " (%s): %s",
-            tp_driver_role_name(role), stream_id, tp_driver_response_code_name(r->code), r->error_message);
+            tp_driver_role_name(l->role), l->stream_id, tp_driver_response_code_name(r->code), r->error_message);
         goto done;
     }
     l->lease_id = r->lease_id;
-    l->stream_id = r->stream_id;
     l->epoch = r->epoch;
     l->nslots = r->header_nslots;
     if (check_response(r) < 0 || lease_map(l, r) < 0)
     {
-        TP_APPEND_ERR("attaching to stream %" PRIu32, stream_id);
-        tp_client_lease_close(l);
+        TP_APPEND_ERR("attaching to stream %" PRIu32, l->stream_id);
+        int32_t code;
+        tp_driver_proxy_detach(client->proxy, l->lease_id, l->stream_id, l->client_id, l->role, &code, NULL, 0,
+            timeout_ns);
+        lease_unmap(l);
+        l->lease_id = 0;
         goto done;
     }
     /* Keepalives at the configured period, and at least three per lease the driver grants. */
@@ -263,23 +285,111 @@ int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t str
     }
     l->keepalive_period_ns = period;
     l->next_keepalive_ns = now + period;
-    l->is_counted = true;
-    client->open_handles++;
+    l->is_valid = true;
+    l->is_revoked = false;
+    l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
+    l->generation++;
     rc = 0;
 done:
     tp_free(r);
     return rc;
 }
 
+/* Unmap; detach first if the lease is still ours (not revoked). */
+static void lease_release(tp_client_lease_t *l, int64_t detach_timeout_ns)
+{
+    bool is_ours = l->is_valid && !l->is_revoked && l->lease_id != 0;
+    if (l->is_revoked)
+    {
+        l->revocations++;
+    }
+    /* Invalid before detaching: the ShmLeaseRevoked our own detach causes is not a loss. */
+    l->is_valid = false;
+    l->is_revoked = false;
+    if (is_ours)
+    {
+        int32_t code;
+        if (tp_driver_proxy_detach(l->client->proxy, l->lease_id, l->stream_id, l->client_id, l->role, &code, NULL, 0,
+                detach_timeout_ns) < 0)
+        {
+            TP_LOG_W("client", "detach of lease %" PRIu64 " got no answer: %s (the lease will expire)", l->lease_id,
+                tp_errmsg());
+        }
+    }
+    lease_unmap(l);
+    l->lease_id = 0;
+}
+
+int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t stream_id, uint8_t role,
+    int64_t timeout_ns)
+{
+    memset(l, 0, sizeof(*l));
+    l->client = client;
+    l->role = role;
+    l->stream_id = stream_id;
+    l->client_id = client->next_client_id++;
+    int slot = -1;
+    for (int i = 0; i < TP_CLIENT_MAX_LEASES && slot < 0; i++)
+    {
+        slot = client->leases[i] == NULL ? i : -1;
+    }
+    if (slot < 0)
+    {
+        TP_SET_ERR(TP_E_CAPACITY, "this client already holds %d leases", TP_CLIENT_MAX_LEASES);
+        l->client = NULL;
+        return -1;
+    }
+    if (lease_attach(l, timeout_ns) < 0)
+    {
+        l->client = NULL;
+        return -1;
+    }
+    client->leases[slot] = l;
+    l->is_counted = true;
+    client->open_handles++;
+    return 0;
+}
+
+int tp_client_lease_renew(tp_client_lease_t *l, int64_t now_ns)
+{
+    lease_release(l, TP_CLIENT_REATTACH_TIMEOUT_NS);
+    if (lease_attach(l, TP_CLIENT_REATTACH_TIMEOUT_NS) < 0)
+    {
+        l->next_attempt_ns = now_ns + l->backoff_ns;
+        l->backoff_ns = l->backoff_ns * 2 < TP_CLIENT_BACKOFF_MAX_NS ? l->backoff_ns * 2 : TP_CLIENT_BACKOFF_MAX_NS;
+        return -1;
+    }
+    return 0;
+}
+
 int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
 {
-    int work = 0;
+    int work = tp_driver_proxy_poll(l->client->proxy); /* notices reach on_notice */
+    work = work > 0 ? work : 0;
+    if (l->is_revoked)
+    {
+        /* Driver spec 4.9, 4.13: stop using the regions at once, then attach again. */
+        TP_LOG_I("client", "lease %" PRIu64 " of stream %" PRIu32 " is gone; attaching again", l->lease_id,
+            l->stream_id);
+        lease_release(l, 0);
+        l->next_attempt_ns = now_ns;
+        l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
+        work++;
+    }
+    if (!l->is_valid)
+    {
+        if (now_ns >= l->next_attempt_ns)
+        {
+            tp_client_lease_renew(l, now_ns);
+            work++;
+        }
+        return work;
+    }
     if (now_ns >= l->next_keepalive_ns)
     {
         tp_driver_proxy_keepalive(l->client->proxy, l->lease_id, l->stream_id, l->client_id, l->role);
         l->next_keepalive_ns = now_ns + l->keepalive_period_ns;
-        int polled = tp_driver_proxy_poll(l->client->proxy); /* keep the control stream drained */
-        work += 1 + (polled > 0 ? polled : 0);
+        work++;
     }
     return work;
 }
@@ -290,20 +400,17 @@ void tp_client_lease_close(tp_client_lease_t *l)
     {
         return;
     }
-    if (l->lease_id != 0)
+    lease_release(l, TP_NS_PER_S);
+    for (int i = 0; i < TP_CLIENT_MAX_LEASES; i++)
     {
-        int32_t code;
-        if (tp_driver_proxy_detach(l->client->proxy, l->lease_id, l->stream_id, l->client_id, l->role, &code, NULL, 0,
-                TP_NS_PER_S) < 0)
+        if (l->client->leases[i] == l)
         {
-            TP_LOG_W("client", "detach of lease %" PRIu64 " got no answer: %s (the lease will expire)", l->lease_id,
-                tp_errmsg());
+            l->client->leases[i] = NULL;
         }
     }
     if (l->is_counted)
     {
         l->client->open_handles--;
     }
-    lease_unmap(l);
     l->client = NULL;
 }

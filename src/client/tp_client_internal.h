@@ -16,6 +16,12 @@
 #include "tensorpool/tp_client.h"
 
 #define TP_CLIENT_MAX_POOLS 16
+#define TP_CLIENT_MAX_LEASES 64
+#define TP_CLIENT_REATTACH_TIMEOUT_NS (250 * TP_NS_PER_MS) /* one attempt, inside the caller's loop */
+#define TP_CLIENT_BACKOFF_MIN_NS (50 * TP_NS_PER_MS)
+#define TP_CLIENT_BACKOFF_MAX_NS (2 * TP_NS_PER_S)
+
+typedef struct tp_client_lease tp_client_lease_t;
 
 typedef struct tp_client_config
 {
@@ -42,10 +48,13 @@ struct tp_client
     tp_shm_allowed_dirs_t allowed;
     uint32_t next_client_id;
     uint32_t open_handles; /* producers + consumers not yet closed */
+    tp_client_lease_t *leases[TP_CLIENT_MAX_LEASES]; /* open ones, for the driver's notices */
 };
 
-/* A lease and the regions of its epoch, mapped and validated. */
-typedef struct tp_client_lease
+/* A lease and the regions of its epoch, mapped and validated. When the driver revokes it (or shuts down) the
+ * regions are unmapped at once and attach is retried with backoff; `generation` counts the attachments so that
+ * owners reset what they derived from the old one. */
+struct tp_client_lease
 {
     tp_client_t *client;
     uint8_t role;
@@ -62,13 +71,22 @@ typedef struct tp_client_lease
     int64_t keepalive_period_ns;
     int64_t next_keepalive_ns;
     bool is_counted; /* in client->open_handles */
-} tp_client_lease_t;
+    bool is_valid;   /* attached and mapped */
+    bool is_revoked; /* a notice said the lease is gone: drop it at the next tick */
+    int64_t next_attempt_ns;
+    int64_t backoff_ns;
+    uint32_t generation;
+    uint64_t revocations; /* lease losses seen (revoked, expired, driver shutdown) */
+};
 
 /* Attach with role and map everything the response names (validated against it, read-only unless writable). */
 int tp_client_lease_open(tp_client_lease_t *lease, tp_client_t *client, uint32_t stream_id, uint8_t role,
     int64_t timeout_ns);
-/* Keepalive when due, drain the control stream. Returns the work done. */
+/* Read the driver's notices, drop a lost lease, retry attaching when due, keepalive when due. Returns the work
+ * done. */
 int tp_client_lease_tick(tp_client_lease_t *lease, int64_t now_ns);
+/* Give up the lease (detach if still valid) and attach again now, once. 0 when attached and mapped. */
+int tp_client_lease_renew(tp_client_lease_t *lease, int64_t now_ns);
 /* Detach (best effort), unmap. */
 void tp_client_lease_close(tp_client_lease_t *lease);
 

@@ -19,6 +19,7 @@ struct tp_consumer
     tp_client_lease_t lease;
     tp_bus_subscription_t *descriptors;
     uint32_t mask;
+    uint32_t generation; /* of the lease this state was derived from */
     bool has_expected;
     uint64_t expected_seq;
     tp_consumer_counters_t counters;
@@ -50,8 +51,21 @@ int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream
         return -1;
     }
     c->mask = c->lease.nslots - 1;
+    c->generation = c->lease.generation;
     *out = c;
     return 0;
+}
+
+/* After a new attachment (new epoch, maybe a new layout): forget the old epoch's sequence tracking. */
+static void follow_lease(tp_consumer_t *c)
+{
+    if (c->generation != c->lease.generation)
+    {
+        c->generation = c->lease.generation;
+        c->mask = c->lease.nslots - 1;
+        c->has_expected = false;
+        c->counters.remaps++;
+    }
 }
 
 static int pool_index(const tp_client_lease_t *l, uint16_t pool_id)
@@ -133,10 +147,22 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
         c->counters.descriptors_ignored++;
         return;
     }
-    if (tp_wire_frame_descriptor_stream_id(&m) != c->lease.stream_id ||
-        tp_wire_frame_descriptor_epoch(&m) != c->lease.epoch)
+    uint64_t epoch = tp_wire_frame_descriptor_epoch(&m);
+    if (tp_wire_frame_descriptor_stream_id(&m) != c->lease.stream_id || !c->lease.is_valid || c->lease.is_revoked)
     {
         c->counters.descriptors_ignored++;
+        return;
+    }
+    if (epoch > c->lease.epoch)
+    {
+        /* The stream moved to a new epoch (a new producer): drop everything of the old one and attach again,
+         * which maps the new epoch's regions as the driver announces them (wire spec 15.x, driver spec 6). */
+        tp_client_lease_renew(&c->lease, tp_clock_monotonic_ns());
+        follow_lease(c);
+    }
+    if (epoch != c->lease.epoch || !c->lease.is_valid)
+    {
+        c->counters.descriptors_ignored++; /* stale, or the new epoch could not be mapped yet */
         return;
     }
     uint64_t seq = tp_wire_frame_descriptor_seq(&m);
@@ -164,12 +190,19 @@ int tp_consumer_poll(tp_consumer_t *c, tp_frame_handler_t handler, void *clientd
         return -1;
     }
     tp_client_lease_tick(&c->lease, tp_clock_monotonic_ns());
+    follow_lease(c);
     return c->delivered;
 }
 
 void tp_consumer_counters(const tp_consumer_t *c, tp_consumer_counters_t *out)
 {
     *out = c->counters;
+    out->lease_losses = c->lease.revocations;
+}
+
+uint64_t tp_consumer_lease_id(const tp_consumer_t *c)
+{
+    return c->lease.lease_id;
 }
 
 uint64_t tp_consumer_epoch(const tp_consumer_t *c)

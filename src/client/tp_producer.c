@@ -23,6 +23,7 @@ struct tp_producer
     tp_bus_publication_t *descriptors;
     uint64_t next_seq;
     uint32_t mask;
+    uint32_t generation;
 };
 
 int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
@@ -39,6 +40,7 @@ int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream
         return -1;
     }
     p->mask = p->lease.nslots - 1;
+    p->generation = p->lease.generation;
     if (tp_bus_publication_open(client->bus, &p->descriptors, client->config.descriptor_channel,
             (int32_t)client->config.descriptor_stream_id, false) < 0)
     {
@@ -82,6 +84,17 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
     uint32_t meta_version, uint64_t trace_id)
 {
     tp_client_lease_t *l = &p->lease;
+    if (!l->is_valid)
+    {
+        TP_SET_ERR(TP_E_STATE, "the producer of stream %" PRIu32 " lost its lease; tp_producer_do_work attaches again",
+            l->stream_id);
+        return -1;
+    }
+    if (p->generation != l->generation)
+    {
+        p->generation = l->generation; /* a new epoch, perhaps a new layout; seq keeps increasing */
+        p->mask = l->nslots - 1;
+    }
     int pool = tp_pool_select(l->strides, (int)l->pool_count, length);
     if (pool < 0)
     {
@@ -124,6 +137,16 @@ int tp_producer_do_work(tp_producer_t *p)
 uint64_t tp_producer_epoch(const tp_producer_t *p)
 {
     return p->lease.epoch;
+}
+
+uint64_t tp_producer_lease_id(const tp_producer_t *p)
+{
+    return p->lease.lease_id;
+}
+
+bool tp_producer_is_attached(const tp_producer_t *p)
+{
+    return p->lease.is_valid;
 }
 
 int tp_producer_close(tp_producer_t *p)

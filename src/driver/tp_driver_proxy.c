@@ -38,6 +38,8 @@ struct tp_driver_proxy
     int32_t detach_code;
     char detach_message[TP_PROXY_MESSAGE_MAX];
     /* notices */
+    tp_proxy_notice_handler_t notice_handler;
+    void *notice_clientd;
     tp_proxy_event_t events[TP_PROXY_MAX_EVENTS];
     size_t event_count;
     uint64_t events_dropped;
@@ -80,8 +82,18 @@ int64_t tp_driver_proxy_next_correlation_id(tp_driver_proxy_t *p)
     return p->next_correlation_id;
 }
 
+void tp_driver_proxy_set_notice_handler(tp_driver_proxy_t *p, tp_proxy_notice_handler_t handler, void *clientd)
+{
+    p->notice_handler = handler;
+    p->notice_clientd = clientd;
+}
+
 static void record(tp_driver_proxy_t *p, const tp_proxy_event_t *e)
 {
+    if (p->notice_handler != NULL)
+    {
+        p->notice_handler(p->notice_clientd, e);
+    }
     if (p->event_count == TP_PROXY_MAX_EVENTS)
     {
         p->events_dropped++;

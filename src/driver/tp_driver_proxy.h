@@ -87,9 +87,16 @@ typedef struct tp_proxy_event
 
 typedef struct tp_driver_proxy tp_driver_proxy_t;
 
+/* Called for every notice as it is read (before it is recorded). */
+typedef void (*tp_proxy_notice_handler_t)(void *clientd, const tp_proxy_event_t *event);
+
 int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
     uint32_t control_stream_id);
 void tp_driver_proxy_close(tp_driver_proxy_t *proxy);
+
+/* Deliver notices to handler as they are read (NULL to stop). */
+void tp_driver_proxy_set_notice_handler(tp_driver_proxy_t *proxy, tp_proxy_notice_handler_t handler,
+    void *clientd);
 
 /* Send an attach and wait for its response, resending it (same correlation id) every 100 ms in case the driver
  * joined our publication after the first copy. 0 once a response arrived (whatever its code); -1 on timeout

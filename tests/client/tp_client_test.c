@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/tp_clock.h"
 #include "core/tp_crc32c.h"
@@ -274,22 +275,138 @@ static void test_exclusive_producer_and_close_order(void **state)
     tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
     tp_assert_fails_with(tp_client_close(client), "still open");
     tp_producer_close(p);
-    /* Detached: another producer may take the stream now, in a new epoch. The consumer still maps the old one,
-     * so it must ignore the new epoch's descriptors (remapping comes with the next increment).
+    /* Detached: another producer may take the stream now, in a new epoch. The consumer's first descriptor of that
+     * epoch makes it map the new regions before reading: it gets the frame, never one of the old epoch's slots.
      * covers: W-10.2.1-8 */
     tp_assert_ok(tp_producer_attach(&second, client, STREAM, TIMEOUT_NS));
-    assert_true(tp_producer_epoch(second) > tp_consumer_epoch(c));
+    uint64_t old_epoch = tp_consumer_epoch(c);
+    assert_true(tp_producer_epoch(second) > old_epoch);
     uint8_t buf[100];
     make_payload(buf, sizeof(buf), 0);
-    assert_int_equal(tp_producer_offer_frame(second, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0), 0);
+    int64_t seq = tp_producer_offer_frame(second, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
+    assert_true(seq >= 0);
     seen_t s = { 0 };
-    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 0);
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
+    assert_int_equal(s.epoch, tp_producer_epoch(second));
+    assert_int_equal(s.last_seq, (uint64_t)seq);
+    assert_int_equal(tp_consumer_epoch(c), tp_producer_epoch(second));
     tp_consumer_counters_t k;
     tp_consumer_counters(c, &k);
-    assert_int_equal(k.descriptors_ignored, 1);
-    assert_int_equal(k.frames, 0);
+    assert_int_equal(k.remaps, 1);
+    assert_int_equal(k.frames, 1);
+    assert_int_equal(s.bad, 0);
     tp_consumer_close(c);
     tp_producer_close(second);
+}
+
+/* Offer a frame now and then, polling the consumer, until it delivers one of the producer's current epoch. */
+static void until_frame_of_current_epoch(tp_producer_t *p, tp_consumer_t *c, seen_t *s)
+{
+    uint8_t buf[100];
+    int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
+    for (uint64_t i = 0;; i++)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(p);
+        if (tp_producer_is_attached(p) && i % 16 == 0)
+        {
+            make_payload(buf, sizeof(buf), i);
+            tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
+        }
+        tp_consumer_poll(c, on_frame, s, 16);
+        if (s->frames > 0 && tp_producer_is_attached(p) && s->epoch == tp_producer_epoch(p))
+        {
+            return;
+        }
+        usleep(1000);
+    }
+}
+
+static void test_revoked_leases_attach_again(void **state)
+{
+    (void)state;
+    /* covers: D-4.9-6, D-4.9-7, D-6-5, D-4.7-1, D-4.7-2 */
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    seen_t s = { 0 };
+    until_frame_of_current_epoch(p, c, &s);
+    uint64_t epoch = tp_producer_epoch(p);
+    uint64_t producer_lease = tp_producer_lease_id(p);
+    uint64_t last_seq = s.last_seq;
+    /* The operator revokes the producer: it stops, attaches again (a new epoch), and the consumer follows. */
+    tp_assert_ok(tp_driver_revoke_lease(driver, producer_lease));
+    int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
+    while (tp_producer_epoch(p) == epoch)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(p);
+        usleep(1000);
+    }
+    memset(&s, 0, sizeof(s));
+    until_frame_of_current_epoch(p, c, &s);
+    assert_true(tp_producer_epoch(p) > epoch);
+    assert_true(tp_producer_lease_id(p) != producer_lease);
+    assert_true(s.last_seq > last_seq); /* sequences keep increasing across epochs */
+    assert_int_equal(s.bad, 0);
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.remaps, 1);
+    assert_int_equal(k.lease_losses, 0);
+    /* Now the consumer's own lease: dropped at once, attached again, frames flow on. */
+    uint64_t consumer_lease = tp_consumer_lease_id(c);
+    tp_assert_ok(tp_driver_revoke_lease(driver, consumer_lease));
+    deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
+    while (tp_consumer_lease_id(c) == consumer_lease || tp_consumer_lease_id(c) == 0)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_consumer_poll(c, on_frame, &s, 16);
+        tp_producer_do_work(p);
+        usleep(1000);
+    }
+    memset(&s, 0, sizeof(s));
+    until_frame_of_current_epoch(p, c, &s);
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.lease_losses, 1);
+    assert_int_equal(k.remaps, 2);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
+static void test_driver_restart(void **state)
+{
+    (void)state;
+    /* covers: D-4.13-9, D-10-1, D-10-2 */
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    seen_t s = { 0 };
+    until_frame_of_current_epoch(p, c, &s);
+    uint64_t epoch = tp_producer_epoch(p);
+    tp_driver_close(driver); /* ShmDriverShutdown */
+    driver = NULL;
+    int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
+    while (tp_producer_is_attached(p))
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(p);
+    }
+    uint8_t buf[100];
+    make_payload(buf, sizeof(buf), 0);
+    tp_assert_fails_with(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0), "lost its lease");
+    tp_assert_ok(tp_driver_init(&driver, dctx));
+    tp_assert_ok(tp_driver_start(driver));
+    memset(&s, 0, sizeof(s));
+    until_frame_of_current_epoch(p, c, &s);
+    assert_true(tp_producer_epoch(p) > epoch);
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.lease_losses, 1);
+    assert_int_equal(s.bad, 0);
+    tp_consumer_close(c);
+    tp_producer_close(p);
 }
 
 static void test_context_errors(void **state)
@@ -314,6 +431,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overwritten_during_callback_is_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive_producer_and_close_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_leases_attach_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_driver_restart, setup, teardown),
         cmocka_unit_test(test_context_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
