@@ -1,7 +1,7 @@
 /*
  * Producers and consumers: the API applications write against (so far: attach through the driver, the copy
- * path, polling with frame views, following epoch changes, attaching again after revocation or a driver restart;
- * the claim path, announces and runner threads follow).
+ * and claim paths, polling with frame views, following epoch changes, attaching again after revocation or a
+ * driver restart; announces and runner threads follow).
  *
  *   tp_client_context_init(&ctx);                      defaults, then the environment (TP_CLIENT_* keys below)
  *   tp_client_connect(&client, ctx);                   the bus and the driver's control stream
@@ -57,6 +57,27 @@ TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t
  * allocation, lock or system call. */
 TP_API int64_t tp_producer_offer_frame(tp_producer_t *producer, const void *payload, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
+
+/* Zero-copy path (a camera or a device writing by DMA): claim the next slot in a pool, fill claim.buffer (up to
+ * claim.capacity bytes), then commit with the length and tensor, or abort. One claim at a time. The slot reads
+ * as "being written" from the claim on, so no consumer sees a half-filled frame. Hot path. */
+typedef struct tp_claim
+{
+    uint8_t *buffer;
+    uint32_t capacity; /* the pool's stride */
+    uint16_t pool_id;
+    uint64_t seq;
+    uint32_t generation_; /* internal */
+} tp_claim_t;
+
+TP_API int tp_producer_try_claim(tp_producer_t *producer, uint16_t pool_id, tp_claim_t *claim);
+/* The smallest pool whose stride holds length bytes. */
+TP_API int tp_producer_try_claim_by_size(tp_producer_t *producer, uint32_t length, tp_claim_t *claim);
+/* Publish the claimed slot: header, commit, FrameDescriptor. Returns its sequence, or -1 (the claim is then
+ * released; if the lease was lost meanwhile the frame is dropped). */
+TP_API int64_t tp_producer_commit(tp_producer_t *producer, tp_claim_t *claim, uint32_t length,
+    const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
+TP_API int tp_producer_abort(tp_producer_t *producer, tp_claim_t *claim);
 
 /* Housekeeping: the driver's notices, lease keepalives, and attaching again (with backoff, each attempt waiting
  * at most 250 ms) after the lease was revoked or the driver shut down. Returns the work done. */

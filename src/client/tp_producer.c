@@ -24,6 +24,7 @@ struct tp_producer
     uint64_t next_seq;
     uint32_t mask;
     uint32_t generation;
+    bool has_claim;
 };
 
 int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
@@ -80,8 +81,8 @@ static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t times
     return tp_bus_commit(p->descriptors, &claim);
 }
 
-int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t length, const tp_tensor_desc_t *tensor,
-    uint32_t meta_version, uint64_t trace_id)
+/* Common checks before a claim: attached, layout of the current attachment, no claim outstanding. */
+static int claim_ready(tp_producer_t *p)
 {
     tp_client_lease_t *l = &p->lease;
     if (!l->is_valid)
@@ -90,11 +91,59 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
             l->stream_id);
         return -1;
     }
+    if (p->has_claim)
+    {
+        TP_SET_ERR(TP_E_STATE, "a claimed slot (seq %" PRIu64 ") must be committed or aborted first", p->next_seq);
+        return -1;
+    }
     if (p->generation != l->generation)
     {
         p->generation = l->generation; /* a new epoch, perhaps a new layout; seq keeps increasing */
         p->mask = l->nslots - 1;
     }
+    return 0;
+}
+
+/* Claim slot seq mod nslots in pool index `pool`: the slot reads as being written from now on. */
+static void claim_slot(tp_producer_t *p, int pool, tp_claim_t *claim)
+{
+    tp_client_lease_t *l = &p->lease;
+    uint64_t seq = p->next_seq;
+    uint32_t index = (uint32_t)(seq & p->mask);
+    tp_slot_begin_write(tp_header_slot_at(l->header.base, index), seq);
+    claim->buffer = tp_pool_slot_at(l->pools[pool].base, index, l->strides[pool]);
+    claim->capacity = l->strides[pool];
+    claim->pool_id = l->pool_ids[pool];
+    claim->seq = seq;
+    claim->generation_ = l->generation;
+    p->has_claim = true;
+}
+
+int tp_producer_try_claim(tp_producer_t *p, uint16_t pool_id, tp_claim_t *claim)
+{
+    if (claim_ready(p) < 0)
+    {
+        return -1;
+    }
+    for (uint32_t i = 0; i < p->lease.pool_count; i++)
+    {
+        if (p->lease.pool_ids[i] == pool_id)
+        {
+            claim_slot(p, (int)i, claim);
+            return 0;
+        }
+    }
+    TP_SET_ERR(TP_E_INVALID, "stream %" PRIu32 " has no pool %u", p->lease.stream_id, pool_id);
+    return -1;
+}
+
+int tp_producer_try_claim_by_size(tp_producer_t *p, uint32_t length, tp_claim_t *claim)
+{
+    if (claim_ready(p) < 0)
+    {
+        return -1;
+    }
+    tp_client_lease_t *l = &p->lease;
     int pool = tp_pool_select(l->strides, (int)l->pool_count, length);
     if (pool < 0)
     {
@@ -102,22 +151,46 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
             ")", length, l->stream_id, l->strides[l->pool_count - 1]);
         return -1;
     }
-    if (tp_tensor_validate(tensor) < 0)
+    claim_slot(p, pool, claim);
+    return 0;
+}
+
+int64_t tp_producer_commit(tp_producer_t *p, tp_claim_t *claim, uint32_t length, const tp_tensor_desc_t *tensor,
+    uint32_t meta_version, uint64_t trace_id)
+{
+    tp_client_lease_t *l = &p->lease;
+    if (!p->has_claim || claim->seq != p->next_seq)
     {
+        TP_SET_ERR(TP_E_STATE, "no such claimed slot to commit");
         return -1;
     }
-    uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
-    tp_tensor_header_encode(tensor_header, tensor);
-    uint64_t seq = p->next_seq++;
+    if (!l->is_valid || claim->generation_ != l->generation)
+    {
+        p->has_claim = false; /* the regions it pointed into belong to a lost attachment */
+        TP_SET_ERR(TP_E_STATE, "the lease was lost while the slot was claimed; the frame is dropped");
+        return -1;
+    }
+    if (length > claim->capacity || tp_tensor_validate(tensor) < 0)
+    {
+        if (length > claim->capacity)
+        {
+            TP_SET_ERR(TP_E_INVALID, "%" PRIu32 " bytes committed into a %" PRIu32 "-byte slot", length,
+                claim->capacity);
+        }
+        tp_producer_abort(p, claim);
+        return -1;
+    }
+    uint64_t seq = claim->seq;
     uint32_t index = (uint32_t)(seq & p->mask);
     uint8_t *slot = tp_header_slot_at(l->header.base, index);
-    tp_slot_begin_write(slot, seq);
-    memcpy(tp_pool_slot_at(l->pools[pool].base, index, l->strides[pool]), payload, length);
-    uint64_t now = (uint64_t)tp_clock_monotonic_ns();
-    tp_slot_fields_t fields = { .values_len_bytes = length, .payload_slot = index, .pool_id = l->pool_ids[pool],
-        .payload_offset = 0, .timestamp_ns = now, .meta_version = meta_version };
+    uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
+    tp_tensor_header_encode(tensor_header, tensor);
+    tp_slot_fields_t fields = { .values_len_bytes = length, .payload_slot = index, .pool_id = claim->pool_id,
+        .payload_offset = 0, .timestamp_ns = (uint64_t)tp_clock_monotonic_ns(), .meta_version = meta_version };
     tp_slot_write_header(slot, &fields, tensor_header);
     tp_slot_commit(slot, seq);
+    p->has_claim = false;
+    p->next_seq++;
     /* Wire spec 8.3, 10.2.1: the descriptor goes out only after the commit, stamped with the publish time. */
     int64_t rc = publish_descriptor(p, seq, (uint64_t)tp_clock_monotonic_ns(), meta_version, trace_id);
     if (rc < 0)
@@ -127,6 +200,35 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
         return -1;
     }
     return (int64_t)seq;
+}
+
+int tp_producer_abort(tp_producer_t *p, tp_claim_t *claim)
+{
+    if (!p->has_claim || claim->seq != p->next_seq)
+    {
+        TP_SET_ERR(TP_E_STATE, "no such claimed slot to abort");
+        return -1;
+    }
+    /* The slot stays "being written" for a sequence never published: readers of its older frame drop it, as
+     * they would have once it was overwritten. The sequence is used again by the next claim. */
+    p->has_claim = false;
+    return 0;
+}
+
+int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t length, const tp_tensor_desc_t *tensor,
+    uint32_t meta_version, uint64_t trace_id)
+{
+    if (tp_tensor_validate(tensor) < 0)
+    {
+        return -1;
+    }
+    tp_claim_t claim;
+    if (tp_producer_try_claim_by_size(p, length, &claim) < 0)
+    {
+        return -1;
+    }
+    memcpy(claim.buffer, payload, length);
+    return tp_producer_commit(p, &claim, length, tensor, meta_version, trace_id);
 }
 
 int tp_producer_do_work(tp_producer_t *p)

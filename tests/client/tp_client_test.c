@@ -299,6 +299,53 @@ static void test_exclusive_producer_and_close_order(void **state)
     tp_producer_close(second);
 }
 
+static void test_claim_path(void **state)
+{
+    (void)state;
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    seen_t s = { 0 };
+    /* By size: 20 000 bytes need the 64 KiB pool; the "device" fills the slot in place. */
+    tp_claim_t claim;
+    tp_assert_ok(tp_producer_try_claim_by_size(p, 20000, &claim));
+    assert_int_equal(claim.pool_id, 2);
+    assert_int_equal(claim.capacity, 65536);
+    make_payload(claim.buffer, 20000, claim.seq);
+    /* While claimed, the slot reads as being written: a second claim is refused. */
+    tp_claim_t other;
+    tp_assert_fails_with(tp_producer_try_claim(p, 1, &other), "committed or aborted first");
+    assert_int_equal(tp_producer_commit(p, &claim, 20000, tensor_of(20000), 3, 0), 0);
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
+    assert_int_equal(s.last_pool, 2);
+    assert_int_equal(s.last_meta, 3);
+    assert_int_equal(s.bad, 0);
+    /* By pool id, aborted: nothing is published and the sequence is used again. */
+    tp_assert_ok(tp_producer_try_claim(p, 1, &claim));
+    assert_int_equal(claim.seq, 1);
+    tp_assert_ok(tp_producer_abort(p, &claim));
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 0);
+    tp_assert_ok(tp_producer_try_claim(p, 1, &claim));
+    assert_int_equal(claim.seq, 1);
+    make_payload(claim.buffer, 64, 1);
+    /* Committing more than the slot holds is refused and releases the claim. */
+    tp_assert_fails_with(tp_producer_commit(p, &claim, 5000, tensor_of(5000), 0, 0), "4096-byte slot");
+    tp_assert_fails_with(tp_producer_abort(p, &claim), "no such claimed slot");
+    tp_assert_fails_with(tp_producer_try_claim(p, 9, &claim), "no pool 9");
+    tp_assert_ok(tp_producer_try_claim(p, 1, &claim));
+    make_payload(claim.buffer, 64, 1);
+    assert_int_equal(tp_producer_commit(p, &claim, 64, tensor_of(64), 0, 0), 1);
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
+    assert_int_equal(s.last_seq, 1);
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames, 2);
+    assert_int_equal(k.drops_gap + k.drops_late + k.drops_invalid, 0);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
 /* Offer a frame now and then, polling the consumer, until it delivers one of the producer's current epoch. */
 static void until_frame_of_current_epoch(tp_producer_t *p, tp_consumer_t *c, seen_t *s)
 {
@@ -431,6 +478,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overwritten_during_callback_is_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive_producer_and_close_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_leases_attach_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_driver_restart, setup, teardown),
         cmocka_unit_test(test_context_errors),

@@ -68,6 +68,7 @@ static pid_t start_driver(void)
     assert_true(pid >= 0);
     if (pid == 0)
     {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
         setenv("TP_LOG_LEVEL", "30", 1);
         execl(TP_TOOL, TP_TOOL, "driver", config, (char *)NULL);
         _exit(127);
@@ -148,6 +149,7 @@ static pid_t start_producer(int report_fd)
     {
         return pid;
     }
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
     tp_bus_t *bus = NULL;
     tp_driver_proxy_t *proxy = NULL;
     tp_attach_result_t r;
@@ -322,6 +324,7 @@ static void test_mlock_failure_is_fatal(void **state)
     assert_true(pid >= 0);
     if (pid == 0)
     {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
         prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0); /* EPERM when not root: then there is nothing to drop */
         struct rlimit none = { 0, 0 };
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
