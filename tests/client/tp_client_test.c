@@ -135,6 +135,13 @@ static void on_frame(void *clientd, const tp_frame_t *f)
     s->was_intact = tp_frame_is_intact(f);
 }
 
+/* A producer, then a consumer, of STREAM (the consumer maps the producer's epoch). */
+static void attach_both(tp_producer_t **p, tp_consumer_t **c)
+{
+    tp_assert_ok(tp_producer_attach(p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(c, client, STREAM, TIMEOUT_NS));
+}
+
 static void test_frames_arrive_intact(void **state)
 {
     (void)state;
@@ -142,8 +149,7 @@ static void test_frames_arrive_intact(void **state)
      * slot's seq_commit >> 1) */
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
-    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    attach_both(&p, &c);
     assert_int_equal(tp_consumer_epoch(c), tp_producer_epoch(p));
     static uint8_t buf[65536];
     seen_t s = { 0 };
@@ -180,8 +186,7 @@ static void test_lapped_consumer_counts_gaps(void **state)
     (void)state;
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
-    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    attach_both(&p, &c);
     uint8_t buf[256];
     for (uint64_t i = 0; i < 20; i++) /* 20 frames into 8 slots before the consumer looks */
     {
@@ -210,8 +215,7 @@ static void test_overwritten_during_callback_is_late(void **state)
     (void)state;
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
-    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    attach_both(&p, &c);
     uint8_t buf[100];
     make_payload(buf, sizeof(buf), 0);
     assert_int_equal(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0), 0);
@@ -236,8 +240,7 @@ static void test_steady_state_allocates_nothing(void **state)
     (void)state;
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
-    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    attach_both(&p, &c);
     uint8_t buf[1024];
     make_payload(buf, sizeof(buf), 1);
     seen_t s = { 0 };
@@ -304,8 +307,7 @@ static void test_claim_path(void **state)
     (void)state;
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
-    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    attach_both(&p, &c);
     seen_t s = { 0 };
     /* By size: 20 000 bytes need the 64 KiB pool; the "device" fills the slot in place. */
     tp_claim_t claim;
@@ -375,8 +377,7 @@ static void test_revoked_leases_attach_again(void **state)
     /* covers: D-4.9-6, D-4.9-7, D-6-5, D-4.7-1, D-4.7-2 */
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
-    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    attach_both(&p, &c);
     seen_t s = { 0 };
     until_frame_of_current_epoch(p, c, &s);
     uint64_t epoch = tp_producer_epoch(p);
@@ -427,8 +428,7 @@ static void test_driver_restart(void **state)
     /* covers: D-4.13-9, D-10-1, D-10-2 */
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
-    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    attach_both(&p, &c);
     seen_t s = { 0 };
     until_frame_of_current_epoch(p, c, &s);
     uint64_t epoch = tp_producer_epoch(p);
