@@ -95,7 +95,8 @@ TP_API int tp_producer_close(tp_producer_t *producer);
 
 /* One frame, valid only during the callback. The payload is read in place (zero copy): the producer may
  * overwrite the slot meanwhile, so check tp_frame_is_intact after using it, or copy it out with
- * tp_frame_copy_out, which validates the copy. */
+ * tp_frame_copy_out, which validates the copy. After the callback the library counts the frame as accepted if
+ * it was copied out intact or the slot is still unchanged, and as a late drop otherwise. */
 typedef struct tp_frame
 {
     uint32_t stream_id;
@@ -110,6 +111,7 @@ typedef struct tp_frame
     uint32_t payload_length;
     const uint8_t *slot_;    /* internal */
     uint64_t seq_commit_;    /* internal */
+    int *copied_;            /* internal: set by a successful tp_frame_copy_out */
 } tp_frame_t;
 
 typedef void (*tp_frame_handler_t)(void *clientd, const tp_frame_t *frame);

@@ -1,12 +1,9 @@
 /*
- * `tp demo`: a producer and two consumers exchanging camera-sized frames through real SHM regions.
- *
- * What is real: the regions are files in the canonical layout, created with superblocks; the consumers map them
- * through the region-URI parser and every containment and superblock check; the producer follows the seqlock
- * (in-progress store, payload, header, committed store) and the consumers accept a frame only when the seqlock
- * was stable across their read and the embedded TensorHeader is valid. Every accepted frame's CRC32C is
- * verified. What is not here yet: the driver and the bus. Until they land, the "descriptor" is the producer's
- * published sequence counter shared between the threads of this one process.
+ * `tp demo`: the whole system in one process. An embedded SHM driver (its own thread) provisions a stream; a
+ * producer thread attaches through it and publishes synthetic camera frames on the zero-copy claim path; two
+ * consumer threads attach, follow the FrameDescriptors on the bus and read each frame through the seqlock: `fast`
+ * verifies it in place and re-checks, `slow` copies it out (validated) and then spends --slow-ms on the copy.
+ * Every accepted frame's CRC32C is verified. Each thread has its own client, exactly as separate processes would.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -24,14 +21,14 @@
 #include "core/tp_crc32c.h"
 #include "core/tp_err.h"
 #include "core/tp_histogram.h"
-#include "shm/tp_header_ring.h"
 #include "core/tp_fs.h"
 #include "shm/tp_shm_layout.h"
-#include "wire/tp_tensor.h"
+#include "shm/tp_shm_region.h"
+#include "tensorpool/tp_client.h"
+#include "tensorpool/tp_driver.h"
 
 #define DEMO_STREAM_ID 10000
-#define DEMO_EPOCH 1
-#define DEMO_POOL_ID 1
+#define DEMO_ATTACH_TIMEOUT_NS (5 * TP_NS_PER_S)
 
 typedef struct demo_config
 {
@@ -48,7 +45,7 @@ typedef struct demo_config
 
 typedef struct demo_shared
 {
-    uint64_t head; /* next sequence the producer will publish; seqs < head are "descriptors" */
+    uint64_t head; /* frames published so far */
     uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - sizeof(uint64_t)];
     int stop;
     uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - sizeof(int)];
@@ -62,17 +59,15 @@ typedef struct demo_consumer
     const char *name;
     demo_shared_t *shared;
     const demo_config_t *config;
-    tp_shm_allowed_dirs_t *allowed;
-    tp_region_uri_t header_uri;
-    tp_region_uri_t pool_uri;
-    tp_superblock_t header_expect;
-    tp_superblock_t pool_expect;
+    const tp_client_context_t *client_context;
     double slow_ms;
     uint8_t *copy_buffer; /* the slow consumer copies each payload out before processing it */
+    uint32_t copy_capacity;
     pthread_t thread;
     int started;
+    int attached;    /* set (release) once attached, or failed */
     int map_failed;
-    char map_error[512];
+    char map_error[1024];
     /* counters, written by the consumer thread only, read relaxed by the reporter */
     uint64_t frames;
     uint64_t bytes;
@@ -80,6 +75,7 @@ typedef struct demo_consumer
     uint64_t drops_late;
     uint64_t invalid;
     uint64_t checksum_failures;
+    uint64_t remaps;
     /* latency of the current reporting window; handed over when the reporter asks (report_request) */
     tp_histogram_t window;
     tp_histogram_t total;     /* whole run; read after the thread is joined */
@@ -92,13 +88,15 @@ static void demo_usage(FILE *out)
     fprintf(out,
         "usage: tp demo [--seconds S] [--width W] [--height H] [--channels C] [--slots N] [--rate HZ]\n"
         "               [--slow-ms MS] [--base-dir DIR] [--json]\n\n"
-        "Create a header ring and a payload pool in shared memory (canonical layout under DIR), run a producer\n"
-        "of synthetic camera frames and two consumers: `fast` reads every frame in place (zero copy) and\n"
-        "re-checks the seqlock; `slow` copies each frame out, re-checks, then spends --slow-ms on its copy.\n"
+        "Run an embedded SHM driver (regions in the canonical layout under DIR), a producer of synthetic\n"
+        "camera frames and two consumers, each attached through the driver with its own client and talking\n"
+        "over the bus: `fast` reads every frame in place (zero copy) and re-checks the seqlock; `slow` copies\n"
+        "each frame out, re-checks, then spends --slow-ms on its copy.\n"
         "Every accepted frame's CRC32C is verified. Once a second it prints frames/s, GiB/s, drops by kind\n"
         "(gap: overwritten before it was read; late: changed while it was read), latency from the commit to\n"
         "the consumer seeing the committed slot (p50/p99), and checksum failures, which must stay 0.\n\n"
-        "This demo runs inside one process: the driver and the message bus are not part of it yet.\n\n"
+        "Everything runs in this one process, on threads; the bus directory and the SHM namespace are private\n"
+        "to it (demo-<pid>) and removed at the end.\n\n"
         "options (defaults in brackets):\n"
         "  --seconds S     run time [10]; Ctrl-C stops early\n"
         "  --width W, --height H, --channels C   frame shape, uint8 [1280x720x3]\n"
@@ -254,62 +252,30 @@ static void consumer_answer_report(demo_consumer_t *c, uint64_t request)
     tp_store_release_u64(&c->answered, request); /* pairs with the acquire in demo_take_window */
 }
 
-static void consumer_read_frame(demo_consumer_t *c, uint8_t *ring, uint8_t *pool, uint64_t seq, uint32_t stride)
+/* One frame: verify it (in place, or on a validated private copy), record its latency. */
+static void demo_on_frame(void *clientd, const tp_frame_t *f)
 {
-    uint32_t mask = c->config->nslots - 1;
-    uint32_t index = (uint32_t)(seq & mask);
-    const uint8_t *slot = tp_header_slot_at(ring, index);
-    tp_slot_fields_t fields;
-    tp_tensor_desc_t tensor;
-    uint64_t seq_commit = 0;
-    tp_slot_status_t st = tp_slot_snapshot(slot, seq, &fields, &tensor, &seq_commit);
+    demo_consumer_t *c = clientd;
     uint64_t seen_ns = (uint64_t)tp_clock_monotonic_ns();
-    if (st == TP_SLOT_SEQ_MISMATCH && (tp_slot_read_begin(slot) >> 1) > seq)
-    {
-        tp_store_relaxed_u64(&c->drops_gap, c->drops_gap + 1); /* overwritten before we got to it */
-        return;
-    }
-    if (st != TP_SLOT_OK)
-    {
-        if (st == TP_SLOT_INVALID_HEADER)
-        {
-            tp_store_relaxed_u64(&c->invalid, c->invalid + 1);
-        }
-        else
-        {
-            tp_store_relaxed_u64(&c->drops_late, c->drops_late + 1);
-        }
-        return;
-    }
-    if (fields.pool_id != DEMO_POOL_ID || !tp_slot_payload_is_valid(&fields, index, c->pool_expect.nslots, stride) ||
-        fields.values_len_bytes < 12)
-    {
-        tp_store_relaxed_u64(&c->invalid, c->invalid + 1);
-        return;
-    }
-    const uint8_t *payload = tp_pool_slot_at(pool, index, stride);
     int ok;
     if (c->copy_buffer != NULL)
     {
-        /* Copy-out path for slow processing: copy, re-check the seqlock, then take all the time needed on the
-         * private copy; the producer can no longer change it. */
-        memcpy(c->copy_buffer, payload, fields.values_len_bytes);
-        if (!tp_slot_read_still(slot, seq_commit))
+        /* Copy-out path for slow processing: copy, validate, then take all the time needed on the private copy;
+         * the producer can no longer change it. */
+        if (tp_frame_copy_out(f, c->copy_buffer, c->copy_capacity) < 0)
         {
-            tp_store_relaxed_u64(&c->drops_late, c->drops_late + 1);
-            return;
+            return; /* changed while copying: the library counts it late */
         }
-        ok = demo_verify(c->copy_buffer, fields.values_len_bytes, seq);
+        ok = f->payload_length >= 12 && demo_verify(c->copy_buffer, f->payload_length, f->seq);
         demo_sleep_ns((int64_t)(c->slow_ms * 1e6)); /* "processing" */
     }
     else
     {
         /* Zero-copy path: read in place, then re-check; only then is what was read known good (wire spec 8.3). */
-        ok = demo_verify(payload, fields.values_len_bytes, seq);
-        if (!tp_slot_read_still(slot, seq_commit))
+        ok = f->payload_length >= 12 && demo_verify(f->payload, f->payload_length, f->seq);
+        if (!tp_frame_is_intact(f))
         {
-            tp_store_relaxed_u64(&c->drops_late, c->drops_late + 1);
-            return;
+            return; /* the library counts it late */
         }
     }
     if (!ok)
@@ -317,45 +283,44 @@ static void consumer_read_frame(demo_consumer_t *c, uint8_t *ring, uint8_t *pool
         tp_store_relaxed_u64(&c->checksum_failures, c->checksum_failures + 1);
         return;
     }
-    tp_histogram_record(&c->window, seen_ns > fields.timestamp_ns ? seen_ns - fields.timestamp_ns : 0);
-    tp_store_relaxed_u64(&c->frames, c->frames + 1);
-    tp_store_relaxed_u64(&c->bytes, c->bytes + fields.values_len_bytes);
+    tp_histogram_record(&c->window, seen_ns > f->timestamp_ns ? seen_ns - f->timestamp_ns : 0);
+    tp_store_relaxed_u64(&c->bytes, c->bytes + f->payload_length);
+}
+
+static void consumer_fail(demo_consumer_t *c)
+{
+    snprintf(c->map_error, sizeof(c->map_error), "%s", tp_errmsg());
+    c->map_failed = 1;
+    tp_store_release_int(&c->attached, 1);
 }
 
 static void *consumer_main(void *arg)
 {
     demo_consumer_t *c = arg;
-    tp_shm_region_t ring;
-    tp_shm_region_t pool;
-    if (tp_shm_region_map(&ring, c->allowed, &c->header_uri, &c->header_expect, false) < 0 ||
-        tp_shm_region_map(&pool, c->allowed, &c->pool_uri, &c->pool_expect, false) < 0)
+    tp_client_t *client = NULL;
+    tp_consumer_t *consumer = NULL;
+    if (tp_client_connect(&client, c->client_context) < 0 ||
+        tp_consumer_attach(&consumer, client, DEMO_STREAM_ID, DEMO_ATTACH_TIMEOUT_NS) < 0)
     {
-        snprintf(c->map_error, sizeof(c->map_error), "%s", tp_errmsg());
-        c->map_failed = 1;
-        tp_shm_region_close(&ring);
+        consumer_fail(c);
+        tp_client_close(client);
         return NULL;
     }
-    uint32_t nslots = c->config->nslots;
-    uint64_t cursor = tp_load_acquire_u64(&c->shared->head);
+    tp_store_release_int(&c->attached, 1);
+    tp_consumer_counters_t k;
     while (!tp_load_relaxed_int(&c->shared->stop))
     {
-        uint64_t head = tp_load_acquire_u64(&c->shared->head);
-        if (cursor >= head)
+        if (tp_consumer_poll(consumer, demo_on_frame, c, 16) < 0)
         {
-            tp_cpu_relax();
+            consumer_fail(c);
+            break;
         }
-        else
-        {
-            if (head - cursor > nslots)
-            {
-                /* Resync: everything older than one ring is certainly overwritten (wire spec 15.4). */
-                uint64_t skip = head - cursor - 1;
-                tp_store_relaxed_u64(&c->drops_gap, c->drops_gap + skip);
-                cursor = head - 1;
-            }
-            consumer_read_frame(c, ring.base, pool.base, cursor, c->pool_expect.stride_bytes);
-            cursor++;
-        }
+        tp_consumer_counters(consumer, &k);
+        tp_store_relaxed_u64(&c->frames, k.frames);
+        tp_store_relaxed_u64(&c->drops_gap, k.drops_gap);
+        tp_store_relaxed_u64(&c->drops_late, k.drops_late);
+        tp_store_relaxed_u64(&c->invalid, k.drops_invalid);
+        tp_store_relaxed_u64(&c->remaps, k.remaps);
         uint64_t request = tp_load_acquire_u64(&c->shared->report_request);
         if (request != c->answered)
         {
@@ -363,8 +328,8 @@ static void *consumer_main(void *arg)
         }
     }
     tp_histogram_merge(&c->total, &c->window);
-    tp_shm_region_close(&pool);
-    tp_shm_region_close(&ring);
+    tp_consumer_close(consumer);
+    tp_client_close(client);
     return NULL;
 }
 
@@ -475,79 +440,43 @@ static void demo_report(const demo_config_t *cfg, double t_s, double dt_s, uint6
     fflush(stdout);
 }
 
-typedef struct demo_regions
-{
-    char epoch_dir[TP_PATH_MAX];
-    char namespace_dir[TP_PATH_MAX];
-    char header_path[TP_PATH_MAX];
-    char pool_path[TP_PATH_MAX];
-    tp_shm_region_t ring;
-    tp_shm_region_t pool;
-    tp_superblock_t header_sb;
-    tp_superblock_t pool_sb;
-} demo_regions_t;
-
-static int demo_create_regions(const demo_config_t *cfg, uint32_t stride, demo_regions_t *r)
-{
-    char ns[64];
-    snprintf(ns, sizeof(ns), "demo-%d", (int)getpid());
-    char stream_dir[TP_PATH_MAX];
-    if (tp_shm_layout_epoch_dir(r->epoch_dir, sizeof(r->epoch_dir), cfg->base_dir, ns, DEMO_STREAM_ID, DEMO_EPOCH) <
-            0 ||
-        tp_shm_layout_stream_dir(stream_dir, sizeof(stream_dir), cfg->base_dir, ns, DEMO_STREAM_ID) < 0)
-    {
-        return -1;
-    }
-    /* The namespace directory is the parent of the stream directory; the demo removes it at the end. */
-    snprintf(r->namespace_dir, sizeof(r->namespace_dir), "%s", stream_dir);
-    *strrchr(r->namespace_dir, '/') = '\0';
-    if (tp_fs_mkdirs(cfg->base_dir, r->epoch_dir, 0700) < 0 ||
-        tp_shm_layout_header_path(r->header_path, sizeof(r->header_path), r->epoch_dir) < 0 ||
-        tp_shm_layout_pool_path(r->pool_path, sizeof(r->pool_path), r->epoch_dir, DEMO_POOL_ID) < 0)
-    {
-        return -1;
-    }
-    tp_shm_create_opts_t opts = { .file_mode = 0600, .prefault = true };
-    r->header_sb = (tp_superblock_t){ .layout_version = TP_LAYOUT_VERSION, .epoch = DEMO_EPOCH,
-        .stream_id = DEMO_STREAM_ID, .region_type = TP_REGION_HEADER_RING, .pool_id = 0, .nslots = cfg->nslots,
-        .slot_bytes = TP_HEADER_SLOT_BYTES, .stride_bytes = 0 };
-    r->pool_sb = (tp_superblock_t){ .layout_version = TP_LAYOUT_VERSION, .epoch = DEMO_EPOCH,
-        .stream_id = DEMO_STREAM_ID, .region_type = TP_REGION_PAYLOAD_POOL, .pool_id = DEMO_POOL_ID,
-        .nslots = cfg->nslots, .slot_bytes = stride, .stride_bytes = stride };
-    if (tp_shm_region_create(&r->ring, r->header_path, &r->header_sb, &opts) < 0 ||
-        tp_shm_region_create(&r->pool, r->pool_path, &r->pool_sb, &opts) < 0)
-    {
-        return -1;
-    }
-    r->header_sb.magic = TP_SUPERBLOCK_MAGIC;
-    r->pool_sb.magic = TP_SUPERBLOCK_MAGIC;
-    return 0;
-}
-
 typedef struct demo_producer
 {
     const demo_config_t *config;
-    demo_regions_t *regions;
+    const tp_client_context_t *client_context;
     demo_shared_t *shared;
     uint32_t frame_bytes;
     pthread_t thread;
     int started;
+    int attached; /* set (release) once attached, or failed */
+    int failed;
+    char error[1024];
+    uint64_t epoch;
 } demo_producer_t;
 
-/* Publish frames until told to stop: the seqlock order of wire spec 8.3 / 15.18. */
+/* Publish frames until told to stop, on the claim path: the frame is generated straight into the slot. */
 static void *producer_main(void *arg)
 {
     demo_producer_t *p = arg;
     const demo_config_t *cfg = p->config;
-    demo_regions_t *r = p->regions;
+    tp_client_t *client = NULL;
+    tp_producer_t *producer = NULL;
+    if (tp_client_connect(&client, p->client_context) < 0 ||
+        tp_producer_attach(&producer, client, DEMO_STREAM_ID, DEMO_ATTACH_TIMEOUT_NS) < 0)
+    {
+        snprintf(p->error, sizeof(p->error), "%s", tp_errmsg());
+        p->failed = 1;
+        tp_store_release_int(&p->attached, 1);
+        tp_client_close(client);
+        return NULL;
+    }
+    p->epoch = tp_producer_epoch(producer);
+    tp_store_release_int(&p->attached, 1);
     tp_tensor_desc_t tensor = { .dtype = TP_DTYPE_UINT8, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 3,
         .dims = { (int32_t)cfg->height, (int32_t)cfg->width, (int32_t)cfg->channels } };
-    uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
-    tp_tensor_header_encode(tensor_header, &tensor);
-    uint32_t mask = cfg->nslots - 1;
     int64_t period = cfg->rate_hz > 0 ? (int64_t)(1e9 / cfg->rate_hz) : 0;
     int64_t next_frame = tp_clock_monotonic_ns();
-    uint64_t seq = 0;
+    uint64_t published = 0;
     while (!tp_load_relaxed_int(&p->shared->stop))
     {
         int64_t now = tp_clock_monotonic_ns();
@@ -557,23 +486,34 @@ static void *producer_main(void *arg)
             continue;
         }
         next_frame += period;
-        uint32_t index = (uint32_t)(seq & mask);
-        uint8_t *slot = tp_header_slot_at(r->ring.base, index);
-        tp_slot_begin_write(slot, seq);
-        demo_fill(tp_pool_slot_at(r->pool.base, index, r->pool_sb.stride_bytes), p->frame_bytes, seq);
-        tp_slot_fields_t fields = { .values_len_bytes = p->frame_bytes, .payload_slot = index,
-            .pool_id = DEMO_POOL_ID, .timestamp_ns = (uint64_t)tp_clock_monotonic_ns() };
-        tp_slot_write_header(slot, &fields, tensor_header);
-        tp_slot_commit(slot, seq);
-        seq++;
-        tp_store_release_u64(&p->shared->head, seq); /* the "descriptor"; pairs with the consumers' acquire */
-        tp_fetch_add_relaxed_u64(&p->shared->produced_bytes, p->frame_bytes);
-        if ((seq & 63) == 0)
+        tp_claim_t claim;
+        if (tp_producer_try_claim_by_size(producer, p->frame_bytes, &claim) == 0)
         {
-            tp_superblock_set_activity(r->ring.base, (uint64_t)tp_clock_monotonic_ns());
+            demo_fill(claim.buffer, p->frame_bytes, claim.seq);
+            if (tp_producer_commit(producer, &claim, p->frame_bytes, &tensor, 0, 0) >= 0)
+            {
+                published++;
+                tp_store_release_u64(&p->shared->head, published);
+                tp_fetch_add_relaxed_u64(&p->shared->produced_bytes, p->frame_bytes);
+            }
+        }
+        if ((published & 63) == 0)
+        {
+            tp_producer_do_work(producer); /* keepalives; attaching again if the lease was lost */
         }
     }
+    tp_producer_close(producer);
+    tp_client_close(client);
     return NULL;
+}
+
+/* Wait until a thread has attached (or failed). */
+static void demo_wait_attached(const int *flag)
+{
+    while (!tp_load_acquire_int(flag))
+    {
+        demo_sleep_ns(1000000);
+    }
 }
 
 /* The reporting loop on the main thread: once a second until the time is up or Ctrl-C. */
@@ -612,6 +552,63 @@ static void demo_run(const demo_config_t *cfg, demo_shared_t *shared, demo_consu
     }
 }
 
+/* The embedded driver and the client context, all in a private bus directory and SHM namespace. */
+typedef struct demo_env
+{
+    char name_space[64];
+    char bus_dir[TP_PATH_MAX + 8];
+    char namespace_dir[TP_PATH_MAX];
+    tp_driver_context_t *driver_context;
+    tp_driver_t *driver;
+    tp_client_context_t *client_context;
+} demo_env_t;
+
+static int demo_env_open(demo_env_t *e, const demo_config_t *cfg, uint32_t stride)
+{
+    snprintf(e->name_space, sizeof(e->name_space), "demo-%d", (int)getpid());
+    if (tp_shm_layout_namespace_dir(e->namespace_dir, sizeof(e->namespace_dir), cfg->base_dir, e->name_space) < 0)
+    {
+        return -1;
+    }
+    snprintf(e->bus_dir, sizeof(e->bus_dir), "%s-bus", e->namespace_dir);
+    char slots[16];
+    snprintf(slots, sizeof(slots), "%u", cfg->nslots);
+    const uint16_t pool_ids[] = { 1 };
+    const uint32_t strides[] = { stride };
+    if (tp_driver_context_init(&e->driver_context) < 0 ||
+        tp_driver_context_set(e->driver_context, "driver.bus_dir", e->bus_dir) < 0 ||
+        tp_driver_context_set(e->driver_context, "shm.base_dir", cfg->base_dir) < 0 ||
+        tp_driver_context_set(e->driver_context, "shm.namespace", e->name_space) < 0 ||
+        tp_driver_context_set(e->driver_context, "shm.permissions_mode", "600") < 0 ||
+        tp_driver_context_set(e->driver_context, "policies.cleanup_shm_on_exit", "true") < 0 ||
+        tp_driver_context_add_profile(e->driver_context, "camera", cfg->nslots, pool_ids, strides, 1) < 0 ||
+        tp_driver_context_add_stream(e->driver_context, "camera", DEMO_STREAM_ID, "camera") < 0 ||
+        tp_driver_init(&e->driver, e->driver_context) < 0 || tp_driver_start(e->driver) < 0)
+    {
+        TP_APPEND_ERR("starting the embedded driver");
+        return -1;
+    }
+    if (tp_client_context_init(&e->client_context) < 0 ||
+        tp_client_context_set(e->client_context, "client.bus_dir", e->bus_dir) < 0 ||
+        tp_client_context_set(e->client_context, "client.allowed_base_dirs", cfg->base_dir) < 0)
+    {
+        return -1;
+    }
+    return 0;
+}
+
+static void demo_env_close(demo_env_t *e)
+{
+    tp_driver_close(e->driver); /* removes the stream's regions (cleanup_shm_on_exit) */
+    tp_driver_context_close(e->driver_context);
+    tp_client_context_close(e->client_context);
+    if (e->namespace_dir[0] != '\0')
+    {
+        tp_fs_remove_tree(e->namespace_dir);
+        tp_fs_remove_tree(e->bus_dir);
+    }
+}
+
 int tp_cmd_demo(int argc, char **argv)
 {
     demo_config_t cfg;
@@ -622,33 +619,48 @@ int tp_cmd_demo(int argc, char **argv)
     }
     uint32_t frame_bytes = cfg.width * cfg.height * cfg.channels;
     uint32_t stride = pow2_at_least(frame_bytes);
-    demo_regions_t regions;
-    memset(&regions, 0, sizeof(regions));
+    demo_env_t env;
+    memset(&env, 0, sizeof(env));
     demo_shared_t shared;
     memset(&shared, 0, sizeof(shared));
     demo_consumer_t consumers[2];
     memset(consumers, 0, sizeof(consumers));
     demo_producer_t producer;
     memset(&producer, 0, sizeof(producer));
-    tp_shm_allowed_dirs_t allowed;
-    memset(&allowed, 0, sizeof(allowed));
     int status = TP_EXIT_FAILED;
-    const char *base = cfg.base_dir;
-    if (demo_create_regions(&cfg, stride, &regions) < 0 || tp_shm_allowed_dirs_init(&allowed, &base, 1) < 0)
+    if (demo_env_open(&env, &cfg, stride) < 0)
     {
         tp_cli_fail(TP_EXIT_FAILED, "demo", "%s", tp_errmsg());
+        goto done;
+    }
+    tp_cli_install_stop_handlers();
+    /* The producer first, so the consumers attach to its epoch. */
+    producer.config = &cfg;
+    producer.client_context = env.client_context;
+    producer.shared = &shared;
+    producer.frame_bytes = frame_bytes;
+    if (pthread_create(&producer.thread, NULL, producer_main, &producer) != 0)
+    {
+        tp_cli_fail(TP_EXIT_FAILED, "demo", "cannot start the producer thread");
+        goto done;
+    }
+    producer.started = 1;
+    demo_wait_attached(&producer.attached);
+    if (producer.failed)
+    {
+        tp_cli_fail(TP_EXIT_FAILED, "demo", "the producer could not attach: %s", producer.error);
         goto done;
     }
     if (!cfg.json)
     {
         printf("tp demo: %ux%ux%u uint8 frames (%.2f MiB) in %u slots, pool stride %u bytes, %s\n"
-               "regions: %s\n"
+               "driver: embedded, bus %s, regions %s/%u/%" PRIu64 "\n"
                "consumers: fast (zero-copy: verifies each frame in place, then re-checks the seqlock),\n"
                "           slow (copy-out: copies, re-checks, then spends %.1f ms on its private copy)\n",
             cfg.width, cfg.height, cfg.channels, frame_bytes / 1048576.0, cfg.nslots, stride,
-            cfg.rate_hz > 0 ? "rate-limited" : "full speed", regions.epoch_dir, cfg.slow_ms);
+            cfg.rate_hz > 0 ? "rate-limited" : "full speed", env.bus_dir, env.namespace_dir, DEMO_STREAM_ID,
+            producer.epoch, cfg.slow_ms);
     }
-    tp_cli_install_stop_handlers();
     const char *names[2] = { "fast", "slow" };
     for (int i = 0; i < 2; i++)
     {
@@ -656,44 +668,27 @@ int tp_cmd_demo(int argc, char **argv)
         c->name = names[i];
         c->shared = &shared;
         c->config = &cfg;
-        c->allowed = &allowed;
+        c->client_context = env.client_context;
         c->slow_ms = i == 0 ? 0 : cfg.slow_ms;
         if (i == 1 && tp_alloc((void **)&c->copy_buffer, stride) < 0)
         {
             tp_cli_fail(TP_EXIT_FAILED, "demo", "%s", tp_errmsg());
             goto done;
         }
-        c->header_expect = regions.header_sb;
-        c->pool_expect = regions.pool_sb;
+        c->copy_capacity = stride;
         tp_histogram_reset(&c->window);
         tp_histogram_reset(&c->total);
-        char uri[TP_PATH_MAX + 64];
-        if (tp_region_uri_format(uri, sizeof(uri), regions.header_path, false) < 0 ||
-            tp_region_uri_parse(&c->header_uri, uri, strlen(uri)) < 0 ||
-            tp_region_uri_format(uri, sizeof(uri), regions.pool_path, false) < 0 ||
-            tp_region_uri_parse(&c->pool_uri, uri, strlen(uri)) < 0)
-        {
-            tp_cli_fail(TP_EXIT_FAILED, "demo", "%s", tp_errmsg());
-            goto done;
-        }
         if (pthread_create(&c->thread, NULL, consumer_main, c) != 0)
         {
             tp_cli_fail(TP_EXIT_FAILED, "demo", "cannot start consumer thread");
             goto done;
         }
         c->started = 1;
+        demo_wait_attached(&c->attached);
     }
-    producer.config = &cfg;
-    producer.regions = &regions;
-    producer.shared = &shared;
-    producer.frame_bytes = frame_bytes;
     int64_t start = tp_clock_monotonic_ns();
-    if (pthread_create(&producer.thread, NULL, producer_main, &producer) != 0)
-    {
-        tp_cli_fail(TP_EXIT_FAILED, "demo", "cannot start the producer thread");
-        goto done;
-    }
-    producer.started = 1;
+    uint64_t head_at_start = tp_load_acquire_u64(&shared.head);
+    uint64_t bytes_at_start = tp_load_relaxed_u64(&shared.produced_bytes);
     demo_run(&cfg, &shared, consumers);
     tp_store_relaxed_int(&shared.stop, 1);
     pthread_join(producer.thread, NULL);
@@ -706,15 +701,14 @@ int tp_cmd_demo(int argc, char **argv)
     double elapsed = (double)(tp_clock_monotonic_ns() - start) / 1e9;
     demo_totals_t none[2];
     memset(none, 0, sizeof(none));
-    demo_report(&cfg, elapsed, elapsed, tp_load_relaxed_u64(&shared.head), tp_load_relaxed_u64(&shared.produced_bytes),
-        consumers, none, 0, 1);
+    demo_report(&cfg, elapsed, elapsed, tp_load_relaxed_u64(&shared.head) - head_at_start,
+        tp_load_relaxed_u64(&shared.produced_bytes) - bytes_at_start, consumers, none, 0, 1);
     status = TP_EXIT_OK;
     for (int i = 0; i < 2; i++)
     {
         if (consumers[i].map_failed)
         {
-            tp_cli_fail(TP_EXIT_FAILED, "demo", "consumer %s could not map the regions: %s", consumers[i].name,
-                consumers[i].map_error);
+            tp_cli_fail(TP_EXIT_FAILED, "demo", "consumer %s failed: %s", consumers[i].name, consumers[i].map_error);
             status = TP_EXIT_FAILED;
         }
         if (consumers[i].checksum_failures != 0)
@@ -734,17 +728,8 @@ done:
         {
             pthread_join(consumers[i].thread, NULL);
         }
-    }
-    for (int i = 0; i < 2; i++)
-    {
         tp_free(consumers[i].copy_buffer);
     }
-    tp_shm_allowed_dirs_fini(&allowed);
-    tp_shm_region_close(&regions.ring);
-    tp_shm_region_close(&regions.pool);
-    if (regions.namespace_dir[0] != '\0')
-    {
-        tp_fs_remove_tree(regions.namespace_dir);
-    }
+    demo_env_close(&env);
     return status;
 }

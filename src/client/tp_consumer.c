@@ -121,10 +121,12 @@ static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id)
     f.payload_length = fields.values_len_bytes;
     f.slot_ = slot;
     f.seq_commit_ = seq_commit;
+    int copied = 0;
+    f.copied_ = &copied;
     c->handler(c->clientd, &f);
     c->delivered++;
-    /* The producer may have lapped us while the handler read in place. */
-    if (tp_slot_read_still(slot, seq_commit))
+    /* The producer may have lapped us while the handler read in place; a validated copy is safe regardless. */
+    if (copied || tp_slot_read_still(slot, seq_commit))
     {
         c->counters.frames++;
     }
@@ -235,5 +237,13 @@ int tp_frame_copy_out(const tp_frame_t *f, void *dst, size_t capacity)
         return -1;
     }
     memcpy(dst, f->payload, f->payload_length);
-    return tp_frame_is_intact(f) ? 0 : -1;
+    if (!tp_frame_is_intact(f))
+    {
+        return -1;
+    }
+    if (f->copied_ != NULL)
+    {
+        *f->copied_ = 1;
+    }
+    return 0;
 }

@@ -50,6 +50,8 @@ static inline int tp_cas_acq_rel_u32(uint32_t *p, uint32_t *expected, uint32_t d
 
 static inline int tp_load_relaxed_int(const int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void tp_store_relaxed_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline int tp_load_acquire_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void tp_store_release_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
 /* Fences: a release fence orders earlier loads/stores before later stores; an acquire fence orders earlier
  * loads before later loads/stores. Used by the seqlock, whose payload bytes are not atomic. */

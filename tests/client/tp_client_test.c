@@ -91,6 +91,7 @@ typedef struct seen
     uint64_t last_trace;
     tp_frame_t last;
     tp_producer_t *lapper; /* when set, the handler overwrites every slot before returning */
+    bool copy_first;       /* ... after copying the frame out, instead of before */
     uint8_t *scratch;
     bool was_intact;
     int copy_rc;
@@ -121,11 +122,18 @@ static void on_frame(void *clientd, const tp_frame_t *f)
     s->last = *f;
     if (s->lapper != NULL)
     {
-        s->copy_rc = tp_frame_copy_out(f, s->copy, sizeof(s->copy));
+        if (s->copy_first)
+        {
+            s->copy_rc = tp_frame_copy_out(f, s->copy, sizeof(s->copy));
+        }
         for (int i = 0; i < 8; i++)
         {
             make_payload(s->scratch, 100, 1000 + (uint64_t)i);
             tp_producer_offer_frame(s->lapper, s->scratch, 100, tensor_of(100), 0, 0);
+        }
+        if (!s->copy_first)
+        {
+            s->copy_rc = tp_frame_copy_out(f, s->copy, sizeof(s->copy));
         }
     }
     else
@@ -217,20 +225,36 @@ static void test_overwritten_during_callback_is_late(void **state)
     tp_consumer_t *c = NULL;
     attach_both(&p, &c);
     uint8_t buf[100];
-    make_payload(buf, sizeof(buf), 0);
-    assert_int_equal(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0), 0);
     uint8_t scratch[100];
+    /* The handler lets the producer lap the ring, then tries to copy the frame out: the copy is refused, the
+     * frame says it changed, and the library counts a late drop, not a frame. covers: W-15.3-2, W-8.3-12 */
+    make_payload(buf, sizeof(buf), 0);
+    int64_t seq = tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
     seen_t s = { .lapper = p, .scratch = scratch };
     assert_int_equal(tp_consumer_poll(c, on_frame, &s, 1), 1);
-    /* The handler's copy-out was taken before the lap: intact. After the lap the frame says it changed, and the
-     * library counted a late drop, not a frame. covers: W-15.3-2, W-8.3-12 */
-    assert_int_equal(s.copy_rc, 0);
+    assert_int_equal(s.last_seq, (uint64_t)seq);
+    assert_int_equal(s.copy_rc, -1);
     assert_false(s.was_intact);
     tp_consumer_counters_t k;
     tp_consumer_counters(c, &k);
     assert_int_equal(k.frames, 0);
     assert_int_equal(k.drops_late, 1);
-    assert_int_equal(tp_frame_copy_out(&s.last, s.copy, sizeof(s.copy)), -1);
+    /* A frame copied out intact before the lap is safe: it counts as a frame even though its slot changed. */
+    while (tp_consumer_poll(c, on_frame, &(seen_t){ 0 }, 64) > 0)
+    {
+    }
+    tp_consumer_counters(c, &k);
+    uint64_t frames_before = k.frames;
+    uint64_t late_before = k.drops_late;
+    seq = tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
+    seen_t s2 = { .lapper = p, .scratch = scratch, .copy_first = true };
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s2, 1), 1);
+    assert_int_equal(s2.copy_rc, 0);
+    assert_false(s2.was_intact);
+    assert_memory_equal(s2.copy, buf, sizeof(buf));
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames, frames_before + 1);
+    assert_int_equal(k.drops_late, late_before);
     tp_consumer_close(c);
     tp_producer_close(p);
 }
