@@ -94,7 +94,7 @@ static void demo_usage(FILE *out)
         "each frame out, re-checks, then spends --slow-ms on its copy.\n"
         "Every accepted frame's CRC32C is verified. Once a second it prints frames/s, GiB/s, drops by kind\n"
         "(gap: overwritten before it was read; late: changed while it was read), latency from the commit to\n"
-        "the consumer seeing the committed slot (p50/p99), and checksum failures, which must stay 0.\n\n"
+        "the consumer's callback (p50/p99), and checksum failures, which must stay 0.\n\n"
         "Everything runs in this one process, on threads; the bus directory and the SHM namespace are private\n"
         "to it (demo-<pid>) and removed at the end.\n\n"
         "options (defaults in brackets):\n"
