@@ -57,11 +57,13 @@ void tp_bench_print_machine(FILE *out, int argc, char **argv)
 static void bench_usage(FILE *out)
 {
     fprintf(out,
-        "usage: tp bench [bus|attach] [options]\n\n"
+        "usage: tp bench [bus|attach|frames] [options]\n\n"
         "Benchmarks that print this machine's figures next to each other in one run (medians of repeats, with\n"
         "min and max). Targets:\n"
         "  bus     the message bus: throughput, ping-pong latency, idle CPU (tp bench bus --help)\n"
-        "  attach  the driver's attach and detach round trips (tp bench attach --help)\n\n"
+        "  attach  the driver's attach and detach round trips (tp bench attach --help)\n"
+        "  frames  frames through the client API next to memcpy: copy and claim paths, latency\n"
+        "          (tp bench frames --help)\n\n"
         "With no target, runs every target with its defaults.\n\n"
         "exit status: 0 measured; 1 a benchmark process failed; 2 bad arguments.\n");
 }
@@ -76,6 +78,10 @@ int tp_cmd_bench(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "bus") == 0)
     {
         return tp_bench_bus(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "frames") == 0)
+    {
+        return tp_bench_frames(argc - 1, argv + 1);
     }
     if (argc >= 2 && strcmp(argv[1], "attach") == 0)
     {
@@ -96,5 +102,12 @@ int tp_cmd_bench(int argc, char **argv)
     }
     char attach[] = "attach";
     char *attach_args[] = { attach, NULL };
-    return tp_bench_attach(1, attach_args);
+    status = tp_bench_attach(1, attach_args);
+    if (status != TP_EXIT_OK)
+    {
+        return status;
+    }
+    char frames[] = "frames";
+    char *frames_args[] = { frames, NULL };
+    return tp_bench_frames(1, frames_args);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/tp_cli.h"
+#include "cli/tp_cli_embedded.h"
 #include "core/tp_alloc.h"
 #include "core/tp_atomic.h"
 #include "core/tp_clock.h"
@@ -552,63 +553,6 @@ static void demo_run(const demo_config_t *cfg, demo_shared_t *shared, demo_consu
     }
 }
 
-/* The embedded driver and the client context, all in a private bus directory and SHM namespace. */
-typedef struct demo_env
-{
-    char name_space[64];
-    char bus_dir[TP_PATH_MAX + 8];
-    char namespace_dir[TP_PATH_MAX];
-    tp_driver_context_t *driver_context;
-    tp_driver_t *driver;
-    tp_client_context_t *client_context;
-} demo_env_t;
-
-static int demo_env_open(demo_env_t *e, const demo_config_t *cfg, uint32_t stride)
-{
-    snprintf(e->name_space, sizeof(e->name_space), "demo-%d", (int)getpid());
-    if (tp_shm_layout_namespace_dir(e->namespace_dir, sizeof(e->namespace_dir), cfg->base_dir, e->name_space) < 0)
-    {
-        return -1;
-    }
-    snprintf(e->bus_dir, sizeof(e->bus_dir), "%s-bus", e->namespace_dir);
-    char slots[16];
-    snprintf(slots, sizeof(slots), "%u", cfg->nslots);
-    const uint16_t pool_ids[] = { 1 };
-    const uint32_t strides[] = { stride };
-    if (tp_driver_context_init(&e->driver_context) < 0 ||
-        tp_driver_context_set(e->driver_context, "driver.bus_dir", e->bus_dir) < 0 ||
-        tp_driver_context_set(e->driver_context, "shm.base_dir", cfg->base_dir) < 0 ||
-        tp_driver_context_set(e->driver_context, "shm.namespace", e->name_space) < 0 ||
-        tp_driver_context_set(e->driver_context, "shm.permissions_mode", "600") < 0 ||
-        tp_driver_context_set(e->driver_context, "policies.cleanup_shm_on_exit", "true") < 0 ||
-        tp_driver_context_add_profile(e->driver_context, "camera", cfg->nslots, pool_ids, strides, 1) < 0 ||
-        tp_driver_context_add_stream(e->driver_context, "camera", DEMO_STREAM_ID, "camera") < 0 ||
-        tp_driver_init(&e->driver, e->driver_context) < 0 || tp_driver_start(e->driver) < 0)
-    {
-        TP_APPEND_ERR("starting the embedded driver");
-        return -1;
-    }
-    if (tp_client_context_init(&e->client_context) < 0 ||
-        tp_client_context_set(e->client_context, "client.bus_dir", e->bus_dir) < 0 ||
-        tp_client_context_set(e->client_context, "client.allowed_base_dirs", cfg->base_dir) < 0)
-    {
-        return -1;
-    }
-    return 0;
-}
-
-static void demo_env_close(demo_env_t *e)
-{
-    tp_driver_close(e->driver); /* removes the stream's regions (cleanup_shm_on_exit) */
-    tp_driver_context_close(e->driver_context);
-    tp_client_context_close(e->client_context);
-    if (e->namespace_dir[0] != '\0')
-    {
-        tp_fs_remove_tree(e->namespace_dir);
-        tp_fs_remove_tree(e->bus_dir);
-    }
-}
-
 int tp_cmd_demo(int argc, char **argv)
 {
     demo_config_t cfg;
@@ -619,7 +563,7 @@ int tp_cmd_demo(int argc, char **argv)
     }
     uint32_t frame_bytes = cfg.width * cfg.height * cfg.channels;
     uint32_t stride = pow2_at_least(frame_bytes);
-    demo_env_t env;
+    tp_cli_embedded_t env;
     memset(&env, 0, sizeof(env));
     demo_shared_t shared;
     memset(&shared, 0, sizeof(shared));
@@ -628,7 +572,8 @@ int tp_cmd_demo(int argc, char **argv)
     demo_producer_t producer;
     memset(&producer, 0, sizeof(producer));
     int status = TP_EXIT_FAILED;
-    if (demo_env_open(&env, &cfg, stride) < 0)
+    const uint16_t pool_ids[] = { 1 };
+    if (tp_cli_embedded_open(&env, cfg.base_dir, "demo", DEMO_STREAM_ID, cfg.nslots, pool_ids, &stride, 1) < 0)
     {
         tp_cli_fail(TP_EXIT_FAILED, "demo", "%s", tp_errmsg());
         goto done;
@@ -730,6 +675,6 @@ done:
         }
         tp_free(consumers[i].copy_buffer);
     }
-    demo_env_close(&env);
+    tp_cli_embedded_close(&env);
     return status;
 }

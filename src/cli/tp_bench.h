@@ -21,5 +21,6 @@ void tp_bench_print_machine(FILE *out, int argc, char **argv);
 
 int tp_bench_bus(int argc, char **argv);
 int tp_bench_attach(int argc, char **argv);
+int tp_bench_frames(int argc, char **argv);
 
 #endif

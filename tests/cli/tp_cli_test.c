@@ -130,8 +130,8 @@ static void test_help_and_version(void **state)
     tp_test_assert_contains(out, "demo");
     assert_int_equal(run("--version"), 0);
     tp_test_assert_contains(out, "tensorpool");
-    const char *cmds[] = { "decode", "encode", "demo", "bench", "bench bus", "bench attach", "config",
-        "config check", "driver", "driver status" };
+    const char *cmds[] = { "decode", "encode", "demo", "bench", "bench bus", "bench attach", "bench frames",
+        "config", "config check", "driver", "driver status" };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
     {
         char args[64];
@@ -203,6 +203,26 @@ static void test_bench_attach_reports_figures(void **state)
     assert_int_equal(run("bench attach --requests 0 2>&1"), 2);
 }
 
+static void test_bench_frames_reports_figures(void **state)
+{
+    (void)state;
+    assert_int_equal(run("bench frames --seconds 0.05 --repeats 1 --latency-frames 200 --json"), 0);
+    tp_json_t *j = NULL;
+    tp_assert_ok(tp_json_parse(&j, out, strcspn(out, "\n")));
+    const tp_json_t *sizes = tp_json_get(j, "sizes");
+    assert_int_equal(sizes->count, 4);
+    for (size_t i = 0; i < sizes->count; i++)
+    {
+        const tp_json_t *s = tp_json_at(sizes, i);
+        assert_true(strtod(tp_json_get(s, "memcpy_cold_gib_s")->text, NULL) > 0);
+        assert_true(strtod(tp_json_get(s, "copy_frames_per_s")->text, NULL) > 0);
+        assert_true(strtod(tp_json_get(s, "claim_frames_per_s")->text, NULL) > 0);
+    }
+    assert_true(strtod(tp_json_get(tp_json_get(j, "latency_us"), "p50")->text, NULL) > 0);
+    tp_json_free(j);
+    assert_int_equal(run("bench frames --repeats 0 2>&1"), 2);
+}
+
 static void test_config_commands(void **state)
 {
     (void)state;
@@ -271,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_demo_runs_clean),
         cmocka_unit_test(test_bench_bus_reports_figures),
         cmocka_unit_test(test_bench_attach_reports_figures),
+        cmocka_unit_test(test_bench_frames_reports_figures),
         cmocka_unit_test(test_config_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,403 @@
+/*
+ * `tp bench frames`: frames through the client API against this machine's own memcpy, in one run.
+ *   memcpy       warm (the same destination) and cold (cycling through a pool-sized destination), per size
+ *   copy path    tp_producer_offer_frame -> tp_consumer_poll callbacks: frames/s and GiB/s, ratio to cold memcpy
+ *   claim path   try_claim + commit of an unwritten slot -> callbacks: frames/s (the per-frame overhead)
+ *   latency      one 64 B frame at a time: commit -> callback with a busy-spinning consumer, p50/p99/p99.9
+ * An embedded driver serves the stream; the producer runs on CPU 0, the consumer thread on CPU 1 with its own
+ * client. Every figure is the median of --repeats runs, with min and max.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/tp_bench.h"
+#include "cli/tp_cli.h"
+#include "cli/tp_cli_embedded.h"
+#include "core/tp_atomic.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "core/tp_histogram.h"
+
+#define FB_STREAM 10000
+#define FB_SLOTS 16
+#define FB_SIZES 4
+#define FB_TIMEOUT_NS (5 * TP_NS_PER_S)
+
+static const uint32_t fb_sizes[FB_SIZES] = { 64, 65536, 655360, 4194304 };
+static const uint32_t fb_strides[FB_SIZES] = { 64, 65536, 1048576, 4194304 };
+static const uint16_t fb_pool_ids[FB_SIZES] = { 1, 2, 3, 4 };
+
+typedef struct fb_consumer
+{
+    const tp_client_context_t *client_context;
+    int stop;
+    int ready; /* 1 attached, -1 failed */
+    uint8_t pad0[120];
+    uint64_t received;
+    uint64_t bytes;
+    uint8_t pad1[112];
+    int measure_latency;
+    tp_histogram_t latency;
+} fb_consumer_t;
+
+static void fb_pin(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2)
+    {
+        return;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)n, &set);
+    sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void fb_on_frame(void *clientd, const tp_frame_t *f)
+{
+    fb_consumer_t *c = clientd;
+    if (tp_load_relaxed_int(&c->measure_latency))
+    {
+        uint64_t now = (uint64_t)tp_clock_monotonic_ns();
+        tp_histogram_record(&c->latency, now > f->timestamp_ns ? now - f->timestamp_ns : 0);
+    }
+    tp_store_release_u64(&c->bytes, c->bytes + f->payload_length);
+    tp_store_release_u64(&c->received, c->received + 1);
+}
+
+static void *fb_consumer_main(void *arg)
+{
+    fb_consumer_t *c = arg;
+    fb_pin(1);
+    tp_client_t *client = NULL;
+    tp_consumer_t *consumer = NULL;
+    if (tp_client_connect(&client, c->client_context) < 0 ||
+        tp_consumer_attach(&consumer, client, FB_STREAM, FB_TIMEOUT_NS) < 0)
+    {
+        fprintf(stderr, "tp bench frames: consumer: %s\n", tp_errmsg());
+        tp_client_close(client);
+        tp_store_release_int(&c->ready, -1);
+        return NULL;
+    }
+    tp_store_release_int(&c->ready, 1);
+    while (!tp_load_relaxed_int(&c->stop))
+    {
+        tp_consumer_poll(consumer, fb_on_frame, c, 64); /* busy-spin */
+    }
+    tp_consumer_close(consumer);
+    tp_client_close(client);
+    return NULL;
+}
+
+/* GiB/s of memcpy of size bytes for `seconds`: into one destination (warm), or cycling through FB_SLOTS. */
+static double fb_memcpy(const uint8_t *src, uint8_t *dst, uint32_t size, bool cold, double seconds)
+{
+    int64_t start = tp_clock_monotonic_ns();
+    int64_t end = start + (int64_t)(seconds * 1e9);
+    uint64_t copies = 0;
+    int64_t now;
+    do
+    {
+        for (int i = 0; i < 64; i++)
+        {
+            memcpy(dst + (cold ? (copies % FB_SLOTS) * (uint64_t)size : 0), src, size);
+            copies++;
+        }
+        __asm__ volatile("" ::: "memory");
+        now = tp_clock_monotonic_ns();
+    } while (now < end);
+    return (double)copies * size / ((double)(now - start) / 1e9) / (1u << 30);
+}
+
+/* Frames/s delivered to the consumer while the producer offers (or claims) size-byte frames for `seconds`. */
+static double fb_throughput(tp_producer_t *p, fb_consumer_t *c, const uint8_t *src, uint32_t size, bool claim,
+    double seconds, double *gib_s)
+{
+    tp_tensor_desc_t t = { .dtype = TP_DTYPE_UINT8, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 1,
+        .dims = { (int32_t)size } };
+    uint64_t received0 = tp_load_acquire_u64(&c->received);
+    uint64_t bytes0 = tp_load_acquire_u64(&c->bytes);
+    int64_t start = tp_clock_monotonic_ns();
+    int64_t end = start + (int64_t)(seconds * 1e9);
+    uint64_t n = 0;
+    while ((n & 255) != 0 || tp_clock_monotonic_ns() < end)
+    {
+        if (claim)
+        {
+            tp_claim_t cl;
+            if (tp_producer_try_claim_by_size(p, size, &cl) == 0)
+            {
+                tp_producer_commit(p, &cl, size, &t, 0, 0);
+            }
+        }
+        else
+        {
+            tp_producer_offer_frame(p, src, size, &t, 0, 0);
+        }
+        if ((++n & 1023) == 0)
+        {
+            tp_producer_do_work(p);
+        }
+    }
+    /* Let the consumer catch up with what is left in the ring (at most FB_SLOTS frames). */
+    int64_t settle = tp_clock_monotonic_ns() + 5 * TP_NS_PER_MS;
+    while (tp_clock_monotonic_ns() < settle)
+    {
+        sched_yield();
+    }
+    double elapsed = (double)(tp_clock_monotonic_ns() - start) / 1e9;
+    uint64_t received = tp_load_acquire_u64(&c->received) - received0;
+    *gib_s = (double)(tp_load_acquire_u64(&c->bytes) - bytes0) / elapsed / (1u << 30);
+    return (double)received / elapsed;
+}
+
+/* One 64 B frame at a time, waiting for its callback before the next. */
+static int fb_latency(tp_producer_t *p, fb_consumer_t *c, const uint8_t *src, int frames)
+{
+    tp_tensor_desc_t t = { .dtype = TP_DTYPE_UINT8, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 1, .dims = { 64 } };
+    tp_histogram_reset(&c->latency);
+    tp_store_release_int(&c->measure_latency, 1);
+    for (int i = 0; i < frames; i++)
+    {
+        uint64_t want = tp_load_acquire_u64(&c->received) + 1;
+        if (tp_producer_offer_frame(p, src, 64, &t, 0, 0) < 0)
+        {
+            return -1;
+        }
+        int64_t deadline = tp_clock_monotonic_ns() + TP_NS_PER_S;
+        while (tp_load_acquire_u64(&c->received) < want)
+        {
+            if (tp_clock_monotonic_ns() > deadline)
+            {
+                TP_SET_ERR(TP_E_TIMEOUT, "frame %d never reached the consumer", i);
+                return -1;
+            }
+        }
+        if ((i & 1023) == 0)
+        {
+            tp_producer_do_work(p);
+        }
+    }
+    tp_store_release_int(&c->measure_latency, 0);
+    return 0;
+}
+
+static void bench_frames_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: tp bench frames [--seconds S] [--repeats N] [--latency-frames N] [--json]\n\n"
+        "Frames through the client API next to this machine's memcpy, for 64 B, 64 KiB, 640 KiB and 4 MiB:\n"
+        "memcpy warm and cold (a destination cycling through a pool's worth of slots, which is what filling a\n"
+        "ring costs), the copy path (offer_frame -> consumer callback: frames/s, GiB/s, ratio to cold memcpy),\n"
+        "the claim path (claim + commit without writing: the per-frame overhead), and commit -> callback latency\n"
+        "of single 64 B frames with a busy-spinning consumer. An embedded driver serves the stream; producer on\n"
+        "CPU 0, consumer on CPU 1. Medians of the repeats with min..max.\n\n"
+        "options: --seconds S per throughput run [0.3], --repeats N [3], --latency-frames N [20000], --json.\n\n"
+        "exit status: 0 measured; 1 the driver or a client failed; 2 bad arguments.\n");
+}
+
+typedef struct fb_results
+{
+    double memcpy_warm[FB_SIZES][TP_BENCH_MAX_VALUES];
+    double memcpy_cold[FB_SIZES][TP_BENCH_MAX_VALUES];
+    double copy_fps[FB_SIZES][TP_BENCH_MAX_VALUES];
+    double copy_gib[FB_SIZES][TP_BENCH_MAX_VALUES];
+    double claim_fps[FB_SIZES][TP_BENCH_MAX_VALUES];
+    double lat[3][TP_BENCH_MAX_VALUES];
+} fb_results_t;
+
+static void fb_print(const fb_results_t *r, int n, bool json)
+{
+    tp_bench_stat_t st[6];
+    if (json)
+    {
+        printf("{\"repeats\":%d,\"sizes\":[", n);
+    }
+    else
+    {
+        printf("%-8s %-16s %-16s %-30s %-7s %s\n", "size", "memcpy warm", "memcpy cold", "copy path: frames/s, GiB/s",
+            "/cold", "claim path: frames/s");
+    }
+    for (int s = 0; s < FB_SIZES; s++)
+    {
+        tp_bench_stats(r->memcpy_warm[s], n, &st[0]);
+        tp_bench_stats(r->memcpy_cold[s], n, &st[1]);
+        tp_bench_stats(r->copy_fps[s], n, &st[2]);
+        tp_bench_stats(r->copy_gib[s], n, &st[3]);
+        tp_bench_stats(r->claim_fps[s], n, &st[4]);
+        double ratio = st[1].median > 0 ? st[3].median / st[1].median : 0;
+        if (json)
+        {
+            printf("%s{\"bytes\":%" PRIu32 ",\"memcpy_warm_gib_s\":%.2f,\"memcpy_cold_gib_s\":%.2f,"
+                   "\"copy_frames_per_s\":%.0f,\"copy_gib_s\":%.2f,\"copy_to_cold_memcpy\":%.2f,"
+                   "\"claim_frames_per_s\":%.0f}",
+                s > 0 ? "," : "", fb_sizes[s], st[0].median, st[1].median, st[2].median, st[3].median, ratio,
+                st[4].median);
+            continue;
+        }
+        char size[16], warm[32], cold[32], copy[48], claim[40];
+        snprintf(size, sizeof(size), "%" PRIu32 "%s", fb_sizes[s] >= 1024 ? fb_sizes[s] / 1024 : fb_sizes[s],
+            fb_sizes[s] >= 1024 ? " KiB" : " B");
+        snprintf(warm, sizeof(warm), "%.2f GiB/s", st[0].median);
+        snprintf(cold, sizeof(cold), "%.2f GiB/s", st[1].median);
+        snprintf(copy, sizeof(copy), "%.3g M [%.3g..%.3g] %.2f GiB/s", st[2].median / 1e6, st[2].min / 1e6,
+            st[2].max / 1e6, st[3].median);
+        snprintf(claim, sizeof(claim), "%.3g M [%.3g..%.3g]", st[4].median / 1e6, st[4].min / 1e6, st[4].max / 1e6);
+        printf("%-8s %-16s %-16s %-30s %-7.2f %s\n", size, warm, cold, copy, ratio, claim);
+    }
+    tp_bench_stats(r->lat[0], n, &st[0]);
+    tp_bench_stats(r->lat[1], n, &st[1]);
+    tp_bench_stats(r->lat[2], n, &st[2]);
+    if (json)
+    {
+        printf("],\"latency_us\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f}}\n", st[0].median, st[1].median,
+            st[2].median);
+    }
+    else
+    {
+        printf("commit -> callback, 64 B, busy-spinning consumer: p50 %.2f us [%.2f..%.2f], p99 %.2f us, "
+               "p99.9 %.2f us\n",
+            st[0].median, st[0].min, st[0].max, st[1].median, st[2].median);
+    }
+}
+
+int tp_bench_frames(int argc, char **argv)
+{
+    double seconds = 0.3;
+    uint64_t repeats = 3;
+    uint64_t latency_frames = 20000;
+    bool json = false;
+    for (int i = 1; i < argc; i++)
+    {
+        const char *a = argv[i];
+        if (tp_cli_is_help(a))
+        {
+            bench_frames_usage(stdout);
+            return TP_EXIT_OK;
+        }
+        if (strcmp(a, "--json") == 0)
+        {
+            json = true;
+        }
+        else if (strcmp(a, "--seconds") == 0 && i + 1 < argc)
+        {
+            if (tp_cli_parse_double(argv[++i], 0.01, 60, &seconds) < 0)
+            {
+                return tp_cli_fail(TP_EXIT_USAGE, "bench frames", "--seconds: %s", tp_errmsg());
+            }
+        }
+        else if (strcmp(a, "--repeats") == 0 && i + 1 < argc)
+        {
+            if (tp_cli_parse_u64(argv[++i], 1, TP_BENCH_MAX_VALUES, &repeats) < 0)
+            {
+                return tp_cli_fail(TP_EXIT_USAGE, "bench frames", "--repeats: %s", tp_errmsg());
+            }
+        }
+        else if (strcmp(a, "--latency-frames") == 0 && i + 1 < argc)
+        {
+            if (tp_cli_parse_u64(argv[++i], 10, 10000000, &latency_frames) < 0)
+            {
+                return tp_cli_fail(TP_EXIT_USAGE, "bench frames", "--latency-frames: %s", tp_errmsg());
+            }
+        }
+        else
+        {
+            tp_cli_fail(TP_EXIT_USAGE, "bench frames", "unknown option '%s'", a);
+            bench_frames_usage(stderr);
+            return TP_EXIT_USAGE;
+        }
+    }
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    tp_cli_embedded_t env;
+    fb_consumer_t *c = calloc(1, sizeof(*c));
+    fb_results_t *r = calloc(1, sizeof(*r));
+    uint8_t *src = malloc(fb_sizes[FB_SIZES - 1]);
+    uint8_t *dst = malloc((size_t)fb_sizes[FB_SIZES - 1] * FB_SLOTS);
+    tp_client_t *client = NULL;
+    tp_producer_t *p = NULL;
+    pthread_t thread;
+    bool has_thread = false;
+    int status = TP_EXIT_FAILED;
+    memset(&env, 0, sizeof(env));
+    if (c == NULL || r == NULL || src == NULL || dst == NULL)
+    {
+        tp_cli_fail(TP_EXIT_FAILED, "bench frames", "out of memory");
+        goto done;
+    }
+    memset(src, 0x5a, fb_sizes[FB_SIZES - 1]);
+    memset(dst, 0, (size_t)fb_sizes[FB_SIZES - 1] * FB_SLOTS);
+    if (tp_cli_embedded_open(&env, base, "bench", FB_STREAM, FB_SLOTS, fb_pool_ids, fb_strides, FB_SIZES) < 0 ||
+        tp_client_connect(&client, env.client_context) < 0 ||
+        tp_producer_attach(&p, client, FB_STREAM, FB_TIMEOUT_NS) < 0)
+    {
+        tp_cli_fail(TP_EXIT_FAILED, "bench frames", "%s", tp_errmsg());
+        goto done;
+    }
+    c->client_context = env.client_context;
+    if (pthread_create(&thread, NULL, fb_consumer_main, c) != 0)
+    {
+        tp_cli_fail(TP_EXIT_FAILED, "bench frames", "cannot start the consumer thread");
+        goto done;
+    }
+    has_thread = true;
+    while (tp_load_acquire_int(&c->ready) == 0)
+    {
+        usleep(1000);
+    }
+    if (tp_load_acquire_int(&c->ready) < 0)
+    {
+        goto done;
+    }
+    fb_pin(0);
+    if (!json)
+    {
+        tp_bench_print_machine(stdout, argc, argv);
+        printf("running %" PRIu64 " interleaved repeats...\n", repeats);
+        fflush(stdout);
+    }
+    int done_runs = 0;
+    for (uint64_t rep = 0; rep < repeats && !tp_cli_stop_requested(); rep++)
+    {
+        for (int s = 0; s < FB_SIZES; s++)
+        {
+            r->memcpy_warm[s][rep] = fb_memcpy(src, dst, fb_sizes[s], false, seconds / 3);
+            r->memcpy_cold[s][rep] = fb_memcpy(src, dst, fb_sizes[s], true, seconds / 3);
+            r->copy_fps[s][rep] = fb_throughput(p, c, src, fb_sizes[s], false, seconds, &r->copy_gib[s][rep]);
+            double ignored;
+            r->claim_fps[s][rep] = fb_throughput(p, c, src, fb_sizes[s], true, seconds, &ignored);
+        }
+        if (fb_latency(p, c, src, (int)latency_frames) < 0)
+        {
+            tp_cli_fail(TP_EXIT_FAILED, "bench frames", "%s", tp_errmsg());
+            goto done;
+        }
+        r->lat[0][rep] = (double)tp_histogram_percentile(&c->latency, 50) / 1e3;
+        r->lat[1][rep] = (double)tp_histogram_percentile(&c->latency, 99) / 1e3;
+        r->lat[2][rep] = (double)tp_histogram_percentile(&c->latency, 99.9) / 1e3;
+        done_runs++;
+    }
+    if (done_runs > 0)
+    {
+        fb_print(r, done_runs, json);
+        status = TP_EXIT_OK;
+    }
+done:
+    if (has_thread)
+    {
+        tp_store_relaxed_int(&c->stop, 1);
+        pthread_join(thread, NULL);
+    }
+    tp_producer_close(p);
+    tp_client_close(client);
+    tp_cli_embedded_close(&env);
+    free(c);
+    free(r);
+    free(src);
+    free(dst);
+    return status;
+}
