@@ -29,6 +29,7 @@
 #define DRIVER_CONFIG_MAX_BYTES (4u << 20)
 #define DRIVER_FRAGMENT_LIMIT 64
 #define DRIVER_STATUS_PERIOD_NS (1000 * TP_NS_PER_MS)
+#define DRIVER_STATUS_MIN_GAP_NS (50 * TP_NS_PER_MS)
 #define DRIVER_PUBLISH_ATTEMPTS 1000
 
 /* ---- context ---- */
@@ -571,12 +572,13 @@ int tp_driver_do_work(tp_driver_t *d)
         d->is_status_dirty = true;
         work++;
     }
-    if (d->is_status_dirty ? d->now_ns >= d->next_status_ns - DRIVER_STATUS_PERIOD_NS + 50 * TP_NS_PER_MS
-                           : d->now_ns >= d->next_status_ns)
+    /* The status file: once a second, and at most 50 ms after a change (at most 20 writes a second). */
+    int64_t since_write = d->now_ns - d->last_status_ns;
+    if (since_write >= DRIVER_STATUS_PERIOD_NS || (d->is_status_dirty && since_write >= DRIVER_STATUS_MIN_GAP_NS))
     {
         tp_driver_status_write(d);
         d->is_status_dirty = false;
-        d->next_status_ns = d->now_ns + DRIVER_STATUS_PERIOD_NS;
+        d->last_status_ns = d->now_ns;
     }
     return work;
 }

@@ -122,7 +122,7 @@ struct tp_driver
     int64_t now_ns;
     int64_t next_announce_ns;
     int64_t next_expiry_check_ns;
-    int64_t next_status_ns;
+    int64_t last_status_ns;
     bool is_status_dirty;
     bool is_draining;
     bool is_shutdown;
