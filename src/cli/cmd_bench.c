@@ -1,4 +1,5 @@
 /* `tp bench`: dispatch to the benchmarks, and what they share (statistics, machine facts). */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,19 @@ void tp_bench_stats(const double *values, int n, tp_bench_stat_t *out)
     out->min = sorted[0];
     out->max = sorted[n - 1];
     out->median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+void tp_bench_pin(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2)
+    {
+        return;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)n, &set);
+    sched_setaffinity(0, sizeof(set), &set);
 }
 
 void tp_bench_print_machine(FILE *out, int argc, char **argv)

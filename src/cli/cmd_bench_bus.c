@@ -45,19 +45,6 @@ typedef struct bench_shared
     double cpu_ms;
 } bench_shared_t;
 
-static void bench_pin(int cpu)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 2)
-    {
-        return;
-    }
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu % (int)n, &set);
-    sched_setaffinity(0, sizeof(set), &set);
-}
-
 static tp_bus_t *bench_bus(const char *dir)
 {
     tp_bus_t *bus = NULL;
@@ -81,7 +68,7 @@ static void on_count(void *clientd, const uint8_t *buffer, size_t length, const 
 
 static void throughput_publisher(const char *dir, bench_shared_t *sh, size_t size)
 {
-    bench_pin(0);
+    tp_bench_pin(0);
     tp_bus_t *bus = bench_bus(dir);
     tp_bus_publication_t *pub;
     if (tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=16m", BENCH_STREAM_A, false) < 0)
@@ -104,7 +91,7 @@ static void throughput_publisher(const char *dir, bench_shared_t *sh, size_t siz
 
 static void throughput_subscriber(const char *dir, bench_shared_t *sh, double seconds)
 {
-    bench_pin(1);
+    tp_bench_pin(1);
     tp_bus_t *bus = bench_bus(dir);
     tp_bus_subscription_t *sub;
     if (tp_bus_subscription_open(bus, &sub, "aeron:ipc", BENCH_STREAM_A, NULL, NULL, NULL) < 0)
@@ -204,7 +191,7 @@ static int pong_poll(tp_bus_subscription_t *sub, uint64_t *count, bool park)
 
 static void pong_process(const char *dir, bench_shared_t *sh, bool park)
 {
-    bench_pin(1);
+    tp_bench_pin(1);
     tp_bus_t *bus = bench_bus(dir);
     tp_bus_subscription_t *sub;
     tp_bus_publication_t *pub;
@@ -242,7 +229,7 @@ static int pingpong_once(const char *dir, bench_shared_t *sh, bool park, int rou
     {
         pong_process(dir, sh, park);
     }
-    bench_pin(0);
+    tp_bench_pin(0);
     tp_bus_t *bus = bench_bus(dir);
     tp_bus_subscription_t *sub;
     tp_bus_publication_t *pub;

@@ -45,19 +45,6 @@ typedef struct fb_consumer
     tp_histogram_t latency;
 } fb_consumer_t;
 
-static void fb_pin(int cpu)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 2)
-    {
-        return;
-    }
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu % (int)n, &set);
-    sched_setaffinity(0, sizeof(set), &set);
-}
-
 static void fb_on_frame(void *clientd, const tp_frame_t *f)
 {
     fb_consumer_t *c = clientd;
@@ -73,7 +60,7 @@ static void fb_on_frame(void *clientd, const tp_frame_t *f)
 static void *fb_consumer_main(void *arg)
 {
     fb_consumer_t *c = arg;
-    fb_pin(1);
+    tp_bench_pin(1);
     tp_client_t *client = NULL;
     tp_consumer_t *consumer = NULL;
     if (tp_client_connect(&client, c->client_context) < 0 ||
@@ -361,7 +348,7 @@ int tp_bench_frames(int argc, char **argv)
     {
         goto done;
     }
-    fb_pin(0);
+    tp_bench_pin(0);
     if (!json)
     {
         tp_bench_print_machine(stdout, argc, argv);

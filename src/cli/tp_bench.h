@@ -16,6 +16,9 @@ typedef struct tp_bench_stat
 /* Median, min and max of n values (n <= TP_BENCH_MAX_VALUES). */
 void tp_bench_stats(const double *values, int n, tp_bench_stat_t *out);
 
+/* Pin the calling thread to CPU cpu (modulo the online CPUs; nothing on a single-CPU machine). */
+void tp_bench_pin(int cpu);
+
 /* "command: ..." and "machine: CPU model, CPUs, kernel" lines. */
 void tp_bench_print_machine(FILE *out, int argc, char **argv);
 
