@@ -103,37 +103,6 @@ static int json_hex4(json_parser_t *p, uint32_t *out)
     return 0;
 }
 
-static void json_put_utf8(tp_strbuf_t *b, uint32_t cp)
-{
-    char u[4];
-    if (cp < 0x80)
-    {
-        u[0] = (char)cp;
-        tp_strbuf_append(b, u, 1);
-    }
-    else if (cp < 0x800)
-    {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        tp_strbuf_append(b, u, 2);
-    }
-    else if (cp < 0x10000)
-    {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        tp_strbuf_append(b, u, 3);
-    }
-    else
-    {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        tp_strbuf_append(b, u, 4);
-    }
-}
-
 static int json_escape_char(json_parser_t *p, tp_strbuf_t *b)
 {
     if (p->pos >= p->length)
@@ -180,7 +149,7 @@ static int json_escape_char(json_parser_t *p, tp_strbuf_t *b)
         {
             return json_fail(p, "unpaired surrogate");
         }
-        json_put_utf8(b, cp);
+        tp_strbuf_put_utf8(b, cp);
         return 0;
     }
     default: return json_fail(p, "unknown escape");
