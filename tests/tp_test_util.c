@@ -61,3 +61,27 @@ int tp_test_run(const char *command, char *out, size_t capacity)
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+int tp_test_config_load(tp_test_config_loader_t load, void *config, const char *name, const char *text,
+    tp_config_report_t *r)
+{
+    tp_toml_value_t *doc = NULL;
+    tp_assert_ok(tp_toml_parse(&doc, text, strlen(text), name));
+    tp_config_report_init(r, name);
+    int rc = load(config, doc, r);
+    tp_toml_free(doc);
+    return rc;
+}
+
+void tp_test_config_expect_error(tp_test_config_loader_t load, void *config, const char *name, const char *text,
+    const char *needle)
+{
+    tp_config_report_t r;
+    if (tp_test_config_load(load, config, name, text, &r) == 0)
+    {
+        print_error("accepted:\n%s\n", text);
+        fail();
+    }
+    tp_test_assert_contains(tp_strbuf_cstr(&r.errors), needle);
+    tp_config_report_fini(&r);
+}

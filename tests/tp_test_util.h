@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "core/tp_config.h"
 #include "tensorpool/tp_common.h"
 
 /* Assert a 0/-1 call succeeded; on failure print tp_errmsg(). */
@@ -45,5 +46,13 @@ void tp_test_remove_dir(const char *path);
 
 /* Run a command through /bin/sh, capturing stdout (and stderr if want_stderr) into out. Returns exit status. */
 int tp_test_run(const char *command, char *out, size_t capacity);
+
+/* Configuration tests: parse text as the TOML file `name` and load it with load into config; the report is left
+ * in r (the caller finis it). expect_error fails the test unless loading fails with needle among the errors. */
+typedef int (*tp_test_config_loader_t)(void *config, const tp_toml_value_t *doc, tp_config_report_t *report);
+int tp_test_config_load(tp_test_config_loader_t load, void *config, const char *name, const char *text,
+    tp_config_report_t *r);
+void tp_test_config_expect_error(tp_test_config_loader_t load, void *config, const char *name, const char *text,
+    const char *needle);
 
 #endif

@@ -15,26 +15,19 @@ static const char *base = "[bridge]\ninstance_id = \"b\"\npayload_channel = \"ae
                           "payload_stream_id = 3000\ncontrol_channel = \"aeron:udp?endpoint=127.0.0.1:40457\"\n"
                           "control_stream_id = 3001\n";
 
+static int load_config(void *c, const tp_toml_value_t *doc, tp_config_report_t *r)
+{
+    return tp_bridge_config_load(c, doc, r);
+}
+
 static int load(const char *text, tp_config_report_t *r)
 {
-    tp_toml_value_t *doc = NULL;
-    tp_assert_ok(tp_toml_parse(&doc, text, strlen(text), "b.toml"));
-    tp_config_report_init(r, "b.toml");
-    int rc = tp_bridge_config_load(&config, doc, r);
-    tp_toml_free(doc);
-    return rc;
+    return tp_test_config_load(load_config, &config, "b.toml", text, r);
 }
 
 static void expect_error(const char *text, const char *needle)
 {
-    tp_config_report_t r;
-    if (load(text, &r) == 0)
-    {
-        print_error("accepted:\n%s\n", text);
-        fail();
-    }
-    tp_test_assert_contains(tp_strbuf_cstr(&r.errors), needle);
-    tp_config_report_fini(&r);
+    tp_test_config_expect_error(load_config, &config, "b.toml", text, needle);
 }
 
 static void test_required_keys(void **state)

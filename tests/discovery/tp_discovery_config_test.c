@@ -7,14 +7,14 @@
 
 static tp_discovery_config_t config;
 
+static int load_config(void *c, const tp_toml_value_t *doc, tp_config_report_t *r)
+{
+    return tp_discovery_config_load(c, doc, r);
+}
+
 static int load(const char *text, tp_config_report_t *r)
 {
-    tp_toml_value_t *doc = NULL;
-    tp_assert_ok(tp_toml_parse(&doc, text, strlen(text), "q.toml"));
-    tp_config_report_init(r, "q.toml");
-    int rc = tp_discovery_config_load(&config, doc, r);
-    tp_toml_free(doc);
-    return rc;
+    return tp_test_config_load(load_config, &config, "q.toml", text, r);
 }
 
 static void test_defaults_and_rules(void **state)

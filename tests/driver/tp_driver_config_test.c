@@ -15,27 +15,19 @@ static const char *base_profile = "[profiles.p]\nheader_nslots = 64\npayload_poo
 
 static tp_driver_config_t config;
 
-/* Load text; returns the load result, leaves the report in r (caller finis it). */
+static int load_config(void *c, const tp_toml_value_t *doc, tp_config_report_t *r)
+{
+    return tp_driver_config_load(c, doc, r);
+}
+
 static int load(const char *text, tp_config_report_t *r)
 {
-    tp_toml_value_t *doc = NULL;
-    tp_assert_ok(tp_toml_parse(&doc, text, strlen(text), "d.toml"));
-    tp_config_report_init(r, "d.toml");
-    int rc = tp_driver_config_load(&config, doc, r);
-    tp_toml_free(doc);
-    return rc;
+    return tp_test_config_load(load_config, &config, "d.toml", text, r);
 }
 
 static void expect_error(const char *text, const char *needle)
 {
-    tp_config_report_t r;
-    if (load(text, &r) == 0)
-    {
-        print_error("accepted:\n%s\n", text);
-        fail();
-    }
-    tp_test_assert_contains(tp_strbuf_cstr(&r.errors), needle);
-    tp_config_report_fini(&r);
+    tp_test_config_expect_error(load_config, &config, "d.toml", text, needle);
 }
 
 static void test_defaults(void **state)
