@@ -154,23 +154,8 @@ int tp_bridge_config_load(tp_bridge_config_t *c, const tp_toml_value_t *doc, tp_
 {
     size_t before = r->error_count;
     bool is_set[sizeof(tp_bridge_config_fields) / sizeof(tp_bridge_config_fields[0])];
-    memset(is_set, 0, sizeof(is_set));
-    memset(c, 0, sizeof(*c));
-    tp_config_apply_defaults(tp_bridge_config_fields, tp_bridge_config_field_count, c);
-    if (doc != NULL)
-    {
-        static const char *const sections[] = { "mappings", NULL };
-        tp_config_apply_toml(tp_bridge_config_fields, tp_bridge_config_field_count, c, doc, r, is_set);
-        tp_config_warn_unknown(tp_bridge_config_fields, tp_bridge_config_field_count, doc, "", sections, r);
-    }
-    tp_config_apply_env(tp_bridge_config_fields, tp_bridge_config_field_count, c, r, is_set);
-    for (size_t i = 0; i < tp_bridge_config_field_count; i++)
-    {
-        if (tp_bridge_config_fields[i].is_required && !is_set[i])
-        {
-            tp_config_error(r, 0, tp_bridge_config_fields[i].key, "is required");
-        }
-    }
+    static const char *const sections[] = { "mappings", NULL };
+    tp_config_read(tp_bridge_config_fields, tp_bridge_config_field_count, c, sizeof(*c), doc, sections, r, is_set);
     load_mappings(c, doc, r);
     validate(c, r);
     if (r->error_count > before)

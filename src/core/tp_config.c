@@ -605,3 +605,24 @@ bool tp_config_range_contains(const tp_config_range_t *r, uint32_t id)
 {
     return r->is_set && id >= r->start && id <= r->end;
 }
+
+void tp_config_read(const tp_config_field_t *fields, size_t count, void *config, size_t config_size,
+    const tp_toml_value_t *doc, const char *const *sections, tp_config_report_t *report, bool *is_set)
+{
+    memset(is_set, 0, count * sizeof(is_set[0]));
+    memset(config, 0, config_size);
+    tp_config_apply_defaults(fields, count, config);
+    if (doc != NULL)
+    {
+        tp_config_apply_toml(fields, count, config, doc, report, is_set);
+        tp_config_warn_unknown(fields, count, doc, "", sections, report);
+    }
+    tp_config_apply_env(fields, count, config, report, is_set);
+    for (size_t i = 0; i < count; i++)
+    {
+        if (fields[i].is_required && !is_set[i])
+        {
+            tp_config_error(report, 0, fields[i].key, "is required");
+        }
+    }
+}

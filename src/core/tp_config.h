@@ -100,6 +100,12 @@ void tp_config_env_name(const char *key, char *out, size_t capacity);
 void tp_config_warn_unknown(const tp_config_field_t *fields, size_t count, const tp_toml_value_t *table,
     const char *prefix, const char *const *allowed_tables, tp_config_report_t *report);
 
+/* The first half of every service's load: zero config (config_size bytes), apply the defaults, then the
+ * document's keys (doc may be NULL; unknown keys are warnings except the tables in sections), then the
+ * environment; a required key given by neither is an error. is_set (count entries) marks the keys given. */
+void tp_config_read(const tp_config_field_t *fields, size_t count, void *config, size_t config_size,
+    const tp_toml_value_t *doc, const char *const *sections, tp_config_report_t *report, bool *is_set);
+
 /* Append "key = value" lines (or one JSON object when json) of the effective values. */
 void tp_config_dump(const tp_config_field_t *fields, size_t count, const void *config, tp_strbuf_t *out, bool json);
 

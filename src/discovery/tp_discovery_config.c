@@ -80,15 +80,10 @@ static void load_drivers(tp_discovery_config_t *c, const tp_toml_value_t *doc, t
 int tp_discovery_config_load(tp_discovery_config_t *c, const tp_toml_value_t *doc, tp_config_report_t *r)
 {
     size_t before = r->error_count;
-    memset(c, 0, sizeof(*c));
-    tp_config_apply_defaults(tp_discovery_config_fields, tp_discovery_config_field_count, c);
-    if (doc != NULL)
-    {
-        static const char *const sections[] = { "drivers", NULL };
-        tp_config_apply_toml(tp_discovery_config_fields, tp_discovery_config_field_count, c, doc, r, NULL);
-        tp_config_warn_unknown(tp_discovery_config_fields, tp_discovery_config_field_count, doc, "", sections, r);
-    }
-    tp_config_apply_env(tp_discovery_config_fields, tp_discovery_config_field_count, c, r, NULL);
+    bool is_set[sizeof(tp_discovery_config_fields) / sizeof(tp_discovery_config_fields[0])];
+    static const char *const sections[] = { "drivers", NULL };
+    tp_config_read(tp_discovery_config_fields, tp_discovery_config_field_count, c, sizeof(*c), doc, sections, r,
+        is_set);
     load_drivers(c, doc, r);
     if (r->error_count > before)
     {

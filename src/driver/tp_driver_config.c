@@ -291,17 +291,13 @@ static int report_failure(const tp_config_report_t *r, size_t before)
 
 void tp_driver_config_read(tp_driver_config_t *c, const tp_toml_value_t *doc, tp_config_report_t *r, bool *is_set)
 {
-    memset(is_set, 0, tp_driver_config_field_count * sizeof(is_set[0]));
-    tp_driver_config_defaults(c);
+    static const char *const sections[] = { "profiles", "streams", NULL };
+    tp_config_read(tp_driver_config_fields, tp_driver_config_field_count, c, sizeof(*c), doc, sections, r, is_set);
     if (doc != NULL)
     {
-        static const char *const sections[] = { "profiles", "streams", NULL };
-        tp_config_apply_toml(tp_driver_config_fields, tp_driver_config_field_count, c, doc, r, is_set);
-        tp_config_warn_unknown(tp_driver_config_fields, tp_driver_config_field_count, doc, "", sections, r);
         load_profiles(c, tp_toml_get(doc, "profiles"), r);
         load_streams(c, tp_toml_get(doc, "streams"), r);
     }
-    tp_config_apply_env(tp_driver_config_fields, tp_driver_config_field_count, c, r, is_set);
 }
 
 int tp_driver_config_finish(tp_driver_config_t *c, const bool *is_set, tp_config_report_t *r)

@@ -102,23 +102,13 @@ int tp_ratelimit_config_load(tp_ratelimit_config_t *c, const tp_toml_value_t *do
 {
     size_t before = r->error_count;
     bool is_set[sizeof(tp_ratelimit_config_fields) / sizeof(tp_ratelimit_config_fields[0])];
-    memset(is_set, 0, sizeof(is_set));
-    memset(c, 0, sizeof(*c));
-    tp_config_apply_defaults(tp_ratelimit_config_fields, tp_ratelimit_config_field_count, c);
-    if (doc != NULL)
-    {
-        static const char *const sections[] = { "mappings", NULL };
-        tp_config_apply_toml(tp_ratelimit_config_fields, tp_ratelimit_config_field_count, c, doc, r, is_set);
-        tp_config_warn_unknown(tp_ratelimit_config_fields, tp_ratelimit_config_field_count, doc, "", sections, r);
-    }
-    tp_config_apply_env(tp_ratelimit_config_fields, tp_ratelimit_config_field_count, c, r, is_set);
+    static const char *const sections[] = { "mappings", NULL };
+    tp_config_read(tp_ratelimit_config_fields, tp_ratelimit_config_field_count, c, sizeof(*c), doc, sections, r,
+        is_set);
     for (size_t i = 0; i < tp_ratelimit_config_field_count; i++)
     {
+        /* Derived defaults: the driver's control endpoint is ours unless given. */
         const tp_config_field_t *f = &tp_ratelimit_config_fields[i];
-        if (f->is_required && !is_set[i])
-        {
-            tp_config_error(r, 0, f->key, "is required");
-        }
         if (!is_set[i] && strcmp(f->key, "rate_limiter.driver_control_channel") == 0)
         {
             snprintf(c->driver_control_channel, sizeof(c->driver_control_channel), "%s", c->control_channel);
