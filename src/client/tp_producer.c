@@ -155,7 +155,22 @@ int tp_producer_try_claim_by_size(tp_producer_t *p, uint32_t length, tp_claim_t 
     return 0;
 }
 
+/* Commit with the tensor already validated (by tp_producer_commit, or by offer_frame before it claimed). */
+static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t length, const tp_tensor_desc_t *tensor,
+    uint32_t meta_version, uint64_t trace_id);
+
 int64_t tp_producer_commit(tp_producer_t *p, tp_claim_t *claim, uint32_t length, const tp_tensor_desc_t *tensor,
+    uint32_t meta_version, uint64_t trace_id)
+{
+    if (p->has_claim && claim->seq == p->next_seq && tp_tensor_validate(tensor) < 0)
+    {
+        tp_producer_abort(p, claim);
+        return -1;
+    }
+    return commit_validated(p, claim, length, tensor, meta_version, trace_id);
+}
+
+static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t length, const tp_tensor_desc_t *tensor,
     uint32_t meta_version, uint64_t trace_id)
 {
     tp_client_lease_t *l = &p->lease;
@@ -170,13 +185,9 @@ int64_t tp_producer_commit(tp_producer_t *p, tp_claim_t *claim, uint32_t length,
         TP_SET_ERR(TP_E_STATE, "the lease was lost while the slot was claimed; the frame is dropped");
         return -1;
     }
-    if (length > claim->capacity || tp_tensor_validate(tensor) < 0)
+    if (length > claim->capacity)
     {
-        if (length > claim->capacity)
-        {
-            TP_SET_ERR(TP_E_INVALID, "%" PRIu32 " bytes committed into a %" PRIu32 "-byte slot", length,
-                claim->capacity);
-        }
+        TP_SET_ERR(TP_E_INVALID, "%" PRIu32 " bytes committed into a %" PRIu32 "-byte slot", length, claim->capacity);
         tp_producer_abort(p, claim);
         return -1;
     }
@@ -228,7 +239,7 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
         return -1;
     }
     memcpy(claim.buffer, payload, length);
-    return tp_producer_commit(p, &claim, length, tensor, meta_version, trace_id);
+    return commit_validated(p, &claim, length, tensor, meta_version, trace_id);
 }
 
 int tp_producer_do_work(tp_producer_t *p)
