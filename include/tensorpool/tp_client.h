@@ -1,7 +1,7 @@
 /*
- * Producers and consumers: the API applications write against (so far: attach through the driver, the copy
- * and claim paths, polling with frame views, following epoch changes, attaching again after revocation or a
- * driver restart; announces and runner threads follow).
+ * Producers and consumers: the API applications write against. They attach through the driver (blocking, or
+ * without blocking and then polled), publish on the copy or the claim path, poll frame views, and follow the
+ * stream by themselves: a new epoch, a revoked lease, a driver that shut down, restarted or died.
  *
  *   tp_client_context_init(&ctx);                      defaults, then the environment (TP_CLIENT_* keys below)
  *   tp_client_connect(&client, ctx);                   the bus and the driver's control stream
@@ -11,12 +11,14 @@
  *   tp_consumer_poll(consumer, on_frame, state, 16);   callbacks get a tp_frame_t valid during the call
  *   ... close in any order.
  *
- * Every object is used by one thread at a time. Call tp_producer_do_work / tp_consumer_poll regularly (at least
- * every keepalive interval): they send the lease keepalives.
+ * A client and the producers and consumers opened from it are used by one thread at a time (use one client per
+ * thread). Call tp_producer_do_work / tp_consumer_poll regularly (at least every keepalive interval): they send
+ * the keepalives, read the driver's notices and announces, and attach again when needed.
  */
 #ifndef TENSORPOOL_TP_CLIENT_H
 #define TENSORPOOL_TP_CLIENT_H
 
+#include "tensorpool/tp_agent.h"
 #include "tensorpool/tp_common.h"
 #include "tensorpool/tp_tensor.h"
 
@@ -32,6 +34,9 @@ typedef struct tp_consumer tp_consumer_t;
 /* Defaults, then environment overrides (the key upper-cased with '.' -> '_': client.bus_dir <- CLIENT_BUS_DIR):
  *   client.bus_dir               ""  ($TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus)
  *   client.control_channel       "aeron:ipc?term-length=4m"   client.control_stream_id     1000
+ *   client.announce_channel      ""  (the control channel)     client.announce_stream_id    0 (the control stream)
+ *   client.announce_period_ms    1000 (the driver's: announces older than 3x this are ignored, and a stream
+ *                                whose superblock activity is older than 3x this is taken for dead)
  *   client.descriptor_channel    "aeron:ipc?term-length=4m"   client.descriptor_stream_id  1100
  *   client.allowed_base_dirs     "/dev/shm"  (comma-separated; regions must lie inside one of them)
  *   client.client_id             0 (random, non-zero; each lease takes the next id)
@@ -48,8 +53,12 @@ TP_API int tp_client_close(tp_client_t *client);
 /* ---- producers ---- */
 
 /* Attach as the stream's producer (waits up to timeout_ns for the driver) and map its regions. Fails with the
- * driver's reason (e.g. another producer holds the stream). */
+ * driver's reason (e.g. another producer holds the stream), or a timeout when no driver answered. */
 TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns);
+/* The same without waiting: returns a producer at once, which attaches in tp_producer_do_work (the request is
+ * resent until a driver answers, so the driver may start later; refusals are retried with backoff).
+ * tp_producer_is_attached says when it is ready; tp_producer_last_error why it is not yet. */
+TP_API int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t stream_id);
 
 /* Copy path: write payload into the smallest pool that fits, fill the slot header (tensor, meta_version),
  * commit the slot and publish FrameDescriptor. Returns the frame's sequence (>= 0), or -1: the payload fits no
@@ -86,8 +95,10 @@ TP_API int tp_producer_do_work(tp_producer_t *producer);
 TP_API uint64_t tp_producer_epoch(const tp_producer_t *producer);
 /* The driver's lease id (0 while detached), as `tp driver leases` shows it. */
 TP_API uint64_t tp_producer_lease_id(const tp_producer_t *producer);
-/* false between losing the lease and attaching again (offers fail meanwhile). */
+/* false until attached, and between losing the lease and attaching again (offers fail meanwhile). */
 TP_API bool tp_producer_is_attached(const tp_producer_t *producer);
+/* Why the last attach attempt failed ("" when it did not). */
+TP_API const char *tp_producer_last_error(const tp_producer_t *producer);
 /* Detach (best effort) and unmap. NULL is fine. */
 TP_API int tp_producer_close(tp_producer_t *producer);
 
@@ -123,16 +134,21 @@ typedef struct tp_consumer_counters
     uint64_t drops_late;    /* frames that changed while being read (including during the callback) */
     uint64_t drops_invalid; /* slots whose header broke a rule */
     uint64_t descriptors_ignored; /* for other streams or other epochs */
-    uint64_t remaps;        /* new attachments: the stream moved to a new epoch, or the lease was lost */
+    uint64_t remaps;        /* attachments after the first: a new epoch, a lost lease, a driver restart */
     uint64_t lease_losses;  /* the driver revoked or expired the lease, or shut down */
 } tp_consumer_counters_t;
 
 /* Attach as a consumer of the stream and map its regions. */
 TP_API int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns);
+/* The same without waiting: the consumer attaches in tp_consumer_poll, whenever the driver and the stream are
+ * there (start in any order). */
+TP_API int tp_consumer_attach_async(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id);
 
 /* Read up to limit descriptors: each committed, stable frame goes to handler; the others are dropped and
- * counted, never waited for. A descriptor of a newer epoch makes the consumer attach again and map the new
- * regions first; a revoked lease is dropped at once and attached again with backoff. Also sends keepalives.
+ * counted, never waited for. A newer epoch (named by a descriptor or a fresh announce) ends the mapped one: its
+ * frames are dropped and the new regions mapped (attaching again, without blocking); a revoked lease, a driver
+ * shutdown or a dead driver (stale superblock activity) unmaps at once and attaches again with backoff. Also
+ * sends keepalives.
  * Returns frames delivered, -1 on a fatal error. Hot path (while the epoch holds): no allocation, lock or
  * system call. */
 TP_API int tp_consumer_poll(tp_consumer_t *consumer, tp_frame_handler_t handler, void *clientd, int limit);
@@ -140,7 +156,22 @@ TP_API int tp_consumer_poll(tp_consumer_t *consumer, tp_frame_handler_t handler,
 TP_API void tp_consumer_counters(const tp_consumer_t *consumer, tp_consumer_counters_t *out);
 TP_API uint64_t tp_consumer_epoch(const tp_consumer_t *consumer);
 TP_API uint64_t tp_consumer_lease_id(const tp_consumer_t *consumer);
+TP_API bool tp_consumer_is_attached(const tp_consumer_t *consumer);
+/* Why the last attach attempt failed ("" when it did not). */
+TP_API const char *tp_consumer_last_error(const tp_consumer_t *consumer);
 TP_API int tp_consumer_close(tp_consumer_t *consumer);
+
+/* ---- runner threads ----
+ * Agents (tp_agent.h) for running a producer or a consumer on a thread of its own with tp_agent_runner_init /
+ * _start / _close, or from your own loop with tp_agent_invoke. The producer, consumer and their client then
+ * belong to that thread until the runner is stopped. */
+
+/* Each duty cycle calls produce (which offers or claims frames, returning how many, 0 when idle, -1 to stop the
+ * runner), then tp_producer_do_work. */
+typedef int (*tp_produce_fn_t)(void *clientd, tp_producer_t *producer);
+TP_API void tp_producer_agent(tp_agent_t *out, tp_producer_t *producer, tp_produce_fn_t produce, void *clientd);
+/* Each duty cycle polls up to 64 descriptors into handler. */
+TP_API void tp_consumer_agent(tp_agent_t *out, tp_consumer_t *consumer, tp_frame_handler_t handler, void *clientd);
 
 /* true if the frame's slot has not changed since it was read: what was read from the payload is good. */
 TP_API bool tp_frame_is_intact(const tp_frame_t *frame);

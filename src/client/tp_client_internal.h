@@ -17,9 +17,9 @@
 
 #define TP_CLIENT_MAX_POOLS 16
 #define TP_CLIENT_MAX_LEASES 64
-#define TP_CLIENT_REATTACH_TIMEOUT_NS (250 * TP_NS_PER_MS) /* one attempt, inside the caller's loop */
 #define TP_CLIENT_BACKOFF_MIN_NS (50 * TP_NS_PER_MS)
 #define TP_CLIENT_BACKOFF_MAX_NS (2 * TP_NS_PER_S)
+#define TP_CLIENT_ERROR_MAX 512
 
 typedef struct tp_client_lease tp_client_lease_t;
 
@@ -28,11 +28,14 @@ typedef struct tp_client_config
     char bus_dir[TP_CONFIG_STRING_MAX];
     char control_channel[TP_CONFIG_STRING_MAX];
     uint32_t control_stream_id;
+    char announce_channel[TP_CONFIG_STRING_MAX];
+    uint32_t announce_stream_id;
     char descriptor_channel[TP_CONFIG_STRING_MAX];
     uint32_t descriptor_stream_id;
     tp_config_string_list_t allowed_base_dirs;
     uint32_t client_id;
     uint32_t keepalive_interval_ms;
+    uint32_t announce_period_ms;
 } tp_client_config_t;
 
 struct tp_client_context
@@ -48,46 +51,77 @@ struct tp_client
     tp_shm_allowed_dirs_t allowed;
     uint32_t next_client_id;
     uint32_t open_handles; /* producers + consumers not yet closed */
-    tp_client_lease_t *leases[TP_CLIENT_MAX_LEASES]; /* open ones, for the driver's notices */
+    tp_client_lease_t *leases[TP_CLIENT_MAX_LEASES]; /* open ones, for the driver's notices and announces */
+    /* One attach in flight per client (the proxy's): the lease it belongs to, and where its response goes. */
+    tp_client_lease_t *attaching;
+    tp_attach_result_t *attach_result;
+    /* Announces (wire spec 10.1.1): the join time of the subscription that reads them, the freshness window. */
+    int64_t join_time_ns;
+    int64_t freshness_ns;
+    uint64_t announces_ignored; /* stale, from before the join, or of a lower epoch */
 };
 
-/* A lease and the regions of its epoch, mapped and validated. When the driver revokes it (or shuts down) the
- * regions are unmapped at once and attach is retried with backoff; `generation` counts the attachments so that
- * owners reset what they derived from the old one. */
+typedef enum tp_lease_state
+{
+    TP_LEASE_WAITING = 0,   /* not attached; the next attempt at next_attempt_ns */
+    TP_LEASE_ATTACHING = 1, /* an attach request is out */
+    TP_LEASE_ATTACHED = 2,  /* attached and every region mapped and validated */
+} tp_lease_state_t;
+
+/* A lease and the regions of its epoch. It attaches without blocking (the request is resent until the driver
+ * answers, so a driver that starts later or restarts still answers it) and attaches again by itself when:
+ *   - the driver revokes the lease or shuts down (lost: regions unmapped at once, no detach),
+ *   - a fresh announce names a newer epoch, or the mapped superblock changed (superseded: detach, remap),
+ *   - the superblock's activity timestamp went stale (the driver died: lost).
+ * `generation` counts the attachments so that owners reset what they derived from the old one. */
 struct tp_client_lease
 {
     tp_client_t *client;
     uint8_t role;
     uint32_t client_id;
-    uint64_t lease_id;
     uint32_t stream_id;
+    tp_lease_state_t state;
+    bool is_valid;      /* state == ATTACHED (read by the hot paths) */
+    bool is_lost;       /* a notice said the lease is gone: drop it at the next tick */
+    bool is_superseded; /* a newer epoch or a changed superblock: detach and attach again at the next tick */
+    bool is_refused;    /* the last attempt was answered with a refusal (last_error says why) */
+    uint64_t lease_id;
     uint64_t epoch;
     uint32_t nslots;
     tp_shm_region_t header;
+    uint64_t header_pid; /* the superblock's pid at mapping time */
     uint32_t pool_count;
     uint16_t pool_ids[TP_CLIENT_MAX_POOLS];
     uint32_t strides[TP_CLIENT_MAX_POOLS];
     tp_shm_region_t pools[TP_CLIENT_MAX_POOLS];
     int64_t keepalive_period_ns;
     int64_t next_keepalive_ns;
-    bool is_counted; /* in client->open_handles */
-    bool is_valid;   /* attached and mapped */
-    bool is_revoked; /* a notice said the lease is gone: drop it at the next tick */
+    int64_t next_liveness_check_ns;
     int64_t next_attempt_ns;
     int64_t backoff_ns;
+    uint64_t announced_epoch; /* the highest epoch a fresh announce named for this stream */
     uint32_t generation;
-    uint64_t revocations; /* lease losses seen (revoked, expired, driver shutdown) */
+    uint64_t revocations; /* lease losses (revoked, expired, driver shutdown or death) */
+    uint64_t remaps;      /* attachments after the first */
+    char last_error[TP_CLIENT_ERROR_MAX];
 };
 
-/* Attach with role and map everything the response names (validated against it, read-only unless writable). */
+/* Register the lease and start attaching. timeout_ns < 0: return at once (the lease attaches in the ticks);
+ * otherwise wait until attached (0), refused by the driver, or the timeout passed (-1, nothing left open). */
 int tp_client_lease_open(tp_client_lease_t *lease, tp_client_t *client, uint32_t stream_id, uint8_t role,
     int64_t timeout_ns);
-/* Read the driver's notices, drop a lost lease, retry attaching when due, keepalive when due. Returns the work
- * done. */
+/* Read the driver's notices and announces, act on a lost or superseded lease, advance an attach, send the
+ * keepalive and check the superblock's liveness when due. Returns the work done. */
 int tp_client_lease_tick(tp_client_lease_t *lease, int64_t now_ns);
-/* Give up the lease (detach if still valid) and attach again now, once. 0 when attached and mapped. */
-int tp_client_lease_renew(tp_client_lease_t *lease, int64_t now_ns);
-/* Detach (best effort), unmap. */
+/* A descriptor named a newer epoch: detach, unmap, and attach again now, waiting up to timeout_ns for the
+ * answer (so the new epoch's first frames are not lost); if not answered by then, the attach goes on in the ticks.
+ * 0 when attached. */
+int tp_client_lease_remap(tp_client_lease_t *lease, int64_t timeout_ns);
+/* Detach (best effort), unmap, unregister. */
 void tp_client_lease_close(tp_client_lease_t *lease);
+
+/* Announces reach the client through the driver proxy's notices (client.c), then each lease of that stream.
+ * false if the lease ignored it (an epoch below the highest seen). */
+bool tp_client_lease_on_announce(tp_client_lease_t *lease, const tp_proxy_event_t *announce, int64_t now_ns);
 
 #endif

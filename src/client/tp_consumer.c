@@ -14,6 +14,8 @@
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 
+#define REMAP_WAIT_NS (250 * TP_NS_PER_MS)
+
 struct tp_consumer
 {
     tp_client_lease_t lease;
@@ -23,13 +25,16 @@ struct tp_consumer
     bool has_expected;
     uint64_t expected_seq;
     tp_consumer_counters_t counters;
+    /* the handler of tp_consumer_agent */
+    tp_frame_handler_t agent_handler;
+    void *agent_clientd;
     /* for the duration of one poll */
     tp_frame_handler_t handler;
     void *clientd;
     int delivered;
 };
 
-int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
+static int consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
 {
     *out = NULL;
     tp_consumer_t *c = NULL;
@@ -50,10 +55,18 @@ int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream
         tp_free(c);
         return -1;
     }
-    c->mask = c->lease.nslots - 1;
-    c->generation = c->lease.generation;
     *out = c;
     return 0;
+}
+
+int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
+{
+    return consumer_open(out, client, stream_id, timeout_ns < 0 ? 0 : timeout_ns);
+}
+
+int tp_consumer_attach_async(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id)
+{
+    return consumer_open(out, client, stream_id, -1);
 }
 
 /* After a new attachment (new epoch, maybe a new layout): forget the old epoch's sequence tracking. */
@@ -64,7 +77,6 @@ static void follow_lease(tp_consumer_t *c)
         c->generation = c->lease.generation;
         c->mask = c->lease.nslots - 1;
         c->has_expected = false;
-        c->counters.remaps++;
     }
 }
 
@@ -150,21 +162,21 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
         return;
     }
     uint64_t epoch = tp_wire_frame_descriptor_epoch(&m);
-    if (tp_wire_frame_descriptor_stream_id(&m) != c->lease.stream_id || !c->lease.is_valid || c->lease.is_revoked)
+    if (tp_wire_frame_descriptor_stream_id(&m) != c->lease.stream_id)
     {
         c->counters.descriptors_ignored++;
         return;
     }
-    if (epoch > c->lease.epoch)
+    if (c->lease.is_valid && !c->lease.is_lost && epoch > c->lease.epoch)
     {
-        /* The stream moved to a new epoch (a new producer): drop everything of the old one and attach again,
-         * which maps the new epoch's regions as the driver announces them (wire spec 15.x, driver spec 6). */
-        tp_client_lease_renew(&c->lease, tp_clock_monotonic_ns());
+        /* A newer epoch (a new producer): ours is over. Drop everything of it and map the new regions now, so
+         * that this frame and the next are read from them (wire spec 15.21, driver spec 6). */
+        tp_client_lease_remap(&c->lease, REMAP_WAIT_NS);
         follow_lease(c);
     }
-    if (epoch != c->lease.epoch || !c->lease.is_valid)
+    if (!c->lease.is_valid || c->lease.is_lost || c->lease.is_superseded || epoch != c->lease.epoch)
     {
-        c->counters.descriptors_ignored++; /* stale, or the new epoch could not be mapped yet */
+        c->counters.descriptors_ignored++; /* not mapped, or another epoch: dropped (wire spec 15.21) */
         return;
     }
     uint64_t seq = tp_wire_frame_descriptor_seq(&m);
@@ -187,7 +199,9 @@ int tp_consumer_poll(tp_consumer_t *c, tp_frame_handler_t handler, void *clientd
     c->handler = handler;
     c->clientd = clientd;
     c->delivered = 0;
-    if (tp_bus_poll(c->descriptors, on_descriptor, c, limit) < 0)
+    follow_lease(c);
+    /* While an attach is out, descriptors wait in the bus: those of the epoch being mapped are read once it is. */
+    if (c->lease.state != TP_LEASE_ATTACHING && tp_bus_poll(c->descriptors, on_descriptor, c, limit) < 0)
     {
         return -1;
     }
@@ -199,6 +213,7 @@ int tp_consumer_poll(tp_consumer_t *c, tp_frame_handler_t handler, void *clientd
 void tp_consumer_counters(const tp_consumer_t *c, tp_consumer_counters_t *out)
 {
     *out = c->counters;
+    out->remaps = c->lease.remaps;
     out->lease_losses = c->lease.revocations;
 }
 
@@ -212,6 +227,16 @@ uint64_t tp_consumer_epoch(const tp_consumer_t *c)
     return c->lease.epoch;
 }
 
+bool tp_consumer_is_attached(const tp_consumer_t *c)
+{
+    return c->lease.is_valid;
+}
+
+const char *tp_consumer_last_error(const tp_consumer_t *c)
+{
+    return c->lease.last_error;
+}
+
 int tp_consumer_close(tp_consumer_t *c)
 {
     if (c == NULL)
@@ -222,6 +247,23 @@ int tp_consumer_close(tp_consumer_t *c)
     tp_client_lease_close(&c->lease);
     tp_free(c);
     return 0;
+}
+
+static int consumer_agent_work(void *state, int64_t now_ns)
+{
+    (void)now_ns;
+    tp_consumer_t *c = state;
+    return tp_consumer_poll(c, c->agent_handler, c->agent_clientd, 64);
+}
+
+void tp_consumer_agent(tp_agent_t *out, tp_consumer_t *c, tp_frame_handler_t handler, void *clientd)
+{
+    c->agent_handler = handler;
+    c->agent_clientd = clientd;
+    memset(out, 0, sizeof(*out));
+    out->name = "tp-consumer";
+    out->do_work = consumer_agent_work;
+    out->state = c;
 }
 
 bool tp_frame_is_intact(const tp_frame_t *f)

@@ -25,9 +25,12 @@ struct tp_producer
     uint32_t mask;
     uint32_t generation;
     bool has_claim;
+    /* the work of tp_producer_agent */
+    tp_produce_fn_t produce;
+    void *produce_clientd;
 };
 
-int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
+static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
 {
     *out = NULL;
     tp_producer_t *p = NULL;
@@ -35,21 +38,30 @@ int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream
     {
         return -1;
     }
-    if (tp_client_lease_open(&p->lease, client, stream_id, TP_DRIVER_ROLE_PRODUCER, timeout_ns) < 0)
+    if (tp_bus_publication_open(client->bus, &p->descriptors, client->config.descriptor_channel,
+            (int32_t)client->config.descriptor_stream_id, false) < 0)
     {
         tp_free(p);
         return -1;
     }
-    p->mask = p->lease.nslots - 1;
-    p->generation = p->lease.generation;
-    if (tp_bus_publication_open(client->bus, &p->descriptors, client->config.descriptor_channel,
-            (int32_t)client->config.descriptor_stream_id, false) < 0)
+    if (tp_client_lease_open(&p->lease, client, stream_id, TP_DRIVER_ROLE_PRODUCER, timeout_ns) < 0)
     {
-        tp_producer_close(p);
+        tp_bus_publication_close(p->descriptors);
+        tp_free(p);
         return -1;
     }
     *out = p;
     return 0;
+}
+
+int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
+{
+    return producer_open(out, client, stream_id, timeout_ns < 0 ? 0 : timeout_ns);
+}
+
+int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t stream_id)
+{
+    return producer_open(out, client, stream_id, -1);
 }
 
 static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t timestamp_ns, uint32_t meta_version,
@@ -252,6 +264,11 @@ uint64_t tp_producer_epoch(const tp_producer_t *p)
     return p->lease.epoch;
 }
 
+const char *tp_producer_last_error(const tp_producer_t *p)
+{
+    return p->lease.last_error;
+}
+
 uint64_t tp_producer_lease_id(const tp_producer_t *p)
 {
     return p->lease.lease_id;
@@ -272,4 +289,26 @@ int tp_producer_close(tp_producer_t *p)
     tp_client_lease_close(&p->lease);
     tp_free(p);
     return 0;
+}
+
+static int producer_agent_work(void *state, int64_t now_ns)
+{
+    (void)now_ns;
+    tp_producer_t *p = state;
+    int work = p->produce(p->produce_clientd, p);
+    if (work < 0)
+    {
+        return -1;
+    }
+    return work + tp_producer_do_work(p);
+}
+
+void tp_producer_agent(tp_agent_t *out, tp_producer_t *p, tp_produce_fn_t produce, void *clientd)
+{
+    p->produce = produce;
+    p->produce_clientd = clientd;
+    memset(out, 0, sizeof(*out));
+    out->name = "tp-producer";
+    out->do_work = producer_agent_work;
+    out->state = p;
 }

@@ -14,26 +14,34 @@
 #include "tp_sbe_wire.h"
 
 #define PROXY_BUFFER_BYTES 65536
-#define PROXY_RESEND_NS (100 * TP_NS_PER_MS)
+#define PROXY_RESEND_MIN_NS (100 * TP_NS_PER_MS)
+#define PROXY_RESEND_MAX_NS TP_NS_PER_S
+#define PROXY_REQUEST_MAX 512
 
-typedef enum awaiting
+/* A request waiting for its response, resent under the same correlation id (100 ms, doubling to 1 s) so that a
+ * driver that joined the control stream late, or restarted, still answers it. */
+typedef struct pending
 {
-    AWAIT_NONE,
-    AWAIT_ATTACH,
-    AWAIT_DETACH,
-} awaiting_t;
+    bool is_active;
+    bool has_response;
+    bool is_malformed;
+    int64_t correlation_id;
+    uint8_t request[PROXY_REQUEST_MAX];
+    size_t length;
+    int64_t next_send_ns;
+    int64_t resend_ns;
+} pending_t;
 
 struct tp_driver_proxy
 {
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
+    tp_bus_subscription_t *announce_sub; /* when announces travel on a stream of their own */
     int64_t next_correlation_id;
     uint8_t buffer[PROXY_BUFFER_BYTES];
-    /* the response being waited for */
-    awaiting_t awaiting;
-    int64_t awaited_correlation_id;
-    bool has_response;
-    bool is_response_malformed;
+    /* the responses being waited for: at most one attach and one detach */
+    pending_t attach;
+    pending_t detach;
     tp_attach_result_t *attach_result;
     int32_t detach_code;
     char detach_message[TP_PROXY_MESSAGE_MAX];
@@ -74,6 +82,7 @@ void tp_driver_proxy_close(tp_driver_proxy_t *p)
     }
     tp_bus_publication_close(p->pub);
     tp_bus_subscription_close(p->sub);
+    tp_bus_subscription_close(p->announce_sub);
     tp_free(p);
 }
 
@@ -116,7 +125,8 @@ static void on_attach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size
     {
         return;
     }
-    if (p->awaiting != AWAIT_ATTACH || tp_driver_shm_attach_response_correlation_id(&m) != p->awaited_correlation_id)
+    if (!p->attach.is_active || p->attach.has_response ||
+        tp_driver_shm_attach_response_correlation_id(&m) != p->attach.correlation_id)
     {
         return;
     }
@@ -146,7 +156,7 @@ static void on_attach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size
     {
         if (r->pool_count == TP_PROXY_MAX_POOLS)
         {
-            p->is_response_malformed = true;
+            p->attach.is_malformed = true;
             break;
         }
         tp_attach_pool_t *pool = &r->pools[r->pool_count++];
@@ -161,20 +171,20 @@ static void on_attach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size
     tp_sbe_bytes_t error = tp_driver_shm_attach_response_error_message(&m);
     r->error_message_length = error.length;
     copy_text(r->error_message, sizeof(r->error_message), error);
-    p->has_response = true;
+    p->attach.has_response = true;
 }
 
 static void on_detach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
 {
     tp_driver_shm_detach_response_t m;
-    if (tp_driver_shm_detach_response_decode(&m, buffer, length) < 0 || p->awaiting != AWAIT_DETACH ||
-        tp_driver_shm_detach_response_correlation_id(&m) != p->awaited_correlation_id)
+    if (tp_driver_shm_detach_response_decode(&m, buffer, length) < 0 || !p->detach.is_active ||
+        p->detach.has_response || tp_driver_shm_detach_response_correlation_id(&m) != p->detach.correlation_id)
     {
         return;
     }
     p->detach_code = tp_driver_shm_detach_response_code(&m);
     copy_text(p->detach_message, sizeof(p->detach_message), tp_driver_shm_detach_response_error_message(&m));
-    p->has_response = true;
+    p->detach.has_response = true;
 }
 
 static void on_message(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
@@ -197,6 +207,10 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
             e.stream_id = tp_wire_shm_pool_announce_stream_id(&m);
             e.epoch = tp_wire_shm_pool_announce_epoch(&m);
             e.client_id = tp_wire_shm_pool_announce_producer_id(&m);
+            e.announce_timestamp_ns = tp_wire_shm_pool_announce_announce_timestamp_ns(&m);
+            e.clock_domain = tp_wire_shm_pool_announce_announce_clock_domain(&m);
+            e.layout_version = tp_wire_shm_pool_announce_layout_version(&m);
+            e.header_nslots = tp_wire_shm_pool_announce_header_nslots(&m);
             record(p, &e);
         }
         return;
@@ -258,7 +272,29 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
 
 int tp_driver_proxy_poll(tp_driver_proxy_t *p)
 {
-    return tp_bus_poll(p->sub, on_message, p, 64);
+    int work = tp_bus_poll(p->sub, on_message, p, 64);
+    if (p->announce_sub != NULL && work >= 0)
+    {
+        int more = tp_bus_poll(p->announce_sub, on_message, p, 64);
+        work = more < 0 ? more : work + more;
+    }
+    return work;
+}
+
+int tp_driver_proxy_subscribe_announces(tp_driver_proxy_t *p, tp_bus_t *bus, const char *channel,
+    uint32_t stream_id)
+{
+    if (p->announce_sub != NULL)
+    {
+        TP_SET_ERR(TP_E_STATE, "the driver proxy already reads an announce stream");
+        return -1;
+    }
+    return tp_bus_subscription_open(bus, &p->announce_sub, channel, (int32_t)stream_id, NULL, NULL, NULL);
+}
+
+tp_bus_subscription_t *tp_driver_proxy_subscription(tp_driver_proxy_t *p)
+{
+    return p->sub;
 }
 
 int tp_driver_proxy_send(tp_driver_proxy_t *p, const void *buffer, size_t length)
@@ -285,51 +321,76 @@ int tp_driver_proxy_send(tp_driver_proxy_t *p, const void *buffer, size_t length
     return -1;
 }
 
-/* Send (and resend every 100 ms) the encoded request until its response arrived or the deadline passed. */
-static int exchange(tp_driver_proxy_t *p, size_t length, int64_t timeout_ns, const char *what)
+static void pending_begin(pending_t *q, int64_t correlation_id, const uint8_t *request, size_t length)
 {
-    uint8_t request[512];
-    memcpy(request, p->buffer, length);
-    p->has_response = false;
-    p->is_response_malformed = false;
-    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
-    int64_t next_send = 0;
-    while (!p->has_response)
+    q->is_active = true;
+    q->has_response = false;
+    q->is_malformed = false;
+    q->correlation_id = correlation_id;
+    memcpy(q->request, request, length);
+    q->length = length;
+    q->next_send_ns = 0;
+    q->resend_ns = PROXY_RESEND_MIN_NS;
+}
+
+/* Read what arrived, (re)send when due. 1 once the response arrived, 0 while waiting, -1 if sending failed or
+ * the response was malformed (the request is then finished). */
+static int pending_poll(tp_driver_proxy_t *p, pending_t *q, const char *what)
+{
+    tp_driver_proxy_poll(p);
+    if (q->has_response)
     {
-        int64_t now = tp_clock_monotonic_ns();
-        if (now > deadline)
+        q->is_active = false;
+        if (q->is_malformed)
         {
-            p->awaiting = AWAIT_NONE;
-            TP_SET_ERR(TP_E_TIMEOUT, "no %s response from the driver within %" PRId64 " ms", what,
-                (int64_t)(timeout_ns / TP_NS_PER_MS));
+            TP_SET_ERR(TP_E_MALFORMED, "the driver's %s response has more pools than this client handles", what);
             return -1;
         }
-        if (now >= next_send)
-        {
-            if (tp_driver_proxy_send(p, request, length) < 0)
-            {
-                p->awaiting = AWAIT_NONE;
-                return -1;
-            }
-            next_send = now + PROXY_RESEND_NS;
-        }
-        if (tp_driver_proxy_poll(p) == 0)
-        {
-            tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS);
-        }
+        return 1;
     }
-    p->awaiting = AWAIT_NONE;
-    if (p->is_response_malformed)
+    int64_t now = tp_clock_monotonic_ns();
+    if (now >= q->next_send_ns)
     {
-        TP_SET_ERR(TP_E_MALFORMED, "the driver's %s response has more pools than this client handles", what);
-        return -1;
+        if (tp_driver_proxy_send(p, q->request, q->length) < 0)
+        {
+            q->is_active = false;
+            return -1;
+        }
+        q->next_send_ns = now + q->resend_ns;
+        q->resend_ns = q->resend_ns * 2 < PROXY_RESEND_MAX_NS ? q->resend_ns * 2 : PROXY_RESEND_MAX_NS;
     }
     return 0;
 }
 
-int tp_driver_proxy_attach(tp_driver_proxy_t *p, const tp_attach_params_t *a, tp_attach_result_t *result,
-    int64_t timeout_ns)
+/* Wait for the pending request's response until the deadline. */
+static int pending_wait(tp_driver_proxy_t *p, pending_t *q, int64_t timeout_ns, const char *what)
 {
+    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
+    for (;;)
+    {
+        int rc = pending_poll(p, q, what);
+        if (rc != 0)
+        {
+            return rc > 0 ? 0 : -1;
+        }
+        if (tp_clock_monotonic_ns() > deadline)
+        {
+            q->is_active = false;
+            TP_SET_ERR(TP_E_TIMEOUT, "no %s response from the driver within %" PRId64 " ms", what,
+                (int64_t)(timeout_ns / TP_NS_PER_MS));
+            return -1;
+        }
+        tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS);
+    }
+}
+
+int tp_driver_proxy_attach_start(tp_driver_proxy_t *p, const tp_attach_params_t *a, tp_attach_result_t *result)
+{
+    if (p->attach.is_active)
+    {
+        TP_SET_ERR(TP_E_STATE, "an attach request is already pending on this driver proxy");
+        return -1;
+    }
     tp_driver_shm_attach_request_enc_t e;
     tp_driver_shm_attach_request_enc_begin(&e, p->buffer, sizeof(p->buffer));
     int64_t cid = p->next_correlation_id++;
@@ -346,31 +407,75 @@ int tp_driver_proxy_attach(tp_driver_proxy_t *p, const tp_attach_params_t *a, tp
     {
         return -1;
     }
-    p->awaiting = AWAIT_ATTACH;
-    p->awaited_correlation_id = cid;
     p->attach_result = result;
-    return exchange(p, (size_t)n, timeout_ns, "attach");
+    pending_begin(&p->attach, cid, p->buffer, (size_t)n);
+    return 0;
+}
+
+int tp_driver_proxy_attach_poll(tp_driver_proxy_t *p)
+{
+    if (!p->attach.is_active)
+    {
+        TP_SET_ERR(TP_E_STATE, "no attach request is pending");
+        return -1;
+    }
+    return pending_poll(p, &p->attach, "attach");
+}
+
+bool tp_driver_proxy_attach_is_pending(const tp_driver_proxy_t *p)
+{
+    return p->attach.is_active;
+}
+
+void tp_driver_proxy_attach_cancel(tp_driver_proxy_t *p)
+{
+    p->attach.is_active = false;
+}
+
+int tp_driver_proxy_attach(tp_driver_proxy_t *p, const tp_attach_params_t *a, tp_attach_result_t *result,
+    int64_t timeout_ns)
+{
+    if (tp_driver_proxy_attach_start(p, a, result) < 0)
+    {
+        return -1;
+    }
+    return pending_wait(p, &p->attach, timeout_ns, "attach");
+}
+
+/* Encode a detach request into p->buffer; its correlation id goes to *cid. */
+static int64_t detach_request(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
+    uint8_t role, int64_t *cid)
+{
+    tp_driver_shm_detach_request_enc_t e;
+    tp_driver_shm_detach_request_enc_begin(&e, p->buffer, sizeof(p->buffer));
+    *cid = p->next_correlation_id++;
+    tp_driver_shm_detach_request_set_correlation_id(&e, *cid);
+    tp_driver_shm_detach_request_set_lease_id(&e, lease_id);
+    tp_driver_shm_detach_request_set_stream_id(&e, stream_id);
+    tp_driver_shm_detach_request_set_client_id(&e, client_id);
+    tp_driver_shm_detach_request_set_role(&e, role);
+    return tp_driver_shm_detach_request_enc_finish(&e);
+}
+
+int tp_driver_proxy_detach_send(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
+    uint8_t role)
+{
+    int64_t cid;
+    int64_t n = detach_request(p, lease_id, stream_id, client_id, role, &cid);
+    return n < 0 ? -1 : tp_driver_proxy_send(p, p->buffer, (size_t)n);
 }
 
 int tp_driver_proxy_detach(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
     uint8_t role, int32_t *code, char *message, size_t message_capacity, int64_t timeout_ns)
 {
-    tp_driver_shm_detach_request_enc_t e;
-    tp_driver_shm_detach_request_enc_begin(&e, p->buffer, sizeof(p->buffer));
-    int64_t cid = p->next_correlation_id++;
-    tp_driver_shm_detach_request_set_correlation_id(&e, cid);
-    tp_driver_shm_detach_request_set_lease_id(&e, lease_id);
-    tp_driver_shm_detach_request_set_stream_id(&e, stream_id);
-    tp_driver_shm_detach_request_set_client_id(&e, client_id);
-    tp_driver_shm_detach_request_set_role(&e, role);
-    int64_t n = tp_driver_shm_detach_request_enc_finish(&e);
+    int64_t cid;
+    int64_t n = detach_request(p, lease_id, stream_id, client_id, role, &cid);
     if (n < 0)
     {
         return -1;
     }
-    p->awaiting = AWAIT_DETACH;
-    p->awaited_correlation_id = cid;
-    if (exchange(p, (size_t)n, timeout_ns, "detach") < 0)
+    pending_begin(&p->detach, cid, p->buffer, (size_t)n);
+    if (pending_wait(p, &p->detach, timeout_ns, "detach") < 0)
     {
         return -1;
     }

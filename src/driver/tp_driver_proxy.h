@@ -4,7 +4,8 @@
  * the tests; the producer and consumer clients build their asynchronous state machines on the same messages.
  *
  * While waiting for a response it records the driver's notices (ShmLeaseRevoked, ShmDriverShutdown), any
- * ShmPoolAnnounce and any ConsumerConfig on the control stream, in arrival order, so callers can check what happened and in which order.
+ * ShmPoolAnnounce and any ConsumerConfig on the control stream, in arrival order, so callers can check what
+ * happened and in which order. An attach can also be started and polled (the clients' non-blocking attach).
  */
 #ifndef TP_DRIVER_PROXY_H
 #define TP_DRIVER_PROXY_H
@@ -78,6 +79,10 @@ typedef struct tp_proxy_event
     uint8_t role;        /* REVOKED */
     uint8_t reason;      /* REVOKED, SHUTDOWN */
     uint64_t epoch;      /* ANNOUNCE */
+    uint64_t announce_timestamp_ns; /* ANNOUNCE */
+    uint8_t clock_domain;           /* ANNOUNCE: TP_WIRE_CLOCK_DOMAIN_* */
+    uint32_t layout_version;        /* ANNOUNCE */
+    uint32_t header_nslots;         /* ANNOUNCE */
     /* CONSUMER_CONFIG (client_id: consumerId) */
     uint32_t descriptor_stream_id;
     uint32_t control_stream_id;
@@ -94,19 +99,39 @@ int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *con
     uint32_t control_stream_id);
 void tp_driver_proxy_close(tp_driver_proxy_t *proxy);
 
+/* Also read ShmPoolAnnounce from another stream (when the driver's announce stream is not its control stream). */
+int tp_driver_proxy_subscribe_announces(tp_driver_proxy_t *proxy, tp_bus_t *bus, const char *channel,
+    uint32_t stream_id);
+/* The control-stream subscription (to park on while waiting). */
+tp_bus_subscription_t *tp_driver_proxy_subscription(tp_driver_proxy_t *proxy);
+
 /* Deliver notices to handler as they are read (NULL to stop). */
 void tp_driver_proxy_set_notice_handler(tp_driver_proxy_t *proxy, tp_proxy_notice_handler_t handler,
     void *clientd);
 
-/* Send an attach and wait for its response, resending it (same correlation id) every 100 ms in case the driver
- * joined our publication after the first copy. 0 once a response arrived (whatever its code); -1 on timeout
- * (TP_E_TIMEOUT), a send failure or a malformed response. */
+/* Send an attach and wait for its response, resending it (same correlation id, every 100 ms doubling to 1 s) in
+ * case the driver joined our publication after the first copy or restarted. 0 once a response arrived (whatever
+ * its code); -1 on timeout (TP_E_TIMEOUT), a send failure or a malformed response. */
 int tp_driver_proxy_attach(tp_driver_proxy_t *proxy, const tp_attach_params_t *params, tp_attach_result_t *result,
     int64_t timeout_ns);
+
+/* The same without waiting: start sends the request (one attach at a time per proxy; result must stay valid
+ * until the attach finished or was cancelled); poll reads, resends when due, and returns 1 once the response is
+ * in result, 0 while waiting, -1 on a send failure or a malformed response. */
+int tp_driver_proxy_attach_start(tp_driver_proxy_t *proxy, const tp_attach_params_t *params,
+    tp_attach_result_t *result);
+int tp_driver_proxy_attach_poll(tp_driver_proxy_t *proxy);
+bool tp_driver_proxy_attach_is_pending(const tp_driver_proxy_t *proxy);
+/* Stop waiting; a late response is ignored. */
+void tp_driver_proxy_attach_cancel(tp_driver_proxy_t *proxy);
 
 /* Send a detach and wait for its response; *code receives the response code, message (may be NULL) its text. */
 int tp_driver_proxy_detach(tp_driver_proxy_t *proxy, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
     uint8_t role, int32_t *code, char *message, size_t message_capacity, int64_t timeout_ns);
+
+/* Send a detach without waiting for its response (the response is ignored). */
+int tp_driver_proxy_detach_send(tp_driver_proxy_t *proxy, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
+    uint8_t role);
 
 int tp_driver_proxy_keepalive(tp_driver_proxy_t *proxy, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
     uint8_t role);

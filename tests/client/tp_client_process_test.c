@@ -3,7 +3,9 @@
  *  - torn-read torture: a producer process overwrites a 4-slot ring as fast as it can while this process
  *    consumes; every accepted frame's checksum holds, and accepted + gaps + late = published;
  *  - a producer killed with SIGKILL in the middle of writing a frame: that frame is never accepted; the driver
- *    expires its lease, a new producer process attaches, and the consumer remaps and continues.
+ *    expires its lease, a new producer process attaches, and the consumer remaps and continues;
+ *  - the driver killed with SIGKILL: producer and consumer notice (the superblock activity goes stale), drop their
+ *    leases and mappings, and attach again by themselves once a driver runs again.
  */
 #include <signal.h>
 #include <sys/prctl.h>
@@ -41,17 +43,13 @@ static void write_config(const char *path)
     fclose(f);
 }
 
-static int setup(void **state)
+static char config[700];
+static char status_file[700];
+
+/* Start `tp driver` and wait until it wrote its status file. */
+static void start_driver(void)
 {
-    (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client-proc");
-    snprintf(bus, sizeof(bus), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    char config[700], status[700];
-    snprintf(config, sizeof(config), "%s/driver.toml", dir);
-    snprintf(status, sizeof(status), "%s/driver-1000.json", bus);
-    write_config(config);
+    unlink(status_file);
     driver_pid = fork();
     assert_true(driver_pid >= 0);
     if (driver_pid == 0)
@@ -62,11 +60,24 @@ static int setup(void **state)
         _exit(127);
     }
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
-    while (access(status, R_OK) != 0)
+    while (access(status_file, R_OK) != 0)
     {
         assert_true(tp_clock_monotonic_ns() < deadline);
         usleep(2000);
     }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    tp_test_make_dir(dir, sizeof(dir), "client-proc");
+    snprintf(bus, sizeof(bus), "%s/bus", dir);
+    snprintf(shm, sizeof(shm), "%s/shm", dir);
+    assert_int_equal(mkdir(shm, 0700), 0);
+    snprintf(config, sizeof(config), "%s/driver.toml", dir);
+    snprintf(status_file, sizeof(status_file), "%s/driver-1000.json", bus);
+    write_config(config);
+    start_driver();
     return 0;
 }
 
@@ -85,7 +96,8 @@ static tp_client_t *connect_client(tp_client_context_t **ctx)
     tp_client_t *c = NULL;
     if (tp_client_context_init(ctx) < 0 || tp_client_context_set(*ctx, "client.bus_dir", bus) < 0 ||
         tp_client_context_set(*ctx, "client.allowed_base_dirs", shm) < 0 ||
-        tp_client_context_set(*ctx, "client.keepalive_interval_ms", "10") < 0 || tp_client_connect(&c, *ctx) < 0)
+        tp_client_context_set(*ctx, "client.keepalive_interval_ms", "10") < 0 ||
+        tp_client_context_set(*ctx, "client.announce_period_ms", "100") < 0 || tp_client_connect(&c, *ctx) < 0)
     {
         return NULL;
     }
@@ -318,11 +330,83 @@ static void test_producer_killed_mid_frame(void **state)
     close(fds[1]);
 }
 
+/* Offer a frame and poll until the consumer accepted one of the producer's current epoch. */
+static void until_frame_flows(tp_producer_t *p, tp_consumer_t *c, tally_t *t)
+{
+    static uint8_t buf[4096];
+    int64_t deadline = tp_clock_monotonic_ns() + 30 * TP_NS_PER_S;
+    uint64_t seq = 0;
+    t->accepted = 0;
+    while (t->accepted == 0 || t->epoch != tp_producer_epoch(p))
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(p);
+        if (tp_producer_is_attached(p))
+        {
+            uint32_t length = make_payload(buf, seq++);
+            tp_tensor_desc_t tensor = tensor_of(length);
+            tp_producer_offer_frame(p, buf, length, &tensor, 0, 0);
+        }
+        tp_consumer_poll(c, on_frame, t, 256);
+        usleep(1000);
+    }
+}
+
+static void test_driver_killed_and_restarted(void **state)
+{
+    (void)state;
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *client = connect_client(&ctx);
+    assert_non_null(client);
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_attach(&c, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tally_t t = { 0 };
+    until_frame_flows(p, c, &t);
+    uint64_t epoch = tp_producer_epoch(p);
+    uint64_t lease = tp_producer_lease_id(p);
+    /* No ShmDriverShutdown this time: the clients see the regions' activity timestamp go stale (3 announce
+     * periods), stop using the regions and drop the leases.
+     * covers: W-15.14-1, W-7.1-4, D-4.8-2 */
+    assert_int_equal(kill(driver_pid, SIGKILL), 0);
+    waitpid(driver_pid, NULL, 0);
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (tp_producer_is_attached(p) || tp_consumer_is_attached(c))
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(p);
+        tp_consumer_poll(c, on_frame, &t, 256);
+        usleep(2000);
+    }
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.lease_losses, 1);
+    assert_int_equal(tp_producer_lease_id(p), 0);
+    /* A new driver (above every epoch on disk): both attach again with their pending requests, frames flow. */
+    start_driver();
+    until_frame_flows(p, c, &t);
+    assert_true(tp_producer_epoch(p) > epoch);
+    assert_true(tp_producer_lease_id(p) != 0);
+    print_message("driver restart: epoch %llu -> %llu, producer lease %llu -> %llu\n", (unsigned long long)epoch,
+        (unsigned long long)tp_producer_epoch(p), (unsigned long long)lease,
+        (unsigned long long)tp_producer_lease_id(p));
+    assert_int_equal(t.bad, 0);
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.lease_losses, 1);
+    assert_true(k.remaps >= 1);
+    tp_producer_close(p);
+    tp_consumer_close(c);
+    assert_int_equal(tp_client_close(client), 0);
+    tp_client_context_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_torn_read_torture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_killed_mid_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_driver_killed_and_restarted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -480,6 +480,83 @@ static void test_driver_restart(void **state)
     tp_producer_close(p);
 }
 
+typedef struct runner_state
+{
+    uint64_t offered;
+    uint8_t payload[100];
+    int last_seq_plus_one; /* atomic: the consumer thread writes, the test thread reads */
+    uint64_t bad;
+} runner_state_t;
+
+static int produce_1000(void *clientd, tp_producer_t *p)
+{
+    runner_state_t *r = clientd;
+    if (r->offered == 1000)
+    {
+        return 0;
+    }
+    make_payload(r->payload, sizeof(r->payload), r->offered);
+    if (tp_producer_offer_frame(p, r->payload, sizeof(r->payload), tensor_of(sizeof(r->payload)), 0, 0) < 0)
+    {
+        return 0;
+    }
+    r->offered++;
+    return 1;
+}
+
+static void on_runner_frame(void *clientd, const tp_frame_t *f)
+{
+    runner_state_t *r = clientd;
+    uint8_t copy[100];
+    if (tp_frame_copy_out(f, copy, sizeof(copy)) == 0)
+    {
+        r->bad += !payload_ok(copy, f->payload_length);
+    }
+    __atomic_store_n(&r->last_seq_plus_one, (int)f->seq + 1, __ATOMIC_RELEASE);
+}
+
+static void test_runner_threads(void **state)
+{
+    (void)state;
+    /* A producer and a consumer, each with its own client, each on a runner thread. */
+    tp_client_t *other = NULL;
+    tp_assert_ok(tp_client_connect(&other, cctx));
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_attach(&c, other, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    runner_state_t produced = { 0 };
+    runner_state_t consumed = { 0 };
+    tp_agent_t pa, ca;
+    tp_producer_agent(&pa, p, produce_1000, &produced);
+    tp_consumer_agent(&ca, c, on_runner_frame, &consumed);
+    tp_idle_strategy_t idle;
+    tp_idle_backoff(&idle, 0, 0, 0, 0);
+    tp_agent_runner_t *pr = NULL;
+    tp_agent_runner_t *cr = NULL;
+    tp_assert_ok(tp_agent_runner_init(&cr, &ca, &idle));
+    tp_assert_ok(tp_agent_runner_init(&pr, &pa, &idle));
+    tp_assert_ok(tp_agent_runner_start(cr));
+    tp_assert_ok(tp_agent_runner_start(pr));
+    /* The last frame is never overwritten, so the consumer gets it whatever it dropped before. */
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (__atomic_load_n(&consumed.last_seq_plus_one, __ATOMIC_ACQUIRE) != 1000)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(1000);
+    }
+    tp_assert_ok(tp_agent_runner_close(pr));
+    tp_assert_ok(tp_agent_runner_close(cr));
+    assert_int_equal(produced.offered, 1000);
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames + k.drops_gap + k.drops_late, 1000);
+    assert_int_equal(consumed.bad, 0);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+    tp_assert_ok(tp_client_close(other));
+}
+
 static void test_context_errors(void **state)
 {
     (void)state;
@@ -505,6 +582,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_leases_attach_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_driver_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runner_threads, setup, teardown),
         cmocka_unit_test(test_context_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,461 @@
+/*
+ * Leases: attaching through the driver without blocking, mapping and validating the regions the response names,
+ * keepalives, and attaching again when the lease is lost or superseded (see tp_client_internal.h).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client/tp_client_internal.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "core/tp_log.h"
+#include "shm/tp_region_uri.h"
+#include "tp_sbe_driver.h"
+
+/* A response the client must refuse even with code OK (driver spec 4.2, 4.7a): nulls, empty URIs, wrong sizes. */
+static int check_response(const tp_attach_result_t *r, uint32_t stream_id)
+{
+    if (!r->has_lease_id || !r->has_stream_id || !r->has_epoch || !r->has_layout_version || !r->has_header_nslots ||
+        !r->has_header_slot_bytes)
+    {
+        TP_SET_ERR(TP_E_MALFORMED, "attach response OK with a required field null");
+        return -1;
+    }
+    if (r->stream_id != stream_id || r->header_slot_bytes != TP_HEADER_SLOT_BYTES || r->pool_count == 0 ||
+        r->header_region_uri[0] == '\0' || r->layout_version != TP_LAYOUT_VERSION)
+    {
+        TP_SET_ERR(TP_E_MALFORMED, "attach response OK but stream %" PRIu32 ", headerSlotBytes %u, %" PRIu32
+            " pools, layout %" PRIu32, r->stream_id, r->header_slot_bytes, r->pool_count, r->layout_version);
+        return -1;
+    }
+    for (uint32_t i = 0; i < r->pool_count; i++)
+    {
+        if (r->pools[i].pool_nslots != r->header_nslots || r->pools[i].region_uri[0] == '\0')
+        {
+            TP_SET_ERR(TP_E_MALFORMED, "attach response OK but pool %u has %" PRIu32 " slots (header %" PRIu32
+                ") or no URI", r->pools[i].pool_id, r->pools[i].pool_nslots, r->header_nslots);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int map_one(tp_client_lease_t *l, tp_shm_region_t *region, const char *uri_text,
+    const tp_superblock_t *expected, bool writable)
+{
+    tp_region_uri_t uri;
+    if (tp_region_uri_parse(&uri, uri_text, strlen(uri_text)) < 0 ||
+        tp_shm_region_map(region, &l->client->allowed, &uri, expected, writable) < 0)
+    {
+        TP_APPEND_ERR("mapping %s", uri_text);
+        return -1;
+    }
+    return 0;
+}
+
+/* Map every region the response names through the containment rules, each superblock validated against it. */
+static int lease_map(tp_client_lease_t *l, const tp_attach_result_t *r)
+{
+    bool writable = l->role == TP_DRIVER_ROLE_PRODUCER;
+    tp_superblock_t expected = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION,
+        .epoch = r->epoch, .stream_id = r->stream_id, .region_type = TP_REGION_HEADER_RING, .pool_id = 0,
+        .nslots = r->header_nslots, .slot_bytes = TP_HEADER_SLOT_BYTES, .stride_bytes = 0 };
+    if (map_one(l, &l->header, r->header_region_uri, &expected, writable) < 0)
+    {
+        return -1;
+    }
+    tp_superblock_t actual;
+    tp_superblock_read(l->header.base, &actual);
+    l->header_pid = actual.pid;
+    if (r->pool_count > TP_CLIENT_MAX_POOLS)
+    {
+        TP_SET_ERR(TP_E_CAPACITY, "%" PRIu32 " pools; this client maps at most %d", r->pool_count,
+            TP_CLIENT_MAX_POOLS);
+        return -1;
+    }
+    for (uint32_t i = 0; i < r->pool_count; i++)
+    {
+        const tp_attach_pool_t *p = &r->pools[i];
+        tp_superblock_t pe = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION, .epoch = r->epoch,
+            .stream_id = r->stream_id, .region_type = TP_REGION_PAYLOAD_POOL, .pool_id = p->pool_id,
+            .nslots = p->pool_nslots, .slot_bytes = p->stride_bytes, .stride_bytes = p->stride_bytes };
+        if (map_one(l, &l->pools[i], p->region_uri, &pe, writable) < 0)
+        {
+            return -1;
+        }
+        l->pool_ids[i] = p->pool_id;
+        l->strides[i] = p->stride_bytes;
+        l->pool_count = i + 1;
+    }
+    return 0;
+}
+
+static void lease_unmap(tp_client_lease_t *l)
+{
+    tp_shm_region_close(&l->header);
+    for (uint32_t i = 0; i < TP_CLIENT_MAX_POOLS; i++)
+    {
+        tp_shm_region_close(&l->pools[i]);
+    }
+    l->pool_count = 0;
+}
+
+static void schedule_retry(tp_client_lease_t *l, int64_t now_ns)
+{
+    l->state = TP_LEASE_WAITING;
+    l->next_attempt_ns = now_ns + l->backoff_ns;
+    l->backoff_ns = l->backoff_ns * 2 < TP_CLIENT_BACKOFF_MAX_NS ? l->backoff_ns * 2 : TP_CLIENT_BACKOFF_MAX_NS;
+}
+
+static void remember_error(tp_client_lease_t *l)
+{
+    snprintf(l->last_error, sizeof(l->last_error), "%s", tp_errmsg());
+}
+
+static void start_attach(tp_client_lease_t *l)
+{
+    tp_client_t *c = l->client;
+    tp_attach_params_t params = { .stream_id = l->stream_id, .client_id = l->client_id, .role = l->role,
+        .expected_layout_version = TP_LAYOUT_VERSION, .publish_mode = TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING,
+        .require_hugepages = TP_DRIVER_HUGEPAGES_POLICY_UNSPECIFIED };
+    if (tp_driver_proxy_attach_start(c->proxy, &params, c->attach_result) < 0)
+    {
+        remember_error(l);
+        schedule_retry(l, tp_clock_monotonic_ns());
+        return;
+    }
+    c->attaching = l;
+    l->state = TP_LEASE_ATTACHING;
+}
+
+/* The driver answered: map what it granted, or remember why not. */
+static void finish_attach(tp_client_lease_t *l, const tp_attach_result_t *r, int64_t now_ns)
+{
+    tp_client_t *c = l->client;
+    if (r->code != TP_DRIVER_RESPONSE_CODE_OK)
+    {
+        TP_SET_ERR(TP_E_REJECTED, "the driver refused the %s attach to stream %" PRIu32 " (%s): %s",
+            tp_driver_role_name(l->role), l->stream_id, tp_driver_response_code_name(r->code), r->error_message);
+        remember_error(l);
+        l->is_refused = true;
+        schedule_retry(l, now_ns);
+        return;
+    }
+    l->lease_id = r->lease_id;
+    l->epoch = r->epoch;
+    l->nslots = r->header_nslots;
+    if (check_response(r, l->stream_id) < 0 || lease_map(l, r) < 0)
+    {
+        TP_APPEND_ERR("attaching to stream %" PRIu32, l->stream_id);
+        remember_error(l);
+        l->is_refused = true;
+        tp_driver_proxy_detach_send(c->proxy, l->lease_id, l->stream_id, l->client_id, l->role);
+        lease_unmap(l);
+        l->lease_id = 0;
+        schedule_retry(l, now_ns);
+        return;
+    }
+    /* Keepalives at the configured period, and at least three per lease the driver grants (driver spec 4.4). */
+    int64_t period = (int64_t)c->config.keepalive_interval_ms * TP_NS_PER_MS;
+    if (r->has_lease_expiry && (int64_t)r->lease_expiry_ns > now_ns &&
+        ((int64_t)r->lease_expiry_ns - now_ns) / 3 < period)
+    {
+        period = ((int64_t)r->lease_expiry_ns - now_ns) / 3;
+    }
+    l->keepalive_period_ns = period;
+    l->next_keepalive_ns = now_ns + period;
+    l->next_liveness_check_ns = now_ns + c->freshness_ns / 6;
+    l->announced_epoch = l->epoch; /* the driver's answer is the authority; older announces are ignored now */
+    l->state = TP_LEASE_ATTACHED;
+    l->is_valid = true;
+    l->is_lost = false;
+    l->is_superseded = false;
+    l->is_refused = false;
+    l->last_error[0] = '\0';
+    l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
+    if (l->generation++ > 0)
+    {
+        l->remaps++;
+    }
+}
+
+/* Stop using the regions at once; tell the driver only if the lease is still ours. */
+static void release(tp_client_lease_t *l, bool send_detach)
+{
+    if (l->state == TP_LEASE_ATTACHING && l->client->attaching == l)
+    {
+        tp_driver_proxy_attach_cancel(l->client->proxy);
+        l->client->attaching = NULL;
+    }
+    if (l->is_valid && send_detach)
+    {
+        tp_driver_proxy_detach_send(l->client->proxy, l->lease_id, l->stream_id, l->client_id, l->role);
+    }
+    l->is_valid = false;
+    l->state = TP_LEASE_WAITING;
+    lease_unmap(l);
+    l->lease_id = 0;
+}
+
+/* The mapped header's superblock still belongs to this epoch and its driver is alive (wire spec 15.1, 15.14). */
+static void check_superblock(tp_client_lease_t *l, int64_t now_ns)
+{
+    tp_superblock_t sb;
+    tp_superblock_read(l->header.base, &sb);
+    if (sb.magic != TP_SUPERBLOCK_MAGIC || sb.epoch != l->epoch || sb.layout_version != TP_LAYOUT_VERSION ||
+        sb.pid != l->header_pid)
+    {
+        TP_LOG_I("client", "the header superblock of stream %" PRIu32 " changed (epoch %" PRIu64 " -> %" PRIu64
+            "); mapping again", l->stream_id, l->epoch, sb.epoch);
+        l->is_superseded = true;
+        return;
+    }
+    if (now_ns - (int64_t)sb.activity_timestamp_ns > l->client->freshness_ns)
+    {
+        TP_LOG_W("client", "stream %" PRIu32 " epoch %" PRIu64 ": no activity for %" PRId64 " ms; the driver is "
+            "gone, attaching again", l->stream_id, l->epoch,
+            (int64_t)((now_ns - (int64_t)sb.activity_timestamp_ns) / TP_NS_PER_MS));
+        l->is_lost = true;
+    }
+}
+
+bool tp_client_lease_on_announce(tp_client_lease_t *l, const tp_proxy_event_t *a, int64_t now_ns)
+{
+    if (a->epoch < l->announced_epoch)
+    {
+        return false; /* follow the highest epoch (wire spec 10.1.1) */
+    }
+    l->announced_epoch = a->epoch;
+    if (l->state == TP_LEASE_WAITING)
+    {
+        l->next_attempt_ns = now_ns; /* the stream is (again) announced: try now rather than after the backoff */
+        return true;
+    }
+    if (!l->is_valid || l->is_lost || l->is_superseded)
+    {
+        return true;
+    }
+    if (l->role == TP_DRIVER_ROLE_PRODUCER)
+    {
+        /* The driver moved the stream past our epoch: our lease is over (driver spec 6). The regions are the
+         * driver's to describe; the producer checks their liveness in its ticks. */
+        l->is_lost = a->epoch > l->epoch;
+        return true;
+    }
+    if (a->epoch != l->epoch || a->layout_version != TP_LAYOUT_VERSION || a->header_nslots != l->nslots)
+    {
+        l->is_superseded = true; /* drop everything in flight, unmap, map the announced epoch */
+        return true;
+    }
+    check_superblock(l, now_ns);
+    return true;
+}
+
+/* The client's pending attach, whichever of its leases it belongs to (so that waiting for one lease never stalls
+ * another's attach): 1 when it finished. */
+static int advance_attach(tp_client_t *c, int64_t now_ns)
+{
+    tp_client_lease_t *a = c->attaching;
+    if (a == NULL)
+    {
+        return 0;
+    }
+    int rc = tp_driver_proxy_attach_poll(c->proxy);
+    if (rc == 0)
+    {
+        return 0;
+    }
+    c->attaching = NULL;
+    if (rc > 0)
+    {
+        finish_attach(a, c->attach_result, now_ns);
+    }
+    else
+    {
+        remember_error(a);
+        schedule_retry(a, now_ns);
+    }
+    return 1;
+}
+
+int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
+{
+    tp_client_t *c = l->client;
+    int work = tp_driver_proxy_poll(c->proxy); /* notices and announces reach the leases through on_notice */
+    work = work > 0 ? work : 0;
+    if (l->is_lost)
+    {
+        /* Driver spec 4.9, 4.13: stop using the regions at once, then attach again. */
+        TP_LOG_I("client", "lease %" PRIu64 " of stream %" PRIu32 " is gone; attaching again", l->lease_id,
+            l->stream_id);
+        release(l, false);
+        l->is_lost = false;
+        l->is_superseded = false;
+        l->revocations++;
+        l->next_attempt_ns = now_ns;
+        l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
+        work++;
+    }
+    if (l->is_superseded)
+    {
+        TP_LOG_I("client", "stream %" PRIu32 ": epoch %" PRIu64 " is over (announced %" PRIu64 "); mapping again",
+            l->stream_id, l->epoch, l->announced_epoch);
+        release(l, true);
+        l->is_superseded = false;
+        l->next_attempt_ns = now_ns;
+        l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
+        work++;
+    }
+    work += advance_attach(c, now_ns);
+    switch (l->state)
+    {
+    case TP_LEASE_WAITING:
+        if (now_ns >= l->next_attempt_ns && c->attaching == NULL)
+        {
+            start_attach(l);
+            work++;
+        }
+        break;
+    case TP_LEASE_ATTACHING:
+        break; /* advance_attach above */
+    case TP_LEASE_ATTACHED:
+        if (now_ns >= l->next_keepalive_ns)
+        {
+            if (tp_driver_proxy_keepalive(c->proxy, l->lease_id, l->stream_id, l->client_id, l->role) < 0)
+            {
+                l->is_lost = true; /* driver spec 4.4: a failed keepalive send is fatal; attach again */
+            }
+            l->next_keepalive_ns = now_ns + l->keepalive_period_ns;
+            work++;
+        }
+        if (now_ns >= l->next_liveness_check_ns)
+        {
+            check_superblock(l, now_ns);
+            l->next_liveness_check_ns = now_ns + c->freshness_ns / 6;
+            work++;
+        }
+        break;
+    }
+    return work;
+}
+
+/* Wait (parked on the control stream) until the pending attach of l is answered or the deadline passed. */
+static void await_attach(tp_client_lease_t *l, int64_t deadline_ns)
+{
+    tp_client_t *c = l->client;
+    for (;;)
+    {
+        int64_t now = tp_clock_monotonic_ns();
+        tp_client_lease_tick(l, now);
+        if (l->state != TP_LEASE_ATTACHING || now > deadline_ns)
+        {
+            return;
+        }
+        tp_bus_subscription_park(tp_driver_proxy_subscription(c->proxy), TP_NS_PER_MS);
+    }
+}
+
+int tp_client_lease_remap(tp_client_lease_t *l, int64_t timeout_ns)
+{
+    int64_t now = tp_clock_monotonic_ns();
+    TP_LOG_I("client", "stream %" PRIu32 ": a descriptor of a newer epoch ends epoch %" PRIu64 "; mapping again",
+        l->stream_id, l->epoch);
+    release(l, true);
+    l->is_superseded = false;
+    l->next_attempt_ns = now;
+    l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
+    if (l->client->attaching == NULL)
+    {
+        start_attach(l);
+        await_attach(l, now + timeout_ns);
+    }
+    return l->is_valid ? 0 : -1;
+}
+
+int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t stream_id, uint8_t role,
+    int64_t timeout_ns)
+{
+    memset(l, 0, sizeof(*l));
+    int slot = -1;
+    for (int i = 0; i < TP_CLIENT_MAX_LEASES && slot < 0; i++)
+    {
+        slot = client->leases[i] == NULL ? i : -1;
+    }
+    if (slot < 0)
+    {
+        TP_SET_ERR(TP_E_CAPACITY, "this client already holds %d leases", TP_CLIENT_MAX_LEASES);
+        return -1;
+    }
+    l->client = client;
+    l->role = role;
+    l->stream_id = stream_id;
+    l->client_id = client->next_client_id++;
+    l->state = TP_LEASE_WAITING;
+    l->next_attempt_ns = tp_clock_monotonic_ns();
+    l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
+    client->leases[slot] = l;
+    client->open_handles++;
+    if (timeout_ns < 0)
+    {
+        tp_client_lease_tick(l, tp_clock_monotonic_ns());
+        return 0;
+    }
+    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
+    while (!l->is_valid && !l->is_refused && tp_clock_monotonic_ns() <= deadline)
+    {
+        tp_client_lease_tick(l, tp_clock_monotonic_ns());
+        await_attach(l, deadline);
+        if (l->state == TP_LEASE_WAITING && !l->is_valid && !l->is_refused)
+        {
+            tp_bus_subscription_park(tp_driver_proxy_subscription(client->proxy), TP_NS_PER_MS);
+        }
+    }
+    if (l->is_valid)
+    {
+        return 0;
+    }
+    if (l->is_refused)
+    {
+        TP_SET_ERR(TP_E_REJECTED, "%s", l->last_error);
+    }
+    else
+    {
+        TP_SET_ERR(TP_E_TIMEOUT, "no answer from the driver on %s stream %" PRIu32 " within %" PRId64 " ms%s%s",
+            client->config.control_channel, client->config.control_stream_id, (int64_t)(timeout_ns / TP_NS_PER_MS),
+            l->last_error[0] != '\0' ? ": " : "", l->last_error);
+    }
+    tp_client_lease_close(l);
+    return -1;
+}
+
+void tp_client_lease_close(tp_client_lease_t *l)
+{
+    tp_client_t *c = l->client;
+    if (c == NULL)
+    {
+        return;
+    }
+    if (l->is_valid && !l->is_lost)
+    {
+        /* Wait for the answer, so that whoever attaches next (another process, perhaps) finds the stream free. */
+        int32_t code;
+        if (tp_driver_proxy_detach(c->proxy, l->lease_id, l->stream_id, l->client_id, l->role, &code, NULL, 0,
+                TP_NS_PER_S) < 0)
+        {
+            TP_LOG_W("client", "detach of lease %" PRIu64 " got no answer: %s (the lease will expire)", l->lease_id,
+                tp_errmsg());
+        }
+        l->is_valid = false;
+    }
+    release(l, false);
+    for (int i = 0; i < TP_CLIENT_MAX_LEASES; i++)
+    {
+        if (c->leases[i] == l)
+        {
+            c->leases[i] = NULL;
+        }
+    }
+    c->open_handles--;
+    l->client = NULL;
+}
