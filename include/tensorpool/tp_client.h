@@ -93,6 +93,12 @@ TP_API int tp_producer_abort(tp_producer_t *producer, tp_claim_t *claim);
 TP_API int tp_producer_do_work(tp_producer_t *producer);
 
 TP_API uint64_t tp_producer_epoch(const tp_producer_t *producer);
+/* The sequence the next offer or claim gets. */
+TP_API uint64_t tp_producer_next_seq(const tp_producer_t *producer);
+/* The stream's payload pools as the driver granted them: up to capacity ids and strides (bytes per slot).
+ * Returns how many pools there are (0 while detached). */
+TP_API uint32_t tp_producer_pools(const tp_producer_t *producer, uint16_t *pool_ids, uint32_t *strides,
+    uint32_t capacity);
 /* The driver's lease id (0 while detached), as `tp driver leases` shows it. */
 TP_API uint64_t tp_producer_lease_id(const tp_producer_t *producer);
 /* false until attached, and between losing the lease and attaching again (offers fail meanwhile). */
@@ -152,6 +158,12 @@ TP_API int tp_consumer_attach_async(tp_consumer_t **out, tp_client_t *client, ui
  * Returns frames delivered, -1 on a fatal error. Hot path (while the epoch holds): no allocation, lock or
  * system call. */
 TP_API int tp_consumer_poll(tp_consumer_t *consumer, tp_frame_handler_t handler, void *clientd, int limit);
+
+/* Pull style, for loops that prefer it to a callback: the next frame of the stream into *out (1), or none
+ * available now (0), or -1 on a fatal error. The view is valid until the next call to tp_consumer_next,
+ * tp_consumer_poll or tp_consumer_close, which first settles it: accepted if copied out intact or still
+ * unchanged, late otherwise. Also does everything tp_consumer_poll does between frames. Hot path. */
+TP_API int tp_consumer_next(tp_consumer_t *consumer, tp_frame_t *out);
 
 TP_API void tp_consumer_counters(const tp_consumer_t *consumer, tp_consumer_counters_t *out);
 TP_API uint64_t tp_consumer_epoch(const tp_consumer_t *consumer);

@@ -32,6 +32,11 @@ struct tp_consumer
     tp_frame_handler_t handler;
     void *clientd;
     int delivered;
+    /* pull style (tp_consumer_next): the frame handed out, checked again at the next call */
+    bool is_pulling;
+    bool has_pulled;
+    tp_frame_t pulled;
+    int pulled_copied;
 };
 
 static int consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
@@ -133,10 +138,18 @@ static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id)
     f.payload_length = fields.values_len_bytes;
     f.slot_ = slot;
     f.seq_commit_ = seq_commit;
+    c->delivered++;
+    if (c->is_pulling)
+    {
+        c->pulled_copied = 0;
+        f.copied_ = &c->pulled_copied;
+        c->pulled = f;
+        c->has_pulled = true; /* settled (accepted or late) at the next call */
+        return;
+    }
     int copied = 0;
     f.copied_ = &copied;
     c->handler(c->clientd, &f);
-    c->delivered++;
     /* The producer may have lapped us while the handler read in place; a validated copy is safe regardless. */
     if (copied || tp_slot_read_still(slot, seq_commit))
     {
@@ -194,8 +207,56 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
     read_frame(c, seq, tp_wire_frame_descriptor_has_trace_id(&m) ? tp_wire_frame_descriptor_trace_id(&m) : 0);
 }
 
+/* The frame handed out by tp_consumer_next: accepted if copied out intact or still unchanged, else late. */
+static void settle_pulled(tp_consumer_t *c)
+{
+    if (!c->has_pulled)
+    {
+        return;
+    }
+    c->has_pulled = false;
+    if (c->pulled_copied || tp_slot_read_still(c->pulled.slot_, c->pulled.seq_commit_))
+    {
+        c->counters.frames++;
+    }
+    else
+    {
+        c->counters.drops_late++;
+    }
+}
+
+int tp_consumer_next(tp_consumer_t *c, tp_frame_t *out)
+{
+    settle_pulled(c);
+    tp_client_lease_tick(&c->lease, tp_clock_monotonic_ns());
+    follow_lease(c);
+    c->delivered = 0;
+    if (c->lease.state == TP_LEASE_ATTACHING)
+    {
+        return 0;
+    }
+    c->is_pulling = true;
+    for (int i = 0; i < 64 && c->delivered == 0; i++)
+    {
+        int n = tp_bus_poll(c->descriptors, on_descriptor, c, 1);
+        if (n <= 0)
+        {
+            c->is_pulling = false;
+            return n < 0 ? -1 : 0;
+        }
+    }
+    c->is_pulling = false;
+    if (c->delivered == 0)
+    {
+        return 0;
+    }
+    *out = c->pulled;
+    return 1;
+}
+
 int tp_consumer_poll(tp_consumer_t *c, tp_frame_handler_t handler, void *clientd, int limit)
 {
+    settle_pulled(c);
     c->handler = handler;
     c->clientd = clientd;
     c->delivered = 0;
@@ -243,6 +304,7 @@ int tp_consumer_close(tp_consumer_t *c)
     {
         return 0;
     }
+    settle_pulled(c);
     tp_bus_subscription_close(c->descriptors);
     tp_client_lease_close(&c->lease);
     tp_free(c);

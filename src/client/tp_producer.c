@@ -264,6 +264,26 @@ uint64_t tp_producer_epoch(const tp_producer_t *p)
     return p->lease.epoch;
 }
 
+uint64_t tp_producer_next_seq(const tp_producer_t *p)
+{
+    return p->next_seq;
+}
+
+uint32_t tp_producer_pools(const tp_producer_t *p, uint16_t *pool_ids, uint32_t *strides, uint32_t capacity)
+{
+    const tp_client_lease_t *l = &p->lease;
+    if (!l->is_valid)
+    {
+        return 0;
+    }
+    for (uint32_t i = 0; i < l->pool_count && i < capacity; i++)
+    {
+        pool_ids[i] = l->pool_ids[i];
+        strides[i] = l->strides[i];
+    }
+    return l->pool_count;
+}
+
 const char *tp_producer_last_error(const tp_producer_t *p)
 {
     return p->lease.last_error;

@@ -279,11 +279,74 @@ static void test_steady_state_allocates_nothing(void **state)
         assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
         assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
         tp_producer_do_work(p);
+        /* and the pull style, and the claim path */
+        tp_frame_t f;
+        assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
+        assert_int_equal(tp_consumer_next(c, &f), 1);
+        tp_claim_t claim;
+        tp_assert_ok(tp_producer_try_claim_by_size(p, sizeof(buf), &claim));
+        memcpy(claim.buffer, buf, sizeof(buf));
+        assert_true(tp_producer_commit(p, &claim, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
+        assert_int_equal(tp_consumer_next(c, &f), 1);
     }
     if (tp_malloc_count_available())
     {
         assert_int_equal(tp_malloc_count(), before);
     }
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
+static void test_pull_style(void **state)
+{
+    (void)state;
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    attach_both(&p, &c);
+    uint8_t buf[200];
+    for (uint64_t i = 0; i < 3; i++)
+    {
+        make_payload(buf, sizeof(buf), i);
+        assert_int_equal(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 7, 0), (int64_t)i);
+    }
+    tp_frame_t f;
+    for (uint64_t i = 0; i < 3; i++)
+    {
+        assert_int_equal(tp_consumer_next(c, &f), 1);
+        assert_int_equal(f.seq, i);
+        assert_int_equal(f.payload_length, sizeof(buf));
+        assert_int_equal(f.meta_version, 7);
+        assert_true(payload_ok(f.payload, f.payload_length));
+    }
+    assert_int_equal(tp_consumer_next(c, &f), 0);
+    tp_consumer_counters_t k;
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames, 3);
+    /* A frame held while the producer laps its slot is settled late at the next call; one copied out first is
+     * accepted. */
+    make_payload(buf, sizeof(buf), 3);
+    tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
+    assert_int_equal(tp_consumer_next(c, &f), 1);
+    for (uint64_t i = 0; i < 8; i++)
+    {
+        make_payload(buf, sizeof(buf), 100 + i);
+        tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
+    }
+    assert_false(tp_frame_is_intact(&f));
+    assert_int_equal(tp_consumer_next(c, &f), 1); /* the oldest still in the ring */
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames, 3);
+    assert_int_equal(k.drops_late, 1);
+    uint8_t copy[200];
+    tp_assert_ok(tp_frame_copy_out(&f, copy, sizeof(copy)));
+    for (uint64_t i = 0; i < 8; i++)
+    {
+        tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
+    }
+    assert_int_equal(tp_consumer_next(c, &f), 1); /* settles the copied frame: accepted */
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames, 4);
+    assert_int_equal(k.drops_late, 1);
     tp_consumer_close(c);
     tp_producer_close(p);
 }
@@ -333,6 +396,14 @@ static void test_claim_path(void **state)
     tp_consumer_t *c = NULL;
     attach_both(&p, &c);
     seen_t s = { 0 };
+    uint16_t ids[4];
+    uint32_t strides[4];
+    assert_int_equal(tp_producer_pools(p, ids, strides, 4), 2);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(strides[0], 4096);
+    assert_int_equal(ids[1], 2);
+    assert_int_equal(strides[1], 65536);
+    assert_int_equal(tp_producer_next_seq(p), 0);
     /* By size: 20 000 bytes need the 64 KiB pool; the "device" fills the slot in place. */
     tp_claim_t claim;
     tp_assert_ok(tp_producer_try_claim_by_size(p, 20000, &claim));
@@ -351,6 +422,7 @@ static void test_claim_path(void **state)
     tp_assert_ok(tp_producer_try_claim(p, 1, &claim));
     assert_int_equal(claim.seq, 1);
     tp_assert_ok(tp_producer_abort(p, &claim));
+    assert_int_equal(tp_producer_next_seq(p), 1);
     assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 0);
     tp_assert_ok(tp_producer_try_claim(p, 1, &claim));
     assert_int_equal(claim.seq, 1);
@@ -578,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lapped_consumer_counts_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overwritten_during_callback_is_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_style, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive_producer_and_close_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_leases_attach_again, setup, teardown),
