@@ -47,7 +47,8 @@ TP_API int tp_client_context_set(tp_client_context_t *ctx, const char *key, cons
 TP_API int tp_client_context_close(tp_client_context_t *ctx);
 
 TP_API int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx);
-/* Close the client; its producers and consumers must be closed first. NULL is fine. */
+/* Close the client. Its producers and consumers may be closed before or after (any order): while some are open,
+ * the client stays usable by them and is freed when the last one is closed. NULL is fine. */
 TP_API int tp_client_close(tp_client_t *client);
 
 /* ---- producers ---- */

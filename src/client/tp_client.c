@@ -189,12 +189,21 @@ int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx)
     {
         TP_APPEND_ERR("connecting to the driver on %s stream %" PRIu32, c->config.control_channel,
             c->config.control_stream_id);
-        tp_client_close(c);
+        tp_client_free(c);
         return -1;
     }
     tp_driver_proxy_set_notice_handler(c->proxy, on_notice, c);
     *out = c;
     return 0;
+}
+
+void tp_client_free(tp_client_t *c)
+{
+    tp_driver_proxy_close(c->proxy);
+    tp_bus_close(c->bus);
+    tp_shm_allowed_dirs_fini(&c->allowed);
+    tp_free(c->attach_result);
+    tp_free(c);
 }
 
 int tp_client_close(tp_client_t *c)
@@ -205,14 +214,9 @@ int tp_client_close(tp_client_t *c)
     }
     if (c->open_handles > 0)
     {
-        TP_SET_ERR(TP_E_STATE, "%" PRIu32 " producer(s) or consumer(s) of this client are still open",
-            c->open_handles);
-        return -1;
+        c->is_closing = true; /* freed when its last producer or consumer is closed */
+        return 0;
     }
-    tp_driver_proxy_close(c->proxy);
-    tp_bus_close(c->bus);
-    tp_shm_allowed_dirs_fini(&c->allowed);
-    tp_free(c->attach_result);
-    tp_free(c);
+    tp_client_free(c);
     return 0;
 }

@@ -51,6 +51,7 @@ struct tp_client
     tp_shm_allowed_dirs_t allowed;
     uint32_t next_client_id;
     uint32_t open_handles; /* producers + consumers not yet closed */
+    bool is_closing;       /* tp_client_close was called: free when open_handles drops to 0 */
     tp_client_lease_t *leases[TP_CLIENT_MAX_LEASES]; /* open ones, for the driver's notices and announces */
     /* One attach in flight per client (the proxy's): the lease it belongs to, and where its response goes. */
     tp_client_lease_t *attaching;
@@ -105,6 +106,9 @@ struct tp_client_lease
     uint64_t remaps;      /* attachments after the first */
     char last_error[TP_CLIENT_ERROR_MAX];
 };
+
+/* Release everything the client holds (its producers and consumers are closed). */
+void tp_client_free(tp_client_t *client);
 
 /* Register the lease and start attaching. timeout_ns < 0: return at once (the lease attaches in the ticks);
  * otherwise wait until attached (0), refused by the driver, or the timeout passed (-1, nothing left open). */

@@ -458,4 +458,8 @@ void tp_client_lease_close(tp_client_lease_t *l)
     }
     c->open_handles--;
     l->client = NULL;
+    if (c->is_closing && c->open_handles == 0)
+    {
+        tp_client_free(c); /* the client was closed first */
+    }
 }

@@ -9,6 +9,7 @@
 #include "client/tp_client_internal.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
+#include "core/tp_copy.h"
 #include "core/tp_err.h"
 #include "shm/tp_header_ring.h"
 #include "tp_sbe_driver.h"
@@ -340,7 +341,7 @@ int tp_frame_copy_out(const tp_frame_t *f, void *dst, size_t capacity)
         TP_SET_ERR(TP_E_INVALID, "%u-byte frame, %zu-byte buffer", f->payload_length, capacity);
         return -1;
     }
-    memcpy(dst, f->payload, f->payload_length);
+    tp_copy_payload(dst, f->payload, f->payload_length);
     if (!tp_frame_is_intact(f))
     {
         return -1;

@@ -9,6 +9,7 @@
 #include "client/tp_client_internal.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
+#include "core/tp_copy.h"
 #include "core/tp_err.h"
 #include "shm/tp_header_ring.h"
 #include "tp_sbe_driver.h"
@@ -250,7 +251,7 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
     {
         return -1;
     }
-    memcpy(claim.buffer, payload, length);
+    tp_copy_payload(claim.buffer, payload, length);
     return commit_validated(p, &claim, length, tensor, meta_version, trace_id);
 }
 
