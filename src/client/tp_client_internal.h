@@ -97,6 +97,8 @@ struct tp_client_lease
     tp_shm_region_t pools[TP_CLIENT_MAX_POOLS];
     int64_t keepalive_period_ns;
     int64_t next_keepalive_ns;
+    int64_t lease_duration_ns; /* the driver's grant (expiry - receipt time), 0 when it gave no expiry */
+    int64_t lease_deadline_ns; /* the last keepalive sent + lease_duration_ns: past it the lease is gone */
     int64_t next_liveness_check_ns;
     int64_t next_attempt_ns;
     int64_t backoff_ns;

@@ -165,6 +165,10 @@ static void finish_attach(tp_client_lease_t *l, const tp_attach_result_t *r, int
     }
     l->keepalive_period_ns = period;
     l->next_keepalive_ns = now_ns + period;
+    /* A granted expiry is a hard deadline (driver spec 4.2): if no keepalive went out in time, the lease is over. */
+    l->lease_duration_ns = r->has_lease_expiry && (int64_t)r->lease_expiry_ns > now_ns ?
+        (int64_t)r->lease_expiry_ns - now_ns : 0;
+    l->lease_deadline_ns = now_ns + l->lease_duration_ns;
     l->next_liveness_check_ns = now_ns + c->freshness_ns / 6;
     l->announced_epoch = l->epoch; /* the driver's answer is the authority; older announces are ignored now */
     l->state = TP_LEASE_ATTACHED;
@@ -320,6 +324,14 @@ int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
     case TP_LEASE_ATTACHING:
         break; /* advance_attach above */
     case TP_LEASE_ATTACHED:
+        if (l->lease_duration_ns > 0 && now_ns > l->lease_deadline_ns)
+        {
+            /* We were not called for longer than the lease: the driver has expired it. Fail closed. */
+            TP_LOG_W("client", "lease %" PRIu64 " of stream %" PRIu32 " passed its expiry without a keepalive",
+                l->lease_id, l->stream_id);
+            l->is_lost = true;
+            break;
+        }
         if (now_ns >= l->next_keepalive_ns)
         {
             if (tp_driver_proxy_keepalive(c->proxy, l->lease_id, l->stream_id, l->client_id, l->role) < 0)
@@ -327,6 +339,7 @@ int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
                 l->is_lost = true; /* driver spec 4.4: a failed keepalive send is fatal; attach again */
             }
             l->next_keepalive_ns = now_ns + l->keepalive_period_ns;
+            l->lease_deadline_ns = now_ns + l->lease_duration_ns;
             work++;
         }
         if (now_ns >= l->next_liveness_check_ns)

@@ -51,6 +51,7 @@ struct tp_driver_proxy
     tp_proxy_event_t events[TP_PROXY_MAX_EVENTS];
     size_t event_count;
     uint64_t events_dropped;
+    uint64_t messages_rejected; /* newer schema version, unknown enum values */
 };
 
 int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
@@ -196,6 +197,12 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
     {
         return;
     }
+    if ((h.schema_id == TP_DRIVER_SCHEMA_ID && h.version > TP_DRIVER_SCHEMA_VERSION) ||
+        (h.schema_id == TP_WIRE_SCHEMA_ID && h.version > TP_WIRE_SCHEMA_VERSION))
+    {
+        p->messages_rejected++; /* driver spec 4.4a: a newer version than we speak is not read */
+        return;
+    }
     tp_proxy_event_t e;
     memset(&e, 0, sizeof(e));
     if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID)
@@ -251,6 +258,13 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
             e.client_id = tp_driver_shm_lease_revoked_client_id(&m);
             e.role = tp_driver_shm_lease_revoked_role(&m);
             e.reason = tp_driver_shm_lease_revoked_reason(&m);
+            /* Driver spec 4.9: a revocation with an unknown reason or role is rejected, not acted on. */
+            if ((e.role != TP_DRIVER_ROLE_PRODUCER && e.role != TP_DRIVER_ROLE_CONSUMER) ||
+                e.reason < TP_DRIVER_LEASE_REVOKE_REASON_DETACHED || e.reason > TP_DRIVER_LEASE_REVOKE_REASON_REVOKED)
+            {
+                p->messages_rejected++;
+                break;
+            }
             record(p, &e);
         }
         break;
@@ -544,6 +558,11 @@ int tp_driver_proxy_await_event(tp_driver_proxy_t *p, tp_proxy_event_kind_t kind
             tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS);
         }
     }
+}
+
+uint64_t tp_driver_proxy_messages_rejected(const tp_driver_proxy_t *p)
+{
+    return p->messages_rejected;
 }
 
 size_t tp_driver_proxy_event_count(const tp_driver_proxy_t *p)

@@ -148,6 +148,9 @@ int tp_driver_proxy_poll(tp_driver_proxy_t *proxy);
 int tp_driver_proxy_await_event(tp_driver_proxy_t *proxy, tp_proxy_event_kind_t kind, uint64_t lease_id,
     uint32_t stream_id, size_t *from, tp_proxy_event_t *out, int64_t timeout_ns);
 
+/* Messages not acted on: a newer schema version than ours, a revocation with an unknown reason or role. */
+uint64_t tp_driver_proxy_messages_rejected(const tp_driver_proxy_t *proxy);
+
 /* Recorded events (at most TP_PROXY_MAX_EVENTS; later ones are dropped and counted). */
 size_t tp_driver_proxy_event_count(const tp_driver_proxy_t *proxy);
 const tp_proxy_event_t *tp_driver_proxy_event(const tp_driver_proxy_t *proxy, size_t index);

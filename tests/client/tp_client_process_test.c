@@ -368,7 +368,7 @@ static void test_driver_killed_and_restarted(void **state)
     uint64_t lease = tp_producer_lease_id(p);
     /* No ShmDriverShutdown this time: the clients see the regions' activity timestamp go stale (3 announce
      * periods), stop using the regions and drop the leases.
-     * covers: W-15.14-1, W-7.1-4, D-4.8-2 */
+     * covers: W-15.14-1, W-7.1-4, D-4.8-2, D-4.13-10 */
     assert_int_equal(kill(driver_pid, SIGKILL), 0);
     waitpid(driver_pid, NULL, 0);
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
