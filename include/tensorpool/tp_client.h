@@ -67,6 +67,10 @@ TP_API int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, ui
  * allocation, lock or system call. */
 TP_API int64_t tp_producer_offer_frame(tp_producer_t *producer, const void *payload, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
+/* The same with the frame's capture (source) time, CLOCK_MONOTONIC ns, for the slot header (0: the commit time).
+ * The descriptor always carries the publish time, taken after the commit. */
+TP_API int64_t tp_producer_offer_frame_at(tp_producer_t *producer, const void *payload, uint32_t length,
+    const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id, uint64_t timestamp_ns);
 
 /* Zero-copy path (a camera or a device writing by DMA): claim the next slot in a pool, fill claim.buffer (up to
  * claim.capacity bytes), then commit with the length and tensor, or abort. One claim at a time. The slot reads
@@ -77,6 +81,8 @@ typedef struct tp_claim
     uint32_t capacity; /* the pool's stride */
     uint16_t pool_id;
     uint64_t seq;
+    uint64_t timestamp_ns; /* capture time for the slot header (CLOCK_MONOTONIC); set it before the commit, or
+                            * leave 0 for the commit time */
     uint32_t generation_; /* internal */
 } tp_claim_t;
 
@@ -120,7 +126,8 @@ typedef struct tp_frame
     uint32_t stream_id;
     uint64_t epoch;
     uint64_t seq;
-    uint64_t timestamp_ns; /* the producer's commit time (CLOCK_MONOTONIC) */
+    uint64_t timestamp_ns;         /* the slot's: capture time if the producer gave one, else its commit time */
+    uint64_t publish_timestamp_ns; /* the descriptor's: when it was published, after the commit (0: absent) */
     uint32_t meta_version;
     uint64_t trace_id; /* 0: none */
     uint16_t pool_id;

@@ -98,7 +98,7 @@ static int pool_index(const tp_client_lease_t *l, uint16_t pool_id)
     return -1;
 }
 
-static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id)
+static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id, uint64_t publish_ns)
 {
     tp_client_lease_t *l = &c->lease;
     uint32_t index = (uint32_t)(seq & c->mask);
@@ -132,6 +132,7 @@ static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id)
     f.epoch = l->epoch;
     f.seq = seq;
     f.timestamp_ns = fields.timestamp_ns;
+    f.publish_timestamp_ns = publish_ns;
     f.meta_version = fields.meta_version;
     f.trace_id = trace_id;
     f.pool_id = fields.pool_id;
@@ -205,7 +206,8 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
     }
     c->has_expected = true;
     c->expected_seq = seq + 1;
-    read_frame(c, seq, tp_wire_frame_descriptor_has_trace_id(&m) ? tp_wire_frame_descriptor_trace_id(&m) : 0);
+    read_frame(c, seq, tp_wire_frame_descriptor_has_trace_id(&m) ? tp_wire_frame_descriptor_trace_id(&m) : 0,
+        tp_wire_frame_descriptor_has_timestamp_ns(&m) ? tp_wire_frame_descriptor_timestamp_ns(&m) : 0);
 }
 
 /* The frame handed out by tp_consumer_next: accepted if copied out intact or still unchanged, else late. */

@@ -129,6 +129,7 @@ static void claim_slot(tp_producer_t *p, int pool, tp_claim_t *claim)
     claim->pool_id = l->pool_ids[pool];
     claim->seq = seq;
     claim->generation_ = l->generation;
+    claim->timestamp_ns = 0;
     p->has_claim = true;
 }
 
@@ -210,7 +211,8 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
     uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
     tp_tensor_header_encode(tensor_header, tensor);
     tp_slot_fields_t fields = { .values_len_bytes = length, .payload_slot = index, .pool_id = claim->pool_id,
-        .payload_offset = 0, .timestamp_ns = (uint64_t)tp_clock_monotonic_ns(), .meta_version = meta_version };
+        .payload_offset = 0, .meta_version = meta_version,
+        .timestamp_ns = claim->timestamp_ns != 0 ? claim->timestamp_ns : (uint64_t)tp_clock_monotonic_ns() };
     tp_slot_write_header(slot, &fields, tensor_header);
     tp_slot_commit(slot, seq);
     p->has_claim = false;
@@ -239,8 +241,8 @@ int tp_producer_abort(tp_producer_t *p, tp_claim_t *claim)
     return 0;
 }
 
-int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t length, const tp_tensor_desc_t *tensor,
-    uint32_t meta_version, uint64_t trace_id)
+int64_t tp_producer_offer_frame_at(tp_producer_t *p, const void *payload, uint32_t length,
+    const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id, uint64_t timestamp_ns)
 {
     if (tp_tensor_validate(tensor) < 0)
     {
@@ -252,7 +254,14 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
         return -1;
     }
     tp_copy_payload(claim.buffer, payload, length);
+    claim.timestamp_ns = timestamp_ns;
     return commit_validated(p, &claim, length, tensor, meta_version, trace_id);
+}
+
+int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t length, const tp_tensor_desc_t *tensor,
+    uint32_t meta_version, uint64_t trace_id)
+{
+    return tp_producer_offer_frame_at(p, payload, length, tensor, meta_version, trace_id, 0);
 }
 
 int tp_producer_do_work(tp_producer_t *p)

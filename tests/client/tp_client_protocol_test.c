@@ -327,7 +327,7 @@ static void test_protocol_errors_fail_closed(void **state)
     /* Each bad OK response: nothing stays mapped, the lease is given back, the reason is kept, and a new request
      * (a new correlation id) follows. A file named by a bad URI is never created.
      * covers: D-4.2-17, D-4.2-19, D-4.2-20, D-4.2-22, D-4.2-26, D-4.7a-1, D-2.3-1, D-2.3-2, D-3-2, D-3-3, D-9-2,
-     * D-B.1-3 */
+     * D-B.1-3, W-15.5-2, W-15.21-7, W-15.21a.4-2, W-15.22-9 */
     char missing[800], missing_uri[900];
     snprintf(missing, sizeof(missing), "%s/not-there.ring", shm);
     snprintf(missing_uri, sizeof(missing_uri), "shm:file?path=%s", missing);

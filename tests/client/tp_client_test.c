@@ -183,7 +183,20 @@ static void test_frames_arrive_intact(void **state)
     tp_consumer_counters(c, &k);
     assert_int_equal(k.frames, 1000);
     assert_int_equal(k.drops_gap + k.drops_late + k.drops_invalid, 0);
-    /* The payload fits no pool: refused, nothing published. */
+    /* Timestamps: the slot carries the capture time the producer gives (else its commit time), the descriptor
+     * the publish time, taken after the commit. covers: W-10.2.1-3, W-10.2.1-6 */
+    int64_t before = tp_clock_monotonic_ns();
+    make_payload(buf, 100, 1000);
+    assert_int_equal(tp_producer_offer_frame_at(p, buf, 100, tensor_of(100), 0, 0, 12345), 1000);
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
+    assert_int_equal(s.last.timestamp_ns, 12345);
+    assert_true(s.last.publish_timestamp_ns >= (uint64_t)before);
+    make_payload(buf, 100, 1001);
+    assert_int_equal(tp_producer_offer_frame(p, buf, 100, tensor_of(100), 0, 0), 1001);
+    assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
+    assert_true(s.last.timestamp_ns >= (uint64_t)before);
+    assert_true(s.last.publish_timestamp_ns >= s.last.timestamp_ns);
+    /* The payload fits no pool: refused at once, nothing published. covers: W-9-3 */
     tp_assert_fails_with(tp_producer_offer_frame(p, buf, 70000, tensor_of(70000), 0, 0), "fits no pool");
     tp_consumer_close(c);
     tp_producer_close(p);
@@ -366,7 +379,7 @@ static void test_exclusive_producer_and_close_order(void **state)
     tp_producer_close(p);
     /* Detached: another producer may take the stream now, in a new epoch. The consumer's first descriptor of that
      * epoch makes it map the new regions before reading: it gets the frame, never one of the old epoch's slots.
-     * covers: W-10.2.1-8 */
+     * covers: W-10.2.1-8, W-15.21-11, W-15.18-4 */
     tp_assert_ok(tp_producer_attach(&second, client, STREAM, TIMEOUT_NS));
     uint64_t old_epoch = tp_consumer_epoch(c);
     assert_true(tp_producer_epoch(second) > old_epoch);

@@ -130,6 +130,7 @@ static void test_full_overwrite(void **state)
 static void test_payload_location_checks(void **state)
 {
     (void)state;
+    /* covers: W-15.5-4 */
     tp_slot_fields_t f = { .values_len_bytes = 256, .payload_slot = 3, .pool_id = 1 };
     assert_true(tp_slot_payload_is_valid(&f, 3, 4, 256));
     assert_false(tp_slot_payload_is_valid(&f, 3, 4, 128)); /* values_len_bytes > stride_bytes */
