@@ -11,6 +11,8 @@ static const tp_cli_command_t commands[] = {
     { "driver", "run the SHM driver, show its streams and leases, or shut it down", tp_cmd_driver },
     { "demo", "run a producer and two consumers over shared memory with live statistics", tp_cmd_demo },
     { "config", "check, dump and convert configuration files (TOML)", tp_cmd_config },
+    { "listen", "print every message on a control-plane stream (announces, control, descriptors, QoS, metadata)",
+        tp_cmd_listen },
     { "decode", "print an SBE message or SHM struct (any of the six schemas) as JSON", tp_cmd_decode },
     { "encode", "encode an SBE message from JSON (the inverse of decode)", tp_cmd_encode },
 };

@@ -1,0 +1,208 @@
+/*
+ * The operator tools against a live system: a `tp driver` process, and messages (good and hostile) published on
+ * its bus by this test.
+ *  - tp listen: decodes what the driver announces; on a stream carrying garbage it keeps going, shows each
+ *    unknown or malformed message as such and counts it;
+ *  - usage errors exit 2 with one clear line.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/tp_clock.h"
+#include "tensorpool/tp_bus.h"
+#include "tp_sbe_wire.h"
+#include "tp_test_util.h"
+
+#define STREAM 10000
+#define TIMEOUT_NS (10 * TP_NS_PER_S)
+
+static char dir[512];
+static char bus_dir[600];
+static char shm[600];
+static pid_t driver_pid;
+static char out[1 << 17];
+
+static int setup(void **state)
+{
+    (void)state;
+    tp_test_make_dir(dir, sizeof(dir), "cli-ops");
+    snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
+    snprintf(shm, sizeof(shm), "%s/shm", dir);
+    assert_int_equal(mkdir(shm, 0700), 0);
+    char config[700], status[700];
+    snprintf(config, sizeof(config), "%s/driver.toml", dir);
+    snprintf(status, sizeof(status), "%s/driver-1000.json", bus_dir);
+    FILE *f = fopen(config, "w");
+    assert_non_null(f);
+    fprintf(f,
+        "[driver]\nbus_dir = \"%s\"\n[shm]\nbase_dir = \"%s\"\n[policies]\nprefault_shm = false\n"
+        "announce_period_ms = 100\n"
+        "[profiles.small]\nheader_nslots = 16\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
+        "[streams.cam]\nstream_id = %d\nprofile = \"small\"\n",
+        bus_dir, shm, STREAM);
+    fclose(f);
+    driver_pid = fork();
+    assert_true(driver_pid >= 0);
+    if (driver_pid == 0)
+    {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setenv("TP_LOG_LEVEL", "30", 1);
+        execl(TP_TOOL, TP_TOOL, "driver", config, (char *)NULL);
+        _exit(127);
+    }
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (access(status, R_OK) != 0)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(2000);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kill(driver_pid, SIGTERM);
+    waitpid(driver_pid, NULL, 0);
+    tp_test_remove_dir(dir);
+    return 0;
+}
+
+/* Run `tp ARGS` with the bus directory in the environment; output (stdout and stderr) in out. */
+static int tp(const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' %s %s 2>&1", bus_dir, TP_TOOL, args);
+    return tp_test_run(cmd, out, sizeof(out));
+}
+
+/* Start `tp ARGS` in the background, its output into a file; wait until that output contains `ready`. */
+static pid_t tp_background(const char *args, const char *output, const char *ready)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+    {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char cmd[4096];
+        snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' exec %s %s > '%s' 2>&1", bus_dir, TP_TOOL, args, output);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    for (;;)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        FILE *f = fopen(output, "r");
+        if (f != NULL)
+        {
+            size_t n = fread(out, 1, sizeof(out) - 1, f);
+            out[n] = '\0';
+            fclose(f);
+            if (strstr(out, ready) != NULL)
+            {
+                return pid;
+            }
+        }
+        usleep(2000);
+    }
+}
+
+static int wait_exit(pid_t pid, const char *output)
+{
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    FILE *f = fopen(output, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void test_listen_decodes_announces(void **state)
+{
+    (void)state;
+    assert_int_equal(tp("listen announce --count 2"), 0);
+    assert_non_null(strstr(out, "ShmPoolAnnounce {\"streamId\":10000"));
+    assert_non_null(strstr(out, "\"headerSlotBytes\":256"));
+    assert_non_null(strstr(out, "2 messages (0 unknown, 0 malformed)"));
+    assert_int_equal(tp("listen control --json --count 1"), 0);
+    assert_non_null(strstr(out, "{\"received_ns\":"));
+    assert_non_null(strstr(out, "\"stream_id\":1000,\"message\":{\"schema_id\":900,\"template_id\":1,"));
+}
+
+static void test_listen_survives_garbage(void **state)
+{
+    (void)state;
+    char output[700];
+    snprintf(output, sizeof(output), "%s/listen.out", dir);
+    pid_t listener = tp_background("listen metadata --duration 3", output, "tp listen: metadata on");
+    tp_bus_t *bus = NULL;
+    tp_bus_publication_t *pub = NULL;
+    tp_assert_ok(tp_bus_init(&bus, bus_dir));
+    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=4m", 1300, false));
+    /* Too short for a header; an unknown schema; a known message cut short; then a good one. */
+    const uint8_t tiny[3] = { 1, 2, 3 };
+    assert_true(tp_bus_offer(pub, tiny, sizeof(tiny)) > 0);
+    uint8_t unknown[32] = { 0 };
+    uint16_t hdr[4] = { 8, 3, 999, 1 };
+    memcpy(unknown, hdr, sizeof(hdr));
+    assert_true(tp_bus_offer(pub, unknown, sizeof(unknown)) > 0);
+    uint8_t announce[512];
+    tp_wire_shm_pool_announce_enc_t e;
+    tp_wire_shm_pool_announce_enc_begin(&e, announce, sizeof(announce));
+    tp_wire_shm_pool_announce_set_stream_id(&e, 77);
+    tp_wire_shm_pool_announce_set_announce_clock_domain(&e, TP_WIRE_CLOCK_DOMAIN_MONOTONIC);
+    tp_wire_shm_pool_announce_payload_pools_enc_t pools;
+    tp_wire_shm_pool_announce_payload_pools_begin(&e, &pools, 0);
+    tp_wire_shm_pool_announce_put_header_region_uri(&e, "shm:file?path=/dev/shm/x", 24);
+    int64_t n = tp_wire_shm_pool_announce_enc_finish(&e);
+    assert_true(n > 20);
+    assert_true(tp_bus_offer(pub, announce, 20) > 0);
+    assert_true(tp_bus_offer(pub, announce, (size_t)n) > 0);
+    assert_int_equal(wait_exit(listener, output), 0);
+    assert_non_null(strstr(out, "unknown message: 3 bytes, too short for an SBE header"));
+    assert_non_null(strstr(out, "unknown message: schema 999 template 3 version 1, 32 bytes"));
+    assert_non_null(strstr(out, "malformed ShmPoolAnnounce (20 bytes)"));
+    assert_non_null(strstr(out, "ShmPoolAnnounce {\"streamId\":77"));
+    assert_non_null(strstr(out, "4 messages (2 unknown, 1 malformed)"));
+    tp_bus_publication_close(pub);
+    tp_bus_close(bus);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(tp("listen"), 2);
+    assert_non_null(strstr(out, "usage: tp listen"));
+    assert_int_equal(tp("listen bogus"), 2);
+    assert_non_null(strstr(out, "tp listen: unknown stream kind 'bogus'"));
+    assert_int_equal(tp("listen all --stream-id 5"), 2);
+    assert_non_null(strstr(out, "not with 'all'"));
+    assert_int_equal(tp("listen control --stream-id x"), 2);
+    assert_non_null(strstr(out, "'x' is not an integer"));
+    assert_int_equal(tp("listen control --duration"), 2);
+    assert_non_null(strstr(out, "--duration needs a value"));
+    assert_int_equal(tp("listen control --nope"), 2);
+    assert_non_null(strstr(out, "unknown option '--nope'"));
+    assert_int_equal(tp("listen --help"), 0);
+    assert_non_null(strstr(out, "examples:"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_listen_decodes_announces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listen_survives_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
