@@ -13,6 +13,8 @@ static const tp_cli_command_t commands[] = {
     { "config", "check, dump and convert configuration files (TOML)", tp_cmd_config },
     { "listen", "print every message on a control-plane stream (announces, control, descriptors, QoS, metadata)",
         tp_cmd_listen },
+    { "inspect", "show a region file's superblock, its checks and its header slots", tp_cmd_inspect },
+    { "validate-uri", "check a region URI against the wire and containment rules", tp_cmd_validate_uri },
     { "decode", "print an SBE message or SHM struct (any of the six schemas) as JSON", tp_cmd_decode },
     { "encode", "encode an SBE message from JSON (the inverse of decode)", tp_cmd_encode },
 };

@@ -7,6 +7,7 @@
 #define SH_OFF(field) TP_WIRE_SLOT_HEADER_##field##_OFFSET
 #define SLOT_HEADER_BYTES_LENGTH_OFFSET TP_WIRE_SLOT_HEADER_BLOCK_LENGTH
 #define SLOT_TENSOR_OFFSET (TP_WIRE_SLOT_HEADER_BLOCK_LENGTH + TP_SBE_VAR_LENGTH_PREFIX)
+_Static_assert(SLOT_TENSOR_OFFSET == TP_SLOT_TENSOR_HEADER_OFFSET, "the TensorHeader starts 64 bytes into a slot");
 
 _Static_assert(SLOT_TENSOR_OFFSET + TP_TENSOR_HEADER_BYTES == TP_HEADER_SLOT_BYTES, "slot is 60 + 4 + 192 bytes");
 _Static_assert(SH_OFF(SEQ_COMMIT) == 0, "seq_commit is at slot offset 0");

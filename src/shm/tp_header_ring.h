@@ -20,6 +20,9 @@
 #include "shm/tp_shm_region.h"
 #include "tensorpool/tp_tensor.h"
 
+/* The embedded TensorHeader starts after the 60-byte SlotHeader block and its 4-byte length. */
+#define TP_SLOT_TENSOR_HEADER_OFFSET 64
+
 /* The slot's fields other than seq_commit and the tensor. */
 typedef struct tp_slot_fields
 {

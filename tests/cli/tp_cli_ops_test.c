@@ -3,6 +3,8 @@
  * its bus by this test.
  *  - tp listen: decodes what the driver announces; on a stream carrying garbage it keeps going, shows each
  *    unknown or malformed message as such and counts it;
+ *  - tp inspect and tp validate-uri: the driver's regions, a frame a producer committed, and hostile files
+ *    (garbage, too short, a symlink, outside the allowed directories);
  *  - usage errors exit 2 with one clear line.
  */
 #include <fcntl.h>
@@ -16,7 +18,9 @@
 #include <unistd.h>
 
 #include "core/tp_clock.h"
+#include "shm/tp_shm_layout.h"
 #include "tensorpool/tp_bus.h"
+#include "tensorpool/tp_client.h"
 #include "tp_sbe_wire.h"
 #include "tp_test_util.h"
 
@@ -178,6 +182,105 @@ static void test_listen_survives_garbage(void **state)
     tp_bus_close(bus);
 }
 
+/* A region of the stream's epoch, where the driver's canonical layout puts it. */
+static void region_path(char *buf, size_t capacity, uint64_t epoch, const char *file)
+{
+    char epoch_dir[1024];
+    tp_assert_ok(tp_shm_layout_epoch_dir(epoch_dir, sizeof(epoch_dir), shm, "default", STREAM, epoch));
+    snprintf(buf, capacity, "%s/%s", epoch_dir, file);
+}
+
+static void test_inspect_and_validate(void **state)
+{
+    (void)state;
+    /* A producer commits one frame (a 2x3 float32 tensor), so the ring has something to show. */
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *client = NULL;
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_client_context_init(&ctx));
+    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus_dir));
+    tp_assert_ok(tp_client_context_set(ctx, "client.allowed_base_dirs", shm));
+    tp_assert_ok(tp_client_connect(&client, ctx));
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    float values[6] = { 1, 2, 3, 4, 5, 6 };
+    tp_tensor_desc_t t;
+    memset(&t, 0, sizeof(t));
+    t.dtype = TP_DTYPE_FLOAT32;
+    t.major_order = TP_MAJOR_ORDER_ROW;
+    t.ndims = 2;
+    t.dims[0] = 2;
+    t.dims[1] = 3;
+    assert_int_equal(tp_producer_offer_frame(p, values, sizeof(values), &t, 0, 0), 0);
+    uint64_t epoch = tp_producer_epoch(p);
+    char header[1200], pool[1200], args[2600];
+    region_path(header, sizeof(header), epoch, "header.ring");
+    region_path(pool, sizeof(pool), epoch, "1.pool");
+
+    snprintf(args, sizeof(args), "inspect '%s' --slots --expect-epoch %llu --expect-stream %d", header,
+        (unsigned long long)epoch, STREAM);
+    assert_int_equal(tp(args), 0);
+    assert_non_null(strstr(out, "header ring, 4160 bytes"));
+    assert_non_null(strstr(out, "checks    ok"));
+    assert_non_null(strstr(out, "(running)"));
+    assert_non_null(strstr(out, "0      0            committed  1     24           FLOAT32  2x3"));
+    assert_non_null(strstr(out, "1      0            empty"));
+    snprintf(args, sizeof(args), "inspect 'shm:file?path=%s' --slot 0 --json --allowed-dirs '%s'", header, shm);
+    assert_int_equal(tp(args), 0);
+    assert_non_null(strstr(out, "\"ok\":true"));
+    assert_non_null(strstr(out, "\"slots\":[{\"slot\":0,\"seq\":0,\"state\":\"committed\",\"pool_id\":1,"));
+    assert_non_null(strstr(out, "\"dims\":[2,3]"));
+    /* Expectations that do not hold: exit 1 naming them. */
+    snprintf(args, sizeof(args), "inspect '%s' --expect-epoch %llu", pool, (unsigned long long)epoch + 7);
+    assert_int_equal(tp(args), 1);
+    assert_non_null(strstr(out, "payload pool"));
+    assert_non_null(strstr(out, "checks    FAILED: epoch"));
+    snprintf(args, sizeof(args), "validate-uri 'shm:file?path=%s' --allowed-dirs '%s'", pool, shm);
+    assert_int_equal(tp(args), 0);
+    assert_non_null(strstr(out, "valid: "));
+
+    /* Hostile files. */
+    char garbage[700], short_file[700], link[700];
+    snprintf(garbage, sizeof(garbage), "%s/garbage.ring", shm);
+    snprintf(short_file, sizeof(short_file), "%s/short.ring", shm);
+    snprintf(link, sizeof(link), "%s/link.ring", shm);
+    FILE *f = fopen(garbage, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 4096; i++)
+    {
+        fputc((i * 37) & 0xff, f);
+    }
+    fclose(f);
+    f = fopen(short_file, "w");
+    assert_non_null(f);
+    fputs("TPOLSHM", f);
+    fclose(f);
+    assert_int_equal(symlink(header, link), 0);
+    snprintf(args, sizeof(args), "inspect '%s' --slots", garbage);
+    assert_int_equal(tp(args), 1);
+    assert_non_null(strstr(out, "is not TPOLSHM1"));
+    assert_non_null(strstr(out, "slots are listed for a valid header ring only"));
+    snprintf(args, sizeof(args), "inspect '%s'", short_file);
+    assert_int_equal(tp(args), 2);
+    assert_non_null(strstr(out, "7 bytes, too short for a 64-byte superblock"));
+    snprintf(args, sizeof(args), "inspect '%s'", link);
+    assert_int_equal(tp(args), 2);
+    assert_non_null(strstr(out, "cannot open"));
+    snprintf(args, sizeof(args), "validate-uri 'shm:file?path=%s' --allowed-dirs '%s'", link, shm);
+    assert_int_equal(tp(args), 0); /* the canonical target is inside; mapping opens the target itself */
+    snprintf(args, sizeof(args), "validate-uri 'shm:file?path=/etc/passwd' --allowed-dirs '%s'", shm);
+    assert_int_equal(tp(args), 1);
+    assert_non_null(strstr(out, "outside every allowed base directory"));
+    assert_int_equal(tp("validate-uri 'file:///dev/shm/x'"), 1);
+    assert_non_null(strstr(out, "refused:"));
+    assert_int_equal(tp("inspect /nonexistent/file"), 2);
+    assert_int_equal(tp("inspect"), 2);
+    assert_int_equal(tp("inspect a b"), 2);
+    assert_int_equal(tp("validate-uri"), 2);
+    tp_producer_close(p);
+    tp_client_close(client);
+    tp_client_context_close(ctx);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -202,6 +305,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_listen_decodes_announces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_survives_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_and_validate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
