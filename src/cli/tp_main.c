@@ -15,6 +15,11 @@ static const tp_cli_command_t commands[] = {
         tp_cmd_listen },
     { "inspect", "show a region file's superblock, its checks and its header slots", tp_cmd_inspect },
     { "validate-uri", "check a region URI against the wire and containment rules", tp_cmd_validate_uri },
+    { "attach", "attach to a stream through the driver, print the response, optionally hold the lease",
+        tp_cmd_attach },
+    { "detach", "detach a lease", tp_cmd_detach },
+    { "keepalive", "send lease keepalives", tp_cmd_keepalive },
+    { "send", "publish a control message by hand (consumer-config)", tp_cmd_send },
     { "decode", "print an SBE message or SHM struct (any of the six schemas) as JSON", tp_cmd_decode },
     { "encode", "encode an SBE message from JSON (the inverse of decode)", tp_cmd_encode },
 };

@@ -5,6 +5,8 @@
  *    unknown or malformed message as such and counts it;
  *  - tp inspect and tp validate-uri: the driver's regions, a frame a producer committed, and hostile files
  *    (garbage, too short, a symlink, outside the allowed directories);
+ *  - tp attach (with and without --hold), tp detach, tp keepalive, tp send consumer-config: what the driver
+ *    answers, refusals, a driver that does not answer;
  *  - usage errors exit 2 with one clear line.
  */
 #include <fcntl.h>
@@ -281,6 +283,98 @@ static void test_inspect_and_validate(void **state)
     tp_client_context_close(ctx);
 }
 
+static uint64_t json_u64(const char *text, const char *key)
+{
+    const char *at = strstr(text, key);
+    assert_non_null(at);
+    return strtoull(at + strlen(key), NULL, 10);
+}
+
+static void test_attach_detach_keepalive_send(void **state)
+{
+    (void)state;
+    char args[1024];
+    assert_int_equal(tp("attach --role consumer --stream-id 10000 --client-id 5 --json"), 0);
+    assert_non_null(strstr(out, "\"code\":\"OK\""));
+    assert_non_null(strstr(out, "\"header_slot_bytes\":256"));
+    uint64_t lease = json_u64(out, "\"lease_id\":");
+    /* The driver's status file follows within a moment. */
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (tp("driver leases") != 0 || strstr(out, "CONSUMER") == NULL)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(20000);
+    }
+    snprintf(args, sizeof(args),
+        "keepalive --lease-id %llu --stream-id 10000 --client-id 5 --role consumer --count 2 --interval 0.05",
+        (unsigned long long)lease);
+    assert_int_equal(tp(args), 0);
+    assert_non_null(strstr(out, "sent 2 keepalive(s)"));
+    snprintf(args, sizeof(args), "detach --lease-id %llu --stream-id 10000 --client-id 5 --role consumer",
+        (unsigned long long)lease);
+    assert_int_equal(tp(args), 0);
+    assert_non_null(strstr(out, "OK"));
+    assert_int_equal(tp(args), 0); /* detach is idempotent (driver spec 4.9) */
+    snprintf(args, sizeof(args), "detach --lease-id %llu --stream-id 10000 --client-id 5 --role consumer",
+        (unsigned long long)lease + 1000);
+    assert_int_equal(tp(args), 1); /* no such lease */
+    assert_non_null(strstr(out, "REJECTED"));
+    assert_int_equal(tp("attach --role producer --stream-id 999"), 1);
+    assert_non_null(strstr(out, "REJECTED: stream 999 is not provisioned"));
+    assert_int_equal(tp("attach --role producer --stream-id 10000 --hold 0.3"), 0);
+    assert_non_null(strstr(out, "OK: PRODUCER lease"));
+    assert_non_null(strstr(out, "detach: OK"));
+    /* A held producer lease keeps the stream: a second producer is refused; Ctrl-C ends the hold cleanly. */
+    char output[700];
+    snprintf(output, sizeof(output), "%s/hold.out", dir);
+    pid_t holder = tp_background("attach --role producer --stream-id 10000 --hold 60", output, "OK: PRODUCER");
+    assert_int_equal(tp("attach --role producer --stream-id 10000"), 1);
+    assert_non_null(strstr(out, "already has a producer"));
+    assert_int_equal(kill(holder, SIGINT), 0);
+    assert_int_equal(wait_exit(holder, output), 0);
+    assert_non_null(strstr(out, "detach: OK"));
+    /* Nobody answers on another control stream. */
+    assert_int_equal(tp("attach --role consumer --stream-id 10000 --control-stream-id 4242 --timeout 0.3"), 1);
+    assert_non_null(strstr(out, "no attach response from the driver within 300 ms"));
+    /* A ConsumerConfig by hand, seen on the control stream. */
+    snprintf(output, sizeof(output), "%s/listen.out", dir);
+    pid_t listener = tp_background("listen control --json --duration 5", output, "tp listen: control on");
+    assert_int_equal(tp("send consumer-config --stream-id 10000 --client-id 5 --mode rate-limited "
+                        "--descriptor-channel aeron:ipc --descriptor-stream-id 31000"),
+        0);
+    deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    for (;;)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        FILE *f = fopen(output, "r");
+        assert_non_null(f);
+        size_t n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        fclose(f);
+        if (strstr(out, "ConsumerConfig") != NULL)
+        {
+            break;
+        }
+        usleep(5000);
+    }
+    kill(listener, SIGINT);
+    wait_exit(listener, output);
+    assert_non_null(strstr(out, "\"mode\":\"RATE_LIMITED\""));
+    assert_non_null(strstr(out, "\"descriptorStreamId\":31000"));
+    /* Usage errors. */
+    assert_int_equal(tp("attach --stream-id 10000"), 2);
+    assert_non_null(strstr(out, "--role is required"));
+    assert_int_equal(tp("attach --role boss --stream-id 1"), 2);
+    assert_non_null(strstr(out, "--role is producer or consumer"));
+    assert_int_equal(tp("detach --lease-id 1 --stream-id 1"), 2);
+    assert_non_null(strstr(out, "--client-id is required"));
+    assert_int_equal(tp("send consumer-config --stream-id 1 --client-id 2 --descriptor-stream-id 5"), 2);
+    assert_non_null(strstr(out, "needs both its channel and a non-zero stream id"));
+    assert_int_equal(tp("send nothing"), 2);
+    assert_int_equal(tp("attach --role consumer --stream-id 1 --hold"), 2);
+    assert_non_null(strstr(out, "--hold needs a value"));
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -306,6 +400,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listen_decodes_announces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_survives_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inspect_and_validate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attach_detach_keepalive_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
