@@ -7,6 +7,7 @@
  *    (garbage, too short, a symlink, outside the allowed directories);
  *  - tp attach (with and without --hold), tp detach, tp keepalive, tp send consumer-config: what the driver
  *    answers, refusals, a driver that does not answer;
+ *  - tp top --once: the stream with its producer and a non-zero frame and byte rate while frames flow;
  *  - usage errors exit 2 with one clear line.
  */
 #include <fcntl.h>
@@ -375,6 +376,78 @@ static void test_attach_detach_keepalive_send(void **state)
     assert_non_null(strstr(out, "--hold needs a value"));
 }
 
+static void test_top_once(void **state)
+{
+    (void)state;
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *client = NULL;
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_client_context_init(&ctx));
+    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus_dir));
+    tp_assert_ok(tp_client_context_set(ctx, "client.allowed_base_dirs", shm));
+    tp_assert_ok(tp_client_context_set(ctx, "client.client_id", "4321"));
+    tp_assert_ok(tp_client_connect(&client, ctx));
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    char output[700];
+    snprintf(output, sizeof(output), "%s/top.out", dir);
+    pid_t top = fork();
+    assert_true(top >= 0);
+    if (top == 0)
+    {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char cmd[2048];
+        snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' exec %s top --once --interval 1.5 > '%s' 2>&1", bus_dir,
+            TP_TOOL, output);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* 1000-byte frames at about 1 kHz while tp top samples. */
+    uint8_t frame[1000];
+    memset(frame, 7, sizeof(frame));
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, sizeof(frame));
+    int status = 0;
+    while (waitpid(top, &status, WNOHANG) == 0)
+    {
+        tp_producer_offer_frame(p, frame, sizeof(frame), &t, 0, 0);
+        tp_producer_do_work(p);
+        usleep(1000);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    FILE *f = fopen(output, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    print_message("%s", out);
+    assert_non_null(strstr(out, "(running)"));
+    const char *row = strstr(out, "\n10000 ");
+    assert_non_null(row);
+    char name[64], producer_word[32], producer_id[32];
+    unsigned long long epoch = 0, consumers = 0;
+    double fps = 0, mibs = 0;
+    assert_int_equal(sscanf(row, " 10000 %63s %llu %31s %31s %llu %lf %lf", name, &epoch, producer_word, producer_id,
+                         &consumers, &fps, &mibs),
+        7);
+    assert_string_equal(name, "cam");
+    assert_int_equal(epoch, tp_producer_epoch(p));
+    assert_string_equal(producer_id, "4321");
+    assert_true(fps > 50);
+    assert_true(mibs > 0.04);
+    assert_non_null(strstr(row, "s ago"));
+    tp_producer_close(p);
+    tp_client_close(client);
+    tp_client_context_close(ctx);
+    /* No driver: a clear error, exit 1. */
+    char args[800];
+    snprintf(args, sizeof(args), "top --once --bus-dir '%s/nowhere'", dir);
+    assert_int_equal(tp(args), 1);
+    assert_non_null(strstr(out, "no driver status"));
+    assert_int_equal(tp("top --interval"), 2);
+    assert_int_equal(tp("top --bogus"), 2);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -401,6 +474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listen_survives_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inspect_and_validate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_detach_keepalive_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_top_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
