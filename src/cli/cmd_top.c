@@ -356,9 +356,20 @@ static void render(top_t *t, tp_strbuf_t *b, bool ansi, double window_s)
         {
             snprintf(announced, sizeof(announced), "-");
         }
-        tp_strbuf_printf(b, "%-8" PRIu32 " %-16s %-6" PRIu64 " %-10s %-9" PRIu32 " %-10.1f %-9.1f %-12s %s\n",
-            s->stream_id, s->in_status ? s->name : "(not the driver's)", s->epoch, producer, s->consumers, s->fps,
-            s->bps / (1024.0 * 1024.0), drops, announced);
+        char fps[32], mibs[32];
+        if (window_s >= 0.05)
+        {
+            snprintf(fps, sizeof(fps), "%.1f", s->fps);
+            snprintf(mibs, sizeof(mibs), "%.1f", s->bps / (1024.0 * 1024.0));
+        }
+        else
+        {
+            snprintf(fps, sizeof(fps), "..."); /* the first screen, before any sampling */
+            snprintf(mibs, sizeof(mibs), "...");
+        }
+        tp_strbuf_printf(b, "%-8" PRIu32 " %-16s %-6" PRIu64 " %-10s %-9" PRIu32 " %-10s %-9s %-12s %s\n",
+            s->stream_id, s->in_status ? s->name : "(not the driver's)", s->epoch, producer, s->consumers, fps, mibs,
+            drops, announced);
         s->frames = 0;
         s->bytes = 0;
     }
@@ -489,7 +500,8 @@ int tp_cmd_top(int argc, char **argv)
     tp_strbuf_t b;
     tp_strbuf_init(&b);
     int64_t window_start = tp_clock_monotonic_ns();
-    int64_t next = window_start + (int64_t)(interval * 1e9);
+    /* Interactive: the first screen at once; then one per interval. */
+    int64_t next = once ? window_start + (int64_t)(interval * 1e9) : window_start;
     for (;;)
     {
         int work = tp_bus_poll(t.descriptors, on_descriptor, &t, 256);
@@ -497,10 +509,6 @@ int tp_cmd_top(int argc, char **argv)
         if (t.announces != NULL)
         {
             work += tp_bus_poll(t.announces, on_announce, &t, 64);
-        }
-        if (tp_cli_stop_requested() || (is_tty && quit_typed()))
-        {
-            break;
         }
         int64_t now = tp_clock_monotonic_ns();
         if (now >= next)
@@ -516,6 +524,10 @@ int tp_cmd_top(int argc, char **argv)
             }
             window_start = now;
             next = now + (int64_t)(interval * 1e9);
+        }
+        if (tp_cli_stop_requested() || (is_tty && quit_typed()))
+        {
+            break;
         }
         if (work <= 0)
         {

@@ -439,6 +439,14 @@ static void test_top_once(void **state)
     tp_producer_close(p);
     tp_client_close(client);
     tp_client_context_close(ctx);
+    /* Interactive, in a terminal (a pty from script(1)): full-screen refreshes, `q` quits with status 0. */
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+        "(printf q; sleep 2) | TP_BUS_DIR='%s' timeout 20 script -qec '%s top --interval 0.2' /dev/null 2>&1",
+        bus_dir, TP_TOOL);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "\033[H\033[2J"));
+    assert_non_null(strstr(out, "q quits"));
     /* No driver: a clear error, exit 1. */
     char args[800];
     snprintf(args, sizeof(args), "top --once --bus-dir '%s/nowhere'", dir);
