@@ -90,6 +90,31 @@ static int tp(const char *args)
     return tp_test_run(cmd, out, sizeof(out));
 }
 
+/* The whole of a file into out; false if there is no such file (yet). */
+static bool try_read_output(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+    {
+        return false;
+    }
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return true;
+}
+
+/* Poll a growing output file until it contains `needle` (bounded). */
+static void await_output(const char *path, const char *needle)
+{
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (!try_read_output(path) || strstr(out, needle) == NULL)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(2000);
+    }
+}
+
 /* Start `tp ARGS` in the background, its output into a file; wait until that output contains `ready`. */
 static pid_t tp_background(const char *args, const char *output, const char *ready)
 {
@@ -103,34 +128,15 @@ static pid_t tp_background(const char *args, const char *output, const char *rea
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
-    for (;;)
-    {
-        assert_true(tp_clock_monotonic_ns() < deadline);
-        FILE *f = fopen(output, "r");
-        if (f != NULL)
-        {
-            size_t n = fread(out, 1, sizeof(out) - 1, f);
-            out[n] = '\0';
-            fclose(f);
-            if (strstr(out, ready) != NULL)
-            {
-                return pid;
-            }
-        }
-        usleep(2000);
-    }
+    await_output(output, ready);
+    return pid;
 }
 
 static int wait_exit(pid_t pid, const char *output)
 {
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    FILE *f = fopen(output, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    fclose(f);
+    assert_true(try_read_output(output));
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -193,18 +199,39 @@ static void region_path(char *buf, size_t capacity, uint64_t epoch, const char *
     snprintf(buf, capacity, "%s/%s", epoch_dir, file);
 }
 
+/* A producer of STREAM in this process (client id 0: random). */
+typedef struct test_producer
+{
+    tp_client_context_t *ctx;
+    tp_client_t *client;
+    tp_producer_t *p;
+} test_producer_t;
+
+static void producer_open(test_producer_t *tp_, const char *client_id)
+{
+    memset(tp_, 0, sizeof(*tp_));
+    tp_assert_ok(tp_client_context_init(&tp_->ctx));
+    tp_assert_ok(tp_client_context_set(tp_->ctx, "client.bus_dir", bus_dir));
+    tp_assert_ok(tp_client_context_set(tp_->ctx, "client.allowed_base_dirs", shm));
+    tp_assert_ok(tp_client_context_set(tp_->ctx, "client.client_id", client_id));
+    tp_assert_ok(tp_client_connect(&tp_->client, tp_->ctx));
+    tp_assert_ok(tp_producer_attach(&tp_->p, tp_->client, STREAM, TIMEOUT_NS));
+}
+
+static void producer_close(test_producer_t *tp_)
+{
+    tp_producer_close(tp_->p);
+    tp_client_close(tp_->client);
+    tp_client_context_close(tp_->ctx);
+}
+
 static void test_inspect_and_validate(void **state)
 {
     (void)state;
     /* A producer commits one frame (a 2x3 float32 tensor), so the ring has something to show. */
-    tp_client_context_t *ctx = NULL;
-    tp_client_t *client = NULL;
-    tp_producer_t *p = NULL;
-    tp_assert_ok(tp_client_context_init(&ctx));
-    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus_dir));
-    tp_assert_ok(tp_client_context_set(ctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_connect(&client, ctx));
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    test_producer_t prod;
+    producer_open(&prod, "0");
+    tp_producer_t *p = prod.p;
     float values[6] = { 1, 2, 3, 4, 5, 6 };
     tp_tensor_desc_t t;
     memset(&t, 0, sizeof(t));
@@ -279,9 +306,7 @@ static void test_inspect_and_validate(void **state)
     assert_int_equal(tp("inspect"), 2);
     assert_int_equal(tp("inspect a b"), 2);
     assert_int_equal(tp("validate-uri"), 2);
-    tp_producer_close(p);
-    tp_client_close(client);
-    tp_client_context_close(ctx);
+    producer_close(&prod);
 }
 
 static uint64_t json_u64(const char *text, const char *key)
@@ -343,21 +368,7 @@ static void test_attach_detach_keepalive_send(void **state)
     assert_int_equal(tp("send consumer-config --stream-id 10000 --client-id 5 --mode rate-limited "
                         "--descriptor-channel aeron:ipc --descriptor-stream-id 31000"),
         0);
-    deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
-    for (;;)
-    {
-        assert_true(tp_clock_monotonic_ns() < deadline);
-        FILE *f = fopen(output, "r");
-        assert_non_null(f);
-        size_t n = fread(out, 1, sizeof(out) - 1, f);
-        out[n] = '\0';
-        fclose(f);
-        if (strstr(out, "ConsumerConfig") != NULL)
-        {
-            break;
-        }
-        usleep(5000);
-    }
+    await_output(output, "ConsumerConfig");
     kill(listener, SIGINT);
     wait_exit(listener, output);
     assert_non_null(strstr(out, "\"mode\":\"RATE_LIMITED\""));
@@ -379,15 +390,9 @@ static void test_attach_detach_keepalive_send(void **state)
 static void test_top_once(void **state)
 {
     (void)state;
-    tp_client_context_t *ctx = NULL;
-    tp_client_t *client = NULL;
-    tp_producer_t *p = NULL;
-    tp_assert_ok(tp_client_context_init(&ctx));
-    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus_dir));
-    tp_assert_ok(tp_client_context_set(ctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(ctx, "client.client_id", "4321"));
-    tp_assert_ok(tp_client_connect(&client, ctx));
-    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    test_producer_t prod;
+    producer_open(&prod, "4321");
+    tp_producer_t *p = prod.p;
     char output[700];
     snprintf(output, sizeof(output), "%s/top.out", dir);
     pid_t top = fork();
@@ -415,11 +420,7 @@ static void test_top_once(void **state)
     }
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    FILE *f = fopen(output, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    fclose(f);
+    assert_true(try_read_output(output));
     print_message("%s", out);
     assert_non_null(strstr(out, "(running)"));
     const char *row = strstr(out, "\n10000 ");
@@ -436,9 +437,7 @@ static void test_top_once(void **state)
     assert_true(fps > 50);
     assert_true(mibs > 0.04);
     assert_non_null(strstr(row, "s ago"));
-    tp_producer_close(p);
-    tp_client_close(client);
-    tp_client_context_close(ctx);
+    producer_close(&prod);
     /* Interactive, in a terminal (a pty from script(1)): full-screen refreshes, `q` quits with status 0. */
     char cmd[2048];
     snprintf(cmd, sizeof(cmd),
