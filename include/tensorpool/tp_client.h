@@ -38,6 +38,8 @@ typedef struct tp_consumer tp_consumer_t;
  *   client.announce_period_ms    1000 (the driver's: announces older than 3x this are ignored, and a stream
  *                                whose superblock activity is older than 3x this is taken for dead)
  *   client.descriptor_channel    "aeron:ipc?term-length=4m"   client.descriptor_stream_id  1100
+ *   client.metadata_channel, client.metadata_stream_id (1300), client.metadata_period_ms (1000)
+ *   client.qos_channel, client.qos_stream_id (1200), client.qos_period_ms (1000)
  *   client.allowed_base_dirs     "/dev/shm"  (comma-separated; regions must lie inside one of them)
  *   client.client_id             0 (random, non-zero; each lease takes the next id)
  *   client.keepalive_interval_ms 1000 */
@@ -61,8 +63,8 @@ TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t
  * tp_producer_is_attached says when it is ready; tp_producer_last_error why it is not yet. */
 TP_API int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t stream_id);
 
-/* Copy path: write payload into the smallest pool that fits, fill the slot header (tensor, meta_version),
- * commit the slot and publish FrameDescriptor. Returns the frame's sequence (>= 0), or -1: the payload fits no
+/* Copy path: write payload into the smallest pool that fits, fill the slot header (tensor, meta_version; 0 means
+ * the producer's current metadata version, see tp_metadata.h), commit the slot and publish FrameDescriptor. Returns the frame's sequence (>= 0), or -1: the payload fits no
  * pool, the tensor is invalid, or the descriptor could not be published (back pressure). Hot path: no
  * allocation, lock or system call. */
 TP_API int64_t tp_producer_offer_frame(tp_producer_t *producer, const void *payload, uint32_t length,

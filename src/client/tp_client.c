@@ -29,6 +29,18 @@ static const tp_config_field_t client_fields[] = {
     TP_CFG_FIELD(C, announce_period_ms, "client.announce_period_ms", TP_CFG_U32, "1000", 10, 3600000, false,
         "the driver's announce period: announces older than 3x this are ignored, and a region whose activity "
         "timestamp is older than 3x this is taken for dead"),
+    TP_CFG_FIELD(C, metadata_channel, "client.metadata_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0, 0,
+        false, "channel of DataSourceAnnounce, DataSourceMeta and meta blobs"),
+    TP_CFG_FIELD(C, metadata_stream_id, "client.metadata_stream_id", TP_CFG_U32, "1300", 1, INT32_MAX, false,
+        "stream of the metadata messages"),
+    TP_CFG_FIELD(C, metadata_period_ms, "client.metadata_period_ms", TP_CFG_U32, "1000", 10, 3600000, false,
+        "DataSourceAnnounce and DataSourceMeta are repeated at this period (and sent at once on every change)"),
+    TP_CFG_FIELD(C, qos_channel, "client.qos_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0, 0, false,
+        "channel of QosProducer and QosConsumer"),
+    TP_CFG_FIELD(C, qos_stream_id, "client.qos_stream_id", TP_CFG_U32, "1200", 1, INT32_MAX, false,
+        "stream of the QoS messages"),
+    TP_CFG_FIELD(C, qos_period_ms, "client.qos_period_ms", TP_CFG_U32, "1000", 10, 3600000, false,
+        "producers send QosProducer and consumers QosConsumer at this period"),
     TP_CFG_FIELD(C, descriptor_channel, "client.descriptor_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0,
         0, false, "channel of FrameDescriptor"),
     TP_CFG_FIELD(C, descriptor_stream_id, "client.descriptor_stream_id", TP_CFG_U32, "1100", 1, INT32_MAX, false,
@@ -204,6 +216,20 @@ void tp_client_free(tp_client_t *c)
     tp_shm_allowed_dirs_fini(&c->allowed);
     tp_free(c->attach_result);
     tp_free(c);
+}
+
+void tp_client_retain(tp_client_t *c)
+{
+    c->open_handles++;
+}
+
+void tp_client_release(tp_client_t *c)
+{
+    c->open_handles--;
+    if (c->is_closing && c->open_handles == 0)
+    {
+        tp_client_free(c); /* the client was closed first */
+    }
 }
 
 int tp_client_close(tp_client_t *c)

@@ -36,6 +36,12 @@ typedef struct tp_client_config
     uint32_t client_id;
     uint32_t keepalive_interval_ms;
     uint32_t announce_period_ms;
+    char metadata_channel[TP_CONFIG_STRING_MAX];
+    uint32_t metadata_stream_id;
+    uint32_t metadata_period_ms;
+    char qos_channel[TP_CONFIG_STRING_MAX];
+    uint32_t qos_stream_id;
+    uint32_t qos_period_ms;
 } tp_client_config_t;
 
 struct tp_client_context
@@ -111,6 +117,10 @@ struct tp_client_lease
 
 /* Release everything the client holds (its producers and consumers are closed). */
 void tp_client_free(tp_client_t *client);
+/* Something opened from the client (a lease, a metadata publisher or cache, a QoS monitor) that keeps it alive:
+ * a client closed first is freed when the last such thing is released. */
+void tp_client_retain(tp_client_t *client);
+void tp_client_release(tp_client_t *client);
 
 /* Register the lease and start attaching. timeout_ns < 0: return at once (the lease attaches in the ticks);
  * otherwise wait until attached (0), refused by the driver, or the timeout passed (-1, nothing left open). */

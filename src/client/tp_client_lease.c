@@ -408,7 +408,7 @@ int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t str
     l->next_attempt_ns = tp_clock_monotonic_ns();
     l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
     client->leases[slot] = l;
-    client->open_handles++;
+    tp_client_retain(client);
     if (timeout_ns < 0)
     {
         tp_client_lease_tick(l, tp_clock_monotonic_ns());
@@ -469,10 +469,6 @@ void tp_client_lease_close(tp_client_lease_t *l)
             c->leases[i] = NULL;
         }
     }
-    c->open_handles--;
     l->client = NULL;
-    if (c->is_closing && c->open_handles == 0)
-    {
-        tp_client_free(c); /* the client was closed first */
-    }
+    tp_client_release(c);
 }

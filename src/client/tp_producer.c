@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client/tp_client_internal.h"
+#include "client/tp_metadata_internal.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "core/tp_copy.h"
@@ -26,6 +27,7 @@ struct tp_producer
     uint32_t mask;
     uint32_t generation;
     bool has_claim;
+    tp_metadata_publisher_t *meta;
     /* the work of tp_producer_agent */
     tp_produce_fn_t produce;
     void *produce_clientd;
@@ -45,8 +47,15 @@ static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stre
         tp_free(p);
         return -1;
     }
+    if (tp_metadata_publisher_open(&p->meta, client, stream_id) < 0)
+    {
+        tp_bus_publication_close(p->descriptors);
+        tp_free(p);
+        return -1;
+    }
     if (tp_client_lease_open(&p->lease, client, stream_id, TP_DRIVER_ROLE_PRODUCER, timeout_ns) < 0)
     {
+        tp_metadata_publisher_close(p->meta);
         tp_bus_publication_close(p->descriptors);
         tp_free(p);
         return -1;
@@ -207,6 +216,10 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
     }
     uint64_t seq = claim->seq;
     uint32_t index = (uint32_t)(seq & p->mask);
+    if (meta_version == 0)
+    {
+        meta_version = tp_metadata_version(p->meta); /* wire spec 10.3.2: the version that applies to the frame */
+    }
     uint8_t *slot = tp_header_slot_at(l->header.base, index);
     uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
     tp_tensor_header_encode(tensor_header, tensor);
@@ -266,7 +279,22 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
 
 int tp_producer_do_work(tp_producer_t *p)
 {
-    return tp_client_lease_tick(&p->lease, tp_clock_monotonic_ns());
+    int work = tp_client_lease_tick(&p->lease, tp_clock_monotonic_ns());
+    if (p->lease.is_valid)
+    {
+        tp_metadata_publisher_set_identity(p->meta, p->lease.client_id, p->lease.epoch);
+        work += tp_metadata_publisher_do_work(p->meta);
+    }
+    return work;
+}
+
+tp_metadata_publisher_t *tp_producer_metadata(tp_producer_t *p)
+{
+    if (p->lease.is_valid)
+    {
+        tp_metadata_publisher_set_identity(p->meta, p->lease.client_id, p->lease.epoch);
+    }
+    return p->meta;
 }
 
 uint64_t tp_producer_epoch(const tp_producer_t *p)
@@ -316,6 +344,7 @@ int tp_producer_close(tp_producer_t *p)
         return 0;
     }
     tp_bus_publication_close(p->descriptors);
+    tp_metadata_publisher_close(p->meta);
     tp_client_lease_close(&p->lease);
     tp_free(p);
     return 0;
