@@ -31,6 +31,8 @@
 #include "wire/tp_sbe.h"
 
 #define TOP_MAX_STREAMS 256
+#define TOP_MAX_CONSUMERS 32
+#define TOP_QOS_STALE_NS (5 * TP_NS_PER_S)
 #define TOP_CHANNEL "aeron:ipc?term-length=4m"
 
 typedef struct top_stream
@@ -53,11 +55,16 @@ typedef struct top_stream
     uint64_t bytes;
     double fps;
     double bps;
-    /* announces and QoS */
+    /* announces and QoS (the latest report of each consumer) */
     int64_t last_announce_ns;
-    uint64_t drops_gap;
-    uint64_t drops_late;
-    bool has_qos;
+    struct
+    {
+        uint32_t consumer_id;
+        uint64_t drops_gap;
+        uint64_t drops_late;
+        int64_t seen_ns;
+    } qos[TOP_MAX_CONSUMERS];
+    size_t qos_count;
 } top_stream_t;
 
 typedef struct top
@@ -314,10 +321,23 @@ static void on_qos(void *clientd, const uint8_t *buffer, size_t length, const tp
         top_stream_t *s = find_stream(t, tp_wire_qos_consumer_stream_id(&m), true);
         if (s != NULL)
         {
-            /* Latest report per stream (one consumer's cumulative counts; enough to see drops happen). */
-            s->drops_gap = tp_wire_qos_consumer_drops_gap(&m);
-            s->drops_late = tp_wire_qos_consumer_drops_late(&m);
-            s->has_qos = true;
+            uint32_t id = tp_wire_qos_consumer_consumer_id(&m);
+            size_t i = 0;
+            while (i < s->qos_count && s->qos[i].consumer_id != id)
+            {
+                i++;
+            }
+            if (i == s->qos_count && s->qos_count < TOP_MAX_CONSUMERS)
+            {
+                s->qos_count++;
+            }
+            if (i < s->qos_count)
+            {
+                s->qos[i].consumer_id = id;
+                s->qos[i].drops_gap = tp_wire_qos_consumer_drops_gap(&m);
+                s->qos[i].drops_late = tp_wire_qos_consumer_drops_late(&m);
+                s->qos[i].seen_ns = tp_clock_monotonic_ns();
+            }
         }
     }
 }
@@ -340,9 +360,20 @@ static void render(top_t *t, tp_strbuf_t *b, bool ansi, double window_s)
         char producer[32], drops[32], announced[32];
         snprintf(producer, sizeof(producer), s->producer_client_id != 0 ? "client %" PRIu32 : "-",
             s->producer_client_id);
-        if (s->has_qos)
+        uint64_t gap = 0, late = 0;
+        size_t reporting = 0;
+        for (size_t k = 0; k < s->qos_count; k++)
         {
-            snprintf(drops, sizeof(drops), "%" PRIu64 "/%" PRIu64, s->drops_gap, s->drops_late);
+            if (now - s->qos[k].seen_ns < TOP_QOS_STALE_NS) /* consumers still reporting */
+            {
+                gap += s->qos[k].drops_gap;
+                late += s->qos[k].drops_late;
+                reporting++;
+            }
+        }
+        if (reporting > 0)
+        {
+            snprintf(drops, sizeof(drops), "%" PRIu64 "/%" PRIu64, gap, late);
         }
         else
         {
@@ -379,7 +410,7 @@ static void render(top_t *t, tp_strbuf_t *b, bool ansi, double window_s)
     }
     if (ansi)
     {
-        tp_strbuf_puts(b, "\nq quits; DROPS = gaps/late as consumers report them in QosConsumer\n");
+        tp_strbuf_puts(b, "\nq quits; DROPS = gaps/late, summed over the consumers' latest QosConsumer reports\n");
     }
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client/tp_client_internal.h"
+#include "client/tp_qos_internal.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "core/tp_copy.h"
@@ -21,6 +22,7 @@ struct tp_consumer
 {
     tp_client_lease_t lease;
     tp_bus_subscription_t *descriptors;
+    tp_qos_sender_t qos;
     uint32_t mask;
     uint32_t generation; /* of the lease this state was derived from */
     bool has_expected;
@@ -55,8 +57,10 @@ static int consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stre
         tp_free(c);
         return -1;
     }
-    if (tp_client_lease_open(&c->lease, client, stream_id, TP_DRIVER_ROLE_CONSUMER, timeout_ns) < 0)
+    if (tp_qos_sender_open(&c->qos, client) < 0 ||
+        tp_client_lease_open(&c->lease, client, stream_id, TP_DRIVER_ROLE_CONSUMER, timeout_ns) < 0)
     {
+        tp_qos_sender_close(&c->qos);
         tp_bus_subscription_close(c->descriptors);
         tp_free(c);
         return -1;
@@ -210,6 +214,19 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
         tp_wire_frame_descriptor_has_timestamp_ns(&m) ? tp_wire_frame_descriptor_timestamp_ns(&m) : 0);
 }
 
+/* Between frames: the lease's tick, and the QoS report when due (wire spec 10.4.1). */
+static void housekeeping(tp_consumer_t *c)
+{
+    int64_t now = tp_clock_monotonic_ns();
+    tp_client_lease_tick(&c->lease, now);
+    if (c->lease.is_valid && tp_qos_sender_due(&c->qos, now))
+    {
+        tp_qos_send_consumer(&c->qos, c->lease.stream_id, c->lease.client_id, c->lease.epoch,
+            c->has_expected ? c->expected_seq - 1 : 0, c->counters.drops_gap, c->counters.drops_late,
+            TP_WIRE_MODE_STREAM);
+    }
+}
+
 /* The frame handed out by tp_consumer_next: accepted if copied out intact or still unchanged, else late. */
 static void settle_pulled(tp_consumer_t *c)
 {
@@ -231,7 +248,7 @@ static void settle_pulled(tp_consumer_t *c)
 int tp_consumer_next(tp_consumer_t *c, tp_frame_t *out)
 {
     settle_pulled(c);
-    tp_client_lease_tick(&c->lease, tp_clock_monotonic_ns());
+    housekeeping(c);
     follow_lease(c);
     c->delivered = 0;
     if (c->lease.state == TP_LEASE_ATTACHING)
@@ -269,7 +286,7 @@ int tp_consumer_poll(tp_consumer_t *c, tp_frame_handler_t handler, void *clientd
     {
         return -1;
     }
-    tp_client_lease_tick(&c->lease, tp_clock_monotonic_ns());
+    housekeeping(c);
     follow_lease(c);
     return c->delivered;
 }
@@ -308,6 +325,7 @@ int tp_consumer_close(tp_consumer_t *c)
         return 0;
     }
     settle_pulled(c);
+    tp_qos_sender_close(&c->qos);
     tp_bus_subscription_close(c->descriptors);
     tp_client_lease_close(&c->lease);
     tp_free(c);

@@ -8,6 +8,7 @@
 
 #include "client/tp_client_internal.h"
 #include "client/tp_metadata_internal.h"
+#include "client/tp_qos_internal.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "core/tp_copy.h"
@@ -28,6 +29,7 @@ struct tp_producer
     uint32_t generation;
     bool has_claim;
     tp_metadata_publisher_t *meta;
+    tp_qos_sender_t qos;
     /* the work of tp_producer_agent */
     tp_produce_fn_t produce;
     void *produce_clientd;
@@ -47,8 +49,9 @@ static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stre
         tp_free(p);
         return -1;
     }
-    if (tp_metadata_publisher_open(&p->meta, client, stream_id) < 0)
+    if (tp_qos_sender_open(&p->qos, client) < 0 || tp_metadata_publisher_open(&p->meta, client, stream_id) < 0)
     {
+        tp_qos_sender_close(&p->qos);
         tp_bus_publication_close(p->descriptors);
         tp_free(p);
         return -1;
@@ -56,6 +59,7 @@ static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stre
     if (tp_client_lease_open(&p->lease, client, stream_id, TP_DRIVER_ROLE_PRODUCER, timeout_ns) < 0)
     {
         tp_metadata_publisher_close(p->meta);
+        tp_qos_sender_close(&p->qos);
         tp_bus_publication_close(p->descriptors);
         tp_free(p);
         return -1;
@@ -279,11 +283,19 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
 
 int tp_producer_do_work(tp_producer_t *p)
 {
-    int work = tp_client_lease_tick(&p->lease, tp_clock_monotonic_ns());
+    int64_t now = tp_clock_monotonic_ns();
+    int work = tp_client_lease_tick(&p->lease, now);
     if (p->lease.is_valid)
     {
         tp_metadata_publisher_set_identity(p->meta, p->lease.client_id, p->lease.epoch);
         work += tp_metadata_publisher_do_work(p->meta);
+        if (tp_qos_sender_due(&p->qos, now))
+        {
+            /* Wire spec 10.4.2: the sequence of the newest frame published (0 before the first). */
+            tp_qos_send_producer(&p->qos, p->lease.stream_id, p->lease.client_id, p->lease.epoch,
+                p->next_seq > 0 ? p->next_seq - 1 : 0);
+            work++;
+        }
     }
     return work;
 }
@@ -344,6 +356,7 @@ int tp_producer_close(tp_producer_t *p)
         return 0;
     }
     tp_bus_publication_close(p->descriptors);
+    tp_qos_sender_close(&p->qos);
     tp_metadata_publisher_close(p->meta);
     tp_client_lease_close(&p->lease);
     tp_free(p);

@@ -387,12 +387,20 @@ static void test_attach_detach_keepalive_send(void **state)
     assert_non_null(strstr(out, "--hold needs a value"));
 }
 
+static void on_top_frame(void *clientd, const tp_frame_t *f)
+{
+    (void)clientd;
+    (void)f;
+}
+
 static void test_top_once(void **state)
 {
     (void)state;
     test_producer_t prod;
     producer_open(&prod, "4321");
     tp_producer_t *p = prod.p;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_attach(&c, prod.client, STREAM, TIMEOUT_NS));
     char output[700];
     snprintf(output, sizeof(output), "%s/top.out", dir);
     pid_t top = fork();
@@ -416,6 +424,9 @@ static void test_top_once(void **state)
     {
         tp_producer_offer_frame(p, frame, sizeof(frame), &t, 0, 0);
         tp_producer_do_work(p);
+        while (tp_consumer_poll(c, on_top_frame, NULL, 16) > 0) /* also sends its QosConsumer every second */
+        {
+        }
         usleep(1000);
     }
     assert_true(WIFEXITED(status));
@@ -425,18 +436,21 @@ static void test_top_once(void **state)
     assert_non_null(strstr(out, "(running)"));
     const char *row = strstr(out, "\n10000 ");
     assert_non_null(row);
-    char name[64], producer_word[32], producer_id[32];
+    char name[64], producer_word[32], producer_id[32], drops[32];
     unsigned long long epoch = 0, consumers = 0;
     double fps = 0, mibs = 0;
-    assert_int_equal(sscanf(row, " 10000 %63s %llu %31s %31s %llu %lf %lf", name, &epoch, producer_word, producer_id,
-                         &consumers, &fps, &mibs),
-        7);
+    assert_int_equal(sscanf(row, " 10000 %63s %llu %31s %31s %llu %lf %lf %31s", name, &epoch, producer_word,
+                         producer_id, &consumers, &fps, &mibs, drops),
+        8);
+    assert_int_equal(consumers, 1);
+    assert_string_equal(drops, "0/0"); /* the consumer's QoS report, nothing dropped */
     assert_string_equal(name, "cam");
     assert_int_equal(epoch, tp_producer_epoch(p));
     assert_string_equal(producer_id, "4321");
     assert_true(fps > 50);
     assert_true(mibs > 0.04);
     assert_non_null(strstr(row, "s ago"));
+    tp_consumer_close(c);
     producer_close(&prod);
     /* Interactive, in a terminal (a pty from script(1)): full-screen refreshes, `q` quits with status 0. */
     char cmd[2048];
