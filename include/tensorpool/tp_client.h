@@ -102,6 +102,8 @@ TP_API int tp_producer_abort(tp_producer_t *producer, tp_claim_t *claim);
 TP_API int tp_producer_do_work(tp_producer_t *producer);
 
 TP_API uint64_t tp_producer_epoch(const tp_producer_t *producer);
+/* How many per-consumer descriptor streams the producer serves now. */
+TP_API uint32_t tp_producer_consumer_streams(const tp_producer_t *producer);
 /* The sequence the next offer or claim gets. */
 TP_API uint64_t tp_producer_next_seq(const tp_producer_t *producer);
 /* The stream's payload pools as the driver granted them: up to capacity ids and strides (bytes per slot).
@@ -152,7 +154,39 @@ typedef struct tp_consumer_counters
     uint64_t descriptors_ignored; /* for other streams or other epochs */
     uint64_t remaps;        /* attachments after the first: a new epoch, a lost lease, a driver restart */
     uint64_t lease_losses;  /* the driver revoked or expired the lease, or shut down */
+    uint64_t rate_limited;  /* RATE_LIMITED: frames not delivered by local gating on the shared stream, or
+                             * thinned by the producer on a per-consumer stream */
 } tp_consumer_counters_t;
+
+typedef enum tp_consumer_mode
+{
+    TP_CONSUMER_STREAM = 1,       /* every frame */
+    TP_CONSUMER_RATE_LIMITED = 2, /* at most max_rate_hz frames per second */
+} tp_consumer_mode_t;
+
+/* How a consumer asks to be served (wire spec 10.1.2, 11). It says so in ConsumerHello, at every attachment and
+ * every client.qos_period_ms. A per-consumer descriptor stream, when the driver grants one (from its
+ * driver.descriptor_stream_id_range), carries this consumer's descriptors only, thinned by the producer to
+ * max_rate_hz in RATE_LIMITED mode; declined, the consumer stays on the shared stream and, in RATE_LIMITED mode,
+ * lets through at most max_rate_hz frames itself (by the descriptors' publish times), counting the others as
+ * rate_limited. */
+typedef struct tp_consumer_options
+{
+    tp_consumer_mode_t mode;        /* default TP_CONSUMER_STREAM */
+    uint32_t max_rate_hz;           /* RATE_LIMITED: frames per second at most (0: no cap) */
+    bool per_consumer_descriptors;  /* ask for a descriptor stream of this consumer's own */
+    const char *descriptor_channel; /* its channel (NULL: client.descriptor_channel) */
+    uint32_t descriptor_stream_id;  /* the id asked for (0: any free one of the driver's range) */
+} tp_consumer_options_t;
+
+TP_API void tp_consumer_options_init(tp_consumer_options_t *options);
+
+/* Attach as a consumer with options (NULL: the defaults); timeout_ns < 0 returns at once and attaches in the
+ * polls, like tp_consumer_attach_async. */
+TP_API int tp_consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id,
+    const tp_consumer_options_t *options, int64_t timeout_ns);
+/* The per-consumer descriptor stream in use, 0 while on the shared one. */
+TP_API uint32_t tp_consumer_descriptor_stream_id(const tp_consumer_t *consumer);
 
 /* Attach as a consumer of the stream and map its regions. */
 TP_API int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns);

@@ -153,7 +153,13 @@ static void on_notice(void *clientd, const tp_proxy_event_t *e)
         {
             is_ignored |= !tp_client_lease_on_announce(l, e, now);
         }
-        else if (l->is_valid &&
+        if (l->observer != NULL && e->stream_id == l->stream_id &&
+            (e->kind == TP_PROXY_EVENT_HELLO || e->kind == TP_PROXY_EVENT_CONSUMER_CONFIG ||
+                e->kind == TP_PROXY_EVENT_REVOKED))
+        {
+            l->observer(l->owner, e);
+        }
+        if (l->is_valid &&
             ((e->kind == TP_PROXY_EVENT_REVOKED && e->lease_id == l->lease_id) || e->kind == TP_PROXY_EVENT_SHUTDOWN))
         {
             l->is_lost = true;

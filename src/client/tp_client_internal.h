@@ -113,6 +113,9 @@ struct tp_client_lease
     uint64_t revocations; /* lease losses (revoked, expired, driver shutdown or death) */
     uint64_t remaps;      /* attachments after the first */
     char last_error[TP_CLIENT_ERROR_MAX];
+    /* the owner's view of the control stream: hellos, consumer configs and revocations of its stream */
+    void (*observer)(void *owner, const tp_proxy_event_t *event);
+    void *owner;
 };
 
 /* Release everything the client holds (its producers and consumers are closed). */

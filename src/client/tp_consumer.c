@@ -6,8 +6,7 @@
  */
 #include <string.h>
 
-#include "client/tp_client_internal.h"
-#include "client/tp_qos_internal.h"
+#include "client/tp_consumer_internal.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "core/tp_copy.h"
@@ -16,33 +15,8 @@
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 
-#define REMAP_WAIT_NS (250 * TP_NS_PER_MS)
-
-struct tp_consumer
-{
-    tp_client_lease_t lease;
-    tp_bus_subscription_t *descriptors;
-    tp_qos_sender_t qos;
-    uint32_t mask;
-    uint32_t generation; /* of the lease this state was derived from */
-    bool has_expected;
-    uint64_t expected_seq;
-    tp_consumer_counters_t counters;
-    /* the handler of tp_consumer_agent */
-    tp_frame_handler_t agent_handler;
-    void *agent_clientd;
-    /* for the duration of one poll */
-    tp_frame_handler_t handler;
-    void *clientd;
-    int delivered;
-    /* pull style (tp_consumer_next): the frame handed out, checked again at the next call */
-    bool is_pulling;
-    bool has_pulled;
-    tp_frame_t pulled;
-    int pulled_copied;
-};
-
-static int consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
+int tp_consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id,
+    const tp_consumer_options_t *options, int64_t timeout_ns)
 {
     *out = NULL;
     tp_consumer_t *c = NULL;
@@ -65,18 +39,19 @@ static int consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stre
         tp_free(c);
         return -1;
     }
+    tp_consumer_control_init(c, options);
     *out = c;
     return 0;
 }
 
 int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
 {
-    return consumer_open(out, client, stream_id, timeout_ns < 0 ? 0 : timeout_ns);
+    return tp_consumer_open(out, client, stream_id, NULL, timeout_ns < 0 ? 0 : timeout_ns);
 }
 
 int tp_consumer_attach_async(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id)
 {
-    return consumer_open(out, client, stream_id, -1);
+    return tp_consumer_open(out, client, stream_id, NULL, -1);
 }
 
 /* After a new attachment (new epoch, maybe a new layout): forget the old epoch's sequence tracking. */
@@ -206,12 +181,25 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
     }
     if (c->has_expected && seq > c->expected_seq)
     {
-        c->counters.drops_gap += seq - c->expected_seq;
+        if (c->own != NULL && c->options.mode == TP_CONSUMER_RATE_LIMITED)
+        {
+            c->counters.rate_limited += seq - c->expected_seq; /* thinned for us by the producer, not lost */
+        }
+        else
+        {
+            c->counters.drops_gap += seq - c->expected_seq;
+        }
     }
     c->has_expected = true;
     c->expected_seq = seq + 1;
+    uint64_t publish_ns = tp_wire_frame_descriptor_has_timestamp_ns(&m) ? tp_wire_frame_descriptor_timestamp_ns(&m) : 0;
+    if (!tp_consumer_rate_allows(c, publish_ns))
+    {
+        c->counters.rate_limited++; /* RATE_LIMITED on the shared stream: let through at most max_rate_hz */
+        return;
+    }
     read_frame(c, seq, tp_wire_frame_descriptor_has_trace_id(&m) ? tp_wire_frame_descriptor_trace_id(&m) : 0,
-        tp_wire_frame_descriptor_has_timestamp_ns(&m) ? tp_wire_frame_descriptor_timestamp_ns(&m) : 0);
+        publish_ns);
 }
 
 /* Between frames: the lease's tick, and the QoS report when due (wire spec 10.4.1). */
@@ -219,11 +207,12 @@ static void housekeeping(tp_consumer_t *c)
 {
     int64_t now = tp_clock_monotonic_ns();
     tp_client_lease_tick(&c->lease, now);
+    tp_consumer_control_tick(c, now);
     if (c->lease.is_valid && tp_qos_sender_due(&c->qos, now))
     {
         tp_qos_send_consumer(&c->qos, c->lease.stream_id, c->lease.client_id, c->lease.epoch,
             c->has_expected ? c->expected_seq - 1 : 0, c->counters.drops_gap, c->counters.drops_late,
-            TP_WIRE_MODE_STREAM);
+            c->options.mode == TP_CONSUMER_RATE_LIMITED ? TP_WIRE_MODE_RATE_LIMITED : TP_WIRE_MODE_STREAM);
     }
 }
 
@@ -258,7 +247,7 @@ int tp_consumer_next(tp_consumer_t *c, tp_frame_t *out)
     c->is_pulling = true;
     for (int i = 0; i < 64 && c->delivered == 0; i++)
     {
-        int n = tp_bus_poll(c->descriptors, on_descriptor, c, 1);
+        int n = tp_bus_poll(c->own != NULL ? c->own : c->descriptors, on_descriptor, c, 1);
         if (n <= 0)
         {
             c->is_pulling = false;
@@ -282,7 +271,8 @@ int tp_consumer_poll(tp_consumer_t *c, tp_frame_handler_t handler, void *clientd
     c->delivered = 0;
     follow_lease(c);
     /* While an attach is out, descriptors wait in the bus: those of the epoch being mapped are read once it is. */
-    if (c->lease.state != TP_LEASE_ATTACHING && tp_bus_poll(c->descriptors, on_descriptor, c, limit) < 0)
+    if (c->lease.state != TP_LEASE_ATTACHING &&
+        tp_bus_poll(c->own != NULL ? c->own : c->descriptors, on_descriptor, c, limit) < 0)
     {
         return -1;
     }
@@ -308,6 +298,11 @@ uint64_t tp_consumer_epoch(const tp_consumer_t *c)
     return c->lease.epoch;
 }
 
+uint32_t tp_consumer_descriptor_stream_id(const tp_consumer_t *c)
+{
+    return c->own_stream_id;
+}
+
 bool tp_consumer_is_attached(const tp_consumer_t *c)
 {
     return c->lease.is_valid;
@@ -325,6 +320,7 @@ int tp_consumer_close(tp_consumer_t *c)
         return 0;
     }
     settle_pulled(c);
+    tp_consumer_control_close(c);
     tp_qos_sender_close(&c->qos);
     tp_bus_subscription_close(c->descriptors);
     tp_client_lease_close(&c->lease);

@@ -8,6 +8,7 @@
 
 #include "client/tp_client_internal.h"
 #include "client/tp_metadata_internal.h"
+#include "client/tp_producer_consumers.h"
 #include "client/tp_qos_internal.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
@@ -30,10 +31,18 @@ struct tp_producer
     bool has_claim;
     tp_metadata_publisher_t *meta;
     tp_qos_sender_t qos;
+    tp_consumer_streams_t consumers;
     /* the work of tp_producer_agent */
     tp_produce_fn_t produce;
     void *produce_clientd;
 };
+
+/* Hellos, consumer configs and revocations on the stream: the per-consumer descriptor streams follow them. */
+static void on_control(void *owner, const tp_proxy_event_t *event)
+{
+    tp_producer_t *p = owner;
+    tp_consumer_streams_on_event(&p->consumers, event);
+}
 
 static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
 {
@@ -64,6 +73,9 @@ static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stre
         tp_free(p);
         return -1;
     }
+    tp_consumer_streams_init(&p->consumers, client);
+    p->lease.observer = on_control;
+    p->lease.owner = p;
     *out = p;
     return 0;
 }
@@ -85,6 +97,23 @@ static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t times
     int64_t rc = tp_bus_try_claim(p->descriptors, DESCRIPTOR_BYTES, &claim);
     if (rc == TP_BUS_NOT_CONNECTED)
     {
+        if (p->consumers.open_count > 0)
+        {
+            /* Nobody on the shared stream, but consumers of their own streams. */
+            uint8_t buf[DESCRIPTOR_BYTES];
+            tp_wire_frame_descriptor_enc_t e;
+            tp_wire_frame_descriptor_enc_begin(&e, buf, sizeof(buf));
+            tp_wire_frame_descriptor_set_stream_id(&e, p->lease.stream_id);
+            tp_wire_frame_descriptor_set_epoch(&e, p->lease.epoch);
+            tp_wire_frame_descriptor_set_seq(&e, seq);
+            tp_wire_frame_descriptor_set_timestamp_ns(&e, timestamp_ns);
+            tp_wire_frame_descriptor_set_meta_version(&e, meta_version);
+            tp_wire_frame_descriptor_set_trace_id(&e, trace_id);
+            if (tp_wire_frame_descriptor_enc_finish(&e) == DESCRIPTOR_BYTES)
+            {
+                tp_consumer_streams_publish(&p->consumers, buf, DESCRIPTOR_BYTES, timestamp_ns);
+            }
+        }
         return 0; /* nobody subscribes to descriptors: the frame is in SHM for whoever comes */
     }
     if (rc < 0)
@@ -103,6 +132,15 @@ static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t times
     {
         tp_bus_abort(p->descriptors, &claim);
         return -1;
+    }
+    if (p->consumers.open_count > 0)
+    {
+        /* The same descriptor to the per-consumer streams (copied before the claim is handed over). */
+        uint8_t copy[DESCRIPTOR_BYTES];
+        memcpy(copy, claim.buffer, DESCRIPTOR_BYTES);
+        int64_t rc2 = tp_bus_commit(p->descriptors, &claim);
+        tp_consumer_streams_publish(&p->consumers, copy, DESCRIPTOR_BYTES, timestamp_ns);
+        return rc2;
     }
     return tp_bus_commit(p->descriptors, &claim);
 }
@@ -289,6 +327,7 @@ int tp_producer_do_work(tp_producer_t *p)
     {
         tp_metadata_publisher_set_identity(p->meta, p->lease.client_id, p->lease.epoch);
         work += tp_metadata_publisher_do_work(p->meta);
+        work += tp_consumer_streams_tick(&p->consumers, now);
         if (tp_qos_sender_due(&p->qos, now))
         {
             /* Wire spec 10.4.2: the sequence of the newest frame published (0 before the first). */
@@ -312,6 +351,11 @@ tp_metadata_publisher_t *tp_producer_metadata(tp_producer_t *p)
 uint64_t tp_producer_epoch(const tp_producer_t *p)
 {
     return p->lease.epoch;
+}
+
+uint32_t tp_producer_consumer_streams(const tp_producer_t *p)
+{
+    return p->consumers.open_count;
 }
 
 uint64_t tp_producer_next_seq(const tp_producer_t *p)
@@ -355,6 +399,8 @@ int tp_producer_close(tp_producer_t *p)
     {
         return 0;
     }
+    tp_consumer_streams_close(&p->consumers);
+    p->lease.observer = NULL;
     tp_bus_publication_close(p->descriptors);
     tp_qos_sender_close(&p->qos);
     tp_metadata_publisher_close(p->meta);

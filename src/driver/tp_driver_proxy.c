@@ -229,12 +229,32 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
         {
             e.kind = TP_PROXY_EVENT_CONSUMER_CONFIG;
             e.stream_id = tp_wire_consumer_config_stream_id(&m);
+            e.mode = tp_wire_consumer_config_mode(&m);
             e.client_id = tp_wire_consumer_config_consumer_id(&m);
             e.descriptor_stream_id = tp_wire_consumer_config_descriptor_stream_id(&m);
             e.control_stream_id = tp_wire_consumer_config_control_stream_id(&m);
             copy_text(e.descriptor_channel, sizeof(e.descriptor_channel),
                 tp_wire_consumer_config_descriptor_channel(&m));
             copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_config_control_channel(&m));
+            record(p, &e);
+        }
+        return;
+    }
+    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_CONSUMER_HELLO_TEMPLATE_ID)
+    {
+        tp_wire_consumer_hello_t m;
+        if (tp_wire_consumer_hello_decode(&m, buffer, length) == 0)
+        {
+            e.kind = TP_PROXY_EVENT_HELLO;
+            e.stream_id = tp_wire_consumer_hello_stream_id(&m);
+            e.client_id = tp_wire_consumer_hello_consumer_id(&m);
+            e.mode = tp_wire_consumer_hello_mode(&m);
+            e.max_rate_hz = tp_wire_consumer_hello_max_rate_hz(&m);
+            e.descriptor_stream_id = tp_wire_consumer_hello_descriptor_stream_id(&m);
+            e.control_stream_id = tp_wire_consumer_hello_control_stream_id(&m);
+            copy_text(e.descriptor_channel, sizeof(e.descriptor_channel),
+                tp_wire_consumer_hello_descriptor_channel(&m));
+            copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_hello_control_channel(&m));
             record(p, &e);
         }
         return;

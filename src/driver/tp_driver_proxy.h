@@ -68,6 +68,7 @@ typedef enum tp_proxy_event_kind
     TP_PROXY_EVENT_SHUTDOWN = 2,
     TP_PROXY_EVENT_ANNOUNCE = 3,
     TP_PROXY_EVENT_CONSUMER_CONFIG = 4,
+    TP_PROXY_EVENT_HELLO = 5,
 } tp_proxy_event_kind_t;
 
 typedef struct tp_proxy_event
@@ -83,7 +84,9 @@ typedef struct tp_proxy_event
     uint8_t clock_domain;           /* ANNOUNCE: TP_WIRE_CLOCK_DOMAIN_* */
     uint32_t layout_version;        /* ANNOUNCE */
     uint32_t header_nslots;         /* ANNOUNCE */
-    /* CONSUMER_CONFIG (client_id: consumerId) */
+    /* HELLO, CONSUMER_CONFIG (client_id: consumerId) */
+    uint8_t mode;         /* TP_WIRE_MODE_* */
+    uint32_t max_rate_hz; /* HELLO */
     uint32_t descriptor_stream_id;
     uint32_t control_stream_id;
     char descriptor_channel[128];

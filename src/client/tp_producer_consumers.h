@@ -1,0 +1,48 @@
+/*
+ * The producer's per-consumer descriptor streams (wire spec 5, 10.1.3, 11; driver spec 11). The driver grants a
+ * consumer a stream of its own in ConsumerConfig; the producer, seeing the grant and the consumer's hellos on
+ * the control stream, publishes that consumer's descriptors there too, thinned to the consumer's max_rate_hz when
+ * it asked for RATE_LIMITED (the shared stream is never thinned). A stream is closed when the driver declines or
+ * revokes it (the consumer's lease ended) or when the consumer went quiet: no hello for four hello periods.
+ */
+#ifndef TP_PRODUCER_CONSUMERS_H
+#define TP_PRODUCER_CONSUMERS_H
+
+#include "client/tp_client_internal.h"
+
+#define TP_PRODUCER_MAX_CONSUMERS 32
+#define TP_PRODUCER_STALE_HELLOS 4
+
+typedef struct tp_consumer_stream
+{
+    bool in_use;
+    uint32_t consumer_id;
+    uint8_t mode;          /* TP_WIRE_MODE_* from its latest hello */
+    uint32_t max_rate_hz;  /* from its latest hello */
+    int64_t last_hello_ns;
+    tp_bus_publication_t *pub; /* its descriptor stream, when granted */
+    uint32_t stream_id;
+    uint64_t min_interval_ns; /* RATE_LIMITED with a cap: 1 s / max_rate_hz, else 0 */
+    uint64_t last_sent_ns;
+} tp_consumer_stream_t;
+
+typedef struct tp_consumer_streams
+{
+    tp_bus_t *bus;
+    int64_t stale_after_ns;
+    uint32_t open_count;
+    uint64_t thinned; /* descriptors not sent to a rate-limited consumer */
+    tp_consumer_stream_t entries[TP_PRODUCER_MAX_CONSUMERS];
+} tp_consumer_streams_t;
+
+void tp_consumer_streams_init(tp_consumer_streams_t *s, tp_client_t *client);
+/* A hello, a ConsumerConfig or a revocation on the producer's stream. */
+void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event_t *event);
+/* Close the streams of consumers that went quiet. Returns the work done. */
+int tp_consumer_streams_tick(tp_consumer_streams_t *s, int64_t now_ns);
+/* Hot path: offer an encoded FrameDescriptor to every per-consumer stream that wants it now. */
+void tp_consumer_streams_publish(tp_consumer_streams_t *s, const uint8_t *descriptor, size_t length,
+    uint64_t publish_ns);
+void tp_consumer_streams_close(tp_consumer_streams_t *s);
+
+#endif
