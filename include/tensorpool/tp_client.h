@@ -97,6 +97,17 @@ TP_API int64_t tp_producer_commit(tp_producer_t *producer, tp_claim_t *claim, ui
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
 TP_API int tp_producer_abort(tp_producer_t *producer, tp_claim_t *claim);
 
+/* Frame progress (wire spec 10.2.2), for frames that fill slowly (a camera reading out rows): describe the claimed
+ * slot first (its final length and tensor go into the slot header while the slot still reads as being written),
+ * then report the bytes filled so far. The first report sends STARTED, later ones PROGRESS, throttled to the most
+ * aggressive hints of the consumers that follow progress but never more often than every 250 us or 64 KiB; commit
+ * sends COMPLETE before the FrameDescriptor, which stays the only "frame available" signal. Nothing is sent when
+ * no consumer follows progress. bytes_filled must not exceed the length or go backwards. Returns 1 when a report
+ * went out, 0 when throttled or unwatched, -1 on a misuse. */
+TP_API int tp_producer_describe(tp_producer_t *producer, tp_claim_t *claim, uint32_t length,
+    const tp_tensor_desc_t *tensor, uint32_t meta_version);
+TP_API int tp_producer_progress(tp_producer_t *producer, tp_claim_t *claim, uint64_t bytes_filled);
+
 /* Housekeeping: the driver's notices, lease keepalives, and attaching again (with backoff, each attempt waiting
  * at most 250 ms) after the lease was revoked or the driver shut down. Returns the work done. */
 TP_API int tp_producer_do_work(tp_producer_t *producer);
@@ -154,6 +165,8 @@ typedef struct tp_consumer_counters
     uint64_t descriptors_ignored; /* for other streams or other epochs */
     uint64_t remaps;        /* attachments after the first: a new epoch, a lost lease, a driver restart */
     uint64_t lease_losses;  /* the driver revoked or expired the lease, or shut down */
+    uint64_t progress;         /* FrameProgress reports delivered to the progress handler */
+    uint64_t progress_dropped; /* FrameProgress reports that broke a rule */
     uint64_t rate_limited;  /* RATE_LIMITED: frames not delivered by local gating on the shared stream, or
                              * thinned by the producer on a per-consumer stream */
 } tp_consumer_counters_t;
@@ -177,7 +190,29 @@ typedef struct tp_consumer_options
     bool per_consumer_descriptors;  /* ask for a descriptor stream of this consumer's own */
     const char *descriptor_channel; /* its channel (NULL: client.descriptor_channel) */
     uint32_t descriptor_stream_id;  /* the id asked for (0: any free one of the driver's range) */
+    bool supports_progress;         /* follow frames as they fill (tp_consumer_set_progress_handler) */
+    uint32_t progress_interval_us;  /* hint: report at most this often (0: the producer's default) */
+    uint32_t progress_bytes_delta;  /* hint: at least this many bytes apart (0: the producer's default) */
 } tp_consumer_options_t;
+
+/* A frame being filled: the prefix [0, bytes_filled) of its payload is written, the rest is not yet. prefix is
+ * NULL when the tensor's layout does not make a prefix meaningful (wire spec 10.2.2: strides must be contiguous, or
+ * progress counted in whole rows or columns); then prefix_bytes is 0. Valid during the callback only; the frame is
+ * only complete (and safe) when it arrives through the frame handler. */
+typedef struct tp_progress
+{
+    uint32_t stream_id;
+    uint64_t epoch;
+    uint64_t seq;
+    uint8_t state; /* 1 STARTED, 2 PROGRESS, 3 COMPLETE */
+    uint64_t bytes_filled;
+    uint32_t values_len; /* the frame's final length */
+    tp_tensor_desc_t tensor;
+    const uint8_t *prefix;
+    uint64_t prefix_bytes;
+} tp_progress_t;
+
+typedef void (*tp_progress_handler_t)(void *clientd, const tp_progress_t *progress);
 
 TP_API void tp_consumer_options_init(tp_consumer_options_t *options);
 
@@ -185,6 +220,10 @@ TP_API void tp_consumer_options_init(tp_consumer_options_t *options);
  * polls, like tp_consumer_attach_async. */
 TP_API int tp_consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id,
     const tp_consumer_options_t *options, int64_t timeout_ns);
+/* Called (from tp_consumer_poll / tp_consumer_next) for each valid FrameProgress of this consumer's stream and
+ * epoch, when the consumer was opened with supports_progress. Reports that break a rule (beyond the frame's length,
+ * going backwards, a slot that is not that frame) are dropped and counted (progress_dropped). */
+TP_API void tp_consumer_set_progress_handler(tp_consumer_t *consumer, tp_progress_handler_t handler, void *clientd);
 /* The per-consumer descriptor stream in use, 0 while on the shared one. */
 TP_API uint32_t tp_consumer_descriptor_stream_id(const tp_consumer_t *consumer);
 

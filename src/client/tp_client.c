@@ -155,7 +155,7 @@ static void on_notice(void *clientd, const tp_proxy_event_t *e)
         }
         if (l->observer != NULL && e->stream_id == l->stream_id &&
             (e->kind == TP_PROXY_EVENT_HELLO || e->kind == TP_PROXY_EVENT_CONSUMER_CONFIG ||
-                e->kind == TP_PROXY_EVENT_REVOKED))
+                e->kind == TP_PROXY_EVENT_REVOKED || e->kind == TP_PROXY_EVENT_PROGRESS))
         {
             l->observer(l->owner, e);
         }

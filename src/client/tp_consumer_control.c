@@ -12,7 +12,9 @@
 #include "client/tp_consumer_internal.h"
 #include "core/tp_clock.h"
 #include "core/tp_log.h"
+#include "shm/tp_header_ring.h"
 #include "tp_sbe_wire.h"
+#include "wire/tp_tensor.h"
 
 /* An id to ask for when any will do: a request needs a non-zero id (wire spec 10.1.2); the driver hands out the
  * lowest free id of its range for one outside it. */
@@ -24,10 +26,110 @@ void tp_consumer_options_init(tp_consumer_options_t *o)
     o->mode = TP_CONSUMER_STREAM;
 }
 
-/* The driver's ConsumerConfig for this consumer (through the client's control-stream notices). */
+/* Wire spec 10.2.2: the prefix is layout-safe when the tensor is contiguous with payload_offset 0, or when
+ * progress counts whole rows or columns (a valid progress stride): then whole units only. 0 otherwise. */
+static uint64_t safe_prefix(const tp_tensor_desc_t *t, uint32_t payload_offset, uint64_t bytes_filled)
+{
+    if (t->progress_unit != TP_PROGRESS_UNIT_NONE)
+    {
+        return t->progress_stride_bytes > 0 ? bytes_filled / t->progress_stride_bytes * t->progress_stride_bytes : 0;
+    }
+    if (payload_offset != 0)
+    {
+        return 0;
+    }
+    tp_tensor_desc_t contiguous = *t;
+    memset(contiguous.strides, 0, sizeof(contiguous.strides));
+    int64_t have[TP_MAX_DIMS], want[TP_MAX_DIMS];
+    uint64_t span;
+    if (tp_tensor_resolve(t, have, &span) < 0 || tp_tensor_resolve(&contiguous, want, &span) < 0 ||
+        memcmp(have, want, sizeof(int64_t) * t->ndims) != 0)
+    {
+        return 0;
+    }
+    return bytes_filled;
+}
+
+static int pool_of(const tp_client_lease_t *l, uint16_t pool_id)
+{
+    for (uint32_t i = 0; i < l->pool_count; i++)
+    {
+        if (l->pool_ids[i] == pool_id)
+        {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* A FrameProgress of our stream: check it against the slot (it must be that frame, being written or committed),
+ * its length and the frame's earlier reports; then hand the safe prefix to the handler. */
+static void on_progress(tp_consumer_t *c, const tp_proxy_event_t *e)
+{
+    tp_client_lease_t *l = &c->lease;
+    if (!c->options.supports_progress || c->progress_handler == NULL || !l->is_valid || e->epoch != l->epoch)
+    {
+        return; /* not opted in (wire spec 10.2.2), or not the mapped epoch */
+    }
+    if (e->seq != c->progress_seq)
+    {
+        c->progress_seq = e->seq;
+        c->progress_bytes = 0;
+        c->progress_seq_dropped = false;
+    }
+    bool ok = !c->progress_seq_dropped && e->progress_state >= TP_WIRE_FRAME_PROGRESS_STATE_STARTED &&
+              e->progress_state <= TP_WIRE_FRAME_PROGRESS_STATE_COMPLETE && e->bytes_filled >= c->progress_bytes;
+    uint32_t index = (uint32_t)(e->seq & (l->nslots - 1));
+    const uint8_t *slot = tp_header_slot_at(l->header.base, index);
+    uint64_t word = tp_slot_read_begin(slot);
+    tp_progress_t pr;
+    memset(&pr, 0, sizeof(pr));
+    tp_slot_fields_t fields;
+    int pool = -1;
+    if (ok)
+    {
+        /* The slot must hold this frame (being written, or already committed). */
+        ok = word >> 1 == e->seq;
+    }
+    if (ok)
+    {
+        tp_slot_read_fields(slot, &fields);
+        pool = pool_of(l, fields.pool_id);
+        ok = pool >= 0 && e->bytes_filled <= fields.values_len_bytes &&
+             tp_slot_payload_is_valid(&fields, index, l->nslots, l->strides[pool]) &&
+             tp_tensor_header_decode(slot + TP_SLOT_TENSOR_HEADER_OFFSET, TP_TENSOR_HEADER_BYTES, &pr.tensor) == 0 &&
+             tp_slot_read_still(slot, word);
+    }
+    if (!ok)
+    {
+        /* Wire spec 10.2.2: backwards, past the length, or not this frame: drop the frame's progress. */
+        c->progress_seq_dropped = true;
+        c->counters.progress_dropped++;
+        return;
+    }
+    c->progress_bytes = e->bytes_filled;
+    pr.stream_id = l->stream_id;
+    pr.epoch = l->epoch;
+    pr.seq = e->seq;
+    pr.state = e->progress_state;
+    pr.bytes_filled = e->bytes_filled;
+    pr.values_len = fields.values_len_bytes;
+    pr.prefix_bytes = safe_prefix(&pr.tensor, fields.payload_offset, e->bytes_filled);
+    pr.prefix = pr.prefix_bytes > 0 ? tp_pool_slot_at(l->pools[pool].base, index, l->strides[pool]) : NULL;
+    c->counters.progress++;
+    c->progress_handler(c->progress_clientd, &pr);
+}
+
+/* The driver's ConsumerConfig for this consumer, and the producer's FrameProgress (through the client's
+ * control-stream notices). */
 static void on_control(void *owner, const tp_proxy_event_t *e)
 {
     tp_consumer_t *c = owner;
+    if (e->kind == TP_PROXY_EVENT_PROGRESS)
+    {
+        on_progress(c, e);
+        return;
+    }
     if (e->kind != TP_PROXY_EVENT_CONSUMER_CONFIG || e->client_id != c->lease.client_id || !c->lease.is_valid)
     {
         return;
@@ -70,13 +172,16 @@ static void send_hello(tp_consumer_t *c)
     tp_wire_consumer_hello_set_stream_id(&e, c->lease.stream_id);
     tp_wire_consumer_hello_set_consumer_id(&e, c->lease.client_id);
     tp_wire_consumer_hello_set_supports_shm(&e, TP_WIRE_BOOL_TRUE);
-    tp_wire_consumer_hello_set_supports_progress(&e, TP_WIRE_BOOL_FALSE);
+    tp_wire_consumer_hello_set_supports_progress(&e, o->supports_progress ? TP_WIRE_BOOL_TRUE : TP_WIRE_BOOL_FALSE);
     tp_wire_consumer_hello_set_mode(&e, o->mode == TP_CONSUMER_RATE_LIMITED ? TP_WIRE_MODE_RATE_LIMITED
                                                                            : TP_WIRE_MODE_STREAM);
     tp_wire_consumer_hello_set_max_rate_hz(&e, o->max_rate_hz);
     tp_wire_consumer_hello_set_expected_layout_version(&e, TP_LAYOUT_VERSION);
-    tp_wire_consumer_hello_set_progress_interval_us(&e, UINT32_MAX);
-    tp_wire_consumer_hello_set_progress_bytes_delta(&e, UINT32_MAX);
+    /* Wire spec 10.1.2: hints are null unless given. */
+    tp_wire_consumer_hello_set_progress_interval_us(&e,
+        o->supports_progress && o->progress_interval_us != 0 ? o->progress_interval_us : UINT32_MAX);
+    tp_wire_consumer_hello_set_progress_bytes_delta(&e,
+        o->supports_progress && o->progress_bytes_delta != 0 ? o->progress_bytes_delta : UINT32_MAX);
     tp_wire_consumer_hello_set_progress_major_delta_units(&e, UINT32_MAX);
     /* Wire spec 10.1.2: a channel never goes without a non-zero stream id, nor the reverse. */
     tp_wire_consumer_hello_set_descriptor_stream_id(&e,
@@ -177,4 +282,10 @@ bool tp_consumer_rate_allows(tp_consumer_t *c, uint64_t timestamp_ns)
     }
     c->last_gate_ns = t;
     return true;
+}
+
+void tp_consumer_set_progress_handler(tp_consumer_t *c, tp_progress_handler_t handler, void *clientd)
+{
+    c->progress_handler = handler;
+    c->progress_clientd = clientd;
 }

@@ -31,6 +31,11 @@ struct tp_consumer
     int64_t next_hello_ns;
     int64_t hello_period_ns;
     uint64_t last_gate_ns; /* local rate gating: the time of the last frame let through */
+    tp_progress_handler_t progress_handler;
+    void *progress_clientd;
+    uint64_t progress_seq;   /* the frame the last progress report was about */
+    uint64_t progress_bytes; /* and how far it was */
+    bool progress_seq_dropped;
     tp_qos_sender_t qos;
     uint32_t mask;
     uint32_t generation; /* of the lease this state was derived from */

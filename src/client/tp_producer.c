@@ -32,6 +32,12 @@ struct tp_producer
     tp_metadata_publisher_t *meta;
     tp_qos_sender_t qos;
     tp_consumer_streams_t consumers;
+    /* progress of the claimed frame (wire spec 10.2.2) */
+    bool is_described;   /* its header is written (tp_producer_describe) */
+    bool progress_started;
+    uint32_t described_length;
+    uint64_t progress_bytes;
+    int64_t progress_ns;
     /* the work of tp_producer_agent */
     tp_produce_fn_t produce;
     void *produce_clientd;
@@ -145,6 +151,23 @@ static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t times
     return tp_bus_commit(p->descriptors, &claim);
 }
 
+static void send_progress(tp_producer_t *p, uint64_t seq, uint64_t bytes, uint8_t state)
+{
+    uint8_t buf[TP_SBE_HEADER_LENGTH + TP_WIRE_FRAME_PROGRESS_BLOCK_LENGTH];
+    tp_wire_frame_progress_enc_t e;
+    tp_wire_frame_progress_enc_begin(&e, buf, sizeof(buf));
+    tp_wire_frame_progress_set_stream_id(&e, p->lease.stream_id);
+    tp_wire_frame_progress_set_epoch(&e, p->lease.epoch);
+    tp_wire_frame_progress_set_seq(&e, seq);
+    tp_wire_frame_progress_set_payload_bytes_filled(&e, bytes);
+    tp_wire_frame_progress_set_state(&e, state);
+    int64_t n = tp_wire_frame_progress_enc_finish(&e);
+    if (n > 0)
+    {
+        tp_driver_proxy_send(p->lease.client->proxy, buf, (size_t)n);
+    }
+}
+
 /* Common checks before a claim: attached, layout of the current attachment, no claim outstanding. */
 static int claim_ready(tp_producer_t *p)
 {
@@ -181,6 +204,9 @@ static void claim_slot(tp_producer_t *p, int pool, tp_claim_t *claim)
     claim->seq = seq;
     claim->generation_ = l->generation;
     claim->timestamp_ns = 0;
+    p->is_described = false;
+    p->progress_started = false;
+    p->progress_bytes = 0;
     p->has_claim = true;
 }
 
@@ -270,6 +296,11 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
         .timestamp_ns = claim->timestamp_ns != 0 ? claim->timestamp_ns : (uint64_t)tp_clock_monotonic_ns() };
     tp_slot_write_header(slot, &fields, tensor_header);
     tp_slot_commit(slot, seq);
+    if (p->progress_started)
+    {
+        send_progress(p, seq, length, TP_WIRE_FRAME_PROGRESS_STATE_COMPLETE); /* then the descriptor */
+        p->progress_started = false;
+    }
     p->has_claim = false;
     p->next_seq++;
     /* Wire spec 8.3, 10.2.1: the descriptor goes out only after the commit, stamped with the publish time. */
@@ -281,6 +312,77 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
         return -1;
     }
     return (int64_t)seq;
+}
+
+/* The claimed slot's header, written now so that consumers following its progress can interpret the prefix. */
+int tp_producer_describe(tp_producer_t *p, tp_claim_t *claim, uint32_t length, const tp_tensor_desc_t *tensor,
+    uint32_t meta_version)
+{
+    tp_client_lease_t *l = &p->lease;
+    if (!p->has_claim || claim->seq != p->next_seq || !l->is_valid || claim->generation_ != l->generation)
+    {
+        TP_SET_ERR(TP_E_STATE, "no such claimed slot to describe");
+        return -1;
+    }
+    if (length > claim->capacity || tp_tensor_validate(tensor) < 0)
+    {
+        if (length > claim->capacity)
+        {
+            TP_SET_ERR(TP_E_INVALID, "%" PRIu32 " bytes described for a %" PRIu32 "-byte slot", length,
+                claim->capacity);
+        }
+        return -1;
+    }
+    uint32_t index = (uint32_t)(claim->seq & p->mask);
+    uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
+    tp_tensor_header_encode(tensor_header, tensor);
+    tp_slot_fields_t fields = { .values_len_bytes = length, .payload_slot = index, .pool_id = claim->pool_id,
+        .payload_offset = 0, .meta_version = meta_version != 0 ? meta_version : tp_metadata_version(p->meta),
+        .timestamp_ns = claim->timestamp_ns };
+    tp_slot_write_header(tp_header_slot_at(l->header.base, index), &fields, tensor_header);
+    p->is_described = true;
+    p->described_length = length;
+    return 0;
+}
+
+int tp_producer_progress(tp_producer_t *p, tp_claim_t *claim, uint64_t bytes_filled)
+{
+    if (!p->has_claim || claim->seq != p->next_seq || !p->is_described)
+    {
+        TP_SET_ERR(TP_E_STATE, "progress needs a claimed slot described with tp_producer_describe");
+        return -1;
+    }
+    /* Wire spec 10.2.2: never beyond the frame's length, never backwards. */
+    if (bytes_filled > p->described_length || bytes_filled < p->progress_bytes)
+    {
+        TP_SET_ERR(TP_E_INVALID, "progress %" PRIu64 " bytes: the frame has %" PRIu32 " and %" PRIu64
+            " were reported already", bytes_filled, p->described_length, p->progress_bytes);
+        return -1;
+    }
+    int64_t interval_ns;
+    uint64_t delta;
+    if (!tp_consumer_streams_progress_policy(&p->consumers, &interval_ns, &delta))
+    {
+        p->progress_bytes = bytes_filled;
+        return 0; /* no consumer follows progress: nothing to send */
+    }
+    int64_t now = tp_clock_monotonic_ns();
+    if (!p->progress_started)
+    {
+        send_progress(p, claim->seq, bytes_filled, TP_WIRE_FRAME_PROGRESS_STATE_STARTED);
+        p->progress_started = true;
+    }
+    else if (now - p->progress_ns >= interval_ns && bytes_filled - p->progress_bytes >= delta)
+    {
+        send_progress(p, claim->seq, bytes_filled, TP_WIRE_FRAME_PROGRESS_STATE_PROGRESS);
+    }
+    else
+    {
+        return 0; /* throttled */
+    }
+    p->progress_ns = now;
+    p->progress_bytes = bytes_filled;
+    return 1;
 }
 
 int tp_producer_abort(tp_producer_t *p, tp_claim_t *claim)

@@ -74,6 +74,9 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
         {
             e->mode = ev->mode;
             e->max_rate_hz = ev->max_rate_hz;
+            e->supports_progress = ev->supports_progress;
+            e->progress_interval_us = ev->progress_interval_us;
+            e->progress_bytes_delta = ev->progress_bytes_delta;
             e->last_hello_ns = tp_clock_monotonic_ns();
             update_interval(e);
         }
@@ -170,4 +173,35 @@ void tp_consumer_streams_close(tp_consumer_streams_t *s)
         close_stream(s, &s->entries[i], "the producer closed");
         s->entries[i].in_use = false;
     }
+}
+
+bool tp_consumer_streams_progress_policy(const tp_consumer_streams_t *s, int64_t *interval_ns, uint64_t *bytes_delta)
+{
+    bool any = false;
+    int64_t interval = INT64_MAX;
+    uint64_t delta = UINT64_MAX;
+    bool hinted_interval = false, hinted_delta = false;
+    for (int i = 0; i < TP_PRODUCER_MAX_CONSUMERS; i++)
+    {
+        const tp_consumer_stream_t *e = &s->entries[i];
+        if (!e->in_use || !e->supports_progress)
+        {
+            continue;
+        }
+        any = true;
+        if (e->progress_interval_us != UINT32_MAX && (int64_t)e->progress_interval_us * 1000 < interval)
+        {
+            interval = (int64_t)e->progress_interval_us * 1000;
+            hinted_interval = true;
+        }
+        if (e->progress_bytes_delta != UINT32_MAX && e->progress_bytes_delta < delta)
+        {
+            delta = e->progress_bytes_delta;
+            hinted_delta = true;
+        }
+    }
+    /* Wire spec 10.2.2: without hints the defaults (250 us, 64 KiB), and never finer than the floors. */
+    *interval_ns = !hinted_interval || interval < TP_PROGRESS_MIN_INTERVAL_NS ? TP_PROGRESS_MIN_INTERVAL_NS : interval;
+    *bytes_delta = !hinted_delta || delta < TP_PROGRESS_MIN_BYTES_DELTA ? TP_PROGRESS_MIN_BYTES_DELTA : delta;
+    return any;
 }

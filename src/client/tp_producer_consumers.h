@@ -24,6 +24,9 @@ typedef struct tp_consumer_stream
     uint32_t stream_id;
     uint64_t min_interval_ns; /* RATE_LIMITED with a cap: 1 s / max_rate_hz, else 0 */
     uint64_t last_sent_ns;
+    bool supports_progress;        /* from its latest hello */
+    uint32_t progress_interval_us; /* its hint, UINT32_MAX: none */
+    uint32_t progress_bytes_delta; /* its hint, UINT32_MAX: none */
 } tp_consumer_stream_t;
 
 typedef struct tp_consumer_streams
@@ -44,5 +47,13 @@ int tp_consumer_streams_tick(tp_consumer_streams_t *s, int64_t now_ns);
 void tp_consumer_streams_publish(tp_consumer_streams_t *s, const uint8_t *descriptor, size_t length,
     uint64_t publish_ns);
 void tp_consumer_streams_close(tp_consumer_streams_t *s);
+
+/* Wire spec 10.2.2: producer floors for FrameProgress (at most this often, at least this many bytes apart). */
+#define TP_PROGRESS_MIN_INTERVAL_NS (250 * 1000)
+#define TP_PROGRESS_MIN_BYTES_DELTA (64 * 1024)
+
+/* The progress policy: false when no live consumer supports progress (nothing is to be sent); else the most
+ * aggressive hints of the consumers that do (the smallest interval and delta), but not below the floors. */
+bool tp_consumer_streams_progress_policy(const tp_consumer_streams_t *s, int64_t *interval_ns, uint64_t *bytes_delta);
 
 #endif

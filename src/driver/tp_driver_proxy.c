@@ -240,6 +240,25 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
         }
         return;
     }
+    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_FRAME_PROGRESS_TEMPLATE_ID)
+    {
+        tp_wire_frame_progress_t m;
+        if (tp_wire_frame_progress_decode(&m, buffer, length) == 0)
+        {
+            e.kind = TP_PROXY_EVENT_PROGRESS;
+            e.stream_id = tp_wire_frame_progress_stream_id(&m);
+            e.epoch = tp_wire_frame_progress_epoch(&m);
+            e.seq = tp_wire_frame_progress_seq(&m);
+            e.bytes_filled = tp_wire_frame_progress_payload_bytes_filled(&m);
+            e.progress_state = tp_wire_frame_progress_state(&m);
+            /* Not recorded: progress can be frequent; only the notice handler sees it. */
+            if (p->notice_handler != NULL)
+            {
+                p->notice_handler(p->notice_clientd, &e);
+            }
+        }
+        return;
+    }
     if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_CONSUMER_HELLO_TEMPLATE_ID)
     {
         tp_wire_consumer_hello_t m;
@@ -250,6 +269,9 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
             e.client_id = tp_wire_consumer_hello_consumer_id(&m);
             e.mode = tp_wire_consumer_hello_mode(&m);
             e.max_rate_hz = tp_wire_consumer_hello_max_rate_hz(&m);
+            e.supports_progress = tp_wire_consumer_hello_supports_progress(&m) == TP_WIRE_BOOL_TRUE;
+            e.progress_interval_us = tp_wire_consumer_hello_progress_interval_us(&m);
+            e.progress_bytes_delta = tp_wire_consumer_hello_progress_bytes_delta(&m);
             e.descriptor_stream_id = tp_wire_consumer_hello_descriptor_stream_id(&m);
             e.control_stream_id = tp_wire_consumer_hello_control_stream_id(&m);
             copy_text(e.descriptor_channel, sizeof(e.descriptor_channel),

@@ -69,6 +69,7 @@ typedef enum tp_proxy_event_kind
     TP_PROXY_EVENT_ANNOUNCE = 3,
     TP_PROXY_EVENT_CONSUMER_CONFIG = 4,
     TP_PROXY_EVENT_HELLO = 5,
+    TP_PROXY_EVENT_PROGRESS = 6,
 } tp_proxy_event_kind_t;
 
 typedef struct tp_proxy_event
@@ -87,6 +88,13 @@ typedef struct tp_proxy_event
     /* HELLO, CONSUMER_CONFIG (client_id: consumerId) */
     uint8_t mode;         /* TP_WIRE_MODE_* */
     uint32_t max_rate_hz; /* HELLO */
+    bool supports_progress;         /* HELLO */
+    uint32_t progress_interval_us;  /* HELLO: UINT32_MAX when null */
+    uint32_t progress_bytes_delta;  /* HELLO: UINT32_MAX when null */
+    /* PROGRESS (epoch above) */
+    uint64_t seq;
+    uint64_t bytes_filled;
+    uint8_t progress_state; /* TP_WIRE_FRAME_PROGRESS_STATE_* */
     uint32_t descriptor_stream_id;
     uint32_t control_stream_id;
     char descriptor_channel[128];
