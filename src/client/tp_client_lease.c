@@ -360,12 +360,15 @@ static void await_attach(tp_client_lease_t *l, int64_t deadline_ns)
     for (;;)
     {
         int64_t now = tp_clock_monotonic_ns();
-        tp_client_lease_tick(l, now);
+        int work = tp_client_lease_tick(l, now);
         if (l->state != TP_LEASE_ATTACHING || now > deadline_ns)
         {
             return;
         }
-        tp_bus_subscription_park(tp_driver_proxy_subscription(c->proxy), TP_NS_PER_MS);
+        if (work == 0)
+        {
+            tp_bus_subscription_park(tp_driver_proxy_subscription(c->proxy), TP_NS_PER_MS); /* nothing came in */
+        }
     }
 }
 

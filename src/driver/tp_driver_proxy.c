@@ -391,9 +391,9 @@ static void pending_begin(pending_t *q, int64_t correlation_id, const uint8_t *r
 
 /* Read what arrived, (re)send when due. 1 once the response arrived, 0 while waiting, -1 if sending failed or
  * the response was malformed (the request is then finished). */
-static int pending_poll(tp_driver_proxy_t *p, pending_t *q, const char *what)
+static int pending_poll(tp_driver_proxy_t *p, pending_t *q, const char *what, int *polled)
 {
-    tp_driver_proxy_poll(p);
+    *polled = tp_driver_proxy_poll(p);
     if (q->has_response)
     {
         q->is_active = false;
@@ -424,7 +424,8 @@ static int pending_wait(tp_driver_proxy_t *p, pending_t *q, int64_t timeout_ns, 
     int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
     for (;;)
     {
-        int rc = pending_poll(p, q, what);
+        int polled = 0;
+        int rc = pending_poll(p, q, what, &polled);
         if (rc != 0)
         {
             return rc > 0 ? 0 : -1;
@@ -436,7 +437,10 @@ static int pending_wait(tp_driver_proxy_t *p, pending_t *q, int64_t timeout_ns, 
                 (int64_t)(timeout_ns / TP_NS_PER_MS));
             return -1;
         }
-        tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS);
+        if (polled == 0)
+        {
+            tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS); /* only when nothing came in */
+        }
     }
 }
 
@@ -475,7 +479,8 @@ int tp_driver_proxy_attach_poll(tp_driver_proxy_t *p)
         TP_SET_ERR(TP_E_STATE, "no attach request is pending");
         return -1;
     }
-    return pending_poll(p, &p->attach, "attach");
+    int polled;
+    return pending_poll(p, &p->attach, "attach", &polled);
 }
 
 bool tp_driver_proxy_attach_is_pending(const tp_driver_proxy_t *p)
