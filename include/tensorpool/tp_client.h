@@ -224,6 +224,8 @@ TP_API int tp_consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t s
  * epoch, when the consumer was opened with supports_progress. Reports that break a rule (beyond the frame's length,
  * going backwards, a slot that is not that frame) are dropped and counted (progress_dropped). */
 TP_API void tp_consumer_set_progress_handler(tp_consumer_t *consumer, tp_progress_handler_t handler, void *clientd);
+/* The mode in force: the one a ConsumerConfig gave (the driver's, or a supervisor's), else the option's. */
+TP_API tp_consumer_mode_t tp_consumer_mode(const tp_consumer_t *consumer);
 /* The per-consumer descriptor stream in use, 0 while on the shared one. */
 TP_API uint32_t tp_consumer_descriptor_stream_id(const tp_consumer_t *consumer);
 

@@ -290,6 +290,25 @@ static void print_status(const tp_json_t *root)
         printf("per-consumer stream answers %" PRIu64 " (%" PRIu64 " hellos not for the driver)\n",
             jnum(k, "consumer_configs"), jnum(k, "consumer_hellos_ignored"));
     }
+    const tp_json_t *sv = tp_json_get(root, "supervisor");
+    const tp_json_t *parties = sv != NULL ? tp_json_get(sv, "parties") : NULL;
+    if (parties != NULL)
+    {
+        size_t producers = 0, consumers = 0, stale = 0, ruled = 0;
+        for (size_t i = 0; i < parties->count; i++)
+        {
+            const tp_json_t *p = tp_json_at(parties, i);
+            bool is_consumer = strcmp(jstr(p, "role"), "CONSUMER") == 0;
+            producers += !is_consumer;
+            consumers += is_consumer;
+            const tp_json_t *st = tp_json_get(p, "stale");
+            stale += st != NULL && st->type == TP_JSON_BOOL && st->boolean;
+            ruled += is_consumer && jint(p, "rule") >= 0;
+        }
+        printf("supervisor: %" PRIu64 " rule(s); %zu producer(s), %zu consumer(s) (%zu under a rule), %zu stale; %"
+            PRIu64 " ConsumerConfig sent\n", jnum(sv, "rules"), producers, consumers, ruled, stale,
+            jnum(sv, "configs_sent"));
+    }
 }
 
 static void print_streams(const tp_json_t *root)

@@ -137,6 +137,7 @@ static void on_control(void *owner, const tp_proxy_event_t *e)
     /* Wire spec 10.1.3: an empty channel (or id 0) is the only "not assigned"; a half is treated as a decline. */
     bool granted = e->descriptor_channel[0] != '\0' && e->descriptor_stream_id != 0;
     c->grant.is_pending = true;
+    c->grant.mode = e->mode;
     c->grant.descriptor_stream_id = granted ? e->descriptor_stream_id : 0;
     snprintf(c->grant.descriptor_channel, sizeof(c->grant.descriptor_channel), "%s",
         granted ? e->descriptor_channel : "");
@@ -207,6 +208,16 @@ static void close_own(tp_consumer_t *c)
 static void apply_grant(tp_consumer_t *c)
 {
     c->grant.is_pending = false;
+    if (c->grant.mode == TP_WIRE_MODE_STREAM || c->grant.mode == TP_WIRE_MODE_RATE_LIMITED)
+    {
+        /* Wire spec 10.5: a supervisor may switch our mode; our max_rate_hz stays the one we asked for. */
+        if (c->told_mode != c->grant.mode)
+        {
+            TP_LOG_I("client", "consumer %" PRIu32 " of stream %" PRIu32 " told %s", c->lease.client_id,
+                c->lease.stream_id, c->grant.mode == TP_WIRE_MODE_RATE_LIMITED ? "RATE_LIMITED" : "STREAM");
+        }
+        c->told_mode = c->grant.mode;
+    }
     uint32_t id = c->grant.descriptor_stream_id;
     if (id == c->own_stream_id)
     {
@@ -269,7 +280,9 @@ void tp_consumer_control_close(tp_consumer_t *c)
 
 bool tp_consumer_rate_allows(tp_consumer_t *c, uint64_t timestamp_ns)
 {
-    if (c->options.mode != TP_CONSUMER_RATE_LIMITED || c->options.max_rate_hz == 0 || c->own != NULL)
+    bool is_rate_limited = c->told_mode != 0 ? c->told_mode == TP_WIRE_MODE_RATE_LIMITED
+                                             : c->options.mode == TP_CONSUMER_RATE_LIMITED;
+    if (!is_rate_limited || c->options.max_rate_hz == 0 || c->own != NULL)
     {
         return true;
     }
@@ -288,4 +301,13 @@ void tp_consumer_set_progress_handler(tp_consumer_t *c, tp_progress_handler_t ha
 {
     c->progress_handler = handler;
     c->progress_clientd = clientd;
+}
+
+tp_consumer_mode_t tp_consumer_mode(const tp_consumer_t *c)
+{
+    if (c->told_mode != 0)
+    {
+        return c->told_mode == TP_WIRE_MODE_RATE_LIMITED ? TP_CONSUMER_RATE_LIMITED : TP_CONSUMER_STREAM;
+    }
+    return c->options.mode;
 }

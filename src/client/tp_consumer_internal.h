@@ -16,6 +16,7 @@ typedef struct tp_consumer_grant
     bool is_pending;
     uint32_t descriptor_stream_id; /* 0: declined or not asked */
     char descriptor_channel[128];
+    uint8_t mode; /* TP_WIRE_MODE_* the driver or a supervisor told us */
 } tp_consumer_grant_t;
 
 struct tp_consumer
@@ -31,6 +32,7 @@ struct tp_consumer
     int64_t next_hello_ns;
     int64_t hello_period_ns;
     uint64_t last_gate_ns; /* local rate gating: the time of the last frame let through */
+    uint8_t told_mode;     /* the mode of the latest ConsumerConfig (0: none yet: the options' mode applies) */
     tp_progress_handler_t progress_handler;
     void *progress_clientd;
     uint64_t progress_seq;   /* the frame the last progress report was about */

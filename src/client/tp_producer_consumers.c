@@ -60,7 +60,8 @@ static void close_stream(tp_consumer_streams_t *s, tp_consumer_stream_t *e, cons
 static void update_interval(tp_consumer_stream_t *e)
 {
     /* Wire spec 11: max_rate_hz is authoritative in RATE_LIMITED mode; 0 means no cap (wire spec 5). */
-    e->min_interval_ns = e->mode == TP_WIRE_MODE_RATE_LIMITED && e->max_rate_hz > 0
+    uint8_t mode = e->told_mode != 0 ? e->told_mode : e->mode;
+    e->min_interval_ns = mode == TP_WIRE_MODE_RATE_LIMITED && e->max_rate_hz > 0
         ? (uint64_t)TP_NS_PER_S / e->max_rate_hz
         : 0;
 }
@@ -100,6 +101,11 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
     if (e == NULL)
     {
         return;
+    }
+    if (ev->mode == TP_WIRE_MODE_STREAM || ev->mode == TP_WIRE_MODE_RATE_LIMITED)
+    {
+        e->told_mode = ev->mode;
+        update_interval(e);
     }
     bool granted = ev->descriptor_channel[0] != '\0' && ev->descriptor_stream_id != 0;
     if (!granted)

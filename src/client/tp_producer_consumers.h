@@ -18,6 +18,7 @@ typedef struct tp_consumer_stream
     bool in_use;
     uint32_t consumer_id;
     uint8_t mode;          /* TP_WIRE_MODE_* from its latest hello */
+    uint8_t told_mode;     /* the mode a ConsumerConfig gave it (a supervisor's), 0: none; it wins */
     uint32_t max_rate_hz;  /* from its latest hello */
     int64_t last_hello_ns;
     tp_bus_publication_t *pub; /* its descriptor stream, when granted */

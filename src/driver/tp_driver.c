@@ -297,7 +297,7 @@ static int open_bus(tp_driver_t *d)
             NULL, NULL) < 0 ||
         tp_bus_publication_open(d->bus, &d->control_pub, c->control_channel, (int32_t)c->control_stream_id,
             false) < 0 ||
-        open_announce_publication(d) < 0)
+        open_announce_publication(d) < 0 || tp_driver_supervisor_open(d) < 0)
     {
         TP_APPEND_ERR("opening the driver's control and announce streams");
         return -1;
@@ -505,6 +505,7 @@ void tp_driver_on_message(tp_driver_t *d, const uint8_t *buffer, size_t length)
             return;
         }
         tp_driver_on_consumer_hello(d, buffer, length);
+        tp_driver_supervisor_on_hello(d, buffer, length);
         return;
     }
     if (h.schema_id != TP_DRIVER_SCHEMA_ID)
@@ -552,6 +553,7 @@ int tp_driver_do_work(tp_driver_t *d)
         return -1;
     }
     work += tp_driver_revoke_queued(d);
+    work += tp_driver_supervisor_do_work(d);
     if (d->now_ns >= d->next_expiry_check_ns)
     {
         work += tp_driver_expire_leases(d);
@@ -697,6 +699,7 @@ int tp_driver_close(tp_driver_t *d)
     {
         unlink(d->status_path);
     }
+    tp_driver_supervisor_close(d);
     tp_bus_subscription_close(d->control_sub);
     tp_bus_publication_close(d->control_pub);
     if (d->announce_pub != d->control_pub)

@@ -87,6 +87,11 @@ const tp_config_field_t tp_driver_config_fields[] = {
         "channel of discovery requests"),
     TP_CFG_FIELD(C, discovery_stream_id, "discovery.stream_id", TP_CFG_U32, "7000", 1, U32MAX, false,
         "discovery request stream id"),
+    TP_CFG_FIELD(C, supervisor_enabled, "supervisor.enabled", TP_CFG_BOOL, "false", 0, 0, false,
+        "run the supervisor: track producers and consumers (announces, hellos, QoS, metadata) and apply "
+        "[[supervisor_rules]]"),
+    TP_CFG_FIELD(C, supervisor_stale_after_ms, "supervisor.stale_after_ms", TP_CFG_U32, NULL, 1, 3600000, false,
+        "a producer or consumer unheard of (no hello, QoS) for this long is stale; default: 3 x announce period"),
 };
 /* clang-format on */
 const size_t tp_driver_config_field_count = sizeof(tp_driver_config_fields) / sizeof(tp_driver_config_fields[0]);
@@ -248,6 +253,69 @@ static void load_streams(tp_driver_config_t *c, const tp_toml_value_t *streams, 
     }
 }
 
+static void load_supervisor_rules(tp_driver_config_t *c, const tp_toml_value_t *rules, tp_config_report_t *r)
+{
+    if (rules == NULL)
+    {
+        return;
+    }
+    if (rules->type != TP_TOML_ARRAY)
+    {
+        tp_config_error(r, rules->line, "supervisor_rules", "expected an array of tables ([[supervisor_rules]])");
+        return;
+    }
+    for (size_t i = 0; i < rules->count; i++)
+    {
+        const tp_toml_value_t *t = rules->members[i].value;
+        char where[64];
+        snprintf(where, sizeof(where), "supervisor_rules[%zu]", i);
+        if (t->type != TP_TOML_TABLE)
+        {
+            tp_config_error(r, t->line, where, "expected a table");
+            continue;
+        }
+        if (c->supervisor_rule_count == TP_DRIVER_MAX_SUPERVISOR_RULES)
+        {
+            tp_config_error(r, t->line, where, "more than %d rules", TP_DRIVER_MAX_SUPERVISOR_RULES);
+            return;
+        }
+        tp_driver_supervisor_rule_t *rule = &c->supervisor_rules[c->supervisor_rule_count];
+        memset(rule, 0, sizeof(*rule));
+        rule->line = t->line;
+        char mode[32] = "";
+        size_t errors_before = r->error_count; /* an absent optional key is not an error */
+        tp_config_get_u32(t, "stream_id", 0, UINT32_MAX, &rule->stream_id, false, where, r);
+        tp_config_get_string(t, "data_source", rule->data_source, sizeof(rule->data_source), false, where, r);
+        tp_config_get_string(t, "mode", mode, sizeof(mode), true, where, r);
+        tp_config_get_string(t, "payload_fallback_uri", rule->payload_fallback_uri,
+            sizeof(rule->payload_fallback_uri), false, where, r);
+        bool ok = r->error_count == errors_before;
+        rule->mode = strcmp(mode, "STREAM") == 0 ? 1 : strcmp(mode, "RATE_LIMITED") == 0 ? 2 : 0;
+        if (ok && rule->mode == 0)
+        {
+            char full[96];
+            snprintf(full, sizeof(full), "%s.mode", where);
+            tp_config_error(r, t->line, full, "is STREAM or RATE_LIMITED, not '%s'", mode);
+            ok = false;
+        }
+        for (size_t m = 0; m < t->count; m++)
+        {
+            const char *k = t->members[m].key;
+            if (strcmp(k, "stream_id") != 0 && strcmp(k, "data_source") != 0 && strcmp(k, "mode") != 0 &&
+                strcmp(k, "payload_fallback_uri") != 0)
+            {
+                char full[200];
+                snprintf(full, sizeof(full), "%s.%s", where, k);
+                tp_config_warning(r, t->members[m].value->line, full, "unknown key (ignored)");
+            }
+        }
+        if (ok)
+        {
+            c->supervisor_rule_count++;
+        }
+    }
+}
+
 /* Values whose defaults depend on other values, filled in when neither the file nor the environment set them. */
 static void derive_defaults(tp_driver_config_t *c, const bool *is_set)
 {
@@ -267,6 +335,10 @@ static void derive_defaults(tp_driver_config_t *c, const bool *is_set)
     if (!is_set[field_index("policies.default_profile")] && c->profile_count > 0)
     {
         snprintf(c->default_profile, sizeof(c->default_profile), "%s", c->profiles[0].name);
+    }
+    if (!is_set[field_index("supervisor.stale_after_ms")])
+    {
+        c->supervisor_stale_after_ms = 3 * c->announce_period_ms;
     }
     if (!is_set[field_index("policies.epoch_gc_min_age_ns")])
     {
@@ -291,12 +363,13 @@ static int report_failure(const tp_config_report_t *r, size_t before)
 
 void tp_driver_config_read(tp_driver_config_t *c, const tp_toml_value_t *doc, tp_config_report_t *r, bool *is_set)
 {
-    static const char *const sections[] = { "profiles", "streams", NULL };
+    static const char *const sections[] = { "profiles", "streams", "supervisor_rules", NULL };
     tp_config_read(tp_driver_config_fields, tp_driver_config_field_count, c, sizeof(*c), doc, sections, r, is_set);
     if (doc != NULL)
     {
         load_profiles(c, tp_toml_get(doc, "profiles"), r);
         load_streams(c, tp_toml_get(doc, "streams"), r);
+        load_supervisor_rules(c, tp_toml_get(doc, "supervisor_rules"), r);
     }
 }
 

@@ -40,6 +40,19 @@ typedef struct tp_driver_stream_config
     uint32_t line;
 } tp_driver_stream_config_t;
 
+#define TP_DRIVER_MAX_SUPERVISOR_RULES 16
+
+/* [[supervisor_rules]]: consumers of stream_id (0: any) whose stream announces data source data_source ("": any)
+ * are told mode (TP_WIRE_MODE_*) and payload_fallback_uri in a ConsumerConfig. */
+typedef struct tp_driver_supervisor_rule
+{
+    uint32_t stream_id;
+    char data_source[TP_CONFIG_STRING_MAX];
+    uint8_t mode;
+    char payload_fallback_uri[TP_CONFIG_STRING_MAX];
+    uint32_t line;
+} tp_driver_supervisor_rule_t;
+
 typedef struct tp_driver_config
 {
     /* [driver] */
@@ -84,6 +97,11 @@ typedef struct tp_driver_config
     bool discovery_enabled;
     char discovery_channel[TP_CONFIG_STRING_MAX];
     uint32_t discovery_stream_id;
+    /* [supervisor], [[supervisor_rules]] */
+    bool supervisor_enabled;
+    uint32_t supervisor_stale_after_ms;
+    uint32_t supervisor_rule_count;
+    tp_driver_supervisor_rule_t supervisor_rules[TP_DRIVER_MAX_SUPERVISOR_RULES];
     /* [profiles.*], [streams.*] */
     uint32_t profile_count;
     tp_driver_profile_config_t profiles[TP_DRIVER_MAX_PROFILES];

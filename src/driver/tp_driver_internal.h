@@ -76,6 +76,44 @@ typedef struct tp_driver_lease
     uint32_t control_stream_id;
 } tp_driver_lease_t;
 
+/* The supervisor's view (tp_driver_supervisor.c). */
+#define TP_DRIVER_SUPERVISOR_MAX_PARTIES 256
+#define TP_DRIVER_SUPERVISOR_MAX_SOURCES 256
+
+typedef struct tp_driver_supervisor_party
+{
+    bool in_use;
+    bool is_consumer;
+    bool is_stale;
+    uint32_t stream_id;
+    uint32_t id; /* consumer id or producer id */
+    int64_t last_seen_ns;
+    uint8_t mode;         /* consumers: from their hello */
+    uint32_t max_rate_hz; /* consumers: from their hello */
+    uint64_t seq;         /* last sequence seen (consumer) or current sequence (producer) */
+    uint64_t drops_gap;
+    uint64_t drops_late;
+    uint64_t hellos;
+    uint64_t qos_reports;
+    int rule; /* the rule last applied, -1: none */
+} tp_driver_supervisor_party_t;
+
+typedef struct tp_driver_supervisor_source
+{
+    uint32_t stream_id;
+    char name[256];
+} tp_driver_supervisor_source_t;
+
+typedef struct tp_driver_supervisor
+{
+    tp_bus_subscription_t *qos_sub;
+    tp_bus_subscription_t *metadata_sub;
+    tp_driver_supervisor_party_t parties[TP_DRIVER_SUPERVISOR_MAX_PARTIES];
+    tp_driver_supervisor_source_t sources[TP_DRIVER_SUPERVISOR_MAX_SOURCES];
+    uint32_t source_count;
+    uint64_t configs_sent;
+} tp_driver_supervisor_t;
+
 typedef struct tp_driver_counters
 {
     uint64_t attaches_ok;
@@ -132,6 +170,7 @@ struct tp_driver
     tp_agent_runner_t *runner;
     uint64_t revoke_queue[TP_DRIVER_REVOKE_QUEUE]; /* lease ids to revoke; 0 = free slot; any thread posts */
     uint8_t *scratch; /* TP_DRIVER_SCRATCH_BYTES for encoding outgoing messages */
+    tp_driver_supervisor_t *supervisor; /* NULL unless supervisor.enabled */
 };
 
 /* tp_driver_streams.c */
@@ -170,6 +209,14 @@ void tp_driver_end_lease(tp_driver_t *d, tp_driver_lease_t *lease, uint8_t reaso
 
 /* tp_driver_consumers.c: a ConsumerHello asking for per-consumer streams, answered with ConsumerConfig. */
 void tp_driver_on_consumer_hello(tp_driver_t *d, const uint8_t *buffer, size_t length);
+
+/* tp_driver_supervisor.c */
+int tp_driver_supervisor_open(tp_driver_t *d);
+void tp_driver_supervisor_close(tp_driver_t *d);
+int tp_driver_supervisor_do_work(tp_driver_t *d);
+void tp_driver_supervisor_on_hello(tp_driver_t *d, const uint8_t *buffer, size_t length);
+tp_driver_supervisor_party_t *tp_driver_supervisor_party(tp_driver_t *d, bool is_consumer, uint32_t stream_id,
+    uint32_t id);
 
 /* tp_driver_status.c */
 int tp_driver_status_write(tp_driver_t *d);

@@ -92,6 +92,36 @@ static void status_leases(tp_strbuf_t *b, const tp_driver_t *d)
     tp_strbuf_puts(b, "]");
 }
 
+/* The supervisor's view: every producer and consumer it heard of, and the rules it applied. */
+static void status_supervisor(tp_strbuf_t *b, const tp_driver_t *d)
+{
+    const tp_driver_supervisor_t *s = d->supervisor;
+    if (s == NULL)
+    {
+        return;
+    }
+    tp_strbuf_printf(b, ",\"supervisor\":{\"rules\":%" PRIu32 ",\"configs_sent\":%" PRIu64 ",\"parties\":[",
+        d->config.supervisor_rule_count, s->configs_sent);
+    bool first = true;
+    for (uint32_t i = 0; i < TP_DRIVER_SUPERVISOR_MAX_PARTIES; i++)
+    {
+        const tp_driver_supervisor_party_t *p = &s->parties[i];
+        if (!p->in_use)
+        {
+            continue;
+        }
+        tp_strbuf_printf(b,
+            "%s{\"role\":\"%s\",\"stream_id\":%" PRIu32 ",\"id\":%" PRIu32 ",\"stale\":%s,\"last_seen_ms\":%" PRId64
+            ",\"mode\":%u,\"max_rate_hz\":%" PRIu32 ",\"seq\":%" PRIu64 ",\"drops_gap\":%" PRIu64
+            ",\"drops_late\":%" PRIu64 ",\"hellos\":%" PRIu64 ",\"qos_reports\":%" PRIu64 ",\"rule\":%d}",
+            first ? "" : ",", p->is_consumer ? "CONSUMER" : "PRODUCER", p->stream_id, p->id,
+            p->is_stale ? "true" : "false", (int64_t)((d->now_ns - p->last_seen_ns) / TP_NS_PER_MS), p->mode,
+            p->max_rate_hz, p->seq, p->drops_gap, p->drops_late, p->hellos, p->qos_reports, p->rule);
+        first = false;
+    }
+    tp_strbuf_puts(b, "]}");
+}
+
 int tp_driver_status_write(tp_driver_t *d)
 {
     const tp_driver_config_t *c = &d->config;
@@ -118,6 +148,7 @@ int tp_driver_status_write(tp_driver_t *d)
     status_streams(&b, d);
     tp_strbuf_putc(&b, ',');
     status_leases(&b, d);
+    status_supervisor(&b, d);
     tp_strbuf_puts(&b, "}\n");
 
     char tmp[TP_PATH_MAX + 16];

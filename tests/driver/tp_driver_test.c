@@ -474,9 +474,17 @@ static void test_per_consumer_streams(void **state)
     e = await_config(c3.client_id, &from);
     assert_int_equal(e.descriptor_stream_id, 0);
     assert_string_equal(e.descriptor_channel, "");
-    /* A channel with stream id 0 is malformed: both declined (wire spec 10.1.2). */
+    /* A channel with stream id 0 is malformed: both declined (wire spec 10.1.2), for either stream. In the driver
+     * model the driver answers for the producer, so the producer rules of 10.1.2-10.1.3 are its.
+     * covers: W-5-7, W-5-11, W-5-12, W-10.1.2-3, W-10.1.2-5, W-10.1.2-6, W-10.1.2-8, W-10.1.3-4, W-10.1.3-5 */
     send_hello(c3.client_id, "aeron:ipc", 0, "", 0);
     e = await_config(c3.client_id, &from);
+    assert_int_equal(e.descriptor_stream_id, 0);
+    assert_string_equal(e.descriptor_channel, "");
+    send_hello(c3.client_id, "", 0, "aeron:ipc", 0);
+    e = await_config(c3.client_id, &from);
+    assert_int_equal(e.control_stream_id, 0);
+    assert_string_equal(e.control_channel, "");
     assert_int_equal(e.descriptor_stream_id, 0);
     /* Ids return to the pool when the lease ends. */
     int32_t code;
@@ -492,7 +500,7 @@ static void test_per_consumer_streams(void **state)
     tp_attach_params_t sync = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     attach_ok(&sync, &r1); /* handled after both hellos */
     tp_driver_t *d = driver_stopped();
-    assert_int_equal(d->counters.consumer_configs, 6);
+    assert_int_equal(d->counters.consumer_configs, 7);
     assert_int_equal(d->counters.consumer_hellos_ignored, 2);
 }
 
