@@ -19,6 +19,7 @@
 #include "core/tp_clock.h"
 #include "core/tp_crc32c.h"
 #include "tensorpool/tp_client.h"
+#include "tensorpool/tp_metadata.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
@@ -35,7 +36,7 @@ static void write_config(const char *path)
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f,
-        "[driver]\nbus_dir = \"%s\"\n[shm]\nbase_dir = \"%s\"\n"
+        "[driver]\nbus_dir = \"%s\"\ndescriptor_stream_id_range = \"31000-31009\"\n[shm]\nbase_dir = \"%s\"\n"
         "[policies]\nannounce_period_ms = 100\nlease_keepalive_interval_ms = 50\nlease_expiry_grace_intervals = 3\n"
         "[profiles.tiny]\nheader_nslots = 4\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
         "[streams.cam]\nstream_id = %d\nprofile = \"tiny\"\n",
@@ -97,7 +98,9 @@ static tp_client_t *connect_client(tp_client_context_t **ctx)
     if (tp_client_context_init(ctx) < 0 || tp_client_context_set(*ctx, "client.bus_dir", bus) < 0 ||
         tp_client_context_set(*ctx, "client.allowed_base_dirs", shm) < 0 ||
         tp_client_context_set(*ctx, "client.keepalive_interval_ms", "10") < 0 ||
-        tp_client_context_set(*ctx, "client.announce_period_ms", "100") < 0 || tp_client_connect(&c, *ctx) < 0)
+        tp_client_context_set(*ctx, "client.announce_period_ms", "100") < 0 ||
+        tp_client_context_set(*ctx, "client.qos_period_ms", "50") < 0 ||
+        tp_client_context_set(*ctx, "client.metadata_period_ms", "50") < 0 || tp_client_connect(&c, *ctx) < 0)
     {
         return NULL;
     }
@@ -401,12 +404,109 @@ static void test_driver_killed_and_restarted(void **state)
     tp_client_context_close(ctx);
 }
 
+static void on_nothing(void *clientd, const tp_frame_t *f)
+{
+    (void)clientd;
+    (void)f;
+}
+
+static void test_killed_consumer_and_late_metadata_reader(void **state)
+{
+    (void)state;
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *client = connect_client(&ctx);
+    assert_non_null(client);
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_assert_ok(tp_metadata_set_source(tp_producer_metadata(p), "camera-7", "a camera in another process"));
+    /* A consumer process with a descriptor stream of its own. */
+    pid_t consumer = fork();
+    assert_true(consumer >= 0);
+    if (consumer == 0)
+    {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        tp_client_context_t *cctx = NULL;
+        tp_client_t *cc = connect_client(&cctx);
+        tp_consumer_options_t o;
+        tp_consumer_options_init(&o);
+        o.per_consumer_descriptors = true;
+        tp_consumer_t *c = NULL;
+        if (cc == NULL || tp_consumer_open(&c, cc, STREAM, &o, TIMEOUT_NS) < 0)
+        {
+            _exit(3);
+        }
+        for (;;)
+        {
+            tp_consumer_poll(c, on_nothing, NULL, 64);
+            usleep(1000);
+        }
+    }
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (tp_producer_consumer_streams(p) != 1)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(p);
+        usleep(1000);
+    }
+    /* Killed: no detach, no more hellos. The stream closes once the consumer is stale or its lease expired.
+     * covers: W-5-3, W-10.1.3-7 */
+    assert_int_equal(kill(consumer, SIGKILL), 0);
+    waitpid(consumer, NULL, 0);
+    int64_t killed = tp_clock_monotonic_ns();
+    while (tp_producer_consumer_streams(p) != 0)
+    {
+        assert_true(tp_clock_monotonic_ns() < killed + TIMEOUT_NS);
+        tp_producer_do_work(p);
+        usleep(1000);
+    }
+    print_message("per-consumer stream closed %.0f ms after the consumer was killed\n",
+        (double)(tp_clock_monotonic_ns() - killed) / 1e6);
+    /* A metadata reader started now, in another process, learns the data source from the repeats. */
+    pid_t reader = fork();
+    assert_true(reader >= 0);
+    if (reader == 0)
+    {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        tp_client_context_t *rctx = NULL;
+        tp_client_t *rc = connect_client(&rctx);
+        tp_metadata_cache_t *cache = NULL;
+        if (rc == NULL || tp_metadata_cache_open(&cache, rc, NULL, NULL) < 0)
+        {
+            _exit(3);
+        }
+        int64_t end = tp_clock_monotonic_ns() + TIMEOUT_NS;
+        tp_metadata_view_t v;
+        while (tp_clock_monotonic_ns() < end)
+        {
+            tp_metadata_cache_poll(cache, 64);
+            if (tp_metadata_cache_get(cache, STREAM, &v) && v.has_announce && strcmp(v.name, "camera-7") == 0)
+            {
+                _exit(0);
+            }
+            usleep(1000);
+        }
+        _exit(4);
+    }
+    int status = -1;
+    while (waitpid(reader, &status, WNOHANG) == 0)
+    {
+        tp_producer_do_work(p); /* the periodic DataSourceAnnounce */
+        usleep(1000);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    tp_producer_close(p);
+    assert_int_equal(tp_client_close(client), 0);
+    tp_client_context_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_torn_read_torture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_killed_mid_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_driver_killed_and_restarted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_consumer_and_late_metadata_reader, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
