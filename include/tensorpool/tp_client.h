@@ -190,6 +190,9 @@ typedef struct tp_consumer_options
     bool per_consumer_descriptors;  /* ask for a descriptor stream of this consumer's own */
     const char *descriptor_channel; /* its channel (NULL: client.descriptor_channel) */
     uint32_t descriptor_stream_id;  /* the id asked for (0: any free one of the driver's range) */
+    bool per_consumer_control;      /* ask for a control stream of its own (FrameProgress for it only) */
+    const char *control_channel;    /* its channel (NULL: client.control_channel) */
+    uint32_t control_stream_id;     /* the id asked for (0: any free one of the driver's range) */
     bool supports_progress;         /* follow frames as they fill (tp_consumer_set_progress_handler) */
     uint32_t progress_interval_us;  /* hint: report at most this often (0: the producer's default) */
     uint32_t progress_bytes_delta;  /* hint: at least this many bytes apart (0: the producer's default) */
@@ -226,6 +229,8 @@ TP_API int tp_consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t s
 TP_API void tp_consumer_set_progress_handler(tp_consumer_t *consumer, tp_progress_handler_t handler, void *clientd);
 /* The mode in force: the one a ConsumerConfig gave (the driver's, or a supervisor's), else the option's. */
 TP_API tp_consumer_mode_t tp_consumer_mode(const tp_consumer_t *consumer);
+/* The per-consumer control stream it reads FrameProgress from, 0 while on the shared control stream. */
+TP_API uint32_t tp_consumer_control_stream_id(const tp_consumer_t *consumer);
 /* The per-consumer descriptor stream in use, 0 while on the shared one. */
 TP_API uint32_t tp_consumer_descriptor_stream_id(const tp_consumer_t *consumer);
 

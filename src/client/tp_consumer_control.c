@@ -127,7 +127,10 @@ static void on_control(void *owner, const tp_proxy_event_t *e)
     tp_consumer_t *c = owner;
     if (e->kind == TP_PROXY_EVENT_PROGRESS)
     {
-        on_progress(c, e);
+        if (c->own_control == NULL)
+        {
+            on_progress(c, e); /* with a control stream of its own, progress comes from there only */
+        }
         return;
     }
     if (e->kind != TP_PROXY_EVENT_CONSUMER_CONFIG || e->client_id != c->lease.client_id || !c->lease.is_valid)
@@ -141,6 +144,10 @@ static void on_control(void *owner, const tp_proxy_event_t *e)
     c->grant.descriptor_stream_id = granted ? e->descriptor_stream_id : 0;
     snprintf(c->grant.descriptor_channel, sizeof(c->grant.descriptor_channel), "%s",
         granted ? e->descriptor_channel : "");
+    bool control_granted = e->control_channel[0] != '\0' && e->control_stream_id != 0;
+    c->grant.control_stream_id = control_granted ? e->control_stream_id : 0;
+    snprintf(c->grant.control_channel, sizeof(c->grant.control_channel), "%s",
+        control_granted ? e->control_channel : "");
 }
 
 void tp_consumer_control_init(tp_consumer_t *c, const tp_consumer_options_t *options)
@@ -158,6 +165,10 @@ void tp_consumer_control_init(tp_consumer_t *c, const tp_consumer_options_t *opt
     snprintf(c->options_channel, sizeof(c->options_channel), "%s",
         channel != NULL && channel[0] != '\0' ? channel : client->config.descriptor_channel);
     c->options.descriptor_channel = c->options_channel;
+    const char *control = c->options.control_channel;
+    snprintf(c->options_control_channel, sizeof(c->options_control_channel), "%s",
+        control != NULL && control[0] != '\0' ? control : client->config.control_channel);
+    c->options.control_channel = c->options_control_channel;
     c->hello_period_ns = (int64_t)client->config.qos_period_ms * TP_NS_PER_MS;
     c->lease.observer = on_control;
     c->lease.owner = c;
@@ -187,10 +198,13 @@ static void send_hello(tp_consumer_t *c)
     /* Wire spec 10.1.2: a channel never goes without a non-zero stream id, nor the reverse. */
     tp_wire_consumer_hello_set_descriptor_stream_id(&e,
         asks ? (o->descriptor_stream_id != 0 ? o->descriptor_stream_id : ANY_STREAM_ID) : 0);
-    tp_wire_consumer_hello_set_control_stream_id(&e, 0);
+    bool asks_control = o->per_consumer_control;
+    tp_wire_consumer_hello_set_control_stream_id(&e,
+        asks_control ? (o->control_stream_id != 0 ? o->control_stream_id : ANY_STREAM_ID) : 0);
     tp_wire_consumer_hello_put_descriptor_channel(&e, asks ? c->options_channel : "",
         asks ? strlen(c->options_channel) : 0);
-    tp_wire_consumer_hello_put_control_channel(&e, "", 0);
+    tp_wire_consumer_hello_put_control_channel(&e, asks_control ? c->options_control_channel : "",
+        asks_control ? strlen(c->options_control_channel) : 0);
     int64_t n = tp_wire_consumer_hello_enc_finish(&e);
     if (n > 0)
     {
@@ -203,6 +217,32 @@ static void close_own(tp_consumer_t *c)
     tp_bus_subscription_close(c->own);
     c->own = NULL;
     c->own_stream_id = 0;
+    tp_bus_subscription_close(c->own_control);
+    c->own_control = NULL;
+    c->own_control_stream_id = 0;
+}
+
+/* Wire spec 5: a granted control stream carries this consumer's FrameProgress; everything else stays on the
+ * shared control stream. */
+static void apply_control_grant(tp_consumer_t *c)
+{
+    uint32_t id = c->grant.control_stream_id;
+    if (id == c->own_control_stream_id)
+    {
+        return;
+    }
+    tp_bus_subscription_close(c->own_control);
+    c->own_control = NULL;
+    c->own_control_stream_id = 0;
+    if (id != 0 && tp_bus_subscription_open(c->lease.client->bus, &c->own_control, c->grant.control_channel,
+                       (int32_t)id, NULL, NULL, NULL) == 0)
+    {
+        c->own_control_stream_id = id;
+    }
+    else
+    {
+        c->own_control = NULL;
+    }
 }
 
 static void apply_grant(tp_consumer_t *c)
@@ -218,12 +258,15 @@ static void apply_grant(tp_consumer_t *c)
         }
         c->told_mode = c->grant.mode;
     }
+    apply_control_grant(c);
     uint32_t id = c->grant.descriptor_stream_id;
     if (id == c->own_stream_id)
     {
         return;
     }
-    close_own(c);
+    tp_bus_subscription_close(c->own);
+    c->own = NULL;
+    c->own_stream_id = 0;
     if (id == 0)
     {
         /* Wire spec 10.1.3: declined; stay on the shared stream (and gate locally when rate limited). */
@@ -270,6 +313,7 @@ void tp_consumer_control_tick(tp_consumer_t *c, int64_t now_ns)
     {
         apply_grant(c);
     }
+    tp_consumer_control_poll(c);
 }
 
 void tp_consumer_control_close(tp_consumer_t *c)
@@ -310,4 +354,38 @@ tp_consumer_mode_t tp_consumer_mode(const tp_consumer_t *c)
         return c->told_mode == TP_WIRE_MODE_RATE_LIMITED ? TP_CONSUMER_RATE_LIMITED : TP_CONSUMER_STREAM;
     }
     return c->options.mode;
+}
+
+/* FrameProgress on the consumer's own control stream. */
+static void on_own_control(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    tp_consumer_t *c = clientd;
+    tp_sbe_header_t h;
+    tp_wire_frame_progress_t m;
+    if (tp_sbe_header_read(&h, buffer, length) < 0 || h.schema_id != TP_WIRE_SCHEMA_ID ||
+        h.template_id != TP_WIRE_FRAME_PROGRESS_TEMPLATE_ID || tp_wire_frame_progress_decode(&m, buffer, length) < 0 ||
+        tp_wire_frame_progress_stream_id(&m) != c->lease.stream_id)
+    {
+        return;
+    }
+    tp_proxy_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.kind = TP_PROXY_EVENT_PROGRESS;
+    e.stream_id = c->lease.stream_id;
+    e.epoch = tp_wire_frame_progress_epoch(&m);
+    e.seq = tp_wire_frame_progress_seq(&m);
+    e.bytes_filled = tp_wire_frame_progress_payload_bytes_filled(&m);
+    e.progress_state = tp_wire_frame_progress_state(&m);
+    on_progress(c, &e);
+}
+
+int tp_consumer_control_poll(tp_consumer_t *c)
+{
+    return c->own_control != NULL ? tp_bus_poll(c->own_control, on_own_control, c, 64) : 0;
+}
+
+uint32_t tp_consumer_control_stream_id(const tp_consumer_t *c)
+{
+    return c->own_control_stream_id;
 }

@@ -16,6 +16,8 @@ typedef struct tp_consumer_grant
     bool is_pending;
     uint32_t descriptor_stream_id; /* 0: declined or not asked */
     char descriptor_channel[128];
+    uint32_t control_stream_id; /* 0: declined or not asked */
+    char control_channel[128];
     uint8_t mode; /* TP_WIRE_MODE_* the driver or a supervisor told us */
 } tp_consumer_grant_t;
 
@@ -25,8 +27,11 @@ struct tp_consumer
     tp_bus_subscription_t *descriptors; /* the shared descriptor stream */
     tp_bus_subscription_t *own;         /* a per-consumer descriptor stream, when granted */
     uint32_t own_stream_id;
+    tp_bus_subscription_t *own_control; /* a per-consumer control stream (FrameProgress), when granted */
+    uint32_t own_control_stream_id;
     tp_consumer_options_t options;
     char options_channel[TP_CONFIG_STRING_MAX];
+    char options_control_channel[TP_CONFIG_STRING_MAX];
     tp_consumer_grant_t grant;
     uint32_t hello_generation; /* the attachment the last hello was sent for */
     int64_t next_hello_ns;
@@ -65,6 +70,8 @@ void tp_consumer_control_init(tp_consumer_t *consumer, const tp_consumer_options
  * subscriptions); otherwise a few comparisons. */
 void tp_consumer_control_tick(tp_consumer_t *consumer, int64_t now_ns);
 void tp_consumer_control_close(tp_consumer_t *consumer);
+/* FrameProgress from the consumer's own control stream, when it has one. */
+int tp_consumer_control_poll(tp_consumer_t *consumer);
 /* Local rate gating (wire spec 11, RATE_LIMITED without a per-consumer stream): true if a frame stamped
  * timestamp_ns (0: none) may be delivered; then it counts as the last one delivered. */
 bool tp_consumer_rate_allows(tp_consumer_t *consumer, uint64_t timestamp_ns);

@@ -162,7 +162,7 @@ static void send_progress(tp_producer_t *p, uint64_t seq, uint64_t bytes, uint8_
     tp_wire_frame_progress_set_payload_bytes_filled(&e, bytes);
     tp_wire_frame_progress_set_state(&e, state);
     int64_t n = tp_wire_frame_progress_enc_finish(&e);
-    if (n > 0)
+    if (n > 0 && tp_consumer_streams_send_progress(&p->consumers, buf, (size_t)n))
     {
         tp_driver_proxy_send(p->lease.client->proxy, buf, (size_t)n);
     }

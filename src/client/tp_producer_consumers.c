@@ -44,6 +44,13 @@ static tp_consumer_stream_t *entry_for(tp_consumer_streams_t *s, uint32_t consum
     return free_entry;
 }
 
+static void close_control(tp_consumer_stream_t *e)
+{
+    tp_bus_publication_close(e->control_pub);
+    e->control_pub = NULL;
+    e->control_stream_id = 0;
+}
+
 static void close_stream(tp_consumer_streams_t *s, tp_consumer_stream_t *e, const char *why)
 {
     if (e->pub != NULL)
@@ -89,6 +96,7 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
         if (e != NULL)
         {
             close_stream(s, e, "its lease ended"); /* wire spec 5: the consumer left */
+            close_control(e);
             e->in_use = false;
         }
         return;
@@ -106,6 +114,25 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
     {
         e->told_mode = ev->mode;
         update_interval(e);
+    }
+    /* The control stream first (wire spec 5: FrameProgress for this consumer). */
+    bool control_granted = ev->control_channel[0] != '\0' && ev->control_stream_id != 0;
+    if (!control_granted)
+    {
+        close_control(e);
+    }
+    else if (e->control_pub == NULL || e->control_stream_id != ev->control_stream_id)
+    {
+        close_control(e);
+        if (tp_bus_publication_open(s->bus, &e->control_pub, ev->control_channel, (int32_t)ev->control_stream_id,
+                false) == 0)
+        {
+            e->control_stream_id = ev->control_stream_id;
+        }
+        else
+        {
+            e->control_pub = NULL;
+        }
     }
     bool granted = ev->descriptor_channel[0] != '\0' && ev->descriptor_stream_id != 0;
     if (!granted)
@@ -143,6 +170,7 @@ int tp_consumer_streams_tick(tp_consumer_streams_t *s, int64_t now_ns)
         {
             /* Wire spec 10.1.3: no hello (or QoS) for several intervals: the consumer is gone. */
             close_stream(s, e, "the consumer went quiet");
+            close_control(e);
             e->in_use = false;
             work++;
         }
@@ -177,6 +205,7 @@ void tp_consumer_streams_close(tp_consumer_streams_t *s)
     for (int i = 0; i < TP_PRODUCER_MAX_CONSUMERS; i++)
     {
         close_stream(s, &s->entries[i], "the producer closed");
+        close_control(&s->entries[i]);
         s->entries[i].in_use = false;
     }
 }
@@ -210,4 +239,26 @@ bool tp_consumer_streams_progress_policy(const tp_consumer_streams_t *s, int64_t
     *interval_ns = !hinted_interval || interval < TP_PROGRESS_MIN_INTERVAL_NS ? TP_PROGRESS_MIN_INTERVAL_NS : interval;
     *bytes_delta = !hinted_delta || delta < TP_PROGRESS_MIN_BYTES_DELTA ? TP_PROGRESS_MIN_BYTES_DELTA : delta;
     return any;
+}
+
+bool tp_consumer_streams_send_progress(tp_consumer_streams_t *s, const uint8_t *message, size_t length)
+{
+    bool shared = false;
+    for (int i = 0; i < TP_PRODUCER_MAX_CONSUMERS; i++)
+    {
+        tp_consumer_stream_t *e = &s->entries[i];
+        if (!e->in_use || !e->supports_progress)
+        {
+            continue;
+        }
+        if (e->control_pub != NULL)
+        {
+            tp_bus_offer(e->control_pub, message, length);
+        }
+        else
+        {
+            shared = true;
+        }
+    }
+    return shared;
 }

@@ -23,6 +23,8 @@ typedef struct tp_consumer_stream
     int64_t last_hello_ns;
     tp_bus_publication_t *pub; /* its descriptor stream, when granted */
     uint32_t stream_id;
+    tp_bus_publication_t *control_pub; /* its control stream (FrameProgress only), when granted */
+    uint32_t control_stream_id;
     uint64_t min_interval_ns; /* RATE_LIMITED with a cap: 1 s / max_rate_hz, else 0 */
     uint64_t last_sent_ns;
     bool supports_progress;        /* from its latest hello */
@@ -48,6 +50,10 @@ int tp_consumer_streams_tick(tp_consumer_streams_t *s, int64_t now_ns);
 void tp_consumer_streams_publish(tp_consumer_streams_t *s, const uint8_t *descriptor, size_t length,
     uint64_t publish_ns);
 void tp_consumer_streams_close(tp_consumer_streams_t *s);
+/* Send an encoded FrameProgress on the control streams of the consumers that follow progress and have one
+ * (wire spec 5: nothing else goes there). true if some consumer that follows progress has none: then it goes on
+ * the shared control stream too. */
+bool tp_consumer_streams_send_progress(tp_consumer_streams_t *s, const uint8_t *message, size_t length);
 
 /* Wire spec 10.2.2: producer floors for FrameProgress (at most this often, at least this many bytes apart). */
 #define TP_PROGRESS_MIN_INTERVAL_NS (250 * 1000)

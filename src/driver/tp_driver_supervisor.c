@@ -47,6 +47,13 @@ tp_driver_supervisor_party_t *tp_driver_supervisor_party(tp_driver_t *d, bool is
     return free_slot;
 }
 
+static void copy_text(char *out, size_t capacity, tp_sbe_bytes_t b)
+{
+    size_t n = b.length < capacity - 1 ? b.length : capacity - 1;
+    memcpy(out, b.data, n);
+    out[n] = '\0';
+}
+
 static const char *source_name(const tp_driver_supervisor_t *s, uint32_t stream_id)
 {
     for (uint32_t i = 0; i < s->source_count; i++)
@@ -74,7 +81,8 @@ static int rule_for(const tp_driver_t *d, uint32_t stream_id)
 }
 
 /* Tell a consumer its rule's mode (and fallback), with its per-consumer grant repeated. */
-static void apply_rule(tp_driver_t *d, tp_driver_supervisor_party_t *p, const char *descriptor_channel)
+static void apply_rule(tp_driver_t *d, tp_driver_supervisor_party_t *p, const char *descriptor_channel,
+    const char *control_channel)
 {
     int rule = rule_for(d, p->stream_id);
     if (rule < 0)
@@ -84,6 +92,7 @@ static void apply_rule(tp_driver_t *d, tp_driver_supervisor_party_t *p, const ch
     }
     const tp_driver_supervisor_rule_t *r = &d->config.supervisor_rules[rule];
     uint32_t granted = 0;
+    uint32_t control_granted = 0;
     for (uint32_t i = 0; i < TP_DRIVER_MAX_LEASES; i++)
     {
         const tp_driver_lease_t *l = &d->leases[i];
@@ -91,6 +100,7 @@ static void apply_rule(tp_driver_t *d, tp_driver_supervisor_party_t *p, const ch
             l->role == TP_DRIVER_ROLE_CONSUMER)
         {
             granted = l->descriptor_stream_id;
+            control_granted = l->control_stream_id;
         }
     }
     tp_wire_consumer_config_enc_t e;
@@ -100,11 +110,13 @@ static void apply_rule(tp_driver_t *d, tp_driver_supervisor_party_t *p, const ch
     tp_wire_consumer_config_set_use_shm(&e, TP_WIRE_BOOL_TRUE);
     tp_wire_consumer_config_set_mode(&e, r->mode);
     tp_wire_consumer_config_set_descriptor_stream_id(&e, granted != 0 && descriptor_channel[0] != '\0' ? granted : 0);
-    tp_wire_consumer_config_set_control_stream_id(&e, 0);
+    tp_wire_consumer_config_set_control_stream_id(&e,
+        control_granted != 0 && control_channel[0] != '\0' ? control_granted : 0);
     tp_wire_consumer_config_put_payload_fallback_uri(&e, r->payload_fallback_uri, strlen(r->payload_fallback_uri));
     const char *channel = granted != 0 ? descriptor_channel : "";
     tp_wire_consumer_config_put_descriptor_channel(&e, channel, strlen(channel));
-    tp_wire_consumer_config_put_control_channel(&e, "", 0);
+    const char *control = control_granted != 0 ? control_channel : "";
+    tp_wire_consumer_config_put_control_channel(&e, control, strlen(control));
     if (tp_driver_publish(d, d->control_pub, d->scratch, tp_wire_consumer_config_enc_finish(&e)) == 0)
     {
         if (p->rule != rule)
@@ -135,12 +147,10 @@ void tp_driver_supervisor_on_hello(tp_driver_t *d, const uint8_t *buffer, size_t
     p->max_rate_hz = tp_wire_consumer_hello_max_rate_hz(&m);
     p->hellos++;
     /* Every hello is answered while a rule applies (a consumer that restarted forgot what it was told). */
-    tp_sbe_bytes_t channel = tp_wire_consumer_hello_descriptor_channel(&m);
-    char text[TP_CONFIG_STRING_MAX];
-    size_t n = channel.length < sizeof(text) - 1 ? channel.length : sizeof(text) - 1;
-    memcpy(text, channel.data, n);
-    text[n] = '\0';
-    apply_rule(d, p, text);
+    char descriptor_channel[TP_CONFIG_STRING_MAX], control_channel[TP_CONFIG_STRING_MAX];
+    copy_text(descriptor_channel, sizeof(descriptor_channel), tp_wire_consumer_hello_descriptor_channel(&m));
+    copy_text(control_channel, sizeof(control_channel), tp_wire_consumer_hello_control_channel(&m));
+    apply_rule(d, p, descriptor_channel, control_channel);
 }
 
 static void on_qos(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)

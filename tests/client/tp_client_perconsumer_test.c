@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "core/tp_clock.h"
+#include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_client.h"
+#include "tp_sbe_wire.h"
 #include "tensorpool/tp_driver.h"
 #include "tp_test_util.h"
 
@@ -41,6 +43,7 @@ static int start(bool with_range)
     if (with_range)
     {
         tp_assert_ok(tp_driver_context_set(dctx, "driver.descriptor_stream_id_range", "31000-31009"));
+        tp_assert_ok(tp_driver_context_set(dctx, "driver.control_stream_id_range", "32000-32009"));
     }
     const uint16_t ids[] = { 1 };
     const uint32_t strides[] = { 4096 };
@@ -122,7 +125,7 @@ static void offer(tp_producer_t *p, int count)
 static void test_granted_stream_rate_capped_and_closed(void **state)
 {
     (void)state;
-    /* covers: W-5-1, W-5-2, W-5-3, W-5-5, W-5-6, W-10.1.2-4, W-11-3 */
+    /* covers: W-5-1, W-5-2, W-5-3, W-5-5, W-5-6, W-10.1.2-1, W-10.1.2-4, W-11-3 */
     tp_producer_t *p = NULL;
     tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));
     tp_consumer_options_t o;
@@ -215,11 +218,82 @@ static void test_declined_consumer_gates_itself(void **state)
     tp_producer_close(p);
 }
 
+static char bus_path[600];
+
+static void count_progress(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    tp_sbe_header_t h;
+    if (tp_sbe_header_read(&h, buffer, length) == 0 && h.schema_id == TP_WIRE_SCHEMA_ID &&
+        h.template_id == TP_WIRE_FRAME_PROGRESS_TEMPLATE_ID)
+    {
+        (*(int *)clientd)++;
+    }
+}
+
+static void on_progress(void *clientd, const tp_progress_t *p)
+{
+    (void)p;
+    (*(int *)clientd)++;
+}
+
+static void test_progress_on_a_control_stream_of_its_own(void **state)
+{
+    (void)state;
+    /* covers: W-5-8, W-5-9, W-5-10, W-10.1.2-7 */
+    tp_bus_t *bus = NULL;
+    tp_bus_subscription_t *shared = NULL;
+    snprintf(bus_path, sizeof(bus_path), "%s/bus", dir);
+    tp_assert_ok(tp_bus_init(&bus, bus_path));
+    tp_assert_ok(tp_bus_subscription_open(bus, &shared, "aeron:ipc?term-length=4m", 1000, NULL, NULL, NULL));
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));
+    tp_consumer_options_t o;
+    tp_consumer_options_init(&o);
+    o.per_consumer_control = true;
+    o.supports_progress = true;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_open(&c, cclient, STREAM, &o, TIMEOUT_NS));
+    int reports = 0, frames = 0;
+    tp_consumer_set_progress_handler(c, on_progress, &reports);
+    RUN_UNTIL(tp_consumer_control_stream_id(c) != 0, p, c, &frames, NULL, NULL);
+    uint32_t own = tp_consumer_control_stream_id(c);
+    assert_true(own >= 32000 && own <= 32009);
+    assert_int_equal(tp_consumer_descriptor_stream_id(c), 0); /* it asked for a control stream only */
+    /* Let the producer take in the grant and the hello before the frame starts. */
+    int64_t until = tp_clock_monotonic_ns() + 60 * TP_NS_PER_MS;
+    RUN_UNTIL(tp_clock_monotonic_ns() > until, p, c, &frames, NULL, NULL);
+    int shared_progress = 0;
+    while (tp_bus_poll(shared, count_progress, &shared_progress, 64) > 0)
+    {
+    }
+    shared_progress = 0;
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, 4000);
+    tp_claim_t claim;
+    tp_assert_ok(tp_producer_try_claim_by_size(p, 4000, &claim));
+    tp_assert_ok(tp_producer_describe(p, &claim, 4000, &t, 0));
+    assert_int_equal(tp_producer_progress(p, &claim, 1000), 1); /* STARTED */
+    assert_true(tp_producer_commit(p, &claim, 4000, &t, 0, 0) >= 0); /* COMPLETE, then the descriptor */
+    RUN_UNTIL(reports == 2 && frames == 1, p, c, &frames, NULL, NULL);
+    /* Its progress went to its own control stream; none to the shared one, which still carries the rest. */
+    while (tp_bus_poll(shared, count_progress, &shared_progress, 64) > 0)
+    {
+    }
+    assert_int_equal(shared_progress, 0);
+    assert_true(tp_consumer_is_attached(c)); /* keepalives and hellos still go over the shared control stream */
+    tp_consumer_close(c);
+    tp_producer_close(p);
+    tp_bus_subscription_close(shared);
+    tp_bus_close(bus);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_granted_stream_rate_capped_and_closed, setup_with_range, teardown),
         cmocka_unit_test_setup_teardown(test_quiet_consumer_loses_its_stream, setup_with_range, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_on_a_control_stream_of_its_own, setup_with_range, teardown),
         cmocka_unit_test_setup_teardown(test_declined_consumer_gates_itself, setup_without_range, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

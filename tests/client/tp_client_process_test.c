@@ -250,7 +250,7 @@ static bool all_accounted(tp_consumer_t *c, const tally_t *t, uint64_t published
 static void test_torn_read_torture(void **state)
 {
     (void)state;
-    /* covers: W-8.3-5, W-8.3-7, W-8.3-10, W-8.3-12, W-15.21-2 */
+    /* covers: W-8.3-5, W-8.3-7, W-8.3-10, W-8.3-12, W-15.21-2, W-10.2.1-7 */
     tp_client_context_t *ctx = NULL;
     tp_client_t *client = connect_client(&ctx);
     assert_non_null(client);

@@ -51,6 +51,7 @@ static int setup(void **state)
         "[driver]\nbus_dir = \"%s\"\n[shm]\nbase_dir = \"%s\"\n[policies]\nprefault_shm = false\n"
         "[supervisor]\nenabled = true\nstale_after_ms = 200\n"
         "[[supervisor_rules]]\nstream_id = %d\ndata_source = \"camera-1\"\nmode = \"RATE_LIMITED\"\n"
+        "payload_fallback_uri = \"bogus://nowhere\"\n"
         "[profiles.small]\nheader_nslots = 64\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
         "[streams.cam]\nstream_id = %d\nprofile = \"small\"\n[streams.other]\nstream_id = %d\nprofile = \"small\"\n",
         bus, shm, CAM, CAM, OTHER);
@@ -128,7 +129,8 @@ static char *status_with(tp_producer_t *p, tp_consumer_t *a, tp_consumer_t *b, c
 static void test_rules_liveness_and_status(void **state)
 {
     (void)state;
-    /* covers: W-10.1.3-1, W-11-3 */
+    /* covers: W-11-3, W-10.1.3-2 (the rule's fallback URI has an unknown scheme: the consumer goes on
+     * reading shared memory) */
     tp_producer_t *p = NULL;
     tp_producer_t *q = NULL;
     tp_assert_ok(tp_producer_attach(&p, pclient, CAM, TIMEOUT_NS));

@@ -154,7 +154,7 @@ static void test_frames_arrive_intact(void **state)
 {
     (void)state;
     /* covers: W-8.3-1, W-8.2-7, W-10.2.1-1 (the consumer accepts a frame only when the descriptor's seq is the
-     * slot's seq_commit >> 1) */
+     * slot's seq_commit >> 1), W-10.2.1-2 (seq 0, 1, 2, ...), W-10.2.1-9 (the pool comes from the slot) */
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
     attach_both(&p, &c);
@@ -221,7 +221,7 @@ static void test_lapped_consumer_counts_gaps(void **state)
     tp_consumer_counters_t k;
     tp_consumer_counters(c, &k);
     /* The 12 overwritten frames are counted, never delivered; the last 8 arrive intact.
-     * covers: W-8.3-10, W-15.18-3 */
+     * covers: W-8.3-10, W-15.18-3, W-10.2.1-10 (slot = seq & 7 for this 8-slot ring) */
     assert_int_equal(k.frames, 8);
     assert_int_equal(k.drops_gap, 12);
     assert_int_equal(k.frames + k.drops_gap + k.drops_late, 20);
@@ -234,6 +234,7 @@ static void test_lapped_consumer_counts_gaps(void **state)
 static void test_overwritten_during_callback_is_late(void **state)
 {
     (void)state;
+    /* covers: W-11-1 (STREAM mode: every descriptor is processed, a frame overwritten meanwhile is dropped late) */
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
     attach_both(&p, &c);
