@@ -42,6 +42,10 @@ typedef struct tp_client_config
     char qos_channel[TP_CONFIG_STRING_MAX];
     uint32_t qos_stream_id;
     uint32_t qos_period_ms;
+    char discovery_channel[TP_CONFIG_STRING_MAX];
+    uint32_t discovery_stream_id;
+    char discovery_response_channel[TP_CONFIG_STRING_MAX];
+    uint32_t discovery_response_stream_id;
 } tp_client_config_t;
 
 struct tp_client_context

@@ -17,6 +17,7 @@
 #include "core/tp_fs.h"
 #include "core/tp_log.h"
 #include "core/tp_proc.h"
+#include "discovery/tp_discovery_provider.h"
 #include "driver/tp_driver_internal.h"
 #include "shm/tp_shm_layout.h"
 #include "tp_sbe_driver.h"
@@ -280,6 +281,50 @@ static int open_announce_publication(tp_driver_t *d)
         false);
 }
 
+/* The embedded discovery provider (discovery spec 4): this driver's streams, from its own announces and the
+ * metadata stream, answered on discovery.channel / discovery.stream_id. */
+static int open_discovery(tp_driver_t *d)
+{
+    const tp_driver_config_t *c = &d->config;
+    if (!c->discovery_enabled)
+    {
+        return 0;
+    }
+    tp_discovery_driver_t me;
+    memset(&me, 0, sizeof(me));
+    snprintf(me.instance_id, sizeof(me.instance_id), "%s", c->instance_id);
+    snprintf(me.control_channel, sizeof(me.control_channel), "%s", c->control_channel);
+    me.control_stream_id = c->control_stream_id;
+    if (tp_discovery_provider_open(&d->discovery, d->bus, c->discovery_channel, c->discovery_stream_id,
+            3 * (int64_t)c->announce_period_ms * TP_NS_PER_MS, 0) < 0 ||
+        tp_discovery_provider_add_driver(d->discovery, &me) < 0 ||
+        tp_bus_subscription_open(d->bus, &d->discovery_metadata_sub, c->metadata_channel,
+            (int32_t)c->metadata_stream_id, NULL, NULL, NULL) < 0)
+    {
+        TP_APPEND_ERR("starting the embedded discovery provider");
+        return -1;
+    }
+    return 0;
+}
+
+static void on_discovery_metadata(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    tp_driver_t *d = clientd;
+    tp_discovery_provider_on_message(d->discovery, 0, buffer, length, d->now_ns);
+}
+
+static int discovery_do_work(tp_driver_t *d)
+{
+    if (d->discovery == NULL)
+    {
+        return 0;
+    }
+    int work = tp_bus_poll(d->discovery_metadata_sub, on_discovery_metadata, d, 64);
+    work = work > 0 ? work : 0;
+    return work + tp_discovery_provider_poll(d->discovery, d->now_ns);
+}
+
 static int open_bus(tp_driver_t *d)
 {
     const tp_driver_config_t *c = &d->config;
@@ -297,7 +342,7 @@ static int open_bus(tp_driver_t *d)
             NULL, NULL) < 0 ||
         tp_bus_publication_open(d->bus, &d->control_pub, c->control_channel, (int32_t)c->control_stream_id,
             false) < 0 ||
-        open_announce_publication(d) < 0 || tp_driver_supervisor_open(d) < 0)
+        open_announce_publication(d) < 0 || tp_driver_supervisor_open(d) < 0 || open_discovery(d) < 0)
     {
         TP_APPEND_ERR("opening the driver's control and announce streams");
         return -1;
@@ -554,6 +599,7 @@ int tp_driver_do_work(tp_driver_t *d)
     }
     work += tp_driver_revoke_queued(d);
     work += tp_driver_supervisor_do_work(d);
+    work += discovery_do_work(d);
     if (d->now_ns >= d->next_expiry_check_ns)
     {
         work += tp_driver_expire_leases(d);
@@ -700,6 +746,8 @@ int tp_driver_close(tp_driver_t *d)
         unlink(d->status_path);
     }
     tp_driver_supervisor_close(d);
+    tp_bus_subscription_close(d->discovery_metadata_sub);
+    tp_discovery_provider_close(d->discovery);
     tp_bus_subscription_close(d->control_sub);
     tp_bus_publication_close(d->control_pub);
     if (d->announce_pub != d->control_pub)

@@ -171,6 +171,8 @@ struct tp_driver
     uint64_t revoke_queue[TP_DRIVER_REVOKE_QUEUE]; /* lease ids to revoke; 0 = free slot; any thread posts */
     uint8_t *scratch; /* TP_DRIVER_SCRATCH_BYTES for encoding outgoing messages */
     tp_driver_supervisor_t *supervisor; /* NULL unless supervisor.enabled */
+    struct tp_discovery_provider *discovery; /* NULL unless discovery.enabled */
+    tp_bus_subscription_t *discovery_metadata_sub;
 };
 
 /* tp_driver_streams.c */

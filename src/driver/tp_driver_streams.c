@@ -12,6 +12,7 @@
 #include "core/tp_fs.h"
 #include "core/tp_log.h"
 #include "core/tp_proc.h"
+#include "discovery/tp_discovery_provider.h"
 #include "driver/tp_driver_internal.h"
 #include "shm/tp_shm_layout.h"
 #include "tp_sbe_wire.h"
@@ -367,6 +368,10 @@ int tp_driver_announce(tp_driver_t *d, const tp_driver_stream_t *s)
     }
     tp_wire_shm_pool_announce_put_header_region_uri(&e, s->regions.header_uri, strlen(s->regions.header_uri));
     int64_t n = tp_wire_shm_pool_announce_enc_finish(&e);
+    if (n > 0 && d->discovery != NULL)
+    {
+        tp_discovery_provider_on_message(d->discovery, 0, d->scratch, (size_t)n, d->now_ns); /* our own index */
+    }
     if (n < 0 || tp_driver_publish(d, d->announce_pub, d->scratch, n) < 0)
     {
         return -1;

@@ -1,0 +1,252 @@
+/*
+ * The discovery client (discovery spec 5, 7): a DiscoveryRequest with a request id and our response endpoint,
+ * resent until an answer with that id arrives; answers to other ids are dropped; results are checked (authority
+ * fields, pool slots) and de-duplicated. Results are advisory: attaching goes through the driver they name.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client/tp_client_internal.h"
+#include "core/tp_clock.h"
+#include "core/tp_err.h"
+#include "core/tp_proc.h"
+#include "tensorpool/tp_discovery.h"
+#include "tp_sbe_discovery.h"
+#include "wire/tp_sbe.h"
+
+#define RESEND_NS (200 * TP_NS_PER_MS)
+
+void tp_discovery_query_init(tp_discovery_query_t *q)
+{
+    memset(q, 0, sizeof(*q));
+}
+
+typedef struct answer
+{
+    uint64_t request_id;
+    bool has_answer;
+    uint8_t status;
+    char error[1025];
+    tp_discovery_result_t *results;
+    size_t capacity;
+    size_t count;
+    uint64_t discarded;
+    uint64_t foreign; /* answers to requests that are not ours, or other traffic */
+} answer_t;
+
+static void copy_text(char *out, size_t capacity, tp_sbe_bytes_t b)
+{
+    size_t n = b.length < capacity - 1 ? b.length : capacity - 1;
+    memcpy(out, b.data, n);
+    out[n] = '\0';
+}
+
+static void take_result(answer_t *a, tp_discovery_discovery_response_results_t *g)
+{
+    tp_discovery_result_t r;
+    memset(&r, 0, sizeof(r));
+    r.stream_id = tp_discovery_discovery_response_results_stream_id(g);
+    r.producer_id = tp_discovery_discovery_response_results_producer_id(g);
+    r.epoch = tp_discovery_discovery_response_results_epoch(g);
+    r.layout_version = tp_discovery_discovery_response_results_layout_version(g);
+    r.header_nslots = tp_discovery_discovery_response_results_header_nslots(g);
+    r.driver_control_stream_id = tp_discovery_discovery_response_results_driver_control_stream_id(g);
+    bool valid = true;
+    tp_discovery_discovery_response_results_payload_pools_t pools;
+    tp_discovery_discovery_response_results_payload_pools(g, &pools);
+    while (tp_discovery_discovery_response_results_payload_pools_next(&pools))
+    {
+        /* Discovery spec 5.2: a pool whose slot count is not the header's makes the result a protocol error. */
+        valid &= tp_discovery_discovery_response_results_payload_pools_pool_nslots(&pools) == r.header_nslots;
+        r.pool_count++;
+    }
+    tp_discovery_discovery_response_results_tags_t tags;
+    tp_discovery_discovery_response_results_tags(g, &tags);
+    while (tp_discovery_discovery_response_results_tags_next(&tags))
+    {
+        if (r.tag_count < 16)
+        {
+            copy_text(r.tags[r.tag_count++], sizeof(r.tags[0]), tp_discovery_discovery_response_results_tags_tag(&tags));
+        }
+    }
+    copy_text(r.data_source_name, sizeof(r.data_source_name),
+        tp_discovery_discovery_response_results_data_source_name(g));
+    copy_text(r.driver_instance_id, sizeof(r.driver_instance_id),
+        tp_discovery_discovery_response_results_driver_instance_id(g));
+    copy_text(r.driver_control_channel, sizeof(r.driver_control_channel),
+        tp_discovery_discovery_response_results_driver_control_channel(g));
+    /* Discovery spec 5.2: no authority to attach through, no result. */
+    valid &= r.driver_control_channel[0] != '\0' && r.driver_control_stream_id != 0;
+    for (size_t i = 0; valid && i < a->count; i++)
+    {
+        const tp_discovery_result_t *o = &a->results[i];
+        valid = !(o->stream_id == r.stream_id && o->epoch == r.epoch &&
+                  strcmp(o->driver_instance_id, r.driver_instance_id) == 0); /* a duplicate */
+    }
+    if (!valid)
+    {
+        a->discarded++;
+        return;
+    }
+    if (a->count < a->capacity)
+    {
+        a->results[a->count++] = r;
+    }
+}
+
+static void on_response(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    answer_t *a = clientd;
+    tp_sbe_header_t h;
+    tp_discovery_discovery_response_t m;
+    /* Discovery spec 10: the header's schema id and version decide; a newer version is not read. */
+    if (a->has_answer || tp_sbe_header_read(&h, buffer, length) < 0 || h.schema_id != TP_DISCOVERY_SCHEMA_ID ||
+        h.version > TP_DISCOVERY_SCHEMA_VERSION || h.template_id != TP_DISCOVERY_DISCOVERY_RESPONSE_TEMPLATE_ID ||
+        tp_discovery_discovery_response_decode(&m, buffer, length) < 0 ||
+        tp_discovery_discovery_response_request_id(&m) != a->request_id)
+    {
+        a->foreign++; /* discovery spec 5.2: not an answer to our request */
+        return;
+    }
+    a->has_answer = true;
+    a->status = tp_discovery_discovery_response_status(&m);
+    copy_text(a->error, sizeof(a->error), tp_discovery_discovery_response_error_message(&m));
+    if (a->status != TP_DISCOVERY_DISCOVERY_STATUS_OK)
+    {
+        return; /* discovery spec 5.2: results of a NOT_FOUND or ERROR answer are ignored */
+    }
+    tp_discovery_discovery_response_results_t g;
+    tp_discovery_discovery_response_results(&m, &g);
+    while (tp_discovery_discovery_response_results_next(&g))
+    {
+        take_result(a, &g);
+    }
+}
+
+static int64_t encode_request(uint8_t *buf, size_t capacity, const tp_client_t *client, uint64_t request_id,
+    const tp_discovery_query_t *q)
+{
+    tp_discovery_discovery_request_enc_t e;
+    tp_discovery_discovery_request_enc_begin(&e, buf, capacity);
+    tp_discovery_discovery_request_set_request_id(&e, request_id);
+    tp_discovery_discovery_request_set_client_id(&e, client->next_client_id);
+    tp_discovery_discovery_request_set_response_stream_id(&e, client->config.discovery_response_stream_id);
+    tp_discovery_discovery_request_set_stream_id(&e, q->has_stream_id ? q->stream_id : UINT32_MAX);
+    tp_discovery_discovery_request_set_producer_id(&e, q->has_producer_id ? q->producer_id : UINT32_MAX);
+    tp_discovery_discovery_request_set_data_source_id(&e, UINT64_MAX);
+    tp_discovery_discovery_request_tags_enc_t tags;
+    size_t n = q->tag_count < TP_DISCOVERY_QUERY_MAX_TAGS ? q->tag_count : TP_DISCOVERY_QUERY_MAX_TAGS;
+    tp_discovery_discovery_request_tags_begin(&e, &tags, (uint16_t)n);
+    for (size_t i = 0; i < n; i++)
+    {
+        tp_discovery_discovery_request_tags_enc_next(&tags);
+        tp_discovery_discovery_request_tags_put_tag(&tags, q->tags[i], strlen(q->tags[i]));
+    }
+    tp_discovery_discovery_request_tags_end(&tags);
+    const char *channel = client->config.discovery_response_channel;
+    tp_discovery_discovery_request_put_response_channel(&e, channel, strlen(channel));
+    const char *name = q->data_source_name != NULL ? q->data_source_name : "";
+    tp_discovery_discovery_request_put_data_source_name(&e, name, strlen(name));
+    return tp_discovery_discovery_request_enc_finish(&e);
+}
+
+int tp_discover(tp_client_t *client, const tp_discovery_query_t *q, tp_discovery_result_t *results, size_t capacity,
+    size_t *count, int64_t timeout_ns)
+{
+    *count = 0;
+    const tp_client_config_t *k = &client->config;
+    tp_bus_subscription_t *sub = NULL;
+    tp_bus_publication_t *pub = NULL;
+    /* Subscribe first: the answer may come at once. */
+    if (tp_bus_subscription_open(client->bus, &sub, k->discovery_response_channel,
+            (int32_t)k->discovery_response_stream_id, NULL, NULL, NULL) < 0 ||
+        tp_bus_publication_open(client->bus, &pub, k->discovery_channel, (int32_t)k->discovery_stream_id, false) < 0)
+    {
+        tp_bus_subscription_close(sub);
+        TP_APPEND_ERR("opening the discovery streams");
+        return -1;
+    }
+    answer_t a;
+    memset(&a, 0, sizeof(a));
+    /* Random high bits: answers to another client's (or an earlier run's) request are not taken for ours. */
+    a.request_id = ((uint64_t)tp_random_u32() << 32) | tp_random_u32();
+    a.results = results;
+    a.capacity = capacity;
+    uint8_t buf[4096];
+    int64_t n = encode_request(buf, sizeof(buf), client, a.request_id, q);
+    int rc = -1;
+    if (n < 0)
+    {
+        TP_APPEND_ERR("encoding the discovery request");
+        goto done;
+    }
+    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
+    int64_t next_send = 0;
+    while (!a.has_answer)
+    {
+        int64_t now = tp_clock_monotonic_ns();
+        if (now > deadline)
+        {
+            TP_SET_ERR(TP_E_TIMEOUT, "no discovery provider answered on %s stream %" PRIu32 " within %" PRId64 " ms",
+                k->discovery_channel, k->discovery_stream_id, (int64_t)(timeout_ns / TP_NS_PER_MS));
+            goto done;
+        }
+        if (now >= next_send)
+        {
+            tp_bus_offer(pub, buf, (size_t)n);
+            next_send = now + RESEND_NS;
+        }
+        if (tp_bus_poll(sub, on_response, &a, 16) == 0)
+        {
+            tp_bus_subscription_park(sub, TP_NS_PER_MS);
+        }
+    }
+    if (a.status == TP_DISCOVERY_DISCOVERY_STATUS_ERROR)
+    {
+        TP_SET_ERR(TP_E_REJECTED, "the discovery provider answered ERROR: %s", a.error);
+        goto done;
+    }
+    *count = a.count;
+    rc = 0;
+done:
+    tp_bus_publication_close(pub);
+    tp_bus_subscription_close(sub);
+    return rc;
+}
+
+int tp_consumer_attach_by_name(tp_consumer_t **out, tp_client_t *client, const char *name, int64_t timeout_ns)
+{
+    *out = NULL;
+    tp_discovery_query_t q;
+    tp_discovery_query_init(&q);
+    q.data_source_name = name;
+    static __thread tp_discovery_result_t results[8];
+    size_t count = 0;
+    if (tp_discover(client, &q, results, 8, &count, timeout_ns) < 0)
+    {
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++)
+    {
+        const tp_discovery_result_t *r = &results[i];
+        /* Discovery spec 7: attach through the driver the result names, and only through it. */
+        if (strcmp(r->driver_control_channel, client->config.control_channel) == 0 &&
+            r->driver_control_stream_id == client->config.control_stream_id)
+        {
+            return tp_consumer_attach(out, client, r->stream_id, timeout_ns);
+        }
+    }
+    if (count == 0)
+    {
+        TP_SET_ERR(TP_E_REJECTED, "no stream is announced as '%s'", name);
+    }
+    else
+    {
+        TP_SET_ERR(TP_E_REJECTED, "'%s' is stream %" PRIu32 " of driver %s (%s stream %" PRIu32 "); connect a client "
+            "to that driver", name, results[0].stream_id, results[0].driver_instance_id,
+            results[0].driver_control_channel, results[0].driver_control_stream_id);
+    }
+    return -1;
+}

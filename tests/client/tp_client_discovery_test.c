@@ -1,0 +1,314 @@
+/*
+ * Discovery (discovery spec) with the provider embedded in a driver: every filter (name byte for byte, tags all
+ * present and counted once, stream and producer ids) and status; results carry the full tag set and the driver's
+ * authority; a consumer finds a stream by name and attaches through that driver; requests without a response
+ * endpoint are dropped silently. The provider alone: expiry, a newer epoch replaces an entry, an older one is
+ * ignored. The client alone, against a fake provider: answers to other request ids and results without authority
+ * or with mismatched pool slots are discarded, duplicates kept once.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/tp_clock.h"
+#include "discovery/tp_discovery_provider.h"
+#include "driver/tp_driver_internal.h"
+#include "tensorpool/tp_bus.h"
+#include "tensorpool/tp_client.h"
+#include "tensorpool/tp_discovery.h"
+#include "tensorpool/tp_driver.h"
+#include "tensorpool/tp_metadata.h"
+#include "tp_sbe_discovery.h"
+#include "tp_sbe_wire.h"
+#include "tp_test_util.h"
+
+#define TIMEOUT_NS (5 * TP_NS_PER_S)
+
+static char dir[512];
+static char bus_dir[600];
+static tp_driver_context_t *dctx;
+static tp_driver_t *driver;
+static tp_client_context_t *cctx;
+static tp_client_t *client;
+
+static int setup(void **state)
+{
+    (void)state;
+    tp_test_make_dir(dir, sizeof(dir), "client-discovery");
+    char shm[600];
+    snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
+    snprintf(shm, sizeof(shm), "%s/shm", dir);
+    assert_int_equal(mkdir(shm, 0700), 0);
+    tp_assert_ok(tp_driver_context_init(&dctx));
+    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus_dir));
+    tp_assert_ok(tp_driver_context_set(dctx, "driver.instance_id", "driver-a"));
+    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
+    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
+    tp_assert_ok(tp_driver_context_set(dctx, "policies.announce_period_ms", "100"));
+    const uint16_t ids[] = { 1 };
+    const uint32_t strides[] = { 4096 };
+    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 16, ids, strides, 1));
+    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", 10, "small"));
+    tp_assert_ok(tp_driver_context_add_stream(dctx, "lidar", 11, "small"));
+    tp_assert_ok(tp_driver_init(&driver, dctx));
+    tp_assert_ok(tp_driver_start(driver));
+    tp_assert_ok(tp_client_context_init(&cctx));
+    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus_dir));
+    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
+    tp_assert_ok(tp_client_context_set(cctx, "client.metadata_period_ms", "50"));
+    tp_assert_ok(tp_client_connect(&client, cctx));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tp_assert_ok(tp_client_close(client));
+    tp_client_context_close(cctx);
+    tp_driver_close(driver);
+    tp_driver_context_close(dctx);
+    tp_test_remove_dir(dir);
+    return 0;
+}
+
+typedef struct answers
+{
+    int count;
+    uint64_t ids[16];
+} answers_t;
+
+static void on_answer(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    answers_t *a = clientd;
+    tp_discovery_discovery_response_t m;
+    if (tp_discovery_discovery_response_decode(&m, buffer, length) == 0 && a->count < 16)
+    {
+        a->ids[a->count++] = tp_discovery_discovery_response_request_id(&m);
+    }
+}
+
+static void count_responses(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    tp_sbe_header_t h;
+    if (tp_sbe_header_read(&h, buffer, length) == 0 && h.schema_id == TP_DISCOVERY_SCHEMA_ID &&
+        h.template_id == TP_DISCOVERY_DISCOVERY_RESPONSE_TEMPLATE_ID)
+    {
+        (*(int *)clientd)++;
+    }
+}
+
+static size_t find(const tp_discovery_query_t *q, tp_discovery_result_t *r, size_t capacity)
+{
+    size_t n = 0;
+    tp_assert_ok(tp_discover(client, q, r, capacity, &n, TIMEOUT_NS));
+    return n;
+}
+
+static void test_filters_statuses_and_attach(void **state)
+{
+    (void)state;
+    /* covers: Q-5.1-1, Q-5.1-6, Q-5.1-7, Q-5.1-10, Q-5.1-11, Q-5.1-12, Q-5.2-1, Q-5.2-2, Q-5.2-5, Q-5.2-7, Q-5.2-11,
+     * Q-5.2-13, Q-5.2-16, Q-5.2-18, Q-5.2-19, Q-6.4-1, Q-2.3-1, Q-3-3, Q-7-2, Q-4.3-2 */
+    tp_producer_t *cam = NULL;
+    tp_producer_t *lidar = NULL;
+    tp_assert_ok(tp_producer_attach(&cam, client, 10, TIMEOUT_NS));
+    tp_assert_ok(tp_producer_attach(&lidar, client, 11, TIMEOUT_NS));
+    tp_assert_ok(tp_metadata_set_source(tp_producer_metadata(cam), "camera-1", "front camera"));
+    tp_assert_ok(tp_metadata_set_text(tp_producer_metadata(cam), "tags", "front, RGB,rgb"));
+    tp_assert_ok(tp_metadata_set_source(tp_producer_metadata(lidar), "lidar", ""));
+    tp_assert_ok(tp_metadata_set_text(tp_producer_metadata(lidar), "tags", "top"));
+    tp_discovery_result_t r[8];
+    tp_discovery_query_t q;
+    tp_discovery_query_init(&q);
+    q.data_source_name = "camera-1";
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (find(&q, r, 8) == 0 || r[0].tag_count == 0)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(cam); /* metadata repeats */
+        tp_producer_do_work(lidar);
+        usleep(20000);
+    }
+    assert_int_equal(find(&q, r, 8), 1);
+    assert_int_equal(r[0].stream_id, 10);
+    assert_string_equal(r[0].data_source_name, "camera-1");
+    assert_string_equal(r[0].driver_instance_id, "driver-a");
+    assert_string_equal(r[0].driver_control_channel, "aeron:ipc?term-length=4m");
+    assert_int_equal(r[0].driver_control_stream_id, 1000);
+    assert_int_equal(r[0].epoch, tp_producer_epoch(cam));
+    assert_int_equal(r[0].header_nslots, 16);
+    assert_int_equal(r[0].pool_count, 1);
+    assert_int_equal(r[0].tag_count, 3); /* the full set, case kept */
+    assert_string_equal(r[0].tags[1], "RGB");
+    /* Names byte for byte. */
+    q.data_source_name = "Camera-1";
+    assert_int_equal(find(&q, r, 8), 0);
+    /* Tags: all of them, each once however often asked for. */
+    tp_discovery_query_init(&q);
+    q.tags[0] = "front";
+    q.tags[1] = "rgb";
+    q.tag_count = 2;
+    assert_int_equal(find(&q, r, 8), 1);
+    q.tags[1] = "top";
+    assert_int_equal(find(&q, r, 8), 0);
+    q.tags[0] = "top";
+    q.tag_count = 2;
+    assert_int_equal(find(&q, r, 8), 1);
+    assert_string_equal(r[0].data_source_name, "lidar");
+    q.tags[0] = "Top";
+    q.tag_count = 1;
+    assert_int_equal(find(&q, r, 8), 0);
+    /* Ids, ANDed with the rest. */
+    tp_discovery_query_init(&q);
+    q.has_stream_id = true;
+    q.stream_id = 11;
+    assert_int_equal(find(&q, r, 8), 1);
+    q.data_source_name = "camera-1";
+    assert_int_equal(find(&q, r, 8), 0);
+    tp_discovery_query_init(&q);
+    q.has_producer_id = true;
+    q.producer_id = r[0].producer_id;
+    assert_int_equal(find(&q, r, 8), 1);
+    tp_discovery_query_init(&q);
+    assert_int_equal(find(&q, r, 8), 2);
+    /* Find by name, attach through the driver the result names; frames flow. */
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_attach_by_name(&c, client, "camera-1", TIMEOUT_NS));
+    assert_int_equal(tp_consumer_epoch(c), tp_producer_epoch(cam));
+    tp_consumer_t *none = NULL;
+    tp_assert_fails_with(tp_consumer_attach_by_name(&none, client, "nobody", TIMEOUT_NS), "no stream is announced");
+    assert_null(none);
+    tp_consumer_close(c);
+    tp_producer_close(lidar);
+    tp_producer_close(cam);
+}
+
+static void test_requests_without_endpoint_are_dropped(void **state)
+{
+    (void)state;
+    /* covers: Q-5.1-2, Q-5.1-3, Q-4.3-3, Q-4.2-1 */
+    tp_bus_t *bus = NULL;
+    tp_bus_publication_t *req = NULL;
+    tp_bus_subscription_t *resp = NULL;
+    tp_bus_subscription_t *req_echo = NULL;
+    tp_assert_ok(tp_bus_init(&bus, bus_dir));
+    tp_assert_ok(tp_bus_publication_open(bus, &req, "aeron:ipc?term-length=1m", 7000, false));
+    tp_assert_ok(tp_bus_subscription_open(bus, &resp, "aeron:ipc?term-length=1m", 7004, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(bus, &req_echo, "aeron:ipc?term-length=1m", 7000, NULL, NULL, NULL));
+    uint8_t buf[512];
+    const uint64_t ids[3] = { 77, 78, 99 };
+    const char *channels[3] = { "", "aeron:ipc?term-length=1m", "aeron:ipc?term-length=1m" };
+    const uint32_t streams[3] = { 7004, 0, 7004 };
+    for (int i = 0; i < 3; i++)
+    {
+        if (i == 2)
+        {
+            /* Another schema on the request stream is skipped, not misread. */
+            uint8_t foreign[32] = { 0 };
+            uint16_t hdr[4] = { 8, 1, 900, 1 };
+            memcpy(foreign, hdr, sizeof(hdr));
+            assert_true(tp_bus_offer(req, foreign, sizeof(foreign)) > 0);
+        }
+        tp_discovery_discovery_request_enc_t e;
+        tp_discovery_discovery_request_enc_begin(&e, buf, sizeof(buf));
+        tp_discovery_discovery_request_set_request_id(&e, ids[i]);
+        tp_discovery_discovery_request_set_response_stream_id(&e, streams[i]);
+        tp_discovery_discovery_request_set_stream_id(&e, UINT32_MAX);
+        tp_discovery_discovery_request_set_producer_id(&e, UINT32_MAX);
+        tp_discovery_discovery_request_set_data_source_id(&e, UINT64_MAX);
+        tp_discovery_discovery_request_tags_enc_t tags;
+        tp_discovery_discovery_request_tags_begin(&e, &tags, 0);
+        tp_discovery_discovery_request_tags_end(&tags);
+        tp_discovery_discovery_request_put_response_channel(&e, channels[i], strlen(channels[i]));
+        tp_discovery_discovery_request_put_data_source_name(&e, "", 0);
+        int64_t n = tp_discovery_discovery_request_enc_finish(&e);
+        assert_true(n > 0 && tp_bus_offer(req, buf, (size_t)n) > 0);
+    }
+    /* Requests are answered in order: once the good one's answer is here, the others were handled. */
+    answers_t got = { 0 };
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (got.count == 0 || got.ids[got.count - 1] != 99)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        if (tp_bus_poll(resp, on_answer, &got, 16) == 0)
+        {
+            usleep(1000);
+        }
+    }
+    assert_int_equal(got.count, 1); /* nothing for 77 or 78, here or on the request stream */
+    int echoed = 0;
+    while (tp_bus_poll(req_echo, count_responses, &echoed, 64) > 0)
+    {
+    }
+    assert_int_equal(echoed, 0);
+    tp_assert_ok(tp_driver_stop(driver));
+    tp_discovery_counters_t k;
+    tp_discovery_provider_counters(driver->discovery, &k);
+    assert_int_equal(k.dropped_requests, 2);
+    assert_int_equal(k.responses, 1);
+    tp_bus_subscription_close(req_echo);
+    tp_bus_subscription_close(resp);
+    tp_bus_publication_close(req);
+    tp_bus_close(bus);
+}
+
+/* ---- the provider alone ---- */
+
+static void announce(tp_discovery_provider_t *p, uint64_t epoch, int64_t now)
+{
+    uint8_t buf[1024];
+    tp_wire_shm_pool_announce_enc_t e;
+    tp_wire_shm_pool_announce_enc_begin(&e, buf, sizeof(buf));
+    tp_wire_shm_pool_announce_set_stream_id(&e, 5);
+    tp_wire_shm_pool_announce_set_epoch(&e, epoch);
+    tp_wire_shm_pool_announce_set_announce_clock_domain(&e, TP_WIRE_CLOCK_DOMAIN_MONOTONIC);
+    tp_wire_shm_pool_announce_set_layout_version(&e, 1);
+    tp_wire_shm_pool_announce_set_header_nslots(&e, 8);
+    tp_wire_shm_pool_announce_set_header_slot_bytes(&e, 256);
+    tp_wire_shm_pool_announce_payload_pools_enc_t pools;
+    tp_wire_shm_pool_announce_payload_pools_begin(&e, &pools, 0);
+    tp_wire_shm_pool_announce_put_header_region_uri(&e, "shm:file?path=/dev/shm/x", 24);
+    int64_t n = tp_wire_shm_pool_announce_enc_finish(&e);
+    assert_true(n > 0);
+    tp_discovery_provider_on_message(p, 0, buf, (size_t)n, now);
+}
+
+static void test_provider_expiry_and_epochs(void **state)
+{
+    (void)state;
+    /* covers: Q-6.1-1, Q-6.2-1, Q-6.2-3, Q-6.3-1 */
+    tp_discovery_provider_t *p = NULL;
+    tp_assert_ok(tp_discovery_provider_open(&p, driver->bus, "aeron:ipc?term-length=1m", 7100, 300 * TP_NS_PER_MS, 0));
+    tp_discovery_driver_t d = { .instance_id = "x", .control_channel = "aeron:ipc", .control_stream_id = 1000 };
+    assert_int_equal(tp_discovery_provider_add_driver(p, &d), 0);
+    int64_t t = 1000 * TP_NS_PER_S;
+    announce(p, 5, t);
+    assert_int_equal(tp_discovery_provider_entry_count(p), 1);
+    announce(p, 7, t + 1);
+    announce(p, 6, t + 2); /* older than what it holds: ignored */
+    tp_discovery_counters_t k;
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.epoch_regressions, 1);
+    tp_discovery_provider_poll(p, t + 200 * TP_NS_PER_MS);
+    assert_int_equal(tp_discovery_provider_entry_count(p), 1);
+    tp_discovery_provider_poll(p, t + 400 * TP_NS_PER_MS); /* no announce for longer than the window */
+    assert_int_equal(tp_discovery_provider_entry_count(p), 0);
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.expired, 1);
+    tp_discovery_provider_close(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_filters_statuses_and_attach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requests_without_endpoint_are_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provider_expiry_and_epochs, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
