@@ -54,6 +54,9 @@ TP_API int tp_metadata_set_attribute(tp_metadata_publisher_t *publisher, const c
     const void *value, size_t length);
 /* The same with format "text/plain" and a NUL-terminated value. */
 TP_API int tp_metadata_set_text(tp_metadata_publisher_t *publisher, const char *key, const char *text);
+/* The stream's tags, for discovery: the "tags" attribute, comma-separated text (each tag 1..63 printable
+ * characters, no commas; at most 16). */
+TP_API int tp_metadata_set_tags(tp_metadata_publisher_t *publisher, const char *const *tags, size_t count);
 /* Remove an attribute (-1 if there is no such key). */
 TP_API int tp_metadata_delete_attribute(tp_metadata_publisher_t *publisher, const char *key);
 /* Send a blob (any size) as MetaBlobAnnounce, chunks of at most 64 KiB in increasing offsets, and

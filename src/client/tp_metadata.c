@@ -281,6 +281,29 @@ int tp_metadata_set_text(tp_metadata_publisher_t *m, const char *key, const char
     return tp_metadata_set_attribute(m, key, "text/plain", text, text != NULL ? strlen(text) : 0);
 }
 
+int tp_metadata_set_tags(tp_metadata_publisher_t *m, const char *const *tags, size_t count)
+{
+    char csv[16 * 64];
+    size_t used = 0;
+    if (count > 16)
+    {
+        TP_SET_ERR(TP_E_INVALID, "%zu tags; at most 16", count);
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++)
+    {
+        size_t n = tags[i] != NULL ? strlen(tags[i]) : 0;
+        if (n == 0 || n >= 64 || strchr(tags[i], ',') != NULL || check_text("a tag", tags[i], 64, false) < 0)
+        {
+            TP_SET_ERR(TP_E_INVALID, "tag %zu ('%s') must be 1..63 printable characters without commas", i,
+                tags[i] != NULL ? tags[i] : "");
+            return -1;
+        }
+        used += (size_t)snprintf(csv + used, sizeof(csv) - used, "%s%s", i > 0 ? "," : "", tags[i]);
+    }
+    return tp_metadata_set_attribute(m, "tags", "text/plain", csv, used);
+}
+
 int tp_metadata_delete_attribute(tp_metadata_publisher_t *m, const char *key)
 {
     meta_attr_t *a = key != NULL ? find_attr(m, key) : NULL;

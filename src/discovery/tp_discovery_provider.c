@@ -53,8 +53,19 @@ typedef struct endpoint
     uint64_t last_used;
 } endpoint_t;
 
+typedef struct default_tags
+{
+    int driver;
+    uint32_t stream_id;
+    char csv[TP_DISCOVERY_MAX_TAGS * TP_DISCOVERY_TAG_MAX];
+} default_tags_t;
+
+#define MAX_DEFAULT_TAGS 256
+
 struct tp_discovery_provider
 {
+    default_tags_t defaults[MAX_DEFAULT_TAGS];
+    uint32_t default_count;
     tp_bus_t *bus;
     tp_bus_subscription_t *requests;
     int64_t expiry_ns;
@@ -120,6 +131,8 @@ int tp_discovery_provider_add_driver(tp_discovery_provider_t *p, const tp_discov
     return p->driver_count++;
 }
 
+static void set_tags(entry_t *e, const uint8_t *value, size_t length);
+
 static entry_t *entry_for(tp_discovery_provider_t *p, int driver, uint32_t stream_id, bool create)
 {
     entry_t *free_entry = NULL;
@@ -144,6 +157,13 @@ static entry_t *entry_for(tp_discovery_provider_t *p, int driver, uint32_t strea
     free_entry->driver = driver;
     free_entry->stream_id = stream_id;
     free_entry->created_ns = p->now_ns;
+    for (uint32_t i = 0; i < p->default_count; i++)
+    {
+        if (p->defaults[i].driver == driver && p->defaults[i].stream_id == stream_id)
+        {
+            set_tags(free_entry, (const uint8_t *)p->defaults[i].csv, strlen(p->defaults[i].csv));
+        }
+    }
     return free_entry;
 }
 
@@ -233,6 +253,25 @@ static void set_tags(entry_t *e, const uint8_t *value, size_t length)
     }
 }
 
+int tp_discovery_provider_set_tags(tp_discovery_provider_t *p, int driver, uint32_t stream_id, const char *csv)
+{
+    if (p->default_count == MAX_DEFAULT_TAGS || strlen(csv) >= sizeof(p->defaults[0].csv))
+    {
+        TP_SET_ERR(TP_E_CAPACITY, "too many configured tag sets or tags");
+        return -1;
+    }
+    default_tags_t *t = &p->defaults[p->default_count++];
+    t->driver = driver;
+    t->stream_id = stream_id;
+    snprintf(t->csv, sizeof(t->csv), "%s", csv);
+    entry_t *e = entry_for(p, driver, stream_id, false);
+    if (e != NULL)
+    {
+        set_tags(e, (const uint8_t *)csv, strlen(csv));
+    }
+    return 0;
+}
+
 static void on_metadata(tp_discovery_provider_t *p, int driver, uint16_t template_id, const uint8_t *buffer,
     size_t length)
 {
@@ -258,7 +297,6 @@ static void on_metadata(tp_discovery_provider_t *p, int driver, uint16_t templat
     }
     tp_wire_data_source_meta_attributes_t g;
     tp_wire_data_source_meta_attributes(&m, &g);
-    e->tag_count = 0;
     while (tp_wire_data_source_meta_attributes_next(&g))
     {
         tp_sbe_bytes_t key = tp_wire_data_source_meta_attributes_key(&g);

@@ -202,6 +202,40 @@ static void load_profiles(tp_driver_config_t *c, const tp_toml_value_t *profiles
     }
 }
 
+/* tags = ["front", "rgb"]: at most 16 tags of 1-63 printable ASCII characters without commas. */
+static bool load_stream_tags(tp_driver_stream_config_t *s, const tp_toml_value_t *tags, const char *where,
+    tp_config_report_t *r)
+{
+    if (tags == NULL)
+    {
+        return true;
+    }
+    char key[160];
+    snprintf(key, sizeof(key), "%s.tags", where);
+    if (tags->type != TP_TOML_ARRAY || tags->count > 16)
+    {
+        tp_config_error(r, tags->line, key, "expected an array of at most 16 strings");
+        return false;
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < tags->count; i++)
+    {
+        const tp_toml_value_t *v = tags->members[i].value;
+        bool ok = v->type == TP_TOML_STRING && v->text_length > 0 && v->text_length < 64;
+        for (size_t k = 0; ok && k < v->text_length; k++)
+        {
+            ok = v->text[k] >= 0x20 && v->text[k] <= 0x7e && v->text[k] != ',';
+        }
+        if (!ok)
+        {
+            tp_config_error(r, v->line, key, "tags are 1-63 printable ASCII characters without commas");
+            return false;
+        }
+        used += (size_t)snprintf(s->tags + used, sizeof(s->tags) - used, "%s%s", i > 0 ? "," : "", v->text);
+    }
+    return true;
+}
+
 static void load_streams(tp_driver_config_t *c, const tp_toml_value_t *streams, tp_config_report_t *r)
 {
     if (streams == NULL)
@@ -236,10 +270,11 @@ static void load_streams(tp_driver_config_t *c, const tp_toml_value_t *streams, 
         s->line = t->line;
         bool ok = tp_config_get_u32(t, "stream_id", 1, UINT32_MAX, &s->stream_id, true, where, r);
         ok &= tp_config_get_string(t, "profile", s->profile, sizeof(s->profile), true, where, r);
+        ok &= load_stream_tags(s, tp_toml_get(t, "tags"), where, r);
         for (size_t m = 0; m < t->count; m++)
         {
             const char *k = t->members[m].key;
-            if (strcmp(k, "stream_id") != 0 && strcmp(k, "profile") != 0)
+            if (strcmp(k, "stream_id") != 0 && strcmp(k, "profile") != 0 && strcmp(k, "tags") != 0)
             {
                 char full[200];
                 snprintf(full, sizeof(full), "%s.%s", where, k);

@@ -34,6 +34,7 @@ typedef struct tp_driver_profile_config
 
 typedef struct tp_driver_stream_config
 {
+    char tags[1024]; /* comma-separated, for discovery ([streams.x] tags = [...]) */
     char name[TP_DRIVER_NAME_MAX];
     uint32_t stream_id;
     char profile[TP_DRIVER_NAME_MAX];

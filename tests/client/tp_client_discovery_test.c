@@ -121,7 +121,10 @@ static void test_filters_statuses_and_attach(void **state)
     tp_assert_ok(tp_metadata_set_source(tp_producer_metadata(cam), "camera-1", "front camera"));
     tp_assert_ok(tp_metadata_set_text(tp_producer_metadata(cam), "tags", "front, RGB,rgb"));
     tp_assert_ok(tp_metadata_set_source(tp_producer_metadata(lidar), "lidar", ""));
-    tp_assert_ok(tp_metadata_set_text(tp_producer_metadata(lidar), "tags", "top"));
+    const char *lidar_tags[] = { "top" };
+    tp_assert_ok(tp_metadata_set_tags(tp_producer_metadata(lidar), lidar_tags, 1));
+    const char *bad_tags[] = { "a,b" };
+    tp_assert_fails_with(tp_metadata_set_tags(tp_producer_metadata(lidar), bad_tags, 1), "without commas");
     tp_discovery_result_t r[8];
     tp_discovery_query_t q;
     tp_discovery_query_init(&q);

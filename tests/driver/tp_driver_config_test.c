@@ -131,6 +131,14 @@ static void test_stream_rules(void **state)
     tp_config_report_fini(&r);
     snprintf(text, sizeof(text), "[policies]\ndefault_profile = \"q\"\n%s", base_profile);
     expect_error(text, "policies.default_profile: profile 'q' is not defined");
+    /* Discovery tags of a stream. */
+    snprintf(text, sizeof(text), "%s[streams.t]\nstream_id = 10001\nprofile = \"p\"\ntags = [\"a,b\"]\n", base_profile);
+    expect_error(text, "streams.t.tags: tags are 1-63 printable ASCII characters without commas");
+    snprintf(text, sizeof(text), "%s[streams.t]\nstream_id = 10001\nprofile = \"p\"\ntags = [\"front\", \"rgb\"]\n",
+        base_profile);
+    tp_assert_ok(load(text, &r));
+    tp_config_report_fini(&r);
+    assert_string_equal(tp_driver_config_stream(&config, 10001)->tags, "front,rgb");
 }
 
 static void test_range_rules(void **state)
