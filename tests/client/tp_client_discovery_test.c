@@ -112,7 +112,7 @@ static size_t find(const tp_discovery_query_t *q, tp_discovery_result_t *r, size
 static void test_filters_statuses_and_attach(void **state)
 {
     (void)state;
-    /* covers: Q-5.1-1, Q-5.1-6, Q-5.1-7, Q-5.1-10, Q-5.1-11, Q-5.1-12, Q-5.2-1, Q-5.2-2, Q-5.2-5, Q-5.2-7, Q-5.2-11,
+    /* covers: Q-5.2-3, Q-2.3-2, Q-7-3, Q-7-5, Q-3-2, Q-5.0-4, Q-5.1-1, Q-5.1-6, Q-5.1-7, Q-5.1-10, Q-5.1-11, Q-5.1-12, Q-5.2-1, Q-5.2-2, Q-5.2-5, Q-5.2-7, Q-5.2-11,
      * Q-5.2-13, Q-5.2-16, Q-5.2-18, Q-5.2-19, Q-6.4-1, Q-2.3-1, Q-3-3, Q-7-2, Q-4.3-2 */
     tp_producer_t *cam = NULL;
     tp_producer_t *lidar = NULL;
@@ -306,12 +306,162 @@ static void test_provider_expiry_and_epochs(void **state)
     tp_discovery_provider_close(p);
 }
 
+/* ---- the client alone, against a fake provider ---- */
+
+typedef struct fake
+{
+    tp_bus_t *bus;
+    bool saw_request;
+    uint64_t request_id;
+    char response_channel[256];
+    uint32_t response_stream;
+} fake_t;
+
+static void on_fake_request(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    fake_t *f = clientd;
+    tp_discovery_discovery_request_t m;
+    if (f->saw_request || tp_discovery_discovery_request_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    f->saw_request = true;
+    f->request_id = tp_discovery_discovery_request_request_id(&m);
+    f->response_stream = tp_discovery_discovery_request_response_stream_id(&m);
+    tp_sbe_bytes_t ch = tp_discovery_discovery_request_response_channel(&m);
+    memcpy(f->response_channel, ch.data, ch.length < 255 ? ch.length : 255);
+}
+
+/* One result: control channel, control stream and pool slots as given. */
+static void fake_result(tp_discovery_discovery_response_results_enc_t *g, uint32_t stream, const char *control,
+    uint32_t control_stream, uint32_t pool_nslots)
+{
+    tp_discovery_discovery_response_results_enc_next(g);
+    tp_discovery_discovery_response_results_set_stream_id(g, stream);
+    tp_discovery_discovery_response_results_set_producer_id(g, 1);
+    tp_discovery_discovery_response_results_set_epoch(g, 3);
+    tp_discovery_discovery_response_results_set_layout_version(g, 1);
+    tp_discovery_discovery_response_results_set_header_nslots(g, 8);
+    tp_discovery_discovery_response_results_set_header_slot_bytes(g, 256);
+    tp_discovery_discovery_response_results_set_max_dims(g, 8);
+    tp_discovery_discovery_response_results_set_data_source_id(g, UINT64_MAX);
+    tp_discovery_discovery_response_results_set_driver_control_stream_id(g, control_stream);
+    tp_discovery_discovery_response_results_payload_pools_enc_t pools;
+    tp_discovery_discovery_response_results_payload_pools_begin(g, &pools, 1);
+    tp_discovery_discovery_response_results_payload_pools_enc_next(&pools);
+    tp_discovery_discovery_response_results_payload_pools_set_pool_id(&pools, 1);
+    tp_discovery_discovery_response_results_payload_pools_set_pool_nslots(&pools, pool_nslots);
+    tp_discovery_discovery_response_results_payload_pools_set_stride_bytes(&pools, 4096);
+    tp_discovery_discovery_response_results_payload_pools_put_region_uri(&pools, "shm:file?path=/dev/shm/p", 24);
+    tp_discovery_discovery_response_results_payload_pools_end(&pools);
+    tp_discovery_discovery_response_results_tags_enc_t tags;
+    tp_discovery_discovery_response_results_tags_begin(g, &tags, 0);
+    tp_discovery_discovery_response_results_tags_end(&tags);
+    tp_discovery_discovery_response_results_put_header_region_uri(g, "shm:file?path=/dev/shm/h", 24);
+    tp_discovery_discovery_response_results_put_data_source_name(g, "fake", 4);
+    tp_discovery_discovery_response_results_put_driver_instance_id(g, "d", 1);
+    tp_discovery_discovery_response_results_put_driver_control_channel(g, control, strlen(control));
+}
+
+static int64_t fake_response(uint8_t *buf, size_t capacity, uint64_t id, bool hostile_results)
+{
+    tp_discovery_discovery_response_enc_t e;
+    tp_discovery_discovery_response_enc_begin(&e, buf, capacity);
+    tp_discovery_discovery_response_set_request_id(&e, id);
+    tp_discovery_discovery_response_set_status(&e, TP_DISCOVERY_DISCOVERY_STATUS_OK);
+    tp_discovery_discovery_response_results_enc_t g;
+    tp_discovery_discovery_response_results_begin(&e, &g, hostile_results ? 5 : 1);
+    if (hostile_results)
+    {
+        fake_result(&g, 1, "", 1000, 8);            /* no control channel */
+        fake_result(&g, 2, "aeron:ipc", 0, 8);      /* control stream 0 */
+        fake_result(&g, 3, "aeron:ipc", 1000, 16);  /* pool slots unlike the header's */
+        fake_result(&g, 4, "aeron:ipc", 1000, 8);   /* good */
+        fake_result(&g, 4, "aeron:ipc", 1000, 8);   /* the same again */
+    }
+    else
+    {
+        fake_result(&g, 9, "aeron:ipc", 1000, 8);
+    }
+    tp_discovery_discovery_response_results_end(&g);
+    tp_discovery_discovery_response_put_error_message(&e, "", 0);
+    return tp_discovery_discovery_response_enc_finish(&e);
+}
+
+static void *fake_provider(void *arg)
+{
+    fake_t *f = arg;
+    tp_bus_subscription_t *sub = NULL;
+    tp_bus_publication_t *pub = NULL;
+    if (tp_bus_subscription_open(f->bus, &sub, "aeron:ipc?term-length=1m", 7200, NULL, NULL, NULL) < 0)
+    {
+        return NULL;
+    }
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (!f->saw_request && tp_clock_monotonic_ns() < deadline)
+    {
+        if (tp_bus_poll(sub, on_fake_request, f, 16) == 0)
+        {
+            usleep(1000);
+        }
+    }
+    if (f->saw_request && f->response_stream != 0 &&
+        tp_bus_publication_open(f->bus, &pub, f->response_channel, (int32_t)f->response_stream, false) == 0)
+    {
+        static uint8_t buf[16384];
+        int64_t n = fake_response(buf, sizeof(buf), f->request_id + 1, false); /* not ours */
+        tp_bus_offer(pub, buf, (size_t)n);
+        n = fake_response(buf, sizeof(buf), f->request_id, false);
+        buf[6] = 2; /* a newer schema version: not read */
+        tp_bus_offer(pub, buf, (size_t)n);
+        n = fake_response(buf, sizeof(buf), f->request_id, true);
+        tp_bus_offer(pub, buf, (size_t)n);
+        tp_bus_publication_close(pub);
+    }
+    tp_bus_subscription_close(sub);
+    return NULL;
+}
+
+static void test_client_checks_answers(void **state)
+{
+    (void)state;
+    /* covers: Q-4.3-1, Q-5.1-5, Q-5.2-6, Q-5.2-8, Q-5.2-12, Q-5.2-14, Q-10-1, Q-10-2, Q-10-5, Q-7-1 */
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *c = NULL;
+    tp_assert_ok(tp_client_context_init(&ctx));
+    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus_dir));
+    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_stream_id", "7200"));
+    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_response_stream_id", "7204"));
+    tp_assert_ok(tp_client_connect(&c, ctx));
+    fake_t f = { 0 };
+    tp_assert_ok(tp_bus_init(&f.bus, bus_dir)); /* the fake's own bus handle, for its own thread */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fake_provider, &f), 0);
+    tp_discovery_query_t q;
+    tp_discovery_query_init(&q);
+    tp_discovery_result_t r[8];
+    size_t n = 0;
+    tp_assert_ok(tp_discover(c, &q, r, 8, &n, TIMEOUT_NS));
+    pthread_join(t, NULL);
+    assert_true(f.saw_request);
+    assert_int_equal(f.response_stream, 7204);
+    assert_string_equal(f.response_channel, "aeron:ipc?term-length=1m");
+    /* The answer to another request and the newer version were skipped; of the five results one is valid. */
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].stream_id, 4);
+    tp_bus_close(f.bus);
+    tp_client_close(c);
+    tp_client_context_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_filters_statuses_and_attach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests_without_endpoint_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_expiry_and_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_checks_answers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
