@@ -231,14 +231,25 @@ int tp_consumer_attach_by_name(tp_consumer_t **out, tp_client_t *client, const c
     for (size_t i = 0; i < count; i++)
     {
         const tp_discovery_result_t *r = &results[i];
-        /* Discovery spec 7: attach through the driver the result names, and only through it. */
-        if (strcmp(r->driver_control_channel, client->config.control_channel) == 0 &&
+        /* Discovery spec 5.1: names compare byte for byte, whatever the provider matched. Spec 7: attach through
+         * the driver the result names, and only through it; the attach maps what the driver answers, never the
+         * URIs of the result. */
+        if (strcmp(r->data_source_name, name) == 0 &&
+            strcmp(r->driver_control_channel, client->config.control_channel) == 0 &&
             r->driver_control_stream_id == client->config.control_stream_id)
         {
             return tp_consumer_attach(out, client, r->stream_id, timeout_ns);
         }
     }
-    if (count == 0)
+    size_t named = 0;
+    for (size_t i = 0; i < count; i++)
+    {
+        if (strcmp(results[i].data_source_name, name) == 0)
+        {
+            results[named++] = results[i];
+        }
+    }
+    if (named == 0)
     {
         TP_SET_ERR(TP_E_REJECTED, "no stream is announced as '%s'", name);
     }

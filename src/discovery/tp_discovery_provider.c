@@ -472,10 +472,8 @@ static void respond(tp_discovery_provider_t *p, tp_bus_publication_t *pub, const
         snprintf(error, sizeof(error), "%" PRIu32 " streams match, more than the %" PRIu32 " a response carries; "
             "narrow the filters", count, p->max_results);
     }
-    else if (count == 0)
-    {
-        status = TP_DISCOVERY_DISCOVERY_STATUS_NOT_FOUND; /* discovery spec 5.2: no visible stream matches */
-    }
+    /* Zero matches is a request processed successfully: OK with an empty group (discovery spec 5.2). NOT_FOUND is
+     * for streams an access policy hides, and this provider has no access policy. */
     tp_discovery_discovery_response_enc_t e;
     tp_discovery_discovery_response_enc_begin(&e, p->scratch, RESPONSE_BYTES);
     tp_discovery_discovery_response_set_request_id(&e, r->request_id);

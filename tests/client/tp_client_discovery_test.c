@@ -102,6 +102,12 @@ static void count_responses(void *clientd, const uint8_t *buffer, size_t length,
     }
 }
 
+static void ignore_frame(void *clientd, const tp_frame_t *f)
+{
+    (void)clientd;
+    (void)f;
+}
+
 static size_t find(const tp_discovery_query_t *q, tp_discovery_result_t *r, size_t capacity)
 {
     size_t n = 0;
@@ -113,7 +119,7 @@ static void test_filters_statuses_and_attach(void **state)
 {
     (void)state;
     /* covers: Q-5.2-3, Q-2.3-2, Q-7-3, Q-7-5, Q-3-2, Q-5.0-4, Q-5.1-1, Q-5.1-6, Q-5.1-7, Q-5.1-10, Q-5.1-11, Q-5.1-12, Q-5.2-1, Q-5.2-2, Q-5.2-5, Q-5.2-7, Q-5.2-11,
-     * Q-5.2-13, Q-5.2-16, Q-5.2-18, Q-5.2-19, Q-6.4-1, Q-2.3-1, Q-3-3, Q-7-2, Q-4.3-2 */
+     * Q-5.2-13, Q-5.2-18, Q-5.2-19, Q-6.4-1, Q-2.3-1, Q-3-3, Q-7-2, Q-4.3-2 */
     tp_producer_t *cam = NULL;
     tp_producer_t *lidar = NULL;
     tp_assert_ok(tp_producer_attach(&cam, client, 10, TIMEOUT_NS));
@@ -186,9 +192,22 @@ static void test_filters_statuses_and_attach(void **state)
     tp_consumer_t *none = NULL;
     tp_assert_fails_with(tp_consumer_attach_by_name(&none, client, "nobody", TIMEOUT_NS), "no stream is announced");
     assert_null(none);
+    /* The stream's liveness comes from its driver's announces, not from discovery: the producer leaves, the
+     * driver announces the next epoch, and the consumer found by name follows it. covers: Q-7-4 */
+    uint64_t first = tp_consumer_epoch(c);
+    tp_producer_close(cam);
+    deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (tp_consumer_epoch(c) == first || !tp_consumer_is_attached(c))
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        if (tp_consumer_poll(c, ignore_frame, NULL, 16) == 0)
+        {
+            usleep(1000);
+        }
+    }
+    assert_true(tp_consumer_epoch(c) > first);
     tp_consumer_close(c);
     tp_producer_close(lidar);
-    tp_producer_close(cam);
 }
 
 static void test_requests_without_endpoint_are_dropped(void **state)
@@ -262,12 +281,12 @@ static void test_requests_without_endpoint_are_dropped(void **state)
 
 /* ---- the provider alone ---- */
 
-static void announce(tp_discovery_provider_t *p, uint64_t epoch, int64_t now)
+static void announce_stream(tp_discovery_provider_t *p, uint32_t stream, uint64_t epoch, int64_t now)
 {
     uint8_t buf[1024];
     tp_wire_shm_pool_announce_enc_t e;
     tp_wire_shm_pool_announce_enc_begin(&e, buf, sizeof(buf));
-    tp_wire_shm_pool_announce_set_stream_id(&e, 5);
+    tp_wire_shm_pool_announce_set_stream_id(&e, stream);
     tp_wire_shm_pool_announce_set_epoch(&e, epoch);
     tp_wire_shm_pool_announce_set_announce_clock_domain(&e, TP_WIRE_CLOCK_DOMAIN_MONOTONIC);
     tp_wire_shm_pool_announce_set_layout_version(&e, 1);
@@ -279,6 +298,11 @@ static void announce(tp_discovery_provider_t *p, uint64_t epoch, int64_t now)
     int64_t n = tp_wire_shm_pool_announce_enc_finish(&e);
     assert_true(n > 0);
     tp_discovery_provider_on_message(p, 0, buf, (size_t)n, now);
+}
+
+static void announce(tp_discovery_provider_t *p, uint64_t epoch, int64_t now)
+{
+    announce_stream(p, 5, epoch, now);
 }
 
 static void test_provider_expiry_and_epochs(void **state)
@@ -306,6 +330,110 @@ static void test_provider_expiry_and_epochs(void **state)
     tp_discovery_provider_close(p);
 }
 
+typedef struct answer
+{
+    bool has_answer;
+    uint8_t status;
+    uint16_t results;
+    char error[1100];
+} answer_t;
+
+static void on_status(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    answer_t *a = clientd;
+    tp_discovery_discovery_response_t m;
+    if (tp_discovery_discovery_response_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    tp_discovery_discovery_response_results_t g;
+    a->has_answer = true;
+    a->status = tp_discovery_discovery_response_status(&m);
+    a->results = tp_discovery_discovery_response_results(&m, &g);
+    tp_sbe_bytes_t e = tp_discovery_discovery_response_error_message(&m);
+    size_t n = e.length < sizeof(a->error) - 1 ? e.length : sizeof(a->error) - 1;
+    memcpy(a->error, e.data, n);
+    a->error[n] = '\0';
+}
+
+/* Ask the provider (stream filter UINT32_MAX: any; `tags` distinct tags), poll it, and return its answer. */
+static answer_t ask(tp_discovery_provider_t *p, tp_bus_publication_t *req, tp_bus_subscription_t *resp,
+    uint32_t stream, const char *name, uint16_t tags, int64_t now)
+{
+    uint8_t buf[1024];
+    tp_discovery_discovery_request_enc_t e;
+    tp_discovery_discovery_request_enc_begin(&e, buf, sizeof(buf));
+    tp_discovery_discovery_request_set_request_id(&e, 5);
+    tp_discovery_discovery_request_set_response_stream_id(&e, 7304);
+    tp_discovery_discovery_request_set_stream_id(&e, stream);
+    tp_discovery_discovery_request_set_producer_id(&e, UINT32_MAX);
+    tp_discovery_discovery_request_set_data_source_id(&e, UINT64_MAX);
+    tp_discovery_discovery_request_tags_enc_t t;
+    tp_discovery_discovery_request_tags_begin(&e, &t, tags);
+    for (uint16_t i = 0; i < tags; i++)
+    {
+        char tag[8];
+        int len = snprintf(tag, sizeof(tag), "t%u", (unsigned)i);
+        tp_discovery_discovery_request_tags_enc_next(&t);
+        tp_discovery_discovery_request_tags_put_tag(&t, tag, (size_t)len);
+    }
+    tp_discovery_discovery_request_tags_end(&t);
+    tp_discovery_discovery_request_put_response_channel(&e, "aeron:ipc?term-length=1m", 24);
+    tp_discovery_discovery_request_put_data_source_name(&e, name, strlen(name));
+    int64_t n = tp_discovery_discovery_request_enc_finish(&e);
+    assert_true(n > 0 && tp_bus_offer(req, buf, (size_t)n) > 0);
+    assert_true(tp_discovery_provider_poll(p, now) > 0);
+    answer_t a = { 0 };
+    assert_int_equal(tp_bus_poll(resp, on_status, &a, 1), 1); /* answered within the poll */
+    assert_true(a.has_answer);
+    return a;
+}
+
+static void test_provider_statuses(void **state)
+{
+    (void)state;
+    tp_discovery_provider_t *p = NULL;
+    tp_bus_publication_t *req = NULL;
+    tp_bus_subscription_t *resp = NULL;
+    tp_assert_ok(tp_discovery_provider_open(&p, driver->bus, "aeron:ipc?term-length=1m", 7300, TP_NS_PER_S, 1));
+    tp_assert_ok(tp_bus_publication_open(driver->bus, &req, "aeron:ipc?term-length=1m", 7300, false));
+    tp_assert_ok(tp_bus_subscription_open(driver->bus, &resp, "aeron:ipc?term-length=1m", 7304, NULL, NULL, NULL));
+    tp_discovery_driver_t d = { .instance_id = "x", .control_channel = "aeron:ipc", .control_stream_id = 1000 };
+    assert_int_equal(tp_discovery_provider_add_driver(p, &d), 0);
+    int64_t t = tp_clock_monotonic_ns();
+    announce_stream(p, 5, 1, t);
+    announce_stream(p, 6, 1, t);
+
+    /* One match: OK with it. */
+    answer_t a = ask(p, req, resp, 5, "", 0, t);
+    assert_int_equal(a.status, TP_DISCOVERY_DISCOVERY_STATUS_OK);
+    assert_int_equal(a.results, 1);
+    /* Nothing matches, the request itself was fine: OK with no results, not an error.
+     * covers: Q-5.2-15, Q-5.2-16, Q-5.2-17 */
+    a = ask(p, req, resp, 9, "", 0, t);
+    assert_int_equal(a.status, TP_DISCOVERY_DISCOVERY_STATUS_OK);
+    assert_int_equal(a.results, 0);
+    a = ask(p, req, resp, UINT32_MAX, "nobody", 0, t);
+    assert_int_equal(a.status, TP_DISCOVERY_DISCOVERY_STATUS_OK);
+    assert_int_equal(a.results, 0);
+    /* More matches than the cap (1 here): ERROR, an empty group, a message that says why.
+     * covers: Q-5.2-18, Q-5.2-9s, Q-5.2-10s */
+    a = ask(p, req, resp, UINT32_MAX, "", 0, t);
+    assert_int_equal(a.status, TP_DISCOVERY_DISCOVERY_STATUS_ERROR);
+    assert_int_equal(a.results, 0);
+    assert_non_null(strstr(a.error, "2 streams match, more than the 1"));
+    assert_true(strlen(a.error) <= 1024);
+    /* A malformed request (more tags than a request may carry): ERROR, empty. */
+    a = ask(p, req, resp, 5, "", TP_DISCOVERY_MAX_TAGS + 1, t);
+    assert_int_equal(a.status, TP_DISCOVERY_DISCOVERY_STATUS_ERROR);
+    assert_int_equal(a.results, 0);
+    assert_non_null(strstr(a.error, "tags"));
+    tp_bus_subscription_close(resp);
+    tp_bus_publication_close(req);
+    tp_discovery_provider_close(p);
+}
+
 /* ---- the client alone, against a fake provider ---- */
 
 typedef struct fake
@@ -315,6 +443,7 @@ typedef struct fake
     uint64_t request_id;
     char response_channel[256];
     uint32_t response_stream;
+    bool lies; /* answer with results naming the real driver: one near-miss name, one stream it does not have */
 } fake_t;
 
 static void on_fake_request(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
@@ -333,9 +462,9 @@ static void on_fake_request(void *clientd, const uint8_t *buffer, size_t length,
     memcpy(f->response_channel, ch.data, ch.length < 255 ? ch.length : 255);
 }
 
-/* One result: control channel, control stream and pool slots as given. */
-static void fake_result(tp_discovery_discovery_response_results_enc_t *g, uint32_t stream, const char *control,
-    uint32_t control_stream, uint32_t pool_nslots)
+/* One result: name, control channel, control stream and pool slots as given. */
+static void fake_result(tp_discovery_discovery_response_results_enc_t *g, uint32_t stream, const char *name,
+    const char *control, uint32_t control_stream, uint32_t pool_nslots)
 {
     tp_discovery_discovery_response_results_enc_next(g);
     tp_discovery_discovery_response_results_set_stream_id(g, stream);
@@ -359,30 +488,37 @@ static void fake_result(tp_discovery_discovery_response_results_enc_t *g, uint32
     tp_discovery_discovery_response_results_tags_begin(g, &tags, 0);
     tp_discovery_discovery_response_results_tags_end(&tags);
     tp_discovery_discovery_response_results_put_header_region_uri(g, "shm:file?path=/dev/shm/h", 24);
-    tp_discovery_discovery_response_results_put_data_source_name(g, "fake", 4);
+    tp_discovery_discovery_response_results_put_data_source_name(g, name, strlen(name));
     tp_discovery_discovery_response_results_put_driver_instance_id(g, "d", 1);
     tp_discovery_discovery_response_results_put_driver_control_channel(g, control, strlen(control));
 }
 
-static int64_t fake_response(uint8_t *buf, size_t capacity, uint64_t id, bool hostile_results)
+static int64_t fake_response(uint8_t *buf, size_t capacity, uint64_t id, const fake_t *f, bool hostile_results)
 {
     tp_discovery_discovery_response_enc_t e;
     tp_discovery_discovery_response_enc_begin(&e, buf, capacity);
     tp_discovery_discovery_response_set_request_id(&e, id);
     tp_discovery_discovery_response_set_status(&e, TP_DISCOVERY_DISCOVERY_STATUS_OK);
     tp_discovery_discovery_response_results_enc_t g;
-    tp_discovery_discovery_response_results_begin(&e, &g, hostile_results ? 5 : 1);
-    if (hostile_results)
+    tp_discovery_discovery_response_results_begin(&e, &g, f->lies ? 2 : hostile_results ? 5 : 1);
+    if (f->lies)
     {
-        fake_result(&g, 1, "", 1000, 8);            /* no control channel */
-        fake_result(&g, 2, "aeron:ipc", 0, 8);      /* control stream 0 */
-        fake_result(&g, 3, "aeron:ipc", 1000, 16);  /* pool slots unlike the header's */
-        fake_result(&g, 4, "aeron:ipc", 1000, 8);   /* good */
-        fake_result(&g, 4, "aeron:ipc", 1000, 8);   /* the same again */
+        /* Both name the driver the client uses. Stream 10 exists but is not named "fake" byte for byte; stream 12
+         * is, but the driver has no such stream (and the result's region URIs point where nothing may be mapped). */
+        fake_result(&g, 10, "Fake", "aeron:ipc?term-length=4m", 1000, 8);
+        fake_result(&g, 12, "fake", "aeron:ipc?term-length=4m", 1000, 8);
+    }
+    else if (hostile_results)
+    {
+        fake_result(&g, 1, "fake", "", 1000, 8);            /* no control channel */
+        fake_result(&g, 2, "fake", "aeron:ipc", 0, 8);      /* control stream 0 */
+        fake_result(&g, 3, "fake", "aeron:ipc", 1000, 16);  /* pool slots unlike the header's */
+        fake_result(&g, 4, "fake", "aeron:ipc", 1000, 8);   /* good */
+        fake_result(&g, 4, "fake", "aeron:ipc", 1000, 8);   /* the same again */
     }
     else
     {
-        fake_result(&g, 9, "aeron:ipc", 1000, 8);
+        fake_result(&g, 9, "fake", "aeron:ipc", 1000, 8);
     }
     tp_discovery_discovery_response_results_end(&g);
     tp_discovery_discovery_response_put_error_message(&e, "", 0);
@@ -410,12 +546,12 @@ static void *fake_provider(void *arg)
         tp_bus_publication_open(f->bus, &pub, f->response_channel, (int32_t)f->response_stream, false) == 0)
     {
         static uint8_t buf[16384];
-        int64_t n = fake_response(buf, sizeof(buf), f->request_id + 1, false); /* not ours */
+        int64_t n = fake_response(buf, sizeof(buf), f->request_id + 1, f, false); /* not ours */
         tp_bus_offer(pub, buf, (size_t)n);
-        n = fake_response(buf, sizeof(buf), f->request_id, false);
+        n = fake_response(buf, sizeof(buf), f->request_id, f, false);
         buf[6] = 2; /* a newer schema version: not read */
         tp_bus_offer(pub, buf, (size_t)n);
-        n = fake_response(buf, sizeof(buf), f->request_id, true);
+        n = fake_response(buf, sizeof(buf), f->request_id, f, true);
         tp_bus_offer(pub, buf, (size_t)n);
         tp_bus_publication_close(pub);
     }
@@ -455,13 +591,45 @@ static void test_client_checks_answers(void **state)
     tp_client_context_close(ctx);
 }
 
+/* A provider that lies: results are never authority. The client keeps only byte-exact names and attaches through
+ * the driver, whose refusal stands; nothing the result describes is mapped. */
+static void test_results_are_not_authority(void **state)
+{
+    (void)state;
+    /* covers: Q-3-1, Q-7-6, Q-5.1-8 */
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *c = NULL;
+    tp_assert_ok(tp_client_context_init(&ctx));
+    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus_dir));
+    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_stream_id", "7200"));
+    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_response_stream_id", "7204"));
+    tp_assert_ok(tp_client_connect(&c, ctx));
+    fake_t f = { 0 };
+    f.lies = true;
+    tp_assert_ok(tp_bus_init(&f.bus, bus_dir));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fake_provider, &f), 0);
+    tp_consumer_t *con = NULL;
+    /* Stream 12 is named "fake"; the driver has no stream 12, so the attach it answers is refused. Had the client
+     * believed the near miss "Fake", it would have attached to stream 10, which exists. */
+    tp_assert_fails_with(tp_consumer_attach_by_name(&con, c, "fake", TIMEOUT_NS), "stream 12");
+    pthread_join(t, NULL);
+    assert_true(f.saw_request);
+    assert_null(con);
+    tp_bus_close(f.bus);
+    tp_client_close(c);
+    tp_client_context_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_filters_statuses_and_attach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests_without_endpoint_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_expiry_and_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provider_statuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_checks_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_results_are_not_authority, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
