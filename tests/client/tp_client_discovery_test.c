@@ -189,6 +189,9 @@ static void test_filters_statuses_and_attach(void **state)
     tp_consumer_t *c = NULL;
     tp_assert_ok(tp_consumer_attach_by_name(&c, client, "camera-1", TIMEOUT_NS));
     assert_int_equal(tp_consumer_epoch(c), tp_producer_epoch(cam));
+    /* Nothing per-consumer is taken from a result: the consumer reads the shared streams. covers: Q-5.2-4 */
+    assert_int_equal(tp_consumer_descriptor_stream_id(c), 0);
+    assert_int_equal(tp_consumer_control_stream_id(c), 0);
     tp_consumer_t *none = NULL;
     tp_assert_fails_with(tp_consumer_attach_by_name(&none, client, "nobody", TIMEOUT_NS), "no stream is announced");
     assert_null(none);
@@ -273,6 +276,11 @@ static void test_requests_without_endpoint_are_dropped(void **state)
     tp_discovery_provider_counters(driver->discovery, &k);
     assert_int_equal(k.dropped_requests, 2);
     assert_int_equal(k.responses, 1);
+    /* An answer is advice: it created no lease. covers: Q-12-1 */
+    for (int i = 0; i < TP_DRIVER_MAX_LEASES; i++)
+    {
+        assert_false(driver->leases[i].is_active);
+    }
     tp_bus_subscription_close(req_echo);
     tp_bus_subscription_close(resp);
     tp_bus_publication_close(req);
@@ -358,13 +366,14 @@ static void on_status(void *clientd, const uint8_t *buffer, size_t length, const
 }
 
 /* Ask the provider (stream filter UINT32_MAX: any; `tags` distinct tags), poll it, and return its answer. */
-static answer_t ask(tp_discovery_provider_t *p, tp_bus_publication_t *req, tp_bus_subscription_t *resp,
-    uint32_t stream, const char *name, uint16_t tags, int64_t now)
+static answer_t ask_as(tp_discovery_provider_t *p, tp_bus_publication_t *req, tp_bus_subscription_t *resp,
+    uint32_t client_id, uint32_t stream, const char *name, uint16_t tags, int64_t now)
 {
     uint8_t buf[1024];
     tp_discovery_discovery_request_enc_t e;
     tp_discovery_discovery_request_enc_begin(&e, buf, sizeof(buf));
     tp_discovery_discovery_request_set_request_id(&e, 5);
+    tp_discovery_discovery_request_set_client_id(&e, client_id);
     tp_discovery_discovery_request_set_response_stream_id(&e, 7304);
     tp_discovery_discovery_request_set_stream_id(&e, stream);
     tp_discovery_discovery_request_set_producer_id(&e, UINT32_MAX);
@@ -390,6 +399,12 @@ static answer_t ask(tp_discovery_provider_t *p, tp_bus_publication_t *req, tp_bu
     return a;
 }
 
+static answer_t ask(tp_discovery_provider_t *p, tp_bus_publication_t *req, tp_bus_subscription_t *resp,
+    uint32_t stream, const char *name, uint16_t tags, int64_t now)
+{
+    return ask_as(p, req, resp, 1, stream, name, tags, now);
+}
+
 static void test_provider_statuses(void **state)
 {
     (void)state;
@@ -408,6 +423,11 @@ static void test_provider_statuses(void **state)
     /* One match: OK with it. */
     answer_t a = ask(p, req, resp, 5, "", 0, t);
     assert_int_equal(a.status, TP_DISCOVERY_DISCOVERY_STATUS_OK);
+    assert_int_equal(a.results, 1);
+    /* The client id is no credential: any value, the same answer. covers: Q-5.1-13 */
+    a = ask_as(p, req, resp, 0, 5, "", 0, t);
+    assert_int_equal(a.results, 1);
+    a = ask_as(p, req, resp, 0xDEADBEEF, 5, "", 0, t);
     assert_int_equal(a.results, 1);
     /* Nothing matches, the request itself was fine: OK with no results, not an error.
      * covers: Q-5.2-15, Q-5.2-16, Q-5.2-17 */

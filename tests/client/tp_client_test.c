@@ -12,15 +12,18 @@
 
 #include "core/tp_clock.h"
 #include "core/tp_crc32c.h"
+#include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_driver.h"
 #include "tp_malloc_count.h"
+#include "tp_sbe_wire.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 
 static char dir[512];
+static char bus[600];
 static tp_driver_context_t *dctx;
 static tp_driver_t *driver;
 static tp_client_context_t *cctx;
@@ -30,7 +33,7 @@ static int setup(void **state)
 {
     (void)state;
     tp_test_make_dir(dir, sizeof(dir), "client");
-    char bus[600], shm[600];
+    char shm[600];
     snprintf(bus, sizeof(bus), "%s/bus", dir);
     snprintf(shm, sizeof(shm), "%s/shm", dir);
     assert_int_equal(mkdir(shm, 0700), 0);
@@ -227,6 +230,80 @@ static void test_lapped_consumer_counts_gaps(void **state)
     assert_int_equal(k.frames + k.drops_gap + k.drops_late, 20);
     assert_int_equal(s.bad, 0);
     assert_int_equal(s.last_seq, 19);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
+/* A FrameDescriptor from somebody else, on the consumer's descriptor stream. */
+static void inject_descriptor(tp_bus_publication_t *pub, uint32_t stream, uint64_t epoch, uint64_t seq)
+{
+    uint8_t buf[128];
+    tp_wire_frame_descriptor_enc_t e;
+    tp_wire_frame_descriptor_enc_begin(&e, buf, sizeof(buf));
+    tp_wire_frame_descriptor_set_stream_id(&e, stream);
+    tp_wire_frame_descriptor_set_epoch(&e, epoch);
+    tp_wire_frame_descriptor_set_seq(&e, seq);
+    tp_wire_frame_descriptor_set_timestamp_ns(&e, UINT64_MAX);
+    tp_wire_frame_descriptor_set_meta_version(&e, UINT32_MAX);
+    int64_t n = tp_wire_frame_descriptor_enc_finish(&e);
+    assert_true(n > 0 && tp_bus_offer(pub, buf, (size_t)n) > 0);
+}
+
+/* Descriptors that do not belong to the mapped epoch and stream are dropped before the slot is looked at, and
+ * they do not move the consumer's sequence tracking: the next real frame arrives as if they had never been sent. */
+static void test_foreign_descriptors(void **state)
+{
+    (void)state;
+    /* covers: W-15.18-2, W-15.21-10 */
+    tp_producer_t *p = NULL;
+    tp_consumer_t *c = NULL;
+    attach_both(&p, &c);
+    tp_bus_t *ib = NULL;
+    tp_bus_publication_t *pub = NULL;
+    tp_assert_ok(tp_bus_init(&ib, bus));
+    tp_assert_ok(tp_bus_publication_open(ib, &pub, "aeron:ipc?term-length=4m", 1100, false));
+    uint8_t buf[256];
+    seen_t s = { 0 };
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    for (uint64_t i = 0; i < 3; i++)
+    {
+        make_payload(buf, sizeof(buf), i);
+        assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
+    }
+    while (s.frames < 3)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_consumer_poll(c, on_frame, &s, 64);
+    }
+    uint64_t epoch = tp_consumer_epoch(c);
+    /* An older epoch and another stream, both naming seq 10 (slot 2, which holds seq 2). Read as ours, they would
+     * count 7 gaps, a late drop, and make the real seq 3 look like a duplicate. */
+    inject_descriptor(pub, STREAM, epoch - 1, 10);
+    inject_descriptor(pub, STREAM + 1, epoch, 10);
+    tp_consumer_counters_t k;
+    do
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_consumer_poll(c, on_frame, &s, 64);
+        tp_consumer_counters(c, &k);
+    } while (k.descriptors_ignored < 2);
+    make_payload(buf, sizeof(buf), 3);
+    assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
+    while (s.frames < 4)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_consumer_poll(c, on_frame, &s, 64);
+    }
+    tp_consumer_counters(c, &k);
+    assert_int_equal(s.last_seq, 3);
+    assert_int_equal(s.bad, 0);
+    assert_int_equal(k.frames, 4);
+    assert_int_equal(k.descriptors_ignored, 2);
+    assert_int_equal(k.drops_gap, 0);
+    assert_int_equal(k.drops_late, 0);
+    assert_int_equal(k.drops_invalid, 0);
+    tp_bus_publication_close(pub);
+    tp_bus_close(ib);
     tp_consumer_close(c);
     tp_producer_close(p);
 }
@@ -683,6 +760,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_frames_arrive_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lapped_consumer_counts_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_descriptors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overwritten_during_callback_is_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_style, setup, teardown),

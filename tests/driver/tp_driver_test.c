@@ -22,7 +22,7 @@ static void test_attach_ok_has_every_field(void **state)
 {
     (void)state;
     /* covers: D-4.2-1, D-4.2-7, D-4.2-8, D-4.2-9, D-4.2-13, D-4.2-18, D-4.2-21, D-4.2-25, D-4.3-2, D-4.1-1 */
-    /* covers: D-3-4, D-9-1, D-5-2, D-4.3-6, D-4.6-1 */
+    /* covers: D-3-4, D-9-1, D-5-2, D-4.3-6, D-4.6-1, W-15.5-1 */
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     int64_t cid = tp_driver_proxy_next_correlation_id(F.proxy);
     tp_attach_result_t r;

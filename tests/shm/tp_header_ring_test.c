@@ -55,7 +55,7 @@ static void test_states(void **state)
     tp_tensor_desc_t out;
     uint64_t sc;
     uint8_t *slot = tp_header_slot_at(ring, 1);
-    assert_ptr_equal(slot, ring + 64 + 256); /* slot i at 64 + i * 256 */
+    assert_ptr_equal(slot, ring + 64 + 256); /* slot i at 64 + i * 256. covers: W-6-3 */
     /* never written: seq_commit 0 is "in progress, seq 0" */
     assert_int_equal(tp_slot_snapshot(slot, 1, &f, &out, &sc), TP_SLOT_NOT_COMMITTED);
     publish(5, "abcd", 4, &t);
@@ -107,7 +107,7 @@ static void test_invalid_headers_are_dropped(void **state)
     publish(3, "12345678", 8, &t);
     tp_sbe_put_i16(slot + 64 + 8 + TP_WIRE_TENSOR_HEADER_DTYPE_OFFSET, 12);
     assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_INVALID_HEADER);
-    /* pad bytes are ignored */
+    /* pad bytes are ignored. covers: W-8.2-4 */
     publish(3, "12345678", 8, &t);
     memset(slot + TP_WIRE_SLOT_HEADER_PAD_OFFSET, 0xEE, 26);
     assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_OK);
