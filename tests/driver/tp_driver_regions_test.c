@@ -14,6 +14,7 @@
 #include "shm/tp_shm_path.h"
 #include "tp_driver_fixture.h"
 #include "tp_sbe_driver.h"
+#include "tp_sbe_wire.h"
 #include "tp_test_util.h"
 
 /* Squat on the directory name of the stream's next epoch with a file: creating its regions fails. */
@@ -88,7 +89,7 @@ static void test_long_error_messages_are_capped(void **state)
 static void test_activity_timestamps_are_refreshed(void **state)
 {
     (void)state;
-    /* covers: D-3-5 */
+    /* covers: D-3-5, W-7.1-3 (the driver refreshes it for the regions it owns) */
     tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     tp_attach_result_t rc;
     attach_ok(&c, &rc);
@@ -298,6 +299,94 @@ static void test_restart_starts_above_old_epochs(void **state)
     assert_int_equal(rc.header_nslots, 16);
 }
 
+typedef struct announced
+{
+    uint64_t epoch_above;
+    bool has_it;
+    tp_wire_shm_pool_announce_t m;
+    uint8_t copy[2048];
+} announced_t;
+
+static void on_announce(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    announced_t *a = clientd;
+    tp_sbe_header_t h;
+    if (a->has_it || length > sizeof(a->copy) || tp_sbe_header_read(&h, buffer, length) < 0 ||
+        h.schema_id != TP_WIRE_SCHEMA_ID || h.template_id != TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID)
+    {
+        return;
+    }
+    memcpy(a->copy, buffer, length);
+    tp_assert_ok(tp_wire_shm_pool_announce_decode(&a->m, a->copy, length));
+    a->has_it = tp_wire_shm_pool_announce_stream_id(&a->m) == CAM &&
+        tp_wire_shm_pool_announce_epoch(&a->m) > a->epoch_above;
+}
+
+static void copy_text(char *out, size_t capacity, tp_sbe_bytes_t b)
+{
+    size_t n = b.length < capacity - 1 ? b.length : capacity - 1;
+    memcpy(out, b.data, n);
+    out[n] = '\0';
+}
+
+/* With a 60 s announce period, a producer's attach is announced at once (the period alone would take a minute),
+ * by the driver, naming initialised regions by absolute paths, 256-byte header slots and the monotonic clock. */
+static void test_announce_on_change(void **state)
+{
+    (void)state;
+    /* covers: W-10.1.1-1, W-10.1.1-2, W-10.1.1-10, W-10.1-8, W-15.21a.4-1 */
+    teardown(NULL);
+    fixture_context("announce");
+    set("policies.announce_period_ms", "60000");
+    fixture_start();
+    tp_bus_subscription_t *sub = NULL;
+    tp_assert_ok(tp_bus_subscription_open(F.bus, &sub, F.driver->config.announce_channel,
+        (int32_t)F.driver->config.announce_stream_id, NULL, NULL, NULL));
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t rp;
+    attach_ok(&p, &rp);
+    assert_true(rp.epoch > rc.epoch);
+    announced_t a = { .epoch_above = rc.epoch };
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (!a.has_it)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        if (tp_bus_poll(sub, on_announce, &a, 16) == 0)
+        {
+            usleep(1000);
+        }
+    }
+    assert_int_equal(tp_wire_shm_pool_announce_epoch(&a.m), rp.epoch);
+    assert_int_equal(tp_wire_shm_pool_announce_header_slot_bytes(&a.m), 256);
+    assert_int_equal(tp_wire_shm_pool_announce_announce_clock_domain(&a.m), TP_WIRE_CLOCK_DOMAIN_MONOTONIC);
+    uint64_t stamp = tp_wire_shm_pool_announce_announce_timestamp_ns(&a.m);
+    assert_true(stamp > 0 && stamp <= (uint64_t)tp_clock_monotonic_ns());
+    char uri[1100];
+    copy_text(uri, sizeof(uri), tp_wire_shm_pool_announce_header_region_uri(&a.m));
+    assert_true(strncmp(uri, "shm:file?path=/", 15) == 0);
+    tp_superblock_t expected = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION,
+        .epoch = rp.epoch, .stream_id = CAM, .region_type = TP_REGION_HEADER_RING, .nslots = 8, .slot_bytes = 256 };
+    map_region(uri, &expected);
+    tp_wire_shm_pool_announce_payload_pools_t g;
+    assert_int_equal(tp_wire_shm_pool_announce_payload_pools(&a.m, &g), 2);
+    while (tp_wire_shm_pool_announce_payload_pools_next(&g))
+    {
+        copy_text(uri, sizeof(uri), tp_wire_shm_pool_announce_payload_pools_region_uri(&g));
+        assert_true(strncmp(uri, "shm:file?path=/", 15) == 0);
+        uint32_t stride = tp_wire_shm_pool_announce_payload_pools_stride_bytes(&g);
+        tp_superblock_t pe = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION, .epoch = rp.epoch,
+            .stream_id = CAM, .region_type = TP_REGION_PAYLOAD_POOL,
+            .pool_id = tp_wire_shm_pool_announce_payload_pools_pool_id(&g), .nslots = 8, .slot_bytes = stride,
+            .stride_bytes = stride };
+        map_region(uri, &pe);
+    }
+    tp_bus_subscription_close(sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_epoch_gc_spares_mapped_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_gc_trims_stale_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_starts_above_old_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_announce_on_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
