@@ -280,7 +280,7 @@ static void test_restart_starts_above_old_epochs(void **state)
 {
     (void)state;
     /* A restart recreates the files, here with a changed layout (16 slots instead of 8): new epoch, new layout.
-     * covers: D-10-3, D-6-3, D-6-4 */
+     * covers: D-10-3, D-6-3, D-6-4, W-15.2-1 */
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
     tp_attach_result_t r;
     attach_ok(&p, &r);

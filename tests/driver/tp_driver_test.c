@@ -60,7 +60,7 @@ static void test_attach_ok_has_every_field(void **state)
 static void test_producer_attach_bumps_epoch_and_sets_producer_id(void **state)
 {
     (void)state;
-    /* covers: D-6-1, D-8-1, D-8-2, D-7-3 */
+    /* covers: D-6-1, D-8-1, D-8-2, D-7-3, W-15.2-1 (a producer (re)start is a new epoch) */
     tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     tp_attach_result_t rc;
     attach_ok(&c, &rc);
@@ -90,7 +90,7 @@ static void test_attach_refusals(void **state)
     tp_attach_result_t r;
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
     attach_ok(&p, &r);
-    /* covers: D-5-1, D-4.6-4 */
+    /* covers: D-5-1, D-4.6-4, W-15.17-1 (each refusal below carries the code its meaning calls for) */
     tp_attach_params_t second = params(CAM, TP_DRIVER_ROLE_PRODUCER);
     attach_refused(&second, TP_DRIVER_RESPONSE_CODE_REJECTED, "already has a producer");
     /* covers: D-4.3-1 */
@@ -525,7 +525,7 @@ static void test_per_consumer_streams_without_ranges_are_declined(void **state)
 static void test_flood_of_garbage_is_counted_and_ignored(void **state)
 {
     (void)state;
-    /* covers: D-4.4a-4 (driver side), D-4.5-1 */
+    /* covers: D-4.4a-4 (driver side), D-4.5-1, W-15.16-3 (demultiplexed by schema and template id) */
     uint8_t msg[256];
     uint32_t seed = 12345;
     int sent = 0;

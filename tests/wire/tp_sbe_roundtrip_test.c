@@ -248,6 +248,120 @@ static void test_driver_attach_layouts(void **state)
     assert_int_equal(tp_driver_shm_attach_response_error_message(&resp).length, 0);
 }
 
+/* Driver spec appendix A: the schema id, version and template ids, the enum encodings, and the nulls. */
+static void test_driver_schema_appendix_a(void **state)
+{
+    (void)state;
+    /* covers: D-A-1, D-A-2, D-A-3 */
+    uint8_t buf[512];
+    tp_driver_shm_lease_keepalive_enc_t k;
+    tp_driver_shm_lease_keepalive_enc_begin(&k, buf, sizeof(buf));
+    assert_true(tp_driver_shm_lease_keepalive_enc_finish(&k) > 8);
+    assert_int_equal(tp_sbe_get_u16(buf + 2), 5);   /* templateId */
+    assert_int_equal(tp_sbe_get_u16(buf + 4), 901); /* schemaId */
+    assert_int_equal(tp_sbe_get_u16(buf + 6), 1);   /* version */
+    const int templates[] = { TP_DRIVER_SHM_ATTACH_REQUEST_TEMPLATE_ID, TP_DRIVER_SHM_ATTACH_RESPONSE_TEMPLATE_ID,
+        TP_DRIVER_SHM_DETACH_REQUEST_TEMPLATE_ID, TP_DRIVER_SHM_DETACH_RESPONSE_TEMPLATE_ID,
+        TP_DRIVER_SHM_LEASE_KEEPALIVE_TEMPLATE_ID, TP_DRIVER_SHM_DRIVER_SHUTDOWN_TEMPLATE_ID,
+        TP_DRIVER_SHM_LEASE_REVOKED_TEMPLATE_ID, TP_DRIVER_SHM_DRIVER_SHUTDOWN_REQUEST_TEMPLATE_ID };
+    for (int i = 0; i < 8; i++)
+    {
+        assert_int_equal(templates[i], i + 1);
+    }
+    assert_int_equal(TP_DRIVER_HUGEPAGES_POLICY_UNSPECIFIED, 0);
+    assert_int_equal(TP_DRIVER_HUGEPAGES_POLICY_STANDARD, 1);
+    assert_int_equal(TP_DRIVER_HUGEPAGES_POLICY_HUGEPAGES, 2);
+    assert_int_equal(TP_DRIVER_ROLE_PRODUCER, 1);
+    assert_int_equal(TP_DRIVER_ROLE_CONSUMER, 2);
+    assert_int_equal(TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING, 1);
+    assert_int_equal(TP_DRIVER_PUBLISH_MODE_EXISTING_OR_CREATE, 2);
+    assert_int_equal(TP_DRIVER_LEASE_REVOKE_REASON_DETACHED, 1);
+    assert_int_equal(TP_DRIVER_LEASE_REVOKE_REASON_EXPIRED, 2);
+    assert_int_equal(TP_DRIVER_LEASE_REVOKE_REASON_REVOKED, 3);
+    assert_int_equal(TP_DRIVER_SHUTDOWN_REASON_NORMAL, 0);
+    assert_int_equal(TP_DRIVER_SHUTDOWN_REASON_ADMIN, 1);
+    assert_int_equal(TP_DRIVER_SHUTDOWN_REASON_ERROR, 2);
+    assert_int_equal(TP_DRIVER_RESPONSE_CODE_OK, 0);
+    assert_int_equal(TP_DRIVER_RESPONSE_CODE_INTERNAL_ERROR, 4);
+
+    /* The code is an i32 on the wire, the role a u8: a response with code INTERNAL_ERROR and every optional field at
+     * its declared null decodes as "absent" everywhere; one below each null is present. */
+    for (int present = 0; present < 2; present++)
+    {
+        uint64_t d = (uint64_t)present;
+        tp_driver_shm_attach_response_enc_t a;
+        tp_driver_shm_attach_response_enc_begin(&a, buf, sizeof(buf));
+        tp_driver_shm_attach_response_set_code(&a, TP_DRIVER_RESPONSE_CODE_INTERNAL_ERROR);
+        tp_driver_shm_attach_response_set_lease_id(&a, UINT64_MAX - d);
+        tp_driver_shm_attach_response_set_lease_expiry_timestamp_ns(&a, UINT64_MAX - d);
+        tp_driver_shm_attach_response_set_stream_id(&a, (uint32_t)(UINT32_MAX - d));
+        tp_driver_shm_attach_response_set_epoch(&a, UINT64_MAX - d);
+        tp_driver_shm_attach_response_set_layout_version(&a, (uint32_t)(UINT32_MAX - d));
+        tp_driver_shm_attach_response_set_header_nslots(&a, (uint32_t)(UINT32_MAX - d));
+        tp_driver_shm_attach_response_set_header_slot_bytes(&a, (uint16_t)(UINT16_MAX - d));
+        tp_driver_shm_attach_response_set_node_id(&a, (uint32_t)(UINT32_MAX - d));
+        int64_t n = tp_driver_shm_attach_response_enc_finish(&a);
+        assert_true(n > 0);
+        assert_int_equal(tp_sbe_get_u32(buf + 8 + TP_DRIVER_SHM_ATTACH_RESPONSE_CODE_OFFSET), 4);
+        tp_driver_shm_attach_response_t r;
+        tp_assert_ok(tp_driver_shm_attach_response_decode(&r, buf, (size_t)n));
+        bool want = present != 0;
+        assert_true(tp_driver_shm_attach_response_has_lease_id(&r) == want);
+        assert_true(tp_driver_shm_attach_response_has_lease_expiry_timestamp_ns(&r) == want);
+        assert_true(tp_driver_shm_attach_response_has_stream_id(&r) == want);
+        assert_true(tp_driver_shm_attach_response_has_epoch(&r) == want);
+        assert_true(tp_driver_shm_attach_response_has_layout_version(&r) == want);
+        assert_true(tp_driver_shm_attach_response_has_header_nslots(&r) == want);
+        assert_true(tp_driver_shm_attach_response_has_header_slot_bytes(&r) == want);
+        assert_true(tp_driver_shm_attach_response_has_node_id(&r) == want);
+
+        tp_driver_shm_attach_request_enc_t q;
+        tp_driver_shm_attach_request_enc_begin(&q, buf, sizeof(buf));
+        tp_driver_shm_attach_request_set_publish_mode(&q, (uint8_t)(255 - d));
+        tp_driver_shm_attach_request_set_desired_node_id(&q, (uint32_t)(UINT32_MAX - d));
+        n = tp_driver_shm_attach_request_enc_finish(&q);
+        tp_driver_shm_attach_request_t qr;
+        tp_assert_ok(tp_driver_shm_attach_request_decode(&qr, buf, (size_t)n));
+        assert_true(tp_driver_shm_attach_request_has_publish_mode(&qr) == want);
+        assert_true(tp_driver_shm_attach_request_has_desired_node_id(&qr) == want);
+    }
+}
+
+/* Var-data is never optional in any of our schemas: absence is length 0 (a reader cannot tell "optional" from the
+ * bytes). covers: W-10.1-6, D-4.2-16 */
+static void test_var_data_is_never_optional(void **state)
+{
+    (void)state;
+    const char *names[] = { "wire", "driver", "discovery", "bridge", "merge", "tracelink" };
+    int data_fields = 0;
+    for (int i = 0; i < 6; i++)
+    {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/schemas/%s.xml", TP_SOURCE_DIR, names[i]);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        static char text[1 << 17];
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        for (const char *at = strstr(text, "<data "); at != NULL; at = strstr(at + 1, "<data "))
+        {
+            const char *end = strchr(at, '>');
+            assert_non_null(end);
+            char element[512];
+            size_t len = (size_t)(end - at) < sizeof(element) - 1 ? (size_t)(end - at) : sizeof(element) - 1;
+            memcpy(element, at, len);
+            element[len] = '\0';
+            if (strstr(element, "presence") != NULL)
+            {
+                fail_msg("%s: %s declares a presence", path, element);
+            }
+            data_fields++;
+        }
+    }
+    assert_int_equal(data_fields, 35); /* the scan found them all: wire 15, driver 8, discovery 10, bridge 2 */
+}
+
 static void test_discovery_response_nested_groups(void **state)
 {
     (void)state;
@@ -345,6 +459,8 @@ int main(void)
         cmocka_unit_test(test_every_message_round_trips),
         cmocka_unit_test(test_frame_descriptor_layout_and_nulls),
         cmocka_unit_test(test_driver_attach_layouts),
+        cmocka_unit_test(test_driver_schema_appendix_a),
+        cmocka_unit_test(test_var_data_is_never_optional),
         cmocka_unit_test(test_discovery_response_nested_groups),
         cmocka_unit_test(test_block_lengths_match_the_schemas),
     };
