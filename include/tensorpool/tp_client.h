@@ -169,6 +169,7 @@ typedef struct tp_consumer_counters
     uint64_t progress_dropped; /* FrameProgress reports that broke a rule */
     uint64_t rate_limited;  /* RATE_LIMITED: frames not delivered by local gating on the shared stream, or
                              * thinned by the producer on a per-consumer stream */
+    uint64_t resyncs;       /* jumps to the newest frame after falling max_outstanding_seq_gap behind */
 } tp_consumer_counters_t;
 
 typedef enum tp_consumer_mode
@@ -196,7 +197,14 @@ typedef struct tp_consumer_options
     bool supports_progress;         /* follow frames as they fill (tp_consumer_set_progress_handler) */
     uint32_t progress_interval_us;  /* hint: report at most this often (0: the producer's default) */
     uint32_t progress_bytes_delta;  /* hint: at least this many bytes apart (0: the producer's default) */
+    /* Resync when this far behind (wire spec 15.4): a descriptor whose slot already holds a frame more than this many
+     * sequences newer makes the consumer drop everything up to that newer frame without reading it (counted as
+     * drops_gap, and once in resyncs) and continue from there, the freshest data it knows of. Default
+     * TP_CONSUMER_DEFAULT_MAX_SEQ_GAP (256); 0: never resync, check every descriptor's slot. */
+    uint32_t max_outstanding_seq_gap;
 } tp_consumer_options_t;
+
+#define TP_CONSUMER_DEFAULT_MAX_SEQ_GAP 256
 
 /* A frame being filled: the prefix [0, bytes_filled) of its payload is written, the rest is not yet. prefix is
  * NULL when the tensor's layout does not make a prefix meaningful (wire spec 10.2.2: strides must be contiguous, or

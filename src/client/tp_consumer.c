@@ -62,6 +62,7 @@ static void follow_lease(tp_consumer_t *c)
         c->generation = c->lease.generation;
         c->mask = c->lease.nslots - 1;
         c->has_expected = false;
+        c->resync_to = 0;
     }
 }
 
@@ -86,9 +87,18 @@ static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id, uint64
     tp_slot_fields_t fields;
     uint64_t seq_commit = 0;
     tp_slot_status_t st = tp_slot_snapshot(slot, seq, &fields, &f.tensor, &seq_commit);
-    if (st == TP_SLOT_SEQ_MISMATCH && (tp_slot_read_begin(slot) >> 1) > seq)
+    uint64_t head = st == TP_SLOT_SEQ_MISMATCH ? tp_slot_read_begin(slot) >> 1 : 0;
+    if (head > seq)
     {
         c->counters.drops_gap++; /* overwritten before we got to it */
+        uint32_t max_gap = c->options.max_outstanding_seq_gap;
+        if (max_gap != 0 && head - seq > max_gap)
+        {
+            /* Wire spec 15.4: this far behind, resync: drop the backlog up to the newest frame we know of without
+             * reading its slots (all overwritten or about to be), and carry on from there. */
+            c->resync_to = head;
+            c->counters.resyncs++;
+        }
         return;
     }
     if (st == TP_SLOT_INVALID_HEADER)
@@ -192,6 +202,11 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
     }
     c->has_expected = true;
     c->expected_seq = seq + 1;
+    if (seq < c->resync_to)
+    {
+        c->counters.drops_gap++; /* skipped by a resync */
+        return;
+    }
     uint64_t publish_ns = tp_wire_frame_descriptor_has_timestamp_ns(&m) ? tp_wire_frame_descriptor_timestamp_ns(&m) : 0;
     if (!tp_consumer_rate_allows(c, publish_ns))
     {

@@ -24,6 +24,7 @@ void tp_consumer_options_init(tp_consumer_options_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->mode = TP_CONSUMER_STREAM;
+    o->max_outstanding_seq_gap = TP_CONSUMER_DEFAULT_MAX_SEQ_GAP;
 }
 
 /* Wire spec 10.2.2: the prefix is layout-safe when the tensor is contiguous with payload_offset 0, or when

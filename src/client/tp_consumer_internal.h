@@ -48,6 +48,7 @@ struct tp_consumer
     uint32_t generation; /* of the lease this state was derived from */
     bool has_expected;
     uint64_t expected_seq;
+    uint64_t resync_to; /* after a resync: descriptors below this seq are dropped unread (wire spec 15.4) */
     tp_consumer_counters_t counters;
     /* the handler of tp_consumer_agent */
     tp_frame_handler_t agent_handler;

@@ -252,6 +252,55 @@ static void inject_descriptor(tp_bus_publication_t *pub, uint32_t stream, uint64
 
 /* Descriptors that do not belong to the mapped epoch and stream are dropped before the slot is looked at, and
  * they do not move the consumer's sequence tracking: the next real frame arrives as if they had never been sent. */
+/* A consumer that fell further behind than max_outstanding_seq_gap jumps to the newest frame it knows of instead of
+ * working through a backlog of overwritten slots; with the gap unset (0) it checks every slot. */
+static void test_far_behind_consumer_resyncs(void **state)
+{
+    (void)state;
+    /* covers: W-15.4-3s, W-15.4-4s */
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_consumer_options_t o;
+    tp_consumer_options_init(&o);
+    assert_int_equal(o.max_outstanding_seq_gap, 256);
+    o.max_outstanding_seq_gap = 16;
+    tp_consumer_t *jumper = NULL;
+    tp_assert_ok(tp_consumer_open(&jumper, client, STREAM, &o, TIMEOUT_NS));
+    o.max_outstanding_seq_gap = 0;
+    tp_consumer_t *checker = NULL;
+    tp_assert_ok(tp_consumer_open(&checker, client, STREAM, &o, TIMEOUT_NS));
+    uint8_t buf[256];
+    for (uint64_t i = 0; i < 100; i++) /* 100 frames into 8 slots before anyone looks */
+    {
+        make_payload(buf, sizeof(buf), i);
+        assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
+    }
+    seen_t sj = { 0 }, sc = { 0 };
+    tp_consumer_counters_t kj, kc;
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    do /* until each has accounted for all 100 */
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_consumer_poll(jumper, on_frame, &sj, 64);
+        tp_consumer_poll(checker, on_frame, &sc, 64);
+        tp_consumer_counters(jumper, &kj);
+        tp_consumer_counters(checker, &kc);
+    } while (kj.frames + kj.drops_gap < 100 || kc.frames + kc.drops_gap < 100);
+    /* Descriptor 0 finds its slot holding seq 96, 96 behind: one resync, 1..95 dropped unread, 96..99 delivered. */
+    assert_int_equal(kj.resyncs, 1);
+    assert_int_equal(kj.frames, 4);
+    assert_int_equal(kj.drops_gap, 96);
+    assert_int_equal(sj.last_seq, 99);
+    /* Without a gap limit: every overwritten slot checked, the 8 the ring still holds delivered. */
+    assert_int_equal(kc.resyncs, 0);
+    assert_int_equal(kc.frames, 8);
+    assert_int_equal(kc.drops_gap, 92);
+    assert_int_equal(sj.bad + sc.bad, 0);
+    tp_consumer_close(checker);
+    tp_consumer_close(jumper);
+    tp_producer_close(p);
+}
+
 static void test_foreign_descriptors(void **state)
 {
     (void)state;
@@ -762,6 +811,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frames_arrive_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lapped_consumer_counts_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_descriptors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_far_behind_consumer_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overwritten_during_callback_is_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_style, setup, teardown),
