@@ -70,7 +70,8 @@ TP_API int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, ui
 TP_API int64_t tp_producer_offer_frame(tp_producer_t *producer, const void *payload, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
 /* The same with the frame's capture (source) time, CLOCK_MONOTONIC ns, for the slot header (0: the commit time).
- * The descriptor always carries the publish time, taken after the commit. */
+ * Slot timestamps never go back (wire spec 15.7): one older than the previous frame's is refused (TP_E_INVALID,
+ * nothing published). The descriptor always carries the publish time, taken after the commit. */
 TP_API int64_t tp_producer_offer_frame_at(tp_producer_t *producer, const void *payload, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id, uint64_t timestamp_ns);
 
@@ -84,7 +85,8 @@ typedef struct tp_claim
     uint16_t pool_id;
     uint64_t seq;
     uint64_t timestamp_ns; /* capture time for the slot header (CLOCK_MONOTONIC); set it before the commit, or
-                            * leave 0 for the commit time */
+                            * leave 0 for the commit time. Older than the previous frame's: the commit is refused
+                            * and the slot released (wire spec 15.7) */
     uint32_t generation_; /* internal */
 } tp_claim_t;
 

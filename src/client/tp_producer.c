@@ -26,6 +26,7 @@ struct tp_producer
     tp_client_lease_t lease;
     tp_bus_publication_t *descriptors;
     uint64_t next_seq;
+    uint64_t last_timestamp_ns; /* the last frame's slot timestamp: the next may not be older (wire spec 15.7) */
     uint32_t mask;
     uint32_t generation;
     bool has_claim;
@@ -282,6 +283,19 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
         tp_producer_abort(p, claim);
         return -1;
     }
+    uint64_t timestamp_ns = claim->timestamp_ns;
+    if (timestamp_ns == 0)
+    {
+        timestamp_ns = (uint64_t)tp_clock_monotonic_ns(); /* vDSO, no system call */
+        timestamp_ns = timestamp_ns > p->last_timestamp_ns ? timestamp_ns : p->last_timestamp_ns;
+    }
+    else if (timestamp_ns < p->last_timestamp_ns)
+    {
+        TP_SET_ERR(TP_E_INVALID, "capture timestamp %" PRIu64 " ns is older than the previous frame's %" PRIu64
+            " ns; slot timestamps never go back (wire spec 15.7)", timestamp_ns, p->last_timestamp_ns);
+        tp_producer_abort(p, claim);
+        return -1;
+    }
     uint64_t seq = claim->seq;
     uint32_t index = (uint32_t)(seq & p->mask);
     if (meta_version == 0)
@@ -292,8 +306,7 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
     uint8_t tensor_header[TP_TENSOR_HEADER_BYTES];
     tp_tensor_header_encode(tensor_header, tensor);
     tp_slot_fields_t fields = { .values_len_bytes = length, .payload_slot = index, .pool_id = claim->pool_id,
-        .payload_offset = 0, .meta_version = meta_version,
-        .timestamp_ns = claim->timestamp_ns != 0 ? claim->timestamp_ns : (uint64_t)tp_clock_monotonic_ns() };
+        .payload_offset = 0, .meta_version = meta_version, .timestamp_ns = timestamp_ns };
     tp_slot_write_header(slot, &fields, tensor_header);
     tp_slot_commit(slot, seq);
     if (p->progress_started)
@@ -303,6 +316,7 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
     }
     p->has_claim = false;
     p->next_seq++;
+    p->last_timestamp_ns = timestamp_ns;
     /* Wire spec 8.3, 10.2.1: the descriptor goes out only after the commit, stamped with the publish time. */
     int64_t rc = publish_descriptor(p, seq, (uint64_t)tp_clock_monotonic_ns(), meta_version, trace_id);
     if (rc < 0)
@@ -404,6 +418,12 @@ int64_t tp_producer_offer_frame_at(tp_producer_t *p, const void *payload, uint32
     if (tp_tensor_validate(tensor) < 0)
     {
         return -1;
+    }
+    if (timestamp_ns != 0 && timestamp_ns < p->last_timestamp_ns)
+    {
+        TP_SET_ERR(TP_E_INVALID, "capture timestamp %" PRIu64 " ns is older than the previous frame's %" PRIu64
+            " ns; slot timestamps never go back (wire spec 15.7)", timestamp_ns, p->last_timestamp_ns);
+        return -1; /* refused before a slot is claimed or a byte copied */
     }
     tp_claim_t claim;
     if (tp_producer_try_claim_by_size(p, length, &claim) < 0)

@@ -189,16 +189,29 @@ static void test_frames_arrive_intact(void **state)
     /* Timestamps: the slot carries the capture time the producer gives (else its commit time), the descriptor
      * the publish time, taken after the commit. covers: W-10.2.1-3, W-10.2.1-6 */
     int64_t before = tp_clock_monotonic_ns();
+    uint64_t capture = (uint64_t)before + 1000;
     make_payload(buf, 100, 1000);
-    assert_int_equal(tp_producer_offer_frame_at(p, buf, 100, tensor_of(100), 0, 0, 12345), 1000);
+    assert_int_equal(tp_producer_offer_frame_at(p, buf, 100, tensor_of(100), 0, 0, capture), 1000);
     assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
-    assert_int_equal(s.last.timestamp_ns, 12345);
+    assert_int_equal(s.last.timestamp_ns, capture);
     assert_true(s.last.publish_timestamp_ns >= (uint64_t)before);
+    /* Slot timestamps never go back: an older capture time is refused on either path, nothing is published and
+     * the sequence is not used up. covers: W-15.7-2 */
+    tp_assert_fails_with(tp_producer_offer_frame_at(p, buf, 100, tensor_of(100), 0, 0, capture - 1), "older");
+    tp_claim_t claim;
+    tp_assert_ok(tp_producer_try_claim_by_size(p, 100, &claim));
+    memcpy(claim.buffer, buf, 100);
+    claim.timestamp_ns = capture - 5;
+    assert_int_equal(tp_producer_commit(p, &claim, 100, tensor_of(100), 0, 0), -1);
+    assert_int_equal(tp_producer_next_seq(p), 1001);
     make_payload(buf, 100, 1001);
     assert_int_equal(tp_producer_offer_frame(p, buf, 100, tensor_of(100), 0, 0), 1001);
     assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
-    assert_true(s.last.timestamp_ns >= (uint64_t)before);
-    assert_true(s.last.publish_timestamp_ns >= s.last.timestamp_ns);
+    assert_true(s.last.timestamp_ns >= capture); /* the commit time, or the last capture time if that is later */
+    assert_true(s.last.publish_timestamp_ns >= (uint64_t)before);
+    tp_consumer_counters(c, &k);
+    assert_int_equal(k.frames, 1002);
+    assert_int_equal(k.drops_gap + k.drops_late + k.drops_invalid, 0);
     /* The payload fits no pool: refused at once, nothing published. covers: W-9-3 */
     tp_assert_fails_with(tp_producer_offer_frame(p, buf, 70000, tensor_of(70000), 0, 0), "fits no pool");
     tp_consumer_close(c);
