@@ -579,17 +579,24 @@ static void *fake_provider(void *arg)
     return NULL;
 }
 
+/* A client whose discovery requests go to the fake (stream 7200) rather than the driver's provider. */
+static tp_client_t *connect_to_fake(tp_client_context_t **ctx)
+{
+    tp_client_t *c = NULL;
+    tp_assert_ok(tp_client_context_init(ctx));
+    tp_assert_ok(tp_client_context_set(*ctx, "client.bus_dir", bus_dir));
+    tp_assert_ok(tp_client_context_set(*ctx, "client.discovery_stream_id", "7200"));
+    tp_assert_ok(tp_client_context_set(*ctx, "client.discovery_response_stream_id", "7204"));
+    tp_assert_ok(tp_client_connect(&c, *ctx));
+    return c;
+}
+
 static void test_client_checks_answers(void **state)
 {
     (void)state;
     /* covers: Q-4.3-1, Q-5.1-5, Q-5.2-6, Q-5.2-8, Q-5.2-12, Q-5.2-14, Q-10-1, Q-10-2, Q-10-5, Q-7-1 */
     tp_client_context_t *ctx = NULL;
-    tp_client_t *c = NULL;
-    tp_assert_ok(tp_client_context_init(&ctx));
-    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus_dir));
-    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_stream_id", "7200"));
-    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_response_stream_id", "7204"));
-    tp_assert_ok(tp_client_connect(&c, ctx));
+    tp_client_t *c = connect_to_fake(&ctx);
     fake_t f = { 0 };
     tp_assert_ok(tp_bus_init(&f.bus, bus_dir)); /* the fake's own bus handle, for its own thread */
     pthread_t t;
@@ -618,12 +625,7 @@ static void test_results_are_not_authority(void **state)
     (void)state;
     /* covers: Q-3-1, Q-7-6, Q-5.1-8 */
     tp_client_context_t *ctx = NULL;
-    tp_client_t *c = NULL;
-    tp_assert_ok(tp_client_context_init(&ctx));
-    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus_dir));
-    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_stream_id", "7200"));
-    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_response_stream_id", "7204"));
-    tp_assert_ok(tp_client_connect(&c, ctx));
+    tp_client_t *c = connect_to_fake(&ctx);
     fake_t f = { 0 };
     f.lies = true;
     tp_assert_ok(tp_bus_init(&f.bus, bus_dir));
