@@ -388,6 +388,76 @@ static void test_protocol_errors_fail_closed(void **state)
     tp_consumer_close(c);
 }
 
+/* Poll the producer and the fake until `done` says so. */
+static void poll_producer_until(tp_producer_t *p, bool (*done)(tp_producer_t *, const void *), const void *arg)
+{
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (!done(p, arg))
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(p);
+        fake_poll();
+    }
+}
+
+static bool has_requests(tp_producer_t *p, const void *count)
+{
+    (void)p;
+    return fake.attach_requests >= *(const int *)count;
+}
+
+static bool error_names(tp_producer_t *p, const void *text)
+{
+    return strstr(tp_producer_last_error(p), text) != NULL;
+}
+
+static bool is_attached(tp_producer_t *p, const void *unused)
+{
+    (void)unused;
+    return tp_producer_is_attached(p);
+}
+
+/* The producer maps what the driver made and nothing else: a region that does not exist is not created, and the
+ * regions it wrote into are neither truncated nor removed when it leaves. covers: D-2.2-1 */
+static void test_producer_never_creates_or_removes_files(void **state)
+{
+    (void)state;
+    char missing[800], missing_uri[900];
+    snprintf(missing, sizeof(missing), "%s/not-there.ring", shm);
+    snprintf(missing_uri, sizeof(missing_uri), "shm:file?path=%s", missing);
+    const char *header = real.header_region_uri + strlen("shm:file?path=");
+    struct stat before;
+    assert_int_equal(stat(header, &before), 0);
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_attach_async(&p, client, STREAM));
+    int want = 1;
+    poll_producer_until(p, has_requests, &want);
+    mutation_t mu = { .code = TP_DRIVER_RESPONSE_CODE_OK, .lease_id = 600, .header_uri = missing_uri };
+    fake_respond(fake.requests[0].correlation_id, &mu);
+    poll_producer_until(p, error_names, "not-there.ring");
+    assert_int_equal(access(missing, F_OK), -1);
+    assert_false(tp_producer_is_attached(p));
+    /* The next request is answered with the real regions: attached, a frame written, closed. */
+    want = 2;
+    poll_producer_until(p, has_requests, &want);
+    assert_int_equal(fake.requests[1].role, TP_DRIVER_ROLE_PRODUCER);
+    fake_respond(fake.requests[1].correlation_id, &ok);
+    poll_producer_until(p, is_attached, NULL);
+    uint8_t byte = 7;
+    tp_tensor_desc_t t;
+    memset(&t, 0, sizeof(t));
+    t.dtype = TP_DTYPE_UINT8;
+    t.major_order = TP_MAJOR_ORDER_ROW;
+    t.ndims = 1;
+    t.dims[0] = 1;
+    assert_true(tp_producer_offer_frame(p, &byte, 1, &t, 0, 0) >= 0);
+    tp_producer_close(p);
+    struct stat after;
+    assert_int_equal(stat(header, &after), 0);
+    assert_int_equal(after.st_size, before.st_size);
+    assert_int_equal(after.st_ino, before.st_ino);
+}
+
 static void test_duplicate_and_newer_responses(void **state)
 {
     (void)state;
@@ -511,6 +581,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_protocol_errors_fail_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_producer_never_creates_or_removes_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_and_newer_responses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalives_and_expiry, setup, teardown),
