@@ -659,6 +659,30 @@ static void test_context_errors(void **state)
     tp_driver_context_close(ctx);
 }
 
+/* Each run of a client starts its correlation ids at a random multiple of 2^24, so a response still on the stream
+ * from an earlier run is not taken for one of ours. covers: D-B.1-1 */
+static void test_correlation_ids_differ_between_runs(void **state)
+{
+    (void)state;
+    enum { RUNS = 16 };
+    int64_t first[RUNS];
+    for (int i = 0; i < RUNS; i++)
+    {
+        tp_driver_proxy_t *proxy = NULL;
+        tp_assert_ok(tp_driver_proxy_open(&proxy, F.bus, "aeron:ipc", 1000));
+        first[i] = tp_driver_proxy_next_correlation_id(proxy);
+        tp_driver_proxy_close(proxy);
+    }
+    for (int i = 0; i < RUNS; i++)
+    {
+        for (int j = i + 1; j < RUNS; j++)
+        {
+            int64_t apart = first[i] > first[j] ? first[i] - first[j] : first[j] - first[i];
+            assert_true(apart >= (INT64_C(1) << 24)); /* 16 M requests each before two runs could meet */
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -669,6 +693,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_attach_version_is_unsupported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_attach_is_answered_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_correlation_ids_differ_between_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operator_revocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_producer_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dynamic_streams, setup, teardown),
