@@ -157,7 +157,8 @@ static void test_frames_arrive_intact(void **state)
 {
     (void)state;
     /* covers: W-8.3-1, W-8.2-7, W-10.2.1-1 (the consumer accepts a frame only when the descriptor's seq is the
-     * slot's seq_commit >> 1), W-10.2.1-2 (seq 0, 1, 2, ...), W-10.2.1-9 (the pool comes from the slot) */
+     * slot's seq_commit >> 1), W-10.2.1-2 (seq 0, 1, 2, ...), W-10.2.1-9 (the pool comes from the slot),
+     * W-15.5-3 (a slot whose payload_slot is not its header index is dropped as invalid: none here) */
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
     attach_both(&p, &c);
