@@ -23,7 +23,17 @@ void tp_slot_write_header(uint8_t *slot, const tp_slot_fields_t *f, const uint8_
     tp_sbe_put_u64(slot + SH_OFF(TIMESTAMP_NS), f->timestamp_ns);
     tp_sbe_put_u32(slot + SH_OFF(META_VERSION), f->meta_version);
     tp_sbe_put_u32(slot + SLOT_HEADER_BYTES_LENGTH_OFFSET, TP_TENSOR_HEADER_BYTES);
-    memcpy(slot + SLOT_TENSOR_OFFSET, tensor_header, TP_TENSOR_HEADER_BYTES);
+    /* The TensorHeader fills the slot's last three cache lines. A line that already holds the same bytes (the same
+     * shape as this slot's last frame) is left alone: rewriting it would take it away from the consumers' caches
+     * for nothing, and every frame would pay for the round trips. The bytes end up the same either way. */
+    for (size_t line = 0; line < TP_TENSOR_HEADER_BYTES; line += 64)
+    {
+        uint8_t *dst = slot + SLOT_TENSOR_OFFSET + line;
+        if (memcmp(dst, tensor_header + line, 64) != 0)
+        {
+            memcpy(dst, tensor_header + line, 64);
+        }
+    }
 }
 
 void tp_slot_read_fields(const uint8_t *slot, tp_slot_fields_t *out)
