@@ -5,8 +5,13 @@
  *  - a producer killed with SIGKILL in the middle of writing a frame: that frame is never accepted; the driver
  *    expires its lease, a new producer process attaches, and the consumer remaps and continues;
  *  - the driver killed with SIGKILL: producer and consumer notice (the superblock activity goes stale), drop their
- *    leases and mappings, and attach again by themselves once a driver runs again.
+ *    leases and mappings, and attach again by themselves once a driver runs again;
+ *  - a consumer process killed: its per-consumer stream is closed; a metadata reader started later in another
+ *    process sees the data source and its attributes, a deleted one gone;
+ *  - a rate-limited consumer process on its own descriptor stream gets at most its rate; a slow one counts its drops;
+ *    the QoS this process hears from both matches what each actually counted.
  */
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
@@ -20,6 +25,7 @@
 #include "core/tp_crc32c.h"
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_metadata.h"
+#include "tensorpool/tp_qos.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
@@ -419,6 +425,9 @@ static void test_killed_consumer_and_late_metadata_reader(void **state)
     tp_producer_t *p = NULL;
     tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
     tp_assert_ok(tp_metadata_set_source(tp_producer_metadata(p), "camera-7", "a camera in another process"));
+    tp_assert_ok(tp_metadata_set_text(tp_producer_metadata(p), "exposure", "10ms"));
+    tp_assert_ok(tp_metadata_set_text(tp_producer_metadata(p), "gain", "2"));
+    tp_assert_ok(tp_metadata_delete_attribute(tp_producer_metadata(p), "gain"));
     /* A consumer process with a descriptor stream of its own. */
     pid_t consumer = fork();
     assert_true(consumer >= 0);
@@ -479,9 +488,12 @@ static void test_killed_consumer_and_late_metadata_reader(void **state)
         while (tp_clock_monotonic_ns() < end)
         {
             tp_metadata_cache_poll(cache, 64);
-            if (tp_metadata_cache_get(cache, STREAM, &v) && v.has_announce && strcmp(v.name, "camera-7") == 0)
+            if (tp_metadata_cache_get(cache, STREAM, &v) && v.has_announce && strcmp(v.name, "camera-7") == 0 &&
+                v.has_attributes)
             {
-                _exit(0);
+                const tp_metadata_attribute_t *exposure = tp_metadata_find(&v, "exposure");
+                bool ok = exposure != NULL && tp_metadata_find(&v, "gain") == NULL;
+                _exit(ok ? 0 : 5); /* the deleted attribute is gone, the other is there */
             }
             usleep(1000);
         }
@@ -500,6 +512,204 @@ static void test_killed_consumer_and_late_metadata_reader(void **state)
     tp_client_context_close(ctx);
 }
 
+/* ---- rate limiting and QoS across processes ---- */
+
+typedef struct child_report
+{
+    tp_consumer_counters_t counters;
+    uint32_t own_stream; /* its per-consumer descriptor stream (0: the shared one) */
+    uint8_t mode;
+} child_report_t;
+
+static void slow_frame(void *clientd, const tp_frame_t *f)
+{
+    (void)clientd;
+    (void)f;
+    usleep(3000); /* reads in place for 3 ms while the producer writes a 4-slot ring every 1 ms */
+}
+
+/* A consumer process: rate limited to 50 Hz on a descriptor stream of its own, or slow on the shared stream. Says
+ * 'R' on ready_fd once attached (and granted), consumes until a byte arrives on stop_fd, keeps polling for 300 ms
+ * (six QoS periods: its last report carries its final counters), then writes its report and exits. */
+static void consumer_child(bool rate_limited, int ready_fd, int stop_fd, int report_fd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *client = connect_client(&ctx);
+    tp_consumer_options_t o;
+    tp_consumer_options_init(&o);
+    if (rate_limited)
+    {
+        o.mode = TP_CONSUMER_RATE_LIMITED;
+        o.max_rate_hz = 50;
+        o.per_consumer_descriptors = true;
+    }
+    tp_consumer_t *c = NULL;
+    if (client == NULL || tp_consumer_open(&c, client, STREAM, &o, TIMEOUT_NS) < 0)
+    {
+        _exit(3);
+    }
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (rate_limited && tp_consumer_descriptor_stream_id(c) == 0)
+    {
+        if (tp_clock_monotonic_ns() > deadline)
+        {
+            _exit(4);
+        }
+        tp_consumer_poll(c, on_nothing, NULL, 64);
+        usleep(1000);
+    }
+    if (write(ready_fd, "R", 1) != 1)
+    {
+        _exit(5);
+    }
+    struct pollfd pfd = { .fd = stop_fd, .events = POLLIN };
+    while (poll(&pfd, 1, 0) == 0)
+    {
+        tp_consumer_poll(c, rate_limited ? on_nothing : slow_frame, NULL, 64);
+    }
+    int64_t end = tp_clock_monotonic_ns() + 300 * TP_NS_PER_MS;
+    while (tp_clock_monotonic_ns() < end)
+    {
+        tp_consumer_poll(c, on_nothing, NULL, 64);
+        usleep(1000);
+    }
+    child_report_t r;
+    memset(&r, 0, sizeof(r));
+    tp_consumer_counters(c, &r.counters);
+    r.own_stream = tp_consumer_descriptor_stream_id(c);
+    r.mode = (uint8_t)tp_consumer_mode(c);
+    _exit(write(report_fd, &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 6);
+}
+
+static void test_rate_limit_and_qos_across_processes(void **state)
+{
+    (void)state;
+    /* covers: W-11-3, W-10.4.1-1, W-11-1 (across processes: the hello's 50 Hz is applied by the producer; QoS drops are
+     * the counted ones; the slow STREAM consumer accounts for every descriptor) */
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *client = connect_client(&ctx);
+    assert_non_null(client);
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));
+    tp_qos_monitor_t *monitor = NULL;
+    tp_assert_ok(tp_qos_monitor_open(&monitor, client, 0));
+    int ready[2], stop[2], report[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(stop), 0);
+    assert_int_equal(pipe(report), 0);
+    pid_t children[2];
+    for (int i = 0; i < 2; i++)
+    {
+        children[i] = fork();
+        assert_true(children[i] >= 0);
+        if (children[i] == 0)
+        {
+            consumer_child(i == 0, ready[1], stop[0], report[1]);
+        }
+    }
+    /* Both attached (the limited one granted its stream), and the producer serving that stream. */
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    int ready_count = 0;
+    while (ready_count < 2 || tp_producer_consumer_streams(p) != 1)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        struct pollfd pfd = { .fd = ready[0], .events = POLLIN };
+        char byte;
+        if (poll(&pfd, 1, 1) == 1 && read(ready[0], &byte, 1) == 1)
+        {
+            ready_count++;
+        }
+        tp_producer_do_work(p);
+        tp_qos_monitor_poll(monitor, 64);
+    }
+    /* 300 frames, one a millisecond. */
+    uint8_t buf[4096];
+    int64_t first = tp_clock_monotonic_ns();
+    for (uint64_t i = 0; i < 300; i++)
+    {
+        uint32_t length = make_payload(buf, i);
+        tp_tensor_desc_t t = tensor_of(length);
+        assert_true(tp_producer_offer_frame(p, buf, length, &t, 0, 0) >= 0);
+        tp_producer_do_work(p);
+        tp_qos_monitor_poll(monitor, 64);
+        usleep(1000);
+    }
+    double seconds = (double)(tp_clock_monotonic_ns() - first) / 1e9;
+    assert_int_equal(write(stop[1], "SS", 2), 2);
+    int exited = 0;
+    while (exited < 2)
+    {
+        for (int i = 0; i < 2; i++)
+        {
+            int status = 0;
+            if (children[i] > 0 && waitpid(children[i], &status, WNOHANG) == children[i])
+            {
+                assert_true(WIFEXITED(status));
+                assert_int_equal(WEXITSTATUS(status), 0);
+                children[i] = 0;
+                exited++;
+            }
+        }
+        tp_producer_do_work(p);
+        tp_qos_monitor_poll(monitor, 64);
+        usleep(1000);
+    }
+    tp_qos_monitor_poll(monitor, 256);
+    child_report_t reports[2];
+    assert_int_equal(read(report[0], reports, sizeof(reports)), (ssize_t)sizeof(reports));
+    tp_qos_consumer_view_t views[4];
+    size_t nviews = tp_qos_monitor_consumers(monitor, views, 4);
+    assert_int_equal(nviews, 2);
+    for (int i = 0; i < 2; i++)
+    {
+        const child_report_t *r = &reports[i];
+        const tp_consumer_counters_t *k = &r->counters;
+        if (r->mode == TP_CONSUMER_RATE_LIMITED)
+        {
+            /* Thinned by the producer on its own stream: at most one frame per 20 ms, the rest counted as rate
+             * limited, not as drops. */
+            assert_true(r->own_stream >= 31000 && r->own_stream <= 31009);
+            assert_true(k->frames >= 1);
+            assert_true((double)k->frames <= seconds * 50 + 1);
+            assert_true(k->rate_limited > 0);
+            print_message("rate limited: %llu frames in %.2f s (50 Hz cap), %llu thinned\n",
+                (unsigned long long)k->frames, seconds, (unsigned long long)k->rate_limited);
+        }
+        else
+        {
+            /* Slow on the shared stream: every frame accounted for, some lost to the 4-slot ring. */
+            assert_int_equal(r->own_stream, 0);
+            assert_int_equal(k->frames + k->drops_gap + k->drops_late + k->drops_invalid, 300);
+            assert_true(k->drops_gap + k->drops_late > 0);
+            print_message("slow: %llu frames, %llu gaps, %llu late\n", (unsigned long long)k->frames,
+                (unsigned long long)k->drops_gap, (unsigned long long)k->drops_late);
+        }
+        /* What its QoS said is what it counted. */
+        bool found = false;
+        for (size_t v = 0; v < nviews; v++)
+        {
+            if (views[v].mode == r->mode)
+            {
+                found = true;
+                assert_int_equal(views[v].drops_gap, k->drops_gap);
+                assert_int_equal(views[v].drops_late, k->drops_late);
+            }
+        }
+        assert_true(found);
+    }
+    close(ready[0]);
+    close(ready[1]);
+    close(stop[0]);
+    close(stop[1]);
+    close(report[0]);
+    close(report[1]);
+    tp_assert_ok(tp_qos_monitor_close(monitor));
+    tp_producer_close(p);
+    assert_int_equal(tp_client_close(client), 0);
+    tp_client_context_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +717,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_producer_killed_mid_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_driver_killed_and_restarted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_consumer_and_late_metadata_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_and_qos_across_processes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
