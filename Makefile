@@ -69,11 +69,11 @@ fuzz:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) clang libclang-rt-14-dev"
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_FUZZ=ON -DTP_BUILD_TESTS=OFF
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	@for h in sbe slot uri json toml; do \
+	@for h in sbe slot uri json toml discovery; do \
 		mkdir -p $(FUZZ_BUILD)/corpus/$$h; \
 		echo "fuzzing $$h for $(FUZZ_SECONDS)s"; \
 		$(FUZZ_BUILD)/fuzz/tp_libfuzz_$$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			$(FUZZ_BUILD)/corpus/$$h ../shared/vectors/sbe fuzz/corpus/uri ../shared/vectors/toml/valid 2>&1 | grep -E "Done|ERROR|SUMMARY|stat::number_of_executed_units" || exit 1; \
+			$(FUZZ_BUILD)/corpus/$$h ../shared/vectors/sbe fuzz/corpus/uri fuzz/corpus/discovery ../shared/vectors/toml/valid 2>&1 | grep -E "Done|ERROR|SUMMARY|stat::number_of_executed_units" || exit 1; \
 	done
 
 clean:

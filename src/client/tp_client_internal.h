@@ -14,6 +14,7 @@
 #include "shm/tp_shm_region.h"
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_client.h"
+#include "tensorpool/tp_discovery.h"
 
 #define TP_CLIENT_MAX_POOLS 16
 #define TP_CLIENT_MAX_LEASES 64
@@ -146,5 +147,23 @@ void tp_client_lease_close(tp_client_lease_t *lease);
 /* Announces reach the client through the driver proxy's notices (client.c), then each lease of that stream.
  * false if the lease ignored it (an epoch below the highest seen). */
 bool tp_client_lease_on_announce(tp_client_lease_t *lease, const tp_proxy_event_t *announce, int64_t now_ns);
+
+/* tp_discovery_client.c: one discovery exchange's answer. tp_discovery_take_response reads a message from the
+ * response stream: an answer to request_id (the first one only) sets has_answer, status and error, and its results,
+ * checked (authority, pool slots, whole names) and de-duplicated, go to results; anything else counts as foreign.
+ * Exposed for the fuzz harness. */
+typedef struct tp_discovery_answer
+{
+    uint64_t request_id;
+    bool has_answer;
+    uint8_t status;
+    char error[1025];
+    tp_discovery_result_t *results;
+    size_t capacity;
+    size_t count;
+    uint64_t discarded;
+    uint64_t foreign; /* answers to requests that are not ours, or other traffic */
+} tp_discovery_answer_t;
+void tp_discovery_take_response(tp_discovery_answer_t *answer, const uint8_t *buffer, size_t length);
 
 #endif

@@ -22,19 +22,6 @@ void tp_discovery_query_init(tp_discovery_query_t *q)
     memset(q, 0, sizeof(*q));
 }
 
-typedef struct answer
-{
-    uint64_t request_id;
-    bool has_answer;
-    uint8_t status;
-    char error[1025];
-    tp_discovery_result_t *results;
-    size_t capacity;
-    size_t count;
-    uint64_t discarded;
-    uint64_t foreign; /* answers to requests that are not ours, or other traffic */
-} answer_t;
-
 static void copy_text(char *out, size_t capacity, tp_sbe_bytes_t b)
 {
     size_t n = b.length < capacity - 1 ? b.length : capacity - 1;
@@ -42,7 +29,15 @@ static void copy_text(char *out, size_t capacity, tp_sbe_bytes_t b)
     out[n] = '\0';
 }
 
-static void take_result(answer_t *a, tp_discovery_discovery_response_results_t *g)
+/* Copy a text field that must arrive whole: false when it does not fit or holds a NUL byte (a name compared
+ * byte for byte would otherwise match on a prefix). */
+static bool copy_exact(char *out, size_t capacity, tp_sbe_bytes_t b)
+{
+    copy_text(out, capacity, b);
+    return b.length < capacity && memchr(b.data, '\0', b.length) == NULL;
+}
+
+static void take_result(tp_discovery_answer_t *a, tp_discovery_discovery_response_results_t *g)
 {
     tp_discovery_result_t r;
     memset(&r, 0, sizeof(r));
@@ -70,11 +65,12 @@ static void take_result(answer_t *a, tp_discovery_discovery_response_results_t *
             copy_text(r.tags[r.tag_count++], sizeof(r.tags[0]), tp_discovery_discovery_response_results_tags_tag(&tags));
         }
     }
-    copy_text(r.data_source_name, sizeof(r.data_source_name),
+    /* Names and the authority are compared byte for byte later: they must arrive whole (discovery spec 5.1). */
+    valid &= copy_exact(r.data_source_name, sizeof(r.data_source_name),
         tp_discovery_discovery_response_results_data_source_name(g));
-    copy_text(r.driver_instance_id, sizeof(r.driver_instance_id),
+    valid &= copy_exact(r.driver_instance_id, sizeof(r.driver_instance_id),
         tp_discovery_discovery_response_results_driver_instance_id(g));
-    copy_text(r.driver_control_channel, sizeof(r.driver_control_channel),
+    valid &= copy_exact(r.driver_control_channel, sizeof(r.driver_control_channel),
         tp_discovery_discovery_response_results_driver_control_channel(g));
     /* Discovery spec 5.2: no authority to attach through, no result. */
     valid &= r.driver_control_channel[0] != '\0' && r.driver_control_stream_id != 0;
@@ -95,10 +91,8 @@ static void take_result(answer_t *a, tp_discovery_discovery_response_results_t *
     }
 }
 
-static void on_response(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+void tp_discovery_take_response(tp_discovery_answer_t *a, const uint8_t *buffer, size_t length)
 {
-    (void)header;
-    answer_t *a = clientd;
     tp_sbe_header_t h;
     tp_discovery_discovery_response_t m;
     /* Discovery spec 10: the header's schema id and version decide; a newer version is not read. */
@@ -123,6 +117,12 @@ static void on_response(void *clientd, const uint8_t *buffer, size_t length, con
     {
         take_result(a, &g);
     }
+}
+
+static void on_response(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    tp_discovery_take_response(clientd, buffer, length);
 }
 
 static int64_t encode_request(uint8_t *buf, size_t capacity, const tp_client_t *client, uint64_t request_id,
@@ -168,7 +168,7 @@ int tp_discover(tp_client_t *client, const tp_discovery_query_t *q, tp_discovery
         TP_APPEND_ERR("opening the discovery streams");
         return -1;
     }
-    answer_t a;
+    tp_discovery_answer_t a;
     memset(&a, 0, sizeof(a));
     /* Random high bits: answers to another client's (or an earlier run's) request are not taken for ours. */
     a.request_id = ((uint64_t)tp_random_u32() << 32) | tp_random_u32();

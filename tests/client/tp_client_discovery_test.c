@@ -482,9 +482,9 @@ static void on_fake_request(void *clientd, const uint8_t *buffer, size_t length,
     memcpy(f->response_channel, ch.data, ch.length < 255 ? ch.length : 255);
 }
 
-/* One result: name, control channel, control stream and pool slots as given. */
-static void fake_result(tp_discovery_discovery_response_results_enc_t *g, uint32_t stream, const char *name,
-    const char *control, uint32_t control_stream, uint32_t pool_nslots)
+/* One result: name (name_length bytes), control channel, control stream and pool slots as given. */
+static void fake_result_n(tp_discovery_discovery_response_results_enc_t *g, uint32_t stream, const char *name,
+    size_t name_length, const char *control, uint32_t control_stream, uint32_t pool_nslots)
 {
     tp_discovery_discovery_response_results_enc_next(g);
     tp_discovery_discovery_response_results_set_stream_id(g, stream);
@@ -508,9 +508,15 @@ static void fake_result(tp_discovery_discovery_response_results_enc_t *g, uint32
     tp_discovery_discovery_response_results_tags_begin(g, &tags, 0);
     tp_discovery_discovery_response_results_tags_end(&tags);
     tp_discovery_discovery_response_results_put_header_region_uri(g, "shm:file?path=/dev/shm/h", 24);
-    tp_discovery_discovery_response_results_put_data_source_name(g, name, strlen(name));
+    tp_discovery_discovery_response_results_put_data_source_name(g, name, name_length);
     tp_discovery_discovery_response_results_put_driver_instance_id(g, "d", 1);
     tp_discovery_discovery_response_results_put_driver_control_channel(g, control, strlen(control));
+}
+
+static void fake_result(tp_discovery_discovery_response_results_enc_t *g, uint32_t stream, const char *name,
+    const char *control, uint32_t control_stream, uint32_t pool_nslots)
+{
+    fake_result_n(g, stream, name, strlen(name), control, control_stream, pool_nslots);
 }
 
 static int64_t fake_response(uint8_t *buf, size_t capacity, uint64_t id, const fake_t *f, bool hostile_results)
@@ -520,12 +526,14 @@ static int64_t fake_response(uint8_t *buf, size_t capacity, uint64_t id, const f
     tp_discovery_discovery_response_set_request_id(&e, id);
     tp_discovery_discovery_response_set_status(&e, TP_DISCOVERY_DISCOVERY_STATUS_OK);
     tp_discovery_discovery_response_results_enc_t g;
-    tp_discovery_discovery_response_results_begin(&e, &g, f->lies ? 2 : hostile_results ? 5 : 1);
+    tp_discovery_discovery_response_results_begin(&e, &g, f->lies ? 3 : hostile_results ? 5 : 1);
     if (f->lies)
     {
-        /* Both name the driver the client uses. Stream 10 exists but is not named "fake" byte for byte; stream 12
-         * is, but the driver has no such stream (and the result's region URIs point where nothing may be mapped). */
+        /* All name the driver the client uses. Streams 10 and 11 exist but are not named "fake" byte for byte:
+         * "Fake", and "fake\0evil" (equal up to the NUL); stream 12 is, but the driver has no such stream (and the
+         * result's region URIs point where nothing may be mapped). */
         fake_result(&g, 10, "Fake", "aeron:ipc?term-length=4m", 1000, 8);
+        fake_result_n(&g, 11, "fake\0evil", 9, "aeron:ipc?term-length=4m", 1000, 8);
         fake_result(&g, 12, "fake", "aeron:ipc?term-length=4m", 1000, 8);
     }
     else if (hostile_results)
@@ -633,7 +641,7 @@ static void test_results_are_not_authority(void **state)
     assert_int_equal(pthread_create(&t, NULL, fake_provider, &f), 0);
     tp_consumer_t *con = NULL;
     /* Stream 12 is named "fake"; the driver has no stream 12, so the attach it answers is refused. Had the client
-     * believed the near miss "Fake", it would have attached to stream 10, which exists. */
+     * believed a near miss, it would have attached to stream 10 or 11, which exist. */
     tp_assert_fails_with(tp_consumer_attach_by_name(&con, c, "fake", TIMEOUT_NS), "stream 12");
     pthread_join(t, NULL);
     assert_true(f.saw_request);
