@@ -62,7 +62,8 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &start);
     do
     {
-        if (tp_consumer_poll(consumer, on_frame, &r, 16) == 0)
+        int want = frames - r.frames < 16 ? frames - r.frames : 16; /* stop at exactly `frames` */
+        if (tp_consumer_poll(consumer, on_frame, &r, want) == 0)
         {
             struct timespec us = { 0, 100000 };
             nanosleep(&us, NULL);

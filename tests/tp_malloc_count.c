@@ -12,6 +12,7 @@
 #endif
 
 static uint64_t calls;
+static __thread uint64_t thread_calls; /* the executable's own TLS: no allocation to reach it */
 
 #ifndef TP_MALLOC_COUNT_DISABLED
 extern void *__libc_malloc(size_t size);
@@ -27,24 +28,28 @@ int posix_memalign(void **out, size_t align, size_t size);
 void *malloc(size_t size)
 {
     __atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED);
+    thread_calls++;
     return __libc_malloc(size);
 }
 
 void *calloc(size_t n, size_t size)
 {
     __atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED);
+    thread_calls++;
     return __libc_calloc(n, size);
 }
 
 void *realloc(void *p, size_t size)
 {
     __atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED);
+    thread_calls++;
     return __libc_realloc(p, size);
 }
 
 int posix_memalign(void **out, size_t align, size_t size)
 {
     __atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED);
+    thread_calls++;
     void *p = __libc_memalign(align, size);
     if (p == NULL)
     {
@@ -68,4 +73,9 @@ int tp_malloc_count_available(void)
 uint64_t tp_malloc_count(void)
 {
     return __atomic_load_n(&calls, __ATOMIC_RELAXED);
+}
+
+uint64_t tp_malloc_count_thread(void)
+{
+    return thread_calls;
 }

@@ -10,5 +10,7 @@
 
 int tp_malloc_count_available(void);
 uint64_t tp_malloc_count(void);
+/* Only the calling thread's: for hot paths measured while other threads (an embedded driver) do their own work. */
+uint64_t tp_malloc_count_thread(void);
 
 #endif

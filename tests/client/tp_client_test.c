@@ -506,7 +506,9 @@ static void test_steady_state_allocates_nothing(void **state)
         tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0);
         tp_consumer_poll(c, on_frame, &s, 16);
     }
-    uint64_t before = tp_malloc_count();
+    /* This thread's allocations: the embedded driver's thread has housekeeping of its own (status file, epoch
+     * GC scans) that may fall into the window on a loaded machine. */
+    uint64_t before = tp_malloc_count_thread();
     for (int i = 0; i < 5000; i++)
     {
         assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
@@ -524,7 +526,7 @@ static void test_steady_state_allocates_nothing(void **state)
     }
     if (tp_malloc_count_available())
     {
-        assert_int_equal(tp_malloc_count(), before);
+        assert_int_equal(tp_malloc_count_thread(), before);
     }
     tp_consumer_close(c);
     tp_producer_close(p);

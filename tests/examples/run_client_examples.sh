@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs the client examples against a real `tp driver` process: consumer first, then producer (the consumer must
-# receive 100 frames intact; the producer sends 150, because the frames still in flight when a producer detaches
-# end with its epoch), then the claim-path producer.
+# receive 100 frames intact; the producer sends 400, because the frames still in flight when a producer detaches
+# end with its epoch and a loaded machine may delay the consumer), then the claim-path producer.
 # usage: run_client_examples.sh TP PRODUCER CONSUMER CLAIM_PRODUCER
 set -eu
 tp=$1 producer=$2 consumer=$3 claim_producer=$4
@@ -44,7 +44,7 @@ until grep -q attached "$dir/consumer.out"; do
     if [ $i -gt 200 ]; then cat "$dir/consumer.out"; echo "the consumer did not attach"; exit 1; fi
     sleep 0.05
 done
-"$producer" "$dir/bus" "$dir/shm" 150
+"$producer" "$dir/bus" "$dir/shm" 400
 status=0
 wait "$consumer_pid" || status=$?
 cat "$dir/consumer.out"
