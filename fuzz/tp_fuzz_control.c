@@ -1,7 +1,7 @@
 /*
  * Fuzz: the driver's handling of control messages (attach, detach, keepalive, shutdown request, ConsumerHello
- * and anything else), straight into its dispatcher. One driver lives for the whole run in a private directory, with leases
- * that expire after 10 ms so the lease table keeps turning over; every input is followed by a duty cycle.
+ * and anything else), straight into its dispatcher. One driver lives for the whole run in a private directory, with
+ * leases that expire after 10 ms so the lease table keeps turning over; every input is followed by a duty cycle.
  */
 #include <stdbool.h>
 #include <stdio.h>

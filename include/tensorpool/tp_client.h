@@ -64,9 +64,9 @@ TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t
 TP_API int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t stream_id);
 
 /* Copy path: write payload into the smallest pool that fits, fill the slot header (tensor, meta_version; 0 means
- * the producer's current metadata version, see tp_metadata.h), commit the slot and publish FrameDescriptor. Returns the frame's sequence (>= 0), or -1: the payload fits no
- * pool, the tensor is invalid, or the descriptor could not be published (back pressure). Hot path: no
- * allocation, lock or system call. */
+ * the producer's current metadata version, see tp_metadata.h), commit the slot and publish FrameDescriptor.
+ * Returns the frame's sequence (>= 0), or -1: the payload fits no pool, the tensor is invalid, or the descriptor
+ * could not be published (back pressure). Hot path: no allocation, lock or system call. */
 TP_API int64_t tp_producer_offer_frame(tp_producer_t *producer, const void *payload, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
 /* The same with the frame's capture (source) time, CLOCK_MONOTONIC ns, for the slot header (0: the commit time).

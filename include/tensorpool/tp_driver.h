@@ -59,7 +59,8 @@ TP_API int tp_driver_stop(tp_driver_t *driver);
 
 /* Revoke a lease for administrative or safety reasons (reason REVOKED): ShmLeaseRevoked, and for a producer lease
  * a new epoch and an announce. Callable from any thread: the request is queued (room for 16) and carried out by
- * the driver's next duty cycle (a parked driver thread wakes within 10 ms). -1 (TP_E_CAPACITY) if the queue is full. An unknown or ended lease is ignored. */
+ * the driver's next duty cycle (a parked driver thread wakes within 10 ms). -1 (TP_E_CAPACITY) if the queue is
+ * full. An unknown or ended lease is ignored. */
 TP_API int tp_driver_revoke_lease(tp_driver_t *driver, uint64_t lease_id);
 
 /* true once an authorised ShmDriverShutdownRequest has been handled and the drain period is over. */

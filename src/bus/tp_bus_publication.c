@@ -322,7 +322,8 @@ static inline uint64_t log_reserve(tp_bus_publication_t *pub, uint64_t record_by
 static inline int64_t log_commit(tp_bus_publication_t *pub, uint64_t offset, uint64_t record_bytes,
     uint32_t length, uint32_t type)
 {
-    tp_bus_record_header_t h = { .length = length, .type = type, .seq = type == TP_BUS_RECORD_DATA ? pub->next_seq : 0 };
+    tp_bus_record_header_t h = { .length = length, .type = type,
+        .seq = type == TP_BUS_RECORD_DATA ? pub->next_seq : 0 };
     if (type == TP_BUS_RECORD_DATA)
     {
         pub->next_seq++;

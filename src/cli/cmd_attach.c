@@ -316,7 +316,8 @@ static void print_response(const talk_t *t, const tp_attach_params_t *p, const t
         if (r->code == TP_DRIVER_RESPONSE_CODE_OK)
         {
             tp_strbuf_printf(&b,
-                ",\"lease_id\":%" PRIu64 ",\"epoch\":%" PRIu64 ",\"layout_version\":%" PRIu32 ",\"header_nslots\":%" PRIu32
+                ",\"lease_id\":%" PRIu64 ",\"epoch\":%" PRIu64 ",\"layout_version\":%" PRIu32
+                ",\"header_nslots\":%" PRIu32
                 ",\"header_slot_bytes\":%u,\"lease_expiry_in_ms\":%" PRId64 ",\"header_region_uri\":",
                 r->lease_id, r->epoch, r->layout_version, r->header_nslots, r->header_slot_bytes,
                 r->has_lease_expiry ? (int64_t)(((int64_t)r->lease_expiry_ns - tp_clock_monotonic_ns()) / TP_NS_PER_MS)
@@ -325,7 +326,8 @@ static void print_response(const talk_t *t, const tp_attach_params_t *p, const t
             tp_strbuf_puts(&b, ",\"pools\":[");
             for (uint32_t i = 0; i < r->pool_count; i++)
             {
-                tp_strbuf_printf(&b, "%s{\"pool_id\":%u,\"nslots\":%" PRIu32 ",\"stride_bytes\":%" PRIu32 ",\"region_uri\":",
+                tp_strbuf_printf(&b, "%s{\"pool_id\":%u,\"nslots\":%" PRIu32 ",\"stride_bytes\":%" PRIu32
+                    ",\"region_uri\":",
                     i > 0 ? "," : "", r->pools[i].pool_id, r->pools[i].pool_nslots, r->pools[i].stride_bytes);
                 tp_strbuf_json_string(&b, r->pools[i].region_uri, strlen(r->pools[i].region_uri));
                 tp_strbuf_putc(&b, '}');

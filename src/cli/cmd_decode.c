@@ -245,7 +245,8 @@ static void encode_usage(FILE *out)
         "\"fields\") or a bare fields object with --message NAME (ShmPoolAnnounce or shm_pool_announce).\n\n"
         "examples:\n"
         "  tp decode frame.bin > frame.json && tp encode -o again.bin frame.json && cmp frame.bin again.bin\n"
-        "  echo '{\"correlationId\":7,\"code\":\"OK\",\"errorMessage\":\"\"}' | tp encode --message ControlResponse - | tp decode -\n\n"
+        "  echo '{\"correlationId\":7,\"code\":\"OK\",\"errorMessage\":\"\"}' "
+        "| tp encode --message ControlResponse - | tp decode -\n\n"
         "exit status: 0 encoded; 2 bad JSON, unknown message or field, value out of range.\n");
 }
 

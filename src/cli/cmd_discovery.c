@@ -55,7 +55,8 @@ static int load(const char *path, tp_discovery_config_t *c)
     uint8_t *text = NULL;
     size_t length = 0;
     tp_toml_value_t *doc = NULL;
-    if (tp_fs_read_file(path, 1u << 20, &text, &length) < 0 || tp_toml_parse(&doc, (const char *)text, length, path) < 0)
+    if (tp_fs_read_file(path, 1u << 20, &text, &length) < 0 ||
+        tp_toml_parse(&doc, (const char *)text, length, path) < 0)
     {
         tp_free(text);
         return -1;

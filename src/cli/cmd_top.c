@@ -265,7 +265,8 @@ static void on_announce(void *clientd, const uint8_t *buffer, size_t length, con
     tp_sbe_header_t h;
     tp_wire_shm_pool_announce_t m;
     if (tp_sbe_header_read(&h, buffer, length) == 0 && h.schema_id == TP_WIRE_SCHEMA_ID &&
-        h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID && tp_wire_shm_pool_announce_decode(&m, buffer, length) == 0)
+        h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID &&
+        tp_wire_shm_pool_announce_decode(&m, buffer, length) == 0)
     {
         top_stream_t *s = find_stream(t, tp_wire_shm_pool_announce_stream_id(&m), true);
         if (s != NULL)
@@ -290,7 +291,8 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
     tp_sbe_header_t h;
     tp_wire_frame_descriptor_t m;
     if (tp_sbe_header_read(&h, buffer, length) < 0 || h.schema_id != TP_WIRE_SCHEMA_ID ||
-        h.template_id != TP_WIRE_FRAME_DESCRIPTOR_TEMPLATE_ID || tp_wire_frame_descriptor_decode(&m, buffer, length) < 0)
+        h.template_id != TP_WIRE_FRAME_DESCRIPTOR_TEMPLATE_ID ||
+        tp_wire_frame_descriptor_decode(&m, buffer, length) < 0)
     {
         t->unknown_descriptors++;
         return;
@@ -304,7 +306,8 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
     uint64_t seq = tp_wire_frame_descriptor_seq(&m);
     if (s->ring != NULL && tp_wire_frame_descriptor_epoch(&m) == s->ring_epoch)
     {
-        const uint8_t *slot = s->ring + TP_SUPERBLOCK_BYTES + (size_t)(seq & (s->ring_nslots - 1)) * TP_HEADER_SLOT_BYTES;
+        const uint8_t *slot =
+            s->ring + TP_SUPERBLOCK_BYTES + (size_t)(seq & (s->ring_nslots - 1)) * TP_HEADER_SLOT_BYTES;
         s->bytes += tp_sbe_get_u32(slot + TP_WIRE_SLOT_HEADER_VALUES_LEN_BYTES_OFFSET);
     }
 }

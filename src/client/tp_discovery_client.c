@@ -62,7 +62,8 @@ static void take_result(tp_discovery_answer_t *a, tp_discovery_discovery_respons
     {
         if (r.tag_count < 16)
         {
-            copy_text(r.tags[r.tag_count++], sizeof(r.tags[0]), tp_discovery_discovery_response_results_tags_tag(&tags));
+            copy_text(r.tags[r.tag_count++], sizeof(r.tags[0]),
+                tp_discovery_discovery_response_results_tags_tag(&tags));
         }
     }
     /* Names and the authority are compared byte for byte later: they must arrive whole (discovery spec 5.1). */

@@ -239,8 +239,8 @@ int tp_producer_try_claim_by_size(tp_producer_t *p, uint32_t length, tp_claim_t 
     int pool = tp_pool_select(l->strides, (int)l->pool_count, length);
     if (pool < 0)
     {
-        TP_SET_ERR(TP_E_INVALID, "a %" PRIu32 "-byte payload fits no pool of stream %" PRIu32 " (largest stride %" PRIu32
-            ")", length, l->stream_id, l->strides[l->pool_count - 1]);
+        TP_SET_ERR(TP_E_INVALID, "a %" PRIu32 "-byte payload fits no pool of stream %" PRIu32
+            " (largest stride %" PRIu32 ")", length, l->stream_id, l->strides[l->pool_count - 1]);
         return -1;
     }
     claim_slot(p, pool, claim);

@@ -181,7 +181,8 @@ static void log_emit(int level, const char *module, const char *msg)
     }
     else
     {
-        pos = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"pid\":%d,\"msg\":\"",
+        pos = (size_t)snprintf(line, sizeof(line),
+            "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"pid\":%d,\"msg\":\"",
             when, level_name(level), module, (int)getpid());
         pos = json_escape(line, sizeof(line), pos, msg);
         snprintf(line + pos, sizeof(line) - pos, "\"}");

@@ -360,7 +360,8 @@ static bool matches(const tp_discovery_provider_t *p, const entry_t *e, const re
     {
         return false;
     }
-    if ((r->has_stream_id && e->stream_id != r->stream_id) || (r->has_producer_id && e->producer_id != r->producer_id) ||
+    if ((r->has_stream_id && e->stream_id != r->stream_id) ||
+        (r->has_producer_id && e->producer_id != r->producer_id) ||
         r->has_data_source_id /* no entry carries a data source id */ ||
         (r->has_name && (strlen(e->name) != r->name_length || memcmp(e->name, r->name, r->name_length) != 0)))
     {
@@ -410,7 +411,8 @@ static tp_bus_publication_t *endpoint_for(tp_discovery_provider_t *p, const char
     return oldest->pub;
 }
 
-static void encode_result(tp_discovery_provider_t *p, tp_discovery_discovery_response_results_enc_t *g, const entry_t *e)
+static void encode_result(tp_discovery_provider_t *p, tp_discovery_discovery_response_results_enc_t *g,
+    const entry_t *e)
 {
     const tp_discovery_driver_t *d = &p->drivers[e->driver];
     tp_discovery_discovery_response_results_enc_next(g);
@@ -567,8 +569,8 @@ static void on_request(void *clientd, const uint8_t *buffer, size_t length, cons
     if (pub == NULL)
     {
         p->counters.dropped_requests++;
-        TP_LOG_D("discovery", "request %" PRIu64 ": cannot publish to %s %" PRIu32 ": %s", r.request_id, channel, stream,
-            tp_errmsg());
+        TP_LOG_D("discovery", "request %" PRIu64 ": cannot publish to %s %" PRIu32 ": %s", r.request_id, channel,
+            stream, tp_errmsg());
         return;
     }
     respond(p, pub, &r);

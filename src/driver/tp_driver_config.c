@@ -598,7 +598,8 @@ int tp_driver_config_validate(tp_driver_config_t *c, tp_config_report_t *r)
     {
         if (c->allowed_base_dirs.items[i][0] != '/')
         {
-            tp_config_error(r, 0, "shm.allowed_base_dirs", "'%s' is not an absolute path", c->allowed_base_dirs.items[i]);
+            tp_config_error(r, 0, "shm.allowed_base_dirs", "'%s' is not an absolute path",
+                c->allowed_base_dirs.items[i]);
         }
     }
     if (!tp_fs_component_is_safe(c->name_space))
@@ -616,7 +617,8 @@ int tp_driver_config_validate(tp_driver_config_t *c, tp_config_report_t *r)
     validate_profiles(c, r);
     validate_streams(c, r);
     validate_ranges(c, r);
-    if (c->default_profile[0] != '\0' && c->profile_count > 0 && tp_driver_config_profile(c, c->default_profile) == NULL)
+    if (c->default_profile[0] != '\0' && c->profile_count > 0 &&
+        tp_driver_config_profile(c, c->default_profile) == NULL)
     {
         tp_config_error(r, 0, "policies.default_profile", "profile '%s' is not defined", c->default_profile);
     }

@@ -143,8 +143,8 @@ void tp_driver_on_consumer_hello(tp_driver_t *d, const uint8_t *buffer, size_t l
     }
     d->is_status_dirty = true;
     TP_LOG_I("driver", "consumer %" PRIu32 " of stream %" PRIu32 ": descriptor stream %" PRIu32 ", control stream %"
-        PRIu32 " (0: declined or not asked)", consumer_id, stream_id, wants_descriptor ? lease->descriptor_stream_id : 0,
-        wants_control ? lease->control_stream_id : 0);
+        PRIu32 " (0: declined or not asked)", consumer_id, stream_id,
+        wants_descriptor ? lease->descriptor_stream_id : 0, wants_control ? lease->control_stream_id : 0);
     publish_consumer_config(d, stream_id, consumer_id, mode, wants_descriptor ? lease->descriptor_stream_id : 0,
         descriptor_channel, wants_control ? lease->control_stream_id : 0, control_channel);
 }

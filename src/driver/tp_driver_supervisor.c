@@ -166,7 +166,8 @@ static void on_qos(void *clientd, const uint8_t *buffer, size_t length, const tp
     {
         tp_wire_qos_consumer_t m;
         tp_driver_supervisor_party_t *p = tp_wire_qos_consumer_decode(&m, buffer, length) == 0
-            ? tp_driver_supervisor_party(d, true, tp_wire_qos_consumer_stream_id(&m), tp_wire_qos_consumer_consumer_id(&m))
+            ? tp_driver_supervisor_party(d, true, tp_wire_qos_consumer_stream_id(&m),
+                  tp_wire_qos_consumer_consumer_id(&m))
             : NULL;
         if (p != NULL)
         {
@@ -181,7 +182,8 @@ static void on_qos(void *clientd, const uint8_t *buffer, size_t length, const tp
     {
         tp_wire_qos_producer_t m;
         tp_driver_supervisor_party_t *p = tp_wire_qos_producer_decode(&m, buffer, length) == 0
-            ? tp_driver_supervisor_party(d, false, tp_wire_qos_producer_stream_id(&m), tp_wire_qos_producer_producer_id(&m))
+            ? tp_driver_supervisor_party(d, false, tp_wire_qos_producer_stream_id(&m),
+                  tp_wire_qos_producer_producer_id(&m))
             : NULL;
         if (p != NULL)
         {

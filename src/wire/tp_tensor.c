@@ -198,7 +198,8 @@ static int tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_d
         schema_id != TP_WIRE_SCHEMA_ID || version != TP_WIRE_SCHEMA_VERSION)
     {
         TENSOR_FAIL(report,
-            "embedded header is blockLength %u templateId %u schemaId %u version %u; expected TensorHeader 184/52/900/1",
+            "embedded header is blockLength %u templateId %u schemaId %u version %u; "
+            "expected TensorHeader 184/52/900/1",
             block_length, template_id, schema_id, version);
     }
     const uint8_t *b = src + TP_SBE_HEADER_LENGTH;

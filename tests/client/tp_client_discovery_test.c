@@ -118,7 +118,8 @@ static size_t find(const tp_discovery_query_t *q, tp_discovery_result_t *r, size
 static void test_filters_statuses_and_attach(void **state)
 {
     (void)state;
-    /* covers: Q-5.2-3, Q-2.3-2, Q-7-3, Q-7-5, Q-3-2, Q-5.0-4, Q-5.1-1, Q-5.1-6, Q-5.1-7, Q-5.1-10, Q-5.1-11, Q-5.1-12, Q-5.2-1, Q-5.2-2, Q-5.2-5, Q-5.2-7, Q-5.2-11,
+    /* covers: Q-5.2-3, Q-2.3-2, Q-7-3, Q-7-5, Q-3-2, Q-5.0-4, Q-5.1-1, Q-5.1-6, Q-5.1-7, Q-5.1-10, Q-5.1-11,
+     * covers: Q-5.1-12, Q-5.2-1, Q-5.2-2, Q-5.2-5, Q-5.2-7, Q-5.2-11,
      * Q-5.2-13, Q-5.2-18, Q-5.2-19, Q-6.4-1, Q-2.3-1, Q-3-3, Q-7-2, Q-4.3-2 */
     tp_producer_t *cam = NULL;
     tp_producer_t *lidar = NULL;

@@ -163,7 +163,8 @@ static void fake_respond(int64_t correlation_id, const mutation_t *mu)
     tp_driver_shm_attach_response_set_correlation_id(&e, correlation_id);
     tp_driver_shm_attach_response_set_code(&e, mu->code);
     tp_driver_shm_attach_response_set_lease_id(&e, mu->null_lease_id ? UINT64_MAX : mu->lease_id);
-    tp_driver_shm_attach_response_set_lease_expiry_timestamp_ns(&e, mu->lease_expiry_ns ? mu->lease_expiry_ns : UINT64_MAX);
+    tp_driver_shm_attach_response_set_lease_expiry_timestamp_ns(&e,
+        mu->lease_expiry_ns ? mu->lease_expiry_ns : UINT64_MAX);
     tp_driver_shm_attach_response_set_stream_id(&e, STREAM);
     tp_driver_shm_attach_response_set_epoch(&e, mu->null_epoch ? UINT64_MAX : real.epoch);
     tp_driver_shm_attach_response_set_layout_version(&e, real.layout_version);
@@ -344,7 +345,8 @@ static void test_protocol_errors_fail_closed(void **state)
         { { .code = TP_DRIVER_RESPONSE_CODE_OK, .lease_id = 5, .pool_nslots = 8 }, "has 8 slots" },
         { { .code = TP_DRIVER_RESPONSE_CODE_OK, .lease_id = 6, .header_uri = "shm:file?path=/etc/passwd" },
             "/etc/passwd" },
-        { { .code = TP_DRIVER_RESPONSE_CODE_OK, .lease_id = 7, .header_uri = "file:///dev/shm/x" }, "file:///dev/shm/x" },
+        { { .code = TP_DRIVER_RESPONSE_CODE_OK, .lease_id = 7, .header_uri = "file:///dev/shm/x" },
+            "file:///dev/shm/x" },
         { { .code = TP_DRIVER_RESPONSE_CODE_OK, .lease_id = 8, .header_uri = missing_uri }, "not-there.ring" },
     };
     int64_t last_cid = 0;
