@@ -75,8 +75,8 @@ static void test_ranges_and_mappings(void **state)
 {
     (void)state;
     char text[2048];
-    snprintf(text, sizeof(text), "%sdest_stream_id_range = \"2990-3010\"\n[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n",
-        base);
+    snprintf(text, sizeof(text),
+        "%sdest_stream_id_range = \"2990-3010\"\n[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n", base);
     expect_error(text, "2990-3010 contains control/metadata stream id 3000");
     snprintf(text, sizeof(text), "%s[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 0\n", base);
     expect_error(text, "dest_stream_id 0 needs bridge.dest_stream_id_range");

@@ -517,7 +517,8 @@ static void test_incompatible_files_are_refused(void **state)
     fd = open(path, O_TRUNC | O_RDWR);
     assert_int_equal(write(fd, "junk", 4), 4);
     close(fd);
-    tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:ipc", 4242, NULL, NULL, NULL), "not a regular file of");
+    tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:ipc", 4242, NULL, NULL, NULL),
+        "not a regular file of");
     tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:tcp", 1, NULL, NULL, NULL), "neither aeron:ipc");
     tp_bus_t *b2;
     tp_assert_fails_with(tp_bus_init(&b2, "relative/dir"), "absolute");

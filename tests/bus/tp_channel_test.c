@@ -45,7 +45,8 @@ static void test_udp(void **state)
     tp_assert_fails_with(tp_channel_parse(&c, "aeron:udp?endpoint=localhost:9x"), "port '9x'");
     tp_assert_fails_with(tp_channel_parse(&c, "aeron:udp?endpoint=h:1|ttl=300"), "ttl '300'");
     tp_assert_fails_with(tp_channel_parse(&c, "aeron:udp?endpoint=h:1|mtu=70000"), "mtu '70000'");
-    tp_assert_fails_with(tp_channel_parse(&c, "aeron:udp?endpoint=h:1|term-length=64k"), "unsupported parameter 'term-length'");
+    tp_assert_fails_with(tp_channel_parse(&c, "aeron:udp?endpoint=h:1|term-length=64k"),
+        "unsupported parameter 'term-length'");
 }
 
 int main(void)

@@ -73,8 +73,9 @@ static void test_encode_inverts_decode(void **state)
     char path[1024];
     snprintf(path, sizeof(path), "%s/vectors/sbe/shm_pool_announce.bin", TP_SHARED_DIR);
     char cmd[8192];
-    snprintf(cmd, sizeof(cmd), "%s decode --pretty %s > %s/a.json && %s encode -o %s/a.bin %s/a.json && cmp %s %s/a.bin",
-        TP_TOOL, path, dir, TP_TOOL, dir, dir, path, dir);
+    snprintf(cmd, sizeof(cmd),
+        "%s decode --pretty %s > %s/a.json && %s encode -o %s/a.bin %s/a.json && cmp %s %s/a.bin", TP_TOOL, path, dir,
+        TP_TOOL, dir, dir, path, dir);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
     snprintf(cmd, sizeof(cmd),
         "echo '{\"correlationId\":7,\"code\":\"REJECTED\",\"errorMessage\":\"no\"}' | %s encode --message "
@@ -92,13 +93,15 @@ static void test_bad_input_exits_2_with_a_reason(void **state)
     tp_test_make_dir(dir, sizeof(dir), "clibad");
     char cmd[8192];
     /* unknown schema id 999 */
-    snprintf(cmd, sizeof(cmd), "printf '\\010\\000\\001\\000\\347\\003\\001\\000abcdefgh' > %s/x.bin; %s decode %s/x.bin 2>&1",
-        dir, TP_TOOL, dir);
+    snprintf(cmd, sizeof(cmd),
+        "printf '\\010\\000\\001\\000\\347\\003\\001\\000abcdefgh' > %s/x.bin; %s decode %s/x.bin 2>&1", dir, TP_TOOL,
+        dir);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
     tp_test_assert_contains(out, "unknown schema id 999");
     /* schema 900, template 99 */
-    snprintf(cmd, sizeof(cmd), "printf '\\010\\000\\143\\000\\204\\003\\001\\000abcdefgh' > %s/y.bin; %s decode %s/y.bin 2>&1",
-        dir, TP_TOOL, dir);
+    snprintf(cmd, sizeof(cmd),
+        "printf '\\010\\000\\143\\000\\204\\003\\001\\000abcdefgh' > %s/y.bin; %s decode %s/y.bin 2>&1", dir, TP_TOOL,
+        dir);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
     tp_test_assert_contains(out, "no message with template id 99");
     /* truncated announce */
@@ -247,7 +250,8 @@ static void test_config_commands(void **state)
     tp_test_make_dir(dir, sizeof(dir), "config");
     char cmd[8192];
     snprintf(cmd, sizeof(cmd),
-        "printf '[driver]\\ncontrol_stream_id = 1000\\n[profiles.p]\\nheader_nslots = 3\\npayload_pools = [{pool_id = 1, "
+        "printf '[driver]\\ncontrol_stream_id = 1000\\n[profiles.p]\\nheader_nslots = 3\\n"
+        "payload_pools = [{pool_id = 1, "
         "stride_bytes = 100}]\\n' > %s/bad.toml && %s config check %s/bad.toml 2>&1",
         dir, TP_TOOL, dir);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 1);

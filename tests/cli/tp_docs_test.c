@@ -1,4 +1,5 @@
-/* Every `$ ` example line in the docs (docs/CLI.md) runs from the repository root and exits 0 (with `tp` on the PATH). */
+/* Every `$ ` example line in the docs (docs/CLI.md) runs from the repository root and exits 0 (with `tp` on the
+ * PATH). */
 #include <dirent.h>
 #include <libgen.h>
 #include <stdio.h>

@@ -10,7 +10,8 @@
 #include "driver/tp_driver_config.h"
 #include "tp_test_util.h"
 
-static const char *base_profile = "[profiles.p]\nheader_nslots = 64\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }]\n"
+static const char *base_profile = "[profiles.p]\nheader_nslots = 64\n"
+                                  "payload_pools = [{ pool_id = 1, stride_bytes = 4096 }]\n"
                                   "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n";
 
 static tp_driver_config_t config;
@@ -106,10 +107,12 @@ static void test_profile_rules(void **state)
     expect_error("[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 32 }]\n"
                  "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
         "stride_bytes 32");
-    expect_error("[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }, { pool_id = 1, stride_bytes = 8192 }]\n"
+    expect_error("[profiles.p]\n"
+                 "payload_pools = [{ pool_id = 1, stride_bytes = 4096 }, { pool_id = 1, stride_bytes = 8192 }]\n"
                  "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
         "pool_id 1 appears twice");
-    expect_error("[profiles.p]\npayload_pools = [{ pool_id = 70000, stride_bytes = 4096 }]\n", "70000 is outside 0..65535");
+    expect_error("[profiles.p]\npayload_pools = [{ pool_id = 70000, stride_bytes = 4096 }]\n",
+        "70000 is outside 0..65535");
 }
 
 static void test_stream_rules(void **state)
@@ -149,8 +152,8 @@ static void test_range_rules(void **state)
     expect_error(text, "d.toml:2: driver.stream_id_range: has start > end");
     snprintf(text, sizeof(text), "[driver]\nstream_id_range = [300, 200]\n%s", base_profile);
     expect_error(text, "has start > end");
-    snprintf(text, sizeof(text), "[driver]\nstream_id_range = \"20000-30999\"\ndescriptor_stream_id_range = \"30000-31999\"\n%s",
-        base_profile);
+    snprintf(text, sizeof(text),
+        "[driver]\nstream_id_range = \"20000-30999\"\ndescriptor_stream_id_range = \"30000-31999\"\n%s", base_profile);
     expect_error(text, "driver.descriptor_stream_id_range: 30000-31999 overlaps driver.stream_id_range");
     snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id_range = \"9000-10500\"\n%s", base_profile);
     expect_error(text, "9000-10500 contains streams.s (stream_id 10000)");
@@ -190,7 +193,8 @@ static void test_unknown_keys_warn_with_line(void **state)
 {
     (void)state;
     char text[2048];
-    snprintf(text, sizeof(text), "[driver]\ncontrol_stream_idd = 1000\n[polices]\nx = 1\n%s[streams.s2]\nstream_id = 10002\n"
+    snprintf(text, sizeof(text),
+        "[driver]\ncontrol_stream_idd = 1000\n[polices]\nx = 1\n%s[streams.s2]\nstream_id = 10002\n"
         "profile = \"p\"\nprofil = \"p\"\n", base_profile);
     tp_config_report_t r;
     tp_assert_ok(load(text, &r));

@@ -9,7 +9,8 @@
 #include "tp_test_util.h"
 
 static tp_ratelimit_config_t config;
-static const char *base = "[rate_limiter]\ninstance_id = \"r\"\ndescriptor_channel = \"aeron:ipc\"\ndescriptor_stream_id = 1100\n";
+static const char *base = "[rate_limiter]\ninstance_id = \"r\"\ndescriptor_channel = \"aeron:ipc\"\n"
+                          "descriptor_stream_id = 1100\n";
 
 static int load_config(void *c, const tp_toml_value_t *doc, tp_config_report_t *r)
 {
@@ -30,13 +31,15 @@ static void test_required_and_forwarding(void **state)
 {
     (void)state;
     expect_error("[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n", "rate_limiter.instance_id: is required");
-    expect_error("[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n", "rate_limiter.descriptor_stream_id: is required");
+    expect_error("[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n",
+        "rate_limiter.descriptor_stream_id: is required");
     expect_error(base, "at least one [[mappings]] entry is required");
     char text[2048];
     snprintf(text, sizeof(text), "%sforward_progress = true\nsource_control_stream_id = 1000\n[[mappings]]\n"
         "source_stream_id = 1\ndest_stream_id = 2\n", base);
     expect_error(text, "forward_progress: needs non-zero");
-    snprintf(text, sizeof(text), "%sforward_qos = true\n[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n", base);
+    snprintf(text, sizeof(text), "%sforward_qos = true\n[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n",
+        base);
     expect_error(text, "forward_qos: needs non-zero");
     snprintf(text, sizeof(text), "%s[[mappings]]\nsource_stream_id = 7\ndest_stream_id = 7\n", base);
     expect_error(text, "source and destination are the same stream 7");
