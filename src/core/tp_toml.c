@@ -955,6 +955,30 @@ static int parse_array(toml_parser_t *p, tp_toml_value_t *arr)
 
 static int insert_keyval(toml_parser_t *p, tp_toml_value_t *table, toml_key_t *k, tp_toml_value_t *v);
 
+/* `key = value` (in a table body or an inline table), inserted into table. */
+static int parse_keyval(toml_parser_t *p, tp_toml_value_t *table)
+{
+    toml_key_t k;
+    if (parse_key(p, &k) < 0)
+    {
+        return -1;
+    }
+    if (peek(p) != '=')
+    {
+        key_free(&k);
+        return TOML_FAIL(p, "expected '=' after the key");
+    }
+    p->pos++;
+    skip_ws(p);
+    tp_toml_value_t *v = NULL;
+    if (parse_value(p, &v) < 0)
+    {
+        key_free(&k);
+        return -1;
+    }
+    return insert_keyval(p, table, &k, v);
+}
+
 static int parse_inline_table(toml_parser_t *p, tp_toml_value_t *t)
 {
     uint32_t line = p->line;
@@ -974,25 +998,7 @@ static int parse_inline_table(toml_parser_t *p, tp_toml_value_t *t)
         {
             return toml_fail_at(p, line, column, "inline table is not closed on its line (it starts here)");
         }
-        toml_key_t k;
-        if (parse_key(p, &k) < 0)
-        {
-            return -1;
-        }
-        if (peek(p) != '=')
-        {
-            key_free(&k);
-            return TOML_FAIL(p, "expected '=' after the key");
-        }
-        p->pos++;
-        skip_ws(p);
-        tp_toml_value_t *v = NULL;
-        if (parse_value(p, &v) < 0)
-        {
-            key_free(&k);
-            return -1;
-        }
-        if (insert_keyval(p, t, &k, v) < 0)
+        if (parse_keyval(p, t) < 0)
         {
             return -1;
         }
@@ -1284,25 +1290,7 @@ static int parse_document(toml_parser_t *p)
             }
             continue;
         }
-        toml_key_t k;
-        if (parse_key(p, &k) < 0)
-        {
-            return -1;
-        }
-        if (peek(p) != '=')
-        {
-            key_free(&k);
-            return TOML_FAIL(p, "expected '=' after the key");
-        }
-        p->pos++;
-        skip_ws(p);
-        tp_toml_value_t *v = NULL;
-        if (parse_value(p, &v) < 0)
-        {
-            key_free(&k);
-            return -1;
-        }
-        if (insert_keyval(p, p->current, &k, v) < 0 || expect_line_end(p, "the value") < 0)
+        if (parse_keyval(p, p->current) < 0 || expect_line_end(p, "the value") < 0)
         {
             return -1;
         }
