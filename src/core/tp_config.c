@@ -545,18 +545,26 @@ void tp_config_dump(const tp_config_field_t *fields, size_t count, const void *c
     }
 }
 
+/* table.key, its full name in `full` for messages; NULL when absent (an error if it is required). */
+static const tp_toml_value_t *config_lookup(const tp_toml_value_t *table, const char *key, bool is_required,
+    const char *where, tp_config_report_t *report, char *full, size_t full_capacity)
+{
+    const tp_toml_value_t *v = tp_toml_get(table, key);
+    snprintf(full, full_capacity, "%s.%s", where, key);
+    if (v == NULL && is_required)
+    {
+        tp_config_error(report, table != NULL ? table->line : 0, full, "is required");
+    }
+    return v;
+}
+
 bool tp_config_get_u32(const tp_toml_value_t *table, const char *key, uint64_t min, uint64_t max, uint32_t *out,
     bool is_required, const char *where, tp_config_report_t *report)
 {
-    const tp_toml_value_t *v = tp_toml_get(table, key);
     char full[300];
-    snprintf(full, sizeof(full), "%s.%s", where, key);
+    const tp_toml_value_t *v = config_lookup(table, key, is_required, where, report, full, sizeof(full));
     if (v == NULL)
     {
-        if (is_required)
-        {
-            tp_config_error(report, table != NULL ? table->line : 0, full, "is required");
-        }
         return false;
     }
     if (v->type != TP_TOML_INTEGER)
@@ -576,15 +584,10 @@ bool tp_config_get_u32(const tp_toml_value_t *table, const char *key, uint64_t m
 bool tp_config_get_string(const tp_toml_value_t *table, const char *key, char *out, size_t capacity,
     bool is_required, const char *where, tp_config_report_t *report)
 {
-    const tp_toml_value_t *v = tp_toml_get(table, key);
     char full[300];
-    snprintf(full, sizeof(full), "%s.%s", where, key);
+    const tp_toml_value_t *v = config_lookup(table, key, is_required, where, report, full, sizeof(full));
     if (v == NULL)
     {
-        if (is_required)
-        {
-            tp_config_error(report, table != NULL ? table->line : 0, full, "is required");
-        }
         return false;
     }
     if (v->type != TP_TOML_STRING || v->text_length >= capacity)
