@@ -392,27 +392,21 @@ int64_t tp_bus_try_claim(tp_bus_publication_t *pub, size_t length, tp_bus_claim_
     {
         return rc;
     }
+    pub_lock(pub);
+    if (pub->has_claim)
+    {
+        pub_unlock(pub);
+        return TP_BUS_ADMIN_ACTION;
+    }
     if (pub->channel.kind == TP_CHANNEL_UDP)
     {
         /* One datagram: build it in the publication's buffer, send at commit. */
-        pub_lock(pub);
-        if (pub->has_claim)
-        {
-            pub_unlock(pub);
-            return TP_BUS_ADMIN_ACTION;
-        }
         pub->has_claim = true;
         claim->buffer = tp_bus_udp_claim_buffer(pub);
         claim->length = length;
         claim->record_bytes_ = length;
         claim->position_ = 0;
         return 1;
-    }
-    pub_lock(pub);
-    if (pub->has_claim)
-    {
-        pub_unlock(pub);
-        return TP_BUS_ADMIN_ACTION;
     }
     uint64_t record_bytes = tp_bus_record_bytes(length);
     uint64_t offset = log_reserve(pub, record_bytes);

@@ -97,6 +97,21 @@ int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t 
     return producer_open(out, client, stream_id, -1);
 }
 
+/* A FrameDescriptor of this producer's stream and epoch into buf (DESCRIPTOR_BYTES). */
+static bool encode_descriptor(const tp_producer_t *p, uint8_t *buf, size_t capacity, uint64_t seq,
+    uint64_t timestamp_ns, uint32_t meta_version, uint64_t trace_id)
+{
+    tp_wire_frame_descriptor_enc_t e;
+    tp_wire_frame_descriptor_enc_begin(&e, buf, capacity);
+    tp_wire_frame_descriptor_set_stream_id(&e, p->lease.stream_id);
+    tp_wire_frame_descriptor_set_epoch(&e, p->lease.epoch);
+    tp_wire_frame_descriptor_set_seq(&e, seq);
+    tp_wire_frame_descriptor_set_timestamp_ns(&e, timestamp_ns);
+    tp_wire_frame_descriptor_set_meta_version(&e, meta_version);
+    tp_wire_frame_descriptor_set_trace_id(&e, trace_id);
+    return tp_wire_frame_descriptor_enc_finish(&e) == DESCRIPTOR_BYTES;
+}
+
 static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t timestamp_ns, uint32_t meta_version,
     uint64_t trace_id)
 {
@@ -104,22 +119,12 @@ static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t times
     int64_t rc = tp_bus_try_claim(p->descriptors, DESCRIPTOR_BYTES, &claim);
     if (rc == TP_BUS_NOT_CONNECTED)
     {
-        if (p->consumers.open_count > 0)
+        /* Nobody on the shared stream, but perhaps consumers of their own streams. */
+        uint8_t buf[DESCRIPTOR_BYTES];
+        if (p->consumers.open_count > 0 &&
+            encode_descriptor(p, buf, sizeof(buf), seq, timestamp_ns, meta_version, trace_id))
         {
-            /* Nobody on the shared stream, but consumers of their own streams. */
-            uint8_t buf[DESCRIPTOR_BYTES];
-            tp_wire_frame_descriptor_enc_t e;
-            tp_wire_frame_descriptor_enc_begin(&e, buf, sizeof(buf));
-            tp_wire_frame_descriptor_set_stream_id(&e, p->lease.stream_id);
-            tp_wire_frame_descriptor_set_epoch(&e, p->lease.epoch);
-            tp_wire_frame_descriptor_set_seq(&e, seq);
-            tp_wire_frame_descriptor_set_timestamp_ns(&e, timestamp_ns);
-            tp_wire_frame_descriptor_set_meta_version(&e, meta_version);
-            tp_wire_frame_descriptor_set_trace_id(&e, trace_id);
-            if (tp_wire_frame_descriptor_enc_finish(&e) == DESCRIPTOR_BYTES)
-            {
-                tp_consumer_streams_publish(&p->consumers, buf, DESCRIPTOR_BYTES, timestamp_ns);
-            }
+            tp_consumer_streams_publish(&p->consumers, buf, DESCRIPTOR_BYTES, timestamp_ns);
         }
         return 0; /* nobody subscribes to descriptors: the frame is in SHM for whoever comes */
     }
@@ -127,15 +132,7 @@ static int64_t publish_descriptor(tp_producer_t *p, uint64_t seq, uint64_t times
     {
         return rc;
     }
-    tp_wire_frame_descriptor_enc_t e;
-    tp_wire_frame_descriptor_enc_begin(&e, claim.buffer, claim.length);
-    tp_wire_frame_descriptor_set_stream_id(&e, p->lease.stream_id);
-    tp_wire_frame_descriptor_set_epoch(&e, p->lease.epoch);
-    tp_wire_frame_descriptor_set_seq(&e, seq);
-    tp_wire_frame_descriptor_set_timestamp_ns(&e, timestamp_ns);
-    tp_wire_frame_descriptor_set_meta_version(&e, meta_version);
-    tp_wire_frame_descriptor_set_trace_id(&e, trace_id);
-    if (tp_wire_frame_descriptor_enc_finish(&e) != DESCRIPTOR_BYTES)
+    if (!encode_descriptor(p, claim.buffer, claim.length, seq, timestamp_ns, meta_version, trace_id))
     {
         tp_bus_abort(p->descriptors, &claim);
         return -1;
