@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/tp_clock.h"
@@ -23,43 +22,28 @@
 #include "tensorpool/tp_metadata.h"
 #include "tp_sbe_discovery.h"
 #include "tp_sbe_wire.h"
+#include "tp_client_fixture.h"
 #include "tp_test_util.h"
 
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 
-static char dir[512];
-static char bus_dir[600];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_client_context_t *cctx;
+static client_fixture_t F;
 static tp_client_t *client;
 
 static int setup(void **state)
 {
     (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client-discovery");
-    char shm[600];
-    snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus_dir));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.instance_id", "driver-a"));
-    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.announce_period_ms", "100"));
+    client_fixture_prepare(&F, "client-discovery");
+    tp_assert_ok(tp_driver_context_set(F.dctx, "driver.instance_id", "driver-a"));
+    tp_assert_ok(tp_driver_context_set(F.dctx, "policies.announce_period_ms", "100"));
     const uint16_t ids[] = { 1 };
     const uint32_t strides[] = { 4096 };
-    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 16, ids, strides, 1));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", 10, "small"));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "lidar", 11, "small"));
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus_dir));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(cctx, "client.metadata_period_ms", "50"));
-    tp_assert_ok(tp_client_connect(&client, cctx));
+    tp_assert_ok(tp_driver_context_add_profile(F.dctx, "small", 16, ids, strides, 1));
+    tp_assert_ok(tp_driver_context_add_stream(F.dctx, "cam", 10, "small"));
+    tp_assert_ok(tp_driver_context_add_stream(F.dctx, "lidar", 11, "small"));
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.metadata_period_ms", "50"));
+    tp_assert_ok(tp_client_connect(&client, F.cctx));
     return 0;
 }
 
@@ -67,10 +51,7 @@ static int teardown(void **state)
 {
     (void)state;
     tp_assert_ok(tp_client_close(client));
-    tp_client_context_close(cctx);
-    tp_driver_close(driver);
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
+    client_fixture_close(&F);
     return 0;
 }
 
@@ -222,7 +203,7 @@ static void test_requests_without_endpoint_are_dropped(void **state)
     tp_bus_publication_t *req = NULL;
     tp_bus_subscription_t *resp = NULL;
     tp_bus_subscription_t *req_echo = NULL;
-    tp_assert_ok(tp_bus_init(&bus, bus_dir));
+    tp_assert_ok(tp_bus_init(&bus, F.bus));
     tp_assert_ok(tp_bus_publication_open(bus, &req, "aeron:ipc?term-length=1m", 7000, false));
     tp_assert_ok(tp_bus_subscription_open(bus, &resp, "aeron:ipc?term-length=1m", 7004, NULL, NULL, NULL));
     tp_assert_ok(tp_bus_subscription_open(bus, &req_echo, "aeron:ipc?term-length=1m", 7000, NULL, NULL, NULL));
@@ -272,15 +253,15 @@ static void test_requests_without_endpoint_are_dropped(void **state)
     {
     }
     assert_int_equal(echoed, 0);
-    tp_assert_ok(tp_driver_stop(driver));
+    tp_assert_ok(tp_driver_stop(F.driver));
     tp_discovery_counters_t k;
-    tp_discovery_provider_counters(driver->discovery, &k);
+    tp_discovery_provider_counters(F.driver->discovery, &k);
     assert_int_equal(k.dropped_requests, 2);
     assert_int_equal(k.responses, 1);
     /* An answer is advice: it created no lease. covers: Q-12-1 */
     for (int i = 0; i < TP_DRIVER_MAX_LEASES; i++)
     {
-        assert_false(driver->leases[i].is_active);
+        assert_false(F.driver->leases[i].is_active);
     }
     tp_bus_subscription_close(req_echo);
     tp_bus_subscription_close(resp);
@@ -319,7 +300,7 @@ static void test_provider_expiry_and_epochs(void **state)
     (void)state;
     /* covers: Q-6.1-1, Q-6.2-1, Q-6.2-3, Q-6.3-1 */
     tp_discovery_provider_t *p = NULL;
-    tp_assert_ok(tp_discovery_provider_open(&p, driver->bus, "aeron:ipc?term-length=1m", 7100, 300 * TP_NS_PER_MS, 0));
+    tp_assert_ok(tp_discovery_provider_open(&p, F.driver->bus, "aeron:ipc?term-length=1m", 7100, 300 * TP_NS_PER_MS, 0));
     tp_discovery_driver_t d = { .instance_id = "x", .control_channel = "aeron:ipc", .control_stream_id = 1000 };
     assert_int_equal(tp_discovery_provider_add_driver(p, &d), 0);
     int64_t t = 1000 * TP_NS_PER_S;
@@ -412,9 +393,9 @@ static void test_provider_statuses(void **state)
     tp_discovery_provider_t *p = NULL;
     tp_bus_publication_t *req = NULL;
     tp_bus_subscription_t *resp = NULL;
-    tp_assert_ok(tp_discovery_provider_open(&p, driver->bus, "aeron:ipc?term-length=1m", 7300, TP_NS_PER_S, 1));
-    tp_assert_ok(tp_bus_publication_open(driver->bus, &req, "aeron:ipc?term-length=1m", 7300, false));
-    tp_assert_ok(tp_bus_subscription_open(driver->bus, &resp, "aeron:ipc?term-length=1m", 7304, NULL, NULL, NULL));
+    tp_assert_ok(tp_discovery_provider_open(&p, F.driver->bus, "aeron:ipc?term-length=1m", 7300, TP_NS_PER_S, 1));
+    tp_assert_ok(tp_bus_publication_open(F.driver->bus, &req, "aeron:ipc?term-length=1m", 7300, false));
+    tp_assert_ok(tp_bus_subscription_open(F.driver->bus, &resp, "aeron:ipc?term-length=1m", 7304, NULL, NULL, NULL));
     tp_discovery_driver_t d = { .instance_id = "x", .control_channel = "aeron:ipc", .control_stream_id = 1000 };
     assert_int_equal(tp_discovery_provider_add_driver(p, &d), 0);
     int64_t t = tp_clock_monotonic_ns();
@@ -593,7 +574,7 @@ static tp_client_t *connect_to_fake(tp_client_context_t **ctx)
 {
     tp_client_t *c = NULL;
     tp_assert_ok(tp_client_context_init(ctx));
-    tp_assert_ok(tp_client_context_set(*ctx, "client.bus_dir", bus_dir));
+    tp_assert_ok(tp_client_context_set(*ctx, "client.bus_dir", F.bus));
     tp_assert_ok(tp_client_context_set(*ctx, "client.discovery_stream_id", "7200"));
     tp_assert_ok(tp_client_context_set(*ctx, "client.discovery_response_stream_id", "7204"));
     tp_assert_ok(tp_client_connect(&c, *ctx));
@@ -607,7 +588,7 @@ static void test_client_checks_answers(void **state)
     tp_client_context_t *ctx = NULL;
     tp_client_t *c = connect_to_fake(&ctx);
     fake_t f = { 0 };
-    tp_assert_ok(tp_bus_init(&f.bus, bus_dir)); /* the fake's own bus handle, for its own thread */
+    tp_assert_ok(tp_bus_init(&f.bus, F.bus)); /* the fake's own bus handle, for its own thread */
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, fake_provider, &f), 0);
     tp_discovery_query_t q;
@@ -637,7 +618,7 @@ static void test_results_are_not_authority(void **state)
     tp_client_t *c = connect_to_fake(&ctx);
     fake_t f = { 0 };
     f.lies = true;
-    tp_assert_ok(tp_bus_init(&f.bus, bus_dir));
+    tp_assert_ok(tp_bus_init(&f.bus, F.bus));
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, fake_provider, &f), 0);
     tp_consumer_t *con = NULL;

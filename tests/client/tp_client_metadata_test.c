@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/tp_clock.h"
@@ -17,41 +16,23 @@
 #include "tensorpool/tp_driver.h"
 #include "tensorpool/tp_metadata.h"
 #include "tp_sbe_wire.h"
+#include "tp_client_fixture.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 
-static char dir[512];
-static char bus_dir[600];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_client_context_t *cctx;
+static client_fixture_t F;
 static tp_client_t *client;
 
 static int setup(void **state)
 {
     (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client-meta");
-    char shm[600];
-    snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus_dir));
-    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
-    const uint16_t ids[] = { 1 };
-    const uint32_t strides[] = { 4096 };
-    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 8, ids, strides, 1));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", STREAM, "small"));
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus_dir));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(cctx, "client.metadata_period_ms", "50"));
-    tp_assert_ok(tp_client_connect(&client, cctx));
+    client_fixture_prepare(&F, "client-meta");
+    client_fixture_add_stream(&F, "cam", STREAM, "small", 8, 4096);
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.metadata_period_ms", "50"));
+    tp_assert_ok(tp_client_connect(&client, F.cctx));
     return 0;
 }
 
@@ -59,10 +40,7 @@ static int teardown(void **state)
 {
     (void)state;
     tp_assert_ok(tp_client_close(client));
-    tp_client_context_close(cctx);
-    tp_driver_close(driver);
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
+    client_fixture_close(&F);
     return 0;
 }
 
@@ -299,7 +277,7 @@ static void test_blobs(void **state)
     assert_int_equal(e.blob_length, 0);
 
     /* Hostile blobs from another publisher: each is discarded. */
-    tp_assert_ok(tp_bus_init(&inject_bus, bus_dir));
+    tp_assert_ok(tp_bus_init(&inject_bus, F.bus));
     tp_assert_ok(tp_bus_publication_open(inject_bus, &inject_pub, "aeron:ipc?term-length=4m", 1300, false));
     uint32_t crc = tp_crc32c(0, blob, 3000);
     blob_announce(100, 3000, crc); /* a gap: 0..1000 then 2000.. */

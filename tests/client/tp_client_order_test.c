@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/tp_client_internal.h"
@@ -22,46 +21,28 @@
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_driver.h"
 #include "tp_sbe_wire.h"
+#include "tp_client_fixture.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 
-static char dir[512];
-static char bus[600];
-static char shm[600];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_client_context_t *cctx;
+static client_fixture_t F;
 static tp_client_t *client;
 
 static void start_driver(void)
 {
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
+    client_fixture_start(&F);
 }
 
 /* Driver context ready but not started; client connected (its announce window: 3 x 10 s). */
 static int setup(void **state)
 {
     (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client-order");
-    snprintf(bus, sizeof(bus), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus));
-    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
-    const uint16_t ids[] = { 1 };
-    const uint32_t strides[] = { 4096 };
-    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 16, ids, strides, 1));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", STREAM, "small"));
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(cctx, "client.announce_period_ms", "10000"));
-    tp_assert_ok(tp_client_connect(&client, cctx));
+    client_fixture_prepare(&F, "client-order");
+    client_fixture_add_stream(&F, "cam", STREAM, "small", 16, 4096);
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.announce_period_ms", "10000"));
+    tp_assert_ok(tp_client_connect(&client, F.cctx));
     return 0;
 }
 
@@ -69,11 +50,7 @@ static int teardown(void **state)
 {
     (void)state;
     tp_assert_ok(tp_client_close(client));
-    tp_client_context_close(cctx);
-    tp_driver_close(driver);
-    driver = NULL;
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
+    client_fixture_close(&F);
     return 0;
 }
 
@@ -310,7 +287,7 @@ static void test_announce_rules(void **state)
 {
     (void)state;
     start_driver();
-    tp_assert_ok(tp_bus_init(&inject_bus, bus));
+    tp_assert_ok(tp_bus_init(&inject_bus, F.bus));
     tp_assert_ok(tp_bus_publication_open(inject_bus, &inject_pub, "aeron:ipc?term-length=4m", 1000, false));
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
@@ -345,7 +322,7 @@ static void test_announce_rules(void **state)
     /* The mapped epoch and layout, but the superblock's pid changed underneath (a restart that kept the epoch):
      * checked on the announce, unmapped and mapped again. covers: W-15.1-3, W-15.14-2 */
     char epoch_dir[1024], header[1100];
-    tp_assert_ok(tp_shm_layout_epoch_dir(epoch_dir, sizeof(epoch_dir), shm, "default", STREAM, epoch));
+    tp_assert_ok(tp_shm_layout_epoch_dir(epoch_dir, sizeof(epoch_dir), F.shm, "default", STREAM, epoch));
     tp_assert_ok(tp_shm_layout_header_path(header, sizeof(header), epoch_dir));
     int fd = open(header, O_RDWR);
     assert_true(fd >= 0);

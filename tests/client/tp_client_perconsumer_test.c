@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/tp_clock.h"
@@ -17,46 +16,29 @@
 #include "tensorpool/tp_client.h"
 #include "tp_sbe_wire.h"
 #include "tensorpool/tp_driver.h"
+#include "tp_client_fixture.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 
-static char dir[512];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_client_context_t *cctx;
+static client_fixture_t F;
 static tp_client_t *pclient; /* the producer's */
 static tp_client_t *cclient; /* the consumers' */
 
 static int start(bool with_range)
 {
-    tp_test_make_dir(dir, sizeof(dir), "client-perconsumer");
-    char bus[600], shm[600];
-    snprintf(bus, sizeof(bus), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus));
-    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
+    client_fixture_prepare(&F, "client-perconsumer");
     if (with_range)
     {
-        tp_assert_ok(tp_driver_context_set(dctx, "driver.descriptor_stream_id_range", "31000-31009"));
-        tp_assert_ok(tp_driver_context_set(dctx, "driver.control_stream_id_range", "32000-32009"));
+        tp_assert_ok(tp_driver_context_set(F.dctx, "driver.descriptor_stream_id_range", "31000-31009"));
+        tp_assert_ok(tp_driver_context_set(F.dctx, "driver.control_stream_id_range", "32000-32009"));
     }
-    const uint16_t ids[] = { 1 };
-    const uint32_t strides[] = { 4096 };
-    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 64, ids, strides, 1));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", STREAM, "small"));
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(cctx, "client.qos_period_ms", "20")); /* hellos every 20 ms */
-    tp_assert_ok(tp_client_connect(&pclient, cctx));
-    tp_assert_ok(tp_client_connect(&cclient, cctx));
+    client_fixture_add_stream(&F, "cam", STREAM, "small", 64, 4096);
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.qos_period_ms", "20")); /* hellos every 20 ms */
+    tp_assert_ok(tp_client_connect(&pclient, F.cctx));
+    tp_assert_ok(tp_client_connect(&cclient, F.cctx));
     return 0;
 }
 
@@ -77,10 +59,7 @@ static int teardown(void **state)
     (void)state;
     tp_assert_ok(tp_client_close(cclient));
     tp_assert_ok(tp_client_close(pclient));
-    tp_client_context_close(cctx);
-    tp_driver_close(driver);
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
+    client_fixture_close(&F);
     return 0;
 }
 
@@ -218,8 +197,6 @@ static void test_declined_consumer_gates_itself(void **state)
     tp_producer_close(p);
 }
 
-static char bus_path[600];
-
 static void count_progress(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
 {
     (void)header;
@@ -243,8 +220,7 @@ static void test_progress_on_a_control_stream_of_its_own(void **state)
     /* covers: W-5-8, W-5-9, W-5-10, W-10.1.2-7 */
     tp_bus_t *bus = NULL;
     tp_bus_subscription_t *shared = NULL;
-    snprintf(bus_path, sizeof(bus_path), "%s/bus", dir);
-    tp_assert_ok(tp_bus_init(&bus, bus_path));
+    tp_assert_ok(tp_bus_init(&bus, F.bus));
     tp_assert_ok(tp_bus_subscription_open(bus, &shared, "aeron:ipc?term-length=4m", 1000, NULL, NULL, NULL));
     tp_producer_t *p = NULL;
     tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/tp_clock.h"
@@ -16,44 +15,26 @@
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_driver.h"
 #include "tp_sbe_wire.h"
+#include "tp_client_fixture.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 #define FRAME_BYTES 200000u
 
-static char dir[512];
-static char bus_dir[600];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_client_context_t *cctx;
+static client_fixture_t F;
 static tp_client_t *pclient;
 static tp_client_t *cclient;
 
 static int setup(void **state)
 {
     (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client-progress");
-    char shm[600];
-    snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus_dir));
-    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
-    const uint16_t ids[] = { 1 };
-    const uint32_t strides[] = { 262144 };
-    tp_assert_ok(tp_driver_context_add_profile(dctx, "big", 8, ids, strides, 1));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", STREAM, "big"));
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus_dir));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(cctx, "client.qos_period_ms", "20"));
-    tp_assert_ok(tp_client_connect(&pclient, cctx));
-    tp_assert_ok(tp_client_connect(&cclient, cctx));
+    client_fixture_prepare(&F, "client-progress");
+    client_fixture_add_stream(&F, "cam", STREAM, "big", 8, 262144);
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.qos_period_ms", "20"));
+    tp_assert_ok(tp_client_connect(&pclient, F.cctx));
+    tp_assert_ok(tp_client_connect(&cclient, F.cctx));
     return 0;
 }
 
@@ -62,10 +43,7 @@ static int teardown(void **state)
     (void)state;
     tp_assert_ok(tp_client_close(cclient));
     tp_assert_ok(tp_client_close(pclient));
-    tp_client_context_close(cctx);
-    tp_driver_close(driver);
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
+    client_fixture_close(&F);
     return 0;
 }
 
@@ -216,7 +194,7 @@ static void test_rules_and_prefixes(void **state)
     (void)state;
     /* covers: W-10.2.2-3, W-10.2.2-5, W-10.2.2-8, W-10.2.2-9, W-10.2.2-11, W-8.2-8 (progress for a seq the slot does
      * not hold is dropped) */
-    tp_assert_ok(tp_bus_init(&inject_bus, bus_dir));
+    tp_assert_ok(tp_bus_init(&inject_bus, F.bus));
     tp_assert_ok(tp_bus_publication_open(inject_bus, &inject_pub, "aeron:ipc?term-length=4m", 1000, false));
     tp_producer_t *p = NULL;
     tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));

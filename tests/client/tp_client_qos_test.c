@@ -7,47 +7,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/tp_clock.h"
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_driver.h"
 #include "tensorpool/tp_qos.h"
+#include "tp_client_fixture.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 
-static char dir[512];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_client_context_t *cctx;
+static client_fixture_t F;
 static tp_client_t *client;
 
 static int setup(void **state)
 {
     (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client-qos");
-    char bus[600], shm[600];
-    snprintf(bus, sizeof(bus), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus));
-    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
-    const uint16_t ids[] = { 1 };
-    const uint32_t strides[] = { 4096 };
-    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 8, ids, strides, 1));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", STREAM, "small"));
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(cctx, "client.qos_period_ms", "20"));
-    tp_assert_ok(tp_client_connect(&client, cctx));
+    client_fixture_prepare(&F, "client-qos");
+    client_fixture_add_stream(&F, "cam", STREAM, "small", 8, 4096);
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.qos_period_ms", "20"));
+    tp_assert_ok(tp_client_connect(&client, F.cctx));
     return 0;
 }
 
@@ -55,10 +37,7 @@ static int teardown(void **state)
 {
     (void)state;
     tp_assert_ok(tp_client_close(client));
-    tp_client_context_close(cctx);
-    tp_driver_close(driver);
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
+    client_fixture_close(&F);
     return 0;
 }
 

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/tp_clock.h"
@@ -15,18 +14,14 @@
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_driver.h"
 #include "tensorpool/tp_metadata.h"
+#include "tp_client_fixture.h"
 #include "tp_test_util.h"
 
 #define CAM 10
 #define OTHER 11
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 
-static char dir[512];
-static char bus[600];
-static char shm[600];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_client_context_t *cctx;
+static client_fixture_t F;
 static tp_client_t *pclient;
 static tp_client_t *cclient;
 
@@ -41,12 +36,9 @@ static void write_file(const char *path, const char *text)
 static int setup(void **state)
 {
     (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client-supervisor");
-    snprintf(bus, sizeof(bus), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
+    client_fixture_prepare(&F, "client-supervisor");
     char config[700], text[4096];
-    snprintf(config, sizeof(config), "%s/driver.toml", dir);
+    snprintf(config, sizeof(config), "%s/driver.toml", F.dir);
     snprintf(text, sizeof(text),
         "[driver]\nbus_dir = \"%s\"\n[shm]\nbase_dir = \"%s\"\n[policies]\nprefault_shm = false\n"
         "[supervisor]\nenabled = true\nstale_after_ms = 200\n"
@@ -54,19 +46,14 @@ static int setup(void **state)
         "payload_fallback_uri = \"bogus://nowhere\"\n"
         "[profiles.small]\nheader_nslots = 64\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
         "[streams.cam]\nstream_id = %d\nprofile = \"small\"\n[streams.other]\nstream_id = %d\nprofile = \"small\"\n",
-        bus, shm, CAM, CAM, OTHER);
+        F.bus, F.shm, CAM, CAM, OTHER);
     write_file(config, text);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_load_file(dctx, config));
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(cctx, "client.qos_period_ms", "20"));
-    tp_assert_ok(tp_client_context_set(cctx, "client.metadata_period_ms", "20"));
-    tp_assert_ok(tp_client_connect(&pclient, cctx));
-    tp_assert_ok(tp_client_connect(&cclient, cctx));
+    tp_assert_ok(tp_driver_context_load_file(F.dctx, config));
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.qos_period_ms", "20"));
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.metadata_period_ms", "20"));
+    tp_assert_ok(tp_client_connect(&pclient, F.cctx));
+    tp_assert_ok(tp_client_connect(&cclient, F.cctx));
     return 0;
 }
 
@@ -75,10 +62,7 @@ static int teardown(void **state)
     (void)state;
     tp_assert_ok(tp_client_close(cclient));
     tp_assert_ok(tp_client_close(pclient));
-    tp_client_context_close(cctx);
-    tp_driver_close(driver);
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
+    client_fixture_close(&F);
     return 0;
 }
 
@@ -107,7 +91,7 @@ static void run(tp_producer_t *p, tp_consumer_t *a, tp_consumer_t *b, int *na, i
 static char *status_with2(tp_producer_t *p, tp_consumer_t *a, tp_consumer_t *b, const char *needle, const char *also)
 {
     char path[1024];
-    tp_driver_status_path(path, sizeof(path), bus, 1000);
+    tp_driver_status_path(path, sizeof(path), F.bus, 1000);
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
     int na = 0, nb = 0;
     for (;;)
@@ -187,7 +171,7 @@ static void test_rules_liveness_and_status(void **state)
     /* and `tp driver status` sums it up. */
     char cmd[1024];
     static char out[1 << 16];
-    snprintf(cmd, sizeof(cmd), "%s driver status --bus-dir '%s'", TP_TOOL, bus);
+    snprintf(cmd, sizeof(cmd), "%s driver status --bus-dir '%s'", TP_TOOL, F.bus);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
     if (strstr(out, "supervisor: 1 rule(s); ") == NULL || strstr(out, "2 consumer(s) (1 under a rule)") == NULL)
     {

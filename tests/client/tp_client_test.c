@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/tp_clock.h"
@@ -17,40 +16,25 @@
 #include "tensorpool/tp_driver.h"
 #include "tp_malloc_count.h"
 #include "tp_sbe_wire.h"
+#include "tp_client_fixture.h"
 #include "tp_test_util.h"
 
 #define STREAM 10
 #define TIMEOUT_NS (5 * TP_NS_PER_S)
 
-static char dir[512];
-static char bus[600];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_client_context_t *cctx;
+static client_fixture_t F;
 static tp_client_t *client;
 
 static int setup(void **state)
 {
     (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client");
-    char shm[600];
-    snprintf(bus, sizeof(bus), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus));
-    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
+    client_fixture_prepare(&F, "client");
     const uint16_t ids[] = { 1, 2 };
     const uint32_t strides[] = { 4096, 65536 };
-    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 8, ids, strides, 2));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", STREAM, "small"));
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_connect(&client, cctx));
+    tp_assert_ok(tp_driver_context_add_profile(F.dctx, "small", 8, ids, strides, 2));
+    tp_assert_ok(tp_driver_context_add_stream(F.dctx, "cam", STREAM, "small"));
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_connect(&client, F.cctx));
     return 0;
 }
 
@@ -58,10 +42,7 @@ static int teardown(void **state)
 {
     (void)state;
     tp_assert_ok(tp_client_close(client));
-    tp_client_context_close(cctx);
-    tp_driver_close(driver);
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
+    client_fixture_close(&F);
     return 0;
 }
 
@@ -346,9 +327,9 @@ static void test_unmapped_consumer_drops_frames(void **state)
         assert_true(tp_clock_monotonic_ns() < deadline);
         tp_consumer_poll(c, on_frame_mapped, &s, 64);
     }
-    tp_assert_ok(tp_driver_stop(driver));
-    tp_assert_ok(tp_driver_revoke_lease(driver, tp_consumer_lease_id(c)));
-    while (tp_driver_do_work(driver) > 0) /* publishes ShmLeaseRevoked */
+    tp_assert_ok(tp_driver_stop(F.driver));
+    tp_assert_ok(tp_driver_revoke_lease(F.driver, tp_consumer_lease_id(c)));
+    while (tp_driver_do_work(F.driver) > 0) /* publishes ShmLeaseRevoked */
     {
     }
     tp_consumer_counters_t k;
@@ -370,7 +351,7 @@ static void test_unmapped_consumer_drops_frames(void **state)
         assert_false(tp_consumer_is_attached(c));
     }
     assert_int_equal(s.frames, 1);
-    tp_assert_ok(tp_driver_start(driver));
+    tp_assert_ok(tp_driver_start(F.driver));
     make_payload(buf, sizeof(buf), 4);
     while (!tp_consumer_is_attached(c))
     {
@@ -402,7 +383,7 @@ static void test_foreign_descriptors(void **state)
     attach_both(&p, &c);
     tp_bus_t *ib = NULL;
     tp_bus_publication_t *pub = NULL;
-    tp_assert_ok(tp_bus_init(&ib, bus));
+    tp_assert_ok(tp_bus_init(&ib, F.bus));
     tp_assert_ok(tp_bus_publication_open(ib, &pub, "aeron:ipc?term-length=4m", 1100, false));
     uint8_t buf[256];
     seen_t s = { 0 };
@@ -629,7 +610,7 @@ static void test_client_closed_first(void **state)
     /* Close in any order: the client first, its producer and consumer still work, the last close frees it (ASan
      * checks that nothing leaks and nothing is used after being freed). */
     tp_client_t *other = NULL;
-    tp_assert_ok(tp_client_connect(&other, cctx));
+    tp_assert_ok(tp_client_connect(&other, F.cctx));
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
     tp_assert_ok(tp_producer_attach(&p, other, STREAM, TIMEOUT_NS));
@@ -736,7 +717,7 @@ static void test_revoked_leases_attach_again(void **state)
     uint64_t producer_lease = tp_producer_lease_id(p);
     uint64_t last_seq = s.last_seq;
     /* The operator revokes the producer: it stops, attaches again (a new epoch), and the consumer follows. */
-    tp_assert_ok(tp_driver_revoke_lease(driver, producer_lease));
+    tp_assert_ok(tp_driver_revoke_lease(F.driver, producer_lease));
     int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
     while (tp_producer_epoch(p) == epoch)
     {
@@ -756,7 +737,7 @@ static void test_revoked_leases_attach_again(void **state)
     assert_int_equal(k.lease_losses, 0);
     /* Now the consumer's own lease: dropped at once, attached again, frames flow on. */
     uint64_t consumer_lease = tp_consumer_lease_id(c);
-    tp_assert_ok(tp_driver_revoke_lease(driver, consumer_lease));
+    tp_assert_ok(tp_driver_revoke_lease(F.driver, consumer_lease));
     deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
     while (tp_consumer_lease_id(c) == consumer_lease || tp_consumer_lease_id(c) == 0)
     {
@@ -784,8 +765,8 @@ static void test_driver_restart(void **state)
     seen_t s = { 0 };
     until_frame_of_current_epoch(p, c, &s);
     uint64_t epoch = tp_producer_epoch(p);
-    tp_driver_close(driver); /* ShmDriverShutdown */
-    driver = NULL;
+    tp_driver_close(F.driver); /* ShmDriverShutdown */
+    F.driver = NULL;
     int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
     while (tp_producer_is_attached(p))
     {
@@ -795,8 +776,8 @@ static void test_driver_restart(void **state)
     uint8_t buf[100];
     make_payload(buf, sizeof(buf), 0);
     tp_assert_fails_with(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0), "lost its lease");
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
+    tp_assert_ok(tp_driver_init(&F.driver, F.dctx));
+    tp_assert_ok(tp_driver_start(F.driver));
     memset(&s, 0, sizeof(s));
     until_frame_of_current_epoch(p, c, &s);
     assert_true(tp_producer_epoch(p) > epoch);
@@ -848,7 +829,7 @@ static void test_runner_threads(void **state)
     (void)state;
     /* A producer and a consumer, each with its own client, each on a runner thread. */
     tp_client_t *other = NULL;
-    tp_assert_ok(tp_client_connect(&other, cctx));
+    tp_assert_ok(tp_client_connect(&other, F.cctx));
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
     tp_assert_ok(tp_consumer_attach(&c, other, STREAM, TIMEOUT_NS));
