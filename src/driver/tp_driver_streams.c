@@ -42,9 +42,8 @@ static uint64_t stream_max_epoch_on_disk(const tp_driver_t *d, uint32_t stream_i
     struct dirent *e;
     while (dp != NULL && (e = readdir(dp)) != NULL)
     {
-        char *end = NULL;
-        unsigned long long v = strtoull(e->d_name, &end, 10);
-        if (end != e->d_name && *end == '\0' && v > max)
+        uint64_t v = 0;
+        if (tp_shm_layout_parse_number(e->d_name, &v) == 0 && v > max)
         {
             max = v;
         }
@@ -65,23 +64,70 @@ static void regions_close(tp_driver_regions_t *r)
     }
 }
 
-/* Create header ring and pools of one epoch in <base>/tensorpool-$USER/<ns>/<stream>/<epoch>/. */
+/* Epoch numbers tried past names someone else took before giving up (issue: a squatter must not block a stream). */
+#define EPOCH_SQUAT_SKIP_MAX 64
+
+/* Create a fresh, empty directory for the first free epoch at or above `epoch` (never reusing or following anything
+ * already there: a file, a symlink or a directory squatting on the name is skipped with a warning). Fills
+ * out->epoch and out->epoch_dir. Epochs never wrap: past 2^64 - 1 the stream cannot continue (wire spec 7.1). */
+static int epoch_dir_create(tp_driver_t *d, uint32_t stream_id, uint64_t epoch, tp_driver_regions_t *out)
+{
+    const tp_driver_config_t *c = &d->config;
+    char stream_dir[TP_PATH_MAX];
+    /* Directories get the x bits of the file mode's r bits (660 -> 770). */
+    mode_t dir_mode = (mode_t)(c->permissions_mode | ((c->permissions_mode & 0444) >> 2) | 0700);
+    if (tp_shm_layout_stream_dir(stream_dir, sizeof(stream_dir), c->base_dir, c->name_space, stream_id) < 0 ||
+        tp_fs_mkdirs(c->base_dir, stream_dir, dir_mode) < 0)
+    {
+        return -1;
+    }
+    for (int attempt = 0; attempt < EPOCH_SQUAT_SKIP_MAX; attempt++, epoch++)
+    {
+        if (epoch == 0)
+        {
+            TP_SET_ERR(TP_E_CAPACITY, "stream %" PRIu32 " has used every 64-bit epoch", stream_id);
+            return -1;
+        }
+        if (tp_shm_layout_epoch_dir(out->epoch_dir, sizeof(out->epoch_dir), c->base_dir, c->name_space, stream_id,
+                epoch) < 0)
+        {
+            return -1;
+        }
+        if (mkdir(out->epoch_dir, dir_mode) == 0)
+        {
+            out->epoch = epoch;
+            if (chmod(out->epoch_dir, dir_mode) < 0) /* mkdir honours the umask; we want the mode exactly */
+            {
+                TP_SET_ERR(errno, "chmod %o on '%s' failed: %s", (unsigned)dir_mode, out->epoch_dir, strerror(errno));
+                return -1;
+            }
+            return 0;
+        }
+        if (errno != EEXIST)
+        {
+            TP_SET_ERR(errno, "creating directory '%s' failed: %s", out->epoch_dir, strerror(errno));
+            return -1;
+        }
+        TP_LOG_W("driver", "'%s' already exists and is not ours: stream %" PRIu32 " skips epoch %" PRIu64,
+            out->epoch_dir, stream_id, epoch);
+    }
+    TP_SET_ERR(TP_E_CAPACITY, "the next %d epoch directories of stream %" PRIu32 " are all taken, '%s/%" PRIu64
+        "' to '%s'", EPOCH_SQUAT_SKIP_MAX, stream_id, stream_dir, epoch - EPOCH_SQUAT_SKIP_MAX, out->epoch_dir);
+    return -1;
+}
+
+/* Create header ring and pools of the first free epoch at or above `epoch`, in
+ * <base>/tensorpool-$USER/<ns>/<stream>/<epoch>/. */
 static int regions_create(tp_driver_t *d, const tp_driver_stream_t *s, uint64_t epoch, tp_driver_regions_t *out)
 {
     memset(out, 0, sizeof(*out));
-    out->epoch = epoch;
     const tp_driver_config_t *c = &d->config;
-    if (tp_shm_layout_epoch_dir(out->epoch_dir, sizeof(out->epoch_dir), c->base_dir, c->name_space, s->stream_id,
-            epoch) < 0)
+    if (epoch_dir_create(d, s->stream_id, epoch, out) < 0)
     {
+        TP_APPEND_ERR("making a new epoch of stream %" PRIu32, s->stream_id);
         return -1;
     }
-    /* Directories get the x bits of the file mode's r bits (660 -> 770). */
-    mode_t dir_mode = (mode_t)(c->permissions_mode | ((c->permissions_mode & 0444) >> 2) | 0700);
-    if (tp_fs_mkdirs(c->base_dir, out->epoch_dir, dir_mode) < 0)
-    {
-        return -1;
-    }
+    epoch = out->epoch;
     tp_shm_create_opts_t opts = { .file_mode = (mode_t)c->permissions_mode, .prefault = c->prefault_shm,
         .lock_memory = c->mlock_shm, .require_hugepages = c->require_hugepages, .replace_existing = true };
     char path[TP_PATH_MAX];
@@ -111,6 +157,7 @@ static int regions_create(tp_driver_t *d, const tp_driver_stream_t *s, uint64_t 
 error:
     TP_APPEND_ERR("creating epoch %" PRIu64 " of stream %" PRIu32 " in '%s'", epoch, s->stream_id, out->epoch_dir);
     regions_close(out);
+    (void)tp_fs_remove_tree(out->epoch_dir); /* ours alone: we created it empty above */
     return -1;
 }
 
@@ -129,23 +176,21 @@ tp_driver_stream_t *tp_driver_stream_add(tp_driver_t *d, uint32_t stream_id, con
     s->profile = *profile;
     s->is_dynamic = is_dynamic;
     /* Driver spec 10: a restarted driver issues epochs above any it issued before. */
-    uint64_t epoch = stream_max_epoch_on_disk(d, stream_id) + 1;
-    if (regions_create(d, s, epoch, &s->regions) < 0)
+    if (regions_create(d, s, stream_max_epoch_on_disk(d, stream_id) + 1, &s->regions) < 0)
     {
         return NULL;
     }
     d->stream_count++;
     d->is_status_dirty = true;
-    TP_LOG_I("driver", "stream %" PRIu32 " (%s) provisioned at epoch %" PRIu64 " in %s", stream_id, s->name, epoch,
-        s->regions.epoch_dir);
+    TP_LOG_I("driver", "stream %" PRIu32 " (%s) provisioned at epoch %" PRIu64 " in %s", stream_id, s->name,
+        s->regions.epoch, s->regions.epoch_dir);
     return s;
 }
 
 int tp_driver_stream_bump_epoch(tp_driver_t *d, tp_driver_stream_t *s)
 {
     tp_driver_regions_t next;
-    uint64_t epoch = s->regions.epoch + 1;
-    if (regions_create(d, s, epoch, &next) < 0)
+    if (regions_create(d, s, s->regions.epoch + 1, &next) < 0)
     {
         return -1;
     }
@@ -153,7 +198,7 @@ int tp_driver_stream_bump_epoch(tp_driver_t *d, tp_driver_stream_t *s)
     s->regions = next;
     d->counters.epochs_bumped++;
     d->is_status_dirty = true;
-    TP_LOG_I("driver", "stream %" PRIu32 " moved to epoch %" PRIu64, s->stream_id, epoch);
+    TP_LOG_I("driver", "stream %" PRIu32 " moved to epoch %" PRIu64, s->stream_id, s->regions.epoch);
     if (d->config.epoch_gc_enabled)
     {
         tp_driver_stream_gc(d, s, false);
@@ -247,9 +292,8 @@ static size_t list_epochs(const char *stream_dir, uint64_t *epochs, size_t capac
     struct dirent *e;
     while ((e = readdir(dp)) != NULL && n < capacity)
     {
-        char *end = NULL;
-        unsigned long long v = strtoull(e->d_name, &end, 10);
-        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && *end == '\0')
+        uint64_t v = 0;
+        if (tp_shm_layout_parse_number(e->d_name, &v) == 0)
         {
             epochs[n++] = v;
         }
@@ -325,9 +369,8 @@ int tp_driver_gc_stale_streams(tp_driver_t *d)
     struct dirent *e;
     while ((e = readdir(dp)) != NULL)
     {
-        char *end = NULL;
-        unsigned long long id = strtoull(e->d_name, &end, 10);
-        if (e->d_name[0] < '0' || e->d_name[0] > '9' || *end != '\0' || id > UINT32_MAX ||
+        uint64_t id = 0;
+        if (tp_shm_layout_parse_number(e->d_name, &id) < 0 || id > UINT32_MAX ||
             tp_driver_stream_find(d, (uint32_t)id) != NULL)
         {
             continue;

@@ -44,6 +44,25 @@ int tp_shm_layout_namespace_dir(char *out, size_t capacity, const char *base_dir
     return 0;
 }
 
+int tp_shm_layout_parse_number(const char *name, uint64_t *out)
+{
+    if (name[0] < '0' || name[0] > '9' || (name[0] == '0' && name[1] != '\0'))
+    {
+        return -1;
+    }
+    uint64_t v = 0;
+    for (const char *c = name; *c != '\0'; c++)
+    {
+        if (*c < '0' || *c > '9' || v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+        {
+            return -1;
+        }
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
     uint32_t stream_id)
 {

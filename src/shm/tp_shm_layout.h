@@ -20,6 +20,10 @@ int tp_shm_layout_namespace_dir(char *out, size_t capacity, const char *base_dir
 /* <base>/tensorpool-<user>/<namespace>/<stream_id> */
 int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
     uint32_t stream_id);
+/* The number a <stream_id> or <epoch> directory name stands for: only the canonical decimal form the layout writes
+ * (digits, no sign, no leading zero, no overflow) counts, so "-1", "+5", "007", "1e3" or "" are not epochs.
+ * Returns 0 and sets *out, or -1 (no error text: a directory scan skips such names). */
+int tp_shm_layout_parse_number(const char *name, uint64_t *out);
 int tp_shm_layout_header_path(char *out, size_t capacity, const char *epoch_dir);
 int tp_shm_layout_pool_path(char *out, size_t capacity, const char *epoch_dir, uint16_t pool_id);
 

@@ -11,21 +11,48 @@
 
 #include "core/tp_fs.h"
 #include "shm/tp_region_uri.h"
+#include "shm/tp_shm_layout.h"
 #include "shm/tp_shm_path.h"
 #include "tp_driver_fixture.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 #include "tp_test_util.h"
 
-/* Squat on the directory name of the stream's next epoch with a file: creating its regions fails. */
-static void squat_next_epoch(const char *name_space, uint64_t epoch, char *squat, size_t capacity)
+/* Squat on the directory names of the stream's next `count` epochs with files. */
+static void squat_next_epochs(const char *base_dir, const char *name_space, uint64_t epoch, int count)
 {
-    char user[128];
+    char user[128], squat[2048];
     tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
-    snprintf(squat, capacity, "%s/%s/%s/%d/%llu", F.shm_dir, user, name_space, CAM, (unsigned long long)(epoch + 1));
-    FILE *f = fopen(squat, "w");
-    assert_non_null(f);
-    fclose(f);
+    for (int i = 1; i <= count; i++)
+    {
+        snprintf(squat, sizeof(squat), "%s/%s/%s/%d/%llu", base_dir, user, name_space, CAM,
+            (unsigned long long)(epoch + (uint64_t)i));
+        FILE *f = fopen(squat, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+}
+
+static void test_squatted_epoch_names_are_skipped(void **state)
+{
+    (void)state;
+    /* A file on the next epoch's name (anyone who can write the stream directory can leave one) used to block every
+     * producer attach of the stream. It is skipped, never opened or followed, and left as it was. */
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    squat_next_epochs(F.shm_dir, "default", rc.epoch, 3);
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t r;
+    attach_ok(&p, &r);
+    assert_int_equal(r.epoch, rc.epoch + 4);
+    char user[128], squat[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(squat, sizeof(squat), "%s/%s/default/%d/%llu", F.shm_dir, user, CAM, (unsigned long long)rc.epoch + 1);
+    struct stat st;
+    tp_assert_ok(lstat(squat, &st));
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_size, 0);
 }
 
 static void test_internal_error_when_regions_cannot_be_made(void **state)
@@ -35,19 +62,21 @@ static void test_internal_error_when_regions_cannot_be_made(void **state)
     tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     tp_attach_result_t rc;
     attach_ok(&c, &rc);
-    char squat[1024];
-    squat_next_epoch("default", rc.epoch, squat, sizeof(squat));
+    squat_next_epochs(F.shm_dir, "default", rc.epoch, 64); /* more than the driver skips */
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
     tp_attach_result_t r;
     attach(&p, &r);
     assert_int_equal(r.code, TP_DRIVER_RESPONSE_CODE_INTERNAL_ERROR);
     tp_test_assert_contains(r.error_message, "new epoch");
     assert_false(r.has_lease_id);
-    /* Nothing was half-granted: once the squatter is gone the producer gets the stream. */
+    /* Nothing was half-granted: once a name is free the producer gets the stream. */
+    char user[128], squat[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(squat, sizeof(squat), "%s/%s/default/%d/%llu", F.shm_dir, user, CAM, (unsigned long long)rc.epoch + 9);
     unlink(squat);
     p.client_id = F.next_client_id++;
     attach_ok(&p, &r);
-    assert_true(r.epoch > rc.epoch);
+    assert_int_equal(r.epoch, rc.epoch + 9);
 }
 
 static void test_long_error_messages_are_capped(void **state)
@@ -73,12 +102,8 @@ static void test_long_error_messages_are_capped(void **state)
     tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     tp_attach_result_t rc;
     attach_ok(&c, &rc);
-    /* A directory where the next epoch's header.ring goes: the failure and its context both name long paths. */
-    char user[128], squat[2048];
-    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
-    snprintf(squat, sizeof(squat), "%s/%s/%s/%d/%llu/header.ring", deep, user, name_space, CAM,
-        (unsigned long long)(rc.epoch + 1));
-    tp_assert_ok(tp_fs_mkdirs(deep, squat, 0700));
+    /* Every epoch name the driver would try is taken: the failure and its context both name long paths. */
+    squat_next_epochs(deep, name_space, rc.epoch, 64);
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
     tp_attach_result_t r;
     attach(&p, &r);
@@ -299,6 +324,45 @@ static void test_restart_starts_above_old_epochs(void **state)
     assert_int_equal(rc.header_nslots, 16);
 }
 
+static void test_stray_epoch_names_are_not_epochs(void **state)
+{
+    (void)state;
+    /* Only canonical decimal directory names are epochs: with strtoull, "-1" read as 2^64 - 1 and the next epoch
+     * wrapped to 0. The stream's newest real epoch is 3; every stray name beside it is ignored. covers: D-10-3 */
+    teardown(NULL);
+    fixture_context("stray");
+    const char *names[] = { "3", "-1", "+5", "007", "18446744073709551616", "1e3", " 9", "4x" };
+    char user[128], dir[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    {
+        snprintf(dir, sizeof(dir), "%s/%s/default/%d/%s", F.shm_dir, user, CAM, names[i]);
+        tp_assert_ok(tp_fs_mkdirs(F.shm_dir, dir, 0700));
+    }
+    fixture_start();
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    assert_int_equal(rc.epoch, 4);
+}
+
+static void test_parse_number_is_canonical_decimal(void **state)
+{
+    (void)state;
+    uint64_t v = 0;
+    const char *bad[] = { "", "-1", "+5", "007", "00", "18446744073709551616", "1e3", " 1", "1 ", "0x10" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    {
+        assert_int_equal(tp_shm_layout_parse_number(bad[i], &v), -1);
+    }
+    tp_assert_ok(tp_shm_layout_parse_number("0", &v));
+    assert_int_equal(v, 0);
+    tp_assert_ok(tp_shm_layout_parse_number("18446744073709551615", &v));
+    assert_true(v == UINT64_MAX);
+    tp_assert_ok(tp_shm_layout_parse_number("10000", &v));
+    assert_int_equal(v, 10000);
+}
+
 typedef struct announced
 {
     uint64_t epoch_above;
@@ -390,6 +454,7 @@ static void test_announce_on_change(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_squatted_epoch_names_are_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_internal_error_when_regions_cannot_be_made, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_error_messages_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_activity_timestamps_are_refreshed, setup, teardown),
@@ -398,6 +463,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_epoch_gc_spares_mapped_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_gc_trims_stale_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_starts_above_old_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stray_epoch_names_are_not_epochs, setup, teardown),
+        cmocka_unit_test(test_parse_number_is_canonical_decimal),
         cmocka_unit_test_setup_teardown(test_announce_on_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
