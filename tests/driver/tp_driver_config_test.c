@@ -1,7 +1,6 @@
 /*
  * Driver configuration: every key's default, TOML and environment precedence, and one bad configuration for each
  * validation rule.
- * covers: D-17-3, D-17-4, D-17-5, D-17-13, D-11-6, D-11-7, D-11-8
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +68,7 @@ static void test_defaults(void **state)
 static void test_environment_wins(void **state)
 {
     (void)state;
+    /* covers: D-17-3 */
     char text[1024];
     snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id = 1100\ndescriptor_stream_id_range = [31000, 31999]\n%s",
         base_profile);
@@ -95,9 +95,13 @@ static void test_environment_wins(void **state)
 static void test_profile_rules(void **state)
 {
     (void)state;
+    /* covers: D-17-4, D-17-13 */
     expect_error("[streams.s]\nstream_id = 1\nprofile = \"p\"\n", "at least one profile is required");
     expect_error("[profiles.p]\nheader_nslots = 64\n[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
         "payload_pools is required");
+    expect_error("[profiles.p]\nheader_nslots = 64\npayload_pools = []\n"
+                 "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
+        "d.toml:1: profiles.p: payload_pools needs at least one pool");
     expect_error("[profiles.p]\nheader_nslots = 1000\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }]\n"
                  "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n",
         "d.toml:1: profiles.p: header_nslots 1000 is not a power of two");
@@ -118,6 +122,7 @@ static void test_profile_rules(void **state)
 static void test_stream_rules(void **state)
 {
     (void)state;
+    /* covers: D-17-5 */
     char text[2048];
     snprintf(text, sizeof(text), "%s[streams.t]\nstream_id = 10001\nprofile = \"nope\"\n", base_profile);
     expect_error(text, "d.toml:7: streams.t: profile 'nope' is not defined");
@@ -147,6 +152,7 @@ static void test_stream_rules(void **state)
 static void test_range_rules(void **state)
 {
     (void)state;
+    /* covers: D-11-6, D-11-7, D-11-8 */
     char text[2048];
     snprintf(text, sizeof(text), "[driver]\nstream_id_range = \"300-200\"\n%s", base_profile);
     expect_error(text, "d.toml:2: driver.stream_id_range: has start > end");
