@@ -74,6 +74,11 @@ TP_API const char *tp_dtype_name(tp_dtype_t dtype);
  * consistent, progress stride consistent). 0 if valid, -1 with a message naming the rule otherwise. */
 TP_API int tp_tensor_validate(const tp_tensor_desc_t *tensor);
 
+/* tp_tensor_validate, plus our own rule (not in the spec's text): the bytes the layout spans (from the first
+ * element to the end of the last) fit in length_bytes, the frame's payload. Producers refuse a frame that breaks it
+ * and consumers drop one (counted invalid), so no view built from dims and strides reads past the payload. */
+TP_API int tp_tensor_validate_length(const tp_tensor_desc_t *tensor, uint64_t length_bytes);
+
 /* Resolve the effective byte strides (inferring zeros) and the number of bytes the layout spans.
  * Returns 0, or -1 if the tensor is invalid. */
 TP_API int tp_tensor_resolve(const tp_tensor_desc_t *tensor, int64_t strides_out[TP_MAX_DIMS], uint64_t *span_bytes);

@@ -251,7 +251,7 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
 int64_t tp_producer_commit(tp_producer_t *p, tp_claim_t *claim, uint32_t length, const tp_tensor_desc_t *tensor,
     uint32_t meta_version, uint64_t trace_id)
 {
-    if (p->has_claim && claim->seq == p->next_seq && tp_tensor_validate(tensor) < 0)
+    if (p->has_claim && claim->seq == p->next_seq && tp_tensor_validate_length(tensor, length) < 0)
     {
         tp_producer_abort(p, claim);
         return -1;
@@ -335,7 +335,7 @@ int tp_producer_describe(tp_producer_t *p, tp_claim_t *claim, uint32_t length, c
         TP_SET_ERR(TP_E_STATE, "no such claimed slot to describe");
         return -1;
     }
-    if (length > claim->capacity || tp_tensor_validate(tensor) < 0)
+    if (length > claim->capacity || tp_tensor_validate_length(tensor, length) < 0)
     {
         if (length > claim->capacity)
         {
@@ -412,7 +412,7 @@ int tp_producer_abort(tp_producer_t *p, tp_claim_t *claim)
 int64_t tp_producer_offer_frame_at(tp_producer_t *p, const void *payload, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id, uint64_t timestamp_ns)
 {
-    if (tp_tensor_validate(tensor) < 0)
+    if (tp_tensor_validate_length(tensor, length) < 0)
     {
         return -1;
     }

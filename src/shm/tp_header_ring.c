@@ -68,7 +68,7 @@ tp_slot_status_t tp_slot_snapshot(const uint8_t *slot, uint64_t seq, tp_slot_fie
     tp_slot_read_fields(copy, fields);
     uint32_t header_len = tp_sbe_get_u32(copy + SLOT_HEADER_BYTES_LENGTH_OFFSET);
     if (fields->payload_offset != 0 || header_len != TP_TENSOR_HEADER_BYTES ||
-        tp_tensor_header_check(copy + SLOT_TENSOR_OFFSET, header_len, tensor) < 0)
+        tp_tensor_header_check(copy + SLOT_TENSOR_OFFSET, header_len, fields->values_len_bytes, tensor) < 0)
     {
         return TP_SLOT_INVALID_HEADER;
     }

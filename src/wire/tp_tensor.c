@@ -1,6 +1,7 @@
 /* Tensor rules (wire spec 8.2) and the embedded TensorHeader codec. */
 #include "wire/tp_tensor.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 #include "core/tp_err.h"
@@ -127,13 +128,20 @@ int tp_tensor_resolve(const tp_tensor_desc_t *t, int64_t strides_out[TP_MAX_DIMS
     return tensor_resolve(t, strides_out, span_bytes, true);
 }
 
-static int tensor_validate(const tp_tensor_desc_t *t, bool report)
+/* Our rule, beyond wire spec 8.2: the bytes the layout spans lie within the frame's values_len_bytes, so that no
+ * view built from dims and strides (a NumPy array, a user's loop) reads past the payload. */
+static int tensor_validate(const tp_tensor_desc_t *t, uint64_t length_bytes, bool report)
 {
     int64_t strides[TP_MAX_DIMS];
     uint64_t span;
     if (tensor_resolve(t, strides, &span, report) < 0)
     {
         return -1;
+    }
+    if (span > length_bytes)
+    {
+        TENSOR_FAIL(report, "the tensor's dims and strides span %" PRIu64 " bytes, more than the frame's %" PRIu64,
+            span, length_bytes);
     }
     if (!tp_wire_progress_unit_is_valid(t->progress_unit))
     {
@@ -181,10 +189,16 @@ void tp_tensor_header_encode(uint8_t *dst, const tp_tensor_desc_t *t)
 
 int tp_tensor_validate(const tp_tensor_desc_t *t)
 {
-    return tensor_validate(t, true);
+    return tensor_validate(t, UINT64_MAX, true);
 }
 
-static int tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out, bool report)
+int tp_tensor_validate_length(const tp_tensor_desc_t *t, uint64_t length_bytes)
+{
+    return tensor_validate(t, length_bytes, true);
+}
+
+static int tensor_header_decode(const uint8_t *src, uint32_t length, uint64_t values_len_bytes, tp_tensor_desc_t *out,
+    bool report)
 {
     if (length != TP_TENSOR_HEADER_BYTES)
     {
@@ -214,15 +228,15 @@ static int tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_d
         out->dims[i] = tp_sbe_get_i32(b + TP_WIRE_TENSOR_HEADER_DIMS_OFFSET + 4 * i);
         out->strides[i] = tp_sbe_get_i32(b + TP_WIRE_TENSOR_HEADER_STRIDES_OFFSET + 4 * i);
     }
-    return tensor_validate(out, report);
+    return tensor_validate(out, values_len_bytes, report);
 }
 
 int tp_tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out)
 {
-    return tensor_header_decode(src, length, out, true);
+    return tensor_header_decode(src, length, UINT64_MAX, out, true);
 }
 
-int tp_tensor_header_check(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out)
+int tp_tensor_header_check(const uint8_t *src, uint32_t length, uint32_t values_len_bytes, tp_tensor_desc_t *out)
 {
-    return tensor_header_decode(src, length, out, false);
+    return tensor_header_decode(src, length, values_len_bytes, out, false);
 }

@@ -19,8 +19,9 @@ void tp_tensor_header_encode(uint8_t *dst, const tp_tensor_desc_t *tensor);
  * the reason when it must be dropped. Indices >= ndims come out zero whatever the bytes held. */
 int tp_tensor_header_decode(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out);
 
-/* The same checks without recording an error (no formatting): for the consumer's per-frame path. */
+/* The same checks without recording an error (no formatting), and one more: the tensor's layout spans at most the
+ * frame's values_len_bytes. For the consumer's per-frame path. */
 /* Hot path: no alloc, syscalls or locks. */
-int tp_tensor_header_check(const uint8_t *src, uint32_t length, tp_tensor_desc_t *out);
+int tp_tensor_header_check(const uint8_t *src, uint32_t length, uint32_t values_len_bytes, tp_tensor_desc_t *out);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * Tensor rules (wire spec 8.2) and the embedded TensorHeader.
- * covers: W-8.2-10, W-8.2-11, W-8.2-14, W-8.2-15, W-8.2-16, W-8.2-17, W-8.2-18, W-8.2-6, W-15.8-1, W-8.3-8,
+ * covers: W-8.2-10, W-8.2-11, W-8.2-14, W-8.2-15, W-8.2-16, W-8.2-17, W-8.2-18, W-15.8-1, W-8.3-8,
  * covers: W-8.3-9, W-8.2-5, W-15.21-3
  */
 #include <string.h>
@@ -71,6 +71,7 @@ static void test_rejections(void **state)
 static void test_progress_stride(void **state)
 {
     (void)state;
+    /* covers: W-8.2-6 */
     tp_tensor_desc_t t = image(10, 20, 3);
     t.progress_unit = TP_PROGRESS_UNIT_ROWS;
     t.progress_stride_bytes = 0;
@@ -80,8 +81,15 @@ static void test_progress_stride(void **state)
     t.progress_stride_bytes = 60;
     tp_assert_ok(tp_tensor_validate(&t));
     t.progress_unit = TP_PROGRESS_UNIT_COLUMNS;
+    t.progress_stride_bytes = 60; /* the row stride is not the column stride */
+    tp_assert_fails_with(tp_tensor_validate(&t), "does not match the column stride 3");
+    t.progress_stride_bytes = 0;
+    tp_assert_fails_with(tp_tensor_validate(&t), "progress_stride_bytes 0");
     t.progress_stride_bytes = 3;
     tp_assert_ok(tp_tensor_validate(&t));
+    tp_tensor_desc_t line = { .dtype = TP_DTYPE_UINT8, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 1, .dims = { 8 },
+        .progress_unit = TP_PROGRESS_UNIT_COLUMNS, .progress_stride_bytes = 1 };
+    tp_assert_fails_with(tp_tensor_validate(&line), "COLUMNS needs at least 2 dimensions");
     t.progress_unit = (tp_progress_unit_t)5;
     tp_assert_fails_with(tp_tensor_validate(&t), "progress_unit 5");
 }
@@ -133,7 +141,34 @@ static void test_embedded_header_checks(void **state)
     tp_assert_fails_with(tp_tensor_header_decode(raw, sizeof(raw), &out), "ndims 0");
     /* the per-frame check drops the same header without touching the error record (no formatting) */
     tp_err_clear();
-    assert_int_equal(tp_tensor_header_check(raw, sizeof(raw), &out), -1);
+    assert_int_equal(tp_tensor_header_check(raw, sizeof(raw), 8, &out), -1);
+    assert_int_equal(tp_errcode(), 0);
+}
+
+static void test_layout_fits_the_payload(void **state)
+{
+    (void)state;
+    /* Our rule (issue: a 64-byte frame described as 65536 x 65536): the span of dims and strides fits the payload. */
+    tp_tensor_desc_t t = { .dtype = TP_DTYPE_UINT8, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 2,
+        .dims = { 65536, 65536 } };
+    tp_assert_ok(tp_tensor_validate(&t));
+    tp_assert_fails_with(tp_tensor_validate_length(&t, 64), "span 4294967296 bytes, more than the frame's 64");
+    t = image(2, 3, 4);
+    tp_assert_ok(tp_tensor_validate_length(&t, 24));
+    tp_assert_fails_with(tp_tensor_validate_length(&t, 23), "span 24 bytes");
+    t.strides[0] = 16; /* padded rows: the last row needs only 12 bytes */
+    tp_assert_ok(tp_tensor_validate_length(&t, 28));
+    tp_assert_fails_with(tp_tensor_validate_length(&t, 27), "span 28 bytes");
+    t = image(0, 3, 4); /* empty: spans nothing */
+    tp_assert_ok(tp_tensor_validate_length(&t, 0));
+    /* The consumer's per-frame check applies the same bound to values_len_bytes, without formatting. */
+    uint8_t raw[TP_TENSOR_HEADER_BYTES];
+    tp_tensor_desc_t out;
+    t = image(2, 3, 4);
+    tp_tensor_header_encode(raw, &t);
+    tp_err_clear();
+    assert_int_equal(tp_tensor_header_check(raw, sizeof(raw), 24, &out), 0);
+    assert_int_equal(tp_tensor_header_check(raw, sizeof(raw), 23, &out), -1);
     assert_int_equal(tp_errcode(), 0);
 }
 
@@ -161,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_progress_stride),
         cmocka_unit_test(test_header_round_trip_and_unused_dims),
         cmocka_unit_test(test_embedded_header_checks),
+        cmocka_unit_test(test_layout_fits_the_payload),
         cmocka_unit_test(test_dtype_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
