@@ -172,6 +172,8 @@ typedef struct tp_consumer_counters
     uint64_t rate_limited;  /* RATE_LIMITED: frames not delivered by local gating on the shared stream, or
                              * thinned by the producer on a per-consumer stream */
     uint64_t resyncs;       /* jumps to the newest frame after falling max_outstanding_seq_gap behind */
+    uint64_t seq_refuted;   /* sequence numbers (in a descriptor or a slot) that the ring proved false: a forged
+                             * descriptor naming an unwritten frame, a scribbled seq_commit; never followed */
 } tp_consumer_counters_t;
 
 typedef enum tp_consumer_mode

@@ -141,6 +141,9 @@ int tp_client_lease_tick(tp_client_lease_t *lease, int64_t now_ns);
  * answer (so the new epoch's first frames are not lost); if not answered by then, the attach goes on in the ticks.
  * 0 when attached. */
 int tp_client_lease_remap(tp_client_lease_t *lease, int64_t timeout_ns);
+/* Read what the driver has sent (notices, announces) without waiting: so that a lease can learn of a new epoch
+ * from its announce, the only source it believes, before acting on a descriptor that names it. */
+void tp_client_lease_poll_notices(tp_client_lease_t *lease);
 /* Detach (best effort), unmap, unregister. */
 void tp_client_lease_close(tp_client_lease_t *lease);
 

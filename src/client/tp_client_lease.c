@@ -372,6 +372,11 @@ static void await_attach(tp_client_lease_t *l, int64_t deadline_ns)
     }
 }
 
+void tp_client_lease_poll_notices(tp_client_lease_t *l)
+{
+    (void)tp_driver_proxy_poll(l->client->proxy);
+}
+
 int tp_client_lease_remap(tp_client_lease_t *l, int64_t timeout_ns)
 {
     int64_t now = tp_clock_monotonic_ns();

@@ -78,6 +78,26 @@ static int pool_index(const tp_client_lease_t *l, uint16_t pool_id)
     return -1;
 }
 
+/* The sequence the slot of seq holds now (committed or being written). */
+static uint64_t slot_seq(const tp_consumer_t *c, uint64_t seq)
+{
+    return tp_slot_read_begin(tp_header_slot_at(c->lease.header.base, (uint32_t)(seq & c->mask))) >> 1;
+}
+
+/* Does the ring refute a claim (from a descriptor or from a slot) that the producer reached `claimed`? The producer
+ * writes sequences in order, so once `claimed` was committed every slot holds a sequence above claimed - nslots: a
+ * slot that still holds an older `seq`, committed, proves the claim false (a forged descriptor, a scribbled
+ * seq_commit). One bad value must never make a consumer skip every frame that follows (our rule). */
+static bool ring_refutes(const tp_consumer_t *c, uint64_t claimed, uint64_t seq)
+{
+    if (claimed - seq < c->lease.nslots)
+    {
+        return false;
+    }
+    uint64_t held = tp_slot_read_begin(tp_header_slot_at(c->lease.header.base, (uint32_t)(seq & c->mask)));
+    return (held & 1) != 0 && (held >> 1) == seq;
+}
+
 static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id, uint64_t publish_ns)
 {
     tp_client_lease_t *l = &c->lease;
@@ -88,6 +108,11 @@ static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id, uint64
     uint64_t seq_commit = 0;
     tp_slot_status_t st = tp_slot_snapshot(slot, seq, &fields, &f.tensor, &seq_commit);
     uint64_t head = st == TP_SLOT_SEQ_MISMATCH ? tp_slot_read_begin(slot) >> 1 : 0;
+    if (head > seq && (head & c->mask) != index)
+    {
+        c->counters.drops_invalid++; /* a sequence that cannot be in this slot: the slot was scribbled on */
+        return;
+    }
     if (head > seq)
     {
         c->counters.drops_gap++; /* overwritten before we got to it */
@@ -173,10 +198,19 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
     }
     if (c->lease.is_valid && !c->lease.is_lost && epoch > c->lease.epoch)
     {
-        /* A newer epoch (a new producer): ours is over. Drop everything of it and map the new regions now, so
-         * that this frame and the next are read from them (wire spec 15.21, driver spec 6). */
-        tp_client_lease_remap(&c->lease, REMAP_WAIT_NS);
-        follow_lease(c);
+        /* A newer epoch (a new producer): ours is over. Believed only once the driver announced it (its announce goes
+         * out before the new producer is answered, so it is already on the bus): a forged descriptor alone must not
+         * make us detach. Then drop everything of ours and map the new regions now, so that this frame and the
+         * next are read from them (wire spec 15.21, driver spec 6). */
+        if (c->lease.announced_epoch < epoch)
+        {
+            tp_client_lease_poll_notices(&c->lease);
+        }
+        if (c->lease.announced_epoch >= epoch)
+        {
+            tp_client_lease_remap(&c->lease, REMAP_WAIT_NS);
+            follow_lease(c);
+        }
     }
     if (!c->lease.is_valid || c->lease.is_lost || c->lease.is_superseded || epoch != c->lease.epoch)
     {
@@ -184,9 +218,23 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
         return;
     }
     uint64_t seq = tp_wire_frame_descriptor_seq(&m);
+    if (c->has_expected && seq < c->expected_seq && ring_refutes(c, c->expected_seq - 1, seq))
+    {
+        c->counters.seq_refuted++; /* what we expected came from a bad value: start again from this frame */
+        c->has_expected = false;
+        c->resync_to = 0;
+    }
     if (c->has_expected && seq < c->expected_seq)
     {
         c->counters.descriptors_ignored++; /* a duplicate or a stale descriptor */
+        return;
+    }
+    if ((!c->has_expected || seq > c->expected_seq) && slot_seq(c, seq) < seq)
+    {
+        /* Published only after its commit, a real descriptor's frame is in its slot or was overwritten by a newer
+         * one: this one names a frame the producer has not written. Believing it would skip the frames before it. */
+        c->counters.seq_refuted++;
+        c->counters.descriptors_ignored++;
         return;
     }
     if (c->has_expected && seq > c->expected_seq)
@@ -202,6 +250,11 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
     }
     c->has_expected = true;
     c->expected_seq = seq + 1;
+    if (seq < c->resync_to && ring_refutes(c, c->resync_to, seq))
+    {
+        c->counters.seq_refuted++; /* the slot that made us resync was scribbled on: read this frame after all */
+        c->resync_to = 0;
+    }
     if (seq < c->resync_to)
     {
         c->counters.drops_gap++; /* skipped by a resync */

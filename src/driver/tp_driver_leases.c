@@ -450,13 +450,16 @@ void tp_driver_on_attach(tp_driver_t *d, const uint8_t *buffer, size_t length)
     }
     d->counters.attaches_ok++;
     d->is_status_dirty = true;
+    if (r.role == TP_DRIVER_ROLE_PRODUCER || is_new)
+    {
+        /* The new epoch, or the new stream, and its producerId. Announced before the producer hears its answer, so
+         * the announce is on the bus before any descriptor of the new epoch: consumers believe a new epoch only
+         * from the driver, and find it there when the first descriptor names it. */
+        tp_driver_announce(d, s);
+    }
     respond_attach_ok(d, lease, s);
     TP_LOG_I("driver", "lease %" PRIu64 ": clientId %" PRIu32 " attached as %s of stream %" PRIu32 " epoch %" PRIu64,
         lease->lease_id, lease->client_id, tp_driver_role_name(lease->role), s->stream_id, s->regions.epoch);
-    if (r.role == TP_DRIVER_ROLE_PRODUCER || is_new)
-    {
-        tp_driver_announce(d, s); /* the new epoch, or the new stream, and its producerId */
-    }
 }
 
 /* ---- ending leases ---- */
