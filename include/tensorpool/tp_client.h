@@ -174,6 +174,8 @@ typedef struct tp_consumer_counters
     uint64_t resyncs;       /* jumps to the newest frame after falling max_outstanding_seq_gap behind */
     uint64_t seq_refuted;   /* sequence numbers (in a descriptor or a slot) that the ring proved false: a forged
                              * descriptor naming an unwritten frame, a scribbled seq_commit; never followed */
+    uint64_t regions_damaged; /* attachments dropped because a region file shrank under its mapping (a process
+                               * that can write it truncated it): no crash, the consumer maps the stream again */
 } tp_consumer_counters_t;
 
 typedef enum tp_consumer_mode

@@ -117,6 +117,7 @@ struct tp_client_lease
     uint32_t generation;
     uint64_t revocations; /* lease losses (revoked, expired, driver shutdown or death) */
     uint64_t remaps;      /* attachments after the first */
+    uint64_t damaged;     /* attachments dropped because a region file shrank under its mapping */
     char last_error[TP_CLIENT_ERROR_MAX];
     /* the owner's view of the control stream: hellos, consumer configs and revocations of its stream */
     void (*observer)(void *owner, const tp_proxy_event_t *event);

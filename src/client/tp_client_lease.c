@@ -11,6 +11,7 @@
 #include "core/tp_err.h"
 #include "core/tp_log.h"
 #include "shm/tp_region_uri.h"
+#include "shm/tp_shm_guard.h"
 #include "tp_sbe_driver.h"
 
 /* A response the client must refuse even with code OK (driver spec 4.2, 4.7a): nulls, empty URIs, wrong sizes. */
@@ -88,7 +89,33 @@ static int lease_map(tp_client_lease_t *l, const tp_attach_result_t *r)
         l->strides[i] = p->stride_bytes;
         l->pool_count = i + 1;
     }
+    /* One SIGBUS guard group for the attachment: a pool truncated under a frame being read zeroes the header ring
+     * too, so that frame fails its seqlock re-check (tp_shm_guard.h). */
+    tp_shm_region_set_group(&l->header, (uint64_t)(uintptr_t)l);
+    for (uint32_t i = 0; i < l->pool_count; i++)
+    {
+        tp_shm_region_set_group(&l->pools[i], (uint64_t)(uintptr_t)l);
+    }
     return 0;
+}
+
+/* A region of the attachment shrank under us (with_size: fstat each; otherwise only the SIGBUS guard's flags, no
+ * system call). Our regions are unusable then: detach and map again, whatever the driver made of the stream. */
+static bool lease_is_damaged(tp_client_lease_t *l, bool with_size)
+{
+    bool is_damaged = with_size ? tp_shm_region_is_damaged(&l->header) : tp_shm_guard_is_damaged(l->header.guard);
+    for (uint32_t i = 0; i < l->pool_count && !is_damaged; i++)
+    {
+        is_damaged = with_size ? tp_shm_region_is_damaged(&l->pools[i]) : tp_shm_guard_is_damaged(l->pools[i].guard);
+    }
+    if (is_damaged)
+    {
+        TP_LOG_W("client", "stream %" PRIu32 " epoch %" PRIu64 ": a region file shrank under its mapping; mapping "
+            "again", l->stream_id, l->epoch);
+        l->is_superseded = true;
+        l->damaged++;
+    }
+    return is_damaged;
 }
 
 static void lease_unmap(tp_client_lease_t *l)
@@ -205,6 +232,10 @@ static void release(tp_client_lease_t *l, bool send_detach)
 /* The mapped header's superblock still belongs to this epoch and its driver is alive (wire spec 15.1, 15.14). */
 static void check_superblock(tp_client_lease_t *l, int64_t now_ns)
 {
+    if (lease_is_damaged(l, true))
+    {
+        return;
+    }
     tp_superblock_t sb;
     tp_superblock_read(l->header.base, &sb);
     if (sb.magic != TP_SUPERBLOCK_MAGIC || sb.epoch != l->epoch || sb.layout_version != TP_LAYOUT_VERSION ||
@@ -324,6 +355,11 @@ int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
     case TP_LEASE_ATTACHING:
         break; /* advance_attach above */
     case TP_LEASE_ATTACHED:
+        if (lease_is_damaged(l, false))
+        {
+            work++;
+            break; /* superseded: the next tick maps again */
+        }
         if (l->lease_duration_ns > 0 && now_ns > l->lease_deadline_ns)
         {
             /* We were not called for longer than the lease: the driver has expired it. Fail closed. */

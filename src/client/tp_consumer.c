@@ -353,6 +353,7 @@ void tp_consumer_counters(const tp_consumer_t *c, tp_consumer_counters_t *out)
 {
     *out = c->counters;
     out->remaps = c->lease.remaps;
+    out->regions_damaged = c->lease.damaged;
     out->lease_losses = c->lease.revocations;
 }
 

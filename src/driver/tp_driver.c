@@ -616,6 +616,7 @@ int tp_driver_do_work(tp_driver_t *d)
     }
     if (d->now_ns >= d->next_announce_ns)
     {
+        work += tp_driver_retire_damaged(d);
         tp_driver_streams_touch(d, (uint64_t)d->now_ns); /* the clock of the superblock timestamps */
         announce_all(d);
         d->next_announce_ns = d->now_ns + (int64_t)d->config.announce_period_ms * TP_NS_PER_MS;

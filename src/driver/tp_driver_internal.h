@@ -135,6 +135,7 @@ typedef struct tp_driver_counters
     uint64_t consumer_hellos_ignored; /* no request, or no consumer lease of that client on that stream */
     uint64_t shutdown_requests_refused;
     uint64_t epoch_dirs_removed;
+    uint64_t epochs_damaged; /* epochs retired because a region file shrank under the driver */
 } tp_driver_counters_t;
 
 struct tp_driver
@@ -185,6 +186,10 @@ int tp_driver_stream_bump_epoch(tp_driver_t *d, tp_driver_stream_t *s);
 void tp_driver_stream_release(tp_driver_stream_t *s);
 /* Refresh activity timestamps of every region. */
 void tp_driver_streams_touch(tp_driver_t *d, uint64_t now_ns);
+/* A region file of the stream's epoch shrank (truncated by a process that can write it): one fstat per region. */
+bool tp_driver_stream_is_damaged(const tp_driver_stream_t *s);
+/* Move every damaged stream to a new epoch (ending its producer's lease, which announces it). Returns the count. */
+int tp_driver_retire_damaged(tp_driver_t *d);
 /* Delete old epoch directories of one stream per the GC policy. Returns how many. */
 int tp_driver_stream_gc(tp_driver_t *d, const tp_driver_stream_t *s, bool is_startup);
 /* At startup: the same for streams found on disk that this driver does not serve. Returns how many. */

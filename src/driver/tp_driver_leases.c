@@ -521,6 +521,37 @@ void tp_driver_end_lease(tp_driver_t *d, tp_driver_lease_t *lease, uint8_t reaso
     }
 }
 
+int tp_driver_retire_damaged(tp_driver_t *d)
+{
+    int retired = 0;
+    for (uint32_t i = 0; i < d->stream_count; i++)
+    {
+        tp_driver_stream_t *s = &d->streams[i];
+        if (!tp_driver_stream_is_damaged(s))
+        {
+            continue;
+        }
+        TP_LOG_W("driver", "stream %" PRIu32 ": a region file of epoch %" PRIu64 " shrank under its mapping "
+            "(truncated by a process that can write it); retiring the epoch", s->stream_id, s->regions.epoch);
+        d->counters.epochs_damaged++;
+        retired++;
+        tp_driver_lease_t *producer = s->producer_lease_id != 0 ? lease_find(d, s->producer_lease_id) : NULL;
+        if (producer != NULL && producer->is_active)
+        {
+            tp_driver_end_lease(d, producer, TP_DRIVER_LEASE_REVOKE_REASON_REVOKED,
+                "a region file of the stream's epoch was truncated"); /* moves the stream on and announces */
+            continue;
+        }
+        if (tp_driver_stream_bump_epoch(d, s) < 0)
+        {
+            TP_LOG_E("driver", "stream %" PRIu32 ": could not move to a new epoch: %s", s->stream_id, tp_errmsg());
+            continue;
+        }
+        tp_driver_announce(d, s);
+    }
+    return retired;
+}
+
 void tp_driver_on_detach(tp_driver_t *d, const uint8_t *buffer, size_t length)
 {
     tp_driver_shm_detach_request_t m;

@@ -211,6 +211,16 @@ void tp_driver_stream_release(tp_driver_stream_t *s)
     regions_close(&s->regions);
 }
 
+bool tp_driver_stream_is_damaged(const tp_driver_stream_t *s)
+{
+    bool is_damaged = tp_shm_region_is_damaged(&s->regions.header);
+    for (uint32_t k = 0; k < s->profile.pool_count && !is_damaged; k++)
+    {
+        is_damaged = tp_shm_region_is_damaged(&s->regions.pools[k]);
+    }
+    return is_damaged;
+}
+
 void tp_driver_streams_touch(tp_driver_t *d, uint64_t now_ns)
 {
     for (uint32_t i = 0; i < d->stream_count; i++)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include "core/tp_atomic.h"
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
+#include "shm/tp_shm_guard.h"
 #include "tp_sbe_wire.h"
 
 #define SB_OFF(field) TP_WIRE_SHM_REGION_SUPERBLOCK_##field##_OFFSET
@@ -152,6 +154,7 @@ void tp_shm_region_close(tp_shm_region_t *r)
     {
         return;
     }
+    tp_shm_guard_remove(r->guard);
     if (r->base != NULL && r->base != MAP_FAILED)
     {
         munmap(r->base, r->length_bytes);
@@ -228,8 +231,21 @@ int tp_shm_region_create(tp_shm_region_t *r, const char *path, const tp_superblo
         TP_SET_ERR(errno, "sizing region '%s' to %zu bytes failed: %s", path, length, strerror(errno));
         goto error;
     }
-    /* Reserve the memory before touching it: a full tmpfs is then an error here, not a SIGBUS in the prefault. */
-    int reserve_rc = opts->prefault ? posix_fallocate(r->fd, 0, (off_t)length) : 0;
+    /* Reserve the memory before anyone touches it, prefaulted or not: a full tmpfs is then an error here, not a
+     * SIGBUS in whichever process first writes past what the filesystem could give. */
+    int reserve_rc = posix_fallocate(r->fd, 0, (off_t)length);
+    if (reserve_rc == ENOSPC)
+    {
+        char dir[TP_PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash != NULL && slash != dir)
+        {
+            *slash = '\0';
+        }
+        TP_SET_ERR(ENOSPC, "no space left on device: %zu bytes needed under %s", length, dir);
+        goto error;
+    }
     if (reserve_rc != 0 && reserve_rc != EOPNOTSUPP && reserve_rc != EINVAL)
     {
         TP_SET_ERR(reserve_rc, "reserving %zu bytes for region '%s' failed: %s", length, path, strerror(reserve_rc));
@@ -244,6 +260,7 @@ int tp_shm_region_create(tp_shm_region_t *r, const char *path, const tp_superblo
     r->base = base;
     r->length_bytes = length;
     r->is_writable = true;
+    r->guard = tp_shm_guard_add(r->base, length, (uint64_t)(uintptr_t)r->base, true);
     if (opts->prefault)
     {
         region_prefault(r->base, length, true);
@@ -269,6 +286,7 @@ int tp_shm_region_create(tp_shm_region_t *r, const char *path, const tp_superblo
     return 0;
 error:
     tp_shm_region_close(r);
+    (void)unlink(path); /* ours: created above with O_EXCL */
     return -1;
 }
 
@@ -315,8 +333,14 @@ int tp_shm_region_map(tp_shm_region_t *r, const tp_shm_allowed_dirs_t *allowed, 
     r->base = base;
     r->length_bytes = needed;
     r->is_writable = writable;
+    r->guard = tp_shm_guard_add(r->base, needed, (uint64_t)(uintptr_t)r->base, writable);
     tp_superblock_t actual;
     tp_superblock_read(r->base, &actual);
+    if (tp_shm_region_is_damaged(r))
+    {
+        TP_SET_ERR(TP_E_VALIDATION, "region '%s' shrank while it was being mapped", uri->path);
+        goto error;
+    }
     if (tp_superblock_validate(&actual, expected) < 0)
     {
         TP_APPEND_ERR("region '%s'", uri->path);
@@ -326,4 +350,23 @@ int tp_shm_region_map(tp_shm_region_t *r, const tp_shm_allowed_dirs_t *allowed, 
 error:
     tp_shm_region_close(r);
     return -1;
+}
+
+bool tp_shm_region_is_damaged(const tp_shm_region_t *r)
+{
+    if (r->base == NULL)
+    {
+        return false;
+    }
+    if (tp_shm_guard_is_damaged(r->guard))
+    {
+        return true;
+    }
+    struct stat st;
+    return r->has_fd && fstat(r->fd, &st) == 0 && (uint64_t)st.st_size < r->length_bytes;
+}
+
+void tp_shm_region_set_group(tp_shm_region_t *r, uint64_t group)
+{
+    tp_shm_guard_set_group(r->guard, group);
 }

@@ -62,6 +62,7 @@ typedef struct tp_shm_region
     uint8_t *base;
     size_t length_bytes; /* mapped length */
     bool is_writable;
+    int guard; /* its SIGBUS guard handle (tp_shm_guard.h), 0 if unguarded */
 } tp_shm_region_t;
 
 /* Bytes a region needs: 64 + nslots x (256 for a header ring, stride for a pool). */
@@ -85,6 +86,14 @@ int tp_shm_region_map(tp_shm_region_t *r, const tp_shm_allowed_dirs_t *allowed, 
 
 /* Unmap and close; safe on a zeroed or already closed region. */
 void tp_shm_region_close(tp_shm_region_t *r);
+
+/* true if the file behind the mapping shrank (someone truncated it) or a SIGBUS already replaced the mapping with
+ * zero pages (tp_shm_guard.h). Makes one fstat: for ticks and checks, not per frame. */
+bool tp_shm_region_is_damaged(const tp_shm_region_t *r);
+
+/* Mappings of one group are replaced together when one of them faults (e.g. an attachment's header ring and
+ * pools, so that a frame whose pool vanished fails its seqlock re-check). Each region starts in a group of its own. */
+void tp_shm_region_set_group(tp_shm_region_t *r, uint64_t group);
 
 /* Decode the superblock at base (64 bytes). */
 void tp_superblock_read(const uint8_t *base, tp_superblock_t *out);

@@ -13,6 +13,7 @@
 #include "core/tp_atomic.h"
 #include "core/tp_clock.h"
 #include "shm/tp_header_ring.h"
+#include "shm/tp_shm_guard.h"
 #include "shm/tp_shm_layout.h"
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_client.h"
@@ -37,6 +38,7 @@ static int setup(void **state)
     (void)state;
     client_fixture_prepare(&F, "hostile");
     client_fixture_add_stream(&F, "cam", STREAM, "small", NSLOTS, 4096);
+    tp_assert_ok(tp_driver_context_set(F.dctx, "policies.announce_period_ms", "100"));
     client_fixture_start(&F);
     tp_assert_ok(tp_client_connect(&client, F.cctx));
     tp_assert_ok(tp_producer_attach(&producer, client, STREAM, TIMEOUT_NS));
@@ -254,6 +256,63 @@ static void test_layout_larger_than_the_frame(void **state)
     munmap(ring, length);
 }
 
+static uint64_t payload_sum_ok;
+
+static void on_checked_frame(void *clientd, const tp_frame_t *f)
+{
+    seen_t *s = clientd;
+    uint8_t copy[64];
+    if (tp_frame_copy_out(f, copy, sizeof(copy)) >= 0)
+    {
+        bool is_uniform = f->payload_length == sizeof(copy);
+        for (size_t i = 1; i < sizeof(copy) && is_uniform; i++)
+        {
+            is_uniform = copy[i] == copy[0];
+        }
+        payload_sum_ok += is_uniform;
+        s->frames++;
+        s->last_seq = f->epoch; /* here: the epoch the frame came from */
+    }
+}
+
+static void test_truncated_regions_kill_nobody(void **state)
+{
+    (void)state;
+    /* Any process that can write the regions (group members, with the default 660) can truncate them. That killed
+     * the producer and every consumer (SIGBUS). Now whoever notices first (the producer or consumer from its SIGBUS
+     * guard or size check, the driver from its size check) ends the epoch, the producer attaches again, the consumer
+     * maps the new epoch, and the frames that arrive are whole. */
+    tp_shm_guard_install(); /* cmocka installs its own SIGBUS handler around each test function */
+    seen_t s = { 0 };
+    offer(3);
+    poll_until_seq(&s, 2);
+    uint64_t epoch = tp_consumer_epoch(consumer);
+    char epoch_dir[1024], path[1100];
+    tp_assert_ok(tp_shm_layout_epoch_dir(epoch_dir, sizeof(epoch_dir), F.shm, "default", STREAM, epoch));
+    tp_assert_ok(tp_shm_layout_pool_path(path, sizeof(path), epoch_dir, 1));
+    tp_assert_ok(truncate(path, 0));
+    tp_assert_ok(tp_shm_layout_header_path(path, sizeof(path), epoch_dir));
+    tp_assert_ok(truncate(path, 0));
+    seen_t after = { 0 };
+    payload_sum_ok = 0;
+    uint8_t buf[64];
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    for (uint64_t i = 0; after.frames < 3; i++)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        memset(buf, (int)i, sizeof(buf));
+        (void)tp_producer_offer_frame(producer, buf, sizeof(buf), bytes_tensor(sizeof(buf)), 0, 0);
+        tp_producer_do_work(producer);
+        tp_consumer_poll(consumer, on_checked_frame, &after, 64);
+        usleep(1000);
+    }
+    assert_int_equal(payload_sum_ok, after.frames);
+    assert_true(after.last_seq > epoch);
+    tp_consumer_counters_t k;
+    tp_consumer_counters(consumer, &k);
+    assert_true(k.remaps >= 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +320,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scribbled_seq_commit_does_not_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unannounced_epochs_do_not_remap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_larger_than_the_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_regions_kill_nobody, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

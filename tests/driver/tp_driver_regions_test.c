@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -324,6 +325,56 @@ static void test_restart_starts_above_old_epochs(void **state)
     assert_int_equal(rc.header_nslots, 16);
 }
 
+static void test_truncated_region_retires_the_epoch(void **state)
+{
+    (void)state;
+    /* `truncate -s 0 header.ring` under a running driver killed it with SIGBUS in its activity refresh. Now it sees
+     * the file shrank, retires the epoch and announces a new one, and keeps serving. */
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    char user[128], path[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(path, sizeof(path), "%s/%s/default/%d/%llu/header.ring", F.shm_dir, user, CAM,
+        (unsigned long long)rc.epoch);
+    size_t from = tp_driver_proxy_event_count(F.proxy);
+    tp_assert_ok(truncate(path, 0));
+    uint64_t next = wait_announce_epoch_above(CAM, rc.epoch, &from, NULL);
+    assert_true(next > rc.epoch);
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t r;
+    attach_ok(&p, &r);
+    assert_true(r.epoch > next - 1);
+    assert_true(driver_stopped()->counters.epochs_damaged >= 1);
+}
+
+static void test_full_filesystem_refuses_the_attach(void **state)
+{
+    (void)state;
+    /* With prefault_shm = false the space was never reserved: on a full /dev/shm the producer died writing its
+     * first frames and the driver died writing the next epoch's superblock. Now the space is reserved at creation,
+     * prefaulted or not, and a full filesystem refuses the attach with what was needed, where. A 1200 KiB tmpfs
+     * holds the two streams' first epochs (556 KiB each) and not a third. */
+    teardown(NULL);
+    fixture_context("full");
+    set("policies.prefault_shm", "false");
+    if (geteuid() != 0 || mount("tmpfs", F.shm_dir, "tmpfs", 0, "size=1200k,mode=0700") < 0)
+    {
+        fixture_start();
+        print_message("skipped: mounting a small tmpfs needs root (and a kernel that allows it here)\n");
+        skip();
+    }
+    fixture_start();
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    attach_refused(&p, TP_DRIVER_RESPONSE_CODE_INTERNAL_ERROR, "no space left on device: ");
+    /* It keeps serving, and the half-made epoch left nothing behind. */
+    tp_attach_params_t c = params(IMU, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t r;
+    attach_ok(&c, &r);
+    assert_false(epoch_dir_exists(CAM, 2));
+    umount2(F.shm_dir, MNT_DETACH); /* the driver's mappings keep it alive until teardown closes them */
+}
+
 static void test_stray_epoch_names_are_not_epochs(void **state)
 {
     (void)state;
@@ -464,6 +515,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_startup_gc_trims_stale_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_starts_above_old_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stray_epoch_names_are_not_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_region_retires_the_epoch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_filesystem_refuses_the_attach, setup, teardown),
         cmocka_unit_test(test_parse_number_is_canonical_decimal),
         cmocka_unit_test_setup_teardown(test_announce_on_change, setup, teardown),
     };
