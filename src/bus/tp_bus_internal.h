@@ -78,7 +78,9 @@ struct tp_bus_subscription
     int subscriber_index;
     uint64_t seen_change;
     uint64_t join_change;
-    tp_bus_image_t images[TP_BUS_MAX_IMAGES];
+    tp_bus_image_t *images; /* image_capacity of them, grown as images join (never in the steady state) */
+    int image_capacity;
+    int16_t image_slot[TP_BUS_MAX_IMAGES]; /* per registry entry: 1 + its index in images, 0 when not mapped */
     int32_t retired[TP_BUS_MAX_IMAGES]; /* per registry entry: session already drained and dropped (0 = none) */
     int image_count;
     int next_image; /* round-robin start */

@@ -27,7 +27,7 @@
 
 #define TP_BUS_LOG_MAGIC UINT64_C(0x31474C5355425054)      /* "TPBUSLG1" */
 #define TP_BUS_REGISTRY_MAGIC UINT64_C(0x3147525355425054) /* "TPBUSRG1" */
-#define TP_BUS_LAYOUT_VERSION 2
+#define TP_BUS_LAYOUT_VERSION 3
 
 #define TP_BUS_LOG_HEADER_BYTES 512
 #define TP_BUS_RECORD_HEADER_BYTES 16
@@ -35,8 +35,9 @@
 #define TP_BUS_RECORD_DATA 1
 #define TP_BUS_RECORD_PAD 2
 
-#define TP_BUS_MAX_IMAGES 64
-#define TP_BUS_MAX_SUBSCRIBERS 128
+/* Per stream: publications (every client process has one on the control and QoS streams) and subscriptions. */
+#define TP_BUS_MAX_IMAGES 1024
+#define TP_BUS_MAX_SUBSCRIBERS 1024
 
 #define TP_BUS_ENTRY_FREE 0
 #define TP_BUS_ENTRY_CLAIMED 1
@@ -141,6 +142,16 @@ void tp_bus_registry_close(tp_bus_registry_map_t *m);
 
 /* Remove registry entries of processes that no longer run (and their log files). Returns how many. */
 int tp_bus_registry_reap(tp_bus_registry_map_t *m);
+
+/* Free the oldest CLOSED image entry (and its log) before its linger ran out: for a publication that finds the
+ * registry full. Returns 1 if one was freed. */
+int tp_bus_registry_reclaim_closed(tp_bus_registry_map_t *m);
+/* Free image entry `index` now if it is CLOSED (its publisher's close, when no subscriber exists). */
+void tp_bus_registry_reclaim(tp_bus_registry_map_t *m, int index);
+
+/* Remove the log files of a stream directory that no registry entry names and whose writer is dead (left by a
+ * process killed between creating its log and registering it, or by an older build). Returns how many. */
+int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m);
 
 /* Wake parked subscribers (futex) if any; cheap when none is parked. Returns true if it made the system call. */
 bool tp_bus_registry_wake(tp_bus_registry_t *reg);

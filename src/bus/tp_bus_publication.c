@@ -183,12 +183,16 @@ static int log_register(tp_bus_publication_t *pub)
             tp_bus_registry_wake(reg);
             return 0;
         }
-        if (pass == 0 && tp_bus_registry_reap(&pub->registry) == 0)
+        /* Full: reap the dead and, if that freed nothing, reclaim the oldest closed image now rather than after its
+         * linger (subscribers that mapped it still drain their mapping). */
+        if (pass == 0 && tp_bus_registry_reap(&pub->registry) == 0 &&
+            tp_bus_registry_reclaim_closed(&pub->registry) == 0)
         {
             break;
         }
     }
-    TP_SET_ERR(TP_E_CAPACITY, "stream %d already has %d publications", pub->stream_id, TP_BUS_MAX_IMAGES);
+    TP_SET_ERR(TP_E_CAPACITY, "stream %d already has %d publications (TP_BUS_MAX_IMAGES)", pub->stream_id,
+        TP_BUS_MAX_IMAGES);
     return -1;
 }
 
@@ -208,6 +212,11 @@ static void log_unregister(tp_bus_publication_t *pub)
     {
         tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
         tp_bus_registry_wake(reg);
+        /* Nobody subscribes: nobody can still need it (a subscription opened from now on joins after it). */
+        if (tp_load_acquire_u32(&reg->subscriber_count) == 0)
+        {
+            tp_bus_registry_reclaim(&pub->registry, pub->registry_index);
+        }
     }
     pub->registry_index = -1;
 }
@@ -266,6 +275,13 @@ int tp_bus_publication_close(tp_bus_publication_t *pub)
     if (pub->log != NULL)
     {
         tp_store_release_u32(&pub->log->is_closed, 1);
+        if (pub->registry_index < 0)
+        {
+            /* Never registered (the registry was full): nothing names the log, so nobody would ever reap it. */
+            char path[4300];
+            tp_bus_log_path(path, sizeof(path), pub->registry.stream_dir, pub->session_id);
+            unlink(path);
+        }
         log_unregister(pub);
         munmap(pub->log, pub->map_bytes);
     }

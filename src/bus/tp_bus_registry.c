@@ -1,10 +1,12 @@
 /* The per-stream registry of the IPC bus; see tp_bus_ipc.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -154,6 +156,7 @@ int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t 
         return -1;
     }
     tp_bus_registry_reap(m);
+    tp_bus_registry_reap_orphans(m);
     return 0;
 }
 
@@ -164,6 +167,27 @@ void tp_bus_registry_close(tp_bus_registry_map_t *m)
         munmap(m->reg, sizeof(*m->reg));
         m->reg = NULL;
     }
+}
+
+/* Free image entry i (state `state`) and unlink its log. true if we freed it. */
+static bool image_entry_free(tp_bus_registry_map_t *m, int i, uint32_t state, const char *why)
+{
+    tp_bus_registry_t *reg = m->reg;
+    tp_bus_image_entry_t *e = &reg->images[i];
+    int32_t session = e->session_id;
+    uint32_t expect = state;
+    if (!tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
+    {
+        return false;
+    }
+    /* Subscribers that mapped it drain their mapping; the file goes now. */
+    char path[4300];
+    tp_bus_log_path(path, sizeof(path), m->stream_dir, session);
+    unlink(path);
+    tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
+    TP_LOG_I("bus", "stream %d: removed image %08x of process %d (%s)", reg->stream_id, (uint32_t)session, e->pid,
+        why);
+    return true;
 }
 
 int tp_bus_registry_reap(tp_bus_registry_map_t *m)
@@ -192,21 +216,10 @@ int tp_bus_registry_reap(tp_bus_registry_map_t *m)
         uint32_t state = tp_load_acquire_u32(&e->state);
         bool is_dead = state == TP_BUS_ENTRY_ACTIVE && !tp_proc_is_alive(e->pid, e->pid_start_time);
         bool has_lingered = state == TP_BUS_ENTRY_CLOSED && now - (int64_t)e->closed_ns >= TP_BUS_CLOSED_LINGER_NS;
-        if (is_dead || has_lingered)
+        if ((is_dead || has_lingered) &&
+            image_entry_free(m, i, state, is_dead ? "dead" : "closed, lingered"))
         {
-            int32_t session = e->session_id;
-            uint32_t expect = state;
-            if (tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
-            {
-                /* Subscribers that mapped it drain their mapping; the file goes now. */
-                char path[4300];
-                tp_bus_log_path(path, sizeof(path), m->stream_dir, session);
-                unlink(path);
-                tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
-                TP_LOG_I("bus", "stream %d: removed image %08x of %s process %d", reg->stream_id, (uint32_t)session,
-                    is_dead ? "dead" : "closed by its", e->pid);
-                reaped++;
-            }
+            reaped++;
         }
     }
     if (reaped > 0)
@@ -214,6 +227,112 @@ int tp_bus_registry_reap(tp_bus_registry_map_t *m)
         tp_bus_registry_wake(reg);
     }
     return reaped;
+}
+
+void tp_bus_registry_reclaim(tp_bus_registry_map_t *m, int index)
+{
+    (void)image_entry_free(m, index, TP_BUS_ENTRY_CLOSED, "closed, no subscriber");
+}
+
+int tp_bus_registry_reclaim_closed(tp_bus_registry_map_t *m)
+{
+    tp_bus_registry_t *reg = m->reg;
+    int oldest = -1;
+    for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+    {
+        tp_bus_image_entry_t *e = &reg->images[i];
+        if (tp_load_acquire_u32(&e->state) == TP_BUS_ENTRY_CLOSED &&
+            (oldest < 0 || e->closed_ns < reg->images[oldest].closed_ns))
+        {
+            oldest = i;
+        }
+    }
+    return oldest >= 0 && image_entry_free(m, oldest, TP_BUS_ENTRY_CLOSED, "closed, reclaimed for a new one") ? 1 : 0;
+}
+
+static bool log_name_session(const char *name, int32_t *session)
+{
+    unsigned int v = 0;
+    int used = 0;
+    if (strlen(name) != 12 || sscanf(name, "%8x.log%n", &v, &used) != 1 || used != 12)
+    {
+        return false;
+    }
+    *session = (int32_t)v;
+    return true;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a;
+    int32_t y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The sessions the registry names, sorted. */
+static int named_sessions(const tp_bus_registry_t *reg, int32_t *out)
+{
+    int n = 0;
+    for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+    {
+        if (tp_load_acquire_u32(&reg->images[i].state) != TP_BUS_ENTRY_FREE)
+        {
+            out[n++] = reg->images[i].session_id;
+        }
+    }
+    qsort(out, (size_t)n, sizeof(out[0]), cmp_i32);
+    return n;
+}
+
+int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m)
+{
+    DIR *dp = opendir(m->stream_dir);
+    if (dp == NULL)
+    {
+        return 0;
+    }
+    int removed = 0;
+    int32_t named[TP_BUS_MAX_IMAGES];
+    int named_count = -1; /* read from the registry at the first log file */
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL)
+    {
+        int32_t session = 0;
+        if (!log_name_session(de->d_name, &session))
+        {
+            continue;
+        }
+        if (named_count < 0)
+        {
+            named_count = named_sessions(m->reg, named);
+        }
+        if (bsearch(&session, named, (size_t)named_count, sizeof(named[0]), cmp_i32) != NULL)
+        {
+            continue;
+        }
+        /* The writer's identity is in the log header; a log too short to hold one, or of another layout, whose
+         * writer we cannot tell, is left alone unless it is older than the linger (an abandoned half-made file). */
+        char path[4300];
+        snprintf(path, sizeof(path), "%s/%s", m->stream_dir, de->d_name);
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+        {
+            continue;
+        }
+        tp_bus_log_header_t h;
+        ssize_t n = pread(fd, &h, sizeof(h), 0);
+        close(fd);
+        bool is_dead = n == (ssize_t)sizeof(h) && h.magic == TP_BUS_LOG_MAGIC ?
+            !tp_proc_is_alive(h.pid, h.pid_start_time) : false;
+        if (is_dead && unlink(path) == 0)
+        {
+            TP_LOG_I("bus", "stream %d: removed orphaned log %s of dead process %d", m->reg->stream_id, de->d_name,
+                h.pid);
+            removed++;
+        }
+    }
+    closedir(dp);
+    return removed;
 }
 
 bool tp_bus_registry_wake(tp_bus_registry_t *reg)

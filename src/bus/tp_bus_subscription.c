@@ -66,22 +66,31 @@ static void sub_unregister(tp_bus_subscription_t *sub)
     sub->subscriber_index = -1;
 }
 
-static tp_bus_image_t *image_find(tp_bus_subscription_t *sub, int32_t session_id)
+/* Is the image of registry entry `entry` (this session) mapped already? */
+static bool image_is_mapped(const tp_bus_subscription_t *sub, int entry, int32_t session_id)
 {
-    for (int i = 0; i < sub->image_count; i++)
+    int slot = sub->image_slot[entry];
+    return slot > 0 && sub->images[slot - 1].session_id == session_id;
+}
+
+static int images_grow(tp_bus_subscription_t *sub)
+{
+    int capacity = sub->image_capacity == 0 ? 8 : sub->image_capacity * 2;
+    capacity = capacity > TP_BUS_MAX_IMAGES ? TP_BUS_MAX_IMAGES : capacity;
+    void *p = sub->images;
+    if (tp_realloc(&p, (size_t)capacity * sizeof(tp_bus_image_t)) < 0)
     {
-        if (sub->images[i].session_id == session_id)
-        {
-            return &sub->images[i];
-        }
+        return -1;
     }
-    return NULL;
+    sub->images = p;
+    sub->image_capacity = capacity;
+    return 0;
 }
 
 /* Map a newly seen image. from_start: it registered after we joined, so everything in it is for us. */
 static int image_join(tp_bus_subscription_t *sub, const tp_bus_image_entry_t *e, bool from_start, bool is_closed)
 {
-    if (sub->image_count == TP_BUS_MAX_IMAGES)
+    if (sub->image_count == sub->image_capacity && (sub->image_count == TP_BUS_MAX_IMAGES || images_grow(sub) < 0))
     {
         return -1;
     }
@@ -136,6 +145,7 @@ static int image_join(tp_bus_subscription_t *sub, const tp_bus_image_entry_t *e,
     memset(img, 0, sizeof(*img));
     img->session_id = e->session_id;
     img->entry_index = (int)(e - sub->registry.reg->images);
+    sub->image_slot[img->entry_index] = (int16_t)sub->image_count;
     img->log = log;
     img->data = (uint8_t *)p + TP_BUS_LOG_HEADER_BYTES;
     img->map_bytes = bytes;
@@ -166,8 +176,17 @@ static void image_drop(tp_bus_subscription_t *sub, int index)
     int32_t session = img->session_id;
     /* A closed image lingers in the registry: remember it so the next rescan does not join it again. */
     sub->retired[img->entry_index] = session;
+    if (sub->image_slot[img->entry_index] == index + 1)
+    {
+        sub->image_slot[img->entry_index] = 0;
+    }
     munmap(img->log, img->map_bytes);
-    sub->images[index] = sub->images[sub->image_count - 1];
+    int last = sub->image_count - 1;
+    if (index != last && sub->image_slot[sub->images[last].entry_index] == last + 1)
+    {
+        sub->image_slot[sub->images[last].entry_index] = (int16_t)(index + 1);
+    }
+    sub->images[index] = sub->images[last];
     sub->image_count--;
     sub->counters.images_dropped++;
     if (sub->on_unavailable != NULL)
@@ -196,7 +215,7 @@ static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
     {
         tp_bus_image_entry_t *e = &reg->images[i];
         uint32_t state = tp_load_acquire_u32(&e->state);
-        if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || image_find(sub, e->session_id) != NULL ||
+        if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || image_is_mapped(sub, i, e->session_id) ||
             sub->retired[i] == e->session_id)
         {
             continue;
@@ -271,6 +290,7 @@ int tp_bus_subscription_close(tp_bus_subscription_t *sub)
     }
     sub_unregister(sub);
     tp_bus_registry_close(&sub->registry);
+    tp_free(sub->images);
     tp_free(sub->scratch);
     tp_free(sub);
     return 0;

@@ -17,7 +17,7 @@
 #include "tensorpool/tp_discovery.h"
 
 #define TP_CLIENT_MAX_POOLS 16
-#define TP_CLIENT_MAX_LEASES 64
+#define TP_CLIENT_MAX_LEASES 1024 /* the driver's lease table (TP_DRIVER_MAX_LEASES) holds as many */
 #define TP_CLIENT_BACKOFF_MIN_NS (50 * TP_NS_PER_MS)
 #define TP_CLIENT_BACKOFF_MAX_NS (2 * TP_NS_PER_S)
 #define TP_CLIENT_ERROR_MAX 512
@@ -64,6 +64,8 @@ struct tp_client
     uint32_t open_handles; /* producers + consumers not yet closed */
     bool is_closing;       /* tp_client_close was called: free when open_handles drops to 0 */
     tp_client_lease_t *leases[TP_CLIENT_MAX_LEASES]; /* open ones, for the driver's notices and announces */
+    tp_bus_publication_t *qos_pub; /* shared by its producers' and consumers' QoS senders (tp_qos_internal.h) */
+    uint32_t qos_users;
     /* One attach in flight per client (the proxy's): the lease it belongs to, and where its response goes. */
     tp_client_lease_t *attaching;
     tp_attach_result_t *attach_result;

@@ -20,13 +20,25 @@ int tp_qos_sender_open(tp_qos_sender_t *s, tp_client_t *client)
     memset(s, 0, sizeof(*s));
     s->period_ns = (int64_t)client->config.qos_period_ms * TP_NS_PER_MS;
     s->next_ns = tp_clock_monotonic_ns() + s->period_ns;
-    return tp_bus_publication_open(client->bus, &s->pub, client->config.qos_channel,
-        (int32_t)client->config.qos_stream_id, false);
+    if (client->qos_pub == NULL && tp_bus_publication_open(client->bus, &client->qos_pub, client->config.qos_channel,
+            (int32_t)client->config.qos_stream_id, false) < 0)
+    {
+        return -1;
+    }
+    client->qos_users++;
+    s->client = client;
+    s->pub = client->qos_pub;
+    return 0;
 }
 
 void tp_qos_sender_close(tp_qos_sender_t *s)
 {
-    tp_bus_publication_close(s->pub);
+    if (s->client != NULL && --s->client->qos_users == 0)
+    {
+        tp_bus_publication_close(s->client->qos_pub);
+        s->client->qos_pub = NULL;
+    }
+    s->client = NULL;
     s->pub = NULL;
 }
 

@@ -4,8 +4,11 @@
 
 #include "client/tp_client_internal.h"
 
+/* Every producer and consumer of a client reports through the client's one QoS publication (opened with the first,
+ * closed with the last): a process holding hundreds of leases holds one QoS image, not hundreds. */
 typedef struct tp_qos_sender
 {
+    tp_client_t *client;
     tp_bus_publication_t *pub;
     int64_t period_ns;
     int64_t next_ns;

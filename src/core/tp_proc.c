@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/tp_atomic.h"
+
 uint64_t tp_proc_start_time(pid_t pid)
 {
     char path[64];
@@ -48,6 +50,21 @@ bool tp_proc_is_alive(pid_t pid, uint64_t start_time)
     if (pid <= 0)
     {
         return false;
+    }
+    /* Our own entries (a process may hold hundreds) need no system call. Threads racing here compute the same
+     * values; a forked child recomputes. */
+    static int self_pid;
+    static uint64_t self_start_time;
+    pid_t me = getpid();
+    if (tp_load_relaxed_int(&self_pid) != me)
+    {
+        tp_store_relaxed_u64(&self_start_time, tp_proc_start_time(me));
+        tp_store_release_int(&self_pid, me);
+    }
+    if (pid == me && tp_load_acquire_int(&self_pid) == me &&
+        (start_time == 0 || start_time == tp_load_relaxed_u64(&self_start_time)))
+    {
+        return true;
     }
     if (kill(pid, 0) < 0 && errno != EPERM)
     {
