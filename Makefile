@@ -13,13 +13,14 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DTP_WERROR=ON
 endif
 
-.PHONY: all deps build run test asan tsan fuzz bench clean help
+.PHONY: all deps build run test test-long asan tsan fuzz bench clean help
 
 all: build
 
 help:
 	@echo "make run    install what is missing, build, run tp demo"
 	@echo "make test   install what is missing, build, run every test (ctest)"
+	@echo "make test-long  the long versions (label long: 1000 client processes around one driver, ...)"
 	@echo "make asan   the whole test suite under AddressSanitizer + UBSan ($(ASAN_BUILD)/)"
 	@echo "make tsan   the concurrency tests under ThreadSanitizer ($(TSAN_BUILD)/)"
 	@echo "make fuzz   libFuzzer on every harness, FUZZ_SECONDS each (clang; $(FUZZ_BUILD)/)"
@@ -52,13 +53,16 @@ run: build
 	$(BUILD)/src/cli/tp demo
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300 -LE long
+
+test-long: build
+	cd $(BUILD) && ctest --output-on-failure -L long --timeout 900
 
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTP_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j $(JOBS) --timeout 600
+		ctest --output-on-failure -j $(JOBS) --timeout 600 -LE long
 
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTP_TSAN=ON $(CMAKE_FLAGS)

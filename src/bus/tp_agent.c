@@ -108,7 +108,7 @@ int tp_agent_invoke(const tp_agent_t *agent)
 
 int tp_agent_run(const tp_agent_t *agent, tp_idle_strategy_t *idle, const int *stop)
 {
-    while (!__atomic_load_n(stop, __ATOMIC_ACQUIRE))
+    while (!tp_load_acquire_int(stop))
     {
         int work = agent->do_work(agent->state, tp_clock_monotonic_ns());
         if (work < 0)
@@ -183,7 +183,7 @@ int tp_agent_runner_stop(tp_agent_runner_t *r)
     {
         return 0;
     }
-    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+    tp_store_release_int(&r->stop, 1);
     pthread_join(r->thread, NULL);
     r->is_started = false;
     return 0;

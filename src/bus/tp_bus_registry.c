@@ -203,7 +203,7 @@ int tp_bus_registry_reap(tp_bus_registry_map_t *m)
             if (tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
             {
                 tp_bus_registry_unpark(reg, e); /* it died parked: publishers must stop waking it */
-                __atomic_fetch_sub(&reg->subscriber_count, 1, __ATOMIC_ACQ_REL);
+                tp_fetch_sub_acq_rel_u32(&reg->subscriber_count, 1);
                 TP_LOG_I("bus", "stream %d: removed subscriber of dead process %d", reg->stream_id, e->pid);
                 reaped++;
             }
@@ -350,8 +350,8 @@ bool tp_bus_registry_wake(tp_bus_registry_t *reg)
 
 void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e)
 {
-    if (__atomic_exchange_n(&e->parked, 0, __ATOMIC_ACQ_REL) != 0)
+    if (tp_exchange_acq_rel_u32(&e->parked, 0) != 0)
     {
-        __atomic_fetch_sub(&reg->waiters, 1, __ATOMIC_ACQ_REL);
+        tp_fetch_sub_acq_rel_u32(&reg->waiters, 1);
     }
 }

@@ -61,7 +61,13 @@ static void sub_unregister(tp_bus_subscription_t *sub)
     uint32_t expect = TP_BUS_ENTRY_ACTIVE;
     if (e->pid == (int32_t)getpid() && tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
     {
-        __atomic_fetch_sub(&reg->subscriber_count, 1, __ATOMIC_ACQ_REL);
+        tp_fetch_sub_acq_rel_u32(&reg->subscriber_count, 1);
+        /* If we were the last live subscriber, nobody is left to drain closed images: they (and the dead's) go now.
+         * A subscription opened from here on joins after them and would skip them anyway. */
+        tp_bus_registry_reap(&sub->registry);
+        while (tp_load_acquire_u32(&reg->subscriber_count) == 0 && tp_bus_registry_reclaim_closed(&sub->registry) > 0)
+        {
+        }
     }
     sub->subscriber_index = -1;
 }

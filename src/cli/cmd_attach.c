@@ -397,13 +397,16 @@ static int hold_lease(const talk_t *t, tp_driver_proxy_t *proxy, const tp_attach
                 return TP_EXIT_FAILED;
             }
         }
-        if (tp_clock_monotonic_ns() >= next)
+        int64_t now_ns = tp_clock_monotonic_ns();
+        if (now_ns >= next)
         {
             tp_driver_proxy_keepalive(proxy, r->lease_id, p->stream_id, p->client_id, p->role);
             sent++;
             next += period;
         }
-        usleep(1000);
+        /* Sleep until the next keepalive or a message (many holders must not spin: each polls every image). */
+        int64_t wait_ns = next - now_ns < 100 * TP_NS_PER_MS ? next - now_ns : 100 * TP_NS_PER_MS;
+        tp_bus_subscription_park(tp_driver_proxy_subscription(proxy), wait_ns > 0 ? wait_ns : 0);
     }
     int32_t code = 0;
     char message[TP_PROXY_MESSAGE_MAX];

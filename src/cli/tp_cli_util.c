@@ -7,6 +7,7 @@
 
 #include "cli/tp_cli.h"
 #include "core/tp_alloc.h"
+#include "core/tp_atomic.h"
 #include "core/tp_err.h"
 
 int tp_cli_fail(int status, const char *cmd, const char *fmt, ...)
@@ -68,7 +69,7 @@ static int stop_flag;
 static void on_stop_signal(int sig)
 {
     (void)sig;
-    __atomic_store_n(&stop_flag, 1, __ATOMIC_RELEASE); /* lock-free: async-signal-safe */
+    tp_store_release_int(&stop_flag, 1); /* lock-free: async-signal-safe */
 }
 
 void tp_cli_install_stop_handlers(void)
@@ -83,7 +84,7 @@ void tp_cli_install_stop_handlers(void)
 
 int tp_cli_stop_requested(void)
 {
-    return __atomic_load_n(&stop_flag, __ATOMIC_ACQUIRE) != 0;
+    return tp_load_acquire_int(&stop_flag) != 0;
 }
 
 const int *tp_cli_stop_flag(void)

@@ -43,6 +43,14 @@ static inline uint32_t tp_fetch_add_acq_rel_u32(uint32_t *p, uint32_t v)
 {
     return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL);
 }
+static inline uint32_t tp_fetch_sub_acq_rel_u32(uint32_t *p, uint32_t v)
+{
+    return __atomic_fetch_sub(p, v, __ATOMIC_ACQ_REL);
+}
+static inline uint32_t tp_exchange_acq_rel_u32(uint32_t *p, uint32_t v)
+{
+    return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
+}
 static inline int tp_cas_acq_rel_u32(uint32_t *p, uint32_t *expected, uint32_t desired)
 {
     return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
@@ -52,6 +60,19 @@ static inline int tp_load_relaxed_int(const int *p) { return __atomic_load_n(p, 
 static inline void tp_store_relaxed_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline int tp_load_acquire_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void tp_store_release_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline _Bool tp_load_acquire_bool(const _Bool *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void tp_store_release_bool(_Bool *p, _Bool v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/* Compare-and-swap that publishes with release on success (relaxed on failure). */
+static inline int tp_cas_release_u64(uint64_t *p, uint64_t *expected, uint64_t desired)
+{
+    return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+static inline uint64_t tp_exchange_acquire_u64(uint64_t *p, uint64_t v)
+{
+    return __atomic_exchange_n(p, v, __ATOMIC_ACQUIRE);
+}
+/* Adds 0 to a byte: a write fault that allocates the page without changing what a concurrent writer stored. */
+static inline void tp_touch_relaxed_u8(uint8_t *p) { (void)__atomic_fetch_add(p, 0, __ATOMIC_RELAXED); }
 
 /* Fences: a release fence orders earlier loads/stores before later stores; an acquire fence orders earlier
  * loads before later loads/stores. Used by the seqlock, whose payload bytes are not atomic. */

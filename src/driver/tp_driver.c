@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/tp_alloc.h"
+#include "core/tp_atomic.h"
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
 #include "core/tp_fs.h"
@@ -625,7 +626,7 @@ int tp_driver_do_work(tp_driver_t *d)
     if (d->is_draining && d->now_ns >= d->drain_deadline_ns)
     {
         publish_shutdown(d, d->shutdown_reason, "shutdown requested");
-        __atomic_store_n(&d->is_shutdown, true, __ATOMIC_RELEASE);
+        tp_store_release_bool(&d->is_shutdown, true);
         d->is_status_dirty = true;
         work++;
     }
@@ -696,7 +697,7 @@ int tp_driver_stop(tp_driver_t *d)
 
 bool tp_driver_is_shutdown(const tp_driver_t *d)
 {
-    return __atomic_load_n(&d->is_shutdown, __ATOMIC_ACQUIRE); /* may be asked from another thread */
+    return tp_load_acquire_bool(&d->is_shutdown); /* may be asked from another thread */
 }
 
 int tp_driver_run(tp_driver_t *d, const int *stop)
@@ -706,7 +707,7 @@ int tp_driver_run(tp_driver_t *d, const int *stop)
     tp_idle_backoff(&idle, 10, 5, 10 * TP_NS_PER_US, 10 * TP_NS_PER_MS);
     tp_idle_set_park(&idle, driver_park, d);
     /* Stop when asked, or once an authorised shutdown request has drained. */
-    while (!__atomic_load_n(stop, __ATOMIC_ACQUIRE) && !d->is_shutdown)
+    while (!tp_load_acquire_int(stop) && !d->is_shutdown)
     {
         int work = tp_agent_invoke(&agent);
         if (work < 0)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/tp_atomic.h"
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
 #include "core/tp_log.h"
@@ -635,8 +636,7 @@ int tp_driver_revoke_lease(tp_driver_t *d, uint64_t lease_id)
     for (int i = 0; i < TP_DRIVER_REVOKE_QUEUE; i++)
     {
         uint64_t expected = 0;
-        if (__atomic_compare_exchange_n(&d->revoke_queue[i], &expected, lease_id, false, __ATOMIC_RELEASE,
-                __ATOMIC_RELAXED))
+        if (tp_cas_release_u64(&d->revoke_queue[i], &expected, lease_id)) /* pairs with the driver's exchange */
         {
             return 0;
         }
@@ -650,11 +650,11 @@ int tp_driver_revoke_queued(tp_driver_t *d)
     int done = 0;
     for (int i = 0; i < TP_DRIVER_REVOKE_QUEUE; i++)
     {
-        if (__atomic_load_n(&d->revoke_queue[i], __ATOMIC_RELAXED) == 0)
+        if (tp_load_relaxed_u64(&d->revoke_queue[i]) == 0)
         {
             continue;
         }
-        uint64_t lease_id = __atomic_exchange_n(&d->revoke_queue[i], 0, __ATOMIC_ACQUIRE);
+        uint64_t lease_id = tp_exchange_acquire_u64(&d->revoke_queue[i], 0);
         tp_driver_lease_t *lease = lease_find(d, lease_id);
         if (lease != NULL && lease->is_active)
         {

@@ -175,7 +175,7 @@ static void region_prefault(uint8_t *base, size_t length, bool writable)
         if (writable)
         {
             /* A write fault allocates the page now instead of on the first frame. */
-            __atomic_fetch_add(&base[off], 0, __ATOMIC_RELAXED);
+            tp_touch_relaxed_u8(&base[off]);
         }
         else
         {

@@ -313,6 +313,34 @@ static void test_truncated_regions_kill_nobody(void **state)
     assert_true(k.remaps >= 1);
 }
 
+static void test_one_process_holds_many_leases(void **state)
+{
+    (void)state;
+    /* The 65th consumer of one client used to fail ("already holds 64 leases") although the driver takes 1024:
+     * each lease opened its own QoS publication, and a stream took 64. 200 consumers of one client now share one. */
+    enum { MANY = 200 };
+    static tp_consumer_t *many[MANY];
+    for (int i = 0; i < MANY; i++)
+    {
+        tp_assert_ok(tp_consumer_attach(&many[i], client, STREAM, TIMEOUT_NS));
+    }
+    offer(1);
+    for (int i = 0; i < MANY; i++)
+    {
+        seen_t s = { 0 };
+        int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+        while (s.frames < 1)
+        {
+            assert_true(tp_clock_monotonic_ns() < deadline);
+            tp_consumer_poll(many[i], on_frame, &s, 64);
+        }
+    }
+    for (int i = 0; i < MANY; i++)
+    {
+        tp_assert_ok(tp_consumer_close(many[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +349,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unannounced_epochs_do_not_remap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_larger_than_the_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_regions_kill_nobody, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_process_holds_many_leases, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
