@@ -136,6 +136,11 @@ TP_API int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_
 TP_API void tp_bus_subscription_counters(const tp_bus_subscription_t *sub, tp_bus_counters_t *out);
 TP_API int32_t tp_bus_subscription_stream_id(const tp_bus_subscription_t *sub);
 
+/* The process that writes the image `session_id` of an IPC subscription (as its log says: pid and the process's
+ * start time, which tells a reused pid apart). 0 and the pair, or -1 when no such image is mapped (or on UDP). */
+TP_API int tp_bus_subscription_image_owner(const tp_bus_subscription_t *sub, int32_t session_id, int32_t *pid,
+    uint64_t *pid_start_time);
+
 #ifdef __cplusplus
 }
 #endif

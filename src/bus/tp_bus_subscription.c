@@ -518,3 +518,18 @@ int32_t tp_bus_subscription_stream_id(const tp_bus_subscription_t *sub)
 {
     return sub->stream_id;
 }
+
+int tp_bus_subscription_image_owner(const tp_bus_subscription_t *sub, int32_t session_id, int32_t *pid,
+    uint64_t *pid_start_time)
+{
+    for (int i = 0; i < sub->image_count; i++)
+    {
+        if (sub->images[i].session_id == session_id)
+        {
+            *pid = sub->images[i].log->pid;
+            *pid_start_time = sub->images[i].log->pid_start_time;
+            return 0;
+        }
+    }
+    return -1;
+}

@@ -540,7 +540,9 @@ static void on_control_message(void *clientd, const uint8_t *buffer, size_t leng
     {
         return; /* our own responses and notices */
     }
+    d->message_session_id = header->session_id;
     tp_driver_on_message(d, buffer, length);
+    d->message_session_id = 0;
 }
 
 void tp_driver_on_message(tp_driver_t *d, const uint8_t *buffer, size_t length)
@@ -607,6 +609,7 @@ int tp_driver_do_work(tp_driver_t *d)
         return -1;
     }
     work += tp_driver_revoke_queued(d);
+    work += tp_driver_liveness_check(d);
     work += tp_driver_supervisor_do_work(d);
     work += discovery_do_work(d);
     if (d->now_ns >= d->next_expiry_check_ns)
@@ -747,6 +750,7 @@ int tp_driver_close(tp_driver_t *d)
     {
         tp_driver_stream_release(&d->streams[i]);
     }
+    tp_driver_liveness_close(d);
     if (d->config.cleanup_shm_on_exit && d->streams != NULL)
     {
         cleanup_regions(d);

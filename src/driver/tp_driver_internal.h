@@ -74,7 +74,21 @@ typedef struct tp_driver_lease
     uint8_t end_reason;            /* LeaseRevokeReason once inactive */
     uint32_t descriptor_stream_id; /* per-consumer streams granted to this lease (0: none) */
     uint32_t control_stream_id;
+    int32_t pid; /* the holder's process, from the bus image its attach came on (0: unknown) */
+    uint64_t pid_start_time;
 } tp_driver_lease_t;
+
+/* A lease holder's process, watched once however many leases it holds (tp_driver_liveness.c). */
+typedef struct tp_driver_watch
+{
+    int32_t pid;
+    uint64_t start_time;
+    int pidfd; /* readable once the process exited; -1 without pidfd support (checked with kill instead) */
+    uint32_t leases;
+    bool is_dead;
+} tp_driver_watch_t;
+
+#define TP_DRIVER_LIVENESS_PERIOD_NS (10 * 1000000LL) /* 10 ms */
 
 /* The supervisor's view (tp_driver_supervisor.c). */
 #define TP_DRIVER_SUPERVISOR_MAX_PARTIES 256
@@ -136,6 +150,7 @@ typedef struct tp_driver_counters
     uint64_t shutdown_requests_refused;
     uint64_t epoch_dirs_removed;
     uint64_t epochs_damaged; /* epochs retired because a region file shrank under the driver */
+    uint64_t leases_dead_process; /* leases ended because their holder's process exited */
 } tp_driver_counters_t;
 
 struct tp_driver
@@ -171,6 +186,12 @@ struct tp_driver
     tp_agent_runner_t *runner;
     uint64_t revoke_queue[TP_DRIVER_REVOKE_QUEUE]; /* lease ids to revoke; 0 = free slot; any thread posts */
     uint8_t *scratch; /* TP_DRIVER_SCRATCH_BYTES for encoding outgoing messages */
+    int32_t message_session_id; /* the bus image of the control message being handled (0: not from the bus) */
+    tp_driver_watch_t watches[TP_DRIVER_MAX_LEASES];
+    uint32_t watch_count;
+    bool has_dead_watch;
+    int64_t next_liveness_ns;
+    int64_t next_liveness_fallback_ns;
     tp_driver_supervisor_t *supervisor; /* NULL unless supervisor.enabled */
     struct tp_discovery_provider *discovery; /* NULL unless discovery.enabled */
     tp_bus_subscription_t *discovery_metadata_sub;
@@ -188,6 +209,12 @@ void tp_driver_stream_release(tp_driver_stream_t *s);
 void tp_driver_streams_touch(tp_driver_t *d, uint64_t now_ns);
 /* A region file of the stream's epoch shrank (truncated by a process that can write it): one fstat per region. */
 bool tp_driver_stream_is_damaged(const tp_driver_stream_t *s);
+/* Lease holders' processes (tp_driver_liveness.c): watch the holder of a new lease, forget it when the lease ends,
+ * end the leases of processes that exited (returns how many), close every watch. */
+void tp_driver_liveness_watch(tp_driver_t *d, tp_driver_lease_t *lease, int32_t pid, uint64_t start_time);
+void tp_driver_liveness_unwatch(tp_driver_t *d, tp_driver_lease_t *lease);
+int tp_driver_liveness_check(tp_driver_t *d);
+void tp_driver_liveness_close(tp_driver_t *d);
 /* Move every damaged stream to a new epoch (ending its producer's lease, which announces it). Returns the count. */
 int tp_driver_retire_damaged(tp_driver_t *d);
 /* Delete old epoch directories of one stream per the GC policy. Returns how many. */

@@ -440,6 +440,13 @@ void tp_driver_on_attach(tp_driver_t *d, const uint8_t *buffer, size_t length)
     lease->keepalive_ns = d->now_ns;
     lease->expiry_ns = d->now_ns + lease_duration_ns(d);
     lease->is_active = true;
+    int32_t pid = 0;
+    uint64_t pid_start_time = 0;
+    if (d->message_session_id != 0 &&
+        tp_bus_subscription_image_owner(d->control_sub, d->message_session_id, &pid, &pid_start_time) == 0)
+    {
+        tp_driver_liveness_watch(d, lease, pid, pid_start_time); /* driver spec 4.4: process liveness */
+    }
     if (r.role == TP_DRIVER_ROLE_PRODUCER)
     {
         s->producer_lease_id = lease->lease_id;
@@ -493,6 +500,7 @@ void tp_driver_end_lease(tp_driver_t *d, tp_driver_lease_t *lease, uint8_t reaso
     }
     lease->is_active = false;
     lease->end_reason = reason;
+    tp_driver_liveness_unwatch(d, lease);
     lease->expiry_ns = d->now_ns; /* the row's age for reuse */
     d->is_status_dirty = true;
     tp_driver_stream_t *s = tp_driver_stream_find(d, lease->stream_id);

@@ -39,12 +39,13 @@ static void status_counters(tp_strbuf_t *b, const tp_driver_counters_t *c)
         ",\"newer_version_messages\":%" PRIu64 ",\"other_schema_messages\":%" PRIu64
         ",\"other_driver_messages\":%" PRIu64 ",\"malformed_messages\":%" PRIu64 ",\"publish_failures\":%" PRIu64
         ",\"shutdown_requests_refused\":%" PRIu64 ",\"epoch_dirs_removed\":%" PRIu64 ",\"consumer_configs\":%" PRIu64
-        ",\"consumer_hellos_ignored\":%" PRIu64 ",\"epochs_damaged\":%" PRIu64 "}",
+        ",\"consumer_hellos_ignored\":%" PRIu64 ",\"epochs_damaged\":%" PRIu64 ",\"leases_dead_process\":%" PRIu64 "}",
         c->attaches_ok, c->attaches_rejected, c->detaches, c->keepalives, c->keepalives_ignored, c->leases_expired,
         c->leases_revoked,
         c->announces, c->epochs_bumped, c->unknown_messages, c->newer_version_messages, c->other_schema_messages,
         c->other_driver_messages, c->malformed_messages, c->publish_failures, c->shutdown_requests_refused,
-        c->epoch_dirs_removed, c->consumer_configs, c->consumer_hellos_ignored, c->epochs_damaged);
+        c->epoch_dirs_removed, c->consumer_configs, c->consumer_hellos_ignored, c->epochs_damaged,
+        c->leases_dead_process);
 }
 
 static void status_streams(tp_strbuf_t *b, const tp_driver_t *d)

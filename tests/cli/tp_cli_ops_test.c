@@ -320,8 +320,12 @@ static void test_attach_detach_keepalive_send(void **state)
 {
     (void)state;
     char args[1024];
-    assert_int_equal(tp("attach --role consumer --stream-id 10000 --client-id 5 --json"), 0);
-    assert_non_null(strstr(out, "\"code\":\"OK\""));
+    /* The lease is its holder process's: held by one process, kept alive and detached by others. */
+    char output[700];
+    snprintf(output, sizeof(output), "%s/consumer.out", dir);
+    pid_t consumer = tp_background("attach --role consumer --stream-id 10000 --client-id 5 --json --hold 60", output,
+        "\"code\":\"OK\"");
+    assert_true(try_read_output(output));
     assert_non_null(strstr(out, "\"header_slot_bytes\":256"));
     uint64_t lease = json_u64(out, "\"lease_id\":");
     /* The driver's status file follows within a moment. */
@@ -341,6 +345,8 @@ static void test_attach_detach_keepalive_send(void **state)
     assert_int_equal(tp(args), 0);
     assert_non_null(strstr(out, "OK"));
     assert_int_equal(tp(args), 0); /* detach is idempotent (driver spec 4.9) */
+    assert_int_equal(wait_exit(consumer, output), 1); /* the holder heard its lease end */
+    assert_non_null(strstr(out, "ended by the driver (revoked)"));
     snprintf(args, sizeof(args), "detach --lease-id %llu --stream-id 10000 --client-id 5 --role consumer",
         (unsigned long long)lease + 1000);
     assert_int_equal(tp(args), 1); /* no such lease */
@@ -351,7 +357,6 @@ static void test_attach_detach_keepalive_send(void **state)
     assert_non_null(strstr(out, "OK: PRODUCER lease"));
     assert_non_null(strstr(out, "detach: OK"));
     /* A held producer lease keeps the stream: a second producer is refused; Ctrl-C ends the hold cleanly. */
-    char output[700];
     snprintf(output, sizeof(output), "%s/hold.out", dir);
     pid_t holder = tp_background("attach --role producer --stream-id 10000 --hold 60", output, "OK: PRODUCER");
     assert_int_equal(tp("attach --role producer --stream-id 10000"), 1);

@@ -256,6 +256,51 @@ static void test_frozen_producer_is_revoked_and_restart_moves_epochs(void **stat
     close(fds[1]);
 }
 
+static void test_killed_producer_is_revoked_at_once(void **state)
+{
+    (void)state;
+    /* The driver watches each lease holder's process (driver spec 7: process liveness). A producer killed outright
+     * loses its lease when its process exits, not when the lease expires; the recovery time is reported.
+     * covers: D-7-1s */
+    pid_t driver = start_driver();
+    tp_bus_t *bus = NULL;
+    tp_driver_proxy_t *proxy = NULL;
+    tp_assert_ok(tp_bus_init(&bus, bus_dir));
+    tp_assert_ok(tp_driver_proxy_open(&proxy, bus, "aeron:ipc", 1000));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t producer = start_producer(fds[1]);
+    uint64_t report[2];
+    assert_int_equal(read(fds[0], report, sizeof(report)), sizeof(report));
+    size_t from = tp_driver_proxy_event_count(proxy);
+    int64_t killed_at = tp_clock_monotonic_ns();
+    assert_int_equal(kill(producer, SIGKILL), 0);
+    tp_proxy_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_REVOKED, report[0], 0, &from, &e, TIMEOUT_NS));
+    print_message("killed producer's lease ended %.1f ms after SIGKILL (lease 150 ms)\n",
+        (double)(tp_clock_monotonic_ns() - killed_at) / 1e6);
+    wait_exit(producer);
+    /* It ended because the process exited, which the driver counts apart from expiries. */
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    size_t length = 0;
+    uint8_t *text = NULL;
+    while (text == NULL || strstr((const char *)text, "\"leases_dead_process\":1") == NULL)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        free(text);
+        usleep(10000);
+        text = tp_test_read_file(status_file, &length);
+    }
+    tp_test_assert_contains((const char *)text, "\"leases_expired\":0");
+    free(text);
+    kill(driver, SIGTERM);
+    assert_int_equal(wait_exit_soon(driver), 0);
+    tp_driver_proxy_close(proxy);
+    tp_bus_close(bus);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_shutdown_command(void **state)
 {
     (void)state;
@@ -346,6 +391,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_frozen_producer_is_revoked_and_restart_moves_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_producer_is_revoked_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mlock_failure_is_fatal, setup, teardown),
