@@ -174,7 +174,7 @@ int tp_driver_context_add_stream(tp_driver_context_t *ctx, const char *name, uin
 /* Take an exclusive flock on path for the driver's life (the pid is written into it for messages). */
 static int lock_file(const char *path, const char *what, int *out_fd)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644); /* readable: clients ask who holds it */
     if (fd < 0)
     {
         TP_SET_ERR(errno, "cannot open the driver lock '%s': %s", path, strerror(errno));
@@ -190,6 +190,14 @@ static int lock_file(const char *path, const char *what, int *out_fd)
             what, path);
         close(fd);
         return -1;
+    }
+    /* Also a POSIX record lock: unlike flock, F_GETLK tells another process who holds it, which is how clients
+     * recognise the driver's bus images (tp_driver_proxy.c) among everyone who can write the control stream. */
+    struct flock record = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    if (fcntl(fd, F_SETLK, &record) < 0)
+    {
+        TP_LOG_W("driver", "could not take the record lock on %s: %s (clients will not trust our notices)", path,
+            strerror(errno));
     }
     char pid[32];
     int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());

@@ -1,10 +1,12 @@
 /* A synchronous driver control-stream client; see tp_driver_proxy.h. */
 #include "driver/tp_driver_proxy.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
@@ -32,6 +34,16 @@ typedef struct pending
     int64_t resend_ns;
 } pending_t;
 
+/* A bus image whose writer was checked: the driver's, or not. */
+typedef struct trusted
+{
+    int32_t session_id;
+    bool is_driver;
+    bool is_set;
+} trusted_t;
+
+#define PROXY_TRUST_CACHE 8
+
 struct tp_driver_proxy
 {
     tp_bus_publication_t *pub;
@@ -52,6 +64,10 @@ struct tp_driver_proxy
     size_t event_count;
     uint64_t events_dropped;
     uint64_t messages_rejected; /* newer schema version, unknown enum values */
+    uint64_t messages_untrusted; /* driver messages from an image that is not the driver's */
+    char lock_path[4200];        /* the driver's lock file: who holds it is the driver */
+    trusted_t trusted[PROXY_TRUST_CACHE];
+    uint32_t trusted_next;
 };
 
 int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
@@ -63,6 +79,7 @@ int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *con
     {
         return -1;
     }
+    snprintf(p->lock_path, sizeof(p->lock_path), "%s/driver-%" PRIu32 ".lock", tp_bus_dir(bus), control_stream_id);
     /* Correlation ids: random high bits so that two proxies of one client id rarely collide. */
     p->next_correlation_id = ((int64_t)(tp_random_u32() & 0x7fffffffu) << 24) + 1;
     if (tp_bus_subscription_open(bus, &p->sub, control_channel, (int32_t)control_stream_id, NULL, NULL, NULL) < 0 ||
@@ -188,10 +205,46 @@ static void on_detach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size
     p->detach.has_response = true;
 }
 
+/* The pid holding the driver's record lock, 0 if nobody (or we cannot tell). */
+static int32_t driver_lock_holder(const tp_driver_proxy_t *p)
+{
+    int fd = open(p->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+    {
+        return 0;
+    }
+    struct flock probe = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    int32_t holder = fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK ? (int32_t)probe.l_pid : 0;
+    close(fd);
+    return holder;
+}
+
+/* Is this image the driver's? Its writer must be the process holding the driver's lock (or this very process: an
+ * embedded driver, or a test's stand-in). Anyone who can write the control stream could otherwise forge a
+ * shutdown, a revocation or an announce. Answers are cached per image; UDP images name no process: trusted. */
+static bool is_from_driver(tp_driver_proxy_t *p, const tp_bus_header_t *header)
+{
+    for (int i = 0; i < PROXY_TRUST_CACHE; i++)
+    {
+        if (p->trusted[i].is_set && p->trusted[i].session_id == header->session_id)
+        {
+            return p->trusted[i].is_driver;
+        }
+    }
+    int32_t pid = 0;
+    uint64_t start_time = 0;
+    bool is_known = tp_bus_subscription_image_owner(p->sub, header->session_id, &pid, &start_time) == 0 ||
+                    (p->announce_sub != NULL &&
+                        tp_bus_subscription_image_owner(p->announce_sub, header->session_id, &pid, &start_time) == 0);
+    bool is_driver = !is_known || pid == (int32_t)getpid() || pid == driver_lock_holder(p);
+    trusted_t *t = &p->trusted[p->trusted_next++ % PROXY_TRUST_CACHE];
+    *t = (trusted_t){ .session_id = header->session_id, .is_driver = is_driver, .is_set = true };
+    return is_driver;
+}
+
 static void on_message(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
 {
     tp_driver_proxy_t *p = clientd;
-    (void)header;
     tp_sbe_header_t h;
     if (tp_sbe_header_read(&h, buffer, length) < 0)
     {
@@ -201,6 +254,14 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
         (h.schema_id == TP_WIRE_SCHEMA_ID && h.version > TP_WIRE_SCHEMA_VERSION))
     {
         p->messages_rejected++; /* driver spec 4.4a: a newer version than we speak is not read */
+        return;
+    }
+    /* Only the driver answers, revokes, shuts down and announces pools (a ConsumerConfig may come from a producer). */
+    bool is_drivers_to_send = h.schema_id == TP_DRIVER_SCHEMA_ID ||
+                              (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID);
+    if (is_drivers_to_send && !is_from_driver(p, header))
+    {
+        p->messages_untrusted++;
         return;
     }
     tp_proxy_event_t e;
@@ -620,4 +681,9 @@ size_t tp_driver_proxy_event_count(const tp_driver_proxy_t *p)
 const tp_proxy_event_t *tp_driver_proxy_event(const tp_driver_proxy_t *p, size_t index)
 {
     return index < p->event_count ? &p->events[index] : NULL;
+}
+
+uint64_t tp_driver_proxy_messages_untrusted(const tp_driver_proxy_t *p)
+{
+    return p->messages_untrusted;
 }

@@ -161,6 +161,8 @@ int tp_driver_proxy_await_event(tp_driver_proxy_t *proxy, tp_proxy_event_kind_t 
 
 /* Messages not acted on: a newer schema version than ours, a revocation with an unknown reason or role. */
 uint64_t tp_driver_proxy_messages_rejected(const tp_driver_proxy_t *proxy);
+/* Messages only the driver sends (its schema, pool announces) that came from another process's image: ignored. */
+uint64_t tp_driver_proxy_messages_untrusted(const tp_driver_proxy_t *proxy);
 
 /* Recorded events (at most TP_PROXY_MAX_EVENTS; later ones are dropped and counted). */
 size_t tp_driver_proxy_event_count(const tp_driver_proxy_t *proxy);

@@ -19,6 +19,7 @@
 #include "driver/tp_driver_proxy.h"
 #include "tensorpool/tp_bus.h"
 #include "tp_sbe_driver.h"
+#include "tp_sbe_wire.h"
 #include "tp_test_util.h"
 
 #define TIMEOUT_NS (10 * TP_NS_PER_S)
@@ -301,6 +302,72 @@ static void test_killed_producer_is_revoked_at_once(void **state)
     close(fds[1]);
 }
 
+/* Another process on the control stream sends what only the driver may: a shutdown and an announce. */
+static void forge_driver_messages(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+    {
+        tp_bus_t *bus = NULL;
+        tp_bus_publication_t *pub = NULL;
+        uint8_t buf[512];
+        tp_driver_shm_driver_shutdown_enc_t e;
+        tp_driver_shm_driver_shutdown_enc_begin(&e, buf, sizeof(buf));
+        tp_driver_shm_driver_shutdown_set_reason(&e, TP_DRIVER_SHUTDOWN_REASON_NORMAL);
+        int64_t n = tp_driver_shm_driver_shutdown_enc_finish(&e);
+        tp_wire_shm_pool_announce_enc_t a;
+        uint8_t abuf[512];
+        tp_wire_shm_pool_announce_enc_begin(&a, abuf, sizeof(abuf));
+        tp_wire_shm_pool_announce_set_stream_id(&a, CAM);
+        tp_wire_shm_pool_announce_set_epoch(&a, 999);
+        tp_wire_shm_pool_announce_set_announce_clock_domain(&a, TP_WIRE_CLOCK_DOMAIN_MONOTONIC);
+        int64_t an = tp_wire_shm_pool_announce_enc_finish(&a);
+        bool ok = n > 0 && an > 0 && tp_bus_init(&bus, bus_dir) == 0 &&
+                  tp_bus_publication_open(bus, &pub, "aeron:ipc", 1000, false) == 0 &&
+                  tp_bus_offer(pub, buf, (size_t)n) > 0 && tp_bus_offer(pub, abuf, (size_t)an) > 0;
+        tp_bus_publication_close(pub);
+        tp_bus_close(bus);
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(wait_exit(pid), 0);
+}
+
+static void test_forged_driver_notices_are_ignored(void **state)
+{
+    (void)state;
+    /* Anyone who can write the control stream could make every client drop its lease with a forged
+     * ShmDriverShutdown. Clients take the driver's messages only from the process holding the driver's lock. */
+    pid_t driver = start_driver();
+    tp_bus_t *bus = NULL;
+    tp_driver_proxy_t *proxy = NULL;
+    tp_assert_ok(tp_bus_init(&bus, bus_dir));
+    tp_assert_ok(tp_driver_proxy_open(&proxy, bus, "aeron:ipc", 1000));
+    size_t from = tp_driver_proxy_event_count(proxy);
+    forge_driver_messages();
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (tp_driver_proxy_messages_untrusted(proxy) < 2)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_driver_proxy_poll(proxy);
+    }
+    for (size_t i = from; i < tp_driver_proxy_event_count(proxy); i++)
+    {
+        const tp_proxy_event_t *e = tp_driver_proxy_event(proxy, i);
+        assert_int_not_equal(e->kind, TP_PROXY_EVENT_SHUTDOWN);
+        assert_false(e->kind == TP_PROXY_EVENT_ANNOUNCE && e->epoch == 999);
+    }
+    /* The driver's own are believed. */
+    tp_proxy_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_ANNOUNCE, 0, CAM, &from, &e, TIMEOUT_NS));
+    assert_int_not_equal(e.epoch, 999);
+    kill(driver, SIGTERM);
+    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
+    assert_int_equal(wait_exit_soon(driver), 0);
+    tp_driver_proxy_close(proxy);
+    tp_bus_close(bus);
+}
+
 static void test_shutdown_command(void **state)
 {
     (void)state;
@@ -392,6 +459,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_frozen_producer_is_revoked_and_restart_moves_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_producer_is_revoked_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_driver_notices_are_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mlock_failure_is_fatal, setup, teardown),
