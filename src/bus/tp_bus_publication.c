@@ -80,6 +80,11 @@ int tp_bus_init_with_modes(tp_bus_t **out, const char *bus_dir, uint32_t dir_mod
         TP_APPEND_ERR("creating bus directory '%s'", bus->dir);
         goto error;
     }
+    if (tp_fs_check_ancestors(bus->dir) < 0) /* wire spec 15.21a: nobody else's directory, no symlink */
+    {
+        TP_APPEND_ERR("bus directory '%s'", bus->dir);
+        goto error;
+    }
     if (stat(bus->dir, &st) < 0 || !S_ISDIR(st.st_mode))
     {
         TP_SET_ERR(TP_E_CONFIG, "bus directory '%s' is not a directory", bus->dir);

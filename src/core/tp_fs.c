@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -78,6 +79,83 @@ int tp_fs_user_dir_name(char *out, size_t capacity)
 }
 
 
+/* Is gid one of this process's groups? */
+static bool in_our_groups(gid_t gid)
+{
+    if (gid == getegid())
+    {
+        return true;
+    }
+    gid_t groups[256];
+    int n = getgroups(sizeof(groups) / sizeof(groups[0]), groups);
+    for (int i = 0; i < n; i++)
+    {
+        if (groups[i] == gid)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
+int tp_fs_check_dir(const char *path, const struct stat *st)
+{
+    if (S_ISLNK(st->st_mode) || !S_ISDIR(st->st_mode))
+    {
+        TP_SET_ERR(TP_E_CONTAINMENT, "'%s' exists but is not a directory (or is a symlink)", path);
+        return -1;
+    }
+    bool is_ours = st->st_uid == geteuid() || st->st_uid == 0;
+    if ((st->st_mode & S_IWOTH) != 0 && !(st->st_uid == 0 && (st->st_mode & S_ISVTX) != 0))
+    {
+        TP_SET_ERR(TP_E_CONTAINMENT, "directory '%s' (mode %04o) is writable by every user: anyone could replace "
+            "what lives in it; remove it or chmod o-w", path, (unsigned)(st->st_mode & 07777));
+        return -1;
+    }
+    if (!is_ours && !((st->st_mode & S_IWGRP) != 0 && in_our_groups(st->st_gid)))
+    {
+        TP_SET_ERR(TP_E_CONTAINMENT, "directory '%s' belongs to uid %u, not to us (uid %u) nor to a shared group of "
+            "ours: refusing to use it; remove it, or run as its owner", path, (unsigned)st->st_uid,
+            (unsigned)geteuid());
+        return -1;
+    }
+    return 0;
+}
+
+int tp_fs_check_ancestors(const char *path)
+{
+    char partial[FS_PATH_MAX];
+    if (strlen(path) >= sizeof(partial) || path[0] != '/')
+    {
+        TP_SET_ERR(TP_E_INVALID, "'%s' is not an absolute path that fits %d bytes", path, FS_PATH_MAX);
+        return -1;
+    }
+    strcpy(partial, path);
+    for (;;)
+    {
+        struct stat st;
+        if (lstat(partial, &st) < 0)
+        {
+            TP_SET_ERR(errno, "'%s': %s", partial, strerror(errno));
+            return -1;
+        }
+        if (tp_fs_check_dir(partial, &st) < 0)
+        {
+            return -1;
+        }
+        if (st.st_uid == 0)
+        {
+            return 0; /* nobody but root can replace what a root-owned directory holds: no need to look further */
+        }
+        char *slash = strrchr(partial, '/');
+        if (slash == NULL || slash == partial)
+        {
+            return 0;
+        }
+        *slash = '\0';
+    }
+}
+
 int tp_fs_mkdirs(const char *trusted_root, const char *path, mode_t mode)
 {
     struct stat st;
@@ -120,9 +198,13 @@ int tp_fs_mkdirs(const char *trusted_root, const char *path, mode_t mode)
             TP_SET_ERR(errno, "creating directory '%s' failed: %s", partial, strerror(errno));
             return -1;
         }
-        if (lstat(partial, &st) < 0 || !S_ISDIR(st.st_mode))
+        if (lstat(partial, &st) < 0)
         {
-            TP_SET_ERR(TP_E_CONTAINMENT, "'%s' exists but is not a directory (or is a symlink)", partial);
+            TP_SET_ERR(errno, "'%s': %s", partial, strerror(errno));
+            return -1;
+        }
+        if (tp_fs_check_dir(partial, &st) < 0)
+        {
             return -1;
         }
         if (slash == NULL)
@@ -179,6 +261,56 @@ static int remove_tree_at(int dirfd, const char *name, int depth)
     if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
     {
         rc = -1;
+    }
+    return rc;
+}
+
+int tp_fs_remove_tree_below(const char *trusted_root, const char *path)
+{
+    size_t root_n = strlen(trusted_root);
+    while (root_n > 1 && trusted_root[root_n - 1] == '/')
+    {
+        root_n--;
+    }
+    if (strncmp(path, trusted_root, root_n) != 0 || path[root_n] != '/' || strlen(path) >= FS_PATH_MAX)
+    {
+        TP_SET_ERR(TP_E_CONTAINMENT, "'%s' is not below '%s'", path, trusted_root);
+        return -1;
+    }
+    char rest[FS_PATH_MAX];
+    strcpy(rest, path + root_n + 1);
+    int dirfd = open(trusted_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0)
+    {
+        return errno == ENOENT ? 0 : -1;
+    }
+    /* Walk down one component at a time, never through a symlink: a directory swapped for a link on the way is
+     * not followed out of the tree. */
+    char *name = rest;
+    for (char *slash = strchr(name, '/'); slash != NULL; slash = strchr(name, '/'))
+    {
+        *slash = '\0';
+        int next = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(dirfd);
+        if (next < 0)
+        {
+            if (errno == ENOENT)
+            {
+                return 0;
+            }
+            TP_SET_ERR(errno, "not removing '%s': '%s' on the way is not a plain directory (%s)", path, name,
+                strerror(errno));
+            return -1;
+        }
+        dirfd = next;
+        name = slash + 1;
+    }
+    int rc = remove_tree_at(dirfd, name, 0);
+    int saved = errno;
+    close(dirfd);
+    if (rc < 0)
+    {
+        TP_SET_ERR(saved, "removing '%s' failed: %s", path, strerror(saved));
     }
     return rc;
 }

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Replace every byte outside [A-Za-z0-9._-] by '_'; "", "." and ".." become "_". out has capacity bytes. */
@@ -19,8 +20,21 @@ int tp_fs_user_dir_name(char *out, size_t capacity);
  * directories, not symlinks, from `trusted_root` (which must exist) down. */
 int tp_fs_mkdirs(const char *trusted_root, const char *path, mode_t mode);
 
-/* Remove a directory tree (never follows links). Missing paths are fine. */
+/* Remove a directory tree (never follows links below path; path itself is resolved normally: for trees of our
+ * own making only). Missing paths are fine. */
 int tp_fs_remove_tree(const char *path);
+
+/* Remove the tree at path, which lies below trusted_root: every component after the root is opened without
+ * following symlinks, so a directory swapped for a link on the way makes it stop rather than delete elsewhere. */
+int tp_fs_remove_tree_below(const char *trusted_root, const char *path);
+
+/* A directory we may keep our files in (st from lstat): a real directory, not writable by every user (unless root's
+ * and sticky, like /dev/shm), owned by us or root, or group-writable by a group we are in (a shared deployment).
+ * -1 with the reason otherwise (a squatter's directory, a symlink). */
+int tp_fs_check_dir(const char *path, const struct stat *st);
+
+/* tp_fs_check_dir for path and each ancestor up to the first one root owns. */
+int tp_fs_check_ancestors(const char *path);
 
 /* Read a whole file ("-" is stdin) into tp_alloc'd memory (free with tp_free), at most max_bytes. */
 int tp_fs_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *length);

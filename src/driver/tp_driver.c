@@ -738,7 +738,7 @@ static void cleanup_regions(tp_driver_t *d)
         if (tp_shm_layout_stream_dir(dir, sizeof(dir), d->config.base_dir, d->config.name_space,
                 d->streams[i].stream_id) == 0)
         {
-            tp_fs_remove_tree(dir);
+            tp_fs_remove_tree_below(d->config.base_dir, dir);
         }
     }
 }

@@ -157,7 +157,7 @@ static int regions_create(tp_driver_t *d, const tp_driver_stream_t *s, uint64_t 
 error:
     TP_APPEND_ERR("creating epoch %" PRIu64 " of stream %" PRIu32 " in '%s'", epoch, s->stream_id, out->epoch_dir);
     regions_close(out);
-    (void)tp_fs_remove_tree(out->epoch_dir); /* ours alone: we created it empty above */
+    (void)tp_fs_remove_tree_below(c->base_dir, out->epoch_dir); /* ours alone: we created it empty above */
     return -1;
 }
 
@@ -342,7 +342,7 @@ static int gc_stream_dir(tp_driver_t *d, const char *stream_dir, uint64_t curren
             TP_LOG_D("driver", "epoch GC keeps %s: a live process maps it", epoch_dir);
             continue;
         }
-        if (tp_fs_remove_tree(epoch_dir) == 0)
+        if (tp_fs_remove_tree_below(d->config.base_dir, epoch_dir) == 0)
         {
             removed++;
             d->counters.epoch_dirs_removed++;
