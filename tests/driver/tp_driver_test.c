@@ -221,10 +221,17 @@ static void test_detach(void **state)
     size_t from = tp_driver_proxy_event_count(F.proxy);
     int32_t code = -1;
     char message[256];
-    /* Mismatched fields are refused and change nothing. */
+    /* Mismatched fields are refused and change nothing: the client id, the stream, the role. */
     tp_assert_ok(tp_driver_proxy_detach(F.proxy, r.lease_id, CAM, p.client_id + 1, TP_DRIVER_ROLE_PRODUCER, &code,
         message, sizeof(message), TIMEOUT_NS));
     assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_REJECTED);
+    tp_assert_ok(tp_driver_proxy_detach(F.proxy, r.lease_id, IMU, p.client_id, TP_DRIVER_ROLE_PRODUCER, &code,
+        message, sizeof(message), TIMEOUT_NS));
+    assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_REJECTED);
+    tp_assert_ok(tp_driver_proxy_detach(F.proxy, r.lease_id, CAM, p.client_id, TP_DRIVER_ROLE_CONSUMER, &code,
+        message, sizeof(message), TIMEOUT_NS));
+    assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_REJECTED);
+    tp_test_assert_contains(message, "streamId, clientId or role do not match the lease");
     /* covers: D-4.9-1, D-4.9-4, D-4.9-3, D-4.9-5, D-6-2 */
     tp_assert_ok(tp_driver_proxy_detach(F.proxy, r.lease_id, CAM, p.client_id, TP_DRIVER_ROLE_PRODUCER, &code,
         message, sizeof(message), TIMEOUT_NS));

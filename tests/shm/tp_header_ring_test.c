@@ -1,14 +1,18 @@
 /*
  * The seqlock and header slots (wire spec 8.3, 15.19, 15.21): states, validation, a torn-read torture run, and
  * zero allocations on the steady-state path.
- * covers: W-8.3-1, W-8.3-2, W-8.3-3, W-8.3-4, W-8.3-5, W-8.3-6, W-8.3-7, W-8.3-10, W-8.3-12, W-8.2-2, W-8.2-9,
+ * covers: W-8.3-1, W-8.3-2, W-8.3-3, W-8.3-4, W-8.3-5, W-8.3-6, W-8.3-12, W-8.2-2, W-8.2-9,
  * covers: W-8.2-12, W-8.2-13, W-8.2-21, W-8.2-22, W-8.2-23, W-8.2-5, W-15.3-1, W-15.3-2, W-15.3-3,
  * covers: W-15.21-1, W-15.21-2, W-15.21-4, W-15.21-5, W-15.18-1, W-9-2, W-9-4, W-10.2.1-11, W-10.2.1-12,
  * covers: W-10.2.1-13
  */
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/tp_alloc.h"
 #include "core/tp_atomic.h"
@@ -188,21 +192,49 @@ static void seqlock_payload_copy(uint8_t *dst, const uint8_t *src, size_t n)
     memcpy(dst, src, n);
 }
 
+/* The header varies with the frame (dtype, shape, timestamp, meta version), so a header copied half from one frame
+ * and half from the next cannot pass for either: only the seqlock re-check between copying and parsing keeps it out. */
+static void torture_tensor(uint64_t seq, tp_tensor_desc_t *d)
+{
+    static const tp_dtype_t dtypes[3] = { TP_DTYPE_UINT8, TP_DTYPE_UINT16, TP_DTYPE_FLOAT32 };
+    static const int32_t rows[3] = { FRAME_BYTES, 10, 5 };
+    memset(d, 0, sizeof(*d));
+    int k = (int)(seq % 3);
+    d->dtype = dtypes[k];
+    d->major_order = TP_MAJOR_ORDER_ROW;
+    d->ndims = k == 0 ? 1 : 2;
+    d->dims[0] = rows[k];
+    d->dims[1] = k == 0 ? 0 : 10;
+}
+
+static bool torture_header_matches(uint64_t seq, const tp_slot_fields_t *f, const tp_tensor_desc_t *d)
+{
+    tp_tensor_desc_t want;
+    torture_tensor(seq, &want);
+    return f->timestamp_ns == seq && f->meta_version == (uint32_t)seq && f->values_len_bytes == FRAME_BYTES &&
+           d->dtype == want.dtype && d->ndims == want.ndims && d->dims[0] == want.dims[0] &&
+           d->dims[1] == want.dims[1];
+}
+
 static void *torture_writer(void *arg)
 {
     torture_t *t = arg;
-    tp_tensor_desc_t d;
-    tp_tensor_bytes(&d, FRAME_BYTES);
-    uint8_t th[TP_TENSOR_HEADER_BYTES];
-    tp_tensor_header_encode(th, &d);
+    uint8_t th[3][TP_TENSOR_HEADER_BYTES];
+    for (uint64_t k = 0; k < 3; k++)
+    {
+        tp_tensor_desc_t d;
+        torture_tensor(k, &d);
+        tp_tensor_header_encode(th[k], &d);
+    }
     for (uint64_t seq = 0; seq < t->frames; seq++)
     {
         uint32_t index = (uint32_t)(seq & (RING_SLOTS - 1));
         uint8_t *slot = tp_header_slot_at(ring, index);
         tp_slot_begin_write(slot, seq);
         seqlock_payload_write(tp_pool_slot_at(pool, index, STRIDE), seq);
-        tp_slot_fields_t f = { .values_len_bytes = FRAME_BYTES, .payload_slot = index, .pool_id = 1 };
-        tp_slot_write_header(slot, &f, th);
+        tp_slot_fields_t f = { .values_len_bytes = FRAME_BYTES, .payload_slot = index, .pool_id = 1,
+            .timestamp_ns = seq, .meta_version = (uint32_t)seq };
+        tp_slot_write_header(slot, &f, th[seq % 3]);
         tp_slot_commit(slot, seq);
         tp_store_release_u64(&t->head, seq + 1);
     }
@@ -255,7 +287,7 @@ static void *torture_reader(void *arg)
                 uint32_t crc;
                 memcpy(&s, copy, 8);
                 memcpy(&crc, copy + FRAME_BYTES - 4, 4);
-                if (s != cursor || tp_crc32c_sw(0, copy, FRAME_BYTES - 4) != crc)
+                if (s != cursor || tp_crc32c_sw(0, copy, FRAME_BYTES - 4) != crc || !torture_header_matches(cursor, &f, &d))
                 {
                     r->bad++;
                 }
@@ -292,6 +324,92 @@ static void test_no_torn_frame_is_ever_accepted(void **state)
         assert_int_equal(x->accepted + x->gap + x->late, t.frames);
         assert_true(x->accepted > 0);
     }
+}
+
+/* ---- deterministic: the producer rewrites the slot while the reader is halfway through copying its header ---- */
+
+/* Two views of one memfd: the reader's, whose second page is made inaccessible, and the producer's. Slot 15 starts
+ * at 64 + 15 * 256 = 3904: its seq_commit is on the first page, the end of its header on the second, so the
+ * reader's copy faults midway, after it read seq_commit. The fault handler plays the producer: it rewrites the slot
+ * for a later frame, then lets the copy go on. */
+#define MIDCOPY_SLOT 15
+static uint8_t *midcopy_reader;
+static uint8_t *midcopy_producer;
+static bool midcopy_rewrite;
+static int midcopy_faults;
+
+static void midcopy_on_segv(int sig, siginfo_t *info, void *context)
+{
+    (void)sig;
+    (void)context;
+    uint8_t *page = midcopy_reader + 4096;
+    if ((uint8_t *)info->si_addr < page || (uint8_t *)info->si_addr >= page + 4096)
+    {
+        abort();
+    }
+    midcopy_faults++;
+    if (midcopy_rewrite)
+    {
+        uint8_t *slot = tp_header_slot_at(midcopy_producer, MIDCOPY_SLOT);
+        tp_slot_begin_write(slot, MIDCOPY_SLOT + 16); /* the next lap's frame is being written */
+        tp_tensor_desc_t d = { .dtype = TP_DTYPE_FLOAT64, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 2,
+            .dims = { 2, 4 } };
+        uint8_t th[TP_TENSOR_HEADER_BYTES];
+        tp_tensor_header_encode(th, &d);
+        tp_slot_fields_t f = { .values_len_bytes = 64, .payload_slot = MIDCOPY_SLOT, .pool_id = 1, .timestamp_ns = 9 };
+        tp_slot_write_header(slot, &f, th);
+    }
+    mprotect(page, 4096, PROT_READ);
+}
+
+static tp_slot_status_t midcopy_read(bool rewrite, tp_slot_fields_t *f, tp_tensor_desc_t *d)
+{
+    int fd = memfd_create("tp-midcopy", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    tp_assert_ok(ftruncate(fd, 8192));
+    midcopy_producer = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    midcopy_reader = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    assert_true(midcopy_producer != MAP_FAILED && midcopy_reader != MAP_FAILED);
+    uint8_t *slot = tp_header_slot_at(midcopy_producer, MIDCOPY_SLOT);
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, 100);
+    uint8_t th[TP_TENSOR_HEADER_BYTES];
+    tp_tensor_header_encode(th, &t);
+    tp_slot_begin_write(slot, MIDCOPY_SLOT);
+    tp_slot_fields_t w = { .values_len_bytes = 100, .payload_slot = MIDCOPY_SLOT, .pool_id = 1, .timestamp_ns = 5 };
+    tp_slot_write_header(slot, &w, th);
+    tp_slot_commit(slot, MIDCOPY_SLOT);
+    /* cmocka has its own SIGSEGV handler around each test function: ours for the duration of one read. */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = midcopy_on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    tp_assert_ok(sigaction(SIGSEGV, &sa, &old));
+    midcopy_rewrite = rewrite;
+    midcopy_faults = 0;
+    tp_assert_ok(mprotect(midcopy_reader + 4096, 4096, PROT_NONE));
+    uint64_t seq_commit = 0;
+    tp_slot_status_t st = tp_slot_snapshot(tp_header_slot_at(midcopy_reader, MIDCOPY_SLOT), MIDCOPY_SLOT, f, d,
+        &seq_commit);
+    tp_assert_ok(sigaction(SIGSEGV, &old, NULL));
+    assert_int_equal(midcopy_faults, 1); /* the copy really was interrupted */
+    munmap(midcopy_reader, 8192);
+    munmap(midcopy_producer, 8192);
+    return st;
+}
+
+static void test_header_changed_during_the_copy_is_dropped(void **state)
+{
+    (void)state;
+    /* covers: W-8.3-7, W-8.3-10 */
+    tp_slot_fields_t f;
+    tp_tensor_desc_t d;
+    assert_int_equal(midcopy_read(false, &f, &d), TP_SLOT_OK); /* the fault alone changes nothing */
+    assert_int_equal(f.values_len_bytes, 100);
+    /* A copy half of one frame's header and half of the next's is never parsed: the re-check catches it. */
+    assert_int_equal(midcopy_read(true, &f, &d), TP_SLOT_CHANGED);
 }
 
 static void test_steady_state_allocates_nothing(void **state)
@@ -335,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_payload_location_checks),
         cmocka_unit_test(test_pool_select),
         cmocka_unit_test(test_no_torn_frame_is_ever_accepted),
+        cmocka_unit_test(test_header_changed_during_the_copy_is_dropped),
         cmocka_unit_test(test_steady_state_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

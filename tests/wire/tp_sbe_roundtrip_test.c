@@ -2,7 +2,7 @@
  * Round trips for every message of every schema (generated values through JSON, encode, decode), and hand-checked
  * layouts for the messages no golden vector covers.
  * covers: W-16-2, W-16-7, W-10.1-1, W-10.1-2, W-10.1-3, W-10.1-4, W-10.1-5, W-10.1-7, W-10.2.1-14, D-4.2-12,
- * covers: D-4.2-15, Q-4.1-1, Q-5.0-1, Q-5.0-2, Q-5.0-3, Q-5.0-5, Q-10-4, Q-15-1, Q-15-2, B-11-1, B-11-2,
+ * covers: D-4.2-15, Q-4.1-1, Q-5.0-1, Q-5.0-3, Q-5.0-5, Q-10-4, Q-15-1, Q-15-2, B-11-1, B-11-2,
  * covers: J-15-1, J-15-2, J-15-3, J-15-4, J-10.4-2, J-10.4-3, J-10.5-1, J-6.3.1-1, T-8.1-1, T-9.1-1,
  * covers: T-9.2-1, T-16-1
  */
@@ -178,6 +178,7 @@ static void test_every_message_round_trips(void **state)
 static void test_frame_descriptor_layout_and_nulls(void **state)
 {
     (void)state;
+    /* covers: Q-5.0-2 (the wire schema's nulls too) */
     uint8_t buf[64];
     tp_wire_frame_descriptor_enc_t e;
     tp_wire_frame_descriptor_enc_begin(&e, buf, sizeof(buf));
@@ -413,6 +414,26 @@ static void test_discovery_response_nested_groups(void **state)
     assert_int_equal(TP_DISCOVERY_DISCOVERY_RESPONSE_RESULTS_BLOCK_LENGTH, 39);
 }
 
+static void test_discovery_null_stream_id(void **state)
+{
+    (void)state;
+    /* A DiscoveryRequest without a stream filter carries streamId's nullValue, 0xFFFFFFFF, on the wire; one below
+     * it is a real stream id. covers: Q-5.0-2 */
+    for (uint32_t d = 0; d < 2; d++)
+    {
+        uint8_t buf[512];
+        tp_discovery_discovery_request_enc_t e;
+        tp_discovery_discovery_request_enc_begin(&e, buf, sizeof(buf));
+        tp_discovery_discovery_request_set_stream_id(&e, UINT32_MAX - d);
+        int64_t n = tp_discovery_discovery_request_enc_finish(&e);
+        assert_true(n > 0);
+        assert_true(tp_sbe_get_u32(buf + 8 + TP_DISCOVERY_DISCOVERY_REQUEST_STREAM_ID_OFFSET) == UINT32_MAX - d);
+        tp_discovery_discovery_request_t m;
+        tp_assert_ok(tp_discovery_discovery_request_decode(&m, buf, (size_t)n));
+        assert_true(tp_discovery_discovery_request_has_stream_id(&m) == (d == 1));
+    }
+}
+
 static void test_block_lengths_match_the_schemas(void **state)
 {
     (void)state;
@@ -458,6 +479,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_message_round_trips),
         cmocka_unit_test(test_frame_descriptor_layout_and_nulls),
+        cmocka_unit_test(test_discovery_null_stream_id),
         cmocka_unit_test(test_driver_attach_layouts),
         cmocka_unit_test(test_driver_schema_appendix_a),
         cmocka_unit_test(test_var_data_is_never_optional),
