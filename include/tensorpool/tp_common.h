@@ -57,6 +57,12 @@ TP_API int64_t tp_clock_monotonic_ns(void);
 /* CLOCK_REALTIME in nanoseconds since 1970. */
 TP_API int64_t tp_clock_realtime_ns(void);
 
+/* A clock for the time-dependent logic of a driver or a client (lease expiry, keepalives, backoff, announce
+ * freshness, throttles, rates): monotonic nanoseconds. Contexts default to tp_clock_monotonic_ns; tests give them
+ * a clock they advance by hand (tp_driver_context_set_clock, tp_client_context_set_clock). A driver and the
+ * clients that talk to it must share one clock, since announces carry its readings. */
+typedef int64_t (*tp_clock_fn_t)(void *clientd);
+
 /* Log levels, as TP_LOG_LEVEL spells them. */
 enum
 {

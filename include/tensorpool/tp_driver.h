@@ -33,6 +33,11 @@ TP_API int tp_driver_context_load_file(tp_driver_context_t *ctx, const char *pat
  * comma-separated: "shm.allowed_base_dirs", "/dev/shm,/mnt/huge"). Applied after the file and the environment. */
 TP_API int tp_driver_context_set(tp_driver_context_t *ctx, const char *key, const char *value);
 
+/* The clock of the driver's timers (lease expiry, announces, liveness checks, status file): NULL restores
+ * CLOCK_MONOTONIC, the default. For tests that advance time by hand; clients of this driver need the same clock
+ * (tp_client_context_set_clock), since announces carry its readings. clientd outlives the driver. */
+TP_API int tp_driver_context_set_clock(tp_driver_context_t *ctx, tp_clock_fn_t clock, void *clientd);
+
 /* Add a profile: header_nslots and pool_count pools (ids and power-of-two strides). */
 TP_API int tp_driver_context_add_profile(tp_driver_context_t *ctx, const char *name, uint32_t header_nslots,
     const uint16_t *pool_ids, const uint32_t *stride_bytes, uint32_t pool_count);

@@ -113,6 +113,8 @@ typedef struct tp_bus_registry
     uint8_t pad3[TP_CACHE_LINE_PAD_BYTES - 4];
     uint32_t subscriber_count;
     uint8_t pad4[TP_CACHE_LINE_PAD_BYTES - 4];
+    uint64_t reap_ns; /* CLOCK_MONOTONIC of the last idle reap by any subscriber (tp_bus_registry_claim_reap) */
+    uint8_t pad5[TP_CACHE_LINE_PAD_BYTES - 8];
     tp_bus_image_entry_t images[TP_BUS_MAX_IMAGES];
     tp_bus_subscriber_entry_t subscribers[TP_BUS_MAX_SUBSCRIBERS];
 } tp_bus_registry_t;
@@ -152,6 +154,9 @@ void tp_bus_registry_reclaim(tp_bus_registry_map_t *m, int index);
 /* Remove the log files of a stream directory that no registry entry names and whose writer is dead (left by a
  * process killed between creating its log and registering it, or by an older build). Returns how many. */
 int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m);
+
+/* Claim the stream's idle reap for this interval: true for one caller per interval_ns across all processes. */
+bool tp_bus_registry_claim_reap(tp_bus_registry_t *reg, int64_t now_ns, int64_t interval_ns);
 
 /* Wake parked subscribers (futex) if any; cheap when none is parked. Returns true if it made the system call. */
 bool tp_bus_registry_wake(tp_bus_registry_t *reg);

@@ -335,6 +335,12 @@ int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m)
     return removed;
 }
 
+bool tp_bus_registry_claim_reap(tp_bus_registry_t *reg, int64_t now_ns, int64_t interval_ns)
+{
+    uint64_t last = tp_load_acquire_u64(&reg->reap_ns);
+    return now_ns - (int64_t)last >= interval_ns && tp_cas_acq_rel_u64(&reg->reap_ns, &last, (uint64_t)now_ns);
+}
+
 bool tp_bus_registry_wake(tp_bus_registry_t *reg)
 {
     /* Pairs with the seq_cst fence in the subscriber's park: either it sees our data, or we see its waiter. */

@@ -451,7 +451,10 @@ int tp_bus_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t handler, v
         if (now - sub->last_reap_ns >= SUB_REAP_INTERVAL_NS)
         {
             sub->last_reap_ns = now;
-            if (tp_bus_registry_reap(&sub->registry) > 0)
+            /* One idle subscriber per stream reaps per interval, whichever claims it: with hundreds of processes
+             * on a stream, each reaping on its own would check every other process hundreds of times a second. */
+            if (tp_bus_registry_claim_reap(sub->registry.reg, now, SUB_REAP_INTERVAL_NS) &&
+                tp_bus_registry_reap(&sub->registry) > 0)
             {
                 sub_rescan(sub, tp_load_acquire_u64(&sub->registry.reg->change_counter));
                 sub_maintain(sub);

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/tp_cli.h"
@@ -405,9 +406,15 @@ static int hold_lease(const talk_t *t, tp_driver_proxy_t *proxy, const tp_attach
             sent++;
             next += period;
         }
-        /* Sleep until the next keepalive or a message (many holders must not spin: each polls every image). */
+        /* Sleep until the next keepalive, at most 100 ms: a revocation is noticed that late at worst. Not parked
+         * on the control stream's futex: every message on it would wake every holder, and each wake polls every
+         * client's image, which a crowd of holders cannot afford. */
         int64_t wait_ns = next - now_ns < 100 * TP_NS_PER_MS ? next - now_ns : 100 * TP_NS_PER_MS;
-        tp_bus_subscription_park(tp_driver_proxy_subscription(proxy), wait_ns > 0 ? wait_ns : 0);
+        if (wait_ns > 0)
+        {
+            struct timespec ts = { .tv_sec = wait_ns / TP_NS_PER_S, .tv_nsec = wait_ns % TP_NS_PER_S };
+            nanosleep(&ts, NULL);
+        }
     }
     int32_t code = 0;
     char message[TP_PROXY_MESSAGE_MAX];

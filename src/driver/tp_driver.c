@@ -108,6 +108,12 @@ int tp_driver_context_load_file(tp_driver_context_t *ctx, const char *path)
     return rc;
 }
 
+int tp_driver_context_set_clock(tp_driver_context_t *ctx, tp_clock_fn_t clock, void *clientd)
+{
+    ctx->clock = (tp_clock_t){ .fn = clock, .clientd = clientd };
+    return 0;
+}
+
 int tp_driver_context_set(tp_driver_context_t *ctx, const char *key, const char *value)
 {
     int i = tp_driver_config_field_find(key);
@@ -419,7 +425,8 @@ int tp_driver_init(tp_driver_t **out, const tp_driver_context_t *ctx)
      * lease of this one (driver spec 4.8: ids are local to one driver instance). */
     d->next_lease_id = ((uint64_t)(tp_random_u32() & 0x7fffffffu) << 24) + 1;
     d->next_node_id = 1;
-    d->start_ns = tp_clock_monotonic_ns();
+    d->clock = ctx->clock;
+    d->start_ns = tp_clock_now(&d->clock);
     d->now_ns = d->start_ns;
     if (provision_static_streams(d) < 0)
     {
@@ -468,7 +475,7 @@ static void publish_shutdown(tp_driver_t *d, uint8_t reason, const char *message
 {
     tp_driver_shm_driver_shutdown_enc_t e;
     tp_driver_shm_driver_shutdown_enc_begin(&e, d->scratch, TP_DRIVER_SCRATCH_BYTES);
-    tp_driver_shm_driver_shutdown_set_timestamp_ns(&e, (uint64_t)tp_clock_monotonic_ns());
+    tp_driver_shm_driver_shutdown_set_timestamp_ns(&e, (uint64_t)tp_clock_now(&d->clock));
     tp_driver_shm_driver_shutdown_set_reason(&e, reason);
     tp_driver_shm_driver_shutdown_put_error_message(&e, message, strlen(message));
     int64_t n = tp_driver_shm_driver_shutdown_enc_finish(&e);
@@ -604,13 +611,14 @@ void tp_driver_on_message(tp_driver_t *d, const uint8_t *buffer, size_t length)
 
 /* ---- duty cycle ---- */
 
-int tp_driver_do_work(tp_driver_t *d)
+/* One duty cycle at now_ns, the time every timer of this cycle compares with (read once, passed down). */
+static int driver_do_work_at(tp_driver_t *d, int64_t now_ns)
 {
     if (d->is_shutdown)
     {
         return 0;
     }
-    d->now_ns = tp_clock_monotonic_ns();
+    d->now_ns = now_ns;
     int work = tp_bus_poll(d->control_sub, on_control_message, d, DRIVER_FRAGMENT_LIMIT);
     if (work < 0)
     {
@@ -652,10 +660,16 @@ int tp_driver_do_work(tp_driver_t *d)
     return work;
 }
 
+int tp_driver_do_work(tp_driver_t *d)
+{
+    return driver_do_work_at(d, tp_clock_now(&d->clock));
+}
+
 static int driver_agent_work(void *state, int64_t now_ns)
 {
-    (void)now_ns;
-    return tp_driver_do_work(state);
+    tp_driver_t *d = state;
+    /* The runner read CLOCK_MONOTONIC for this cycle; a driver given its own clock keeps to it. */
+    return driver_do_work_at(d, d->clock.fn != NULL ? tp_clock_now(&d->clock) : now_ns);
 }
 
 static int driver_park(void *clientd, int64_t timeout_ns)
@@ -663,7 +677,7 @@ static int driver_park(void *clientd, int64_t timeout_ns)
     tp_driver_t *d = clientd;
     /* Never sleep past the next timer. */
     int64_t until = d->next_announce_ns < d->next_expiry_check_ns ? d->next_announce_ns : d->next_expiry_check_ns;
-    int64_t left = until - tp_clock_monotonic_ns();
+    int64_t left = until - tp_clock_now(&d->clock);
     if (left < timeout_ns)
     {
         timeout_ns = left > 0 ? left : 0;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/tp_clock.h"
 #include "driver/tp_driver_config.h"
 #include "shm/tp_region_uri.h"
 #include "shm/tp_shm_region.h"
@@ -33,6 +34,7 @@
 struct tp_driver_context
 {
     tp_driver_config_t config;
+    tp_clock_t clock;
     bool is_set[TP_DRIVER_CONTEXT_MAX_FIELDS]; /* keys given by the file, environment or setters */
     bool is_loaded;
 };
@@ -156,6 +158,7 @@ typedef struct tp_driver_counters
 struct tp_driver
 {
     tp_driver_config_t config;
+    tp_clock_t clock; /* now_ns of every duty cycle (tp_driver_context_set_clock) */
     char base_dir_canonical[TP_PATH_MAX];
     bool is_base_hugetlbfs;
     tp_bus_t *bus;

@@ -129,7 +129,8 @@ static int regions_create(tp_driver_t *d, const tp_driver_stream_t *s, uint64_t 
     }
     epoch = out->epoch;
     tp_shm_create_opts_t opts = { .file_mode = (mode_t)c->permissions_mode, .prefault = c->prefault_shm,
-        .lock_memory = c->mlock_shm, .require_hugepages = c->require_hugepages, .replace_existing = true };
+        .lock_memory = c->mlock_shm, .require_hugepages = c->require_hugepages, .replace_existing = true,
+        .now_ns = d->now_ns };
     char path[TP_PATH_MAX];
     tp_superblock_t sb = { .layout_version = TP_LAYOUT_VERSION, .epoch = epoch, .stream_id = s->stream_id,
         .region_type = TP_REGION_HEADER_RING, .pool_id = 0, .nslots = s->profile.header_nslots,

@@ -274,7 +274,7 @@ int tp_shm_region_create(tp_shm_region_t *r, const char *path, const tp_superblo
     tp_superblock_t written = *sb;
     written.magic = TP_SUPERBLOCK_MAGIC;
     written.pid = (uint64_t)getpid();
-    written.start_timestamp_ns = (uint64_t)tp_clock_monotonic_ns();
+    written.start_timestamp_ns = (uint64_t)(opts->now_ns != 0 ? opts->now_ns : tp_clock_monotonic_ns());
     written.activity_timestamp_ns = written.start_timestamp_ns;
     tp_superblock_write(r->base, &written);
     /* Wire spec 15.14: write the superblock and sync it before the region is announced. */

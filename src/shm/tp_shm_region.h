@@ -53,6 +53,7 @@ typedef struct tp_shm_create_opts
     bool lock_memory;        /* mlock; failure is an error */
     bool require_hugepages;  /* the file must live on hugetlbfs */
     bool replace_existing;   /* unlink a file already at the path instead of failing */
+    int64_t now_ns;          /* the creator's clock for the superblock's timestamps (0: CLOCK_MONOTONIC) */
 } tp_shm_create_opts_t;
 
 typedef struct tp_shm_region

@@ -312,49 +312,102 @@ static void test_operator_revocation(void **state)
     tp_assert_ok(tp_driver_revoke_lease(d, 2000));
 }
 
+/* The driver on a clock the test moves by hand, run in this thread one duty cycle at a time. */
+static int64_t fake_now_ns;
+
+static int64_t fake_clock(void *clientd)
+{
+    (void)clientd;
+    return fake_now_ns;
+}
+
+/* Let the driver work (at the current fake time) until the proxy's pending attach is answered. */
+static void attach_on_fake_clock(tp_attach_params_t *p, tp_attach_result_t *r)
+{
+    tp_assert_ok(tp_driver_proxy_attach_start(F.proxy, p, r));
+    int rc = 0;
+    for (int i = 0; i < 100000 && rc == 0; i++)
+    {
+        tp_driver_do_work(F.driver);
+        rc = tp_driver_proxy_attach_poll(F.proxy);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(r->code, TP_DRIVER_RESPONSE_CODE_OK);
+}
+
+/* Advance the fake clock by step_ns and let the driver see everything sent so far. */
+static void advance(int64_t step_ns)
+{
+    fake_now_ns += step_ns;
+    while (tp_driver_do_work(F.driver) > 0)
+    {
+    }
+}
+
+static bool was_revoked(uint64_t lease_id)
+{
+    tp_driver_proxy_poll(F.proxy);
+    for (size_t i = 0; i < tp_driver_proxy_event_count(F.proxy); i++)
+    {
+        const tp_proxy_event_t *ev = tp_driver_proxy_event(F.proxy, i);
+        if (ev->kind == TP_PROXY_EVENT_REVOKED && ev->lease_id == lease_id)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void test_silent_producer_expires(void **state)
 {
     (void)state;
+    /* On a fake clock, exactly: a lease of 3 x 50 ms lasts 150 ms after its attach or last keepalive, checked every
+     * 12.5 ms. covers: D-4.4-3, D-4.4-4, D-4.7a-2, D-4.7a-3, D-4.1-2, D-7-2 */
     teardown(NULL);
     fixture_context("expiry");
     set("policies.lease_keepalive_interval_ms", "50");
     set("policies.lease_expiry_grace_intervals", "3");
-    fixture_start();
+    fake_now_ns = tp_clock_monotonic_ns();
+    tp_assert_ok(tp_driver_context_set_clock(F.ctx, fake_clock, NULL));
+    tp_assert_ok(tp_driver_init(&F.driver, F.ctx)); /* not started: this thread runs it */
+    tp_assert_ok(tp_bus_init(&F.bus, F.bus_dir));
+    tp_assert_ok(tp_driver_proxy_open(&F.proxy, F.bus, "aeron:ipc", 1000));
     tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
     tp_attach_result_t rc, rp;
-    attach_ok(&c, &rc);
-    attach_ok(&p, &rp);
-    size_t from = tp_driver_proxy_event_count(F.proxy);
-    /* The consumer keeps its lease alive for 600 ms (4 x the 150 ms lease); the producer sends nothing. */
-    int64_t start = tp_clock_monotonic_ns();
-    while (tp_clock_monotonic_ns() - start < 600 * TP_NS_PER_MS)
-    {
-        tp_assert_ok(tp_driver_proxy_keepalive(F.proxy, rc.lease_id, CAM, c.client_id, TP_DRIVER_ROLE_CONSUMER));
-        usleep(20000);
-    }
-    /* covers: D-4.4-3, D-4.4-4, D-4.7a-2, D-4.7a-3, D-4.1-2, D-7-2 */
+    attach_on_fake_clock(&c, &rc);
+    attach_on_fake_clock(&p, &rp);
+    assert_true(rp.lease_expiry_ns == (uint64_t)(fake_now_ns + 150 * TP_NS_PER_MS));
+    /* The consumer sends a keepalive every 100 ms; the producer nothing. */
+    advance(100 * TP_NS_PER_MS);
+    tp_assert_ok(tp_driver_proxy_keepalive(F.proxy, rc.lease_id, CAM, c.client_id, TP_DRIVER_ROLE_CONSUMER));
+    advance(0);
+    advance(50 * TP_NS_PER_MS); /* 150 ms: due, not past */
+    assert_false(was_revoked(rp.lease_id));
+    advance(13 * TP_NS_PER_MS); /* 163 ms: past, and a check has run since */
+    assert_true(was_revoked(rp.lease_id));
+    size_t from = 0;
     tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, rp.lease_id, 0, &from, &e, TIMEOUT_NS));
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, rp.lease_id, 0, &from, &e, 0));
     assert_int_equal(e.reason, TP_DRIVER_LEASE_REVOKE_REASON_EXPIRED);
-    size_t after_revoke = from;
-    assert_true(wait_announce_epoch_above(CAM, rp.epoch, &from, NULL) > rp.epoch);
-    assert_true(from > after_revoke);
-    /* The consumer that kept sending keepalives was not revoked. */
-    for (size_t i = 0; i < tp_driver_proxy_event_count(F.proxy); i++)
-    {
-        const tp_proxy_event_t *ev = tp_driver_proxy_event(F.proxy, i);
-        assert_false(ev->kind == TP_PROXY_EVENT_REVOKED && ev->lease_id == rc.lease_id);
-    }
+    /* then the epoch-bumped announce */
+    tp_proxy_event_t a;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_ANNOUNCE, 0, CAM, &from, &a, 0));
+    assert_true(a.epoch > rp.epoch);
+    /* The consumer, kept alive at 100 ms, lasts until 250 ms. */
+    advance(86 * TP_NS_PER_MS); /* 249 ms */
+    assert_false(was_revoked(rc.lease_id));
+    advance(14 * TP_NS_PER_MS); /* 263 ms */
+    assert_true(was_revoked(rc.lease_id));
     /* A keepalive for the expired lease is ignored, not revived. */
     tp_assert_ok(tp_driver_proxy_keepalive(F.proxy, rp.lease_id, CAM, p.client_id, TP_DRIVER_ROLE_PRODUCER));
+    advance(0);
     tp_attach_params_t p2 = params(CAM, TP_DRIVER_ROLE_PRODUCER);
     tp_attach_result_t rp2;
-    attach_ok(&p2, &rp2); /* the stream has no producer any more */
-    tp_driver_t *d = driver_stopped();
-    assert_int_equal(d->counters.leases_expired, 1);
-    assert_true(d->counters.keepalives >= 10);
-    assert_true(d->counters.keepalives_ignored >= 1);
+    attach_on_fake_clock(&p2, &rp2); /* the stream has no producer any more */
+    assert_int_equal(F.driver->counters.leases_expired, 2);
+    assert_int_equal(F.driver->counters.keepalives, 1);
+    assert_int_equal(F.driver->counters.keepalives_ignored, 1);
 }
 
 /* ---- dynamic streams ---- */
