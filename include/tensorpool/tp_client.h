@@ -48,6 +48,13 @@ TP_API int tp_client_context_init(tp_client_context_t **out);
 TP_API int tp_client_context_set(tp_client_context_t *ctx, const char *key, const char *value);
 TP_API int tp_client_context_close(tp_client_context_t *ctx);
 
+/* The clock of the client's time-dependent logic (keepalives, attach retries and backoff, announce freshness,
+ * liveness checks, progress throttling, QoS and metadata periods, local rate limiting, frame timestamps):
+ * NULL restores CLOCK_MONOTONIC, the default. For tests that advance time by hand; the driver it talks to needs
+ * the same clock (tp_driver_context_set_clock). Timeouts of blocking calls stay real time. clientd outlives the
+ * client. */
+TP_API int tp_client_context_set_clock(tp_client_context_t *ctx, tp_clock_fn_t clock, void *clientd);
+
 TP_API int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx);
 /* Close the client. Its producers and consumers may be closed before or after (any order): while some are open,
  * the client stays usable by them and is freed when the last one is closed. NULL is fine. */

@@ -87,6 +87,12 @@ int tp_client_context_init(tp_client_context_t **out)
     return rc;
 }
 
+int tp_client_context_set_clock(tp_client_context_t *ctx, tp_clock_fn_t clock, void *clientd)
+{
+    ctx->clock = (tp_clock_t){ .fn = clock, .clientd = clientd };
+    return 0;
+}
+
 int tp_client_context_set(tp_client_context_t *ctx, const char *key, const char *value)
 {
     for (size_t i = 0; i < client_field_count; i++)
@@ -120,7 +126,7 @@ static bool announce_is_fresh(const tp_client_t *c, const tp_proxy_event_t *e)
     int64_t now;
     if (e->clock_domain == TP_WIRE_CLOCK_DOMAIN_MONOTONIC)
     {
-        now = tp_clock_monotonic_ns();
+        now = tp_client_now(c);
         if (stamp < c->join_time_ns)
         {
             return false;
@@ -148,7 +154,7 @@ static void on_notice(void *clientd, const tp_proxy_event_t *e)
         c->announces_ignored++;
         return;
     }
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(c);
     bool is_ignored = false;
     for (int i = 0; i < TP_CLIENT_MAX_LEASES; i++)
     {
@@ -187,7 +193,7 @@ static int subscribe_announces(tp_client_t *c)
     {
         return -1;
     }
-    c->join_time_ns = tp_clock_monotonic_ns();
+    c->join_time_ns = tp_client_now(c);
     c->freshness_ns = 3 * (int64_t)k->announce_period_ms * TP_NS_PER_MS;
     return 0;
 }
@@ -201,6 +207,7 @@ int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx)
         return -1;
     }
     c->config = ctx->config;
+    c->clock = ctx->clock;
     const char *dirs[TP_CONFIG_LIST_MAX];
     for (size_t i = 0; i < c->config.allowed_base_dirs.count; i++)
     {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/tp_config.h"
+#include "core/tp_clock.h"
 #include "driver/tp_driver_proxy.h"
 #include "shm/tp_shm_path.h"
 #include "shm/tp_shm_region.h"
@@ -52,11 +53,13 @@ typedef struct tp_client_config
 struct tp_client_context
 {
     tp_client_config_t config;
+    tp_clock_t clock;
 };
 
 struct tp_client
 {
     tp_client_config_t config;
+    tp_clock_t clock; /* now_ns of its leases' ticks, keepalives, backoff, freshness, throttles and reports */
     tp_bus_t *bus;
     tp_driver_proxy_t *proxy;
     tp_shm_allowed_dirs_t allowed;
@@ -125,6 +128,13 @@ struct tp_client_lease
     void (*observer)(void *owner, const tp_proxy_event_t *event);
     void *owner;
 };
+
+/* The client's clock (tp_client_context_set_clock; CLOCK_MONOTONIC by default). Deadlines of blocking calls
+ * (attach with a timeout, close waiting for the detach answer) are real time whatever the clock. */
+static inline int64_t tp_client_now(const tp_client_t *client)
+{
+    return tp_clock_now(&client->clock);
+}
 
 /* Release everything the client holds (its producers and consumers are closed). */
 void tp_client_free(tp_client_t *client);

@@ -149,7 +149,7 @@ static void start_attach(tp_client_lease_t *l)
     if (tp_driver_proxy_attach_start(c->proxy, &params, c->attach_result) < 0)
     {
         remember_error(l);
-        schedule_retry(l, tp_clock_monotonic_ns());
+        schedule_retry(l, tp_client_now(c));
         return;
     }
     c->attaching = l;
@@ -389,15 +389,15 @@ int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
     return work;
 }
 
-/* Wait (parked on the control stream) until the pending attach of l is answered or the deadline passed. */
+/* Wait (parked on the control stream) until the pending attach of l is answered or the deadline (real time:
+ * CLOCK_MONOTONIC, whatever the client's clock) passed. */
 static void await_attach(tp_client_lease_t *l, int64_t deadline_ns)
 {
     tp_client_t *c = l->client;
     for (;;)
     {
-        int64_t now = tp_clock_monotonic_ns();
-        int work = tp_client_lease_tick(l, now);
-        if (l->state != TP_LEASE_ATTACHING || now > deadline_ns)
+        int work = tp_client_lease_tick(l, tp_client_now(c));
+        if (l->state != TP_LEASE_ATTACHING || tp_clock_monotonic_ns() > deadline_ns)
         {
             return;
         }
@@ -415,17 +415,16 @@ void tp_client_lease_poll_notices(tp_client_lease_t *l)
 
 int tp_client_lease_remap(tp_client_lease_t *l, int64_t timeout_ns)
 {
-    int64_t now = tp_clock_monotonic_ns();
     TP_LOG_I("client", "stream %" PRIu32 ": a descriptor of a newer epoch ends epoch %" PRIu64 "; mapping again",
         l->stream_id, l->epoch);
     release(l, true);
     l->is_superseded = false;
-    l->next_attempt_ns = now;
+    l->next_attempt_ns = tp_client_now(l->client);
     l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
     if (l->client->attaching == NULL)
     {
         start_attach(l);
-        await_attach(l, now + timeout_ns);
+        await_attach(l, tp_clock_monotonic_ns() + timeout_ns);
     }
     return l->is_valid ? 0 : -1;
 }
@@ -449,19 +448,19 @@ int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t str
     l->stream_id = stream_id;
     l->client_id = client->next_client_id++;
     l->state = TP_LEASE_WAITING;
-    l->next_attempt_ns = tp_clock_monotonic_ns();
+    l->next_attempt_ns = tp_client_now(client);
     l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
     client->leases[slot] = l;
     tp_client_retain(client);
     if (timeout_ns < 0)
     {
-        tp_client_lease_tick(l, tp_clock_monotonic_ns());
+        tp_client_lease_tick(l, tp_client_now(client));
         return 0;
     }
-    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
+    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns; /* real time: a blocking call's timeout */
     while (!l->is_valid && !l->is_refused && tp_clock_monotonic_ns() <= deadline)
     {
-        tp_client_lease_tick(l, tp_clock_monotonic_ns());
+        tp_client_lease_tick(l, tp_client_now(client));
         await_attach(l, deadline);
         if (l->state == TP_LEASE_WAITING && !l->is_valid && !l->is_refused)
         {

@@ -273,7 +273,7 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
 /* Between frames: the lease's tick, and the QoS report when due (wire spec 10.4.1). */
 static void housekeeping(tp_consumer_t *c)
 {
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(c->lease.client);
     tp_client_lease_tick(&c->lease, now);
     tp_consumer_control_tick(c, now);
     if (c->lease.is_valid && tp_qos_sender_due(&c->qos, now))

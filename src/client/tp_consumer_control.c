@@ -332,7 +332,7 @@ bool tp_consumer_rate_allows(tp_consumer_t *c, uint64_t timestamp_ns)
         return true;
     }
     /* Wire spec 11: the descriptor's publish time when it has one, else the local clock. */
-    uint64_t t = timestamp_ns != 0 ? timestamp_ns : (uint64_t)tp_clock_monotonic_ns();
+    uint64_t t = timestamp_ns != 0 ? timestamp_ns : (uint64_t)tp_client_now(c->lease.client);
     uint64_t interval = (uint64_t)TP_NS_PER_S / c->options.max_rate_hz;
     if (c->last_gate_ns != 0 && t - c->last_gate_ns < interval)
     {

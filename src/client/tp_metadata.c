@@ -155,7 +155,7 @@ static int send_meta(tp_metadata_publisher_t *m)
     tp_wire_data_source_meta_enc_begin(&e, m->scratch, m->scratch_capacity);
     tp_wire_data_source_meta_set_stream_id(&e, m->stream_id);
     tp_wire_data_source_meta_set_meta_version(&e, m->meta_version);
-    tp_wire_data_source_meta_set_timestamp_ns(&e, (uint64_t)tp_clock_monotonic_ns());
+    tp_wire_data_source_meta_set_timestamp_ns(&e, (uint64_t)tp_client_now(m->client));
     tp_wire_data_source_meta_attributes_enc_t g;
     tp_wire_data_source_meta_attributes_begin(&e, &g, (uint16_t)m->attr_count);
     for (size_t i = 0; i < m->attr_count; i++)
@@ -183,7 +183,7 @@ static int changed(tp_metadata_publisher_t *m)
     {
         rc = -1;
     }
-    m->next_repeat_ns = tp_clock_monotonic_ns() + m->period_ns;
+    m->next_repeat_ns = tp_client_now(m->client) + m->period_ns;
     return rc;
 }
 
@@ -364,7 +364,7 @@ int tp_metadata_send_blob(tp_metadata_publisher_t *m, uint32_t blob_type, const 
 
 int tp_metadata_publisher_do_work(tp_metadata_publisher_t *m)
 {
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(m->client);
     if (now < m->next_repeat_ns || (!m->has_source && m->attr_count == 0))
     {
         return 0;

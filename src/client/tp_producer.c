@@ -283,7 +283,7 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
     uint64_t timestamp_ns = claim->timestamp_ns;
     if (timestamp_ns == 0)
     {
-        timestamp_ns = (uint64_t)tp_clock_monotonic_ns(); /* vDSO, no system call */
+        timestamp_ns = (uint64_t)tp_client_now(l->client); /* vDSO by default, no system call */
         timestamp_ns = timestamp_ns > p->last_timestamp_ns ? timestamp_ns : p->last_timestamp_ns;
     }
     else if (timestamp_ns < p->last_timestamp_ns)
@@ -315,7 +315,7 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
     p->next_seq++;
     p->last_timestamp_ns = timestamp_ns;
     /* Wire spec 8.3, 10.2.1: the descriptor goes out only after the commit, stamped with the publish time. */
-    int64_t rc = publish_descriptor(p, seq, (uint64_t)tp_clock_monotonic_ns(), meta_version, trace_id);
+    int64_t rc = publish_descriptor(p, seq, (uint64_t)tp_client_now(l->client), meta_version, trace_id);
     if (rc < 0)
     {
         TP_SET_ERR(TP_E_STATE, "frame %" PRIu64 " is committed but its descriptor was not published (bus %" PRId64 ")",
@@ -377,7 +377,7 @@ int tp_producer_progress(tp_producer_t *p, tp_claim_t *claim, uint64_t bytes_fil
         p->progress_bytes = bytes_filled;
         return 0; /* no consumer follows progress: nothing to send */
     }
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(p->lease.client);
     if (!p->progress_started)
     {
         send_progress(p, claim->seq, bytes_filled, TP_WIRE_FRAME_PROGRESS_STATE_STARTED);
@@ -440,7 +440,7 @@ int64_t tp_producer_offer_frame(tp_producer_t *p, const void *payload, uint32_t 
 
 int tp_producer_do_work(tp_producer_t *p)
 {
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(p->lease.client);
     int work = tp_client_lease_tick(&p->lease, now);
     if (p->lease.is_valid)
     {

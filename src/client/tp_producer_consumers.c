@@ -14,6 +14,7 @@ void tp_consumer_streams_init(tp_consumer_streams_t *s, tp_client_t *client)
 {
     memset(s, 0, sizeof(*s));
     s->bus = client->bus;
+    s->client = client;
     s->stale_after_ns = TP_PRODUCER_STALE_HELLOS * (int64_t)client->config.qos_period_ms * TP_NS_PER_MS;
 }
 
@@ -40,7 +41,7 @@ static tp_consumer_stream_t *entry_for(tp_consumer_streams_t *s, uint32_t consum
     free_entry->in_use = true;
     free_entry->consumer_id = consumer_id;
     free_entry->mode = TP_WIRE_MODE_STREAM;
-    free_entry->last_hello_ns = tp_clock_monotonic_ns();
+    free_entry->last_hello_ns = tp_client_now(s->client);
     return free_entry;
 }
 
@@ -85,7 +86,7 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
             e->supports_progress = ev->supports_progress;
             e->progress_interval_us = ev->progress_interval_us;
             e->progress_bytes_delta = ev->progress_bytes_delta;
-            e->last_hello_ns = tp_clock_monotonic_ns();
+            e->last_hello_ns = tp_client_now(s->client);
             update_interval(e);
         }
         return;
@@ -154,7 +155,7 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
         return;
     }
     e->stream_id = ev->descriptor_stream_id;
-    e->last_hello_ns = tp_clock_monotonic_ns();
+    e->last_hello_ns = tp_client_now(s->client);
     s->open_count++;
     TP_LOG_I("client", "consumer %" PRIu32 ": its descriptors go to stream %" PRIu32 " too%s", e->consumer_id,
         e->stream_id, e->min_interval_ns != 0 ? " (rate limited)" : "");

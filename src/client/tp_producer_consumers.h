@@ -35,6 +35,7 @@ typedef struct tp_consumer_stream
 typedef struct tp_consumer_streams
 {
     tp_bus_t *bus;
+    tp_client_t *client;
     int64_t stale_after_ns;
     uint32_t open_count;
     uint64_t thinned; /* descriptors not sent to a rate-limited consumer */

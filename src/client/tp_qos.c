@@ -19,7 +19,7 @@ int tp_qos_sender_open(tp_qos_sender_t *s, tp_client_t *client)
 {
     memset(s, 0, sizeof(*s));
     s->period_ns = (int64_t)client->config.qos_period_ms * TP_NS_PER_MS;
-    s->next_ns = tp_clock_monotonic_ns() + s->period_ns;
+    s->next_ns = tp_client_now(client) + s->period_ns;
     if (client->qos_pub == NULL && tp_bus_publication_open(client->bus, &client->qos_pub, client->config.qos_channel,
             (int32_t)client->config.qos_stream_id, false) < 0)
     {
@@ -201,7 +201,7 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
     (void)header;
     tp_qos_monitor_t *m = clientd;
     tp_sbe_header_t h;
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(m->client);
     if (tp_sbe_header_read(&h, buffer, length) < 0 || h.schema_id != TP_WIRE_SCHEMA_ID ||
         h.version > TP_WIRE_SCHEMA_VERSION)
     {
@@ -252,7 +252,7 @@ static bool is_stale(const tp_qos_monitor_t *m, const party_t *p, int64_t now)
 
 size_t tp_qos_monitor_producers(const tp_qos_monitor_t *m, tp_qos_producer_view_t *out, size_t capacity)
 {
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(m->client);
     size_t n = 0;
     for (size_t i = 0; i < m->count; i++)
     {
@@ -274,7 +274,7 @@ size_t tp_qos_monitor_producers(const tp_qos_monitor_t *m, tp_qos_producer_view_
 
 size_t tp_qos_monitor_consumers(const tp_qos_monitor_t *m, tp_qos_consumer_view_t *out, size_t capacity)
 {
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(m->client);
     size_t n = 0;
     for (size_t i = 0; i < m->count; i++)
     {
@@ -298,7 +298,7 @@ size_t tp_qos_monitor_consumers(const tp_qos_monitor_t *m, tp_qos_consumer_view_
 void tp_qos_monitor_stream_drops(const tp_qos_monitor_t *m, uint32_t stream_id, uint64_t *drops_gap,
     uint64_t *drops_late)
 {
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_client_now(m->client);
     *drops_gap = 0;
     *drops_late = 0;
     for (size_t i = 0; i < m->count; i++)

@@ -56,6 +56,9 @@ static inline int tp_cas_acq_rel_u32(uint32_t *p, uint32_t *expected, uint32_t d
     return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+static inline int64_t tp_load_acquire_i64(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void tp_store_release_i64(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
 static inline int tp_load_relaxed_int(const int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void tp_store_relaxed_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline int tp_load_acquire_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

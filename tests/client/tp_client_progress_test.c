@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/tp_atomic.h"
 #include "core/tp_clock.h"
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_client.h"
@@ -26,11 +27,29 @@ static client_fixture_t F;
 static tp_client_t *pclient;
 static tp_client_t *cclient;
 
+/* The driver and both clients run on a clock the test advances: the progress throttle is exact, not a race
+ * between a sleep and a floor. */
+static int64_t fake_now_ns;
+
+static int64_t fake_clock(void *clientd)
+{
+    (void)clientd;
+    return tp_load_acquire_i64(&fake_now_ns);
+}
+
+static void fake_advance(int64_t ns)
+{
+    tp_store_release_i64(&fake_now_ns, tp_load_acquire_i64(&fake_now_ns) + ns);
+}
+
 static int setup(void **state)
 {
     (void)state;
     client_fixture_prepare(&F, "client-progress");
     client_fixture_add_stream(&F, "cam", STREAM, "big", 8, 262144);
+    tp_store_release_i64(&fake_now_ns, tp_clock_monotonic_ns());
+    tp_assert_ok(tp_driver_context_set_clock(F.dctx, fake_clock, NULL));
+    tp_assert_ok(tp_client_context_set_clock(F.cctx, fake_clock, NULL));
     client_fixture_start(&F);
     tp_assert_ok(tp_client_context_set(F.cctx, "client.qos_period_ms", "20"));
     tp_assert_ok(tp_client_connect(&pclient, F.cctx));
@@ -133,7 +152,7 @@ static void test_progress_of_a_large_frame(void **state)
         {
             claim.buffer[i] = pattern(i);
         }
-        usleep(300); /* longer than the 250 us floor */
+        fake_advance(300 * TP_NS_PER_US); /* longer than the 250 us floor */
         int rc = tp_producer_progress(p, &claim, filled);
         assert_true(rc >= 0);
         sent += rc;
