@@ -41,7 +41,7 @@ static void fuzz_init(void)
         (int)getpid());
     tp_discovery_driver_t d = { .instance_id = "fuzz", .control_channel = "aeron:ipc", .control_stream_id = 1000 };
     if (mkdir(dir, 0700) < 0 || tp_bus_init(&bus, dir) < 0 ||
-        tp_bus_publication_open(bus, &requests, "aeron:ipc", REQUEST_STREAM, false) < 0 ||
+        tp_bus_publication_open(&requests, bus, "aeron:ipc", REQUEST_STREAM, false) < 0 ||
         tp_discovery_provider_open(&provider, bus, "aeron:ipc", REQUEST_STREAM, 100 * TP_NS_PER_MS, 8) < 0 ||
         tp_discovery_provider_add_driver(provider, &d) != 0 ||
         tp_discovery_provider_set_tags(provider, 0, 10, "front,rgb") < 0)

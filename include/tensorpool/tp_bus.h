@@ -83,6 +83,9 @@ typedef struct tp_bus_counters
 /* Open a bus context on bus_dir (NULL: $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus). Creates the directory
  * (0700) if missing; its files are created 0600. The context must outlive every publication and subscription
  * made from it. */
+/* The channel every stream uses unless configured otherwise: shared memory on this host, 4 MiB per publication. */
+#define TP_BUS_DEFAULT_CHANNEL "aeron:ipc?term-length=4m"
+
 TP_API int tp_bus_init(tp_bus_t **out, const char *bus_dir);
 
 /* The same with explicit modes for the directories and files the bus creates, e.g. 02770 and 0660 so that the
@@ -95,7 +98,7 @@ TP_API const char *tp_bus_dir(const tp_bus_t *bus);
 /* ---- publications ---- */
 
 /* Open a publication on channel / stream_id. is_shared allows several threads to offer concurrently. */
-TP_API int tp_bus_publication_open(tp_bus_t *bus, tp_bus_publication_t **out, const char *channel, int32_t stream_id,
+TP_API int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
     bool is_shared);
 TP_API int tp_bus_publication_close(tp_bus_publication_t *pub);
 
@@ -118,7 +121,7 @@ TP_API bool tp_bus_publication_is_connected(const tp_bus_publication_t *pub);
 /* ---- subscriptions ---- */
 
 /* Open a subscription. The handlers (may be NULL) are called from tp_bus_poll on the polling thread. */
-TP_API int tp_bus_subscription_open(tp_bus_t *bus, tp_bus_subscription_t **out, const char *channel,
+TP_API int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
     int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd);
 TP_API int tp_bus_subscription_close(tp_bus_subscription_t *sub);
 

@@ -1,5 +1,6 @@
 /* The UDP bridge's configuration; see tp_bridge_config.h and docs/CONFIG.md. */
 #include "bridge/tp_bridge_config.h"
+#include "tensorpool/tp_bus.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -47,7 +48,7 @@ const tp_config_field_t tp_bridge_config_fields[] = {
     TP_CFG_FIELD(C, assembly_timeout_ms, "bridge.assembly_timeout_ms", TP_CFG_U32, "250", 1, 600000, false,
         "per-stream frame assembly timeout"),
     TP_CFG_FIELD(C, driver_control_channel, "bridge.driver_control_channel", TP_CFG_STRING,
-        "aeron:ipc?term-length=4m", 0, 0, false, "local driver control channel (attach of destination streams)"),
+        TP_BUS_DEFAULT_CHANNEL, 0, 0, false, "local driver control channel (attach of destination streams)"),
     TP_CFG_FIELD(C, driver_control_stream_id, "bridge.driver_control_stream_id", TP_CFG_U32, "1000", 1, UINT32_MAX,
         false, "local driver control stream id"),
 };

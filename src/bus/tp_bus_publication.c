@@ -226,7 +226,7 @@ static void log_unregister(tp_bus_publication_t *pub)
     pub->registry_index = -1;
 }
 
-int tp_bus_publication_open(tp_bus_t *bus, tp_bus_publication_t **out, const char *channel, int32_t stream_id,
+int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
     bool is_shared)
 {
     tp_bus_publication_t *pub = NULL;

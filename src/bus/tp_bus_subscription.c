@@ -237,7 +237,7 @@ static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
     sub->seen_change = change;
 }
 
-int tp_bus_subscription_open(tp_bus_t *bus, tp_bus_subscription_t **out, const char *channel, int32_t stream_id,
+int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
     tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd)
 {
     tp_bus_subscription_t *sub = NULL;

@@ -18,7 +18,7 @@
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 
-#define CONTROL_DEFAULT_CHANNEL "aeron:ipc?term-length=4m"
+#define CONTROL_DEFAULT_CHANNEL TP_BUS_DEFAULT_CHANNEL
 
 /* Everything the four commands take; each uses what it needs. */
 typedef struct talk

@@ -71,7 +71,7 @@ static void throughput_publisher(const char *dir, bench_shared_t *sh, size_t siz
     tp_bench_pin(0);
     tp_bus_t *bus = bench_bus(dir);
     tp_bus_publication_t *pub;
-    if (tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=16m", BENCH_STREAM_A, false) < 0)
+    if (tp_bus_publication_open(&pub, bus, "aeron:ipc?term-length=16m", BENCH_STREAM_A, false) < 0)
     {
         _exit(1);
     }
@@ -94,7 +94,7 @@ static void throughput_subscriber(const char *dir, bench_shared_t *sh, double se
     tp_bench_pin(1);
     tp_bus_t *bus = bench_bus(dir);
     tp_bus_subscription_t *sub;
-    if (tp_bus_subscription_open(bus, &sub, "aeron:ipc", BENCH_STREAM_A, NULL, NULL, NULL) < 0)
+    if (tp_bus_subscription_open(&sub, bus, "aeron:ipc", BENCH_STREAM_A, NULL, NULL, NULL) < 0)
     {
         _exit(1);
     }
@@ -195,8 +195,8 @@ static void pong_process(const char *dir, bench_shared_t *sh, bool park)
     tp_bus_t *bus = bench_bus(dir);
     tp_bus_subscription_t *sub;
     tp_bus_publication_t *pub;
-    if (tp_bus_subscription_open(bus, &sub, "aeron:ipc", BENCH_STREAM_A, NULL, NULL, NULL) < 0 ||
-        tp_bus_publication_open(bus, &pub, "aeron:ipc", BENCH_STREAM_B, false) < 0)
+    if (tp_bus_subscription_open(&sub, bus, "aeron:ipc", BENCH_STREAM_A, NULL, NULL, NULL) < 0 ||
+        tp_bus_publication_open(&pub, bus, "aeron:ipc", BENCH_STREAM_B, false) < 0)
     {
         _exit(1);
     }
@@ -234,8 +234,8 @@ static int pingpong_once(const char *dir, bench_shared_t *sh, bool park, int rou
     tp_bus_subscription_t *sub;
     tp_bus_publication_t *pub;
     int rc = -1;
-    if (tp_bus_subscription_open(bus, &sub, "aeron:ipc", BENCH_STREAM_B, NULL, NULL, NULL) < 0 ||
-        tp_bus_publication_open(bus, &pub, "aeron:ipc", BENCH_STREAM_A, false) < 0)
+    if (tp_bus_subscription_open(&sub, bus, "aeron:ipc", BENCH_STREAM_B, NULL, NULL, NULL) < 0 ||
+        tp_bus_publication_open(&pub, bus, "aeron:ipc", BENCH_STREAM_A, false) < 0)
     {
         goto done;
     }
@@ -296,7 +296,7 @@ static int idle_once(const char *dir, bench_shared_t *sh, double seconds)
     {
         tp_bus_t *bus = bench_bus(dir);
         tp_bus_subscription_t *sub;
-        if (tp_bus_subscription_open(bus, &sub, "aeron:ipc", BENCH_STREAM_A, NULL, NULL, NULL) < 0)
+        if (tp_bus_subscription_open(&sub, bus, "aeron:ipc", BENCH_STREAM_A, NULL, NULL, NULL) < 0)
         {
             _exit(1);
         }

@@ -110,9 +110,9 @@ int tp_cmd_discovery(int argc, char **argv)
         drivers[i].provider = p;
         drivers[i].index = tp_discovery_provider_add_driver(p, &d);
         if (drivers[i].index < 0 ||
-            tp_bus_subscription_open(bus, &drivers[i].announces, dc->announce_channel, (int32_t)dc->announce_stream_id,
+            tp_bus_subscription_open(&drivers[i].announces, bus, dc->announce_channel, (int32_t)dc->announce_stream_id,
                 NULL, NULL, NULL) < 0 ||
-            tp_bus_subscription_open(bus, &drivers[i].metadata, dc->metadata_channel, (int32_t)dc->metadata_stream_id,
+            tp_bus_subscription_open(&drivers[i].metadata, bus, dc->metadata_channel, (int32_t)dc->metadata_stream_id,
                 NULL, NULL, NULL) < 0)
         {
             status = tp_cli_fail(TP_EXIT_FAILED, cmd, "driver %s: %s", dc->instance_id, tp_errmsg());

@@ -18,7 +18,7 @@
 #include "wire/tp_sbe.h"
 
 #define LISTEN_MAX_STREAMS 5
-#define LISTEN_DEFAULT_CHANNEL "aeron:ipc?term-length=4m"
+#define LISTEN_DEFAULT_CHANNEL TP_BUS_DEFAULT_CHANNEL
 
 typedef struct listen_target
 {
@@ -330,7 +330,7 @@ int tp_cmd_listen(int argc, char **argv)
     }
     for (size_t i = 0; i < n; i++)
     {
-        if (tp_bus_subscription_open(bus, &streams[i].sub, streams[i].channel, (int32_t)streams[i].stream_id, NULL,
+        if (tp_bus_subscription_open(&streams[i].sub, bus, streams[i].channel, (int32_t)streams[i].stream_id, NULL,
                 NULL, NULL) < 0)
         {
             status = tp_cli_fail(TP_EXIT_FAILED, cmd, "%s stream %" PRIu32 " on %s: %s", streams[i].target->name,

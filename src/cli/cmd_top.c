@@ -33,7 +33,7 @@
 #define TOP_MAX_STREAMS 256
 #define TOP_MAX_CONSUMERS 32
 #define TOP_QOS_STALE_NS (5 * TP_NS_PER_S)
-#define TOP_CHANNEL "aeron:ipc?term-length=4m"
+#define TOP_CHANNEL TP_BUS_DEFAULT_CHANNEL
 
 typedef struct top_stream
 {
@@ -228,7 +228,7 @@ static int read_status(top_t *t)
     {
         const char *channel = json_str(doc, "announce_channel");
         uint64_t stream = json_u64(doc, "announce_stream_id");
-        tp_bus_subscription_open(t->bus, &t->announces, channel[0] != '\0' ? channel : TOP_CHANNEL,
+        tp_bus_subscription_open(&t->announces, t->bus, channel[0] != '\0' ? channel : TOP_CHANNEL,
             (int32_t)(stream != 0 ? stream : t->control_stream_id), NULL, NULL, NULL);
     }
     for (size_t i = 0; i < t->count; i++)
@@ -507,9 +507,9 @@ int tp_cmd_top(int argc, char **argv)
         return tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
     }
     int status = TP_EXIT_OK;
-    if (tp_bus_subscription_open(t.bus, &t.descriptors, TOP_CHANNEL,
+    if (tp_bus_subscription_open(&t.descriptors, t.bus, TOP_CHANNEL,
             (int32_t)env_stream("TP_DESCRIPTOR_STREAM_ID", 1100), NULL, NULL, NULL) < 0 ||
-        tp_bus_subscription_open(t.bus, &t.qos, TOP_CHANNEL, (int32_t)env_stream("TP_QOS_STREAM_ID", 1200), NULL,
+        tp_bus_subscription_open(&t.qos, t.bus, TOP_CHANNEL, (int32_t)env_stream("TP_QOS_STREAM_ID", 1200), NULL,
             NULL, NULL) < 0)
     {
         status = tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());

@@ -11,6 +11,7 @@
 #include "core/tp_log.h"
 #include "core/tp_proc.h"
 #include "shm/tp_region_uri.h"
+#include "tensorpool/tp_bus.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 
@@ -18,7 +19,7 @@
 static const tp_config_field_t client_fields[] = {
     TP_CFG_FIELD(C, bus_dir, "client.bus_dir", TP_CFG_STRING, "", 0, 0, false,
         "bus directory; empty: $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus"),
-    TP_CFG_FIELD(C, control_channel, "client.control_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0, 0,
+    TP_CFG_FIELD(C, control_channel, "client.control_channel", TP_CFG_STRING, TP_BUS_DEFAULT_CHANNEL, 0, 0,
         false, "the driver's control channel"),
     TP_CFG_FIELD(C, control_stream_id, "client.control_stream_id", TP_CFG_U32, "1000", 1, INT32_MAX, false,
         "the driver's control stream"),
@@ -29,13 +30,13 @@ static const tp_config_field_t client_fields[] = {
     TP_CFG_FIELD(C, announce_period_ms, "client.announce_period_ms", TP_CFG_U32, "1000", 10, 3600000, false,
         "the driver's announce period: announces older than 3x this are ignored, and a region whose activity "
         "timestamp is older than 3x this is taken for dead"),
-    TP_CFG_FIELD(C, metadata_channel, "client.metadata_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0, 0,
+    TP_CFG_FIELD(C, metadata_channel, "client.metadata_channel", TP_CFG_STRING, TP_BUS_DEFAULT_CHANNEL, 0, 0,
         false, "channel of DataSourceAnnounce, DataSourceMeta and meta blobs"),
     TP_CFG_FIELD(C, metadata_stream_id, "client.metadata_stream_id", TP_CFG_U32, "1300", 1, INT32_MAX, false,
         "stream of the metadata messages"),
     TP_CFG_FIELD(C, metadata_period_ms, "client.metadata_period_ms", TP_CFG_U32, "1000", 10, 3600000, false,
         "DataSourceAnnounce and DataSourceMeta are repeated at this period (and sent at once on every change)"),
-    TP_CFG_FIELD(C, qos_channel, "client.qos_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0, 0, false,
+    TP_CFG_FIELD(C, qos_channel, "client.qos_channel", TP_CFG_STRING, TP_BUS_DEFAULT_CHANNEL, 0, 0, false,
         "channel of QosProducer and QosConsumer"),
     TP_CFG_FIELD(C, qos_stream_id, "client.qos_stream_id", TP_CFG_U32, "1200", 1, INT32_MAX, false,
         "stream of the QoS messages"),
@@ -49,7 +50,7 @@ static const tp_config_field_t client_fields[] = {
         "aeron:ipc?term-length=1m", 0, 0, false, "where DiscoveryResponse should come back"),
     TP_CFG_FIELD(C, discovery_response_stream_id, "client.discovery_response_stream_id", TP_CFG_U32, "7004", 1,
         INT32_MAX, false, "stream of DiscoveryResponse"),
-    TP_CFG_FIELD(C, descriptor_channel, "client.descriptor_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0,
+    TP_CFG_FIELD(C, descriptor_channel, "client.descriptor_channel", TP_CFG_STRING, TP_BUS_DEFAULT_CHANNEL, 0,
         0, false, "channel of FrameDescriptor"),
     TP_CFG_FIELD(C, descriptor_stream_id, "client.descriptor_stream_id", TP_CFG_U32, "1100", 1, INT32_MAX, false,
         "stream of FrameDescriptor (shared by every data stream; descriptors carry their stream id)"),

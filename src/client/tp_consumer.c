@@ -25,7 +25,7 @@ int tp_consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stream_i
         return -1;
     }
     /* Subscribe first: descriptors published after the attach answer are not missed. */
-    if (tp_bus_subscription_open(client->bus, &c->descriptors, client->config.descriptor_channel,
+    if (tp_bus_subscription_open(&c->descriptors, client->bus, client->config.descriptor_channel,
             (int32_t)client->config.descriptor_stream_id, NULL, NULL, NULL) < 0)
     {
         tp_free(c);

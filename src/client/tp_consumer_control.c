@@ -235,7 +235,7 @@ static void apply_control_grant(tp_consumer_t *c)
     tp_bus_subscription_close(c->own_control);
     c->own_control = NULL;
     c->own_control_stream_id = 0;
-    if (id != 0 && tp_bus_subscription_open(c->lease.client->bus, &c->own_control, c->grant.control_channel,
+    if (id != 0 && tp_bus_subscription_open(&c->own_control, c->lease.client->bus, c->grant.control_channel,
                        (int32_t)id, NULL, NULL, NULL) == 0)
     {
         c->own_control_stream_id = id;
@@ -275,7 +275,7 @@ static void apply_grant(tp_consumer_t *c)
             c->lease.client_id, c->lease.stream_id);
         return;
     }
-    if (tp_bus_subscription_open(c->lease.client->bus, &c->own, c->grant.descriptor_channel, (int32_t)id, NULL, NULL,
+    if (tp_bus_subscription_open(&c->own, c->lease.client->bus, c->grant.descriptor_channel, (int32_t)id, NULL, NULL,
             NULL) < 0)
     {
         TP_LOG_W("client", "per-consumer descriptor stream %" PRIu32 " on %s: %s; staying on the shared stream", id,

@@ -161,9 +161,9 @@ int tp_discover(tp_client_t *client, const tp_discovery_query_t *q, tp_discovery
     tp_bus_subscription_t *sub = NULL;
     tp_bus_publication_t *pub = NULL;
     /* Subscribe first: the answer may come at once. */
-    if (tp_bus_subscription_open(client->bus, &sub, k->discovery_response_channel,
+    if (tp_bus_subscription_open(&sub, client->bus, k->discovery_response_channel,
             (int32_t)k->discovery_response_stream_id, NULL, NULL, NULL) < 0 ||
-        tp_bus_publication_open(client->bus, &pub, k->discovery_channel, (int32_t)k->discovery_stream_id, false) < 0)
+        tp_bus_publication_open(&pub, client->bus, k->discovery_channel, (int32_t)k->discovery_stream_id, false) < 0)
     {
         tp_bus_subscription_close(sub);
         TP_APPEND_ERR("opening the discovery streams");

@@ -63,7 +63,7 @@ int tp_metadata_publisher_open(tp_metadata_publisher_t **out, tp_client_t *clien
     m->period_ns = (int64_t)client->config.metadata_period_ms * TP_NS_PER_MS;
     m->scratch_capacity = META_SCRATCH_BYTES;
     if (tp_alloc((void **)&m->scratch, m->scratch_capacity) < 0 ||
-        tp_bus_publication_open(client->bus, &m->pub, client->config.metadata_channel,
+        tp_bus_publication_open(&m->pub, client->bus, client->config.metadata_channel,
             (int32_t)client->config.metadata_stream_id, false) < 0)
     {
         TP_APPEND_ERR("opening the metadata publication of stream %" PRIu32, stream_id);

@@ -59,7 +59,7 @@ int tp_metadata_cache_open(tp_metadata_cache_t **out, tp_client_t *client, tp_me
     {
         return -1;
     }
-    if (tp_bus_subscription_open(client->bus, &c->sub, client->config.metadata_channel,
+    if (tp_bus_subscription_open(&c->sub, client->bus, client->config.metadata_channel,
             (int32_t)client->config.metadata_stream_id, NULL, NULL, NULL) < 0)
     {
         tp_free(c);

@@ -59,7 +59,7 @@ static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stre
     {
         return -1;
     }
-    if (tp_bus_publication_open(client->bus, &p->descriptors, client->config.descriptor_channel,
+    if (tp_bus_publication_open(&p->descriptors, client->bus, client->config.descriptor_channel,
             (int32_t)client->config.descriptor_stream_id, false) < 0)
     {
         tp_free(p);

@@ -125,7 +125,7 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
     else if (e->control_pub == NULL || e->control_stream_id != ev->control_stream_id)
     {
         close_control(e);
-        if (tp_bus_publication_open(s->bus, &e->control_pub, ev->control_channel, (int32_t)ev->control_stream_id,
+        if (tp_bus_publication_open(&e->control_pub, s->bus, ev->control_channel, (int32_t)ev->control_stream_id,
                 false) == 0)
         {
             e->control_stream_id = ev->control_stream_id;
@@ -146,7 +146,7 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
         return; /* the same grant again (a repeated hello) */
     }
     close_stream(s, e, "granted another");
-    if (tp_bus_publication_open(s->bus, &e->pub, ev->descriptor_channel, (int32_t)ev->descriptor_stream_id, false) <
+    if (tp_bus_publication_open(&e->pub, s->bus, ev->descriptor_channel, (int32_t)ev->descriptor_stream_id, false) <
         0)
     {
         TP_LOG_W("client", "per-consumer descriptor stream %" PRIu32 " on %s: %s", ev->descriptor_stream_id,

@@ -20,7 +20,7 @@ int tp_qos_sender_open(tp_qos_sender_t *s, tp_client_t *client)
     memset(s, 0, sizeof(*s));
     s->period_ns = (int64_t)client->config.qos_period_ms * TP_NS_PER_MS;
     s->next_ns = tp_client_now(client) + s->period_ns;
-    if (client->qos_pub == NULL && tp_bus_publication_open(client->bus, &client->qos_pub, client->config.qos_channel,
+    if (client->qos_pub == NULL && tp_bus_publication_open(&client->qos_pub, client->bus, client->config.qos_channel,
             (int32_t)client->config.qos_stream_id, false) < 0)
     {
         return -1;
@@ -126,7 +126,7 @@ int tp_qos_monitor_open(tp_qos_monitor_t **out, tp_client_t *client, int64_t sta
     {
         return -1;
     }
-    if (tp_bus_subscription_open(client->bus, &m->sub, client->config.qos_channel,
+    if (tp_bus_subscription_open(&m->sub, client->bus, client->config.qos_channel,
             (int32_t)client->config.qos_stream_id, NULL, NULL, NULL) < 0)
     {
         tp_free(m);

@@ -1,5 +1,6 @@
 /* The discovery registry's configuration; see tp_discovery_config.h and docs/CONFIG.md. */
 #include "discovery/tp_discovery_config.h"
+#include "tensorpool/tp_bus.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -47,7 +48,7 @@ static void load_drivers(tp_discovery_config_t *c, const tp_toml_value_t *doc, t
         tp_discovery_driver_config_t *dc = &c->drivers[c->driver_count];
         memset(dc, 0, sizeof(*dc));
         dc->line = e->line;
-        snprintf(dc->control_channel, sizeof(dc->control_channel), "aeron:ipc?term-length=4m");
+        snprintf(dc->control_channel, sizeof(dc->control_channel), "%s", TP_BUS_DEFAULT_CHANNEL);
         dc->control_stream_id = 1000;
         dc->metadata_stream_id = 1300;
         bool ok = tp_config_get_string(e, "instance_id", dc->instance_id, sizeof(dc->instance_id), true, where, r);

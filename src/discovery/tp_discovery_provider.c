@@ -94,7 +94,7 @@ int tp_discovery_provider_open(tp_discovery_provider_t **out, tp_bus_t *bus, con
     p->max_results = max_results != 0 ? max_results : TP_DISCOVERY_DEFAULT_MAX_RESULTS;
     if (tp_alloc((void **)&p->entries, sizeof(entry_t) * TP_DISCOVERY_MAX_ENTRIES) < 0 ||
         tp_alloc((void **)&p->scratch, RESPONSE_BYTES) < 0 ||
-        tp_bus_subscription_open(bus, &p->requests, request_channel, (int32_t)request_stream_id, NULL, NULL, NULL) < 0)
+        tp_bus_subscription_open(&p->requests, bus, request_channel, (int32_t)request_stream_id, NULL, NULL, NULL) < 0)
     {
         TP_APPEND_ERR("opening the discovery request stream %s %" PRIu32, request_channel, request_stream_id);
         tp_discovery_provider_close(p);
@@ -400,7 +400,7 @@ static tp_bus_publication_t *endpoint_for(tp_discovery_provider_t *p, const char
     }
     tp_bus_publication_close(oldest->pub);
     oldest->pub = NULL;
-    if (tp_bus_publication_open(p->bus, &oldest->pub, channel, (int32_t)stream_id, false) < 0)
+    if (tp_bus_publication_open(&oldest->pub, p->bus, channel, (int32_t)stream_id, false) < 0)
     {
         oldest->pub = NULL;
         return NULL;

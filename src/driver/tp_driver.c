@@ -292,7 +292,7 @@ static int open_announce_publication(tp_driver_t *d)
         d->announce_pub = d->control_pub;
         return 0;
     }
-    return tp_bus_publication_open(d->bus, &d->announce_pub, c->announce_channel, (int32_t)c->announce_stream_id,
+    return tp_bus_publication_open(&d->announce_pub, d->bus, c->announce_channel, (int32_t)c->announce_stream_id,
         false);
 }
 
@@ -313,7 +313,7 @@ static int open_discovery(tp_driver_t *d)
     if (tp_discovery_provider_open(&d->discovery, d->bus, c->discovery_channel, c->discovery_stream_id,
             3 * (int64_t)c->announce_period_ms * TP_NS_PER_MS, 0) < 0 ||
         tp_discovery_provider_add_driver(d->discovery, &me) < 0 ||
-        tp_bus_subscription_open(d->bus, &d->discovery_metadata_sub, c->metadata_channel,
+        tp_bus_subscription_open(&d->discovery_metadata_sub, d->bus, c->metadata_channel,
             (int32_t)c->metadata_stream_id, NULL, NULL, NULL) < 0)
     {
         TP_APPEND_ERR("starting the embedded discovery provider");
@@ -361,9 +361,9 @@ static int open_bus(tp_driver_t *d)
     {
         return -1;
     }
-    if (tp_bus_subscription_open(d->bus, &d->control_sub, c->control_channel, (int32_t)c->control_stream_id, NULL,
+    if (tp_bus_subscription_open(&d->control_sub, d->bus, c->control_channel, (int32_t)c->control_stream_id, NULL,
             NULL, NULL) < 0 ||
-        tp_bus_publication_open(d->bus, &d->control_pub, c->control_channel, (int32_t)c->control_stream_id,
+        tp_bus_publication_open(&d->control_pub, d->bus, c->control_channel, (int32_t)c->control_stream_id,
             false) < 0 ||
         open_announce_publication(d) < 0 || tp_driver_supervisor_open(d) < 0 || open_discovery(d) < 0)
     {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/tp_fs.h"
+#include "tensorpool/tp_bus.h"
 
 #define C tp_driver_config_t
 #define U32MAX UINT32_MAX
@@ -18,7 +19,7 @@ const tp_config_field_t tp_driver_config_fields[] = {
         "accepted for compatibility with Aeron-based configs; unused (tensorpool has its own bus)"),
     TP_CFG_FIELD(C, bus_dir, "driver.bus_dir", TP_CFG_STRING, "", 0, 0, false,
         "bus directory; empty = $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus"),
-    TP_CFG_FIELD(C, control_channel, "driver.control_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0, 0, false,
+    TP_CFG_FIELD(C, control_channel, "driver.control_channel", TP_CFG_STRING, TP_BUS_DEFAULT_CHANNEL, 0, 0, false,
         "channel of the driver control plane (attach, detach, keepalive)"),
     TP_CFG_FIELD(C, control_stream_id, "driver.control_stream_id", TP_CFG_U32, "1000", 1, U32MAX, false,
         "control-plane stream id"),
@@ -26,10 +27,10 @@ const tp_config_field_t tp_driver_config_fields[] = {
         "channel of ShmPoolAnnounce; default: driver.control_channel"),
     TP_CFG_FIELD(C, announce_stream_id, "driver.announce_stream_id", TP_CFG_U32, NULL, 1, U32MAX, false,
         "ShmPoolAnnounce stream id; default: driver.control_stream_id"),
-    TP_CFG_FIELD(C, qos_channel, "driver.qos_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0, 0, false,
+    TP_CFG_FIELD(C, qos_channel, "driver.qos_channel", TP_CFG_STRING, TP_BUS_DEFAULT_CHANNEL, 0, 0, false,
         "channel of QoS messages"),
     TP_CFG_FIELD(C, qos_stream_id, "driver.qos_stream_id", TP_CFG_U32, "1200", 1, U32MAX, false, "QoS stream id"),
-    TP_CFG_FIELD(C, metadata_channel, "driver.metadata_channel", TP_CFG_STRING, "aeron:ipc?term-length=4m", 0, 0,
+    TP_CFG_FIELD(C, metadata_channel, "driver.metadata_channel", TP_CFG_STRING, TP_BUS_DEFAULT_CHANNEL, 0, 0,
         false, "channel of DataSourceAnnounce/DataSourceMeta (read by the supervisor and discovery)"),
     TP_CFG_FIELD(C, metadata_stream_id, "driver.metadata_stream_id", TP_CFG_U32, "1300", 1, U32MAX, false,
         "metadata stream id"),

@@ -82,8 +82,8 @@ int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *con
     snprintf(p->lock_path, sizeof(p->lock_path), "%s/driver-%" PRIu32 ".lock", tp_bus_dir(bus), control_stream_id);
     /* Correlation ids: random high bits so that two proxies of one client id rarely collide. */
     p->next_correlation_id = ((int64_t)(tp_random_u32() & 0x7fffffffu) << 24) + 1;
-    if (tp_bus_subscription_open(bus, &p->sub, control_channel, (int32_t)control_stream_id, NULL, NULL, NULL) < 0 ||
-        tp_bus_publication_open(bus, &p->pub, control_channel, (int32_t)control_stream_id, false) < 0)
+    if (tp_bus_subscription_open(&p->sub, bus, control_channel, (int32_t)control_stream_id, NULL, NULL, NULL) < 0 ||
+        tp_bus_publication_open(&p->pub, bus, control_channel, (int32_t)control_stream_id, false) < 0)
     {
         tp_driver_proxy_close(p);
         return -1;
@@ -257,8 +257,8 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
         return;
     }
     /* Only the driver answers, revokes, shuts down and announces pools (a ConsumerConfig may come from a producer). */
-    bool is_drivers_to_send = h.schema_id == TP_DRIVER_SCHEMA_ID ||
-                              (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID);
+    bool is_announce = h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID;
+    bool is_drivers_to_send = h.schema_id == TP_DRIVER_SCHEMA_ID || is_announce;
     if (is_drivers_to_send && !is_from_driver(p, header))
     {
         p->messages_untrusted++;
@@ -406,7 +406,7 @@ int tp_driver_proxy_subscribe_announces(tp_driver_proxy_t *p, tp_bus_t *bus, con
         TP_SET_ERR(TP_E_STATE, "the driver proxy already reads an announce stream");
         return -1;
     }
-    return tp_bus_subscription_open(bus, &p->announce_sub, channel, (int32_t)stream_id, NULL, NULL, NULL);
+    return tp_bus_subscription_open(&p->announce_sub, bus, channel, (int32_t)stream_id, NULL, NULL, NULL);
 }
 
 tp_bus_subscription_t *tp_driver_proxy_subscription(tp_driver_proxy_t *p)

@@ -234,9 +234,9 @@ int tp_driver_supervisor_open(tp_driver_t *d)
         return 0;
     }
     if (tp_alloc((void **)&d->supervisor, sizeof(*d->supervisor)) < 0 ||
-        tp_bus_subscription_open(d->bus, &d->supervisor->qos_sub, d->config.qos_channel,
+        tp_bus_subscription_open(&d->supervisor->qos_sub, d->bus, d->config.qos_channel,
             (int32_t)d->config.qos_stream_id, NULL, NULL, NULL) < 0 ||
-        tp_bus_subscription_open(d->bus, &d->supervisor->metadata_sub, d->config.metadata_channel,
+        tp_bus_subscription_open(&d->supervisor->metadata_sub, d->bus, d->config.metadata_channel,
             (int32_t)d->config.metadata_stream_id, NULL, NULL, NULL) < 0)
     {
         TP_APPEND_ERR("starting the supervisor");

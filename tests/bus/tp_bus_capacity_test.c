@@ -64,7 +64,7 @@ static void fill_stream(void)
 {
     for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
     {
-        tp_assert_ok(tp_bus_publication_open(bus, &pubs[i], SMALL, STREAM, false));
+        tp_assert_ok(tp_bus_publication_open(&pubs[i], bus, SMALL, STREAM, false));
     }
 }
 
@@ -76,7 +76,7 @@ static void test_a_full_stream_leaks_no_log(void **state)
     fill_stream();
     assert_int_equal(count_logs(), TP_BUS_MAX_IMAGES);
     tp_bus_publication_t *extra = NULL;
-    tp_assert_fails_with(tp_bus_publication_open(bus, &extra, SMALL, STREAM, false), "1024 publications");
+    tp_assert_fails_with(tp_bus_publication_open(&extra, bus, SMALL, STREAM, false), "1024 publications");
     assert_int_equal(count_logs(), TP_BUS_MAX_IMAGES);
     /* Nobody subscribes: a closed image and its log go at once instead of lingering. */
     for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
@@ -93,12 +93,12 @@ static void test_closed_images_are_reclaimed_under_pressure(void **state)
     /* With a subscriber, a closed image lingers so it can be drained; a new publication that finds the stream full
      * takes the oldest closed entry instead of failing. */
     tp_bus_subscription_t *sub = NULL;
-    tp_assert_ok(tp_bus_subscription_open(bus, &sub, SMALL, STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&sub, bus, SMALL, STREAM, NULL, NULL, NULL));
     fill_stream();
     tp_bus_publication_close(pubs[7]);
     pubs[7] = NULL;
     assert_int_equal(count_logs(), TP_BUS_MAX_IMAGES);
-    tp_assert_ok(tp_bus_publication_open(bus, &pubs[7], SMALL, STREAM, false));
+    tp_assert_ok(tp_bus_publication_open(&pubs[7], bus, SMALL, STREAM, false));
     assert_int_equal(count_logs(), TP_BUS_MAX_IMAGES);
     tp_bus_subscription_close(sub);
 }
@@ -128,7 +128,7 @@ static void test_orphaned_logs_are_reaped(void **state)
     (void)state;
     /* A process killed between creating its log and registering it left a file nothing names. */
     tp_bus_subscription_t *sub = NULL;
-    tp_assert_ok(tp_bus_subscription_open(bus, &sub, SMALL, STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&sub, bus, SMALL, STREAM, NULL, NULL, NULL));
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0)
@@ -140,7 +140,7 @@ static void test_orphaned_logs_are_reaped(void **state)
     write_log(0x0badcafe, child, child_start);
     write_log(0x0051f00d, getpid(), tp_proc_start_time(getpid())); /* alive: about to register, say */
     assert_int_equal(count_logs(), 2);
-    tp_assert_ok(tp_bus_publication_open(bus, &pubs[0], SMALL, STREAM, false)); /* any open reaps */
+    tp_assert_ok(tp_bus_publication_open(&pubs[0], bus, SMALL, STREAM, false)); /* any open reaps */
     assert_int_equal(count_logs(), 2); /* ours, and the live writer's */
     char path[700];
     tp_bus_log_path(path, sizeof(path), stream_dir, 0x0badcafe);

@@ -95,12 +95,12 @@ static void test_delivery_in_order(void **state)
     (void)state;
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=64k", STREAM, false));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc?term-length=64k", STREAM, false));
     uint8_t buf[512];
     /* Nobody listens yet: nothing is written. */
     assert_int_equal(tp_bus_offer(pub, buf, test_msg_make(buf, 0, 0, 32)), TP_BUS_NOT_CONNECTED);
     assert_false(tp_bus_publication_is_connected(pub));
-    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&sub, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
     assert_true(tp_bus_publication_is_connected(pub));
     received_t r = { 0 };
     int64_t last = 0;
@@ -140,14 +140,14 @@ static void test_join_time(void **state)
     tp_bus_subscription_t *early;
     tp_bus_subscription_t *late;
     uint8_t buf[64];
-    tp_assert_ok(tp_bus_subscription_open(bus, &early, "aeron:ipc", STREAM, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc", STREAM, false));
+    tp_assert_ok(tp_bus_subscription_open(&early, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc", STREAM, false));
     for (uint64_t i = 0; i < 10; i++)
     {
         assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 0, i, 40)) > 0);
     }
     /* The late subscriber joins an image that exists: it starts at its tail. */
-    tp_assert_ok(tp_bus_subscription_open(bus, &late, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&late, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
     for (uint64_t i = 10; i < 15; i++)
     {
         assert_true(tp_bus_offer(pub, buf, test_msg_make(buf, 0, i, 40)) > 0);
@@ -171,8 +171,8 @@ static void test_overrun_counts_exactly_what_was_lost(void **state)
     (void)state;
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
-    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=64k", STREAM, false));
+    tp_assert_ok(tp_bus_subscription_open(&sub, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc?term-length=64k", STREAM, false));
     received_t r = { 0 };
     uint8_t buf[256];
     tp_assert_ok(tp_bus_offer(pub, buf, test_msg_make(buf, 2, 0, 100)) > 0 ? 0 : -1);
@@ -202,8 +202,8 @@ static void test_claim_commit_abort(void **state)
     (void)state;
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
-    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=64k", STREAM, false));
+    tp_assert_ok(tp_bus_subscription_open(&sub, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc?term-length=64k", STREAM, false));
     tp_bus_claim_t claim;
     uint8_t buf[128];
     received_t r = { 0 };
@@ -262,8 +262,8 @@ static void test_image_lifecycle(void **state)
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
     available = unavailable = 0;
-    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, on_available, on_unavailable, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc", STREAM, false));
+    tp_assert_ok(tp_bus_subscription_open(&sub, bus, "aeron:ipc", STREAM, on_available, on_unavailable, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc", STREAM, false));
     uint8_t buf[64];
     for (uint64_t i = 0; i < 5; i++)
     {
@@ -294,14 +294,14 @@ static void test_dead_publisher_is_dropped_once_drained(void **state)
     (void)state;
     tp_bus_subscription_t *sub;
     available = unavailable = 0;
-    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, on_available, on_unavailable, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&sub, bus, "aeron:ipc", STREAM, on_available, on_unavailable, NULL));
     pid_t child = fork();
     if (child == 0)
     {
         tp_bus_t *b;
         tp_bus_publication_t *p;
         uint8_t buf[64];
-        if (tp_bus_init(&b, dir) < 0 || tp_bus_publication_open(b, &p, "aeron:ipc", STREAM, false) < 0)
+        if (tp_bus_init(&b, dir) < 0 || tp_bus_publication_open(&p, b, "aeron:ipc", STREAM, false) < 0)
         {
             _exit(1);
         }
@@ -340,8 +340,8 @@ static void test_park_wakes_on_next_message(void **state)
 {
     (void)state;
     tp_bus_publication_t *pub;
-    tp_assert_ok(tp_bus_subscription_open(bus, &park_sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc", STREAM, false));
+    tp_assert_ok(tp_bus_subscription_open(&park_sub, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc", STREAM, false));
     received_t r = { 0 };
     poll_all(park_sub, &r);
     /* Nothing to read: a short park times out. */
@@ -403,10 +403,10 @@ static void test_threads_share_the_bus(void **state)
     for (int i = 0; i < 2; i++)
     {
         readers[i].target = 50000;
-        tp_assert_ok(tp_bus_subscription_open(bus, &readers[i].sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
+        tp_assert_ok(tp_bus_subscription_open(&readers[i].sub, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
     }
     tp_bus_publication_t *pub;
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=8m", STREAM, false));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc?term-length=8m", STREAM, false));
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
     {
@@ -433,8 +433,8 @@ static void test_steady_state_allocates_nothing(void **state)
     (void)state;
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
-    tp_assert_ok(tp_bus_subscription_open(bus, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc", STREAM, false));
+    tp_assert_ok(tp_bus_subscription_open(&sub, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc", STREAM, false));
     uint8_t buf[64];
     received_t r = { 0 };
     test_msg_make(buf, 0, 0, 48);
@@ -470,8 +470,8 @@ static void test_modes(void **state)
     tp_assert_ok(tp_bus_init_with_modes(&b, shared, 02770, 0660));
     tp_bus_subscription_t *sub;
     tp_bus_publication_t *pub;
-    tp_assert_ok(tp_bus_subscription_open(b, &sub, "aeron:ipc", STREAM, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(b, &pub, "aeron:ipc", STREAM, false));
+    tp_assert_ok(tp_bus_subscription_open(&sub, b, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pub, b, "aeron:ipc", STREAM, false));
     struct stat st;
     char path[1200];
     snprintf(path, sizeof(path), "%s/%d", shared, STREAM);
@@ -511,15 +511,15 @@ static void test_incompatible_files_are_refused(void **state)
     assert_int_equal(write(fd, &reg, sizeof(reg)), sizeof(reg));
     close(fd);
     tp_bus_subscription_t *sub;
-    tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:ipc", 4242, NULL, NULL, NULL),
+    tp_assert_fails_with(tp_bus_subscription_open(&sub, bus, "aeron:ipc", 4242, NULL, NULL, NULL),
         "layout version 99");
     /* Garbage of the wrong size */
     fd = open(path, O_TRUNC | O_RDWR);
     assert_int_equal(write(fd, "junk", 4), 4);
     close(fd);
-    tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:ipc", 4242, NULL, NULL, NULL),
+    tp_assert_fails_with(tp_bus_subscription_open(&sub, bus, "aeron:ipc", 4242, NULL, NULL, NULL),
         "not a regular file of");
-    tp_assert_fails_with(tp_bus_subscription_open(bus, &sub, "aeron:tcp", 1, NULL, NULL, NULL), "neither aeron:ipc");
+    tp_assert_fails_with(tp_bus_subscription_open(&sub, bus, "aeron:tcp", 1, NULL, NULL, NULL), "neither aeron:ipc");
     tp_bus_t *b2;
     tp_assert_fails_with(tp_bus_init(&b2, "relative/dir"), "absolute");
 }

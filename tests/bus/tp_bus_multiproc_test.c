@@ -148,7 +148,7 @@ static void test_writers_by_readers(void **state)
         {
             tp_bus_t *b = child_bus();
             tp_bus_subscription_t *s;
-            if (tp_bus_subscription_open(b, &s, "aeron:ipc?term-length=16m", STREAM, NULL, NULL, NULL) < 0)
+            if (tp_bus_subscription_open(&s, b, "aeron:ipc?term-length=16m", STREAM, NULL, NULL, NULL) < 0)
             {
                 _exit(92);
             }
@@ -183,7 +183,7 @@ static void test_writers_by_readers(void **state)
         {
             tp_bus_t *b = child_bus();
             tp_bus_publication_t *p;
-            if (tp_bus_publication_open(b, &p, "aeron:ipc?term-length=16m", STREAM, false) < 0)
+            if (tp_bus_publication_open(&p, b, "aeron:ipc?term-length=16m", STREAM, false) < 0)
             {
                 _exit(93);
             }
@@ -213,13 +213,13 @@ static void test_sleeping_reader_counts_exact_loss(void **state)
     pipe_open(&to_reader);
     tp_bus_t *b = child_bus();
     tp_bus_subscription_t *s;
-    tp_assert_ok(tp_bus_subscription_open(b, &s, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&s, b, "aeron:ipc", STREAM, NULL, NULL, NULL));
     pid_t writer = fork();
     if (writer == 0)
     {
         tp_bus_t *wb = child_bus();
         tp_bus_publication_t *p;
-        if (tp_bus_publication_open(wb, &p, "aeron:ipc?term-length=64k", STREAM, false) < 0)
+        if (tp_bus_publication_open(&p, wb, "aeron:ipc?term-length=64k", STREAM, false) < 0)
         {
             _exit(93);
         }
@@ -282,13 +282,13 @@ static void test_killed_mid_record_is_never_delivered(void **state)
     dropped = 0;
     tp_bus_t *b = child_bus();
     tp_bus_subscription_t *s;
-    tp_assert_ok(tp_bus_subscription_open(b, &s, "aeron:ipc", STREAM, NULL, on_dropped, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&s, b, "aeron:ipc", STREAM, NULL, on_dropped, NULL));
     pid_t a = fork();
     if (a == 0)
     {
         tp_bus_t *wb = child_bus();
         tp_bus_publication_t *p;
-        if (tp_bus_publication_open(wb, &p, "aeron:ipc", STREAM, false) < 0)
+        if (tp_bus_publication_open(&p, wb, "aeron:ipc", STREAM, false) < 0)
         {
             _exit(93);
         }
@@ -311,7 +311,7 @@ static void test_killed_mid_record_is_never_delivered(void **state)
     {
         tp_bus_t *wb = child_bus();
         tp_bus_publication_t *p;
-        if (tp_bus_publication_open(wb, &p, "aeron:ipc", STREAM, false) < 0)
+        if (tp_bus_publication_open(&p, wb, "aeron:ipc", STREAM, false) < 0)
         {
             _exit(93);
         }
@@ -355,13 +355,13 @@ static void test_stopped_writer_delays_only_itself(void **state)
     pipe_open(&to_b);
     tp_bus_t *b = child_bus();
     tp_bus_subscription_t *s;
-    tp_assert_ok(tp_bus_subscription_open(b, &s, "aeron:ipc?term-length=16m", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&s, b, "aeron:ipc?term-length=16m", STREAM, NULL, NULL, NULL));
     pid_t a = fork();
     if (a == 0)
     {
         tp_bus_t *wb = child_bus();
         tp_bus_publication_t *p;
-        if (tp_bus_publication_open(wb, &p, "aeron:ipc?term-length=16m", STREAM, false) < 0)
+        if (tp_bus_publication_open(&p, wb, "aeron:ipc?term-length=16m", STREAM, false) < 0)
         {
             _exit(93);
         }
@@ -376,7 +376,7 @@ static void test_stopped_writer_delays_only_itself(void **state)
     {
         tp_bus_t *wb = child_bus();
         tp_bus_publication_t *p;
-        if (tp_bus_publication_open(wb, &p, "aeron:ipc?term-length=16m", STREAM, false) < 0)
+        if (tp_bus_publication_open(&p, wb, "aeron:ipc?term-length=16m", STREAM, false) < 0)
         {
             _exit(93);
         }
@@ -428,13 +428,13 @@ static void test_never_sees_messages_from_before_it_joined(void **state)
     pipe_open(&to_w);
     tp_bus_t *b = child_bus();
     tp_bus_subscription_t *early;
-    tp_assert_ok(tp_bus_subscription_open(b, &early, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&early, b, "aeron:ipc", STREAM, NULL, NULL, NULL));
     pid_t w = fork();
     if (w == 0)
     {
         tp_bus_t *wb = child_bus();
         tp_bus_publication_t *p;
-        if (tp_bus_publication_open(wb, &p, "aeron:ipc", STREAM, false) < 0)
+        if (tp_bus_publication_open(&p, wb, "aeron:ipc", STREAM, false) < 0)
         {
             _exit(93);
         }
@@ -449,7 +449,7 @@ static void test_never_sees_messages_from_before_it_joined(void **state)
     }
     assert_int_equal(pipe_recv(&from_w), 1);
     tp_bus_subscription_t *late;
-    tp_assert_ok(tp_bus_subscription_open(b, &late, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&late, b, "aeron:ipc", STREAM, NULL, NULL, NULL));
     pipe_send(&to_w, 1);
     assert_int_equal(pipe_recv(&from_w), 2);
     tally_t t = { 0 };
@@ -480,7 +480,7 @@ static void test_subscriber_killed_while_parked_stops_costing_wakes(void **state
      * offers make no system call and the stream reads as not connected. */
     tp_bus_t *b = child_bus();
     tp_bus_publication_t *p;
-    tp_assert_ok(tp_bus_publication_open(b, &p, "aeron:ipc", STREAM, false));
+    tp_assert_ok(tp_bus_publication_open(&p, b, "aeron:ipc", STREAM, false));
     pipe_pair_t parked;
     pipe_open(&parked);
     pid_t child = fork();
@@ -488,7 +488,7 @@ static void test_subscriber_killed_while_parked_stops_costing_wakes(void **state
     {
         tp_bus_t *cb = child_bus();
         tp_bus_subscription_t *s;
-        if (tp_bus_subscription_open(cb, &s, "aeron:ipc", STREAM, NULL, NULL, NULL) < 0)
+        if (tp_bus_subscription_open(&s, cb, "aeron:ipc", STREAM, NULL, NULL, NULL) < 0)
         {
             _exit(93);
         }

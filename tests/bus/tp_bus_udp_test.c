@@ -80,8 +80,8 @@ static void test_unicast(void **state)
     channel_for(ch, sizeof(ch), port);
     tp_bus_subscription_t *s;
     tp_bus_publication_t *p;
-    tp_assert_ok(tp_bus_subscription_open(bus, &s, ch, 7, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &p, ch, 7, false));
+    tp_assert_ok(tp_bus_subscription_open(&s, bus, ch, 7, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&p, bus, ch, 7, false));
     assert_true(tp_bus_publication_is_connected(p));
     uint8_t buf[2048];
     got_t g = { .stream = 7 };
@@ -120,10 +120,10 @@ static void test_streams_share_an_endpoint(void **state)
     tp_bus_subscription_t *b;
     tp_bus_publication_t *pa;
     tp_bus_publication_t *pb;
-    tp_assert_ok(tp_bus_subscription_open(bus, &a, ch, 1, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_subscription_open(bus, &b, ch, 2, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &pa, ch, 1, false));
-    tp_assert_ok(tp_bus_publication_open(bus, &pb, ch, 2, false));
+    tp_assert_ok(tp_bus_subscription_open(&a, bus, ch, 1, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&b, bus, ch, 2, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pa, bus, ch, 1, false));
+    tp_assert_ok(tp_bus_publication_open(&pb, bus, ch, 2, false));
     uint8_t buf[128];
     for (uint64_t i = 0; i < 100; i++)
     {
@@ -182,7 +182,7 @@ static void test_hostile_datagrams_and_gaps(void **state)
     char ch[128];
     channel_for(ch, sizeof(ch), port + 2);
     tp_bus_subscription_t *s;
-    tp_assert_ok(tp_bus_subscription_open(bus, &s, ch, 9, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&s, bus, ch, 9, NULL, NULL, NULL));
     send_raw(port + 2, "short", 5);
     uint8_t junk[64];
     memset(junk, 0xAB, sizeof(junk));
@@ -215,13 +215,13 @@ static void test_multicast_on_loopback(void **state)
     snprintf(ch, sizeof(ch), "aeron:udp?endpoint=239.255.77.1:%d|interface=127.0.0.1|ttl=0", port + 3);
     tp_bus_subscription_t *s1;
     tp_bus_subscription_t *s2 = NULL;
-    if (tp_bus_subscription_open(bus, &s1, ch, 3, NULL, NULL, NULL) < 0)
+    if (tp_bus_subscription_open(&s1, bus, ch, 3, NULL, NULL, NULL) < 0)
     {
         print_message("multicast unavailable here: %s\n", tp_errmsg());
         skip();
     }
     tp_bus_publication_t *p;
-    tp_assert_ok(tp_bus_publication_open(bus, &p, ch, 3, false));
+    tp_assert_ok(tp_bus_publication_open(&p, bus, ch, 3, false));
     uint8_t buf[128];
     got_t g = { .stream = 3 };
     for (uint64_t i = 0; i < 100; i++)

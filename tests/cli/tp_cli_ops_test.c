@@ -161,7 +161,7 @@ static void test_listen_survives_garbage(void **state)
     tp_bus_t *bus = NULL;
     tp_bus_publication_t *pub = NULL;
     tp_assert_ok(tp_bus_init(&bus, bus_dir));
-    tp_assert_ok(tp_bus_publication_open(bus, &pub, "aeron:ipc?term-length=4m", 1300, false));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus, "aeron:ipc?term-length=4m", 1300, false));
     /* Too short for a header; an unknown schema; a known message cut short; then a good one. */
     const uint8_t tiny[3] = { 1, 2, 3 };
     assert_true(tp_bus_offer(pub, tiny, sizeof(tiny)) > 0);

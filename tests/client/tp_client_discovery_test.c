@@ -204,9 +204,9 @@ static void test_requests_without_endpoint_are_dropped(void **state)
     tp_bus_subscription_t *resp = NULL;
     tp_bus_subscription_t *req_echo = NULL;
     tp_assert_ok(tp_bus_init(&bus, F.bus));
-    tp_assert_ok(tp_bus_publication_open(bus, &req, "aeron:ipc?term-length=1m", 7000, false));
-    tp_assert_ok(tp_bus_subscription_open(bus, &resp, "aeron:ipc?term-length=1m", 7004, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_subscription_open(bus, &req_echo, "aeron:ipc?term-length=1m", 7000, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&req, bus, "aeron:ipc?term-length=1m", 7000, false));
+    tp_assert_ok(tp_bus_subscription_open(&resp, bus, "aeron:ipc?term-length=1m", 7004, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&req_echo, bus, "aeron:ipc?term-length=1m", 7000, NULL, NULL, NULL));
     uint8_t buf[512];
     const uint64_t ids[3] = { 77, 78, 99 };
     const char *channels[3] = { "", "aeron:ipc?term-length=1m", "aeron:ipc?term-length=1m" };
@@ -300,7 +300,8 @@ static void test_provider_expiry_and_epochs(void **state)
     (void)state;
     /* covers: Q-6.1-1, Q-6.2-1, Q-6.2-3, Q-6.3-1 */
     tp_discovery_provider_t *p = NULL;
-    tp_assert_ok(tp_discovery_provider_open(&p, F.driver->bus, "aeron:ipc?term-length=1m", 7100, 300 * TP_NS_PER_MS, 0));
+    tp_assert_ok(
+        tp_discovery_provider_open(&p, F.driver->bus, "aeron:ipc?term-length=1m", 7100, 300 * TP_NS_PER_MS, 0));
     tp_discovery_driver_t d = { .instance_id = "x", .control_channel = "aeron:ipc", .control_stream_id = 1000 };
     assert_int_equal(tp_discovery_provider_add_driver(p, &d), 0);
     int64_t t = 1000 * TP_NS_PER_S;
@@ -394,8 +395,8 @@ static void test_provider_statuses(void **state)
     tp_bus_publication_t *req = NULL;
     tp_bus_subscription_t *resp = NULL;
     tp_assert_ok(tp_discovery_provider_open(&p, F.driver->bus, "aeron:ipc?term-length=1m", 7300, TP_NS_PER_S, 1));
-    tp_assert_ok(tp_bus_publication_open(F.driver->bus, &req, "aeron:ipc?term-length=1m", 7300, false));
-    tp_assert_ok(tp_bus_subscription_open(F.driver->bus, &resp, "aeron:ipc?term-length=1m", 7304, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&req, F.driver->bus, "aeron:ipc?term-length=1m", 7300, false));
+    tp_assert_ok(tp_bus_subscription_open(&resp, F.driver->bus, "aeron:ipc?term-length=1m", 7304, NULL, NULL, NULL));
     tp_discovery_driver_t d = { .instance_id = "x", .control_channel = "aeron:ipc", .control_stream_id = 1000 };
     assert_int_equal(tp_discovery_provider_add_driver(p, &d), 0);
     int64_t t = tp_clock_monotonic_ns();
@@ -540,7 +541,7 @@ static void *fake_provider(void *arg)
     fake_t *f = arg;
     tp_bus_subscription_t *sub = NULL;
     tp_bus_publication_t *pub = NULL;
-    if (tp_bus_subscription_open(f->bus, &sub, "aeron:ipc?term-length=1m", 7200, NULL, NULL, NULL) < 0)
+    if (tp_bus_subscription_open(&sub, f->bus, "aeron:ipc?term-length=1m", 7200, NULL, NULL, NULL) < 0)
     {
         return NULL;
     }
@@ -553,7 +554,7 @@ static void *fake_provider(void *arg)
         }
     }
     if (f->saw_request && f->response_stream != 0 &&
-        tp_bus_publication_open(f->bus, &pub, f->response_channel, (int32_t)f->response_stream, false) == 0)
+        tp_bus_publication_open(&pub, f->bus, f->response_channel, (int32_t)f->response_stream, false) == 0)
     {
         static uint8_t buf[16384];
         int64_t n = fake_response(buf, sizeof(buf), f->request_id + 1, f, false); /* not ours */

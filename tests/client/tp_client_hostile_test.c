@@ -47,7 +47,7 @@ static int setup(void **state)
     o.max_outstanding_seq_gap = 16;
     tp_assert_ok(tp_consumer_open(&consumer, client, STREAM, &o, TIMEOUT_NS));
     tp_assert_ok(tp_bus_init(&forger_bus, F.bus));
-    tp_assert_ok(tp_bus_publication_open(forger_bus, &forger, "aeron:ipc?term-length=4m", 1100, false));
+    tp_assert_ok(tp_bus_publication_open(&forger, forger_bus, "aeron:ipc?term-length=4m", 1100, false));
     return 0;
 }
 

@@ -278,7 +278,7 @@ static void test_blobs(void **state)
 
     /* Hostile blobs from another publisher: each is discarded. */
     tp_assert_ok(tp_bus_init(&inject_bus, F.bus));
-    tp_assert_ok(tp_bus_publication_open(inject_bus, &inject_pub, "aeron:ipc?term-length=4m", 1300, false));
+    tp_assert_ok(tp_bus_publication_open(&inject_pub, inject_bus, "aeron:ipc?term-length=4m", 1300, false));
     uint32_t crc = tp_crc32c(0, blob, 3000);
     blob_announce(100, 3000, crc); /* a gap: 0..1000 then 2000.. */
     blob_chunk(100, 0, blob, 1000);

@@ -288,7 +288,7 @@ static void test_announce_rules(void **state)
     (void)state;
     start_driver();
     tp_assert_ok(tp_bus_init(&inject_bus, F.bus));
-    tp_assert_ok(tp_bus_publication_open(inject_bus, &inject_pub, "aeron:ipc?term-length=4m", 1000, false));
+    tp_assert_ok(tp_bus_publication_open(&inject_pub, inject_bus, "aeron:ipc?term-length=4m", 1000, false));
     tp_producer_t *p = NULL;
     tp_consumer_t *c = NULL;
     tp_assert_ok(tp_producer_attach(&p, client, STREAM, TIMEOUT_NS));

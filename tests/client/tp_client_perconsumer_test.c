@@ -221,7 +221,7 @@ static void test_progress_on_a_control_stream_of_its_own(void **state)
     tp_bus_t *bus = NULL;
     tp_bus_subscription_t *shared = NULL;
     tp_assert_ok(tp_bus_init(&bus, F.bus));
-    tp_assert_ok(tp_bus_subscription_open(bus, &shared, "aeron:ipc?term-length=4m", 1000, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&shared, bus, "aeron:ipc?term-length=4m", 1000, NULL, NULL, NULL));
     tp_producer_t *p = NULL;
     tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));
     tp_consumer_options_t o;

@@ -214,7 +214,7 @@ static void test_rules_and_prefixes(void **state)
     /* covers: W-10.2.2-3, W-10.2.2-5, W-10.2.2-8, W-10.2.2-9, W-10.2.2-11, W-8.2-8 (progress for a seq the slot does
      * not hold is dropped) */
     tp_assert_ok(tp_bus_init(&inject_bus, F.bus));
-    tp_assert_ok(tp_bus_publication_open(inject_bus, &inject_pub, "aeron:ipc?term-length=4m", 1000, false));
+    tp_assert_ok(tp_bus_publication_open(&inject_pub, inject_bus, "aeron:ipc?term-length=4m", 1000, false));
     tp_producer_t *p = NULL;
     tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));
     tp_consumer_options_t o;

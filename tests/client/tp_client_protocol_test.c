@@ -241,11 +241,11 @@ static int setup(void **state)
     tp_assert_ok(tp_driver_proxy_attach(real_proxy, &params, &real, TIMEOUT_NS));
     assert_int_equal(real.code, TP_DRIVER_RESPONSE_CODE_OK);
     memset(&fake, 0, sizeof(fake));
-    tp_assert_ok(tp_bus_subscription_open(bus, &fake.sub, "aeron:ipc?term-length=4m", FAKE_CONTROL, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &fake.pub, "aeron:ipc?term-length=4m", FAKE_CONTROL, false));
-    tp_assert_ok(tp_bus_subscription_open(bus, &fake.detach_sub, "aeron:ipc?term-length=4m", FAKE_CONTROL, NULL, NULL,
+    tp_assert_ok(tp_bus_subscription_open(&fake.sub, bus, "aeron:ipc?term-length=4m", FAKE_CONTROL, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&fake.pub, bus, "aeron:ipc?term-length=4m", FAKE_CONTROL, false));
+    tp_assert_ok(tp_bus_subscription_open(&fake.detach_sub, bus, "aeron:ipc?term-length=4m", FAKE_CONTROL, NULL, NULL,
         NULL));
-    tp_assert_ok(tp_bus_publication_open(bus, &fake.detach_pub, "aeron:ipc?term-length=4m", FAKE_CONTROL, false));
+    tp_assert_ok(tp_bus_publication_open(&fake.detach_pub, bus, "aeron:ipc?term-length=4m", FAKE_CONTROL, false));
     assert_int_equal(pthread_create(&fake.detacher, NULL, detacher_main, NULL), 0);
     tp_assert_ok(tp_client_context_init(&cctx));
     tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus_dir));

@@ -385,7 +385,7 @@ static void test_foreign_descriptors(void **state)
     tp_bus_t *ib = NULL;
     tp_bus_publication_t *pub = NULL;
     tp_assert_ok(tp_bus_init(&ib, F.bus));
-    tp_assert_ok(tp_bus_publication_open(ib, &pub, "aeron:ipc?term-length=4m", 1100, false));
+    tp_assert_ok(tp_bus_publication_open(&pub, ib, "aeron:ipc?term-length=4m", 1100, false));
     uint8_t buf[256];
     seen_t s = { 0 };
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;

@@ -324,7 +324,7 @@ static void forge_driver_messages(void)
         tp_wire_shm_pool_announce_set_announce_clock_domain(&a, TP_WIRE_CLOCK_DOMAIN_MONOTONIC);
         int64_t an = tp_wire_shm_pool_announce_enc_finish(&a);
         bool ok = n > 0 && an > 0 && tp_bus_init(&bus, bus_dir) == 0 &&
-                  tp_bus_publication_open(bus, &pub, "aeron:ipc", 1000, false) == 0 &&
+                  tp_bus_publication_open(&pub, bus, "aeron:ipc", 1000, false) == 0 &&
                   tp_bus_offer(pub, buf, (size_t)n) > 0 && tp_bus_offer(pub, abuf, (size_t)an) > 0;
         tp_bus_publication_close(pub);
         tp_bus_close(bus);

@@ -456,7 +456,7 @@ static void test_announce_on_change(void **state)
     set("policies.announce_period_ms", "60000");
     fixture_start();
     tp_bus_subscription_t *sub = NULL;
-    tp_assert_ok(tp_bus_subscription_open(F.bus, &sub, F.driver->config.announce_channel,
+    tp_assert_ok(tp_bus_subscription_open(&sub, F.bus, F.driver->config.announce_channel,
         (int32_t)F.driver->config.announce_stream_id, NULL, NULL, NULL));
     tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     tp_attach_result_t rc;
