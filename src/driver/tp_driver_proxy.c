@@ -242,6 +242,120 @@ static bool is_from_driver(tp_driver_proxy_t *p, const tp_bus_header_t *header)
     return is_driver;
 }
 
+static void on_announce(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+{
+    tp_wire_shm_pool_announce_t m;
+    if (tp_wire_shm_pool_announce_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_ANNOUNCE };
+    e.stream_id = tp_wire_shm_pool_announce_stream_id(&m);
+    e.epoch = tp_wire_shm_pool_announce_epoch(&m);
+    e.client_id = tp_wire_shm_pool_announce_producer_id(&m);
+    e.announce_timestamp_ns = tp_wire_shm_pool_announce_announce_timestamp_ns(&m);
+    e.clock_domain = tp_wire_shm_pool_announce_announce_clock_domain(&m);
+    e.layout_version = tp_wire_shm_pool_announce_layout_version(&m);
+    e.header_nslots = tp_wire_shm_pool_announce_header_nslots(&m);
+    record(p, &e);
+}
+
+static void on_consumer_config(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+{
+    tp_wire_consumer_config_t m;
+    if (tp_wire_consumer_config_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_CONSUMER_CONFIG };
+    e.stream_id = tp_wire_consumer_config_stream_id(&m);
+    e.mode = tp_wire_consumer_config_mode(&m);
+    e.client_id = tp_wire_consumer_config_consumer_id(&m);
+    e.descriptor_stream_id = tp_wire_consumer_config_descriptor_stream_id(&m);
+    e.control_stream_id = tp_wire_consumer_config_control_stream_id(&m);
+    copy_text(e.descriptor_channel, sizeof(e.descriptor_channel), tp_wire_consumer_config_descriptor_channel(&m));
+    copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_config_control_channel(&m));
+    record(p, &e);
+}
+
+static void on_progress(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+{
+    tp_wire_frame_progress_t m;
+    if (tp_wire_frame_progress_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_PROGRESS };
+    e.stream_id = tp_wire_frame_progress_stream_id(&m);
+    e.epoch = tp_wire_frame_progress_epoch(&m);
+    e.seq = tp_wire_frame_progress_seq(&m);
+    e.bytes_filled = tp_wire_frame_progress_payload_bytes_filled(&m);
+    e.progress_state = tp_wire_frame_progress_state(&m);
+    /* Not recorded: progress can be frequent; only the notice handler sees it. */
+    if (p->notice_handler != NULL)
+    {
+        p->notice_handler(p->notice_clientd, &e);
+    }
+}
+
+static void on_hello(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+{
+    tp_wire_consumer_hello_t m;
+    if (tp_wire_consumer_hello_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_HELLO };
+    e.stream_id = tp_wire_consumer_hello_stream_id(&m);
+    e.client_id = tp_wire_consumer_hello_consumer_id(&m);
+    e.mode = tp_wire_consumer_hello_mode(&m);
+    e.max_rate_hz = tp_wire_consumer_hello_max_rate_hz(&m);
+    e.supports_progress = tp_wire_consumer_hello_supports_progress(&m) == TP_WIRE_BOOL_TRUE;
+    e.progress_interval_us = tp_wire_consumer_hello_progress_interval_us(&m);
+    e.progress_bytes_delta = tp_wire_consumer_hello_progress_bytes_delta(&m);
+    e.descriptor_stream_id = tp_wire_consumer_hello_descriptor_stream_id(&m);
+    e.control_stream_id = tp_wire_consumer_hello_control_stream_id(&m);
+    copy_text(e.descriptor_channel, sizeof(e.descriptor_channel), tp_wire_consumer_hello_descriptor_channel(&m));
+    copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_hello_control_channel(&m));
+    record(p, &e);
+}
+
+static void on_revoked(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+{
+    tp_driver_shm_lease_revoked_t m;
+    if (tp_driver_shm_lease_revoked_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_REVOKED };
+    e.lease_id = tp_driver_shm_lease_revoked_lease_id(&m);
+    e.stream_id = tp_driver_shm_lease_revoked_stream_id(&m);
+    e.client_id = tp_driver_shm_lease_revoked_client_id(&m);
+    e.role = tp_driver_shm_lease_revoked_role(&m);
+    e.reason = tp_driver_shm_lease_revoked_reason(&m);
+    /* Driver spec 4.9: a revocation with an unknown reason or role is rejected, not acted on. */
+    if ((e.role != TP_DRIVER_ROLE_PRODUCER && e.role != TP_DRIVER_ROLE_CONSUMER) ||
+        e.reason < TP_DRIVER_LEASE_REVOKE_REASON_DETACHED || e.reason > TP_DRIVER_LEASE_REVOKE_REASON_REVOKED)
+    {
+        p->messages_rejected++;
+        return;
+    }
+    record(p, &e);
+}
+
+static void on_shutdown(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+{
+    tp_driver_shm_driver_shutdown_t m;
+    if (tp_driver_shm_driver_shutdown_decode(&m, buffer, length) < 0)
+    {
+        return;
+    }
+    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_SHUTDOWN };
+    e.reason = tp_driver_shm_driver_shutdown_reason(&m);
+    record(p, &e);
+}
+
+/* One message of the control (or announce) stream: versions and senders checked, then one handler per type. */
 static void on_message(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
 {
     tp_driver_proxy_t *p = clientd;
@@ -264,125 +378,21 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
         p->messages_untrusted++;
         return;
     }
-    tp_proxy_event_t e;
-    memset(&e, 0, sizeof(e));
-    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID)
+    uint32_t type = (uint32_t)h.schema_id << 16 | h.template_id;
+    switch (type)
     {
-        tp_wire_shm_pool_announce_t m;
-        if (tp_wire_shm_pool_announce_decode(&m, buffer, length) == 0)
-        {
-            e.kind = TP_PROXY_EVENT_ANNOUNCE;
-            e.stream_id = tp_wire_shm_pool_announce_stream_id(&m);
-            e.epoch = tp_wire_shm_pool_announce_epoch(&m);
-            e.client_id = tp_wire_shm_pool_announce_producer_id(&m);
-            e.announce_timestamp_ns = tp_wire_shm_pool_announce_announce_timestamp_ns(&m);
-            e.clock_domain = tp_wire_shm_pool_announce_announce_clock_domain(&m);
-            e.layout_version = tp_wire_shm_pool_announce_layout_version(&m);
-            e.header_nslots = tp_wire_shm_pool_announce_header_nslots(&m);
-            record(p, &e);
-        }
-        return;
-    }
-    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_CONSUMER_CONFIG_TEMPLATE_ID)
-    {
-        tp_wire_consumer_config_t m;
-        if (tp_wire_consumer_config_decode(&m, buffer, length) == 0)
-        {
-            e.kind = TP_PROXY_EVENT_CONSUMER_CONFIG;
-            e.stream_id = tp_wire_consumer_config_stream_id(&m);
-            e.mode = tp_wire_consumer_config_mode(&m);
-            e.client_id = tp_wire_consumer_config_consumer_id(&m);
-            e.descriptor_stream_id = tp_wire_consumer_config_descriptor_stream_id(&m);
-            e.control_stream_id = tp_wire_consumer_config_control_stream_id(&m);
-            copy_text(e.descriptor_channel, sizeof(e.descriptor_channel),
-                tp_wire_consumer_config_descriptor_channel(&m));
-            copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_config_control_channel(&m));
-            record(p, &e);
-        }
-        return;
-    }
-    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_FRAME_PROGRESS_TEMPLATE_ID)
-    {
-        tp_wire_frame_progress_t m;
-        if (tp_wire_frame_progress_decode(&m, buffer, length) == 0)
-        {
-            e.kind = TP_PROXY_EVENT_PROGRESS;
-            e.stream_id = tp_wire_frame_progress_stream_id(&m);
-            e.epoch = tp_wire_frame_progress_epoch(&m);
-            e.seq = tp_wire_frame_progress_seq(&m);
-            e.bytes_filled = tp_wire_frame_progress_payload_bytes_filled(&m);
-            e.progress_state = tp_wire_frame_progress_state(&m);
-            /* Not recorded: progress can be frequent; only the notice handler sees it. */
-            if (p->notice_handler != NULL)
-            {
-                p->notice_handler(p->notice_clientd, &e);
-            }
-        }
-        return;
-    }
-    if (h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_CONSUMER_HELLO_TEMPLATE_ID)
-    {
-        tp_wire_consumer_hello_t m;
-        if (tp_wire_consumer_hello_decode(&m, buffer, length) == 0)
-        {
-            e.kind = TP_PROXY_EVENT_HELLO;
-            e.stream_id = tp_wire_consumer_hello_stream_id(&m);
-            e.client_id = tp_wire_consumer_hello_consumer_id(&m);
-            e.mode = tp_wire_consumer_hello_mode(&m);
-            e.max_rate_hz = tp_wire_consumer_hello_max_rate_hz(&m);
-            e.supports_progress = tp_wire_consumer_hello_supports_progress(&m) == TP_WIRE_BOOL_TRUE;
-            e.progress_interval_us = tp_wire_consumer_hello_progress_interval_us(&m);
-            e.progress_bytes_delta = tp_wire_consumer_hello_progress_bytes_delta(&m);
-            e.descriptor_stream_id = tp_wire_consumer_hello_descriptor_stream_id(&m);
-            e.control_stream_id = tp_wire_consumer_hello_control_stream_id(&m);
-            copy_text(e.descriptor_channel, sizeof(e.descriptor_channel),
-                tp_wire_consumer_hello_descriptor_channel(&m));
-            copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_hello_control_channel(&m));
-            record(p, &e);
-        }
-        return;
-    }
-    if (h.schema_id != TP_DRIVER_SCHEMA_ID)
-    {
-        return;
-    }
-    switch (h.template_id)
-    {
-    case TP_DRIVER_SHM_ATTACH_RESPONSE_TEMPLATE_ID: on_attach_response(p, buffer, length); break;
-    case TP_DRIVER_SHM_DETACH_RESPONSE_TEMPLATE_ID: on_detach_response(p, buffer, length); break;
-    case TP_DRIVER_SHM_LEASE_REVOKED_TEMPLATE_ID:
-    {
-        tp_driver_shm_lease_revoked_t m;
-        if (tp_driver_shm_lease_revoked_decode(&m, buffer, length) == 0)
-        {
-            e.kind = TP_PROXY_EVENT_REVOKED;
-            e.lease_id = tp_driver_shm_lease_revoked_lease_id(&m);
-            e.stream_id = tp_driver_shm_lease_revoked_stream_id(&m);
-            e.client_id = tp_driver_shm_lease_revoked_client_id(&m);
-            e.role = tp_driver_shm_lease_revoked_role(&m);
-            e.reason = tp_driver_shm_lease_revoked_reason(&m);
-            /* Driver spec 4.9: a revocation with an unknown reason or role is rejected, not acted on. */
-            if ((e.role != TP_DRIVER_ROLE_PRODUCER && e.role != TP_DRIVER_ROLE_CONSUMER) ||
-                e.reason < TP_DRIVER_LEASE_REVOKE_REASON_DETACHED || e.reason > TP_DRIVER_LEASE_REVOKE_REASON_REVOKED)
-            {
-                p->messages_rejected++;
-                break;
-            }
-            record(p, &e);
-        }
+    case TP_WIRE_SCHEMA_ID << 16 | TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID: on_announce(p, buffer, length); break;
+    case TP_WIRE_SCHEMA_ID << 16 | TP_WIRE_CONSUMER_CONFIG_TEMPLATE_ID: on_consumer_config(p, buffer, length); break;
+    case TP_WIRE_SCHEMA_ID << 16 | TP_WIRE_FRAME_PROGRESS_TEMPLATE_ID: on_progress(p, buffer, length); break;
+    case TP_WIRE_SCHEMA_ID << 16 | TP_WIRE_CONSUMER_HELLO_TEMPLATE_ID: on_hello(p, buffer, length); break;
+    case TP_DRIVER_SCHEMA_ID << 16 | TP_DRIVER_SHM_ATTACH_RESPONSE_TEMPLATE_ID:
+        on_attach_response(p, buffer, length);
         break;
-    }
-    case TP_DRIVER_SHM_DRIVER_SHUTDOWN_TEMPLATE_ID:
-    {
-        tp_driver_shm_driver_shutdown_t m;
-        if (tp_driver_shm_driver_shutdown_decode(&m, buffer, length) == 0)
-        {
-            e.kind = TP_PROXY_EVENT_SHUTDOWN;
-            e.reason = tp_driver_shm_driver_shutdown_reason(&m);
-            record(p, &e);
-        }
+    case TP_DRIVER_SCHEMA_ID << 16 | TP_DRIVER_SHM_DETACH_RESPONSE_TEMPLATE_ID:
+        on_detach_response(p, buffer, length);
         break;
-    }
+    case TP_DRIVER_SCHEMA_ID << 16 | TP_DRIVER_SHM_LEASE_REVOKED_TEMPLATE_ID: on_revoked(p, buffer, length); break;
+    case TP_DRIVER_SCHEMA_ID << 16 | TP_DRIVER_SHM_DRIVER_SHUTDOWN_TEMPLATE_ID: on_shutdown(p, buffer, length); break;
     default: break;
     }
 }
