@@ -327,76 +327,151 @@ static tp_driver_stream_t *attach_stream(tp_driver_t *d, const attach_request_t 
     return s;
 }
 
-void tp_driver_on_attach(tp_driver_t *d, const uint8_t *buffer, size_t length)
+/* The request's enums (driver spec 4.2, 4.3): true when it was refused (and answered). */
+static bool attach_is_invalid(tp_driver_t *d, const attach_request_t *r)
 {
-    attach_request_t r;
-    if (attach_request_read(d, buffer, length, &r) < 0)
+    int64_t cid = r->correlation_id;
+    if (!tp_driver_role_is_valid(r->role))
     {
-        return;
+        respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_INVALID_PARAMS, "unknown role %u", r->role);
+        return true;
     }
-    int64_t cid = r.correlation_id;
-    if (!tp_driver_role_is_valid(r.role))
+    if (!tp_driver_publish_mode_is_valid(r->publish_mode))
     {
-        respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_INVALID_PARAMS, "unknown role %u", r.role);
-        return;
+        respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_UNSUPPORTED, "unknown publishMode %u", r->publish_mode);
+        return true;
     }
-    if (!tp_driver_publish_mode_is_valid(r.publish_mode))
-    {
-        respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_UNSUPPORTED, "unknown publishMode %u", r.publish_mode);
-        return;
-    }
-    if (!tp_driver_hugepages_policy_is_valid(r.require_hugepages))
+    if (!tp_driver_hugepages_policy_is_valid(r->require_hugepages))
     {
         respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_INVALID_PARAMS, "unknown requireHugepages %u",
-            r.require_hugepages);
-        return;
+            r->require_hugepages);
+        return true;
     }
-    tp_driver_lease_t *same_client = lease_find_active_client(d, r.client_id);
-    if (same_client != NULL)
-    {
-        if (same_client->correlation_id == cid && same_client->stream_id == r.stream_id &&
-            same_client->role == r.role)
-        {
-            respond_attach_ok(d, same_client, tp_driver_stream_find(d, same_client->stream_id)); /* a retry */
-            return;
-        }
-        respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_REJECTED,
-            "clientId %" PRIu32 " already holds active lease %" PRIu64 " (%s of stream %" PRIu32 ")", r.client_id,
-            same_client->lease_id, tp_driver_role_name(same_client->role), same_client->stream_id);
-        return;
-    }
+    return false;
+}
+
+/* What the driver can grant (after the enum checks and the client's own lease): true when refused (answered). */
+static bool attach_cannot_be_met(tp_driver_t *d, const attach_request_t *r)
+{
+    int64_t cid = r->correlation_id;
     if (d->is_draining)
     {
         respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_REJECTED, "the driver is shutting down");
-        return;
+        return true;
     }
-    if (r.expected_layout_version != 0 && r.expected_layout_version != TP_LAYOUT_VERSION)
+    if (r->expected_layout_version != 0 && r->expected_layout_version != TP_LAYOUT_VERSION)
     {
         respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_REJECTED,
             "expectedLayoutVersion %" PRIu32 " does not match the stream's layout version %d",
-            r.expected_layout_version, TP_LAYOUT_VERSION);
-        return;
+            r->expected_layout_version, TP_LAYOUT_VERSION);
+        return true;
     }
-    if ((r.require_hugepages == TP_DRIVER_HUGEPAGES_POLICY_HUGEPAGES && !d->is_base_hugetlbfs) ||
-        (r.require_hugepages == TP_DRIVER_HUGEPAGES_POLICY_STANDARD && d->is_base_hugetlbfs))
+    if ((r->require_hugepages == TP_DRIVER_HUGEPAGES_POLICY_HUGEPAGES && !d->is_base_hugetlbfs) ||
+        (r->require_hugepages == TP_DRIVER_HUGEPAGES_POLICY_STANDARD && d->is_base_hugetlbfs))
     {
         respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_REJECTED,
             "requireHugepages %s cannot be met: regions live in %s, which is %sa hugetlbfs mount",
-            tp_driver_hugepages_policy_name(r.require_hugepages), d->base_dir_canonical,
+            tp_driver_hugepages_policy_name(r->require_hugepages), d->base_dir_canonical,
             d->is_base_hugetlbfs ? "" : "not ");
-        return;
+        return true;
     }
-    if (r.has_desired_node_id && node_id_is_taken(d, r.desired_node_id))
+    if (r->has_desired_node_id && node_id_is_taken(d, r->desired_node_id))
     {
         respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_REJECTED, "node id %" PRIu32 " is taken",
-            r.desired_node_id);
+            r->desired_node_id);
+        return true;
+    }
+    return false;
+}
+
+/* A client id holds one active lease: the same attach again is a retry (answered again), anything else a refusal.
+ * true when the request was answered here. */
+static bool attach_is_from_leaseholder(tp_driver_t *d, const attach_request_t *r)
+{
+    tp_driver_lease_t *same_client = lease_find_active_client(d, r->client_id);
+    if (same_client == NULL)
+    {
+        return false;
+    }
+    if (same_client->correlation_id == r->correlation_id && same_client->stream_id == r->stream_id &&
+        same_client->role == r->role)
+    {
+        respond_attach_ok(d, same_client, tp_driver_stream_find(d, same_client->stream_id)); /* a retry */
+        return true;
+    }
+    respond_attach_error(d, r->correlation_id, TP_DRIVER_RESPONSE_CODE_REJECTED,
+        "clientId %" PRIu32 " already holds active lease %" PRIu64 " (%s of stream %" PRIu32 ")", r->client_id,
+        same_client->lease_id, tp_driver_role_name(same_client->role), same_client->stream_id);
+    return true;
+}
+
+/* Driver spec 6: one producer per stream, and a producer attaching to a stream without one moves it to a new epoch
+ * (a stream created by this very attach is already in a fresh epoch nobody has seen). -1 when refused (answered). */
+static int attach_take_producer_slot(tp_driver_t *d, tp_driver_stream_t *s, const attach_request_t *r, bool is_new)
+{
+    if (s->producer_lease_id != 0)
+    {
+        respond_attach_error(d, r->correlation_id, TP_DRIVER_RESPONSE_CODE_REJECTED,
+            "stream %" PRIu32 " already has a producer (lease %" PRIu64 ", clientId %" PRIu32 ")", s->stream_id,
+            s->producer_lease_id, s->producer_client_id);
+        return -1;
+    }
+    if (!is_new && tp_driver_stream_bump_epoch(d, s) < 0)
+    {
+        respond_attach_error(d, r->correlation_id, TP_DRIVER_RESPONSE_CODE_INTERNAL_ERROR,
+            "could not move stream %" PRIu32 " to a new epoch: %s", s->stream_id, tp_errmsg());
+        return -1;
+    }
+    return 0;
+}
+
+/* Fill the granted lease, watch its holder's process, and count it on its stream. */
+static void lease_grant(tp_driver_t *d, tp_driver_lease_t *lease, tp_driver_stream_t *s, const attach_request_t *r)
+{
+    memset(lease, 0, sizeof(*lease));
+    lease->lease_id = d->next_lease_id++;
+    lease->stream_id = s->stream_id;
+    lease->client_id = r->client_id;
+    lease->role = r->role;
+    lease->node_id = r->has_desired_node_id ? r->desired_node_id : node_id_next_free(d);
+    lease->correlation_id = r->correlation_id;
+    lease->attached_ns = d->now_ns;
+    lease->keepalive_ns = d->now_ns;
+    lease->expiry_ns = d->now_ns + lease_duration_ns(d);
+    lease->is_active = true;
+    int32_t pid = 0;
+    uint64_t pid_start_time = 0;
+    if (d->message_session_id != 0 &&
+        tp_bus_subscription_image_owner(d->control_sub, d->message_session_id, &pid, &pid_start_time) == 0)
+    {
+        tp_driver_liveness_watch(d, lease, pid, pid_start_time); /* driver spec 7: process liveness */
+    }
+    if (r->role == TP_DRIVER_ROLE_PRODUCER)
+    {
+        s->producer_lease_id = lease->lease_id;
+        s->producer_client_id = r->client_id;
+    }
+    else
+    {
+        s->consumer_count++;
+    }
+    d->counters.attaches_ok++;
+    d->is_status_dirty = true;
+}
+
+void tp_driver_on_attach(tp_driver_t *d, const uint8_t *buffer, size_t length)
+{
+    attach_request_t r;
+    if (attach_request_read(d, buffer, length, &r) < 0 || attach_is_invalid(d, &r) ||
+        attach_is_from_leaseholder(d, &r) || attach_cannot_be_met(d, &r))
+    {
         return;
     }
     tp_driver_lease_t *lease = lease_slot(d);
     if (lease == NULL)
     {
-        respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_REJECTED, "the lease table is full (%d leases)",
-            TP_DRIVER_MAX_LEASES);
+        respond_attach_error(d, r.correlation_id, TP_DRIVER_RESPONSE_CODE_REJECTED,
+            "the lease table is full (%d leases)", TP_DRIVER_MAX_LEASES);
         return;
     }
     bool is_new = false;
@@ -407,57 +482,15 @@ void tp_driver_on_attach(tp_driver_t *d, const uint8_t *buffer, size_t length)
     }
     if (s->profile.pool_count == 0)
     {
-        respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_INVALID_PARAMS,
+        respond_attach_error(d, r.correlation_id, TP_DRIVER_RESPONSE_CODE_INVALID_PARAMS,
             "stream %" PRIu32 " has no payload pools", s->stream_id);
         return;
     }
-    if (r.role == TP_DRIVER_ROLE_PRODUCER)
+    if (r.role == TP_DRIVER_ROLE_PRODUCER && attach_take_producer_slot(d, s, &r, is_new) < 0)
     {
-        if (s->producer_lease_id != 0)
-        {
-            respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_REJECTED,
-                "stream %" PRIu32 " already has a producer (lease %" PRIu64 ", clientId %" PRIu32 ")", s->stream_id,
-                s->producer_lease_id, s->producer_client_id);
-            return;
-        }
-        /* Driver spec 6: a producer attaching to a stream without one moves it to a new epoch (a stream created
-         * by this very attach is already in a fresh epoch nobody has seen). */
-        if (!is_new && tp_driver_stream_bump_epoch(d, s) < 0)
-        {
-            respond_attach_error(d, cid, TP_DRIVER_RESPONSE_CODE_INTERNAL_ERROR,
-                "could not move stream %" PRIu32 " to a new epoch: %s", s->stream_id, tp_errmsg());
-            return;
-        }
+        return;
     }
-    memset(lease, 0, sizeof(*lease));
-    lease->lease_id = d->next_lease_id++;
-    lease->stream_id = s->stream_id;
-    lease->client_id = r.client_id;
-    lease->role = r.role;
-    lease->node_id = r.has_desired_node_id ? r.desired_node_id : node_id_next_free(d);
-    lease->correlation_id = cid;
-    lease->attached_ns = d->now_ns;
-    lease->keepalive_ns = d->now_ns;
-    lease->expiry_ns = d->now_ns + lease_duration_ns(d);
-    lease->is_active = true;
-    int32_t pid = 0;
-    uint64_t pid_start_time = 0;
-    if (d->message_session_id != 0 &&
-        tp_bus_subscription_image_owner(d->control_sub, d->message_session_id, &pid, &pid_start_time) == 0)
-    {
-        tp_driver_liveness_watch(d, lease, pid, pid_start_time); /* driver spec 4.4: process liveness */
-    }
-    if (r.role == TP_DRIVER_ROLE_PRODUCER)
-    {
-        s->producer_lease_id = lease->lease_id;
-        s->producer_client_id = r.client_id;
-    }
-    else
-    {
-        s->consumer_count++;
-    }
-    d->counters.attaches_ok++;
-    d->is_status_dirty = true;
+    lease_grant(d, lease, s, &r);
     if (r.role == TP_DRIVER_ROLE_PRODUCER || is_new)
     {
         /* The new epoch, or the new stream, and its producerId. Announced before the producer hears its answer, so
