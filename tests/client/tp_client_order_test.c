@@ -286,6 +286,7 @@ static void poll_until_remaps(tp_consumer_t *c, uint64_t n)
 static void test_announce_rules(void **state)
 {
     (void)state;
+    /* covers: W-10.1.1-7s (the window is 3 x the announce period: 30 s here) */
     start_driver();
     tp_assert_ok(tp_bus_init(&inject_bus, F.bus));
     tp_assert_ok(tp_bus_publication_open(&inject_pub, inject_bus, "aeron:ipc?term-length=4m", 1000, false));

@@ -33,6 +33,7 @@ static void expect_error(const char *text, const char *needle)
 static void test_defaults(void **state)
 {
     (void)state;
+    /* covers: D-17-9s, D-17-11s, D-17-12s, D-4.4-5s, W-15.21a.2-1s */
     tp_config_report_t r;
     tp_assert_ok(load(base_profile, &r));
     assert_string_equal(config.instance_id, "driver-01");
@@ -58,7 +59,11 @@ static void test_defaults(void **state)
     assert_true(config.epoch_gc_min_age_ns == 3000000000ull); /* 3 x announce period */
     assert_int_equal(config.shutdown_timeout_ms, 2000);
     assert_string_equal(config.shutdown_token, "");
+    assert_false(config.epoch_gc_on_startup);
+    assert_string_equal(config.qos_channel, "aeron:ipc?term-length=4m");
     assert_false(config.stream_id_range.is_set);
+    assert_false(config.descriptor_stream_id_range.is_set);
+    assert_false(config.control_stream_id_range.is_set);
     assert_int_equal(config.profiles[0].header_nslots, 64);
     assert_int_equal(r.error_count, 0);
     assert_int_equal(r.warning_count, 0);
@@ -68,7 +73,7 @@ static void test_defaults(void **state)
 static void test_environment_wins(void **state)
 {
     (void)state;
-    /* covers: D-17-3 */
+    /* covers: D-17-3, D-17-2s */
     char text[1024];
     snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id = 1100\ndescriptor_stream_id_range = [31000, 31999]\n%s",
         base_profile);

@@ -96,7 +96,7 @@ void attach_refused(const tp_attach_params_t *p, int32_t code, const char *why)
     tp_attach_result_t r;
     attach(p, &r);
     assert_int_equal(r.code, code);
-    /* covers: D-4.2-10, D-4.2-14s, D-4.2-3 */
+    /* covers: D-4.2-10, D-4.2-14s, D-4.2-3, D-4.2-11s */
     assert_false(r.has_lease_id || r.has_stream_id || r.has_epoch || r.has_layout_version || r.has_header_nslots ||
         r.has_header_slot_bytes || r.has_node_id || r.has_lease_expiry);
     assert_int_equal(r.pool_count, 0);

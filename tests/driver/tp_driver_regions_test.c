@@ -149,7 +149,7 @@ static void test_regions_layout_and_modes(void **state)
     (void)state;
     teardown(NULL);
     fixture_context("modes");
-    set("shm.permissions_mode", "640");
+    set("shm.permissions_mode", "640"); /* covers: W-15.10-1s */
     set("shm.namespace", "lab");
     fixture_start();
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_CONSUMER);
@@ -397,6 +397,21 @@ static void test_stray_epoch_names_are_not_epochs(void **state)
     assert_int_equal(rc.epoch, 4);
 }
 
+static void test_epochs_never_wrap(void **state)
+{
+    (void)state;
+    /* An epoch directory 2^64 - 1 on disk: the next epoch would wrap to 0, which nobody could tell from a fresh
+     * stream. The stream is refused, with the reason, instead. covers: W-7.1-7 */
+    teardown(NULL);
+    fixture_context("wrap");
+    char user[128], dir[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(dir, sizeof(dir), "%s/%s/default/%d/18446744073709551615", F.shm_dir, user, CAM);
+    tp_assert_ok(tp_fs_mkdirs(F.shm_dir, dir, 0700));
+    tp_assert_fails_with(tp_driver_init(&F.driver, F.ctx), "stream 10 has used every 64-bit epoch");
+    assert_null(F.driver);
+}
+
 static void test_parse_number_is_canonical_decimal(void **state)
 {
     (void)state;
@@ -518,6 +533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_region_retires_the_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_filesystem_refuses_the_attach, setup, teardown),
         cmocka_unit_test(test_parse_number_is_canonical_decimal),
+        cmocka_unit_test_setup_teardown(test_epochs_never_wrap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_announce_on_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -245,7 +245,7 @@ static void test_detach(void **state)
     uint32_t producer = 1;
     assert_true(wait_announce_epoch_above(CAM, r.epoch, &from, &producer) > r.epoch);
     assert_int_equal(producer, 0);
-    /* Idempotent: detaching again answers OK and sends no second revocation. covers: D-4.9-2s */
+    /* Idempotent: detaching again answers OK and sends no second revocation. covers: D-4.9-2s, D-4.9-16s */
     tp_assert_ok(tp_driver_proxy_detach(F.proxy, r.lease_id, CAM, p.client_id, TP_DRIVER_ROLE_PRODUCER, &code,
         message, sizeof(message), TIMEOUT_NS));
     assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_OK);
@@ -362,7 +362,7 @@ static void test_silent_producer_expires(void **state)
 {
     (void)state;
     /* On a fake clock, exactly: a lease of 3 x 50 ms lasts 150 ms after its attach or last keepalive, checked every
-     * 12.5 ms. covers: D-4.4-3, D-4.4-4, D-4.7a-2, D-4.7a-3, D-4.1-2, D-7-2 */
+     * 12.5 ms. covers: D-4.4-3, D-4.4-4, D-4.7a-2, D-4.7a-3, D-4.1-2, D-7-2, D-4.4-1s */
     teardown(NULL);
     fixture_context("expiry");
     set("policies.lease_keepalive_interval_ms", "50");
