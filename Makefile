@@ -13,14 +13,17 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DTP_WERROR=ON
 endif
 
-.PHONY: all deps build run test test-long asan tsan fuzz bench clean help
+PREFIX ?= /usr/local
+
+.PHONY: all deps build run test test-long install asan tsan fuzz bench clean help
 
 all: build
 
 help:
 	@echo "make run    install what is missing, build, run tp demo"
 	@echo "make test   install what is missing, build, run every test (ctest)"
-	@echo "make test-long  the long versions (label long: 1000 client processes around one driver, ...)"
+	@echo "make test-long  the long versions (label long: a crowd of 250 client processes around one driver, ...)"
+	@echo "make install    install the library, headers, tp, pkg-config and CMake files under PREFIX (/usr/local)"
 	@echo "make asan   the whole test suite under AddressSanitizer + UBSan ($(ASAN_BUILD)/)"
 	@echo "make tsan   the concurrency tests under ThreadSanitizer ($(TSAN_BUILD)/)"
 	@echo "make fuzz   libFuzzer on every harness, FUZZ_SECONDS each (clang; $(FUZZ_BUILD)/)"
@@ -54,6 +57,9 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300 -LE long
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 test-long: build
 	cd $(BUILD) && ctest --output-on-failure -L long --timeout 900

@@ -49,7 +49,12 @@ static void log_read_env(void)
     }
     tp_log_min_level = min_level;
     const char *format = getenv("TP_LOG_FORMAT");
-    log_is_logfmt = format != NULL && strcmp(format, "logfmt") == 0;
+    /* "text" is what people type for the human-readable one; anything unknown is said, not silently ignored. */
+    log_is_logfmt = format != NULL && (strcmp(format, "logfmt") == 0 || strcmp(format, "text") == 0);
+    if (format != NULL && *format != '\0' && !log_is_logfmt && strcmp(format, "json") != 0)
+    {
+        fprintf(stderr, "tensorpool: TP_LOG_FORMAT='%s' is not json, logfmt or text; logging JSON\n", format);
+    }
     const char *modules = getenv("TP_LOG_MODULES");
     log_modules[0] = '\0';
     if (modules != NULL && strlen(modules) < sizeof(log_modules))

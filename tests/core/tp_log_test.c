@@ -56,6 +56,11 @@ static void test_module_filter_and_logfmt(void **state)
     assert_int_equal(lines, 1);
     tp_test_assert_contains(last_line, "level=debug module=driver");
     tp_test_assert_contains(last_line, "msg=\"kept\"");
+    setenv("TP_LOG_FORMAT", "text", 1); /* the same, by the name people type */
+    tp_log_init();
+    TP_LOG_D("driver", "again");
+    tp_test_assert_contains(last_line, "level=debug module=driver");
+    setenv("TP_LOG_FORMAT", "logfmt", 1);
 }
 
 static void test_disabled(void **state)
