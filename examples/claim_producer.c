@@ -58,7 +58,14 @@ int main(int argc, char **argv)
     for (int i = 0; i < frames; i++)
     {
         tp_claim_t claim;
-        if (tp_producer_try_claim_by_size(producer, WIDTH * HEIGHT, &claim) < 0)
+        int claimed = tp_producer_try_claim_by_size(producer, WIDTH * HEIGHT, &claim);
+        if (claimed == TP_PRODUCER_NOT_ATTACHED)
+        {
+            i--; /* attaching again (a driver restart, a revocation): tp_producer_do_work below brings it back */
+            tp_producer_do_work(producer);
+            continue;
+        }
+        if (claimed < 0)
         {
             fprintf(stderr, "claim_producer: %s\n", tp_errmsg());
             return 1;

@@ -52,7 +52,12 @@ int main(int argc, char **argv)
         {
             values[k] = (float)i + (float)k / 1024.0f;
         }
-        if (tp_producer_offer_frame(producer, values, sizeof(values), &tensor, 1, 0) < 0)
+        int64_t rc = tp_producer_offer_frame(producer, values, sizeof(values), &tensor, 1, 0);
+        if (rc == TP_PRODUCER_NOT_ATTACHED)
+        {
+            i--; /* the driver restarted or revoked us: the lease comes back in tp_producer_do_work; offer again */
+        }
+        else if (rc < 0)
         {
             return fail("offer");
         }

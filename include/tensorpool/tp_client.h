@@ -70,10 +70,16 @@ TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t
  * tp_producer_is_attached says when it is ready; tp_producer_last_error why it is not yet. */
 TP_API int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t stream_id);
 
+/* Returned by the offer and claim calls while the producer holds no lease (still attaching, or attaching again
+ * after a driver restart or a revocation): nothing was written and no error text was formatted. Not an error:
+ * keep calling tp_producer_do_work and offer again (tp_producer_last_error says why it is not attached). */
+#define TP_PRODUCER_NOT_ATTACHED (-2)
+
 /* Copy path: write payload into the smallest pool that fits, fill the slot header (tensor, meta_version; 0 means
  * the producer's current metadata version, see tp_metadata.h), commit the slot and publish FrameDescriptor.
- * Returns the frame's sequence (>= 0), or -1: the payload fits no pool, the tensor is invalid, or the descriptor
- * could not be published (back pressure). Hot path: no allocation, lock or system call. */
+ * Returns the frame's sequence (>= 0); TP_PRODUCER_NOT_ATTACHED while there is no lease; or -1 with the reason:
+ * the payload fits no pool, the tensor is invalid, or the descriptor could not be published (back pressure).
+ * Hot path: no allocation, lock or system call. */
 TP_API int64_t tp_producer_offer_frame(tp_producer_t *producer, const void *payload, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version, uint64_t trace_id);
 /* The same with the frame's capture (source) time, CLOCK_MONOTONIC ns, for the slot header (0: the commit time).
@@ -97,6 +103,7 @@ typedef struct tp_claim
     uint32_t generation_; /* internal */
 } tp_claim_t;
 
+/* 0, TP_PRODUCER_NOT_ATTACHED (no lease now), or -1 with the reason. */
 TP_API int tp_producer_try_claim(tp_producer_t *producer, uint16_t pool_id, tp_claim_t *claim);
 /* The smallest pool whose stride holds length bytes. */
 TP_API int tp_producer_try_claim_by_size(tp_producer_t *producer, uint32_t length, tp_claim_t *claim);

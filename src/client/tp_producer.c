@@ -172,9 +172,7 @@ static int claim_ready(tp_producer_t *p)
     tp_client_lease_t *l = &p->lease;
     if (!l->is_valid)
     {
-        TP_SET_ERR(TP_E_STATE, "the producer of stream %" PRIu32 " lost its lease; tp_producer_do_work attaches again",
-            l->stream_id);
-        return -1;
+        return TP_PRODUCER_NOT_ATTACHED; /* expected while attaching: a sentinel, nothing formatted */
     }
     if (p->has_claim)
     {
@@ -210,9 +208,10 @@ static void claim_slot(tp_producer_t *p, int pool, tp_claim_t *claim)
 
 int tp_producer_try_claim(tp_producer_t *p, uint16_t pool_id, tp_claim_t *claim)
 {
-    if (claim_ready(p) < 0)
+    int ready = claim_ready(p);
+    if (ready < 0)
     {
-        return -1;
+        return ready;
     }
     for (uint32_t i = 0; i < p->lease.pool_count; i++)
     {
@@ -228,9 +227,10 @@ int tp_producer_try_claim(tp_producer_t *p, uint16_t pool_id, tp_claim_t *claim)
 
 int tp_producer_try_claim_by_size(tp_producer_t *p, uint32_t length, tp_claim_t *claim)
 {
-    if (claim_ready(p) < 0)
+    int ready = claim_ready(p);
+    if (ready < 0)
     {
-        return -1;
+        return ready;
     }
     tp_client_lease_t *l = &p->lease;
     int pool = tp_pool_select(l->strides, (int)l->pool_count, length);
@@ -423,9 +423,10 @@ int64_t tp_producer_offer_frame_at(tp_producer_t *p, const void *payload, uint32
         return -1; /* refused before a slot is claimed or a byte copied */
     }
     tp_claim_t claim;
-    if (tp_producer_try_claim_by_size(p, length, &claim) < 0)
+    int claimed = tp_producer_try_claim_by_size(p, length, &claim);
+    if (claimed < 0)
     {
-        return -1;
+        return claimed;
     }
     tp_copy_payload(claim.buffer, payload, length);
     claim.timestamp_ns = timestamp_ns;
