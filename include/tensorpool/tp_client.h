@@ -70,6 +70,21 @@ TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t
  * tp_producer_is_attached says when it is ready; tp_producer_last_error why it is not yet. */
 TP_API int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t stream_id);
 
+/* How a producer attaches. */
+typedef struct tp_producer_options
+{
+    /* false (default): the stream must be in the driver's configuration (REQUIRE_EXISTING). true: the driver
+     * creates it if it is not (EXISTING_OR_CREATE), when its policies.allow_dynamic_streams is on and stream_id
+     * lies in its driver.stream_id_range; a dynamic stream uses the driver's default profile. */
+    bool create_stream;
+} tp_producer_options_t;
+
+TP_API void tp_producer_options_init(tp_producer_options_t *options);
+/* Attach as the producer of stream_id (non-zero) with options (NULL: the defaults); timeout_ns < 0 returns at
+ * once and attaches in tp_producer_do_work, like tp_producer_attach_async. */
+TP_API int tp_producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stream_id,
+    const tp_producer_options_t *options, int64_t timeout_ns);
+
 /* Returned by the offer and claim calls while the producer holds no lease (still attaching, or attaching again
  * after a driver restart or a revocation): nothing was written and no error text was formatted. Not an error:
  * keep calling tp_producer_do_work and offer again (tp_producer_last_error says why it is not attached). */

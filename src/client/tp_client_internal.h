@@ -95,6 +95,7 @@ struct tp_client_lease
 {
     tp_client_t *client;
     uint8_t role;
+    uint8_t publish_mode; /* TP_DRIVER_PUBLISH_MODE_*: REQUIRE_EXISTING, or EXISTING_OR_CREATE for a producer */
     uint32_t client_id;
     uint32_t stream_id;
     tp_lease_state_t state;
@@ -146,7 +147,7 @@ void tp_client_release(tp_client_t *client);
 /* Register the lease and start attaching. timeout_ns < 0: return at once (the lease attaches in the ticks);
  * otherwise wait until attached (0), refused by the driver, or the timeout passed (-1, nothing left open). */
 int tp_client_lease_open(tp_client_lease_t *lease, tp_client_t *client, uint32_t stream_id, uint8_t role,
-    int64_t timeout_ns);
+    uint8_t publish_mode, int64_t timeout_ns);
 /* Read the driver's notices and announces, act on a lost or superseded lease, advance an attach, send the
  * keepalive and check the superblock's liveness when due. Returns the work done. */
 int tp_client_lease_tick(tp_client_lease_t *lease, int64_t now_ns);

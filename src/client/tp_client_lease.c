@@ -144,7 +144,7 @@ static void start_attach(tp_client_lease_t *l)
 {
     tp_client_t *c = l->client;
     tp_attach_params_t params = { .stream_id = l->stream_id, .client_id = l->client_id, .role = l->role,
-        .expected_layout_version = TP_LAYOUT_VERSION, .publish_mode = TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING,
+        .expected_layout_version = TP_LAYOUT_VERSION, .publish_mode = l->publish_mode,
         .require_hugepages = TP_DRIVER_HUGEPAGES_POLICY_UNSPECIFIED };
     if (tp_driver_proxy_attach_start(c->proxy, &params, c->attach_result) < 0)
     {
@@ -430,7 +430,7 @@ int tp_client_lease_remap(tp_client_lease_t *l, int64_t timeout_ns)
 }
 
 int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t stream_id, uint8_t role,
-    int64_t timeout_ns)
+    uint8_t publish_mode, int64_t timeout_ns)
 {
     memset(l, 0, sizeof(*l));
     int slot = -1;
@@ -445,6 +445,7 @@ int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t str
     }
     l->client = client;
     l->role = role;
+    l->publish_mode = publish_mode;
     l->stream_id = stream_id;
     l->client_id = client->next_client_id++;
     l->state = TP_LEASE_WAITING;

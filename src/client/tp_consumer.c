@@ -32,7 +32,8 @@ int tp_consumer_open(tp_consumer_t **out, tp_client_t *client, uint32_t stream_i
         return -1;
     }
     if (tp_qos_sender_open(&c->qos, client) < 0 ||
-        tp_client_lease_open(&c->lease, client, stream_id, TP_DRIVER_ROLE_CONSUMER, timeout_ns) < 0)
+        tp_client_lease_open(&c->lease, client, stream_id, TP_DRIVER_ROLE_CONSUMER,
+            TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING, timeout_ns) < 0)
     {
         tp_qos_sender_close(&c->qos);
         tp_bus_subscription_close(c->descriptors);

@@ -51,7 +51,13 @@ static void on_control(void *owner, const tp_proxy_event_t *event)
     tp_consumer_streams_on_event(&p->consumers, event);
 }
 
-static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
+void tp_producer_options_init(tp_producer_options_t *options)
+{
+    memset(options, 0, sizeof(*options));
+}
+
+int tp_producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stream_id,
+    const tp_producer_options_t *options, int64_t timeout_ns)
 {
     *out = NULL;
     tp_producer_t *p = NULL;
@@ -72,7 +78,9 @@ static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stre
         tp_free(p);
         return -1;
     }
-    if (tp_client_lease_open(&p->lease, client, stream_id, TP_DRIVER_ROLE_PRODUCER, timeout_ns) < 0)
+    uint8_t publish_mode = options != NULL && options->create_stream ? TP_DRIVER_PUBLISH_MODE_EXISTING_OR_CREATE
+                                                                      : TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING;
+    if (tp_client_lease_open(&p->lease, client, stream_id, TP_DRIVER_ROLE_PRODUCER, publish_mode, timeout_ns) < 0)
     {
         tp_metadata_publisher_close(p->meta);
         tp_qos_sender_close(&p->qos);
@@ -89,12 +97,12 @@ static int producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stre
 
 int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns)
 {
-    return producer_open(out, client, stream_id, timeout_ns < 0 ? 0 : timeout_ns);
+    return tp_producer_open(out, client, stream_id, NULL, timeout_ns < 0 ? 0 : timeout_ns);
 }
 
 int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t stream_id)
 {
-    return producer_open(out, client, stream_id, -1);
+    return tp_producer_open(out, client, stream_id, NULL, -1);
 }
 
 /* A FrameDescriptor of this producer's stream and epoch into buf (DESCRIPTOR_BYTES). */

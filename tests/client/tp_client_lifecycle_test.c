@@ -282,6 +282,46 @@ static void test_context_errors(void **state)
     tp_client_context_close(ctx);
 }
 
+static int setup_dynamic(void **state)
+{
+    (void)state;
+    client_fixture_prepare(&F, "client-dynamic");
+    client_fixture_add_stream(&F, "cam", STREAM, "small", 8, 4096);
+    tp_assert_ok(tp_driver_context_set(F.dctx, "policies.allow_dynamic_streams", "true"));
+    tp_assert_ok(tp_driver_context_set(F.dctx, "driver.stream_id_range", "20000-20009"));
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_connect(&client, F.cctx));
+    return 0;
+}
+
+static void test_producer_creates_a_dynamic_stream(void **state)
+{
+    (void)state;
+    /* A producer asked for REQUIRE_EXISTING only: a stream of the dynamic range could not be created from C. */
+    tp_producer_t *p = NULL;
+    tp_assert_fails_with(tp_producer_open(&p, client, 20005, NULL, TIMEOUT_NS), "stream 20005 is not provisioned");
+    tp_producer_options_t o;
+    tp_producer_options_init(&o);
+    assert_false(o.create_stream);
+    o.create_stream = true;
+    tp_assert_ok(tp_producer_open(&p, client, 20005, &o, TIMEOUT_NS));
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_attach(&c, client, 20005, TIMEOUT_NS));
+    seen_t s = { 0 };
+    uint8_t buf[100];
+    make_payload(buf, sizeof(buf), 0);
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (s.frames == 0)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        assert_true(tp_producer_offer_frame(p, buf, sizeof(buf), tensor_of(sizeof(buf)), 0, 0) >= 0);
+        tp_consumer_poll(c, on_frame, &s, 16);
+    }
+    assert_int_equal(s.bad, 0);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_driver_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runner_threads, setup, teardown),
         cmocka_unit_test(test_context_errors),
+        cmocka_unit_test_setup_teardown(test_producer_creates_a_dynamic_stream, setup_dynamic, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
