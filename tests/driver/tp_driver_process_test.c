@@ -172,19 +172,32 @@ static pid_t start_producer(int report_fd)
     }
 }
 
+/* A bus and a proxy on the driver's control stream, as a client process would have. */
+static void open_proxy(tp_bus_t **bus, tp_driver_proxy_t **proxy)
+{
+    tp_assert_ok(tp_bus_init(bus, bus_dir));
+    tp_assert_ok(tp_driver_proxy_open(proxy, *bus, "aeron:ipc", 1000));
+}
+
+/* A producer process (start_producer), once it reported its lease id and epoch into report. */
+static pid_t producer_attached(int fds[2], uint64_t report[2])
+{
+    assert_int_equal(pipe(fds), 0);
+    pid_t producer = start_producer(fds[1]);
+    assert_int_equal(read(fds[0], report, 2 * sizeof(report[0])), 2 * sizeof(report[0]));
+    return producer;
+}
+
 static void test_frozen_producer_is_revoked_and_restart_moves_epochs(void **state)
 {
     (void)state;
     pid_t driver = start_driver();
     tp_bus_t *bus = NULL;
     tp_driver_proxy_t *proxy = NULL;
-    tp_assert_ok(tp_bus_init(&bus, bus_dir));
-    tp_assert_ok(tp_driver_proxy_open(&proxy, bus, "aeron:ipc", 1000));
+    open_proxy(&bus, &proxy);
     int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t producer = start_producer(fds[1]);
     uint64_t report[2];
-    assert_int_equal(read(fds[0], report, sizeof(report)), sizeof(report));
+    pid_t producer = producer_attached(fds, report);
     uint64_t lease_id = report[0];
     uint64_t epoch = report[1];
     /* The producer is alive and well: its lease is listed, and outlives several expiry periods. */
@@ -266,13 +279,10 @@ static void test_killed_producer_is_revoked_at_once(void **state)
     pid_t driver = start_driver();
     tp_bus_t *bus = NULL;
     tp_driver_proxy_t *proxy = NULL;
-    tp_assert_ok(tp_bus_init(&bus, bus_dir));
-    tp_assert_ok(tp_driver_proxy_open(&proxy, bus, "aeron:ipc", 1000));
+    open_proxy(&bus, &proxy);
     int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t producer = start_producer(fds[1]);
     uint64_t report[2];
-    assert_int_equal(read(fds[0], report, sizeof(report)), sizeof(report));
+    pid_t producer = producer_attached(fds, report);
     size_t from = tp_driver_proxy_event_count(proxy);
     int64_t killed_at = tp_clock_monotonic_ns();
     assert_int_equal(kill(producer, SIGKILL), 0);
@@ -341,8 +351,7 @@ static void test_forged_driver_notices_are_ignored(void **state)
     pid_t driver = start_driver();
     tp_bus_t *bus = NULL;
     tp_driver_proxy_t *proxy = NULL;
-    tp_assert_ok(tp_bus_init(&bus, bus_dir));
-    tp_assert_ok(tp_driver_proxy_open(&proxy, bus, "aeron:ipc", 1000));
+    open_proxy(&bus, &proxy);
     size_t from = tp_driver_proxy_event_count(proxy);
     forge_driver_messages();
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
