@@ -312,7 +312,7 @@ int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m)
         }
         /* The writer's identity is in the log header; a log too short to hold one, or of another layout, whose
          * writer we cannot tell, is left alone unless it is older than the linger (an abandoned half-made file). */
-        char path[4300];
+        char path[sizeof(m->stream_dir) + sizeof(de->d_name) + 1];
         snprintf(path, sizeof(path), "%s/%s", m->stream_dir, de->d_name);
         int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
