@@ -80,13 +80,17 @@ typedef struct tp_bus_counters
     uint32_t images_active;
 } tp_bus_counters_t;
 
-/* Open a bus context on bus_dir (NULL: $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus). Creates the directory
- * (0700) if missing; its files are created 0600. The context must outlive every publication and subscription
- * made from it. */
 /* The channel every stream uses unless configured otherwise: shared memory on this host, 4 MiB per publication. */
 #define TP_BUS_DEFAULT_CHANNEL "aeron:ipc?term-length=4m"
 
+/* Open a bus context on bus_dir (NULL: $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus). Creates the directory
+ * (0700) if missing; its files are created 0600. The context must outlive every publication and subscription
+ * made from it. */
 TP_API int tp_bus_init(tp_bus_t **out, const char *bus_dir);
+
+/* The same for tools that watch or talk to what is running: the directory must exist already, so that a mistyped
+ * one is an error ("does not exist") rather than a new, empty bus nobody else uses. */
+TP_API int tp_bus_init_existing(tp_bus_t **out, const char *bus_dir);
 
 /* The same with explicit modes for the directories and files the bus creates, e.g. 02770 and 0660 so that the
  * processes of one group share a bus. Modes are applied exactly (the umask does not narrow them). */

@@ -48,6 +48,10 @@ TP_API int tp_errcode(void);
 /* The message of the calling thread's last error: root cause first, then one line per caller. Never NULL. */
 TP_API const char *tp_errmsg(void);
 
+/* The same message with the source location of each line ("[function file.c:123]"), for debug logs and bug
+ * reports. Never NULL. */
+TP_API const char *tp_errmsg_trace(void);
+
 /* Forget the calling thread's last error. */
 TP_API void tp_err_clear(void);
 

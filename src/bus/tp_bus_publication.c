@@ -17,12 +17,24 @@
 
 /* ---- context ---- */
 
+static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode, bool must_exist);
+
 int tp_bus_init(tp_bus_t **out, const char *bus_dir)
 {
-    return tp_bus_init_with_modes(out, bus_dir, 0700, 0600);
+    return bus_init(out, bus_dir, 0700, 0600, false);
+}
+
+int tp_bus_init_existing(tp_bus_t **out, const char *bus_dir)
+{
+    return bus_init(out, bus_dir, 0700, 0600, true);
 }
 
 int tp_bus_init_with_modes(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode)
+{
+    return bus_init(out, bus_dir, dir_mode, file_mode, false);
+}
+
+static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode, bool must_exist)
 {
     tp_bus_t *bus = NULL;
     if (dir_mode > 07777 || file_mode > 0777 || (file_mode & 0600) != 0600 || (dir_mode & 0700) != 0700)
@@ -61,10 +73,16 @@ int tp_bus_init_with_modes(tp_bus_t **out, const char *bus_dir, uint32_t dir_mod
         TP_SET_ERR(TP_E_CONFIG, "bus directory '%s' must be an absolute path", bus->dir);
         goto error;
     }
+    struct stat st;
+    if (must_exist && stat(bus->dir, &st) < 0)
+    {
+        TP_SET_ERR(TP_E_CONFIG, "bus directory '%s' does not exist: no driver or client has used it (check "
+            "--bus-dir or TP_BUS_DIR)", bus->dir);
+        goto error;
+    }
     /* Create the missing components below the deepest existing ancestor, each with dir_mode. */
     char root[TP_BUS_DIR_MAX];
     snprintf(root, sizeof(root), "%s", bus->dir);
-    struct stat st;
     while (stat(root, &st) < 0)
     {
         char *slash = strrchr(root, '/');

@@ -298,7 +298,7 @@ static int need(const talk_t *t, bool ok, const char *what)
 
 static int open_proxy(const talk_t *t, tp_bus_t **bus, tp_driver_proxy_t **proxy)
 {
-    if (tp_bus_init(bus, t->bus_dir) < 0 ||
+    if (tp_bus_init_existing(bus, t->bus_dir) < 0 ||
         tp_driver_proxy_open(proxy, *bus, t->channel, (uint32_t)t->control_stream_id) < 0)
     {
         return tp_cli_fail(-1, t->cmd, "%s", tp_errmsg());

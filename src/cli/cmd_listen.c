@@ -323,7 +323,7 @@ int tp_cmd_listen(int argc, char **argv)
     tp_strbuf_init(&s.line);
     tp_bus_t *bus = NULL;
     int status = TP_EXIT_OK;
-    if (tp_bus_init(&bus, bus_dir) < 0)
+    if (tp_bus_init_existing(&bus, bus_dir) < 0)
     {
         status = tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
         goto done;

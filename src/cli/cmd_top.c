@@ -502,7 +502,7 @@ int tp_cmd_top(int argc, char **argv)
     {
         return rc > 0 ? TP_EXIT_OK : TP_EXIT_USAGE;
     }
-    if (tp_bus_init(&t.bus, t.bus_dir) < 0)
+    if (tp_bus_init_existing(&t.bus, t.bus_dir) < 0)
     {
         return tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
     }

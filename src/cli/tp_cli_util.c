@@ -9,6 +9,7 @@
 #include "core/tp_alloc.h"
 #include "core/tp_atomic.h"
 #include "core/tp_err.h"
+#include "core/tp_log.h"
 
 int tp_cli_fail(int status, const char *cmd, const char *fmt, ...)
 {
@@ -18,6 +19,10 @@ int tp_cli_fail(int status, const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, args);
     va_end(args);
     fputc('\n', stderr);
+    if (tp_errcode() != 0)
+    {
+        TP_LOG_D("cli", "the last error, with source locations: %s", tp_errmsg_trace()); /* TP_LOG_LEVEL=10 */
+    }
     return status;
 }
 

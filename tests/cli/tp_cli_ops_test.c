@@ -465,9 +465,19 @@ static void test_top_once(void **state)
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "\033[H\033[2J"));
     assert_non_null(strstr(out, "q quits"));
-    /* No driver: a clear error, exit 1. */
+    /* A bus directory that does not exist: said so, and not created. Then no driver: a clear error, exit 1. */
     char args[800];
     snprintf(args, sizeof(args), "top --once --bus-dir '%s/nowhere'", dir);
+    assert_int_equal(tp(args), 1);
+    assert_non_null(strstr(out, "nowhere' does not exist"));
+    snprintf(args, sizeof(args), "%s/nowhere", dir);
+    assert_int_not_equal(access(args, F_OK), 0);
+    snprintf(args, sizeof(args), "listen control --duration 0.1 --bus-dir '%s/nowhere'", dir);
+    assert_int_equal(tp(args), 1);
+    assert_non_null(strstr(out, "does not exist"));
+    snprintf(args, sizeof(args), "%s/empty-bus", dir);
+    assert_int_equal(mkdir(args, 0700), 0);
+    snprintf(args, sizeof(args), "top --once --bus-dir '%s/empty-bus'", dir);
     assert_int_equal(tp(args), 1);
     assert_non_null(strstr(out, "no driver status"));
     assert_int_equal(tp("top --interval"), 2);
