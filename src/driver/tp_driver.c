@@ -104,6 +104,7 @@ int tp_driver_context_load_file(tp_driver_context_t *ctx, const char *path)
             tp_strbuf_cstr(&report.errors));
     }
     ctx->is_loaded = rc == 0;
+    snprintf(ctx->source, sizeof(ctx->source), "%s", path); /* errors found later name the file */
     tp_config_report_fini(&report);
     return rc;
 }
@@ -406,7 +407,7 @@ int tp_driver_init(tp_driver_t **out, const tp_driver_context_t *ctx)
     d->ns_lock_fd = -1;
     d->config = ctx->config;
     tp_config_report_t report;
-    tp_config_report_init(&report, ctx->is_loaded ? "the driver configuration" : "<settings>");
+    tp_config_report_init(&report, ctx->is_loaded ? ctx->source : "<settings>");
     int rc = tp_driver_config_finish(&d->config, ctx->is_set, &report);
     if (rc < 0)
     {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bus/tp_channel.h"
 #include "core/tp_fs.h"
 #include "tensorpool/tp_bus.h"
 
@@ -584,6 +585,31 @@ static void validate_ranges(const tp_driver_config_t *c, tp_config_report_t *r)
     }
 }
 
+/* Every channel parses as the bus will parse it when the driver starts (a typo is a configuration error here,
+ * not a failed start, and `tp config check` says so). */
+static void validate_channels(const tp_driver_config_t *c, tp_config_report_t *r)
+{
+    const struct
+    {
+        const char *key;
+        const char *value;
+    } channels[] = {
+        { "driver.control_channel", c->control_channel },
+        { "driver.announce_channel", c->announce_channel },
+        { "driver.qos_channel", c->qos_channel },
+        { "driver.metadata_channel", c->metadata_channel },
+        { "discovery.channel", c->discovery_channel },
+    };
+    for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++)
+    {
+        tp_channel_t parsed;
+        if (channels[i].value[0] != '\0' && tp_channel_parse(&parsed, channels[i].value) < 0)
+        {
+            tp_config_error(r, 0, channels[i].key, "%s", tp_errmsg());
+        }
+    }
+}
+
 int tp_driver_config_validate(tp_driver_config_t *c, tp_config_report_t *r)
 {
     size_t before = r->error_count;
@@ -615,6 +641,7 @@ int tp_driver_config_validate(tp_driver_config_t *c, tp_config_report_t *r)
     {
         tp_config_error(r, 0, "driver.control_channel", "control and announce channels must not be empty");
     }
+    validate_channels(c, r);
     validate_profiles(c, r);
     validate_streams(c, r);
     validate_ranges(c, r);

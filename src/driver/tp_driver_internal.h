@@ -37,6 +37,7 @@ struct tp_driver_context
     tp_clock_t clock;
     bool is_set[TP_DRIVER_CONTEXT_MAX_FIELDS]; /* keys given by the file, environment or setters */
     bool is_loaded;
+    char source[TP_PATH_MAX]; /* the file it was loaded from */
 };
 
 typedef struct tp_driver_regions

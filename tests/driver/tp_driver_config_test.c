@@ -154,6 +154,18 @@ static void test_stream_rules(void **state)
     assert_string_equal(tp_driver_config_stream(&config, 10001)->tags, "front,rgb");
 }
 
+static void test_channels_parse(void **state)
+{
+    (void)state;
+    char text[2048];
+    snprintf(text, sizeof(text), "[driver]\ncontrol_channel = \"ipc\"\n%s", base_profile);
+    expect_error(text, "d.toml: driver.control_channel: channel 'ipc' is neither aeron:ipc nor aeron:udp");
+    snprintf(text, sizeof(text), "[driver]\nqos_channel = \"aeron:icp?term-length=4m\"\n%s", base_profile);
+    expect_error(text, "driver.qos_channel: channel 'aeron:icp?term-length=4m' is neither");
+    snprintf(text, sizeof(text), "[driver]\nmetadata_channel = \"aeron:ipc?term-lenght=4m\"\n%s", base_profile);
+    expect_error(text, "driver.metadata_channel: unsupported parameter 'term-lenght'");
+}
+
 static void test_range_rules(void **state)
 {
     (void)state;
@@ -225,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_profile_rules),
         cmocka_unit_test(test_stream_rules),
         cmocka_unit_test(test_range_rules),
+        cmocka_unit_test(test_channels_parse),
         cmocka_unit_test(test_value_rules),
         cmocka_unit_test(test_unknown_keys_warn_with_line),
     };

@@ -409,6 +409,21 @@ static void test_cli_errors(void **state)
     snprintf(args, sizeof(args), "driver %s", bad);
     assert_int_equal(tool(args, out, sizeof(out)), 2);
     tp_test_assert_contains(out, "bad.toml:2");
+    /* A channel typo is a configuration error (exit 2) naming the file and the key. */
+    char typo[700];
+    snprintf(typo, sizeof(typo), "%s/typo.toml", dir);
+    f = fopen(typo, "w");
+    assert_non_null(f);
+    fprintf(f, "[driver]\ncontrol_channel = \"aeron:ipc?term-lenght=4m\"\n[profiles.p]\n"
+               "payload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n[streams.s]\nstream_id = 10\n"
+               "profile = \"p\"\n");
+    fclose(f);
+    snprintf(args, sizeof(args), "driver %s", typo);
+    assert_int_equal(tool(args, out, sizeof(out)), 2);
+    tp_test_assert_contains(out, "typo.toml: driver.control_channel: unsupported parameter 'term-lenght'");
+    snprintf(args, sizeof(args), "config check %s", typo);
+    assert_int_equal(tool(args, out, sizeof(out)), 1);
+    tp_test_assert_contains(out, "driver.control_channel: unsupported parameter 'term-lenght'");
     assert_int_equal(tool("driver /nonexistent/driver.toml", out, sizeof(out)), 2);
     tp_test_assert_contains(out, "cannot open");
     snprintf(args, sizeof(args), "driver %s --set policies.nope=1", config);
