@@ -19,6 +19,23 @@ void tp_test_assert_contains(const char *haystack, const char *needle)
     }
 }
 
+bool tp_test_has_shared(void)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/vectors", TP_SHARED_DIR);
+    return access(path, R_OK) == 0;
+}
+
+int tp_test_shared_result(int rc)
+{
+    if (rc == 0 && !tp_test_has_shared())
+    {
+        fprintf(stderr, "some tests were skipped: %s/vectors is missing\n", TP_SHARED_DIR);
+        return 77;
+    }
+    return rc;
+}
+
 uint8_t *tp_test_read_file(const char *path, size_t *length)
 {
     FILE *f = fopen(path, "rb");
@@ -39,12 +56,45 @@ uint8_t *tp_test_read_file(const char *path, size_t *length)
     return data;
 }
 
+/* Every directory a test made, removed when the test program exits however its tests ended (a failed test skips
+ * its own clean-up). Only by the process that made them: a forked child that exits must not remove them. */
+#define TEST_DIRS_MAX 64
+static char test_dirs[TEST_DIRS_MAX][512];
+static int test_dir_count;
+static pid_t test_dirs_owner;
+
+static void remove_test_dirs(void)
+{
+    if (getpid() != test_dirs_owner)
+    {
+        return;
+    }
+    for (int i = 0; i < test_dir_count; i++)
+    {
+        tp_fs_remove_tree(test_dirs[i]);
+    }
+}
+
 void tp_test_make_dir(char *out, size_t capacity, const char *name)
 {
     const char *root = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf(out, capacity, "%s/tp-test-%d-%s", root, (int)getpid(), name);
     tp_fs_remove_tree(out);
     assert_int_equal(mkdir(out, 0700), 0);
+    if (test_dirs_owner == 0)
+    {
+        test_dirs_owner = getpid();
+        atexit(remove_test_dirs);
+    }
+    bool is_known = false;
+    for (int i = 0; i < test_dir_count && !is_known; i++)
+    {
+        is_known = strcmp(test_dirs[i], out) == 0;
+    }
+    if (!is_known && test_dir_count < TEST_DIRS_MAX)
+    {
+        snprintf(test_dirs[test_dir_count++], sizeof(test_dirs[0]), "%s", out);
+    }
 }
 
 void tp_test_remove_dir(const char *path)

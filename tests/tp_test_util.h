@@ -4,6 +4,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,23 @@
     } while (0)
 
 void tp_test_assert_contains(const char *haystack, const char *needle);
+
+/* true if TP_SHARED_DIR/vectors is there (CI has ../shared beside the checkout; a clone elsewhere may not). */
+bool tp_test_has_shared(void);
+/* In a test function that reads ../shared: without it, skip the function with a message saying why. */
+#define TP_TEST_REQUIRE_SHARED()                                                                                      \
+    do                                                                                                                \
+    {                                                                                                                 \
+        if (!tp_test_has_shared())                                                                                    \
+        {                                                                                                             \
+            print_message("skipped: %s/vectors is missing (tests that read ../shared need it beside the checkout)\n", \
+                TP_SHARED_DIR);                                                                                       \
+            skip();                                                                                                   \
+        }                                                                                                             \
+    } while (0)
+/* main's result for a program some of whose tests read ../shared: 77, ctest's skip status, when it was missing
+ * and nothing failed. */
+int tp_test_shared_result(int rc);
 
 /* Read a file into malloc'd memory (NUL-terminated); fails the test if it cannot. */
 uint8_t *tp_test_read_file(const char *path, size_t *length);

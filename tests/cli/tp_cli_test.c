@@ -23,6 +23,7 @@ static int run(const char *args)
 
 static tp_json_t *vector_json(const char *name)
 {
+    TP_TEST_REQUIRE_SHARED();
     char path[1024];
     snprintf(path, sizeof(path), "%s/vectors/sbe/%s.json", TP_SHARED_DIR, name);
     size_t n;
@@ -36,6 +37,7 @@ static tp_json_t *vector_json(const char *name)
 static void test_decode_prints_each_vector(void **state)
 {
     (void)state;
+    TP_TEST_REQUIRE_SHARED();
     const char *names[] = { "consumer_config", "consumer_hello", "control_response", "data_source_announce",
         "data_source_meta", "qos_consumer", "qos_producer", "sequence_map", "sequence_request", "shm_pool_announce",
         "slot_header", "superblock", "tensor_header" };
@@ -68,6 +70,7 @@ static void test_decode_prints_each_vector(void **state)
 static void test_encode_inverts_decode(void **state)
 {
     (void)state;
+    TP_TEST_REQUIRE_SHARED();
     char dir[512];
     tp_test_make_dir(dir, sizeof(dir), "cli");
     char path[1024];
@@ -89,6 +92,7 @@ static void test_encode_inverts_decode(void **state)
 static void test_bad_input_exits_2_with_a_reason(void **state)
 {
     (void)state;
+    TP_TEST_REQUIRE_SHARED();
     char dir[512];
     tp_test_make_dir(dir, sizeof(dir), "clibad");
     char cmd[8192];
@@ -298,5 +302,5 @@ int main(void)
         cmocka_unit_test(test_bench_frames_reports_figures),
         cmocka_unit_test(test_config_commands),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tp_test_shared_result(cmocka_run_group_tests(tests, NULL, NULL));
 }

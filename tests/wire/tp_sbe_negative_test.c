@@ -12,6 +12,7 @@
 
 static uint8_t *load(const char *name, size_t *n)
 {
+    TP_TEST_REQUIRE_SHARED();
     char path[1024];
     snprintf(path, sizeof(path), "%s/vectors/sbe/%s.bin", TP_SHARED_DIR, name);
     return tp_test_read_file(path, n);
@@ -260,5 +261,5 @@ int main(void)
         cmocka_unit_test(test_encoder_errors),
         cmocka_unit_test(test_random_mutations_never_crash),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tp_test_shared_result(cmocka_run_group_tests(tests, NULL, NULL));
 }

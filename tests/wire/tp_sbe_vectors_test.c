@@ -31,6 +31,7 @@ typedef struct vector
 
 static void vector_load(const char *name, vector_t *v)
 {
+    TP_TEST_REQUIRE_SHARED();
     char path[1024];
     snprintf(path, sizeof(path), "%s/vectors/sbe/%s.bin", TP_SHARED_DIR, name);
     v->bin = tp_test_read_file(path, &v->bin_length);
@@ -277,5 +278,5 @@ int main(void)
         cmocka_unit_test(test_typed_accessors_read_the_vectors),
         cmocka_unit_test(test_typed_encoder_reproduces_a_vector),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tp_test_shared_result(cmocka_run_group_tests(tests, NULL, NULL));
 }
