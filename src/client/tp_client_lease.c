@@ -11,7 +11,6 @@
 #include "core/tp_err.h"
 #include "core/tp_log.h"
 #include "shm/tp_region_uri.h"
-#include "shm/tp_shm_guard.h"
 #include "tp_sbe_driver.h"
 
 /* A response the client must refuse even with code OK (driver spec 4.2, 4.7a): nulls, empty URIs, wrong sizes. */
@@ -99,14 +98,15 @@ static int lease_map(tp_client_lease_t *l, const tp_attach_result_t *r)
     return 0;
 }
 
-/* A region of the attachment shrank under us (with_size: fstat each; otherwise only the SIGBUS guard's flags, no
- * system call). Our regions are unusable then: detach and map again, whatever the driver made of the stream. */
-static bool lease_is_damaged(tp_client_lease_t *l, bool with_size)
+/* A region of the attachment shrank under us (a SIGBUS already replaced it, or its file is shorter than the
+ * mapping: one fstat per region, so only on the liveness checks and announces). Our regions are unusable then:
+ * detach and map again, whatever the driver made of the stream. */
+static bool lease_is_damaged(tp_client_lease_t *l)
 {
-    bool is_damaged = with_size ? tp_shm_region_is_damaged(&l->header) : tp_shm_guard_is_damaged(l->header.guard);
+    bool is_damaged = tp_shm_region_is_damaged(&l->header);
     for (uint32_t i = 0; i < l->pool_count && !is_damaged; i++)
     {
-        is_damaged = with_size ? tp_shm_region_is_damaged(&l->pools[i]) : tp_shm_guard_is_damaged(l->pools[i].guard);
+        is_damaged = tp_shm_region_is_damaged(&l->pools[i]);
     }
     if (is_damaged)
     {
@@ -232,7 +232,7 @@ static void release(tp_client_lease_t *l, bool send_detach)
 /* The mapped header's superblock still belongs to this epoch and its driver is alive (wire spec 15.1, 15.14). */
 static void check_superblock(tp_client_lease_t *l, int64_t now_ns)
 {
-    if (lease_is_damaged(l, true))
+    if (lease_is_damaged(l))
     {
         return;
     }
@@ -355,11 +355,6 @@ int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
     case TP_LEASE_ATTACHING:
         break; /* advance_attach above */
     case TP_LEASE_ATTACHED:
-        if (lease_is_damaged(l, false))
-        {
-            work++;
-            break; /* superseded: the next tick maps again */
-        }
         if (l->lease_duration_ns > 0 && now_ns > l->lease_deadline_ns)
         {
             /* We were not called for longer than the lease: the driver has expired it. Fail closed. */

@@ -4,12 +4,13 @@
  * it. Each mapping the library makes is registered here, with a group (the mappings of one attachment). A SIGBUS
  * inside a registered mapping replaces every mapping of its group, in place, with anonymous zero pages and marks
  * them damaged; the faulting access then completes (reading zeros, or writing where nobody reads) and the owner,
- * at its next tick, sees the damage and drops the attachment. A header ring read as zeros holds no committed
+ * at its next liveness check, sees the damage and drops the attachment. A header ring read as zeros holds no committed
  * slot, so a frame being read at that moment fails its seqlock re-check: nobody is handed bytes that were not the
  * producer's. A SIGBUS anywhere else goes to the handler that was installed before ours (or the default action).
  *
- * The handler is installed once per process, at the first registration. Registration and removal take a mutex and
- * are for attach and detach time; the handler itself takes no lock and calls only mmap.
+ * The handler is put in front of whatever handles SIGBUS at every registration (a program or a test framework may
+ * have installed its own since). Registration and removal take a mutex and are for attach and detach time; the
+ * handler itself takes no lock and calls only mmap.
  */
 #ifndef TP_SHM_GUARD_H
 #define TP_SHM_GUARD_H
