@@ -108,7 +108,8 @@ TP_API int64_t tp_producer_offer_frame_at(tp_producer_t *producer, const void *p
  * as "being written" from the claim on, so no consumer sees a half-filled frame. Hot path. */
 typedef struct tp_claim
 {
-    uint8_t *buffer;
+    uint8_t *buffer;   /* 64-byte aligned (regions are page aligned, a slot starts 64 bytes in, strides are
+                        * power-of-two multiples of 64): any element type may be stored through it */
     uint32_t capacity; /* the pool's stride */
     uint16_t pool_id;
     uint64_t seq;
@@ -178,7 +179,7 @@ typedef struct tp_frame
     uint64_t trace_id; /* 0: none */
     uint16_t pool_id;
     tp_tensor_desc_t tensor;
-    const uint8_t *payload;
+    const uint8_t *payload; /* 64-byte aligned, like tp_claim_t.buffer: read it as the tensor's element type */
     uint32_t payload_length;
     const uint8_t *slot_;    /* internal */
     uint64_t seq_commit_;    /* internal */

@@ -463,6 +463,7 @@ static void test_claim_path(void **state)
     tp_assert_ok(tp_producer_try_claim_by_size(p, 20000, &claim));
     assert_int_equal(claim.pool_id, 2);
     assert_int_equal(claim.capacity, 65536);
+    assert_int_equal((uintptr_t)claim.buffer % 64, 0); /* the documented alignment, for any element type */
     make_payload(claim.buffer, 20000, claim.seq);
     /* While claimed, the slot reads as being written: a second claim is refused. */
     tp_claim_t other;
@@ -471,6 +472,7 @@ static void test_claim_path(void **state)
     assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
     assert_int_equal(s.last_pool, 2);
     assert_int_equal(s.last_meta, 3);
+    assert_int_equal((uintptr_t)s.last.payload % 64, 0);
     assert_int_equal(s.bad, 0);
     /* By pool id, aborted: nothing is published and the sequence is used again. */
     tp_assert_ok(tp_producer_try_claim(p, 1, &claim));
