@@ -44,7 +44,7 @@ static void fuzz_init(void)
         tp_bus_publication_open(&requests, bus, "aeron:ipc", REQUEST_STREAM, false) < 0 ||
         tp_discovery_provider_open(&provider, bus, "aeron:ipc", REQUEST_STREAM, 100 * TP_NS_PER_MS, 8) < 0 ||
         tp_discovery_provider_add_driver(provider, &d) != 0 ||
-        tp_discovery_provider_set_tags(provider, 0, 10, "front,rgb") < 0)
+        tp_discovery_provider_set_defaults(provider, 0, 10, "cam", "front,rgb") < 0)
     {
         fprintf(stderr, "tp_fuzz_discovery: cannot start: %s\n", tp_errmsg());
         tp_fs_remove_tree(dir);

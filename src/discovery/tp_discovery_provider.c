@@ -53,10 +53,13 @@ typedef struct endpoint
     uint64_t last_used;
 } endpoint_t;
 
+/* What a driver's configuration says of one of its streams: its name and tags, until the stream's own metadata
+ * (DataSourceAnnounce, the "tags" attribute) says otherwise. */
 typedef struct default_tags
 {
     int driver;
     uint32_t stream_id;
+    char name[TP_DISCOVERY_NAME_MAX];
     char csv[TP_DISCOVERY_MAX_TAGS * TP_DISCOVERY_TAG_MAX];
 } default_tags_t;
 
@@ -162,6 +165,7 @@ static entry_t *entry_for(tp_discovery_provider_t *p, int driver, uint32_t strea
         if (p->defaults[i].driver == driver && p->defaults[i].stream_id == stream_id)
         {
             set_tags(free_entry, (const uint8_t *)p->defaults[i].csv, strlen(p->defaults[i].csv));
+            snprintf(free_entry->name, sizeof(free_entry->name), "%s", p->defaults[i].name);
         }
     }
     return free_entry;
@@ -253,21 +257,28 @@ static void set_tags(entry_t *e, const uint8_t *value, size_t length)
     }
 }
 
-int tp_discovery_provider_set_tags(tp_discovery_provider_t *p, int driver, uint32_t stream_id, const char *csv)
+int tp_discovery_provider_set_defaults(tp_discovery_provider_t *p, int driver, uint32_t stream_id, const char *name,
+    const char *csv)
 {
-    if (p->default_count == MAX_DEFAULT_TAGS || strlen(csv) >= sizeof(p->defaults[0].csv))
+    if (p->default_count == MAX_DEFAULT_TAGS || strlen(csv) >= sizeof(p->defaults[0].csv) ||
+        strlen(name) >= sizeof(p->defaults[0].name))
     {
-        TP_SET_ERR(TP_E_CAPACITY, "too many configured tag sets or tags");
+        TP_SET_ERR(TP_E_CAPACITY, "too many configured streams, or a name or tags too long for discovery");
         return -1;
     }
     default_tags_t *t = &p->defaults[p->default_count++];
     t->driver = driver;
     t->stream_id = stream_id;
+    snprintf(t->name, sizeof(t->name), "%s", name);
     snprintf(t->csv, sizeof(t->csv), "%s", csv);
     entry_t *e = entry_for(p, driver, stream_id, false);
     if (e != NULL)
     {
         set_tags(e, (const uint8_t *)csv, strlen(csv));
+        if (e->name[0] == '\0')
+        {
+            snprintf(e->name, sizeof(e->name), "%s", name);
+        }
     }
     return 0;
 }
@@ -281,9 +292,10 @@ static void on_metadata(tp_discovery_provider_t *p, int driver, uint16_t templat
         entry_t *e = tp_wire_data_source_announce_decode(&m, buffer, length) == 0
             ? entry_for(p, driver, tp_wire_data_source_announce_stream_id(&m), true)
             : NULL;
-        if (e != NULL)
+        tp_sbe_bytes_t name = e != NULL ? tp_wire_data_source_announce_name(&m) : (tp_sbe_bytes_t){ 0 };
+        if (name.length > 0)
         {
-            copy_bytes(e->name, sizeof(e->name), tp_wire_data_source_announce_name(&m));
+            copy_bytes(e->name, sizeof(e->name), name); /* the stream's own name replaces the configured one */
         }
         return;
     }

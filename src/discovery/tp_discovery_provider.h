@@ -51,10 +51,10 @@ void tp_discovery_provider_close(tp_discovery_provider_t *provider);
 /* A driver whose streams this provider indexes; returns its index (the handle of the on_* calls), -1 if full. */
 int tp_discovery_provider_add_driver(tp_discovery_provider_t *provider, const tp_discovery_driver_t *driver);
 
-/* Tags a driver's configuration gives one of its streams (comma-separated); the stream's own "tags" metadata
- * attribute, when it has one, replaces them. */
-int tp_discovery_provider_set_tags(tp_discovery_provider_t *provider, int driver_index, uint32_t stream_id,
-    const char *tags_csv);
+/* The name and tags (comma-separated) a driver's configuration gives one of its streams: found by them until the
+ * stream's own metadata (its DataSourceAnnounce name, its "tags" attribute) replaces them. */
+int tp_discovery_provider_set_defaults(tp_discovery_provider_t *provider, int driver_index, uint32_t stream_id,
+    const char *name, const char *tags_csv);
 
 /* Feed a message from driver `driver_index`'s announce or metadata stream (other messages are ignored). */
 void tp_discovery_provider_on_message(tp_discovery_provider_t *provider, int driver_index, const uint8_t *buffer,

@@ -322,8 +322,8 @@ static int open_discovery(tp_driver_t *d)
     }
     for (uint32_t i = 0; i < c->stream_count; i++)
     {
-        if (c->streams[i].tags[0] != '\0' &&
-            tp_discovery_provider_set_tags(d->discovery, 0, c->streams[i].stream_id, c->streams[i].tags) < 0)
+        if (tp_discovery_provider_set_defaults(d->discovery, 0, c->streams[i].stream_id, c->streams[i].name,
+                c->streams[i].tags) < 0)
         {
             return -1;
         }

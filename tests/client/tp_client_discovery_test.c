@@ -195,6 +195,39 @@ static void test_filters_statuses_and_attach(void **state)
     tp_producer_close(lidar);
 }
 
+static void test_configured_names_are_found(void **state)
+{
+    (void)state;
+    /* `tp discover --name lidar` found nothing: the names of the driver's configuration were not offered. A stream
+     * nobody produces yet is found by its configured name; a producer's DataSourceAnnounce replaces it. */
+    tp_discovery_result_t r[8];
+    tp_discovery_query_t q;
+    tp_discovery_query_init(&q);
+    q.data_source_name = "lidar";
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (find(&q, r, 8) == 0)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(20000);
+    }
+    assert_int_equal(r[0].stream_id, 11);
+    assert_string_equal(r[0].data_source_name, "lidar");
+    tp_producer_t *cam = NULL;
+    tp_assert_ok(tp_producer_attach(&cam, client, 10, TIMEOUT_NS));
+    tp_assert_ok(tp_metadata_set_source(tp_producer_metadata(cam), "front-camera", ""));
+    q.data_source_name = "front-camera";
+    while (find(&q, r, 8) == 0)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(cam);
+        usleep(20000);
+    }
+    assert_int_equal(r[0].stream_id, 10);
+    q.data_source_name = "cam";
+    assert_int_equal(find(&q, r, 8), 0);
+    tp_producer_close(cam);
+}
+
 static void test_requests_without_endpoint_are_dropped(void **state)
 {
     (void)state;
@@ -638,6 +671,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_filters_statuses_and_attach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_configured_names_are_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests_without_endpoint_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_expiry_and_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_statuses, setup, teardown),
