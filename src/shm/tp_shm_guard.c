@@ -30,7 +30,6 @@ enum
 
 static guard_entry_t guard_entries[TP_SHM_GUARD_MAX];
 static uint32_t guard_high_water; /* entries below this index may be live */
-static uint64_t guard_fault_count;
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction guard_previous;
 
@@ -43,7 +42,6 @@ static void guard_replace(guard_entry_t *e)
     if (mmap(at, (size_t)e->length, prot, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED)
     {
         tp_store_release_u32(&e->state, GUARD_LIVE | GUARD_DAMAGED);
-        tp_fetch_add_relaxed_u64(&guard_fault_count, 1);
     }
 }
 
@@ -182,9 +180,4 @@ bool tp_shm_guard_is_damaged(int handle)
         return false;
     }
     return (tp_load_acquire_u32(&guard_entries[handle - 1].state) & GUARD_DAMAGED) != 0;
-}
-
-uint64_t tp_shm_guard_faults(void)
-{
-    return tp_load_relaxed_u64(&guard_fault_count);
 }

@@ -39,7 +39,4 @@ void tp_shm_guard_remove(int handle);
 /* true once a fault replaced the mapping (0: never). */
 bool tp_shm_guard_is_damaged(int handle);
 
-/* Mappings replaced since the process started. */
-uint64_t tp_shm_guard_faults(void);
-
 #endif
