@@ -1,20 +1,31 @@
 /*
- * The bus: tensorpool's message transport. It keeps Aeron's channel syntax and semantics, but it is not Aeron:
- * an Aeron client cannot join it. SBE messages and SHM layouts are where tensorpool is byte-compatible with
- * the other implementations; the bus is our own.
+ * The bus: tensorpool's message transport, in Aeron's channel syntax.
  *
  * Channels:
- *   aeron:ipc[?term-length=4m]                       shared memory on this host
- *   aeron:udp?endpoint=host:port[|interface=ip|ttl=n|mtu=n]   one message per datagram (unicast or multicast)
+ *   aeron:ipc[?term-length=4m]     shared memory on this host: our own log format (an Aeron client cannot join it)
+ *   aeron:udp?endpoint=host:port[|interface=ip|ttl=n|mtu=n|term-length=n|reliable=true|false|session-id=n|
+ *             fc=max|min|rcv-wnd=n|linger=duration]
+ *                                  Aeron's UDP transport protocol on the wire, byte for byte: an Aeron media driver
+ *                                  on another host is a peer (unicast or multicast)
  *
  * Semantics:
  *   - many publications and subscriptions per (channel, stream id), in any processes;
  *   - a subscription sees only what is published after it joined;
- *   - lossy under overrun: a publication never waits for readers; a subscription that falls more than its
- *     image's capacity behind counts the records it lost and resumes at the newest one;
  *   - per publication (image) order is kept; across publications there is no total order;
- *   - nothing a subscriber does can slow a publisher, and a dead or stopped publisher affects only its own
- *     messages.
+ *   - IPC is lossy under overrun: a publication never waits for readers; a subscription that falls more than its
+ *     image's capacity behind counts the records it lost and resumes at the newest one. Nothing a subscriber does
+ *     can slow a publisher;
+ *   - UDP is reliable and flow-controlled, as Aeron's is: receivers NAK gaps and the publication resends them; a
+ *     publication sends no further than its receivers' windows (multicast: the fastest receiver's, fc=max, Aeron's
+ *     default; or the slowest's, fc=min) and offers are back-pressured beyond half a term. With reliable=false
+ *     gaps are skipped and counted. A UDP publication is not connected (offers return TP_BUS_NOT_CONNECTED) until
+ *     a receiver's status message arrives; it stops being connected 5 s after the last one.
+ *
+ * Who does the work (there is no media driver daemon): a UDP publication sends on offer and commit, and is
+ * serviced (status messages, NAKs and retransmits, SETUP, heartbeats) by tp_bus_publication_do_work and by its
+ * offers; a UDP subscription does everything in tp_bus_poll. Call them from the loop that owns the object, at
+ * least every few milliseconds while it is open: a process that stops is, to its peers, a silent publication or a
+ * receiver that stopped reporting, and they time it out.
  *
  * IPC: every publication owns a single-writer ring ("image") in a file under the bus directory,
  * <bus_dir>/<stream_id>/<session_id>.log, listed in <bus_dir>/<stream_id>/registry. The bus directory defaults
@@ -36,7 +47,7 @@ extern "C" {
 enum
 {
     TP_BUS_NOT_CONNECTED = -1,              /* no subscription exists on the stream; nothing was written */
-    TP_BUS_BACK_PRESSURED = -2,             /* transient (UDP send buffer full); try again */
+    TP_BUS_BACK_PRESSURED = -2,             /* transient (UDP: the receivers' window is full); try again */
     TP_BUS_ADMIN_ACTION = -3,               /* transient: the claim is busy or the image is rolling over */
     TP_BUS_CLOSED = -4,                     /* the publication is closed */
     TP_BUS_MAX_MESSAGE_LENGTH_EXCEEDED = -5 /* longer than tp_bus_publication_max_message_length() */
@@ -51,7 +62,7 @@ typedef struct tp_bus_header
 {
     int32_t stream_id;
     int32_t session_id; /* the publication (image) it came from */
-    int64_t position;   /* byte position just past the message in its image (IPC), or its sequence (UDP) */
+    int64_t position;   /* byte position just past the message in its image */
 } tp_bus_header_t;
 
 /* Called once per message; buffer and header are valid only during the call. */
@@ -99,6 +110,10 @@ TP_API int tp_bus_close(tp_bus_t *bus);
 /* The bus directory in use. */
 TP_API const char *tp_bus_dir(const tp_bus_t *bus);
 
+/* The clock the UDP protocol's timers (SETUP, heartbeats, status messages, NAK delays, timeouts) read, for tests;
+ * NULL restores CLOCK_MONOTONIC. Set it before opening publications or subscriptions. */
+TP_API void tp_bus_set_clock(tp_bus_t *bus, tp_clock_fn_t clock, void *clientd);
+
 /* ---- publications ---- */
 
 /* Open a publication on channel / stream_id. is_shared allows several threads to offer concurrently. */
@@ -107,7 +122,8 @@ TP_API int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, co
 TP_API int tp_bus_publication_close(tp_bus_publication_t *pub);
 
 /* Copy a message into the log. Returns the new position (> 0) or a TP_BUS_* code. Never blocks, never waits for
- * readers. Hot path: no allocation, lock (unless shared) or system call (IPC; UDP sends one datagram). */
+ * readers. Hot path: no allocation or lock (unless shared); IPC makes no system call, UDP sends what the window
+ * allows and now and then reads its control messages. */
 TP_API int64_t tp_bus_offer(tp_bus_publication_t *pub, const void *buffer, size_t length);
 
 /* Reserve length bytes in the log to fill in place (SBE encoders write straight into it). Returns the position
@@ -117,9 +133,16 @@ TP_API int64_t tp_bus_try_claim(tp_bus_publication_t *pub, size_t length, tp_bus
 TP_API int64_t tp_bus_commit(tp_bus_publication_t *pub, tp_bus_claim_t *claim);
 TP_API int64_t tp_bus_abort(tp_bus_publication_t *pub, tp_bus_claim_t *claim);
 
+/* Service a UDP publication: read status messages and NAKs, retransmit, send what the window now allows, SETUP
+ * until connected, a heartbeat when idle. Returns the work done (0 when idle; always 0 for IPC). */
+TP_API int tp_bus_publication_do_work(tp_bus_publication_t *pub);
+
+/* The longest message: IPC term-length / 8 less a record header; UDP term-length / 8 (at most 16 MiB), sent in
+ * fragments of mtu - 32 bytes. A claim (try_claim) on UDP is one frame: at most mtu - 32 bytes. */
 TP_API size_t tp_bus_publication_max_message_length(const tp_bus_publication_t *pub);
 TP_API int32_t tp_bus_publication_session_id(const tp_bus_publication_t *pub);
-/* true if at least one subscription is on the stream (IPC: live subscribers in the registry; UDP: always). */
+/* true if at least one subscription is on the stream (IPC: live subscribers in the registry; UDP: a receiver's
+ * status message within the last 5 s). */
 TP_API bool tp_bus_publication_is_connected(const tp_bus_publication_t *pub);
 
 /* ---- subscriptions ---- */
@@ -136,8 +159,9 @@ TP_API int tp_bus_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t han
     int fragment_limit);
 
 /* Sleep until a message may be available or timeout_ns passes (IPC: futex on the stream's registry, which
- * publishers wake only when a subscriber is parked; UDP: poll(2)). Returns 1 if woken or data is ready, 0 on
- * timeout. Spurious wakeups are possible: poll afterwards. */
+ * publishers wake only when a subscriber is parked; UDP: poll(2), at most 100 ms so that status messages keep
+ * flowing, 1 ms while a NAK is due). Returns 1 if woken or data is ready, 0 on timeout. Spurious wakeups are
+ * possible: poll afterwards. */
 TP_API int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns);
 
 TP_API void tp_bus_subscription_counters(const tp_bus_subscription_t *sub, tp_bus_counters_t *out);

@@ -9,6 +9,7 @@
 
 #include "bus/tp_bus_ipc.h"
 #include "bus/tp_channel.h"
+#include "core/tp_clock.h"
 #include "tensorpool/tp_bus.h"
 
 #define TP_BUS_DIR_MAX 4096
@@ -18,6 +19,7 @@ struct tp_bus
     char dir[TP_BUS_DIR_MAX];
     uint32_t dir_mode;
     uint32_t file_mode;
+    tp_clock_t clock; /* what the UDP protocol's timers read */
 };
 
 /* A publisher that keeps waking parked subscribers checks every this many wakes whether one of them died
@@ -93,13 +95,14 @@ struct tp_bus_subscription
     struct tp_bus_udp_sub *udp;
 };
 
-/* UDP halves (tp_bus_udp.c). */
+/* UDP halves (tp_bus_udp_pub.c, tp_bus_udp_sub.c). */
 int tp_bus_udp_publication_open(tp_bus_publication_t *pub);
 void tp_bus_udp_publication_close(tp_bus_publication_t *pub);
-/* Send buffer (or, when buffer is NULL, the claimed datagram body) as one datagram. */
 int64_t tp_bus_udp_offer(tp_bus_publication_t *pub, const void *buffer, size_t length);
-/* Where a claim of the next datagram's body is written. */
-uint8_t *tp_bus_udp_claim_buffer(tp_bus_publication_t *pub);
+int64_t tp_bus_udp_try_claim(tp_bus_publication_t *pub, size_t length, tp_bus_claim_t *claim);
+int64_t tp_bus_udp_commit(tp_bus_publication_t *pub, tp_bus_claim_t *claim, bool is_abort);
+int tp_bus_udp_publication_do_work(tp_bus_publication_t *pub);
+bool tp_bus_udp_publication_is_connected(const tp_bus_publication_t *pub);
 int tp_bus_udp_subscription_open(tp_bus_subscription_t *sub);
 void tp_bus_udp_subscription_close(tp_bus_subscription_t *sub);
 int tp_bus_udp_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t handler, void *clientd, int limit);

@@ -126,6 +126,12 @@ const char *tp_bus_dir(const tp_bus_t *bus)
     return bus->dir;
 }
 
+void tp_bus_set_clock(tp_bus_t *bus, tp_clock_fn_t clock, void *clientd)
+{
+    bus->clock.fn = clock;
+    bus->clock.clientd = clientd;
+}
+
 /* ---- IPC publication ---- */
 
 static int log_create(tp_bus_publication_t *pub)
@@ -406,15 +412,17 @@ int64_t tp_bus_offer(tp_bus_publication_t *pub, const void *buffer, size_t lengt
     {
         return rc;
     }
-    if (pub->channel.kind == TP_CHANNEL_UDP)
-    {
-        return tp_bus_udp_offer(pub, buffer, length);
-    }
     pub_lock(pub);
     if (pub->has_claim)
     {
         pub_unlock(pub);
         return TP_BUS_ADMIN_ACTION;
+    }
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        rc = tp_bus_udp_offer(pub, buffer, length);
+        pub_unlock(pub);
+        return rc;
     }
     uint64_t record_bytes = tp_bus_record_bytes(length);
     uint64_t offset = log_reserve(pub, record_bytes);
@@ -439,13 +447,15 @@ int64_t tp_bus_try_claim(tp_bus_publication_t *pub, size_t length, tp_bus_claim_
     }
     if (pub->channel.kind == TP_CHANNEL_UDP)
     {
-        /* One datagram: build it in the publication's buffer, send at commit. */
+        /* One frame in the term, sent at commit. */
+        rc = tp_bus_udp_try_claim(pub, length, claim);
+        if (rc < 0)
+        {
+            pub_unlock(pub);
+            return rc;
+        }
         pub->has_claim = true;
-        claim->buffer = tp_bus_udp_claim_buffer(pub);
-        claim->length = length;
-        claim->record_bytes_ = length;
-        claim->position_ = 0;
-        return 1;
+        return rc;
     }
     uint64_t record_bytes = tp_bus_record_bytes(length);
     uint64_t offset = log_reserve(pub, record_bytes);
@@ -468,7 +478,7 @@ int64_t tp_bus_commit(tp_bus_publication_t *pub, tp_bus_claim_t *claim)
     int64_t rc;
     if (pub->channel.kind == TP_CHANNEL_UDP)
     {
-        rc = tp_bus_udp_offer(pub, NULL, claim->length);
+        rc = tp_bus_udp_commit(pub, claim, false);
     }
     else
     {
@@ -487,8 +497,12 @@ int64_t tp_bus_abort(tp_bus_publication_t *pub, tp_bus_claim_t *claim)
         return TP_BUS_ADMIN_ACTION;
     }
     pub->has_claim = false;
-    int64_t rc = 1;
-    if (pub->channel.kind == TP_CHANNEL_IPC)
+    int64_t rc;
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        rc = tp_bus_udp_commit(pub, claim, true);
+    }
+    else
     {
         /* The reserved bytes become padding that readers skip. */
         uint64_t offset = (uint64_t)(claim->buffer - pub->data) - TP_BUS_RECORD_HEADER_BYTES;
@@ -496,6 +510,18 @@ int64_t tp_bus_abort(tp_bus_publication_t *pub, tp_bus_claim_t *claim)
     }
     pub_unlock(pub);
     return rc;
+}
+
+int tp_bus_publication_do_work(tp_bus_publication_t *pub)
+{
+    if (pub->channel.kind != TP_CHANNEL_UDP || pub->is_closed)
+    {
+        return 0;
+    }
+    pub_lock(pub);
+    int work = pub->has_claim ? 0 : tp_bus_udp_publication_do_work(pub);
+    pub_unlock(pub);
+    return work;
 }
 
 size_t tp_bus_publication_max_message_length(const tp_bus_publication_t *pub)
@@ -512,7 +538,7 @@ bool tp_bus_publication_is_connected(const tp_bus_publication_t *pub)
 {
     if (pub->channel.kind == TP_CHANNEL_UDP)
     {
-        return true;
+        return tp_bus_udp_publication_is_connected(pub);
     }
     return tp_load_relaxed_u32(&pub->registry.reg->subscriber_count) > 0;
 }

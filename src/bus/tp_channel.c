@@ -1,6 +1,8 @@
 /* Channel URI parsing; see tp_channel.h. */
 #include "bus/tp_channel.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +74,55 @@ static int parse_decimal(const char *text, size_t length, uint64_t min, uint64_t
     return 0;
 }
 
+static int parse_signed(const char *text, size_t length, int64_t *out)
+{
+    bool is_negative = length > 0 && text[0] == '-';
+    uint64_t v;
+    if (parse_decimal(text + is_negative, length - is_negative, 0, (uint64_t)INT64_MAX, &v) < 0)
+    {
+        return -1;
+    }
+    *out = is_negative ? -(int64_t)v : (int64_t)v;
+    return 0;
+}
+
+int tp_channel_parse_duration(const char *text, size_t length, int64_t *out_ns)
+{
+    static const struct
+    {
+        const char *suffix;
+        int64_t ns;
+    } units[] = { { "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 } };
+    size_t digits = 0;
+    while (digits < length && text[digits] >= '0' && text[digits] <= '9')
+    {
+        digits++;
+    }
+    uint64_t v;
+    if (parse_decimal(text, digits, 0, 1000000000000000ull, &v) < 0)
+    {
+        return -1;
+    }
+    if (digits == length)
+    {
+        *out_ns = (int64_t)v; /* Aeron's bare numbers are nanoseconds */
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+    {
+        if (length - digits == strlen(units[i].suffix) && memcmp(text + digits, units[i].suffix, length - digits) == 0)
+        {
+            if (v > (uint64_t)INT64_MAX / (uint64_t)units[i].ns)
+            {
+                return -1;
+            }
+            *out_ns = (int64_t)v * units[i].ns;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* endpoint is NUL-terminated: host:port, [v6]:port */
 static int parse_endpoint(tp_channel_t *c, const char *endpoint)
 {
@@ -126,7 +177,7 @@ static int parse_param(tp_channel_t *c, const char *p, size_t n, int *has_endpoi
     {
         return 0;
     }
-    if (c->kind == TP_CHANNEL_IPC && KEY_IS("term-length"))
+    if (KEY_IS("term-length"))
     {
         uint64_t len;
         if (tp_channel_parse_size(v, v_n, &len) < 0 || len < TP_IPC_TERM_LENGTH_MIN || len > TP_IPC_TERM_LENGTH_MAX ||
@@ -184,13 +235,80 @@ static int parse_param(tp_channel_t *c, const char *p, size_t n, int *has_endpoi
         if (KEY_IS("mtu"))
         {
             uint64_t mtu;
-            if (parse_decimal(v, v_n, 64, TP_UDP_MTU_MAX, &mtu) < 0)
+            if (parse_decimal(v, v_n, TP_UDP_MTU_MIN, TP_UDP_MTU_MAX, &mtu) < 0 || mtu % 32 != 0)
             {
-                TP_SET_ERR(TP_E_INVALID, "mtu '%.*s' must be 64..%u", (int)v_n, v, TP_UDP_MTU_MAX);
+                TP_SET_ERR(TP_E_INVALID, "mtu '%.*s' must be a multiple of 32 from %u to %u", (int)v_n, v,
+                    TP_UDP_MTU_MIN, TP_UDP_MTU_MAX);
                 return -1;
             }
             c->mtu = (uint32_t)mtu;
             return 0;
+        }
+        if (KEY_IS("reliable"))
+        {
+            if (v_n == 4 && memcmp(v, "true", 4) == 0)
+            {
+                c->is_reliable = true;
+                return 0;
+            }
+            if (v_n == 5 && memcmp(v, "false", 5) == 0)
+            {
+                c->is_reliable = false;
+                return 0;
+            }
+            TP_SET_ERR(TP_E_INVALID, "reliable '%.*s' must be true or false", (int)v_n, v);
+            return -1;
+        }
+        if (KEY_IS("session-id"))
+        {
+            int64_t id;
+            if (parse_signed(v, v_n, &id) < 0 || id < INT32_MIN || id > INT32_MAX)
+            {
+                TP_SET_ERR(TP_E_INVALID, "session-id '%.*s' must be a 32-bit integer", (int)v_n, v);
+                return -1;
+            }
+            c->has_session_id = true;
+            c->session_id = (int32_t)id;
+            return 0;
+        }
+        if (KEY_IS("fc"))
+        {
+            if (v_n == 3 && (memcmp(v, "min", 3) == 0 || memcmp(v, "max", 3) == 0))
+            {
+                c->is_fc_min = memcmp(v, "min", 3) == 0;
+                return 0;
+            }
+            TP_SET_ERR(TP_E_INVALID, "fc '%.*s' must be min or max (tagged flow control is not supported)", (int)v_n,
+                v);
+            return -1;
+        }
+        if (KEY_IS("rcv-wnd"))
+        {
+            uint64_t w;
+            if (tp_channel_parse_size(v, v_n, &w) < 0 || w < 4096 || w > (1u << 30))
+            {
+                TP_SET_ERR(TP_E_INVALID, "rcv-wnd '%.*s' must be a size from 4k to 1g", (int)v_n, v);
+                return -1;
+            }
+            c->receiver_window = (uint32_t)w;
+            return 0;
+        }
+        if (KEY_IS("linger"))
+        {
+            if (tp_channel_parse_duration(v, v_n, &c->linger_ns) < 0 || c->linger_ns > 3600LL * 1000000000LL)
+            {
+                TP_SET_ERR(TP_E_INVALID, "linger '%.*s' must be a duration such as 0, 500ms or 5s (at most 1h)",
+                    (int)v_n, v);
+                return -1;
+            }
+            return 0;
+        }
+        if (KEY_IS("control") || KEY_IS("control-mode"))
+        {
+            TP_SET_ERR(TP_E_UNSUPPORTED,
+                "'%.*s' (multi-destination-cast) is not supported; use endpoint= with unicast or a multicast group",
+                (int)key_n, p);
+            return -1;
         }
     }
 #undef KEY_IS
@@ -202,9 +320,10 @@ static int parse_param(tp_channel_t *c, const char *p, size_t n, int *has_endpoi
 int tp_channel_parse(tp_channel_t *c, const char *uri)
 {
     memset(c, 0, sizeof(*c));
-    c->term_length = TP_IPC_TERM_LENGTH_DEFAULT;
     c->ttl = -1;
     c->mtu = TP_UDP_MTU_DEFAULT;
+    c->is_reliable = true;
+    c->linger_ns = TP_UDP_LINGER_DEFAULT_NS;
     if (uri == NULL)
     {
         TP_SET_ERR(TP_E_INVALID, "no channel given");
@@ -214,11 +333,13 @@ int tp_channel_parse(tp_channel_t *c, const char *uri)
     if (strncmp(uri, "aeron:ipc", 9) == 0 && (uri[9] == '\0' || uri[9] == '?'))
     {
         c->kind = TP_CHANNEL_IPC;
+        c->term_length = TP_IPC_TERM_LENGTH_DEFAULT;
         rest = uri + 9;
     }
     else if (strncmp(uri, "aeron:udp", 9) == 0 && (uri[9] == '\0' || uri[9] == '?'))
     {
         c->kind = TP_CHANNEL_UDP;
+        c->term_length = TP_UDP_TERM_LENGTH_DEFAULT;
         rest = uri + 9;
     }
     else
