@@ -1,5 +1,8 @@
 #include "tp_test_util.h"
 
+#include <errno.h>
+#include <sched.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,4 +137,25 @@ void tp_test_config_expect_error(tp_test_config_loader_t load, void *config, con
     }
     tp_test_assert_contains(tp_strbuf_cstr(&r.errors), needle);
     tp_config_report_fini(&r);
+}
+
+int tp_test_enter_multicast_netns(char *why, size_t capacity)
+{
+    if (geteuid() != 0)
+    {
+        snprintf(why, capacity, "making a network namespace needs root");
+        return -1;
+    }
+    if (unshare(CLONE_NEWNET) < 0)
+    {
+        snprintf(why, capacity, "unshare(CLONE_NEWNET) failed: %s", strerror(errno));
+        return -1;
+    }
+    /* A fresh namespace has only lo, down: bring it up, let it carry multicast, and route the groups to it. */
+    if (system("ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo") != 0)
+    {
+        snprintf(why, capacity, "configuring lo for multicast with ip(8) failed (is iproute2 installed?)");
+        return -1;
+    }
+    return 0;
 }

@@ -73,4 +73,9 @@ int tp_test_config_load(tp_test_config_loader_t load, void *config, const char *
 void tp_test_config_expect_error(tp_test_config_loader_t load, void *config, const char *name, const char *text,
     const char *needle);
 
+/* Move this process into a new network namespace whose loopback carries multicast (239.0.0.0/8 and the rest of
+ * 224.0.0.0/4), so multicast tests run the same on any host. Needs root; -1 with the reason otherwise. Children
+ * forked afterwards share the namespace. */
+int tp_test_enter_multicast_netns(char *why, size_t capacity);
+
 #endif

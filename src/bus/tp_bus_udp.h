@@ -97,8 +97,9 @@ typedef struct tp_udp_retransmit
 /* Resolve a channel's endpoint. */
 int tp_udp_resolve(const tp_channel_t *c, tp_udp_address_t *out);
 bool tp_udp_is_multicast(const tp_udp_address_t *a);
-/* The multicast control address: the data group's port + 1 (Aeron's convention). */
-void tp_udp_control_address(const tp_udp_address_t *data, tp_udp_address_t *out);
+/* The multicast control address: the data group's address + 1, same port (Aeron's convention; the data address
+ * must be odd). */
+int tp_udp_control_address(const tp_udp_address_t *data, tp_udp_address_t *out);
 /* A non-blocking socket bound to bind_to (may be NULL: ephemeral), set up for multicast sends on c's interface and
  * ttl when multicast_to is a group it sends to, and joined to join (a group) when not NULL. */
 int tp_udp_socket_open(const tp_channel_t *c, const tp_udp_address_t *bind_to, const tp_udp_address_t *join,

@@ -560,8 +560,8 @@ int tp_bus_udp_publication_open(tp_bus_publication_t *pub)
     {
         /* Receivers send status messages and NAKs to the group's control port. */
         tp_udp_address_t control;
-        tp_udp_control_address(&u->dest, &control);
-        if (tp_udp_socket_open(&pub->channel, &control, &control, true, &u->fd) < 0)
+        if (tp_udp_control_address(&u->dest, &control) < 0 ||
+            tp_udp_socket_open(&pub->channel, &control, &control, true, &u->fd) < 0)
         {
             return -1;
         }

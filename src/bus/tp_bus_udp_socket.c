@@ -40,19 +40,28 @@ bool tp_udp_is_multicast(const tp_udp_address_t *a)
     return a->addr.ss_family == AF_INET6 && IN6_IS_ADDR_MULTICAST(&((const struct sockaddr_in6 *)&a->addr)->sin6_addr);
 }
 
-void tp_udp_control_address(const tp_udp_address_t *data, tp_udp_address_t *out)
+int tp_udp_control_address(const tp_udp_address_t *data, tp_udp_address_t *out)
 {
+    /* Aeron's convention: a multicast stream's control address is the data address plus one, same port, so the
+     * data address must be odd. */
     *out = *data;
+    uint8_t *last;
     if (out->addr.ss_family == AF_INET)
     {
-        struct sockaddr_in *in = (struct sockaddr_in *)&out->addr;
-        in->sin_port = htons((uint16_t)(ntohs(in->sin_port) + 1));
+        last = (uint8_t *)&((struct sockaddr_in *)&out->addr)->sin_addr + 3;
     }
     else
     {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->addr;
-        in6->sin6_port = htons((uint16_t)(ntohs(in6->sin6_port) + 1));
+        last = (uint8_t *)&((struct sockaddr_in6 *)&out->addr)->sin6_addr + 15;
     }
+    if ((*last & 1u) == 0)
+    {
+        TP_SET_ERR(TP_E_INVALID, "a multicast endpoint address must be odd: its control address is the next one, "
+            "as in Aeron");
+        return -1;
+    }
+    (*last)++;
+    return 0;
 }
 
 static int interface_v4(const tp_channel_t *c, struct in_addr *out)

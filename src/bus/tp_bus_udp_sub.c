@@ -126,7 +126,10 @@ int tp_bus_udp_subscription_open(tp_bus_subscription_t *sub)
         return -1;
     }
     u->ctx.is_multicast = tp_udp_is_multicast(&data);
-    tp_udp_control_address(&data, &u->control_group);
+    if (u->ctx.is_multicast && tp_udp_control_address(&data, &u->control_group) < 0)
+    {
+        return -1;
+    }
     u->ctx.is_reliable = sub->channel.is_reliable;
     u->ctx.window_request = sub->channel.receiver_window;
     u->ctx.receiver_id = ((int64_t)tp_random_u32() << 32) | tp_random_u32();
