@@ -196,9 +196,11 @@ int tp_discover(tp_client_t *client, const tp_discovery_query_t *q, tp_discovery
         }
         if (now >= next_send)
         {
-            tp_bus_offer(pub, buf, (size_t)n);
-            next_send = now + RESEND_NS;
+            /* Over UDP the first offers find no receiver yet (the handshake runs meanwhile): retry soon. */
+            int64_t sent = tp_bus_offer(pub, buf, (size_t)n);
+            next_send = now + (sent == TP_BUS_NOT_CONNECTED ? RESEND_NS / 20 : RESEND_NS);
         }
+        tp_bus_publication_do_work(pub);
         if (tp_bus_poll(sub, on_response, &a, 16) == 0)
         {
             tp_bus_subscription_park(sub, TP_NS_PER_MS);

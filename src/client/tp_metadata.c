@@ -365,6 +365,10 @@ int tp_metadata_send_blob(tp_metadata_publisher_t *m, uint32_t blob_type, const 
 int tp_metadata_publisher_do_work(tp_metadata_publisher_t *m)
 {
     int64_t now = tp_client_now(m->client);
+    if (m->pub != NULL)
+    {
+        tp_bus_publication_do_work(m->pub);
+    }
     if (now < m->next_repeat_ns || (!m->has_source && m->attr_count == 0))
     {
         return 0;

@@ -453,6 +453,7 @@ int tp_producer_do_work(tp_producer_t *p)
     int work = tp_client_lease_tick(&p->lease, now);
     if (p->lease.is_valid)
     {
+        work += tp_bus_publication_do_work(p->descriptors);
         tp_metadata_publisher_set_identity(p->meta, p->lease.client_id, p->lease.epoch);
         work += tp_metadata_publisher_do_work(p->meta);
         work += tp_consumer_streams_tick(&p->consumers, now);

@@ -175,6 +175,12 @@ int tp_consumer_streams_tick(tp_consumer_streams_t *s, int64_t now_ns)
             e->in_use = false;
             work++;
         }
+        else if (e->in_use)
+        {
+            /* Per-consumer streams on UDP need servicing; IPC ones return at once. */
+            work += (e->pub != NULL ? tp_bus_publication_do_work(e->pub) : 0) +
+                (e->control_pub != NULL ? tp_bus_publication_do_work(e->control_pub) : 0);
+        }
     }
     return work;
 }

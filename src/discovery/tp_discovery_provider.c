@@ -592,6 +592,13 @@ int tp_discovery_provider_poll(tp_discovery_provider_t *p, int64_t now_ns)
 {
     p->now_ns = now_ns;
     int work = tp_bus_poll(p->requests, on_request, p, 16);
+    for (int i = 0; i < MAX_ENDPOINTS && work >= 0; i++)
+    {
+        if (p->endpoints[i].pub != NULL)
+        {
+            work += tp_bus_publication_do_work(p->endpoints[i].pub); /* UDP answers: retransmits, heartbeats */
+        }
+    }
     for (int i = 0; i < TP_DISCOVERY_MAX_ENTRIES; i++)
     {
         entry_t *e = &p->entries[i];

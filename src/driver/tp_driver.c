@@ -626,6 +626,8 @@ static int driver_do_work_at(tp_driver_t *d, int64_t now_ns)
         return -1;
     }
     work += tp_driver_revoke_queued(d);
+    /* UDP control or announce channels need servicing (retransmits, heartbeats); IPC ones return at once. */
+    work += tp_bus_publication_do_work(d->control_pub) + tp_bus_publication_do_work(d->announce_pub);
     work += tp_driver_liveness_check(d);
     work += tp_driver_supervisor_do_work(d);
     work += discovery_do_work(d);

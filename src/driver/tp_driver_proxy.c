@@ -400,6 +400,10 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
 int tp_driver_proxy_poll(tp_driver_proxy_t *p)
 {
     int work = tp_bus_poll(p->sub, on_message, p, 64);
+    if (work >= 0)
+    {
+        work += tp_bus_publication_do_work(p->pub);
+    }
     if (p->announce_sub != NULL && work >= 0)
     {
         int more = tp_bus_poll(p->announce_sub, on_message, p, 64);
