@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "bus/tp_bus_udp.h"
+#include "core/tp_alloc.h"
 #include "tensorpool/tp_bus.h"
 #include "tp_bus_test_util.h"
+#include "tp_malloc_count.h"
 #include "tp_test_util.h"
 #include "tp_udp_relay.h"
 
@@ -361,6 +363,50 @@ static void test_unreliable_counts_losses(void **state)
     assert_int_equal(g.backwards, 0); /* every jump in the sequence is a loss, never a step back */
 }
 
+/* Offer, claim, commit, poll and do_work allocate nothing once the stream runs (fragmented messages included). */
+static void test_steady_state_allocates_nothing(void **state)
+{
+    (void)state;
+    char ch[160];
+    channel_for(ch, sizeof(ch), port + 20, "|term-length=64k");
+    got_t g = { .stream = 9 };
+    tp_bus_subscription_t *s;
+    tp_bus_publication_t *p;
+    tp_assert_ok(tp_bus_subscription_open(&s, bus, ch, 9, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&p, bus, ch, 9, false));
+    await_connected(p, s, &g);
+    static uint8_t buf[4000];
+    uint64_t seq = 0;
+    offer(p, s, &g, buf, test_msg_make(buf, 0, seq++, 3000));
+    pump(p, s, &g, seq);
+    uint64_t before = tp_malloc_count();
+    uint64_t before_tp = tp_alloc_count();
+    for (int i = 0; i < 2000; i++)
+    {
+        offer(p, s, &g, buf, test_msg_make(buf, 0, seq++, i % 2 == 0 ? 48 : 3000));
+        tp_bus_claim_t claim;
+        while (tp_bus_try_claim(p, 64, &claim) < 0)
+        {
+            tp_bus_publication_do_work(p);
+            tp_bus_poll(s, on_msg, &g, 64);
+        }
+        test_msg_make(claim.buffer, 0, seq++, 64);
+        tp_bus_commit(p, &claim);
+        tp_bus_publication_do_work(p);
+        tp_bus_poll(s, on_msg, &g, 64);
+    }
+    pump(p, s, &g, seq);
+    assert_int_equal(tp_alloc_count(), before_tp);
+    if (tp_malloc_count_available())
+    {
+        assert_int_equal(tp_malloc_count(), before);
+    }
+    assert_int_equal(g.count, seq);
+    assert_int_equal(g.bad + g.out_of_order, 0);
+    tp_bus_publication_close(p);
+    tp_bus_subscription_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_flow_control_window),
         cmocka_unit_test(test_reliable_through_lossy_relay),
         cmocka_unit_test(test_unreliable_counts_losses),
+        cmocka_unit_test(test_steady_state_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
