@@ -37,6 +37,8 @@
 #define TP_UDP_NAK_RETRY_DELAY_NS (10 * TP_NS_PER_MS)
 #define TP_UDP_NAK_MULTICAST_MAX_BACKOFF_NS (10 * TP_NS_PER_MS)
 #define TP_UDP_RETRANSMIT_LINGER_NS (10 * TP_NS_PER_MS)
+/* Offers within this long of the last datagram are coalesced into mtu-sized datagrams (see send_after_offer). */
+#define TP_UDP_COALESCE_NS (10 * TP_NS_PER_US)
 /* How often an offer looks for status messages and NAKs when its window is open. */
 #define TP_UDP_CONTROL_POLL_NS (50 * TP_NS_PER_US)
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bus/tp_bus_internal.h"
@@ -122,24 +123,75 @@ static uint32_t datagram_at(struct tp_bus_udp_pub *u, int64_t position, int64_t 
 static int64_t send_pending(struct tp_bus_udp_pub *u, int64_t now_ns)
 {
     int64_t sent = 0;
+    struct iovec iov[TP_UDP_SEND_BATCH];
+    struct mmsghdr messages[TP_UDP_SEND_BATCH];
     while (u->snd_pos < u->pub_pos && u->snd_pos < u->snd_limit)
     {
+        /* Up to TP_UDP_SEND_BATCH datagrams per system call. */
+        int count = 0;
+        int64_t at = u->snd_pos;
         int64_t limit = u->pub_pos < u->snd_limit ? u->pub_pos : u->snd_limit;
-        int64_t advance;
-        uint32_t bytes = datagram_at(u, u->snd_pos, limit, &advance);
-        if (bytes == 0)
+        int64_t advances[TP_UDP_SEND_BATCH];
+        while (count < TP_UDP_SEND_BATCH && at < limit)
+        {
+            int64_t advance;
+            uint32_t bytes = datagram_at(u, at, limit, &advance);
+            if (bytes == 0)
+            {
+                break;
+            }
+            iov[count].iov_base = term_at(u, at);
+            iov[count].iov_len = bytes;
+            memset(&messages[count].msg_hdr, 0, sizeof(messages[count].msg_hdr));
+            messages[count].msg_hdr.msg_iov = &iov[count];
+            messages[count].msg_hdr.msg_iovlen = 1;
+            messages[count].msg_hdr.msg_name = &u->dest.addr;
+            messages[count].msg_hdr.msg_namelen = u->dest.length;
+            advances[count] = advance;
+            at += advance;
+            count++;
+        }
+        if (count == 0)
         {
             break; /* the next frame does not fit the window */
         }
-        if (!send_datagram(u, term_at(u, u->snd_pos), bytes))
+        int n = sendmmsg(u->fd, messages, (unsigned)count, MSG_DONTWAIT);
+        if (n <= 0)
+        {
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
+            {
+                n = count; /* lost on the way (no route, refused): the protocol recovers, as after any loss */
+            }
+            else
+            {
+                break; /* the socket buffer is full: later */
+            }
+        }
+        for (int i = 0; i < n; i++)
+        {
+            u->snd_pos += advances[i];
+            u->counters.datagrams_sent++;
+            u->counters.bytes_sent += iov[i].iov_len;
+            sent += (int64_t)iov[i].iov_len;
+        }
+        u->last_send_ns = now_ns;
+        if (n < count)
         {
             break;
         }
-        u->snd_pos += advance;
-        u->last_send_ns = now_ns;
-        sent += bytes;
     }
     return sent;
+}
+
+/* After an offer: send at once when the last datagram left a while ago (a lone message is not delayed), else only
+ * whole datagrams, so that a burst of small messages travels in mtu-sized datagrams; the rest goes with the next
+ * offer or tp_bus_publication_do_work. */
+static void send_after_offer(struct tp_bus_udp_pub *u, int64_t now_ns)
+{
+    if (now_ns - u->last_send_ns >= TP_UDP_COALESCE_NS || u->pub_pos - u->snd_pos >= (int64_t)u->mtu)
+    {
+        send_pending(u, now_ns);
+    }
 }
 
 static void send_setup(tp_bus_publication_t *pub, int64_t now_ns)
@@ -478,7 +530,7 @@ int64_t tp_bus_udp_offer(tp_bus_publication_t *pub, const void *buffer, size_t l
         position += tp_udp_align(TP_UDP_DATA_HEADER_LENGTH + payload);
     }
     u->pub_pos = position;
-    send_pending(u, now_ns);
+    send_after_offer(u, now_ns);
     return u->pub_pos;
 }
 
@@ -519,7 +571,7 @@ int64_t tp_bus_udp_commit(tp_bus_publication_t *pub, tp_bus_claim_t *claim, bool
             TP_UDP_FLAGS_UNFRAGMENTED, TP_UDP_TYPE_DATA);
     }
     u->pub_pos = u->claim_pos + (int64_t)claim->record_bytes_;
-    send_pending(u, tp_clock_now(u->clock));
+    send_after_offer(u, tp_clock_now(u->clock));
     return u->pub_pos;
 }
 
@@ -581,6 +633,7 @@ int tp_bus_udp_publication_open(tp_bus_publication_t *pub)
 static void linger(tp_bus_publication_t *pub)
 {
     struct tp_bus_udp_pub *u = pub->udp;
+    service(pub, tp_clock_now(u->clock)); /* whatever offers left coalescing goes now, as far as the window allows */
     int64_t start = tp_clock_monotonic_ns();
     while (pub->channel.linger_ns > 0 && tp_clock_monotonic_ns() - start < pub->channel.linger_ns)
     {

@@ -287,6 +287,7 @@ static void test_publication_frames(void **state)
     tp_bus_publication_do_work(w.pub);
     assert_true(tp_bus_publication_is_connected(w.pub));
     assert_int_equal(tp_bus_offer(w.pub, msg, 100), 160);
+    tp_bus_publication_do_work(w.pub); /* the clock stands still: offers coalesce until do_work flushes */
     ssize_t n = raw_recv_data(w.fd, b, sizeof(b), &from);
     assert_int_equal(n, 160);
     tp_udp_data_header_t h;
@@ -305,6 +306,7 @@ static void test_publication_frames(void **state)
     memcpy(first, b, sizeof(first));
     /* 3000 bytes: fragments of mtu - 32 = 1376 bytes, 1376 + 1376 + 248 */
     assert_int_equal(tp_bus_offer(w.pub, msg, 3000), 160 + 1408 + 1408 + 288);
+    tp_bus_publication_do_work(w.pub);
     const uint8_t flags[3] = { TP_UDP_FLAG_BEGIN, 0, TP_UDP_FLAG_END };
     const int32_t lengths[3] = { 1408, 1408, 280 };
     for (int i = 0; i < 3; i++)
@@ -379,6 +381,7 @@ static void test_publication_hostile_control(void **state)
     {
         offered++;
     }
+    tp_bus_publication_do_work(w.pub);
     uint8_t b[4096];
     struct sockaddr_in from;
     uint64_t bytes = 0;
@@ -412,6 +415,33 @@ static void test_publication_hostile_control(void **state)
     usleep(1000);
     tp_bus_publication_do_work(w.pub);
     assert_true(raw_recv_data(w.fd, b, sizeof(b), &from) > 0);
+    wire_pub_close(&w);
+}
+
+/* Offers close together travel in mtu-sized datagrams: 22 frames of 64 bytes fill 1408; the remainder goes at
+ * do_work. A lone offer after a quiet spell goes at once. */
+static void test_small_messages_coalesce(void **state)
+{
+    (void)state;
+    wire_pub_t w;
+    wire_pub_open(&w, port + 4, "|term-length=64k|linger=0");
+    send_sm(&w, w.setup.initial_term_id, 0, 65536, 0);
+    usleep(1000);
+    tp_bus_publication_do_work(w.pub); /* connects, and sends a heartbeat: the clock now stands at a send */
+    uint8_t msg[32] = { 0 };
+    for (int i = 0; i < 30; i++)
+    {
+        assert_true(tp_bus_offer(w.pub, msg, sizeof(msg)) > 0);
+    }
+    uint8_t b[2048];
+    struct sockaddr_in from;
+    assert_int_equal(raw_recv_data(w.fd, b, sizeof(b), &from), 22 * 64);
+    assert_true(nothing_more(w.fd));
+    tp_bus_publication_do_work(w.pub);
+    assert_int_equal(raw_recv_data(w.fd, b, sizeof(b), &from), 8 * 64);
+    fake_now += TP_UDP_COALESCE_NS;
+    assert_true(tp_bus_offer(w.pub, msg, sizeof(msg)) > 0);
+    assert_int_equal(raw_recv_data(w.fd, b, sizeof(b), &from), 64);
     wire_pub_close(&w);
 }
 
@@ -624,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_classify_rejects_malformed),
         cmocka_unit_test(test_publication_frames),
         cmocka_unit_test(test_publication_hostile_control),
+        cmocka_unit_test(test_small_messages_coalesce),
         cmocka_unit_test(test_subscription_on_the_wire),
         cmocka_unit_test(test_image_liveness_timeout),
     };
