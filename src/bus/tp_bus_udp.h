@@ -32,13 +32,15 @@
 #define TP_UDP_SM_INTERVAL_NS (200 * TP_NS_PER_MS)
 #define TP_UDP_CONNECTION_TIMEOUT_NS (5000 * TP_NS_PER_MS)
 #define TP_UDP_IMAGE_LIVENESS_NS (10000 * TP_NS_PER_MS)
-#define TP_UDP_RECEIVER_WINDOW_DEFAULT (128u << 10)
+#define TP_UDP_RECEIVER_WINDOW_DEFAULT (1u << 20) /* Aeron: 128 KiB; see docs/ARCHITECTURE.md */
 #define TP_UDP_NAK_UNICAST_DELAY_NS (100 * TP_NS_PER_US)
 #define TP_UDP_NAK_RETRY_DELAY_NS (10 * TP_NS_PER_MS)
 #define TP_UDP_NAK_MULTICAST_MAX_BACKOFF_NS (10 * TP_NS_PER_MS)
 #define TP_UDP_RETRANSMIT_LINGER_NS (10 * TP_NS_PER_MS)
-/* Offers within this long of the last datagram are coalesced into mtu-sized datagrams (see send_after_offer). */
-#define TP_UDP_COALESCE_NS (10 * TP_NS_PER_US)
+/* Offers less than this apart are a burst, coalesced into mtu-sized datagrams (see send_after_offer). */
+#define TP_UDP_COALESCE_NS (2 * TP_NS_PER_US)
+/* A burst is sent once it fills this many datagrams (one sendmmsg). */
+#define TP_UDP_BURST_DATAGRAMS 16
 /* How often an offer looks for status messages and NAKs when its window is open. */
 #define TP_UDP_CONTROL_POLL_NS (50 * TP_NS_PER_US)
 

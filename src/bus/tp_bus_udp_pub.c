@@ -40,6 +40,7 @@ struct tp_bus_udp_pub
     int64_t snd_pos;
     int64_t snd_limit;
     int64_t last_send_ns;
+    int64_t last_offer_ns;
     int64_t last_setup_ns;
     int64_t last_control_ns;
     bool has_setup_been_sent;
@@ -183,14 +184,21 @@ static int64_t send_pending(struct tp_bus_udp_pub *u, int64_t now_ns)
     return sent;
 }
 
-/* After an offer: send at once when the last datagram left a while ago (a lone message is not delayed), else only
- * whole datagrams, so that a burst of small messages travels in mtu-sized datagrams; the rest goes with the next
- * offer or tp_bus_publication_do_work. */
+/* After an offer: send at once unless offers are coming in a burst (the one before was less than
+ * TP_UDP_COALESCE_NS ago), so that a lone message is never delayed while a burst of small messages travels in
+ * mtu-sized datagrams, TP_UDP_BURST_DATAGRAMS per system call; what a burst leaves goes with the next offer or
+ * tp_bus_publication_do_work. */
 static void send_after_offer(struct tp_bus_udp_pub *u, int64_t now_ns)
 {
-    if (now_ns - u->last_send_ns >= TP_UDP_COALESCE_NS || u->pub_pos - u->snd_pos >= (int64_t)u->mtu)
+    bool is_burst = now_ns - u->last_offer_ns < TP_UDP_COALESCE_NS;
+    u->last_offer_ns = now_ns;
+    if (!is_burst || u->pub_pos - u->snd_pos >= (int64_t)u->mtu * TP_UDP_BURST_DATAGRAMS)
     {
-        send_pending(u, now_ns);
+        if (send_pending(u, now_ns) > 0)
+        {
+            /* The send took a while: the burst is measured from its end, or it would never be one. */
+            u->last_offer_ns = tp_clock_now(u->clock);
+        }
     }
 }
 
@@ -595,6 +603,7 @@ int tp_bus_udp_publication_open(tp_bus_publication_t *pub)
     u->initial_term_id = (int32_t)tp_random_u32();
     u->is_fc_min = pub->channel.is_fc_min;
     u->last_control_ns = INT64_MIN / 2;
+    u->last_offer_ns = INT64_MIN / 2;
     if (tp_udp_resolve(&pub->channel, &u->dest) < 0)
     {
         return -1;

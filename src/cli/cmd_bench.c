@@ -35,7 +35,13 @@ void tp_bench_pin(int cpu)
     }
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(cpu % (int)n, &set);
+    for (int c = 0; c < (int)n && c < CPU_SETSIZE; c++)
+    {
+        if (cpu < 0 || c == cpu % (int)n)
+        {
+            CPU_SET(c, &set);
+        }
+    }
     sched_setaffinity(0, sizeof(set), &set);
 }
 

@@ -274,15 +274,7 @@ done:
     tp_bus_publication_close(pub);
     tp_bus_subscription_close(sub);
     tp_bus_close(bus);
-    {
-        cpu_set_t all;
-        CPU_ZERO(&all);
-        for (int c = 0; c < CPU_SETSIZE && c < sysconf(_SC_NPROCESSORS_ONLN); c++)
-        {
-            CPU_SET(c, &all);
-        }
-        sched_setaffinity(0, sizeof(all), &all);
-    }
+    tp_bench_pin(-1);
     return rc;
 }
 
@@ -329,7 +321,8 @@ static int idle_once(const char *dir, bench_shared_t *sh, double seconds)
 static void bench_bus_usage(FILE *out)
 {
     fprintf(out,
-        "usage: tp bench bus [--seconds S] [--repeats N] [--round-trips N] [--json]\n\n"
+        "usage: tp bench bus [--seconds S] [--repeats N] [--round-trips N] [--json]\n"
+        "       tp bench bus --udp ... (aeron:udp on loopback beside raw UDP and Aeron: tp bench bus --udp --help)\n\n"
         "Measures the bus on this machine: throughput with 1 and 2 publisher processes (pinned to CPU 0) and\n"
         "one subscriber process (CPU 1) for 32 B and 256 B messages; ping-pong round trips between two\n"
         "processes, busy-spinning and futex-parked (p50/p99/p99.9); and the CPU time of a parked, idle\n"
@@ -345,6 +338,13 @@ int tp_bench_bus(int argc, char **argv)
     uint64_t repeats = 5;
     uint64_t round_trips = 100000;
     int json = 0;
+    for (int i = 1; i < argc; i++)
+    {
+        if (strcmp(argv[i], "--udp") == 0)
+        {
+            return tp_bench_udp(argc, argv);
+        }
+    }
     for (int i = 1; i < argc; i++)
     {
         if (tp_cli_is_help(argv[i]))

@@ -16,13 +16,14 @@ typedef struct tp_bench_stat
 /* Median, min and max of n values (n <= TP_BENCH_MAX_VALUES). */
 void tp_bench_stats(const double *values, int n, tp_bench_stat_t *out);
 
-/* Pin the calling thread to CPU cpu (modulo the online CPUs; nothing on a single-CPU machine). */
+/* Pin the calling thread to CPU cpu (modulo the online CPUs; nothing on a single-CPU machine); -1 unpins. */
 void tp_bench_pin(int cpu);
 
 /* "command: ..." and "machine: CPU model, CPUs, kernel" lines. */
 void tp_bench_print_machine(FILE *out, int argc, char **argv);
 
 int tp_bench_bus(int argc, char **argv);
+int tp_bench_udp(int argc, char **argv);
 int tp_bench_attach(int argc, char **argv);
 int tp_bench_frames(int argc, char **argv);
 

@@ -15,7 +15,7 @@
 #include "tp_bus_test_util.h"
 #include "tp_malloc_count.h"
 #include "tp_test_util.h"
-#include "tp_udp_relay.h"
+#include "cli/tp_udp_relay.h"
 
 static tp_bus_t *bus;
 static char dir[512];

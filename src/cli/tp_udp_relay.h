@@ -1,10 +1,11 @@
 /*
- * A lossy UDP relay for transport tests: listens on a loopback port, forwards what a publication sends to the
- * subscription's port and what the subscription answers back to the publication, dropping, duplicating and
- * reordering datagrams (both directions) at given rates, deterministically from a seed. Runs on its own thread.
+ * A lossy UDP relay, for the transport tests and `tp bench bus --udp`: listens on a loopback port, forwards what a
+ * publication sends to the subscription's port and what the subscription answers back to the publication,
+ * dropping, duplicating and reordering datagrams (both directions) at given rates, deterministically from a seed.
+ * Runs on its own thread.
  */
-#ifndef TP_UDP_RELAY_H
-#define TP_UDP_RELAY_H
+#ifndef TP_CLI_UDP_RELAY_H
+#define TP_CLI_UDP_RELAY_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* The lossy relay; see tp_udp_relay.h. */
-#include "tp_udp_relay.h"
+#include "cli/tp_udp_relay.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
