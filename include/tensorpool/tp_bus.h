@@ -21,7 +21,8 @@
  *     gaps are skipped and counted. A UDP publication is not connected (offers return TP_BUS_NOT_CONNECTED) until
  *     a receiver's status message arrives; it stops being connected 5 s after the last one.
  *
- * Who does the work (there is no media driver daemon): a UDP publication sends on offer and commit, and is
+ * Who does the work (there is no media driver daemon): a UDP publication sends on offer and commit (unless it
+ * coalesces, see tp_bus_publication_set_coalescing), and is
  * serviced (status messages, NAKs and retransmits, SETUP, heartbeats) by tp_bus_publication_do_work and by its
  * offers; a UDP subscription does everything in tp_bus_poll. Call them from the loop that owns the object, at
  * least every few milliseconds while it is open: a process that stops is, to its peers, a silent publication or a
@@ -136,6 +137,12 @@ TP_API int64_t tp_bus_abort(tp_bus_publication_t *pub, tp_bus_claim_t *claim);
 /* Service a UDP publication: read status messages and NAKs, retransmit, send what the window now allows, SETUP
  * until connected, a heartbeat when idle. Returns the work done (0 when idle; always 0 for IPC). */
 TP_API int tp_bus_publication_do_work(tp_bus_publication_t *pub);
+
+/* UDP: let offers that come in a burst (less than 2 us apart) travel together, many small messages to an mtu-sized
+ * datagram and 16 datagrams to a system call; a lone offer still goes at once. The last datagrams of a burst wait
+ * for the next offer or tp_bus_publication_do_work, so only a publication whose owner calls do_work in its loop
+ * should coalesce. Off by default (every offer sends what it can). No effect on IPC. Returns 0. */
+TP_API int tp_bus_publication_set_coalescing(tp_bus_publication_t *pub, bool is_coalescing);
 
 /* The longest message: IPC term-length / 8 less a record header; UDP term-length / 8 (at most 16 MiB), sent in
  * fragments of mtu - 32 bytes. A claim (try_claim) on UDP is one frame: at most mtu - 32 bytes. */

@@ -102,6 +102,7 @@ int64_t tp_bus_udp_offer(tp_bus_publication_t *pub, const void *buffer, size_t l
 int64_t tp_bus_udp_try_claim(tp_bus_publication_t *pub, size_t length, tp_bus_claim_t *claim);
 int64_t tp_bus_udp_commit(tp_bus_publication_t *pub, tp_bus_claim_t *claim, bool is_abort);
 int tp_bus_udp_publication_do_work(tp_bus_publication_t *pub);
+void tp_bus_udp_publication_set_coalescing(tp_bus_publication_t *pub, bool is_coalescing);
 bool tp_bus_udp_publication_is_connected(const tp_bus_publication_t *pub);
 int tp_bus_udp_subscription_open(tp_bus_subscription_t *sub);
 void tp_bus_udp_subscription_close(tp_bus_subscription_t *sub);

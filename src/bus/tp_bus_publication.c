@@ -512,6 +512,17 @@ int64_t tp_bus_abort(tp_bus_publication_t *pub, tp_bus_claim_t *claim)
     return rc;
 }
 
+int tp_bus_publication_set_coalescing(tp_bus_publication_t *pub, bool is_coalescing)
+{
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        pub_lock(pub);
+        tp_bus_udp_publication_set_coalescing(pub, is_coalescing);
+        pub_unlock(pub);
+    }
+    return 0;
+}
+
 int tp_bus_publication_do_work(tp_bus_publication_t *pub)
 {
     if (pub->channel.kind != TP_CHANNEL_UDP || pub->is_closed)

@@ -46,6 +46,7 @@ struct tp_bus_udp_pub
     bool has_setup_been_sent;
     bool is_setup_elicited;
     bool is_claimed;
+    bool is_coalescing;
     int64_t claim_pos;
     tp_udp_receiver_t receivers[TP_UDP_MAX_RECEIVERS];
     int receiver_count;
@@ -184,12 +185,17 @@ static int64_t send_pending(struct tp_bus_udp_pub *u, int64_t now_ns)
     return sent;
 }
 
-/* After an offer: send at once unless offers are coming in a burst (the one before was less than
- * TP_UDP_COALESCE_NS ago), so that a lone message is never delayed while a burst of small messages travels in
- * mtu-sized datagrams, TP_UDP_BURST_DATAGRAMS per system call; what a burst leaves goes with the next offer or
- * tp_bus_publication_do_work. */
+/* After an offer: send what is pending at once. A coalescing publication instead holds offers that come in a burst
+ * (the one before was less than TP_UDP_COALESCE_NS ago) until they fill TP_UDP_BURST_DATAGRAMS mtu-sized datagrams,
+ * sent with one system call; a lone message still goes at once, and what a burst leaves goes with the next offer
+ * or tp_bus_publication_do_work, which its owner must therefore call. */
 static void send_after_offer(struct tp_bus_udp_pub *u, int64_t now_ns)
 {
+    if (!u->is_coalescing)
+    {
+        send_pending(u, now_ns);
+        return;
+    }
     bool is_burst = now_ns - u->last_offer_ns < TP_UDP_COALESCE_NS;
     u->last_offer_ns = now_ns;
     if (!is_burst || u->pub_pos - u->snd_pos >= (int64_t)u->mtu * TP_UDP_BURST_DATAGRAMS)
@@ -400,7 +406,8 @@ static void on_nak(tp_bus_publication_t *pub, const uint8_t *frame, int64_t now_
     {
         return; /* as many retransmits in flight as Aeron allows; the receiver asks again */
     }
-    u->retransmits[slot] = (tp_udp_retransmit_t){ .position = position, .expiry_ns = now_ns + TP_UDP_RETRANSMIT_LINGER_NS };
+    u->retransmits[slot] =
+        (tp_udp_retransmit_t){ .position = position, .expiry_ns = now_ns + TP_UDP_RETRANSMIT_LINGER_NS };
     resend(u, position, end - position);
 }
 
@@ -460,6 +467,11 @@ static int service(tp_bus_publication_t *pub, int64_t now_ns)
         work++;
     }
     return work;
+}
+
+void tp_bus_udp_publication_set_coalescing(tp_bus_publication_t *pub, bool is_coalescing)
+{
+    pub->udp->is_coalescing = is_coalescing;
 }
 
 int tp_bus_udp_publication_do_work(tp_bus_publication_t *pub)

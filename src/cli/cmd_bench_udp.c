@@ -3,17 +3,14 @@
  *   throughput   publisher process (CPU 0) -> subscriber process (CPU 1): 32 B, 1 KiB, 64 KiB messages
  *   raw UDP      the same two cores moving datagrams with sendmmsg/recvmmsg, 64 per call: 32 B and 1408 B
  *   round trip   ping-pong, busy-spinning, ours and raw UDP sendto/recv, p50/p99/p99.9
- *   loss         1 KiB throughput through a relay that drops 1% of datagrams (both directions)
+ *   loss         1 KiB throughput through a relay thread, without loss and dropping 1% of datagrams (both ways)
  *   Aeron        streaming_publisher -> rate_subscriber and cping/cpong over aeronmd, when AERON_BIN_DIR (or
  *                --aeron DIR) names Aeron's C binaries
  * Figures are medians of --repeats interleaved runs.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +33,6 @@
 #define UDP_MAX_REPEATS 21
 #define RAW_BATCH 64
 #define SIZE_COUNT 3
-
-extern char **environ;
 
 typedef struct udp_shared
 {
@@ -153,6 +148,7 @@ static void ours_publisher(const udp_bench_t *b, const char *channel, size_t siz
         fprintf(stderr, "tp bench: %s\n", tp_errmsg());
         _exit(1);
     }
+    tp_bus_publication_set_coalescing(pub, true); /* this loop calls do_work whenever an offer is refused */
     static uint8_t msg[65536];
     memset(msg, 0x5A, sizeof(msg));
     while (!tp_load_relaxed_int(&b->sh->stop))
@@ -487,169 +483,177 @@ static int raw_round_trips(udp_bench_t *b, int round_trips)
     return fd >= 0 ? 0 : -1;
 }
 
-/* ---- Aeron's samples over its media driver ---- */
+/* ---- one round of every measurement, and the report ---- */
 
-static pid_t aeron_spawn(char *const argv[], const char *log)
+typedef struct udp_runs
 {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, argv[0], &actions, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    return rc == 0 ? pid : -1;
-}
+    int n;
+    uint64_t round_trips;
+    const char *aeron;
+    double ours_msgs[SIZE_COUNT][UDP_MAX_REPEATS];
+    double ours_bps[SIZE_COUNT][UDP_MAX_REPEATS];
+    double raw_msgs[2][UDP_MAX_REPEATS];
+    double raw_bps[2][UDP_MAX_REPEATS];
+    double rtt[2][3][UDP_MAX_REPEATS];
+    double relay_msgs[2][UDP_MAX_REPEATS]; /* through the relay: lossless, 1% loss */
+    double relay_bps[2][UDP_MAX_REPEATS];
+    tp_bench_aeron_t aeron_figures;
+} udp_runs_t;
 
-static void aeron_stop(pid_t pid)
+static const size_t raw_sizes[2] = { 32, 1408 };
+
+static int udp_measure_round(udp_bench_t *b, udp_runs_t *runs, int r)
 {
-    if (pid > 0)
+    for (int s = 0; s < SIZE_COUNT; s++)
     {
-        kill(pid, SIGINT);
-        for (int i = 0; i < 300 && waitpid(pid, NULL, WNOHANG) != pid; i++)
+        if (ours_throughput(b, sizes[s], NULL, &runs->ours_msgs[s][r], &runs->ours_bps[s][r]) < 0)
         {
-            usleep(10000);
-            if (i == 200)
-            {
-                kill(pid, SIGKILL);
-            }
+            fprintf(stderr, "tp bench: aeron:udp throughput of %zu B messages failed\n", sizes[s]);
+            return TP_EXIT_FAILED;
         }
     }
-}
-
-typedef struct aeron_figures
-{
-    double msgs_per_s[SIZE_COUNT];
-    double p50_us;
-    double p99_us;
-    double max_us;
-    bool has_rtt;
-} aeron_figures_t;
-
-/* The best per-second rate rate_subscriber printed ("..., 1.234e+05 msgs/sec, ..."). */
-static double aeron_best_rate(const char *log)
-{
-    FILE *f = fopen(log, "r");
-    double best = 0;
-    char line[512];
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+    for (int s = 0; s < 2; s++)
     {
-        char *at = strstr(line, " msgs/sec");
-        char *comma = strchr(line, ',');
-        if (at != NULL && comma != NULL && comma < at)
+        if (raw_throughput(b, raw_sizes[s], &runs->raw_msgs[s][r], &runs->raw_bps[s][r]) < 0)
         {
-            double v = strtod(comma + 1, NULL);
-            best = v > best ? v : best;
+            fprintf(stderr, "tp bench: raw UDP throughput of %zu B datagrams failed\n", raw_sizes[s]);
+            return TP_EXIT_FAILED;
         }
     }
-    if (f != NULL)
+    for (int k = 0; k < 2; k++)
     {
-        fclose(f);
-    }
-    return best;
-}
-
-/* p50, p99 and max from cping's HdrHistogram print (values in microseconds). */
-static bool aeron_rtt(const char *log, aeron_figures_t *out)
-{
-    FILE *f = fopen(log, "r");
-    char line[512];
-    bool has50 = false;
-    bool has99 = false;
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-    {
-        double value;
-        double percentile;
-        if (sscanf(line, " %lf %lf", &value, &percentile) == 2 && line[0] == ' ')
+        int round_trips = (int)runs->round_trips;
+        if ((k == 0 ? ours_round_trips(b, round_trips) : raw_round_trips(b, round_trips)) < 0)
         {
-            if (!has50 && percentile >= 0.5)
-            {
-                out->p50_us = value;
-                has50 = true;
-            }
-            if (!has99 && percentile >= 0.99)
-            {
-                out->p99_us = value;
-                has99 = true;
-            }
-            out->max_us = value;
+            fprintf(stderr, "tp bench: %s round trips failed after %" PRIu64 "\n", k == 0 ? "aeron:udp" : "raw UDP",
+                b->sh->rtt.count);
+            return TP_EXIT_FAILED;
+        }
+        runs->rtt[k][0][r] = (double)tp_histogram_percentile(&b->sh->rtt, 50) / 1e3;
+        runs->rtt[k][1][r] = (double)tp_histogram_percentile(&b->sh->rtt, 99) / 1e3;
+        runs->rtt[k][2][r] = (double)tp_histogram_percentile(&b->sh->rtt, 99.9) / 1e3;
+    }
+    const tp_udp_relay_rates_t rates[2] = { { .seed = 1 }, { .drop = 0.01, .seed = 1 } };
+    for (int k = 0; k < 2; k++)
+    {
+        if (ours_throughput(b, 1024, &rates[k], &runs->relay_msgs[k][r], &runs->relay_bps[k][r]) < 0)
+        {
+            fprintf(stderr, "tp bench: aeron:udp throughput through the relay%s failed\n",
+                k == 1 ? " dropping 1%" : "");
+            return TP_EXIT_FAILED;
         }
     }
-    if (f != NULL)
-    {
-        fclose(f);
-    }
-    return has50 && has99;
+    return TP_EXIT_OK;
 }
 
-static void aeron_measure(udp_bench_t *b, const char *bin, aeron_figures_t *out)
+static void udp_report(const udp_runs_t *runs, bool json)
 {
-    memset(out, 0, sizeof(*out));
-    char aeron_dir[300];
-    char dir_arg[320];
-    char md[1100];
-    char log[400];
-    snprintf(aeron_dir, sizeof(aeron_dir), "%s/aeron", b->dir);
-    snprintf(dir_arg, sizeof(dir_arg), "-Daeron.dir=%s", aeron_dir);
-    snprintf(md, sizeof(md), "%s/aeronmd", bin);
-    snprintf(log, sizeof(log), "%s/aeronmd.log", b->dir);
-    char *md_argv[] = { md, dir_arg, "-Daeron.threading.mode=SHARED", "-Daeron.dir.delete.on.shutdown=true", NULL };
-    pid_t driver = aeron_spawn(md_argv, log);
-    usleep(500000);
-    for (int s = 0; s < SIZE_COUNT && driver > 0; s++)
+    int n = runs->n;
+    const tp_bench_aeron_t *af = &runs->aeron_figures;
+    tp_bench_stat_t st[SIZE_COUNT];
+    tp_bench_stat_t sb[SIZE_COUNT];
+    tp_bench_stat_t raw_m[2];
+    tp_bench_stat_t raw_b[2];
+    tp_bench_stat_t rt[2][3];
+    tp_bench_stat_t relay_m[2];
+    tp_bench_stat_t relay_b[2];
+    for (int s = 0; s < SIZE_COUNT; s++)
     {
-        char channel[128];
-        snprintf(channel, sizeof(channel), "aeron:udp?endpoint=127.0.0.1:%d", b->port++);
-        char sub[1100];
-        char pub[1100];
-        char length[32];
-        char sub_log[400];
-        char pub_log[400];
-        snprintf(sub, sizeof(sub), "%s/rate_subscriber", bin);
-        snprintf(pub, sizeof(pub), "%s/streaming_publisher", bin);
-        snprintf(length, sizeof(length), "%zu", sizes[s]);
-        snprintf(sub_log, sizeof(sub_log), "%s/rate_subscriber.log", b->dir);
-        snprintf(pub_log, sizeof(pub_log), "%s/streaming_publisher.log", b->dir);
-        char *sub_argv[] = { "/usr/bin/stdbuf", "-oL", sub, "-p", aeron_dir, "-c", channel, "-s", "1", NULL };
-        char *pub_argv[] = { pub, "-p", aeron_dir, "-c", channel, "-s", "1", "-L", length, "-m", "1000000000", "-l",
-            "0", NULL };
-        pid_t sp = aeron_spawn(sub_argv, sub_log);
-        usleep(300000);
-        pid_t pp = aeron_spawn(pub_argv, pub_log);
-        usleep((useconds_t)(b->seconds * 1e6) + 1500000);
-        aeron_stop(pp);
-        aeron_stop(sp);
-        out->msgs_per_s[s] = aeron_best_rate(sub_log);
+        tp_bench_stats(runs->ours_msgs[s], n, &st[s]);
+        tp_bench_stats(runs->ours_bps[s], n, &sb[s]);
     }
-    char ping[1100];
-    char pong[1100];
-    char ping_channel[128];
-    char pong_channel[128];
-    char ping_log[400];
-    char pong_log[400];
-    snprintf(ping, sizeof(ping), "%s/cping", bin);
-    snprintf(pong, sizeof(pong), "%s/cpong", bin);
-    snprintf(ping_channel, sizeof(ping_channel), "aeron:udp?endpoint=127.0.0.1:%d", b->port++);
-    snprintf(pong_channel, sizeof(pong_channel), "aeron:udp?endpoint=127.0.0.1:%d", b->port++);
-    snprintf(ping_log, sizeof(ping_log), "%s/cping.log", b->dir);
-    snprintf(pong_log, sizeof(pong_log), "%s/cpong.log", b->dir);
-    char *pong_argv[] = { pong, "-p", aeron_dir, "-c", ping_channel, "-C", pong_channel, NULL };
-    char *ping_argv[] = { "/usr/bin/stdbuf", "-oL", ping, "-p", aeron_dir, "-c", ping_channel, "-C", pong_channel,
-        "-m", "500", "-w", "50", "-L", "32", NULL };
-    pid_t po = driver > 0 ? aeron_spawn(pong_argv, pong_log) : -1;
-    usleep(300000);
-    pid_t pi = po > 0 ? aeron_spawn(ping_argv, ping_log) : -1;
-    for (int i = 0; i < 3000 && pi > 0 && waitpid(pi, NULL, WNOHANG) != pi; i++)
+    for (int k = 0; k < 2; k++)
     {
-        usleep(10000);
+        tp_bench_stats(runs->raw_msgs[k], n, &raw_m[k]);
+        tp_bench_stats(runs->raw_bps[k], n, &raw_b[k]);
+        tp_bench_stats(runs->relay_msgs[k], n, &relay_m[k]);
+        tp_bench_stats(runs->relay_bps[k], n, &relay_b[k]);
+        for (int q = 0; q < 3; q++)
+        {
+            tp_bench_stats(runs->rtt[k][q], n, &rt[k][q]);
+        }
     }
-    aeron_stop(pi);
-    aeron_stop(po);
-    out->has_rtt = aeron_rtt(ping_log, out);
-    aeron_stop(driver);
+    double bw_ratio = sb[2].median / raw_b[1].median;
+    double rtt_ratio = rt[0][0].median / rt[1][0].median;
+    double loss_ratio = relay_m[1].median / relay_m[0].median;
+    if (json)
+    {
+        printf("{\"repeats\":%d,\"throughput\":[", n);
+        for (int s = 0; s < SIZE_COUNT; s++)
+        {
+            printf("%s{\"size\":%zu,\"msgs_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,\"bytes_per_s\":%.0f}", s ? "," : "",
+                sizes[s], st[s].median, st[s].min, st[s].max, sb[s].median);
+        }
+        printf("],\"raw_udp\":[{\"size\":32,\"datagrams_per_s\":%.0f},{\"size\":1408,\"datagrams_per_s\":%.0f,"
+               "\"bytes_per_s\":%.0f}],",
+            raw_m[0].median, raw_m[1].median, raw_b[1].median);
+        printf("\"round_trip_us\":{\"ours\":[%.3f,%.3f,%.3f],\"raw_udp\":[%.3f,%.3f,%.3f]},", rt[0][0].median,
+            rt[0][1].median, rt[0][2].median, rt[1][0].median, rt[1][1].median, rt[1][2].median);
+        printf("\"relayed_1k_msgs_per_s\":%.0f,\"lossy_1k_msgs_per_s\":%.0f,\"bandwidth_64k_over_raw\":%.3f,"
+               "\"rtt_over_raw\":%.3f,\"loss_1pct_over_lossless\":%.3f",
+            relay_m[0].median, relay_m[1].median, bw_ratio, rtt_ratio, loss_ratio);
+        if (runs->aeron != NULL)
+        {
+            printf(",\"aeron\":{\"msgs_per_s\":[%.0f,%.0f,%.0f],\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f}",
+                af->msgs_per_s[0], af->msgs_per_s[1], af->msgs_per_s[2], af->p50_us, af->p99_us);
+        }
+        printf("}\n");
+        return;
+    }
+    printf("\nthroughput, publisher (CPU 0) -> subscriber (CPU 1)      msgs/s: median [min .. max]        MB/s\n");
+    for (int s = 0; s < SIZE_COUNT; s++)
+    {
+        printf("  aeron:udp %6zu B                            %9.3f M [%7.3f .. %7.3f]   %8.1f\n", sizes[s],
+            st[s].median / 1e6, st[s].min / 1e6, st[s].max / 1e6, sb[s].median / 1e6);
+    }
+    for (int k = 0; k < 2; k++)
+    {
+        printf("  raw UDP   %6zu B datagrams, 64 per call     %9.3f M [%7.3f .. %7.3f]   %8.1f\n", raw_sizes[k],
+            raw_m[k].median / 1e6, raw_m[k].min / 1e6, raw_m[k].max / 1e6, raw_b[k].median / 1e6);
+    }
+    const char *relay_names[2] = { "no loss", "dropping 1%" };
+    for (int k = 0; k < 2; k++)
+    {
+        printf("  aeron:udp 1 KiB through the relay, %-11s  %9.3f M [%7.3f .. %7.3f]   %8.1f\n", relay_names[k],
+            relay_m[k].median / 1e6, relay_m[k].min / 1e6, relay_m[k].max / 1e6, relay_b[k].median / 1e6);
+    }
+    printf("  ratios: 64 KiB bandwidth / raw 1408 B bandwidth = %.2f; 32 B msgs/s / raw 32 B datagrams/s = %.2f;\n"
+           "          through the relay (a thread: the bottleneck of both) 1%% loss / no loss = %.2f\n",
+        bw_ratio, st[0].median / raw_m[0].median, loss_ratio);
+    printf("\nround trip, 32 B, busy-spinning, %" PRIu64 " per run        us: p50 / p99 / p99.9 (median of runs)\n",
+        runs->round_trips);
+    const char *who[2] = { "aeron:udp", "raw UDP" };
+    for (int k = 0; k < 2; k++)
+    {
+        printf("  %-10s                                       %7.2f / %7.2f / %7.2f   (p50 %.2f .. %.2f)\n", who[k],
+            rt[k][0].median, rt[k][1].median, rt[k][2].median, rt[k][0].min, rt[k][0].max);
+    }
+    printf("  ratio: p50 ours / raw = %.2f\n", rtt_ratio);
+    if (runs->aeron == NULL)
+    {
+        printf("\nAeron's samples: not run (set AERON_BIN_DIR or --aeron to the directory of aeronmd and its "
+               "samples)\n");
+        return;
+    }
+    printf("\nAeron %s over aeronmd (SHARED threading), one run:\n", runs->aeron);
+    for (int s = 0; s < SIZE_COUNT; s++)
+    {
+        printf("  streaming_publisher -> rate_subscriber %6zu B   %9.3f M msgs/s   %8.1f MB/s   (ours / Aeron = %.2f)\n",
+            sizes[s], af->msgs_per_s[s] / 1e6, af->msgs_per_s[s] * (double)sizes[s] / 1e6,
+            af->msgs_per_s[s] > 0 ? st[s].median / af->msgs_per_s[s] : 0.0);
+    }
+    if (af->has_rtt)
+    {
+        printf("  cping/cpong 32 B round trip                   p50 %.1f us, p99 %.1f us, max %.1f us\n", af->p50_us,
+            af->p99_us, af->max_us);
+    }
+    else
+    {
+        printf("  cping/cpong: no result (see its log; it may not finish on a busy machine)\n");
+    }
 }
 
-/* ---- report ---- */
+/* ---- usage and options ---- */
 
 static void udp_usage(FILE *out)
 {
@@ -658,9 +662,10 @@ static void udp_usage(FILE *out)
         "Measures aeron:udp on loopback between two processes pinned to CPUs 0 and 1: throughput of 32 B,\n"
         "1 KiB and 64 KiB messages (msgs/s, MB/s); the raw UDP limit on the same cores (sendmmsg/recvmmsg, 64\n"
         "datagrams per call, 32 B and 1408 B); ping-pong round trips, ours and raw UDP (p50/p99/p99.9); and\n"
-        "1 KiB throughput through a relay dropping 1%% of datagrams. With Aeron's C binaries (--aeron DIR or\n"
-        "AERON_BIN_DIR) it also runs streaming_publisher -> rate_subscriber and cping/cpong over aeronmd.\n"
-        "Every figure is the median of N interleaved runs, with min and max; ratios are printed beside.\n\n"
+        "1 KiB throughput through a relay thread, lossless and dropping 1%% of datagrams. With Aeron's C\n"
+        "binaries (--aeron DIR or AERON_BIN_DIR) it also runs streaming_publisher -> rate_subscriber and\n"
+        "cping/cpong over aeronmd. Every figure is the median of N interleaved runs, with min and max; ratios\n"
+        "are printed beside.\n\n"
         "options: --seconds S per throughput run [1], --repeats N [3], --round-trips N per run [20000],\n"
         "         --aeron DIR Aeron's binaries [$AERON_BIN_DIR], --json one JSON object instead of the table\n\n"
         "exit status: 0 measured; 1 a benchmark process failed; 2 bad arguments.\n");
@@ -671,7 +676,7 @@ int tp_bench_udp(int argc, char **argv)
     double seconds = 1.0;
     uint64_t repeats = 3;
     uint64_t round_trips = 20000;
-    int json = 0;
+    bool json = false;
     const char *aeron = getenv("AERON_BIN_DIR");
     for (int i = 1; i < argc; i++)
     {
@@ -686,7 +691,7 @@ int tp_bench_udp(int argc, char **argv)
         }
         if (strcmp(argv[i], "--json") == 0)
         {
-            json = 1;
+            json = true;
         }
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
         {
@@ -733,16 +738,11 @@ int tp_bench_udp(int argc, char **argv)
     {
         return tp_cli_fail(TP_EXIT_FAILED, "bench bus --udp", "cannot map shared memory");
     }
-    double ours_msgs[SIZE_COUNT][UDP_MAX_REPEATS];
-    double ours_bps[SIZE_COUNT][UDP_MAX_REPEATS];
-    double raw_msgs[2][UDP_MAX_REPEATS];
-    double raw_bps[2][UDP_MAX_REPEATS];
-    double rtt[2][3][UDP_MAX_REPEATS];
-    double lossy_msgs[UDP_MAX_REPEATS];
-    double lossy_bps[UDP_MAX_REPEATS];
-    const size_t raw_sizes[2] = { 32, 1408 };
-    const tp_udp_relay_rates_t one_percent = { .drop = 0.01, .seed = 1 };
-    int status = TP_EXIT_OK;
+    static udp_runs_t runs;
+    memset(&runs, 0, sizeof(runs));
+    runs.n = (int)repeats;
+    runs.round_trips = round_trips;
+    runs.aeron = has_aeron ? aeron : NULL;
     if (!json)
     {
         tp_bench_print_machine(stdout, argc, argv);
@@ -750,47 +750,14 @@ int tp_bench_udp(int argc, char **argv)
             has_aeron ? " (and Aeron's samples once)" : "");
         fflush(stdout);
     }
-    for (uint64_t r = 0; r < repeats && status == TP_EXIT_OK && !tp_cli_stop_requested(); r++)
+    int status = TP_EXIT_OK;
+    for (int r = 0; r < runs.n && status == TP_EXIT_OK && !tp_cli_stop_requested(); r++)
     {
-        for (int s = 0; s < SIZE_COUNT && status == TP_EXIT_OK; s++)
-        {
-            if (ours_throughput(&b, sizes[s], NULL, &ours_msgs[s][r], &ours_bps[s][r]) < 0)
-            {
-                fprintf(stderr, "tp bench: aeron:udp throughput of %zu B messages failed\n", sizes[s]);
-                status = TP_EXIT_FAILED;
-            }
-        }
-        for (int s = 0; s < 2 && status == TP_EXIT_OK; s++)
-        {
-            if (raw_throughput(&b, raw_sizes[s], &raw_msgs[s][r], &raw_bps[s][r]) < 0)
-            {
-                fprintf(stderr, "tp bench: raw UDP throughput of %zu B datagrams failed\n", raw_sizes[s]);
-                status = TP_EXIT_FAILED;
-            }
-        }
-        for (int k = 0; k < 2 && status == TP_EXIT_OK; k++)
-        {
-            if ((k == 0 ? ours_round_trips(&b, (int)round_trips) : raw_round_trips(&b, (int)round_trips)) < 0)
-            {
-                fprintf(stderr, "tp bench: %s round trips failed after %" PRIu64 "\n", k == 0 ? "aeron:udp" : "raw UDP",
-                    b.sh->rtt.count);
-                status = TP_EXIT_FAILED;
-                break;
-            }
-            rtt[k][0][r] = (double)tp_histogram_percentile(&b.sh->rtt, 50) / 1e3;
-            rtt[k][1][r] = (double)tp_histogram_percentile(&b.sh->rtt, 99) / 1e3;
-            rtt[k][2][r] = (double)tp_histogram_percentile(&b.sh->rtt, 99.9) / 1e3;
-        }
-        if (status == TP_EXIT_OK && ours_throughput(&b, 1024, &one_percent, &lossy_msgs[r], &lossy_bps[r]) < 0)
-        {
-            fprintf(stderr, "tp bench: aeron:udp throughput through the lossy relay failed\n");
-            status = TP_EXIT_FAILED;
-        }
+        status = udp_measure_round(&b, &runs, r);
     }
-    aeron_figures_t af;
     if (status == TP_EXIT_OK && has_aeron)
     {
-        aeron_measure(&b, aeron, &af);
+        tp_bench_aeron_measure(aeron, b.dir, &b.port, seconds, sizes, &runs.aeron_figures);
     }
     tp_fs_remove_tree(b.dir);
     munmap(b.sh, sizeof(*b.sh));
@@ -798,103 +765,6 @@ int tp_bench_udp(int argc, char **argv)
     {
         return tp_cli_fail(TP_EXIT_FAILED, "bench bus --udp", "a benchmark process failed (see its message above)");
     }
-    int n = (int)repeats;
-    tp_bench_stat_t st[SIZE_COUNT];
-    tp_bench_stat_t sb[SIZE_COUNT];
-    tp_bench_stat_t raw_m[2];
-    tp_bench_stat_t raw_b[2];
-    tp_bench_stat_t rt[2][3];
-    tp_bench_stat_t lossy;
-    tp_bench_stat_t lossy_b;
-    for (int s = 0; s < SIZE_COUNT; s++)
-    {
-        tp_bench_stats(ours_msgs[s], n, &st[s]);
-        tp_bench_stats(ours_bps[s], n, &sb[s]);
-    }
-    for (int s = 0; s < 2; s++)
-    {
-        tp_bench_stats(raw_msgs[s], n, &raw_m[s]);
-        tp_bench_stats(raw_bps[s], n, &raw_b[s]);
-        for (int q = 0; q < 3; q++)
-        {
-            tp_bench_stats(rtt[s][q], n, &rt[s][q]);
-        }
-    }
-    tp_bench_stats(lossy_msgs, n, &lossy);
-    tp_bench_stats(lossy_bps, n, &lossy_b);
-    double bw_ratio = sb[2].median / raw_b[1].median;
-    double rtt_ratio = rt[0][0].median / rt[1][0].median;
-    if (json)
-    {
-        printf("{\"repeats\":%d,\"throughput\":[", n);
-        for (int s = 0; s < SIZE_COUNT; s++)
-        {
-            printf("%s{\"size\":%zu,\"msgs_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,\"bytes_per_s\":%.0f}", s ? "," : "",
-                sizes[s], st[s].median, st[s].min, st[s].max, sb[s].median);
-        }
-        printf("],\"raw_udp\":[{\"size\":32,\"datagrams_per_s\":%.0f},{\"size\":1408,\"datagrams_per_s\":%.0f,"
-               "\"bytes_per_s\":%.0f}],",
-            raw_m[0].median, raw_m[1].median, raw_b[1].median);
-        printf("\"round_trip_us\":{\"ours\":[%.3f,%.3f,%.3f],\"raw_udp\":[%.3f,%.3f,%.3f]},", rt[0][0].median,
-            rt[0][1].median, rt[0][2].median, rt[1][0].median, rt[1][1].median, rt[1][2].median);
-        printf("\"lossy_1k_msgs_per_s\":%.0f,\"bandwidth_64k_over_raw\":%.3f,\"rtt_over_raw\":%.3f", lossy.median,
-            bw_ratio, rtt_ratio);
-        if (has_aeron)
-        {
-            printf(",\"aeron\":{\"msgs_per_s\":[%.0f,%.0f,%.0f],\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f}",
-                af.msgs_per_s[0], af.msgs_per_s[1], af.msgs_per_s[2], af.p50_us, af.p99_us);
-        }
-        printf("}\n");
-        return TP_EXIT_OK;
-    }
-    printf("\nthroughput, publisher (CPU 0) -> subscriber (CPU 1)      msgs/s: median [min .. max]        MB/s\n");
-    for (int s = 0; s < SIZE_COUNT; s++)
-    {
-        printf("  aeron:udp %6zu B                            %9.3f M [%7.3f .. %7.3f]   %8.1f\n", sizes[s],
-            st[s].median / 1e6, st[s].min / 1e6, st[s].max / 1e6, sb[s].median / 1e6);
-    }
-    for (int s = 0; s < 2; s++)
-    {
-        printf("  raw UDP   %6zu B datagrams, 64 per call     %9.3f M [%7.3f .. %7.3f]   %8.1f\n", raw_sizes[s],
-            raw_m[s].median / 1e6, raw_m[s].min / 1e6, raw_m[s].max / 1e6, raw_b[s].median / 1e6);
-    }
-    printf("  aeron:udp 1 KiB through a relay dropping 1%%   %9.3f M [%7.3f .. %7.3f]   %8.1f\n", lossy.median / 1e6,
-        lossy.min / 1e6, lossy.max / 1e6, lossy_b.median / 1e6);
-    printf("  ratios: 64 KiB bandwidth / raw 1408 B bandwidth = %.2f; 32 B msgs/s / raw 32 B datagrams/s = %.2f;\n"
-           "          1 KiB at 1%% loss / 1 KiB lossless = %.2f\n",
-        bw_ratio, st[0].median / raw_m[0].median, lossy.median / st[1].median);
-    printf("\nround trip, 32 B, busy-spinning, %" PRIu64 " per run        us: p50 / p99 / p99.9 (median of runs)\n",
-        round_trips);
-    const char *who[2] = { "aeron:udp", "raw UDP" };
-    for (int k = 0; k < 2; k++)
-    {
-        printf("  %-10s                                       %7.2f / %7.2f / %7.2f   (p50 %.2f .. %.2f)\n", who[k],
-            rt[k][0].median, rt[k][1].median, rt[k][2].median, rt[k][0].min, rt[k][0].max);
-    }
-    printf("  ratio: p50 ours / raw = %.2f\n", rtt_ratio);
-    if (has_aeron)
-    {
-        printf("\nAeron %s over aeronmd (SHARED threading), one run:\n", aeron);
-        for (int s = 0; s < SIZE_COUNT; s++)
-        {
-            printf("  streaming_publisher -> rate_subscriber %6zu B   %9.3f M msgs/s   %8.1f MB/s   (ours / Aeron "
-                   "= %.2f)\n",
-                sizes[s], af.msgs_per_s[s] / 1e6, af.msgs_per_s[s] * (double)sizes[s] / 1e6,
-                af.msgs_per_s[s] > 0 ? st[s].median / af.msgs_per_s[s] : 0.0);
-        }
-        if (af.has_rtt)
-        {
-            printf("  cping/cpong 32 B round trip                   p50 %.1f us, p99 %.1f us, max %.1f us\n", af.p50_us,
-                af.p99_us, af.max_us);
-        }
-        else
-        {
-            printf("  cping/cpong: no result (see its log; it may not finish on a busy machine)\n");
-        }
-    }
-    else
-    {
-        printf("\nAeron's samples: not run (set AERON_BIN_DIR or --aeron to the directory of aeronmd and its samples)\n");
-    }
+    udp_report(&runs, json);
     return TP_EXIT_OK;
 }

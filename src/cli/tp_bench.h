@@ -2,6 +2,8 @@
 #ifndef TP_CLI_BENCH_H
 #define TP_CLI_BENCH_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #define TP_BENCH_MAX_VALUES 128
@@ -21,6 +23,24 @@ void tp_bench_pin(int cpu);
 
 /* "command: ..." and "machine: CPU model, CPUs, kernel" lines. */
 void tp_bench_print_machine(FILE *out, int argc, char **argv);
+
+#define TP_BENCH_AERON_SIZES 3
+
+/* What Aeron's samples measured: msgs/s per message size, and the 32 B round trip (us). */
+typedef struct tp_bench_aeron
+{
+    double msgs_per_s[TP_BENCH_AERON_SIZES];
+    double p50_us;
+    double p99_us;
+    double max_us;
+    bool has_rtt;
+} tp_bench_aeron_t;
+
+/* Run Aeron's samples from bin (aeronmd and its C samples) over loopback ports from *port, logs in work_dir:
+ * streaming_publisher -> rate_subscriber for each of sizes[TP_BENCH_AERON_SIZES], about seconds + 2 s each, and
+ * cping/cpong. Figures it could not get stay 0. */
+void tp_bench_aeron_measure(const char *bin, const char *work_dir, int *port, double seconds, const size_t *sizes,
+    tp_bench_aeron_t *out);
 
 int tp_bench_bus(int argc, char **argv);
 int tp_bench_udp(int argc, char **argv);

@@ -15,7 +15,7 @@
 #include "tp_sbe_discovery.h"
 #include "wire/tp_sbe.h"
 
-#define RESEND_NS (200 * TP_NS_PER_MS)
+#define RESEND_NS (50 * TP_NS_PER_MS) /* requests are idempotent; over UDP a reply can miss a receiver that joined late */
 
 void tp_discovery_query_init(tp_discovery_query_t *q)
 {
@@ -198,7 +198,7 @@ int tp_discover(tp_client_t *client, const tp_discovery_query_t *q, tp_discovery
         {
             /* Over UDP the first offers find no receiver yet (the handshake runs meanwhile): retry soon. */
             int64_t sent = tp_bus_offer(pub, buf, (size_t)n);
-            next_send = now + (sent == TP_BUS_NOT_CONNECTED ? RESEND_NS / 20 : RESEND_NS);
+            next_send = now + (sent == TP_BUS_NOT_CONNECTED ? RESEND_NS / 5 : RESEND_NS);
         }
         tp_bus_publication_do_work(pub);
         if (tp_bus_poll(sub, on_response, &a, 16) == 0)

@@ -230,6 +230,8 @@ static void us_to_aeron_subscriber(const char *channel, uint64_t messages)
     assert_true(pid > 0);
     tp_bus_publication_t *p;
     tp_assert_ok(tp_bus_publication_open(&p, bus, channel, 1002, false));
+    /* Several frames to a datagram, as Aeron's own senders do: its receiver must take them apart. */
+    tp_assert_ok(tp_bus_publication_set_coalescing(p, true));
     for (int i = 0; i < 5000 && !tp_bus_publication_is_connected(p); i++)
     {
         tp_bus_publication_do_work(p);

@@ -304,6 +304,7 @@ static void run_through_relay(const char *options, const tp_udp_relay_rates_t *r
     tp_bus_publication_t *p;
     tp_assert_ok(tp_bus_subscription_open(&s, bus, sub_ch, 5, NULL, NULL, NULL));
     tp_assert_ok(tp_bus_publication_open(&p, bus, pub_ch, 5, false));
+    tp_assert_ok(tp_bus_publication_set_coalescing(p, true)); /* many frames to a datagram, through the relay too */
     await_connected(p, s, g);
     static uint8_t buf[8192];
     for (uint64_t i = 0; i < messages; i++)

@@ -418,13 +418,15 @@ static void test_publication_hostile_control(void **state)
     wire_pub_close(&w);
 }
 
-/* Offers in a burst travel in mtu-sized datagrams (22 frames of 64 bytes fill 1408), sent when the burst fills
- * TP_UDP_BURST_DATAGRAMS of them; the remainder goes at do_work. A lone offer goes at once. */
+/* A coalescing publication sends offers in a burst in mtu-sized datagrams (22 frames of 64 bytes fill 1408) once
+ * the burst fills TP_UDP_BURST_DATAGRAMS of them; the remainder goes at do_work. A lone offer goes at once. Without
+ * coalescing every offer goes at once. */
 static void test_small_messages_coalesce(void **state)
 {
     (void)state;
     wire_pub_t w;
     wire_pub_open(&w, port + 4, "|term-length=64k|linger=0");
+    tp_assert_ok(tp_bus_publication_set_coalescing(w.pub, true));
     send_sm(&w, w.setup.initial_term_id, 0, 65536, 0);
     usleep(1000);
     tp_bus_publication_do_work(w.pub);
@@ -450,6 +452,12 @@ static void test_small_messages_coalesce(void **state)
     fake_now += TP_UDP_COALESCE_NS;
     assert_true(tp_bus_offer(w.pub, msg, sizeof(msg)) > 0);
     assert_int_equal(raw_recv_data(w.fd, b, sizeof(b), &from), 64);
+    tp_assert_ok(tp_bus_publication_set_coalescing(w.pub, false));
+    for (int i = 0; i < 3; i++)
+    {
+        assert_true(tp_bus_offer(w.pub, msg, sizeof(msg)) > 0);
+        assert_int_equal(raw_recv_data(w.fd, b, sizeof(b), &from), 64);
+    }
     wire_pub_close(&w);
 }
 

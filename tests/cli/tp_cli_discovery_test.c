@@ -205,7 +205,12 @@ static void test_registry_over_udp(void **state)
     assert_non_null(strstr(out, "\"stream_id\":10,"));
     assert_non_null(strstr(out, "\"driver_instance_id\":\"driver-a\""));
     assert_non_null(strstr(out, "\"driver_instance_id\":\"driver-b\""));
-    assert_int_equal(discover("--tag ir"), 0);
+    int tag_rc = discover("--tag ir");
+    if (tag_rc != 0)
+    {
+        print_message("tp discover --tag ir: %s\n", out);
+    }
+    assert_int_equal(tag_rc, 0);
     assert_non_null(strstr(out, "cam-b"));
     assert_null(strstr(out, "cam-a"));
     assert_non_null(strstr(out, "driver-b"));
