@@ -40,7 +40,8 @@ int tp_udp_image_open(tp_udp_image_t *im, const tp_udp_setup_t *s, const tp_udp_
     uint32_t term_length = (uint32_t)s->term_length;
     if (s->term_length < (int32_t)TP_IPC_TERM_LENGTH_MIN || s->term_length > (int32_t)TP_IPC_TERM_LENGTH_MAX ||
         (term_length & (term_length - 1)) != 0 || s->term_offset < 0 || s->term_offset >= s->term_length ||
-        s->term_offset % TP_UDP_FRAME_ALIGNMENT != 0 || s->mtu < TP_UDP_DATA_HEADER_LENGTH || s->mtu > 65504)
+        s->term_offset % TP_UDP_FRAME_ALIGNMENT != 0 || s->mtu < TP_UDP_DATA_HEADER_LENGTH || s->mtu > 65504 ||
+        (int32_t)((uint32_t)s->active_term_id - (uint32_t)s->initial_term_id) < 0)
     {
         TP_SET_ERR(TP_E_MALFORMED, "SETUP for session %d has term length %d, offset %d, mtu %d", s->session_id,
             s->term_length, s->term_offset, s->mtu);
@@ -144,6 +145,10 @@ bool tp_udp_image_insert(tp_udp_image_t *im, const tp_udp_image_context_t *ctx, 
     if (h.term_offset < 0 || (uint32_t)h.term_offset >= im->term_length || h.term_offset % TP_UDP_FRAME_ALIGNMENT != 0)
     {
         return false;
+    }
+    if ((int32_t)((uint32_t)h.term_id - (uint32_t)im->initial_term_id) < 0)
+    {
+        return false; /* before the stream's first term: no position */
     }
     int64_t position = tp_udp_position(h.term_id, h.term_offset, im->shift, im->initial_term_id);
     if (h.frame_length == 0)

@@ -321,7 +321,8 @@ static void on_status_message(tp_bus_publication_t *pub, const uint8_t *frame, i
         u->initial_term_id);
     /* A receiver cannot have consumed what was never sent, and a window is at most half a term. */
     if (sm.consumption_term_offset < 0 || (uint32_t)sm.consumption_term_offset > u->term_length ||
-        position > u->snd_pos || position < u->snd_pos - (int64_t)u->term_length || sm.receiver_window < 0)
+        position < 0 || position > u->snd_pos || position < u->snd_pos - (int64_t)u->term_length ||
+        sm.receiver_window < 0)
     {
         u->counters.control_malformed++;
         return;
@@ -378,7 +379,7 @@ static void on_nak(tp_bus_publication_t *pub, const uint8_t *frame, int64_t now_
     int64_t position = tp_udp_position(nak.term_id, nak.term_offset, u->shift, u->initial_term_id);
     int64_t bottom = u->snd_pos - (int64_t)(u->term_length / 2) - tp_udp_max_message_length(u->term_length);
     if (nak.term_offset < 0 || (uint32_t)nak.term_offset >= u->term_length || nak.term_offset % 32 != 0 ||
-        nak.length <= 0 || position < bottom || position >= u->snd_pos)
+        nak.length <= 0 || position < 0 || position < bottom || position >= u->snd_pos)
     {
         u->counters.control_malformed++; /* a range never sent, or long gone */
         return;

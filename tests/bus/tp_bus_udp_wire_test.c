@@ -402,12 +402,13 @@ static void test_publication_hostile_control(void **state)
     send_nak(&w, w.setup.initial_term_id, 0, -1);           /* a negative length */
     send_nak(&w, w.setup.initial_term_id, 33, 64);          /* not a frame boundary */
     send_nak(&w, w.setup.initial_term_id - 3, 0, 64);       /* long gone */
+    send_nak(&w, w.setup.initial_term_id - 1, 65536 - 64, 64); /* before the stream began: no position */
     raw_send(w.fd, "\x10\0\0\0\0\0\3\0", 8, &w.pub_addr);   /* a truncated SM */
     usleep(2000);
     tp_bus_publication_do_work(w.pub);
     tp_udp_pub_counters_t after;
     tp_bus_udp_publication_counters(w.pub, &after);
-    assert_int_equal(after.control_malformed - before.control_malformed, 8);
+    assert_int_equal(after.control_malformed - before.control_malformed, 9);
     assert_int_equal(after.retransmits_sent, before.retransmits_sent);
     assert_true(nothing_more(w.fd));
     /* and it still works: a receiver that took everything opens the window again */
@@ -556,6 +557,12 @@ static void test_subscription_on_the_wire(void **state)
     sub_poll(&w);
     assert_int_equal(w.available, 0);
     s.term_length = 65536;
+    s.active_term_id = 4; /* before its initial term */
+    tp_udp_setup_put(b, &s);
+    raw_send_port(w.fd, b, TP_UDP_SETUP_LENGTH, w.sub_port);
+    sub_poll(&w);
+    assert_int_equal(w.available, 0);
+    s.active_term_id = 5;
     tp_udp_setup_put(b, &s);
     raw_send_port(w.fd, b, TP_UDP_SETUP_LENGTH, w.sub_port);
     sub_poll(&w);
