@@ -182,7 +182,7 @@ static void ours_subscriber(const udp_bench_t *b, const char *channel)
 }
 
 /* Messages per second and bytes per second of one run; the relay (when rates is not NULL) sits in between. */
-static int ours_throughput(udp_bench_t *b, size_t size, const tp_udp_relay_rates_t *rates, double *msgs, double *bps)
+static int ours_throughput(udp_bench_t *b, size_t size, const tp_udp_relay_options_t *rates, double *msgs, double *bps)
 {
     memset(b->sh, 0, sizeof(*b->sh));
     int sub_port = b->port++;
@@ -533,7 +533,7 @@ static int udp_measure_round(udp_bench_t *b, udp_runs_t *runs, int r)
         runs->rtt[k][1][r] = (double)tp_histogram_percentile(&b->sh->rtt, 99) / 1e3;
         runs->rtt[k][2][r] = (double)tp_histogram_percentile(&b->sh->rtt, 99.9) / 1e3;
     }
-    const tp_udp_relay_rates_t rates[2] = { { .seed = 1 }, { .drop = 0.01, .seed = 1 } };
+    const tp_udp_relay_options_t rates[2] = { { .seed = 1 }, { .drop = 0.01, .seed = 1 } };
     for (int k = 0; k < 2; k++)
     {
         if (ours_throughput(b, 1024, &rates[k], &runs->relay_msgs[k][r], &runs->relay_bps[k][r]) < 0)

@@ -6,9 +6,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RELAY_MAX_DATAGRAM 65536
@@ -19,11 +21,12 @@ struct tp_udp_relay
     struct sockaddr_in to;   /* the subscription */
     struct sockaddr_in back; /* the publication, learned from its first datagram */
     bool has_back;
-    tp_udp_relay_rates_t rates;
+    tp_udp_relay_options_t rates;
     uint32_t random;
     atomic_bool stop;
     atomic_uint_fast64_t forwarded;
     atomic_uint_fast64_t dropped;
+    FILE *pcap;
     uint8_t held[RELAY_MAX_DATAGRAM];
     size_t held_length;
     struct sockaddr_in held_to;
@@ -50,6 +53,41 @@ static void relay_flush_held(tp_udp_relay_t *r)
     }
 }
 
+/* pcap: a global header (LINKTYPE_RAW: packets start with their IPv4 header), then per packet a record header, a
+ * 20-byte IPv4 header and an 8-byte UDP header (checksums 0: not computed) around the datagram. */
+static void pcap_begin(FILE *f)
+{
+    const uint32_t magic = 0xa1b2c3d4;
+    const uint16_t version[2] = { 2, 4 };
+    const uint32_t zone_sigfigs_snaplen_linktype[4] = { 0, 0, 65535, 101 };
+    fwrite(&magic, 4, 1, f);
+    fwrite(version, 2, 2, f);
+    fwrite(zone_sigfigs_snaplen_linktype, 4, 4, f);
+}
+
+static void pcap_record(FILE *f, const uint8_t *d, size_t n, const struct sockaddr_in *from,
+    const struct sockaddr_in *to)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint32_t length = (uint32_t)(n + 28);
+    uint32_t record[4] = { (uint32_t)ts.tv_sec, (uint32_t)(ts.tv_nsec / 1000), length, length };
+    uint8_t ip[20] = { 0x45, 0, (uint8_t)(length >> 8), (uint8_t)length, 0, 0, 0x40, 0, 64, 17, 0, 0 };
+    memcpy(ip + 12, &from->sin_addr, 4);
+    memcpy(ip + 16, &to->sin_addr, 4);
+    uint16_t udp_length = htons((uint16_t)(n + 8));
+    uint8_t udp[8];
+    memcpy(udp, &from->sin_port, 2);
+    memcpy(udp + 2, &to->sin_port, 2);
+    memcpy(udp + 4, &udp_length, 2);
+    udp[6] = 0;
+    udp[7] = 0;
+    fwrite(record, 4, 4, f);
+    fwrite(ip, 1, sizeof(ip), f);
+    fwrite(udp, 1, sizeof(udp), f);
+    fwrite(d, 1, n, f);
+}
+
 static void relay_one(tp_udp_relay_t *r, uint8_t *d, size_t n, const struct sockaddr_in *from)
 {
     const struct sockaddr_in *to;
@@ -68,6 +106,11 @@ static void relay_one(tp_udp_relay_t *r, uint8_t *d, size_t n, const struct sock
         to = &r->to;
     }
     atomic_fetch_add(&r->forwarded, 1);
+    if (r->pcap != NULL)
+    {
+        /* As the two ends see it: the relay stands in for the other end. */
+        pcap_record(r->pcap, d, n, from, to);
+    }
     if (relay_random(r) < r->rates.drop)
     {
         atomic_fetch_add(&r->dropped, 1);
@@ -115,15 +158,30 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
-int tp_udp_relay_start(tp_udp_relay_t **out, int listen_port, int to_port, const tp_udp_relay_rates_t *rates)
+int tp_udp_relay_start(tp_udp_relay_t **out, int listen_port, int to_port, const tp_udp_relay_options_t *options)
 {
+    FILE *pcap = NULL;
+    if (options->pcap_path != NULL)
+    {
+        pcap = fopen(options->pcap_path, "wb");
+        if (pcap == NULL)
+        {
+            return -1;
+        }
+        pcap_begin(pcap);
+    }
     tp_udp_relay_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
     {
+        if (pcap != NULL)
+        {
+            fclose(pcap);
+        }
         return -1;
     }
-    r->rates = *rates;
-    r->random = rates->seed;
+    r->pcap = pcap;
+    r->rates = *options;
+    r->random = options->seed;
     r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in at = { .sin_family = AF_INET, .sin_port = htons((uint16_t)listen_port) };
     inet_pton(AF_INET, "127.0.0.1", &at.sin_addr);
@@ -137,6 +195,10 @@ int tp_udp_relay_start(tp_udp_relay_t **out, int listen_port, int to_port, const
         if (r->fd >= 0)
         {
             close(r->fd);
+        }
+        if (pcap != NULL)
+        {
+            fclose(pcap);
         }
         free(r);
         return -1;
@@ -156,5 +218,9 @@ void tp_udp_relay_stop(tp_udp_relay_t *relay)
     atomic_store(&relay->stop, true);
     pthread_join(relay->thread, NULL);
     close(relay->fd);
+    if (relay->pcap != NULL)
+    {
+        fclose(relay->pcap);
+    }
     free(relay);
 }

@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -289,13 +290,15 @@ static void test_flow_control_window(void **state)
     tp_bus_subscription_close(s);
 }
 
-static void run_through_relay(const char *options, const tp_udp_relay_rates_t *rates, uint64_t messages, got_t *g,
+#define RELAY_SUB_PORT_OFFSET 11
+
+static void run_through_relay(const char *options, const tp_udp_relay_options_t *rates, uint64_t messages, got_t *g,
     tp_bus_counters_t *counters, tp_udp_sub_counters_t *sub_counters, tp_udp_pub_counters_t *pub_counters)
 {
     char pub_ch[160];
     char sub_ch[160];
     int relay_port = port + 10;
-    int sub_port = port + 11;
+    int sub_port = port + RELAY_SUB_PORT_OFFSET;
     channel_for(pub_ch, sizeof(pub_ch), relay_port, options);
     channel_for(sub_ch, sizeof(sub_ch), sub_port, options);
     tp_udp_relay_t *relay;
@@ -331,7 +334,7 @@ static void run_through_relay(const char *options, const tp_udp_relay_rates_t *r
 static void test_reliable_through_lossy_relay(void **state)
 {
     (void)state;
-    tp_udp_relay_rates_t rates = { .drop = 0.01, .duplicate = 0.01, .reorder = 0.05, .corrupt = 0.005, .seed = 42 };
+    tp_udp_relay_options_t rates = { .drop = 0.01, .duplicate = 0.01, .reorder = 0.05, .corrupt = 0.005, .seed = 42 };
     got_t g = { .stream = 5 };
     tp_bus_counters_t c;
     tp_udp_sub_counters_t sc;
@@ -349,7 +352,7 @@ static void test_reliable_through_lossy_relay(void **state)
 static void test_unreliable_counts_losses(void **state)
 {
     (void)state;
-    tp_udp_relay_rates_t rates = { .drop = 0.02, .reorder = 0.02, .seed = 7 };
+    tp_udp_relay_options_t rates = { .drop = 0.02, .reorder = 0.02, .seed = 7 };
     got_t g = { .stream = 5 };
     tp_bus_counters_t c;
     tp_udp_sub_counters_t sc;
@@ -408,6 +411,54 @@ static void test_steady_state_allocates_nothing(void **state)
     tp_bus_subscription_close(s);
 }
 
+static int count_packets(const char *pcap, const char *filter)
+{
+    char cmd[1400];
+    char out[256];
+    snprintf(cmd, sizeof(cmd), "tshark -n -r '%s' -d udp.port==%d,aeron -Y '%s' 2>/dev/null | wc -l", pcap,
+        port + RELAY_SUB_PORT_OFFSET, filter);
+    if (tp_test_run(cmd, out, sizeof(out)) != 0)
+    {
+        fail_msg("%s failed: %s", cmd, out);
+    }
+    return atoi(out);
+}
+
+/* Wireshark's Aeron dissector (tshark) reads a capture of our traffic, both directions, through loss: every packet
+ * is Aeron, none is malformed, and SETUP, SM, NAK, DATA, padding and heartbeats all occur. */
+static void test_wireshark_decodes_our_traffic(void **state)
+{
+    (void)state;
+    if (system("command -v tshark > /dev/null 2>&1") != 0)
+    {
+        print_message("tshark is not installed: the Wireshark check is skipped (apt-get install tshark)\n");
+        skip();
+    }
+    char pcap[600];
+    snprintf(pcap, sizeof(pcap), "%s/udp.pcap", dir);
+    tp_udp_relay_options_t options = { .drop = 0.01, .reorder = 0.02, .seed = 3, .pcap_path = pcap };
+    got_t g = { .stream = 5 };
+    tp_bus_counters_t c;
+    tp_udp_sub_counters_t sc;
+    tp_udp_pub_counters_t pc;
+    run_through_relay("|term-length=64k", &options, 3000, &g, &c, &sc, &pc);
+    assert_int_equal(g.count, 3000);
+    int all = count_packets(pcap, "frame");
+    int malformed = count_packets(pcap, "_ws.malformed || _ws.expert.severity >= 8388608");
+    print_message("tshark: %d packets, %d malformed or in error\n", all, malformed);
+    assert_true(all > 3000);
+    assert_int_equal(count_packets(pcap, "!aeron"), 0);
+    assert_int_equal(malformed, 0);
+    const char *kinds[] = { "aeron.setup", "aeron.sm", "aeron.nak", "aeron.data", "aeron.pad", "aeron.heartbeat" };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+    {
+        if (count_packets(pcap, kinds[i]) == 0)
+        {
+            fail_msg("no %s in the capture", kinds[i]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_reliable_through_lossy_relay),
         cmocka_unit_test(test_unreliable_counts_losses),
         cmocka_unit_test(test_steady_state_allocates_nothing),
+        cmocka_unit_test(test_wireshark_decodes_our_traffic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
