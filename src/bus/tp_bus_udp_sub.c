@@ -132,7 +132,7 @@ int tp_bus_udp_subscription_open(tp_bus_subscription_t *sub)
     }
     u->ctx.is_reliable = sub->channel.is_reliable;
     u->ctx.window_request = sub->channel.receiver_window;
-    u->ctx.receiver_id = ((int64_t)tp_random_u32() << 32) | tp_random_u32();
+    u->ctx.receiver_id = (int64_t)(((uint64_t)tp_random_u32() << 32) | tp_random_u32());
     u->ctx.counters = &u->counters;
     u->ctx.bus_counters = &sub->counters;
     char key[TP_CHANNEL_HOST_MAX + 16];

@@ -306,7 +306,7 @@ static inline int64_t tp_udp_position(int32_t term_id, int32_t term_offset, int 
 {
     /* Term ids wrap as 32-bit integers; the difference is what counts. */
     int64_t terms = (int64_t)(int32_t)((uint32_t)term_id - (uint32_t)initial_term_id);
-    return (terms << shift) + term_offset;
+    return (int64_t)((uint64_t)terms << shift) + term_offset; /* shifted unsigned: terms may be negative */
 }
 
 static inline int32_t tp_udp_term_id(int64_t position, int shift, int32_t initial_term_id)

@@ -330,7 +330,7 @@ static void run_through_relay(const char *options, const tp_udp_relay_options_t 
 }
 
 /* reliable=true: through 1% loss, 5% reordering, 1% duplication and damaged headers, in both directions, every
- * message arrives exactly once, in order, intact. */
+ * message arrives exactly once, in order, intact. TP_UDP_RELAY_BYTES makes it a long run (ctest -L long: 2 GiB). */
 static void test_reliable_through_lossy_relay(void **state)
 {
     (void)state;
@@ -339,8 +339,12 @@ static void test_reliable_through_lossy_relay(void **state)
     tp_bus_counters_t c;
     tp_udp_sub_counters_t sc;
     tp_udp_pub_counters_t pc;
-    run_through_relay("|term-length=256k", &rates, 20000, &g, &c, &sc, &pc);
-    assert_int_equal(g.count, 20000);
+    const char *bytes = getenv("TP_UDP_RELAY_BYTES");
+    uint64_t messages = bytes != NULL ? strtoull(bytes, NULL, 10) / 3000 : 20000; /* messages average 3 KB */
+    run_through_relay("|term-length=256k", &rates, messages, &g, &c, &sc, &pc);
+    print_message("%" PRIu64 " messages, %.2f GiB, exactly once and in order\n", g.count,
+        (double)g.bytes / (double)(1ull << 30));
+    assert_int_equal(g.count, messages);
     assert_int_equal(g.bad, 0);
     assert_int_equal(g.out_of_order, 0);
     assert_true(sc.naks_sent > 0);
@@ -461,6 +465,10 @@ static void test_wireshark_decodes_our_traffic(void **state)
 
 int main(void)
 {
+    if (getenv("TP_UDP_RELAY_BYTES") != NULL)
+    {
+        cmocka_set_test_filter("test_reliable_through_lossy_relay");
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_messages),
         cmocka_unit_test(test_streams_share_an_endpoint),
