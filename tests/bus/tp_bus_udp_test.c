@@ -5,6 +5,8 @@
  * tp_bus_udp_wire_test.c.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +254,85 @@ static void test_streams_share_an_endpoint(void **state)
     tp_bus_subscription_close(b);
 }
 
+typedef struct poller
+{
+    tp_bus_subscription_t *sub;
+    got_t got;
+    uint64_t want;
+    atomic_int is_done;
+} poller_t;
+
+static void *poll_thread(void *arg)
+{
+    poller_t *p = arg;
+    for (int idle = 0; p->got.count < p->want && idle < 5000;)
+    {
+        if (tp_bus_poll(p->sub, on_msg, &p->got, 64) == 0)
+        {
+            idle++;
+            tp_bus_subscription_park(p->sub, TP_NS_PER_MS);
+        }
+        else
+        {
+            idle = 0;
+        }
+    }
+    atomic_store(&p->is_done, 1);
+    return NULL;
+}
+
+/* Two threads each poll their own stream's subscription on one shared endpoint: each reads the socket for both
+ * and hands the other's datagrams over through its inbox (TSan watches the handover). */
+static void test_shared_endpoint_across_threads(void **state)
+{
+    (void)state;
+    char ch[128];
+    channel_for(ch, sizeof(ch), port + 21, "");
+    poller_t a = { .got = { .stream = 1 }, .want = 2000 };
+    poller_t b = { .got = { .stream = 2 }, .want = 2000 };
+    tp_bus_publication_t *pa;
+    tp_bus_publication_t *pb;
+    tp_assert_ok(tp_bus_subscription_open(&a.sub, bus, ch, 1, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&b.sub, bus, ch, 2, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&pa, bus, ch, 1, false));
+    tp_assert_ok(tp_bus_publication_open(&pb, bus, ch, 2, false));
+    pthread_t ta;
+    pthread_t tb;
+    assert_int_equal(pthread_create(&ta, NULL, poll_thread, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, poll_thread, &b), 0);
+    uint8_t buf[2000];
+    uint64_t sent_a = 0;
+    uint64_t sent_b = 0;
+    for (int tries = 0; tries < 2000000 && (sent_a < 2000 || sent_b < 2000); tries++)
+    {
+        if (sent_a < 2000 && tp_bus_offer(pa, buf, test_msg_make(buf, 1, sent_a, 40 + (uint32_t)(sent_a % 1900))) > 0)
+        {
+            sent_a++;
+        }
+        if (sent_b < 2000 && tp_bus_offer(pb, buf, test_msg_make(buf, 2, sent_b, 100)) > 0)
+        {
+            sent_b++;
+        }
+        tp_bus_publication_do_work(pa);
+        tp_bus_publication_do_work(pb);
+    }
+    while (!atomic_load(&a.is_done) || !atomic_load(&b.is_done))
+    {
+        tp_bus_publication_do_work(pa);
+        tp_bus_publication_do_work(pb);
+        usleep(1000);
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.got.count, 2000);
+    assert_int_equal(b.got.count, 2000);
+    assert_int_equal(a.got.bad + b.got.bad + a.got.out_of_order + b.got.out_of_order, 0);
+    tp_bus_publication_close(pa);
+    tp_bus_publication_close(pb);
+    tp_bus_subscription_close(a.sub);
+    tp_bus_subscription_close(b.sub);
+}
+
 /* No sender runs ahead of the window its receiver granted: with a receiver that does not poll, the publication
  * sends at most one window and then, half a term ahead, is back-pressured; nothing is lost. */
 static void test_flow_control_window(void **state)
@@ -472,6 +553,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_messages),
         cmocka_unit_test(test_streams_share_an_endpoint),
+        cmocka_unit_test(test_shared_endpoint_across_threads),
         cmocka_unit_test(test_flow_control_window),
         cmocka_unit_test(test_reliable_through_lossy_relay),
         cmocka_unit_test(test_unreliable_counts_losses),
