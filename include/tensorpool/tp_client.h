@@ -149,6 +149,10 @@ TP_API uint64_t tp_producer_epoch(const tp_producer_t *producer);
 TP_API uint32_t tp_producer_consumer_streams(const tp_producer_t *producer);
 /* The sequence the next offer or claim gets. */
 TP_API uint64_t tp_producer_next_seq(const tp_producer_t *producer);
+/* Number the next frame seq (at least tp_producer_next_seq; the ones skipped are gaps downstream, as dropped frames
+ * are): for stages that republish another stream's frames under their source sequence (rate limiter, bridge
+ * receiver). -1 when seq is behind, or a claim is open. */
+TP_API int tp_producer_skip_to(tp_producer_t *producer, uint64_t seq);
 /* The stream's payload pools as the driver granted them: up to capacity ids and strides (bytes per slot).
  * Returns how many pools there are (0 while detached). */
 TP_API uint32_t tp_producer_pools(const tp_producer_t *producer, uint16_t *pool_ids, uint32_t *strides,

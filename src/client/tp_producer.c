@@ -487,6 +487,23 @@ uint32_t tp_producer_consumer_streams(const tp_producer_t *p)
     return p->consumers.open_count;
 }
 
+int tp_producer_skip_to(tp_producer_t *p, uint64_t seq)
+{
+    if (p->has_claim)
+    {
+        TP_SET_ERR(TP_E_STATE, "a claimed slot (seq %" PRIu64 ") must be committed or aborted first", p->next_seq);
+        return -1;
+    }
+    if (seq < p->next_seq)
+    {
+        TP_SET_ERR(TP_E_INVALID, "sequence %" PRIu64 " is behind the next one, %" PRIu64 ": sequences never go back",
+            seq, p->next_seq);
+        return -1;
+    }
+    p->next_seq = seq;
+    return 0;
+}
+
 uint64_t tp_producer_next_seq(const tp_producer_t *p)
 {
     return p->next_seq;

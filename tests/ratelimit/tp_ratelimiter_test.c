@@ -1,0 +1,316 @@
+/*
+ * The rate limiter: its timer on a caller's clock, and a mapping between two streams of one embedded driver
+ * (source producer -> rate limiter -> destination consumer), with frame times given by the test, so every count
+ * below is exact.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "core/tp_clock.h"
+#include "core/tp_crc32c.h"
+#include "ratelimit/tp_rate_policy.h"
+#include "ratelimit/tp_ratelimiter.h"
+#include "client/tp_client_fixture.h"
+#include "tp_test_util.h"
+
+#define SOURCE 10
+#define DEST 20
+#define SMALL_DEST 21
+#define MS TP_NS_PER_MS
+
+/* covers: R-4-1, R-4-8, R-4-9 */
+static void test_rate_policy(void **state)
+{
+    (void)state;
+    tp_rate_policy_t p;
+    tp_rate_policy_init(&p, 0);
+    for (int i = 0; i < 5; i++)
+    {
+        assert_true(tp_rate_policy_is_open(&p, 0)); /* 0 Hz: unlimited */
+        tp_rate_policy_take(&p, 0);
+    }
+    tp_rate_policy_init(&p, 100);
+    assert_true(tp_rate_policy_is_open(&p, 5 * MS)); /* the first frame passes at once */
+    tp_rate_policy_take(&p, 5 * MS);
+    assert_false(tp_rate_policy_is_open(&p, 6 * MS));
+    assert_false(tp_rate_policy_is_open(&p, 15 * MS - 1));
+    assert_true(tp_rate_policy_is_open(&p, 15 * MS));
+    tp_rate_policy_take(&p, 16 * MS); /* late by 1 ms: the next slot keeps the 10 ms grid */
+    assert_false(tp_rate_policy_is_open(&p, 25 * MS - 1));
+    assert_true(tp_rate_policy_is_open(&p, 25 * MS));
+    tp_rate_policy_reset(&p, 100); /* restart or a new source epoch: at once again */
+    assert_true(tp_rate_policy_is_open(&p, 25 * MS + 1));
+    /* Over a long run at 1 kHz, exactly the cap; below the cap, every frame. */
+    tp_rate_policy_init(&p, 30);
+    int passed = 0;
+    for (int64_t t = 0; t < 10000 * MS; t += MS)
+    {
+        if (tp_rate_policy_is_open(&p, t))
+        {
+            tp_rate_policy_take(&p, t);
+            passed++;
+        }
+    }
+    assert_in_range(passed, 300, 301);
+    tp_rate_policy_init(&p, 100);
+    passed = 0;
+    for (int64_t t = 0; t < 1000 * MS; t += 20 * MS)
+    {
+        if (tp_rate_policy_is_open(&p, t))
+        {
+            tp_rate_policy_take(&p, t);
+            passed++;
+        }
+    }
+    assert_int_equal(passed, 50);
+}
+
+static client_fixture_t F;
+static tp_client_t *client;
+
+static int setup(void **state)
+{
+    (void)state;
+    client_fixture_prepare(&F, "ratelimiter");
+    client_fixture_add_stream(&F, "cam", SOURCE, "src", 16, 4096);
+    client_fixture_add_stream(&F, "cam-10hz", DEST, "dst", 16, 4096);
+    client_fixture_add_stream(&F, "cam-small", SMALL_DEST, "dst-small", 16, 1024);
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_connect(&client, F.cctx));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tp_assert_ok(tp_client_close(client));
+    client_fixture_close(&F);
+    return 0;
+}
+
+static void make_payload(uint8_t *buf, uint32_t length, uint64_t seq)
+{
+    for (uint32_t i = 0; i + 4 < length; i++)
+    {
+        buf[i] = (uint8_t)(seq * 29 + i * 7);
+    }
+    uint32_t crc = tp_crc32c(0, buf, length - 4);
+    memcpy(buf + length - 4, &crc, 4);
+}
+
+typedef struct dest_seen
+{
+    int frames;
+    int bad;
+    uint64_t seqs[64];
+    tp_frame_t last;
+} dest_seen_t;
+
+static void on_dest_frame(void *clientd, const tp_frame_t *f)
+{
+    dest_seen_t *s = clientd;
+    uint8_t expect[4096];
+    make_payload(expect, f->payload_length, f->seq);
+    /* bit-exact, and everything the slot header carries came from the source frame of the same seq */
+    s->bad += memcmp(expect, f->payload, f->payload_length) != 0 || f->meta_version != 7 ||
+        f->trace_id != 0xABC000 + f->seq || f->timestamp_ns != 1000000 + f->seq ||
+        f->tensor.dims[0] != (int32_t)f->payload_length;
+    if (s->frames < 64)
+    {
+        s->seqs[s->frames] = f->seq;
+    }
+    s->frames++;
+    s->last = *f;
+}
+
+static tp_tensor_desc_t tensor_of(uint32_t length)
+{
+    tp_tensor_desc_t t;
+    memset(&t, 0, sizeof(t));
+    t.dtype = TP_DTYPE_UINT8;
+    t.major_order = TP_MAJOR_ORDER_ROW;
+    t.ndims = 1;
+    t.dims[0] = (int32_t)length;
+    return t;
+}
+
+static void publish(tp_producer_t *p, uint64_t seq, uint32_t length)
+{
+    uint8_t buf[4096];
+    make_payload(buf, length, seq);
+    tp_tensor_desc_t t = tensor_of(length);
+    assert_int_equal(tp_producer_offer_frame_at(p, buf, length, &t, 7, 0xABC000 + seq, 1000000 + seq), (int64_t)seq);
+}
+
+/* Everything attached: the source producer, the limiter (both ends) and a destination consumer. */
+static void bring_up(tp_producer_t **source, tp_ratelimiter_t *r, uint32_t dest_stream, uint32_t hz,
+    tp_consumer_t **dest, dest_seen_t *seen)
+{
+    tp_assert_ok(tp_producer_attach(source, client, SOURCE, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_ratelimiter_open(r, client, SOURCE, dest_stream, hz));
+    for (int i = 0; i < 5000 && !tp_ratelimiter_is_ready(r); i++)
+    {
+        tp_ratelimiter_do_work(r, 0);
+        usleep(1000);
+    }
+    assert_true(tp_ratelimiter_is_ready(r));
+    tp_assert_ok(tp_consumer_attach(dest, client, dest_stream, 5 * TP_NS_PER_S));
+    tp_consumer_poll(*dest, on_dest_frame, seen, 64);
+}
+
+static void drain_dest(tp_consumer_t *dest, dest_seen_t *seen, int want)
+{
+    for (int i = 0; i < 2000 && seen->frames < want; i++)
+    {
+        if (tp_consumer_poll(dest, on_dest_frame, seen, 64) == 0)
+        {
+            usleep(500);
+        }
+    }
+}
+
+/* A 1 kHz source capped at 100 Hz: one frame in ten goes out, re-materialized in the destination's own pools
+ * under the source's seq, bit-exact, with meta_version, timestamp and trace id kept; nothing ever appears on the
+ * source stream from the limiter.
+ * covers: R-2.1-1, R-3-1, R-3-2, R-3-3, R-4-1, R-4-4, R-4-5, R-4-8, R-5-2, R-5-3, R-5-4 */
+static void test_republishes_at_the_cap(void **state)
+{
+    (void)state;
+    tp_producer_t *source;
+    tp_ratelimiter_t r;
+    tp_consumer_t *dest;
+    dest_seen_t seen = { 0 };
+    bring_up(&source, &r, DEST, 100, &dest, &seen);
+    for (uint64_t i = 0; i < 100; i++)
+    {
+        publish(source, i, 100 + (uint32_t)(i * 37 % 3000));
+        tp_ratelimiter_do_work(&r, (int64_t)i * MS); /* frame i at i ms */
+        /* Read as they come: destination slots are seq mod 16, so seq 80 takes seq 0's slot. */
+        drain_dest(dest, &seen, (int)r.counters.published);
+    }
+    assert_int_equal(r.counters.frames_seen, 100);
+    assert_int_equal(r.counters.published, 10);
+    assert_int_equal(seen.frames, 10);
+    assert_int_equal(seen.bad, 0);
+    for (int i = 0; i < 10; i++)
+    {
+        assert_int_equal(seen.seqs[i], (uint64_t)i * 10);
+    }
+    assert_int_equal(seen.last.stream_id, DEST);
+    assert_int_not_equal(seen.last.epoch, 0);
+    /* The source stream has one producer still: the limiter only consumes it. */
+    assert_int_equal(tp_producer_next_seq(source), 100);
+    tp_consumer_close(dest);
+    tp_ratelimiter_close(&r);
+    tp_producer_close(source);
+}
+
+/* While the slot is closed the newest frame is held; when it opens, that one goes, not the first one held.
+ * covers: R-4-2s */
+static void test_latest_frame_wins(void **state)
+{
+    (void)state;
+    tp_producer_t *source;
+    tp_ratelimiter_t r;
+    tp_consumer_t *dest;
+    dest_seen_t seen = { 0 };
+    bring_up(&source, &r, DEST, 100, &dest, &seen);
+    uint64_t base = 0;
+    for (uint64_t i = 0; i < 10; i++)
+    {
+        publish(source, base + i, 200);
+        tp_ratelimiter_do_work(&r, (int64_t)i * MS);
+    }
+    /* 0 went at once; 1..9 were held in turn, each replacing the one before. */
+    assert_int_equal(r.counters.published, 1);
+    assert_int_equal(r.counters.superseded, 8);
+    tp_ratelimiter_do_work(&r, 10 * MS); /* the slot opens with no new frame: the held one, 9, goes */
+    drain_dest(dest, &seen, 2);
+    assert_int_equal(seen.frames, 2);
+    assert_int_equal(seen.seqs[0], 0);
+    assert_int_equal(seen.seqs[1], 9);
+    assert_int_equal(seen.bad, 0);
+    tp_consumer_close(dest);
+    tp_ratelimiter_close(&r);
+    tp_producer_close(source);
+}
+
+/* A frame no destination pool can hold is dropped and counted; the next one that fits goes.
+ * covers: R-5-5 */
+static void test_drops_what_fits_no_pool(void **state)
+{
+    (void)state;
+    tp_producer_t *source;
+    tp_ratelimiter_t r;
+    tp_consumer_t *dest;
+    dest_seen_t seen = { 0 };
+    bring_up(&source, &r, SMALL_DEST, 0, &dest, &seen);
+    publish(source, 0, 2000); /* the destination's only pool has 1024-byte slots */
+    tp_ratelimiter_do_work(&r, 0);
+    publish(source, 1, 1000);
+    tp_ratelimiter_do_work(&r, 1);
+    drain_dest(dest, &seen, 1);
+    assert_int_equal(r.counters.dropped_no_pool, 1);
+    assert_int_equal(seen.frames, 1);
+    assert_int_equal(seen.seqs[0], 1);
+    assert_int_equal(seen.bad, 0);
+    tp_consumer_close(dest);
+    tp_ratelimiter_close(&r);
+    tp_producer_close(source);
+}
+
+/* The source restarts (a new epoch, numbered from 0 again): the held frame is dropped, the timer restarts, and
+ * the destination moves to a new epoch of its own so that its seq never goes back under one epoch.
+ * covers: R-4-9, R-7-1, R-7-2 */
+static void test_source_epoch_change(void **state)
+{
+    (void)state;
+    tp_producer_t *source;
+    tp_ratelimiter_t r;
+    tp_consumer_t *dest;
+    dest_seen_t seen = { 0 };
+    bring_up(&source, &r, DEST, 100, &dest, &seen);
+    for (uint64_t i = 0; i < 5; i++)
+    {
+        publish(source, i, 300);
+        tp_ratelimiter_do_work(&r, (int64_t)i * MS);
+    }
+    assert_true(r.has_pending); /* 4 is held */
+    drain_dest(dest, &seen, 1);
+    uint64_t first_epoch = seen.last.epoch;
+    uint64_t source_epochs = r.counters.source_epochs;
+    tp_producer_close(source);
+    tp_assert_ok(tp_producer_attach(&source, client, SOURCE, 5 * TP_NS_PER_S));
+    /* the new epoch's frames come 1 ms later, well inside the old slot: they pass at once all the same */
+    int64_t t = 5 * MS;
+    for (uint64_t i = 0; r.counters.published < 3 && i < 2000; i++, t += 20 * MS)
+    {
+        if (i < 100)
+        {
+            publish(source, i, 300);
+        }
+        tp_ratelimiter_do_work(&r, t);
+        usleep(500);
+    }
+    assert_false(r.has_pending && r.pending.epoch == first_epoch);
+    assert_true(r.counters.source_epochs > source_epochs);
+    assert_int_equal(r.counters.dest_reattaches, 1);
+    drain_dest(dest, &seen, 3);
+    assert_int_equal(seen.bad, 0);
+    assert_true(seen.last.epoch > first_epoch); /* the destination's own new epoch */
+    tp_consumer_close(dest);
+    tp_ratelimiter_close(&r);
+    tp_producer_close(source);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rate_policy),
+        cmocka_unit_test_setup_teardown(test_republishes_at_the_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latest_frame_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drops_what_fits_no_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_source_epoch_change, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
