@@ -145,6 +145,7 @@ TP_API int tp_producer_progress(tp_producer_t *producer, tp_claim_t *claim, uint
 TP_API int tp_producer_do_work(tp_producer_t *producer);
 
 TP_API uint64_t tp_producer_epoch(const tp_producer_t *producer);
+TP_API uint32_t tp_producer_stream_id(const tp_producer_t *producer);
 /* How many per-consumer descriptor streams the producer serves now. */
 TP_API uint32_t tp_producer_consumer_streams(const tp_producer_t *producer);
 /* The sequence the next offer or claim gets. */

@@ -50,28 +50,9 @@ static void on_driver_message(void *clientd, const uint8_t *buffer, size_t lengt
     tp_discovery_provider_on_message(d->provider, d->index, buffer, length, tp_clock_monotonic_ns());
 }
 
-static int load(const char *path, tp_discovery_config_t *c)
+static int load_discovery(void *config, const tp_toml_value_t *doc, tp_config_report_t *report)
 {
-    uint8_t *text = NULL;
-    size_t length = 0;
-    tp_toml_value_t *doc = NULL;
-    if (tp_fs_read_file(path, 1u << 20, &text, &length) < 0 ||
-        tp_toml_parse(&doc, (const char *)text, length, path) < 0)
-    {
-        tp_free(text);
-        return -1;
-    }
-    tp_free(text);
-    tp_config_report_t r;
-    tp_config_report_init(&r, path);
-    int rc = tp_discovery_config_load(c, doc, &r);
-    if (rc < 0)
-    {
-        TP_SET_ERR(TP_E_CONFIG, "%s", tp_strbuf_cstr(&r.errors));
-    }
-    tp_config_report_fini(&r);
-    tp_toml_free(doc);
-    return rc;
+    return tp_discovery_config_load(config, doc, report);
 }
 
 int tp_cmd_discovery(int argc, char **argv)
@@ -83,7 +64,7 @@ int tp_cmd_discovery(int argc, char **argv)
         return argc == 2 ? TP_EXIT_OK : TP_EXIT_USAGE;
     }
     static tp_discovery_config_t c;
-    if (load(argv[1], &c) < 0)
+    if (tp_cli_load_config(argv[1], &c, load_discovery) < 0)
     {
         return tp_cli_fail(TP_EXIT_USAGE, cmd, "%s", tp_errmsg());
     }

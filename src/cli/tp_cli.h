@@ -22,6 +22,7 @@ typedef struct tp_cli_command
 } tp_cli_command_t;
 
 int tp_cmd_decode(int argc, char **argv);
+int tp_cmd_ratelimiter(int argc, char **argv);
 int tp_cmd_encode(int argc, char **argv);
 int tp_cmd_demo(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);
@@ -47,6 +48,13 @@ int tp_cli_is_help(const char *arg);
 /* Parse an unsigned integer (decimal or 0x hex) in [min, max]; -1 with a message on failure. */
 int tp_cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 int tp_cli_parse_double(const char *text, double min, double max, double *out);
+
+/* Read the TOML file at path and load it with load (a component's tp_*_config_load) into config; -1 with every
+ * error found (file, line, key) in the message. */
+struct tp_toml_value;
+struct tp_config_report;
+typedef int (*tp_cli_config_loader_t)(void *config, const struct tp_toml_value *doc, struct tp_config_report *report);
+int tp_cli_load_config(const char *path, void *config, tp_cli_config_loader_t load);
 
 /* Install SIGINT/SIGTERM handlers that set the flag returned by tp_cli_stop_requested(). */
 void tp_cli_install_stop_handlers(void);

@@ -9,7 +9,11 @@
 #include "core/tp_alloc.h"
 #include "core/tp_atomic.h"
 #include "core/tp_err.h"
+#include "core/tp_config.h"
+#include "core/tp_fs.h"
 #include "core/tp_log.h"
+#include "core/tp_strbuf.h"
+#include "core/tp_toml.h"
 
 int tp_cli_fail(int status, const char *cmd, const char *fmt, ...)
 {
@@ -95,4 +99,28 @@ int tp_cli_stop_requested(void)
 const int *tp_cli_stop_flag(void)
 {
     return &stop_flag;
+}
+
+int tp_cli_load_config(const char *path, void *config, tp_cli_config_loader_t load)
+{
+    uint8_t *text = NULL;
+    size_t length = 0;
+    tp_toml_value_t *doc = NULL;
+    if (tp_fs_read_file(path, 1u << 20, &text, &length) < 0 ||
+        tp_toml_parse(&doc, (const char *)text, length, path) < 0)
+    {
+        tp_free(text);
+        return -1;
+    }
+    tp_free(text);
+    tp_config_report_t r;
+    tp_config_report_init(&r, path);
+    int rc = load(config, doc, &r);
+    if (rc < 0)
+    {
+        TP_SET_ERR(TP_E_CONFIG, "%s", tp_strbuf_cstr(&r.errors));
+    }
+    tp_config_report_fini(&r);
+    tp_toml_free(doc);
+    return rc;
 }

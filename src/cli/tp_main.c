@@ -23,6 +23,8 @@ static const tp_cli_command_t commands[] = {
     { "top", "a live table of every stream: producer, epoch, frames/s, MiB/s, consumers, drops", tp_cmd_top },
     { "discover", "ask a discovery provider which streams exist (by name, tags, ids)", tp_cmd_discover },
     { "discovery", "run a standalone discovery registry for several drivers", tp_cmd_discovery },
+    { "ratelimiter", "republish streams at a capped frame rate (for GUIs, recorders, slow consumers)",
+        tp_cmd_ratelimiter },
     { "decode", "print an SBE message or SHM struct (any of the six schemas) as JSON", tp_cmd_decode },
     { "encode", "encode an SBE message from JSON (the inverse of decode)", tp_cmd_encode },
 };

@@ -477,6 +477,11 @@ tp_metadata_publisher_t *tp_producer_metadata(tp_producer_t *p)
     return p->meta;
 }
 
+uint32_t tp_producer_stream_id(const tp_producer_t *p)
+{
+    return p->lease.stream_id;
+}
+
 uint64_t tp_producer_epoch(const tp_producer_t *p)
 {
     return p->lease.epoch;

@@ -6,27 +6,40 @@
 #include "core/tp_err.h"
 #include "core/tp_log.h"
 
-int tp_ratelimiter_open(tp_ratelimiter_t *r, tp_client_t *client, uint32_t source_stream_id, uint32_t dest_stream_id,
-    uint32_t max_rate_hz)
+static int open_mapping(tp_ratelimiter_t *r, tp_client_t *client, uint32_t source_stream_id,
+    uint32_t dest_stream_id, tp_producer_t *dest, uint32_t max_rate_hz)
 {
     memset(r, 0, sizeof(*r));
     r->client = client;
     r->source_stream_id = source_stream_id;
     r->dest_stream_id = dest_stream_id;
+    r->dest = dest;
     tp_rate_policy_init(&r->policy, max_rate_hz);
     if (source_stream_id == dest_stream_id)
     {
         TP_SET_ERR(TP_E_CONFIG, "a rate limiter never publishes on its source stream %u", source_stream_id);
-        return -1;
     }
-    if (tp_consumer_attach_async(&r->source, client, source_stream_id) < 0 ||
-        tp_producer_attach_async(&r->dest, client, dest_stream_id) < 0)
+    else if (tp_consumer_attach_async(&r->source, client, source_stream_id) == 0 &&
+             (r->dest != NULL || tp_producer_attach_async(&r->dest, client, dest_stream_id) == 0))
     {
-        TP_APPEND_ERR("rate limiter %u -> %u", source_stream_id, dest_stream_id);
-        tp_ratelimiter_close(r);
-        return -1;
+        return 0;
     }
-    return 0;
+    TP_APPEND_ERR("rate limiter %u -> %u", source_stream_id, dest_stream_id);
+    tp_ratelimiter_close(r);
+    return -1;
+}
+
+int tp_ratelimiter_open(tp_ratelimiter_t *r, tp_client_t *client, uint32_t source_stream_id, uint32_t dest_stream_id,
+    uint32_t max_rate_hz)
+{
+    return open_mapping(r, client, source_stream_id, dest_stream_id, NULL, max_rate_hz);
+}
+
+int tp_ratelimiter_open_with(tp_ratelimiter_t *r, tp_client_t *client, uint32_t source_stream_id, tp_producer_t *dest,
+    uint32_t max_rate_hz)
+{
+    /* The producer's stream is the destination; it was attached by the caller. */
+    return open_mapping(r, client, source_stream_id, tp_producer_stream_id(dest), dest, max_rate_hz);
 }
 
 int tp_ratelimiter_close(tp_ratelimiter_t *r)

@@ -54,6 +54,9 @@ typedef struct tp_ratelimiter
 /* Start attaching to the source (as a consumer) and the destination (as its producer); do_work completes it. */
 int tp_ratelimiter_open(tp_ratelimiter_t *r, tp_client_t *client, uint32_t source_stream_id, uint32_t dest_stream_id,
     uint32_t max_rate_hz);
+/* The same with the destination's producer attached already (its lease held; the mapping owns it from now on). */
+int tp_ratelimiter_open_with(tp_ratelimiter_t *r, tp_client_t *client, uint32_t source_stream_id, tp_producer_t *dest,
+    uint32_t max_rate_hz);
 int tp_ratelimiter_close(tp_ratelimiter_t *r);
 /* One duty cycle at now_ns: source descriptors, the held frame, the destination's housekeeping. */
 int tp_ratelimiter_do_work(tp_ratelimiter_t *r, int64_t now_ns);
