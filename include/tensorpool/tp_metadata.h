@@ -121,6 +121,11 @@ typedef struct tp_metadata_counters
     uint64_t malformed;       /* did not decode, or broke a length rule */
 } tp_metadata_counters_t;
 
+/* Publish another stream's metadata as this publisher's (a rate limiter or bridge forwarding its source): the view's
+ * announce (when it has one) and attribute set (when it has one) replace ours, and its meta_version becomes ours,
+ * so that forwarded frames and forwarded metadata agree. Sent at once, then repeated like any other. */
+TP_API int tp_metadata_mirror(tp_metadata_publisher_t *publisher, const tp_metadata_view_t *view);
+
 /* A cache of every stream's metadata on the client's metadata stream. handler may be NULL. */
 TP_API int tp_metadata_cache_open(tp_metadata_cache_t **out, tp_client_t *client, tp_metadata_handler_t handler,
     void *clientd);

@@ -21,6 +21,7 @@
 #include "ratelimit/tp_ratelimit_config.h"
 #include "ratelimit/tp_ratelimiter.h"
 #include "tensorpool/tp_bus.h"
+#include "tensorpool/tp_metadata.h"
 
 #define STATUS_PERIOD_NS TP_NS_PER_S
 #define ATTACH_TIMEOUT_NS (10 * TP_NS_PER_S)
@@ -33,7 +34,8 @@ static void ratelimiter_usage(FILE *out)
         "Run a rate limiter in the foreground: for each [[mappings]] entry, consume source_stream_id and republish\n"
         "at most max_rate_hz frames per second (the mapping's, else rate_limiter.max_rate_hz; 0 = every frame) on\n"
         "dest_stream_id, copied into the destination's own pools under the source's seq, with meta_version,\n"
-        "timestamp and trace id kept. When a rate slot opens, the newest frame seen goes. The destination stream\n"
+        "timestamp and trace id kept, and (forward_metadata, the default) the source's metadata republished as\n"
+        "the destination's. When a rate slot opens, the newest frame seen goes. The destination stream\n"
         "must be in the driver's configuration and have no other producer. Ctrl-C or SIGTERM stops it.\n"
         "`status` prints what every rate limiter on the bus reported last (once a second).\n"
         "Keys: docs/CONFIG.md (Rate limiter).\n\n"
@@ -65,7 +67,9 @@ static int client_context(const tp_ratelimit_config_t *c, tp_client_context_t **
         tp_client_context_set(ctx, "client.control_channel", c->driver_control_channel) < 0 ||
         set_u32(ctx, "client.control_stream_id", c->driver_control_stream_id) < 0 ||
         tp_client_context_set(ctx, "client.descriptor_channel", c->descriptor_channel) < 0 ||
-        set_u32(ctx, "client.descriptor_stream_id", c->descriptor_stream_id) < 0)
+        set_u32(ctx, "client.descriptor_stream_id", c->descriptor_stream_id) < 0 ||
+        tp_client_context_set(ctx, "client.metadata_channel", c->metadata_channel) < 0 ||
+        set_u32(ctx, "client.metadata_stream_id", c->metadata_stream_id) < 0)
     {
         tp_client_context_close(ctx);
         return -1;
@@ -86,10 +90,11 @@ static void status_json(const tp_ratelimit_config_t *c, const tp_ratelimiter_t *
             "%s{\"source\":%" PRIu32 ",\"dest\":%" PRIu32 ",\"max_rate_hz\":%" PRIu32 ",\"ready\":%s,"
             "\"frames_seen\":%" PRIu64 ",\"published\":%" PRIu64 ",\"superseded\":%" PRIu64
             ",\"dropped_no_pool\":%" PRIu64 ",\"dropped_lapped\":%" PRIu64 ",\"dropped_detached\":%" PRIu64
-            ",\"source_epochs\":%" PRIu64 ",\"dest_reattaches\":%" PRIu64 "}",
+            ",\"source_epochs\":%" PRIu64 ",\"dest_reattaches\":%" PRIu64 ",\"metadata_forwarded\":%" PRIu64 "}",
             i > 0 ? "," : "", r->source_stream_id, r->dest_stream_id, r->policy.max_rate_hz,
             tp_ratelimiter_is_ready(r) ? "true" : "false", k->frames_seen, k->published, k->superseded,
-            k->dropped_no_pool, k->dropped_lapped, k->dropped_detached, k->source_epochs, k->dest_reattaches);
+            k->dropped_no_pool, k->dropped_lapped, k->dropped_detached, k->source_epochs, k->dest_reattaches,
+            k->metadata_forwarded);
     }
     tp_strbuf_puts(out, "]}\n");
 }
@@ -121,13 +126,15 @@ static int run(const char *config_path)
     }
     tp_client_context_t *ctx = NULL;
     tp_client_t *client = NULL;
+    tp_metadata_cache_t *cache = NULL;
     static tp_ratelimiter_t limiters[TP_RATELIMIT_MAX_MAPPINGS];
     uint32_t opened = 0;
     int status = TP_EXIT_OK;
     tp_strbuf_t json;
     tp_strbuf_init(&json);
     char status_path[TP_CONFIG_STRING_MAX + 64] = "";
-    if (client_context(&c, &ctx) < 0 || tp_client_connect(&client, ctx) < 0)
+    if (client_context(&c, &ctx) < 0 || tp_client_connect(&client, ctx) < 0 ||
+        (c.forward_metadata && tp_metadata_cache_open(&cache, client, NULL, NULL) < 0))
     {
         status = tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
         goto done;
@@ -140,7 +147,8 @@ static int run(const char *config_path)
          * an error now, not a retry forever (rate limiter spec 3). */
         tp_producer_t *dest = NULL;
         if (tp_producer_attach(&dest, client, m->dest_stream_id, ATTACH_TIMEOUT_NS) < 0 ||
-            tp_ratelimiter_open_with(&limiters[i], client, m->source_stream_id, dest, m->max_rate_hz) < 0)
+            tp_ratelimiter_open_with(&limiters[i], client, m->source_stream_id, dest, m->max_rate_hz) < 0 ||
+            (cache != NULL && tp_ratelimiter_forward_metadata(&limiters[i], cache, m->metadata_stream_id) < 0))
         {
             status = tp_cli_fail(TP_EXIT_FAILED, cmd, "mapping %" PRIu32 " -> %" PRIu32 ": %s", m->source_stream_id,
                 m->dest_stream_id, tp_errmsg());
@@ -161,7 +169,8 @@ static int run(const char *config_path)
     while (!tp_cli_stop_requested())
     {
         int64_t now = tp_clock_monotonic_ns();
-        int work = 0;
+        int work = cache != NULL ? tp_metadata_cache_poll(cache, 64) : 0;
+        work = work > 0 ? work : 0;
         for (uint32_t i = 0; i < opened; i++)
         {
             work += tp_ratelimiter_do_work(&limiters[i], now);
@@ -188,6 +197,7 @@ done:
         tp_ratelimiter_close(&limiters[i]);
     }
     tp_strbuf_fini(&json);
+    tp_metadata_cache_close(cache);
     tp_client_close(client);
     tp_client_context_close(ctx);
     return status;

@@ -304,6 +304,55 @@ int tp_metadata_set_tags(tp_metadata_publisher_t *m, const char *const *tags, si
     return tp_metadata_set_attribute(m, "tags", "text/plain", csv, used);
 }
 
+int tp_metadata_mirror(tp_metadata_publisher_t *m, const tp_metadata_view_t *v)
+{
+    if (v->has_announce &&
+        (check_text("the data source name", v->name, TP_METADATA_NAME_MAX, false) < 0 ||
+            check_text("the summary", v->summary != NULL ? v->summary : "", TP_METADATA_SUMMARY_MAX, true) < 0))
+    {
+        return -1;
+    }
+    if (v->has_attributes && v->attribute_count > TP_METADATA_MAX_ATTRIBUTES)
+    {
+        TP_SET_ERR(TP_E_CAPACITY, "%zu attributes; at most %d", v->attribute_count, TP_METADATA_MAX_ATTRIBUTES);
+        return -1;
+    }
+    if (v->has_announce)
+    {
+        snprintf(m->name, sizeof(m->name), "%s", v->name);
+        snprintf(m->summary, sizeof(m->summary), "%s", v->summary != NULL ? v->summary : "");
+        m->has_source = true;
+    }
+    if (v->has_attributes)
+    {
+        for (size_t i = 0; i < m->attr_count; i++)
+        {
+            tp_free(m->attrs[i].value);
+        }
+        memset(m->attrs, 0, sizeof(m->attrs));
+        m->attr_count = 0;
+        for (size_t i = 0; i < v->attribute_count; i++)
+        {
+            const tp_metadata_attribute_t *a = &v->attributes[i];
+            meta_attr_t *to = &m->attrs[m->attr_count];
+            if (a->length > TP_METADATA_VALUE_MAX || tp_alloc((void **)&to->value, a->length > 0 ? a->length : 1) < 0)
+            {
+                continue; /* the cache validated it; nothing else can be wrong */
+            }
+            snprintf(to->key, sizeof(to->key), "%s", a->key);
+            snprintf(to->format, sizeof(to->format), "%s", a->format);
+            if (a->length > 0)
+            {
+                memcpy(to->value, a->value, a->length);
+            }
+            to->length = a->length;
+            m->attr_count++;
+        }
+    }
+    m->meta_version = v->meta_version - 1; /* changed() moves it on to the view's */
+    return changed(m);
+}
+
 int tp_metadata_delete_attribute(tp_metadata_publisher_t *m, const char *key)
 {
     meta_attr_t *a = key != NULL ? find_attr(m, key) : NULL;

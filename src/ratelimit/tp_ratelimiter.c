@@ -1,6 +1,7 @@
 /* One rate limiter mapping; see tp_ratelimiter.h. */
 #include "ratelimit/tp_ratelimiter.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/tp_err.h"
@@ -42,8 +43,50 @@ int tp_ratelimiter_open_with(tp_ratelimiter_t *r, tp_client_t *client, uint32_t 
     return open_mapping(r, client, source_stream_id, tp_producer_stream_id(dest), dest, max_rate_hz);
 }
 
+int tp_ratelimiter_forward_metadata(tp_ratelimiter_t *r, tp_metadata_cache_t *cache, uint32_t metadata_stream_id)
+{
+    r->meta_cache = cache;
+    r->metadata_stream_id = metadata_stream_id != 0 ? metadata_stream_id : r->dest_stream_id;
+    if (r->metadata_stream_id != r->dest_stream_id &&
+        tp_metadata_publisher_open(&r->meta_own, r->client, r->metadata_stream_id) < 0)
+    {
+        TP_APPEND_ERR("forwarding metadata of stream %u as stream %u", r->source_stream_id, r->metadata_stream_id);
+        return -1;
+    }
+    return 0;
+}
+
+/* The source's metadata, when it changed, as the destination's (checked every 10 ms: metadata changes rarely). */
+static int forward_metadata(tp_ratelimiter_t *r)
+{
+    if (r->meta_cache == NULL || r->now_ns < r->next_meta_check_ns)
+    {
+        return 0;
+    }
+    r->next_meta_check_ns = r->now_ns + 10 * 1000 * 1000;
+    tp_metadata_view_t view;
+    if (!tp_metadata_cache_get(r->meta_cache, r->source_stream_id, &view) ||
+        (r->has_forwarded && view.meta_version == r->forwarded_version &&
+            (!view.has_announce || strcmp(view.name, r->forwarded_name) == 0)))
+    {
+        return 0;
+    }
+    tp_metadata_publisher_t *to = r->meta_own != NULL ? r->meta_own : tp_producer_metadata(r->dest);
+    if (tp_metadata_mirror(to, &view) < 0)
+    {
+        TP_LOG_D("ratelimiter", "forwarding metadata of stream %u: %s", r->source_stream_id, tp_errmsg());
+    }
+    r->has_forwarded = true;
+    r->forwarded_version = view.meta_version;
+    snprintf(r->forwarded_name, sizeof(r->forwarded_name), "%s", view.has_announce ? view.name : "");
+    r->counters.metadata_forwarded++;
+    return 1;
+}
+
 int tp_ratelimiter_close(tp_ratelimiter_t *r)
 {
+    tp_metadata_publisher_close(r->meta_own);
+    r->meta_own = NULL;
     tp_consumer_close(r->source);
     tp_producer_close(r->dest);
     r->source = NULL;
@@ -76,6 +119,7 @@ static int follow_source_seq(tp_ratelimiter_t *r, uint64_t seq)
     }
     tp_producer_close(r->dest);
     r->dest = fresh;
+    r->has_forwarded = false; /* the new producer's publisher starts empty */
     r->counters.dest_reattaches++;
     return -1; /* this frame is dropped: the new lease is not there yet */
 }
@@ -182,5 +226,10 @@ int tp_ratelimiter_do_work(tp_ratelimiter_t *r, int64_t now_ns)
     int n = tp_consumer_poll(r->source, on_frame, r, 64);
     work += n > 0 ? n : 0;
     work += release_pending(r);
+    work += forward_metadata(r);
+    if (r->meta_own != NULL)
+    {
+        work += tp_metadata_publisher_do_work(r->meta_own);
+    }
     return work;
 }

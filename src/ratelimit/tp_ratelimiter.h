@@ -22,6 +22,7 @@
 
 #include "ratelimit/tp_rate_policy.h"
 #include "tensorpool/tp_client.h"
+#include "tensorpool/tp_metadata.h"
 
 typedef struct tp_ratelimit_counters
 {
@@ -33,6 +34,7 @@ typedef struct tp_ratelimit_counters
     uint64_t dropped_detached; /* the destination held no lease */
     uint64_t source_epochs;   /* source epoch changes seen (rate timer restarts) */
     uint64_t dest_reattaches; /* destination attached again for a new epoch (a source seq went back) */
+    uint64_t metadata_forwarded; /* source metadata versions republished for the destination */
 } tp_ratelimit_counters_t;
 
 typedef struct tp_ratelimiter
@@ -48,6 +50,13 @@ typedef struct tp_ratelimiter
     bool has_pending;
     tp_frame_t pending;
     uint64_t pending_remaps; /* the source's remap count when it was held: its mapping is still the same */
+    tp_metadata_cache_t *meta_cache;     /* where source metadata is read (the caller's; NULL: no forwarding) */
+    tp_metadata_publisher_t *meta_own;   /* for a metadata_stream_id other than the destination's */
+    uint32_t metadata_stream_id;
+    bool has_forwarded;
+    uint32_t forwarded_version;
+    char forwarded_name[256];
+    int64_t next_meta_check_ns;
     tp_ratelimit_counters_t counters;
 } tp_ratelimiter_t;
 
@@ -60,6 +69,10 @@ int tp_ratelimiter_open_with(tp_ratelimiter_t *r, tp_client_t *client, uint32_t 
 int tp_ratelimiter_close(tp_ratelimiter_t *r);
 /* One duty cycle at now_ns: source descriptors, the held frame, the destination's housekeeping. */
 int tp_ratelimiter_do_work(tp_ratelimiter_t *r, int64_t now_ns);
+/* Forward the source's DataSourceAnnounce and DataSourceMeta (read from cache, which the caller polls) as the
+ * destination's: meta_version kept, stream_id the destination's, or metadata_stream_id when it differs (rate
+ * limiter spec 6). */
+int tp_ratelimiter_forward_metadata(tp_ratelimiter_t *r, tp_metadata_cache_t *cache, uint32_t metadata_stream_id);
 /* A new cap (a consumer's ConsumerHello.max_rate_hz, or configuration); the timer restarts. */
 void tp_ratelimiter_set_rate(tp_ratelimiter_t *r, uint32_t max_rate_hz);
 bool tp_ratelimiter_is_ready(const tp_ratelimiter_t *r);

@@ -303,6 +303,59 @@ static void test_source_epoch_change(void **state)
     tp_producer_close(source);
 }
 
+/* The source's announce and attributes come out as the destination's, meta_version kept, on the destination's
+ * stream id, or on a configured metadata stream id.
+ * covers: R-6-1, R-6-2, R-6-3, R-6-4 */
+static void test_forwards_metadata(void **state)
+{
+    (void)state;
+    tp_producer_t *source;
+    tp_ratelimiter_t r;
+    tp_ratelimiter_t r2;
+    tp_consumer_t *dest;
+    dest_seen_t seen = { 0 };
+    tp_metadata_cache_t *cache;
+    tp_assert_ok(tp_metadata_cache_open(&cache, client, NULL, NULL));
+    bring_up(&source, &r, DEST, 0, &dest, &seen);
+    tp_assert_ok(tp_ratelimiter_forward_metadata(&r, cache, 0));
+    tp_assert_ok(tp_ratelimiter_open(&r2, client, SOURCE, SMALL_DEST, 0));
+    tp_assert_ok(tp_ratelimiter_forward_metadata(&r2, cache, 77));
+    tp_metadata_publisher_t *meta = tp_producer_metadata(source);
+    tp_assert_ok(tp_metadata_set_source(meta, "cam-front", "front camera"));
+    tp_assert_ok(tp_metadata_set_text(meta, "pattern", "counter"));
+    uint32_t version = tp_metadata_version(meta);
+    tp_metadata_view_t view;
+    bool has_dest = false;
+    bool has_other = false;
+    int64_t t = 0;
+    for (int i = 0; i < 2000 && !(has_dest && has_other); i++, t += 20 * MS)
+    {
+        tp_metadata_cache_poll(cache, 64);
+        tp_ratelimiter_do_work(&r, t);
+        tp_ratelimiter_do_work(&r2, t);
+        tp_metadata_view_t v;
+        has_dest = tp_metadata_cache_get(cache, DEST, &v) && v.meta_version == version && v.has_attributes;
+        has_other = tp_metadata_cache_get(cache, 77, &v) && v.meta_version == version && v.has_attributes;
+        usleep(500);
+    }
+    assert_true(has_dest);
+    assert_true(has_other);
+    assert_true(tp_metadata_cache_get(cache, DEST, &view));
+    assert_true(view.has_announce);
+    assert_string_equal(view.name, "cam-front");
+    assert_string_equal(view.summary, "front camera");
+    const tp_metadata_attribute_t *a = tp_metadata_find(&view, "pattern");
+    assert_non_null(a);
+    assert_int_equal(a->length, 7);
+    assert_memory_equal(a->value, "counter", 7);
+    assert_true(r.counters.metadata_forwarded >= 1);
+    tp_metadata_cache_close(cache);
+    tp_consumer_close(dest);
+    tp_ratelimiter_close(&r2);
+    tp_ratelimiter_close(&r);
+    tp_producer_close(source);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +364,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_latest_frame_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drops_what_fits_no_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_epoch_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forwards_metadata, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
