@@ -148,6 +148,17 @@ TP_API uint64_t tp_producer_epoch(const tp_producer_t *producer);
 TP_API uint32_t tp_producer_stream_id(const tp_producer_t *producer);
 /* How many per-consumer descriptor streams the producer serves now. */
 TP_API uint32_t tp_producer_consumer_streams(const tp_producer_t *producer);
+/* What a consumer asked for in its latest ConsumerHello. */
+typedef struct tp_consumer_request
+{
+    uint32_t consumer_id;
+    bool is_rate_limited; /* RATE_LIMITED mode (its own, or one a ConsumerConfig gave it) */
+    uint32_t max_rate_hz; /* 0: no cap */
+} tp_consumer_request_t;
+
+/* How many consumers have said hello lately (within four hello periods); the first capacity of them in out. */
+TP_API uint32_t tp_producer_consumer_requests(const tp_producer_t *producer, tp_consumer_request_t *out,
+    uint32_t capacity);
 /* The sequence the next offer or claim gets. */
 TP_API uint64_t tp_producer_next_seq(const tp_producer_t *producer);
 /* Number the next frame seq (at least tp_producer_next_seq; the ones skipped are gaps downstream, as dropped frames

@@ -492,6 +492,26 @@ uint32_t tp_producer_consumer_streams(const tp_producer_t *p)
     return p->consumers.open_count;
 }
 
+uint32_t tp_producer_consumer_requests(const tp_producer_t *p, tp_consumer_request_t *out, uint32_t capacity)
+{
+    uint32_t n = 0;
+    for (int i = 0; i < TP_PRODUCER_MAX_CONSUMERS; i++)
+    {
+        const tp_consumer_stream_t *e = &p->consumers.entries[i];
+        if (e->in_use)
+        {
+            if (n < capacity)
+            {
+                uint8_t mode = e->told_mode != 0 ? e->told_mode : e->mode;
+                out[n] = (tp_consumer_request_t){ .consumer_id = e->consumer_id,
+                    .is_rate_limited = mode == TP_WIRE_MODE_RATE_LIMITED, .max_rate_hz = e->max_rate_hz };
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
 int tp_producer_skip_to(tp_producer_t *p, uint64_t seq)
 {
     if (p->has_claim)

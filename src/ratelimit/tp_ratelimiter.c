@@ -16,6 +16,7 @@ static int open_mapping(tp_ratelimiter_t *r, tp_client_t *client, uint32_t sourc
     r->dest_stream_id = dest_stream_id;
     r->dest = dest;
     tp_rate_policy_init(&r->policy, max_rate_hz);
+    r->configured_rate_hz = max_rate_hz;
     if (source_stream_id == dest_stream_id)
     {
         TP_SET_ERR(TP_E_CONFIG, "a rate limiter never publishes on its source stream %u", source_stream_id);
@@ -56,14 +57,25 @@ int tp_ratelimiter_forward_metadata(tp_ratelimiter_t *r, tp_metadata_cache_t *ca
     return 0;
 }
 
-/* The source's metadata, when it changed, as the destination's (checked every 10 ms: metadata changes rarely). */
+/* The cap in force: the sole consumer's own when it asked for RATE_LIMITED, else the configured one. */
+static void follow_consumers(tp_ratelimiter_t *r)
+{
+    tp_consumer_request_t request;
+    uint32_t consumers = tp_producer_consumer_requests(r->dest, &request, 1);
+    uint32_t wanted = consumers == 1 && request.is_rate_limited ? request.max_rate_hz : r->configured_rate_hz;
+    if (wanted != r->policy.max_rate_hz)
+    {
+        tp_rate_policy_reset(&r->policy, wanted);
+    }
+}
+
+/* The source's metadata, when it changed, as the destination's. */
 static int forward_metadata(tp_ratelimiter_t *r)
 {
-    if (r->meta_cache == NULL || r->now_ns < r->next_meta_check_ns)
+    if (r->meta_cache == NULL)
     {
         return 0;
     }
-    r->next_meta_check_ns = r->now_ns + 10 * 1000 * 1000;
     tp_metadata_view_t view;
     if (!tp_metadata_cache_get(r->meta_cache, r->source_stream_id, &view) ||
         (r->has_forwarded && view.meta_version == r->forwarded_version &&
@@ -96,6 +108,7 @@ int tp_ratelimiter_close(tp_ratelimiter_t *r)
 
 void tp_ratelimiter_set_rate(tp_ratelimiter_t *r, uint32_t max_rate_hz)
 {
+    r->configured_rate_hz = max_rate_hz;
     tp_rate_policy_reset(&r->policy, max_rate_hz);
 }
 
@@ -226,7 +239,13 @@ int tp_ratelimiter_do_work(tp_ratelimiter_t *r, int64_t now_ns)
     int n = tp_consumer_poll(r->source, on_frame, r, 64);
     work += n > 0 ? n : 0;
     work += release_pending(r);
-    work += forward_metadata(r);
+    if (now_ns >= r->next_meta_check_ns)
+    {
+        /* Every 10 ms: consumers' caps and metadata change rarely. */
+        r->next_meta_check_ns = now_ns + 10 * 1000 * 1000;
+        follow_consumers(r);
+        work += forward_metadata(r);
+    }
     if (r->meta_own != NULL)
     {
         work += tp_metadata_publisher_do_work(r->meta_own);

@@ -45,6 +45,7 @@ typedef struct tp_ratelimiter
     tp_consumer_t *source;
     tp_producer_t *dest;
     tp_rate_policy_t policy;
+    uint32_t configured_rate_hz; /* the mapping's cap, used unless exactly one consumer asked for its own */
     uint64_t source_epoch;
     int64_t now_ns;
     bool has_pending;
@@ -73,7 +74,11 @@ int tp_ratelimiter_do_work(tp_ratelimiter_t *r, int64_t now_ns);
  * destination's: meta_version kept, stream_id the destination's, or metadata_stream_id when it differs (rate
  * limiter spec 6). */
 int tp_ratelimiter_forward_metadata(tp_ratelimiter_t *r, tp_metadata_cache_t *cache, uint32_t metadata_stream_id);
-/* A new cap (a consumer's ConsumerHello.max_rate_hz, or configuration); the timer restarts. */
+/* A new configured cap; the timer restarts. Per-consumer operation (rate limiter spec 4): while the destination
+ * has exactly one consumer and it asked for RATE_LIMITED mode, its ConsumerHello.max_rate_hz is the cap (0: none)
+ * instead; a consumer in STREAM mode asked for nothing, so the configured cap holds. With several consumers the
+ * configured cap holds for the stream and never a combination of theirs (each one's own cap still thins the
+ * descriptors of its per-consumer stream, wire spec 11). */
 void tp_ratelimiter_set_rate(tp_ratelimiter_t *r, uint32_t max_rate_hz);
 bool tp_ratelimiter_is_ready(const tp_ratelimiter_t *r);
 

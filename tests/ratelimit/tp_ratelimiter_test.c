@@ -303,6 +303,55 @@ static void test_source_epoch_change(void **state)
     tp_producer_close(source);
 }
 
+/* Per-consumer operation: a sole destination consumer in RATE_LIMITED mode sets the cap with its
+ * ConsumerHello.max_rate_hz, over the configured one; once a second consumer joins, the configured cap holds again
+ * (theirs are never combined).
+ * covers: R-4-6, R-4-7, R-8-6 */
+static void test_per_consumer_cap(void **state)
+{
+    (void)state;
+    tp_producer_t *source;
+    tp_ratelimiter_t r;
+    tp_assert_ok(tp_producer_attach(&source, client, SOURCE, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_ratelimiter_open(&r, client, SOURCE, DEST, 0)); /* configured: every frame */
+    tp_consumer_options_t o;
+    tp_consumer_options_init(&o);
+    o.mode = TP_CONSUMER_RATE_LIMITED;
+    o.max_rate_hz = 50;
+    tp_consumer_t *gui;
+    tp_assert_ok(tp_consumer_open(&gui, client, DEST, &o, 5 * TP_NS_PER_S));
+    int64_t t = 0;
+    for (int i = 0; i < 5000 && !(tp_ratelimiter_is_ready(&r) && r.policy.max_rate_hz == 50); i++, t += MS)
+    {
+        tp_ratelimiter_do_work(&r, t);
+        tp_consumer_poll(gui, on_dest_frame, &(dest_seen_t){ 0 }, 64);
+        usleep(1000);
+    }
+    assert_int_equal(r.policy.max_rate_hz, 50);
+    uint64_t before = r.counters.published;
+    t += TP_NS_PER_S; /* a fresh slot */
+    for (uint64_t i = 0; i < 100; i++)
+    {
+        publish(source, i, 100);
+        tp_ratelimiter_do_work(&r, t + (int64_t)i * MS);
+    }
+    assert_int_equal(r.counters.published - before, 5); /* 100 ms at 50 Hz */
+    tp_consumer_t *recorder;
+    tp_assert_ok(tp_consumer_attach(&recorder, client, DEST, 5 * TP_NS_PER_S));
+    t += 200 * MS;
+    for (int i = 0; i < 5000 && r.policy.max_rate_hz != 0; i++, t += MS)
+    {
+        tp_ratelimiter_do_work(&r, t);
+        tp_consumer_poll(recorder, on_dest_frame, &(dest_seen_t){ 0 }, 64);
+        usleep(1000);
+    }
+    assert_int_equal(r.policy.max_rate_hz, 0);
+    tp_consumer_close(recorder);
+    tp_consumer_close(gui);
+    tp_ratelimiter_close(&r);
+    tp_producer_close(source);
+}
+
 /* The source's announce and attributes come out as the destination's, meta_version kept, on the destination's
  * stream id, or on a configured metadata stream id.
  * covers: R-6-1, R-6-2, R-6-3, R-6-4 */
@@ -365,6 +414,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drops_what_fits_no_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_epoch_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forwards_metadata, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_consumer_cap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
