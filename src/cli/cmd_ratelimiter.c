@@ -19,6 +19,7 @@
 #include "core/tp_json.h"
 #include "core/tp_strbuf.h"
 #include "ratelimit/tp_ratelimit_config.h"
+#include "ratelimit/tp_ratelimit_forward.h"
 #include "ratelimit/tp_ratelimiter.h"
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_metadata.h"
@@ -127,6 +128,11 @@ static int run(const char *config_path)
     tp_client_context_t *ctx = NULL;
     tp_client_t *client = NULL;
     tp_metadata_cache_t *cache = NULL;
+    tp_bus_t *forward_bus = NULL;
+    static tp_ratelimit_forwarder_t progress;
+    static tp_ratelimit_forwarder_t qos;
+    memset(&progress, 0, sizeof(progress));
+    memset(&qos, 0, sizeof(qos));
     static tp_ratelimiter_t limiters[TP_RATELIMIT_MAX_MAPPINGS];
     uint32_t opened = 0;
     int status = TP_EXIT_OK;
@@ -159,6 +165,32 @@ static int run(const char *config_path)
             c.instance_id, m->source_stream_id, m->dest_stream_id, m->max_rate_hz == 0 ? "every frame, " : "",
             m->max_rate_hz);
     }
+    /* Progress and QoS forwarding (rate limiter spec 6.1): one subscription each, shared by the mappings. */
+    if ((c.forward_progress || c.forward_qos) && tp_bus_init(&forward_bus, c.bus_dir[0] != '\0' ? c.bus_dir : NULL) < 0)
+    {
+        status = tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
+        goto done;
+    }
+    if ((c.forward_progress &&
+            tp_ratelimit_forwarder_open(&progress, forward_bus, TP_RATELIMIT_FORWARD_PROGRESS, c.control_channel,
+                c.source_control_stream_id, c.dest_control_stream_id) < 0) ||
+        (c.forward_qos && tp_ratelimit_forwarder_open(&qos, forward_bus, TP_RATELIMIT_FORWARD_QOS, c.qos_channel,
+                              c.source_qos_stream_id, c.dest_qos_stream_id) < 0))
+    {
+        status = tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
+        goto done;
+    }
+    for (uint32_t i = 0; i < opened; i++)
+    {
+        if ((c.forward_progress && tp_ratelimit_forwarder_route(&progress, c.mappings[i].source_stream_id,
+                                       c.mappings[i].dest_stream_id) < 0) ||
+            (c.forward_qos &&
+                tp_ratelimit_forwarder_route(&qos, c.mappings[i].source_stream_id, c.mappings[i].dest_stream_id) < 0))
+        {
+            status = tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
+            goto done;
+        }
+    }
     tp_bus_t *bus = NULL;
     if (tp_bus_init_existing(&bus, c.bus_dir[0] != '\0' ? c.bus_dir : NULL) == 0)
     {
@@ -174,6 +206,16 @@ static int run(const char *config_path)
         for (uint32_t i = 0; i < opened; i++)
         {
             work += tp_ratelimiter_do_work(&limiters[i], now);
+        }
+        if (progress.sub != NULL)
+        {
+            int n = tp_ratelimit_forwarder_poll(&progress);
+            work += n > 0 ? n : 0;
+        }
+        if (qos.sub != NULL)
+        {
+            int n = tp_ratelimit_forwarder_poll(&qos);
+            work += n > 0 ? n : 0;
         }
         if (now >= next_status && status_path[0] != '\0')
         {
@@ -197,6 +239,9 @@ done:
         tp_ratelimiter_close(&limiters[i]);
     }
     tp_strbuf_fini(&json);
+    tp_ratelimit_forwarder_close(&progress);
+    tp_ratelimit_forwarder_close(&qos);
+    tp_bus_close(forward_bus);
     tp_metadata_cache_close(cache);
     tp_client_close(client);
     tp_client_context_close(ctx);

@@ -51,7 +51,9 @@ static int setup(void **state)
     snprintf(text, sizeof(text),
         "[driver]\nbus_dir = \"%s\"\n[shm]\nbase_dir = \"%s\"\n[policies]\nprefault_shm = false\n"
         "[profiles.cam]\nheader_nslots = 64\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
-        "[streams.cam]\nstream_id = %d\nprofile = \"cam\"\n[streams.cam-10hz]\nstream_id = %d\nprofile = \"cam\"\n",
+        "[streams.cam]\nstream_id = %d\nprofile = \"cam\"\n[streams.cam-10hz]\nstream_id = %d\nprofile = \"cam\"\n"
+        "[streams.cam2]\nstream_id = 10001\nprofile = \"cam\"\n[streams.cam2-5hz]\nstream_id = 11001\n"
+        "profile = \"cam\"\n",
         bus_dir, shm, SOURCE, DEST);
     write_text(config, text);
     snprintf(limiter_config, sizeof(limiter_config), "%s/ratelimiter.toml", dir);
@@ -268,11 +270,50 @@ static void test_bad_configurations(void **state)
     tp_test_assert_contains(out, "usage: tp ratelimiter CONFIG");
 }
 
+/* The example configuration in config/ runs (its bus and SHM base pointed at this test's by environment): both
+ * mappings attach and report, with progress forwarding on. */
+static void test_example_config_runs(void **state)
+{
+    (void)state;
+    char log[700];
+    snprintf(log, sizeof(log), "%s/example.log", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+    {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char cmd[2048];
+        snprintf(cmd, sizeof(cmd),
+            "RATE_LIMITER_BUS_DIR='%s' RATE_LIMITER_SHM_BASE_DIR='%s' exec %s ratelimiter '%s/config/rate-limiter.toml' "
+            "> '%s' 2>&1",
+            bus_dir, shm, TP_TOOL, TP_SOURCE_DIR, log);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' %s ratelimiter status --json 2>&1", bus_dir, TP_TOOL);
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (tp_test_run(cmd, out, sizeof(out)) != 0 || strstr(out, "\"ready\":false") != NULL ||
+           strstr(out, "\"dest\":11001") == NULL)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(100000);
+    }
+    tp_test_assert_contains(out, "\"instance_id\":\"rate-limiter-01\"");
+    tp_test_assert_contains(out, "\"max_rate_hz\":30");
+    tp_test_assert_contains(out, "\"max_rate_hz\":5");
+    kill(pid, SIGTERM);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_caps_a_live_stream),
         cmocka_unit_test(test_bad_configurations),
+        cmocka_unit_test(test_example_config_runs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

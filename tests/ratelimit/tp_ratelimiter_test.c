@@ -9,7 +9,9 @@
 #include "core/tp_clock.h"
 #include "core/tp_crc32c.h"
 #include "ratelimit/tp_rate_policy.h"
+#include "ratelimit/tp_ratelimit_forward.h"
 #include "ratelimit/tp_ratelimiter.h"
+#include "tp_sbe_wire.h"
 #include "client/tp_client_fixture.h"
 #include "tp_test_util.h"
 
@@ -405,6 +407,122 @@ static void test_forwards_metadata(void **state)
     tp_producer_close(source);
 }
 
+typedef struct forwarded
+{
+    int count;
+    uint32_t stream_id;
+    uint64_t seq;
+    uint16_t template_id;
+} forwarded_t;
+
+static void on_forwarded(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    forwarded_t *f = clientd;
+    tp_wire_frame_progress_t p;
+    tp_wire_qos_producer_t q;
+    f->count++;
+    if (tp_wire_frame_progress_decode(&p, buffer, length) == 0)
+    {
+        f->stream_id = tp_wire_frame_progress_stream_id(&p);
+        f->seq = tp_wire_frame_progress_seq(&p);
+        f->template_id = TP_WIRE_FRAME_PROGRESS_TEMPLATE_ID;
+    }
+    else if (tp_wire_qos_producer_decode(&q, buffer, length) == 0)
+    {
+        f->stream_id = tp_wire_qos_producer_stream_id(&q);
+        f->seq = tp_wire_qos_producer_current_seq(&q);
+        f->template_id = TP_WIRE_QOS_PRODUCER_TEMPLATE_ID;
+    }
+}
+
+static void pump_forwarder(tp_ratelimit_forwarder_t *f, tp_bus_subscription_t *out, forwarded_t *got, int want)
+{
+    for (int i = 0; i < 2000 && got->count < want; i++)
+    {
+        tp_ratelimit_forwarder_poll(f);
+        if (tp_bus_poll(out, on_forwarded, got, 16) == 0)
+        {
+            usleep(200);
+        }
+    }
+}
+
+/* FrameProgress and QoS of a mapping's source stream go out on the destination stream ids with streamId
+ * rewritten and seq kept; other streams' messages and undecodable ones are left alone; zero stream ids refuse to
+ * start.
+ * covers: R-6.1-1s, R-6.1-2, R-6.1-3, R-6.1-5, R-6.1-6s, R-6.1-7, R-8-3 */
+static void test_forwards_progress_and_qos(void **state)
+{
+    (void)state;
+    tp_bus_t *bus;
+    tp_assert_ok(tp_bus_init(&bus, F.bus));
+    tp_ratelimit_forwarder_t progress;
+    tp_ratelimit_forwarder_t qos;
+    tp_assert_fails_with(tp_ratelimit_forwarder_open(&progress, bus, TP_RATELIMIT_FORWARD_PROGRESS, "aeron:ipc", 0,
+                             5001),
+        "nonzero");
+    tp_assert_ok(tp_ratelimit_forwarder_open(&progress, bus, TP_RATELIMIT_FORWARD_PROGRESS, "aeron:ipc", 5000, 5001));
+    tp_assert_ok(tp_ratelimit_forwarder_route(&progress, SOURCE, DEST));
+    tp_assert_ok(tp_ratelimit_forwarder_open(&qos, bus, TP_RATELIMIT_FORWARD_QOS, "aeron:ipc", 6000, 6001));
+    tp_assert_ok(tp_ratelimit_forwarder_route(&qos, SOURCE, DEST));
+    tp_bus_publication_t *in_progress;
+    tp_bus_publication_t *in_qos;
+    tp_bus_subscription_t *out_progress;
+    tp_bus_subscription_t *out_qos;
+    tp_assert_ok(tp_bus_subscription_open(&out_progress, bus, "aeron:ipc", 5001, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&out_qos, bus, "aeron:ipc", 6001, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&in_progress, bus, "aeron:ipc", 5000, false));
+    tp_assert_ok(tp_bus_publication_open(&in_qos, bus, "aeron:ipc", 6000, false));
+    tp_ratelimit_forwarder_poll(&progress); /* the subscriptions see what is published from now on */
+    tp_ratelimit_forwarder_poll(&qos);
+    uint8_t buf[256];
+    tp_wire_frame_progress_enc_t e;
+    for (uint32_t stream = SOURCE - 1; stream <= SOURCE; stream++) /* another stream's first: left alone */
+    {
+        tp_wire_frame_progress_enc_begin(&e, buf, sizeof(buf));
+        tp_wire_frame_progress_set_stream_id(&e, stream);
+        tp_wire_frame_progress_set_epoch(&e, 3);
+        tp_wire_frame_progress_set_seq(&e, 42);
+        tp_wire_frame_progress_set_payload_bytes_filled(&e, 100);
+        tp_wire_frame_progress_set_state(&e, 2);
+        int64_t n = tp_wire_frame_progress_enc_finish(&e);
+        assert_true(n > 0 && tp_bus_offer(in_progress, buf, (size_t)n) > 0);
+    }
+    assert_true(tp_bus_offer(in_progress, buf, 12) > 0); /* a FrameProgress cut short */
+    forwarded_t got = { 0 };
+    pump_forwarder(&progress, out_progress, &got, 1);
+    assert_int_equal(got.count, 1);
+    assert_int_equal(got.template_id, TP_WIRE_FRAME_PROGRESS_TEMPLATE_ID);
+    assert_int_equal(got.stream_id, DEST);
+    assert_int_equal(got.seq, 42);
+    assert_int_equal(progress.forwarded, 1);
+    assert_int_equal(progress.ignored, 1);
+    assert_int_equal(progress.malformed, 1);
+    tp_wire_qos_producer_enc_t q;
+    tp_wire_qos_producer_enc_begin(&q, buf, sizeof(buf));
+    tp_wire_qos_producer_set_stream_id(&q, SOURCE);
+    tp_wire_qos_producer_set_producer_id(&q, 9);
+    tp_wire_qos_producer_set_epoch(&q, 3);
+    tp_wire_qos_producer_set_current_seq(&q, 77);
+    tp_wire_qos_producer_set_watermark(&q, 0);
+    int64_t n = tp_wire_qos_producer_enc_finish(&q);
+    assert_true(n > 0 && tp_bus_offer(in_qos, buf, (size_t)n) > 0);
+    forwarded_t got_qos = { 0 };
+    pump_forwarder(&qos, out_qos, &got_qos, 1);
+    assert_int_equal(got_qos.count, 1);
+    assert_int_equal(got_qos.template_id, TP_WIRE_QOS_PRODUCER_TEMPLATE_ID);
+    assert_int_equal(got_qos.stream_id, DEST);
+    assert_int_equal(got_qos.seq, 77);
+    tp_bus_publication_close(in_progress);
+    tp_bus_publication_close(in_qos);
+    tp_bus_subscription_close(out_progress);
+    tp_bus_subscription_close(out_qos);
+    tp_ratelimit_forwarder_close(&progress);
+    tp_ratelimit_forwarder_close(&qos);
+    tp_bus_close(bus);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_source_epoch_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forwards_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_consumer_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forwards_progress_and_qos, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
