@@ -157,7 +157,8 @@ static void on_frame(void *clientd, const tp_frame_t *f)
 
 /* A 500 Hz source for 2 s through a 10 Hz limiter: no more than the cap ever comes out (counted over the span
  * the frames arrived in), every frame intact with its source seq and trace id, and the status report shows it.
- * covers: R-8-6 */
+ * A second limiter for the same destination gives up at start.
+ * covers: R-8-6, R-3-4 */
 static void test_caps_a_live_stream(void **state)
 {
     (void)state;

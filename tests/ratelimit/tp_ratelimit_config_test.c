@@ -45,6 +45,7 @@ static void test_required_and_forwarding(void **state)
     expect_error(text, "source and destination are the same stream 7");
 }
 
+/* covers: R-8-5s, R-8-7s */
 static void test_defaults_and_inheritance(void **state)
 {
     (void)state;
@@ -58,6 +59,11 @@ static void test_defaults_and_inheritance(void **state)
     assert_false(config.forward_progress);
     assert_false(config.forward_qos);
     assert_string_equal(config.control_channel, "aeron:ipc?term-length=1m");
+    assert_string_equal(config.qos_channel, "aeron:ipc?term-length=1m");
+    assert_int_equal(config.source_control_stream_id, 0);
+    assert_int_equal(config.dest_control_stream_id, 0);
+    assert_int_equal(config.source_qos_stream_id, 0);
+    assert_int_equal(config.dest_qos_stream_id, 0);
     assert_string_equal(config.shm_base_dir, "/dev/shm");
     assert_int_equal(config.driver_control_stream_id, 1007); /* defaults to rate_limiter.control_stream_id */
     assert_int_equal(config.mappings[0].max_rate_hz, 15); /* inherits rate_limiter.max_rate_hz */
