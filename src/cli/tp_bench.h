@@ -46,5 +46,6 @@ int tp_bench_bus(int argc, char **argv);
 int tp_bench_udp(int argc, char **argv);
 int tp_bench_attach(int argc, char **argv);
 int tp_bench_frames(int argc, char **argv);
+int tp_bench_ratelimiter(int argc, char **argv);
 
 #endif

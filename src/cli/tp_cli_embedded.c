@@ -1,6 +1,7 @@
 /* An embedded driver in a private corner of the base directory; see tp_cli_embedded.h. */
 #include "cli/tp_cli_embedded.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,13 @@
 
 int tp_cli_embedded_open(tp_cli_embedded_t *e, const char *base_dir, const char *prefix, uint32_t stream_id,
     uint32_t nslots, const uint16_t *pool_ids, const uint32_t *strides, uint32_t pool_count)
+{
+    return tp_cli_embedded_open_streams(e, base_dir, prefix, &stream_id, 1, nslots, pool_ids, strides, pool_count);
+}
+
+int tp_cli_embedded_open_streams(tp_cli_embedded_t *e, const char *base_dir, const char *prefix,
+    const uint32_t *stream_ids, uint32_t stream_count, uint32_t nslots, const uint16_t *pool_ids,
+    const uint32_t *strides, uint32_t pool_count)
 {
     memset(e, 0, sizeof(*e));
     snprintf(e->name_space, sizeof(e->name_space), "%s-%d", prefix, (int)getpid());
@@ -24,9 +32,22 @@ int tp_cli_embedded_open(tp_cli_embedded_t *e, const char *base_dir, const char 
         tp_driver_context_set(e->driver_context, "shm.namespace", e->name_space) < 0 ||
         tp_driver_context_set(e->driver_context, "shm.permissions_mode", "600") < 0 ||
         tp_driver_context_set(e->driver_context, "policies.cleanup_shm_on_exit", "true") < 0 ||
-        tp_driver_context_add_profile(e->driver_context, "embedded", nslots, pool_ids, strides, pool_count) < 0 ||
-        tp_driver_context_add_stream(e->driver_context, "embedded", stream_id, "embedded") < 0 ||
-        tp_driver_init(&e->driver, e->driver_context) < 0 || tp_driver_start(e->driver) < 0)
+        tp_driver_context_add_profile(e->driver_context, "embedded", nslots, pool_ids, strides, pool_count) < 0)
+    {
+        TP_APPEND_ERR("starting the embedded driver");
+        return -1;
+    }
+    for (uint32_t i = 0; i < stream_count; i++)
+    {
+        char name[32];
+        snprintf(name, sizeof(name), "embedded-%" PRIu32, stream_ids[i]);
+        if (tp_driver_context_add_stream(e->driver_context, name, stream_ids[i], "embedded") < 0)
+        {
+            TP_APPEND_ERR("starting the embedded driver");
+            return -1;
+        }
+    }
+    if (tp_driver_init(&e->driver, e->driver_context) < 0 || tp_driver_start(e->driver) < 0)
     {
         TP_APPEND_ERR("starting the embedded driver");
         return -1;

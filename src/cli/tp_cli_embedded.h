@@ -25,6 +25,10 @@ typedef struct tp_cli_embedded
 /* Start the driver on its own thread with stream_id served by one profile (nslots, pools). */
 int tp_cli_embedded_open(tp_cli_embedded_t *e, const char *base_dir, const char *prefix, uint32_t stream_id,
     uint32_t nslots, const uint16_t *pool_ids, const uint32_t *strides, uint32_t pool_count);
+/* The same with several streams of that profile. */
+int tp_cli_embedded_open_streams(tp_cli_embedded_t *e, const char *base_dir, const char *prefix,
+    const uint32_t *stream_ids, uint32_t stream_count, uint32_t nslots, const uint16_t *pool_ids,
+    const uint32_t *strides, uint32_t pool_count);
 /* Stop the driver and remove everything it created. Safe on a zeroed or half-opened one. */
 void tp_cli_embedded_close(tp_cli_embedded_t *e);
 
