@@ -362,7 +362,18 @@ static void test_torture_never_corrupt(void **state)
     tp_ratelimiter_t r;
     tp_consumer_t *dest;
     dest_seen_t seen = { 0 };
-    bring_up(&source, &r, DEST, 0, &dest, &seen);
+    /* One client per thread: the limiter's thread has its own. */
+    tp_client_t *limiter_client;
+    tp_assert_ok(tp_client_connect(&limiter_client, F.cctx));
+    tp_assert_ok(tp_producer_attach(&source, client, SOURCE, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_ratelimiter_open(&r, limiter_client, SOURCE, DEST, 0));
+    for (int i = 0; i < 5000 && !tp_ratelimiter_is_ready(&r); i++)
+    {
+        tp_ratelimiter_do_work(&r, 0);
+        usleep(1000);
+    }
+    assert_true(tp_ratelimiter_is_ready(&r));
+    tp_assert_ok(tp_consumer_attach(&dest, client, DEST, 5 * TP_NS_PER_S));
     torture_t t = { .limiter = &r };
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, limiter_thread, &t), 0);
@@ -385,6 +396,7 @@ static void test_torture_never_corrupt(void **state)
     tp_consumer_close(dest);
     tp_ratelimiter_close(&r);
     tp_producer_close(source);
+    tp_client_close(limiter_client);
 }
 
 /* A frame no destination pool can hold is dropped and counted; the next one that fits goes.
