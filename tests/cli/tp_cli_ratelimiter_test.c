@@ -36,41 +36,21 @@ static void write_text(const char *path, const char *text)
     fclose(f);
 }
 
-static int setup(void **state)
+static char driver_config[700];
+
+/* `tp driver` on this test's configuration, until its status file shows it is up. */
+static void start_driver(void)
 {
-    (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "cli-ratelimiter");
-    snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    char config[700];
     char status[700];
-    char text[4096];
-    snprintf(config, sizeof(config), "%s/driver.toml", dir);
     snprintf(status, sizeof(status), "%s/driver-1000.json", bus_dir);
-    snprintf(text, sizeof(text),
-        "[driver]\nbus_dir = \"%s\"\n[shm]\nbase_dir = \"%s\"\n[policies]\nprefault_shm = false\n"
-        "[profiles.cam]\nheader_nslots = 64\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
-        "[streams.cam]\nstream_id = %d\nprofile = \"cam\"\n[streams.cam-10hz]\nstream_id = %d\nprofile = \"cam\"\n"
-        "[streams.cam2]\nstream_id = 10001\nprofile = \"cam\"\n[streams.cam2-5hz]\nstream_id = 11001\n"
-        "profile = \"cam\"\n",
-        bus_dir, shm, SOURCE, DEST);
-    write_text(config, text);
-    snprintf(limiter_config, sizeof(limiter_config), "%s/ratelimiter.toml", dir);
-    snprintf(text, sizeof(text),
-        "[rate_limiter]\ninstance_id = \"rl-test\"\nbus_dir = \"%s\"\nshm_base_dir = \"%s\"\n"
-        "driver_control_channel = \"aeron:ipc?term-length=4m\"\ndriver_control_stream_id = 1000\n"
-        "descriptor_channel = \"aeron:ipc?term-length=4m\"\ndescriptor_stream_id = 1100\n"
-        "[[mappings]]\nsource_stream_id = %d\ndest_stream_id = %d\nmax_rate_hz = 10\n",
-        bus_dir, shm, SOURCE, DEST);
-    write_text(limiter_config, text);
+    unlink(status);
     driver_pid = fork();
     assert_true(driver_pid >= 0);
     if (driver_pid == 0)
     {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         setenv("TP_LOG_LEVEL", "30", 1);
-        execl(TP_TOOL, TP_TOOL, "driver", config, (char *)NULL);
+        execl(TP_TOOL, TP_TOOL, "driver", driver_config, (char *)NULL);
         _exit(127);
     }
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
@@ -79,6 +59,34 @@ static int setup(void **state)
         assert_true(tp_clock_monotonic_ns() < deadline);
         usleep(2000);
     }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    tp_test_make_dir(dir, sizeof(dir), "cli-ratelimiter");
+    snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
+    snprintf(shm, sizeof(shm), "%s/shm", dir);
+    assert_int_equal(mkdir(shm, 0700), 0);
+    char text[4096];
+    snprintf(driver_config, sizeof(driver_config), "%s/driver.toml", dir);
+    snprintf(text, sizeof(text),
+        "[driver]\nbus_dir = \"%s\"\n[shm]\nbase_dir = \"%s\"\n[policies]\nprefault_shm = false\n"
+        "[profiles.cam]\nheader_nslots = 64\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
+        "[streams.cam]\nstream_id = %d\nprofile = \"cam\"\n[streams.cam-10hz]\nstream_id = %d\nprofile = \"cam\"\n"
+        "[streams.cam2]\nstream_id = 10001\nprofile = \"cam\"\n[streams.cam2-5hz]\nstream_id = 11001\n"
+        "profile = \"cam\"\n",
+        bus_dir, shm, SOURCE, DEST);
+    write_text(driver_config, text);
+    snprintf(limiter_config, sizeof(limiter_config), "%s/ratelimiter.toml", dir);
+    snprintf(text, sizeof(text),
+        "[rate_limiter]\ninstance_id = \"rl-test\"\nbus_dir = \"%s\"\nshm_base_dir = \"%s\"\n"
+        "driver_control_channel = \"aeron:ipc?term-length=4m\"\ndriver_control_stream_id = 1000\n"
+        "descriptor_channel = \"aeron:ipc?term-length=4m\"\ndescriptor_stream_id = 1100\n"
+        "[[mappings]]\nsource_stream_id = %d\ndest_stream_id = %d\nmax_rate_hz = 10\n",
+        bus_dir, shm, SOURCE, DEST);
+    write_text(limiter_config, text);
+    start_driver();
     return 0;
 }
 
@@ -233,6 +241,66 @@ static void test_caps_a_live_stream(void **state)
     client_close(&a);
 }
 
+/* The driver restarts under a running limiter (SIGKILL, then a new `tp driver`): the limiter attaches again on
+ * both sides by itself, and frames flow through it again. */
+static void test_survives_driver_restart(void **state)
+{
+    (void)state;
+    char log[700];
+    snprintf(log, sizeof(log), "%s/limiter-restart.log", dir);
+    pid_t limiter = start_limiter(log);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' %s ratelimiter status --json 2>&1", bus_dir, TP_TOOL);
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (tp_test_run(cmd, out, sizeof(out)) != 0 || strstr(out, "\"ready\":true") == NULL)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(100000);
+    }
+    kill(driver_pid, SIGKILL);
+    waitpid(driver_pid, NULL, 0);
+    start_driver();
+    client_end_t a;
+    client_open(&a);
+    tp_producer_t *source;
+    tp_consumer_t *dest;
+    tp_assert_ok(tp_producer_attach(&source, a.client, SOURCE, TIMEOUT_NS));
+    tp_assert_ok(tp_consumer_attach(&dest, a.client, DEST, TIMEOUT_NS));
+    received_t got = { 0 };
+    uint8_t payload[512];
+    tp_tensor_desc_t t;
+    memset(&t, 0, sizeof(t));
+    t.dtype = TP_DTYPE_UINT8;
+    t.major_order = TP_MAJOR_ORDER_ROW;
+    t.ndims = 1;
+    t.dims[0] = (int32_t)sizeof(payload);
+    uint64_t seq = 0;
+    deadline = tp_clock_monotonic_ns() + 2 * TIMEOUT_NS;
+    while (got.frames < 3)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        for (uint32_t i = 0; i < sizeof(payload); i++)
+        {
+            payload[i] = (uint8_t)(seq + i);
+        }
+        if (tp_producer_offer_frame(source, payload, sizeof(payload), &t, 0, 1000 + seq) >= 0)
+        {
+            seq++;
+        }
+        tp_producer_do_work(source);
+        tp_consumer_poll(dest, on_frame, &got, 64);
+        usleep(5000);
+    }
+    assert_int_equal(got.bad, 0);
+    kill(limiter, SIGTERM);
+    int status = 0;
+    assert_int_equal(waitpid(limiter, &status, 0), limiter);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tp_consumer_close(dest);
+    tp_producer_close(source);
+    client_close(&a);
+}
+
 /* Fail fast on what the configuration gets wrong, naming the key.
  * covers: R-8-1, R-8-2, R-8-3, R-8-4 */
 static void test_bad_configurations(void **state)
@@ -315,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_caps_a_live_stream),
         cmocka_unit_test(test_bad_configurations),
         cmocka_unit_test(test_example_config_runs),
+        cmocka_unit_test(test_survives_driver_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
