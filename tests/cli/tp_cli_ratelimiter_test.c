@@ -106,7 +106,7 @@ static pid_t start_limiter(const char *log)
     if (pid == 0)
     {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char cmd[2048];
+        char cmd[4096];
         snprintf(cmd, sizeof(cmd), "exec %s ratelimiter '%s' > '%s' 2>&1", TP_TOOL, limiter_config, log);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
@@ -213,7 +213,7 @@ static void test_caps_a_live_stream(void **state)
     assert_true(got.frames >= 5);
     /* At 10 Hz, n frames need at least (n - 1) x 100 ms (less a little scheduling slack). */
     assert_true(got.last_ns - got.first_ns >= (int64_t)(got.frames - 1) * 95 * TP_NS_PER_MS);
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' %s ratelimiter status 2>&1", bus_dir, TP_TOOL);
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
     while (tp_test_run(cmd, out, sizeof(out)) != 0 || strstr(out, "rl-test") == NULL)
@@ -249,7 +249,7 @@ static void test_survives_driver_restart(void **state)
     char log[700];
     snprintf(log, sizeof(log), "%s/limiter-restart.log", dir);
     pid_t limiter = start_limiter(log);
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' %s ratelimiter status --json 2>&1", bus_dir, TP_TOOL);
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
     while (tp_test_run(cmd, out, sizeof(out)) != 0 || strstr(out, "\"ready\":true") == NULL)
@@ -328,12 +328,12 @@ static void test_bad_configurations(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
     {
         write_text(path, cases[i].text);
-        char cmd[2048];
+        char cmd[4096];
         snprintf(cmd, sizeof(cmd), "%s ratelimiter '%s' 2>&1", TP_TOOL, path);
         assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
         tp_test_assert_contains(out, cases[i].needle);
     }
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "%s ratelimiter 2>&1", TP_TOOL);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
     tp_test_assert_contains(out, "usage: tp ratelimiter CONFIG");
@@ -351,7 +351,7 @@ static void test_example_config_runs(void **state)
     if (pid == 0)
     {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char cmd[2048];
+        char cmd[4096];
         snprintf(cmd, sizeof(cmd),
             "RATE_LIMITER_BUS_DIR='%s' RATE_LIMITER_SHM_BASE_DIR='%s' exec %s ratelimiter '%s/config/rate-limiter.toml' "
             "> '%s' 2>&1",
@@ -359,7 +359,7 @@ static void test_example_config_runs(void **state)
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' %s ratelimiter status --json 2>&1", bus_dir, TP_TOOL);
     int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
     while (tp_test_run(cmd, out, sizeof(out)) != 0 || strstr(out, "\"ready\":false") != NULL ||
