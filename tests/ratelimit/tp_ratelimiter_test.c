@@ -427,8 +427,9 @@ static void test_drops_what_fits_no_pool(void **state)
 }
 
 /* The source restarts (a new epoch, numbered from 0 again): the held frame is dropped, the timer restarts, and
- * the destination moves to a new epoch of its own so that its seq never goes back under one epoch.
- * covers: R-4-9, R-7-1, R-7-2 */
+ * the destination moves to a new epoch of its own so that its seq never goes back under one epoch; until its new
+ * lease is there, frames are dropped and counted, never waited for.
+ * covers: R-4-9, R-7-1, R-7-2, R-5-6 */
 static void test_source_epoch_change(void **state)
 {
     (void)state;
@@ -462,6 +463,7 @@ static void test_source_epoch_change(void **state)
     assert_false(r.has_pending && r.pending.epoch == first_epoch);
     assert_true(r.counters.source_epochs > source_epochs);
     assert_int_equal(r.counters.dest_reattaches, 1);
+    assert_true(r.counters.dropped_detached >= 1); /* while the new lease came, frames were dropped, not waited on */
     drain_dest(dest, &seen, 3);
     assert_int_equal(seen.bad, 0);
     assert_true(seen.last.epoch > first_epoch); /* the destination's own new epoch */
