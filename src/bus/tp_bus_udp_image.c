@@ -65,10 +65,11 @@ int tp_udp_image_open(tp_udp_image_t *im, const tp_udp_setup_t *s, const tp_udp_
         tp_udp_image_close(im);
         return -1;
     }
-    im->join_pos = tp_udp_position(s->active_term_id, s->term_offset, im->shift, im->initial_term_id);
-    im->rebuild_pos = im->join_pos;
-    im->hwm_pos = im->join_pos;
-    im->consumed_pos = im->join_pos;
+    /* The image joins where the sender is: nothing before its SETUP's position is asked for. */
+    int64_t join_pos = tp_udp_position(s->active_term_id, s->term_offset, im->shift, im->initial_term_id);
+    im->rebuild_pos = join_pos;
+    im->hwm_pos = join_pos;
+    im->consumed_pos = join_pos;
     uint32_t window = ctx->window_request != 0 ? ctx->window_request : TP_UDP_RECEIVER_WINDOW_DEFAULT;
     window = window < term_length / 2 ? window : term_length / 2;
     im->window = window > (uint32_t)s->mtu ? window : (uint32_t)s->mtu; /* at least one whole frame */
@@ -261,8 +262,7 @@ int tp_udp_image_deliver(tp_udp_image_t *im, const tp_udp_image_context_t *ctx, 
                 im->is_assembling = false;
                 ctx->counters->fragments_dropped++;
             }
-            im->consumed_pos = next; /* the handler sees the position just past its message */
-            deliver_one(im, payload, payload_length, next, handler, clientd);
+            deliver_one(im, payload, payload_length, next, handler, clientd); /* position: just past it */
             delivered++;
         }
         else if ((h.flags & TP_UDP_FLAG_BEGIN) != 0 || im->is_assembling)
@@ -288,7 +288,6 @@ int tp_udp_image_deliver(tp_udp_image_t *im, const tp_udp_image_context_t *ctx, 
                 if ((h.flags & TP_UDP_FLAG_END) != 0)
                 {
                     im->is_assembling = false;
-                    im->consumed_pos = next;
                     deliver_one(im, im->assembly, im->assembly_length, next, handler, clientd);
                     delivered++;
                 }

@@ -25,7 +25,6 @@ typedef struct tp_udp_image
     int shift;
     uint8_t *terms;
     size_t terms_bytes;
-    int64_t join_pos;
     int64_t rebuild_pos;
     int64_t hwm_pos;
     int64_t consumed_pos;

@@ -45,7 +45,6 @@ struct tp_bus_udp_pub
     int64_t last_control_ns;
     bool has_setup_been_sent;
     bool is_setup_elicited;
-    bool is_claimed;
     bool is_coalescing;
     int64_t claim_pos;
     tp_udp_receiver_t receivers[TP_UDP_MAX_RECEIVERS];
