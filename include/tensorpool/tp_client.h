@@ -165,6 +165,11 @@ TP_API uint64_t tp_producer_next_seq(const tp_producer_t *producer);
  * are): for stages that republish another stream's frames under their source sequence (rate limiter, bridge
  * receiver). -1 when seq is behind, or a claim is open. */
 TP_API int tp_producer_skip_to(tp_producer_t *producer, uint64_t seq);
+/* The same for a relay stage whose source may start over: when seq is behind (a restarted source numbers from 0
+ * again), *producer is closed and replaced by a new one attaching to the same stream, for a new epoch, so that no
+ * consumer downstream sees a seq go back under one epoch. 0: numbered; 1: replaced (drop this frame, the new
+ * lease is not there yet); -1: an error (the old producer is kept). */
+TP_API int tp_producer_follow_seq(tp_producer_t **producer, tp_client_t *client, uint64_t seq);
 /* The stream's payload pools as the driver granted them: up to capacity ids and strides (bytes per slot).
  * Returns how many pools there are (0 while detached). */
 TP_API uint32_t tp_producer_pools(const tp_producer_t *producer, uint16_t *pool_ids, uint32_t *strides,

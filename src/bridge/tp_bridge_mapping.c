@@ -169,29 +169,13 @@ struct tp_bridge_receiver
     tp_bridge_receiver_counters_t counters;
 };
 
-/* The local stream numbers frames as the source did; a source that started over needs a new local epoch. */
-static bool follow_seq(tp_bridge_receiver_t *r, uint64_t seq)
-{
-    if (seq >= tp_producer_next_seq(r->dest))
-    {
-        return tp_producer_skip_to(r->dest, seq) == 0;
-    }
-    tp_producer_t *fresh = NULL;
-    if (tp_producer_attach_async(&fresh, r->client, r->dest_stream_id) == 0)
-    {
-        tp_producer_close(r->dest);
-        r->dest = fresh;
-        r->counters.dest_reattaches++;
-    }
-    return false;
-}
-
 static void on_rebuilt(void *clientd, const tp_bridge_frame_t *f, const tp_tensor_desc_t *tensor)
 {
     tp_bridge_receiver_t *r = clientd;
     tp_claim_t claim;
-    if (!tp_producer_is_attached(r->dest) || !follow_seq(r, f->seq) ||
-        tp_producer_try_claim_by_size(r->dest, f->payload_length, &claim) != 0)
+    int numbered = tp_producer_is_attached(r->dest) ? tp_producer_follow_seq(&r->dest, r->client, f->seq) : -1;
+    r->counters.dest_reattaches += numbered == 1; /* the source started over: a new local epoch */
+    if (numbered != 0 || tp_producer_try_claim_by_size(r->dest, f->payload_length, &claim) != 0)
     {
         r->counters.frames_not_placed++;
         return;

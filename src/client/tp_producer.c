@@ -529,6 +529,23 @@ int tp_producer_skip_to(tp_producer_t *p, uint64_t seq)
     return 0;
 }
 
+int tp_producer_follow_seq(tp_producer_t **producer, tp_client_t *client, uint64_t seq)
+{
+    tp_producer_t *p = *producer;
+    if (seq >= p->next_seq)
+    {
+        return tp_producer_skip_to(p, seq);
+    }
+    tp_producer_t *fresh = NULL;
+    if (tp_producer_attach_async(&fresh, client, p->lease.stream_id) < 0)
+    {
+        return -1;
+    }
+    tp_producer_close(p);
+    *producer = fresh;
+    return 1;
+}
+
 uint64_t tp_producer_next_seq(const tp_producer_t *p)
 {
     return p->next_seq;

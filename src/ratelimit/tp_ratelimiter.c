@@ -121,20 +121,13 @@ bool tp_ratelimiter_is_ready(const tp_ratelimiter_t *r)
  * destination epoch, so that nobody downstream sees a seq go back. */
 static int follow_source_seq(tp_ratelimiter_t *r, uint64_t seq)
 {
-    if (seq >= tp_producer_next_seq(r->dest))
+    int rc = tp_producer_follow_seq(&r->dest, r->client, seq);
+    if (rc == 1)
     {
-        return tp_producer_skip_to(r->dest, seq);
+        r->has_forwarded = false; /* the new producer's publisher starts empty */
+        r->counters.dest_reattaches++;
     }
-    tp_producer_t *fresh = NULL;
-    if (tp_producer_attach_async(&fresh, r->client, r->dest_stream_id) < 0)
-    {
-        return -1;
-    }
-    tp_producer_close(r->dest);
-    r->dest = fresh;
-    r->has_forwarded = false; /* the new producer's publisher starts empty */
-    r->counters.dest_reattaches++;
-    return -1; /* this frame is dropped: the new lease is not there yet */
+    return rc == 0 ? 0 : -1; /* replaced: this frame is dropped, the new lease is not there yet */
 }
 
 /* Copy frame into the destination and publish it; the frame's bytes are read once, then checked intact. */
