@@ -160,7 +160,6 @@ struct tp_bridge_receiver
 {
     tp_client_t *client;
     uint32_t source_stream_id;
-    uint32_t dest_stream_id;
     tp_producer_t *dest;
     tp_bus_subscription_t *payload;
     tp_bus_subscription_t *control;
@@ -223,7 +222,6 @@ int tp_bridge_receiver_open(tp_bridge_receiver_t **out, tp_client_t *client, tp_
     }
     r->client = client;
     r->source_stream_id = source_stream_id;
-    r->dest_stream_id = dest_stream_id;
     if (tp_bridge_assembler_init(&r->assembler, source_stream_id, limits, on_rebuilt, r) < 0 ||
         tp_bus_subscription_open(&r->payload, bus, channels->payload_channel, (int32_t)channels->payload_stream_id,
             NULL, NULL, NULL) < 0 ||
