@@ -29,7 +29,6 @@ struct tp_bus
 struct tp_bus_publication
 {
     tp_bus_t *bus;
-    tp_channel_t channel;
     int32_t stream_id;
     int32_t session_id;
     bool is_shared;
@@ -50,6 +49,7 @@ struct tp_bus_publication
     uint32_t wakes_since_reap; /* futex wakes issued; every TP_BUS_WAKES_PER_REAP, look for dead subscribers */
     /* UDP */
     struct tp_bus_udp_pub *udp;
+    tp_channel_t channel; /* last: its size does not move the hot fields above */
 };
 
 typedef struct tp_bus_image
@@ -69,7 +69,6 @@ typedef struct tp_bus_image
 struct tp_bus_subscription
 {
     tp_bus_t *bus;
-    tp_channel_t channel;
     int32_t stream_id;
     tp_bus_image_handler_t on_available;
     tp_bus_image_handler_t on_unavailable;
@@ -93,6 +92,7 @@ struct tp_bus_subscription
     bool has_removed; /* some image left the registry and is being drained */
     /* UDP */
     struct tp_bus_udp_sub *udp;
+    tp_channel_t channel; /* last: its size does not move the hot fields above */
 };
 
 /* UDP halves (tp_bus_udp_pub.c, tp_bus_udp_sub.c). */

@@ -404,6 +404,15 @@ static inline int64_t pub_check(const tp_bus_publication_t *pub, size_t length)
     return 0;
 }
 
+/* UDP, apart so that the IPC path below stays as short as it was. */
+static int64_t udp_offer(tp_bus_publication_t *pub, const void *buffer, size_t length)
+{
+    pub_lock(pub);
+    int64_t rc = pub->has_claim ? TP_BUS_ADMIN_ACTION : tp_bus_udp_offer(pub, buffer, length);
+    pub_unlock(pub);
+    return rc;
+}
+
 /* Hot path: no alloc, syscalls (IPC) or locks (unless shared). */
 int64_t tp_bus_offer(tp_bus_publication_t *pub, const void *buffer, size_t length)
 {
@@ -412,17 +421,15 @@ int64_t tp_bus_offer(tp_bus_publication_t *pub, const void *buffer, size_t lengt
     {
         return rc;
     }
+    if (pub->channel.kind == TP_CHANNEL_UDP)
+    {
+        return udp_offer(pub, buffer, length);
+    }
     pub_lock(pub);
     if (pub->has_claim)
     {
         pub_unlock(pub);
         return TP_BUS_ADMIN_ACTION;
-    }
-    if (pub->channel.kind == TP_CHANNEL_UDP)
-    {
-        rc = tp_bus_udp_offer(pub, buffer, length);
-        pub_unlock(pub);
-        return rc;
     }
     uint64_t record_bytes = tp_bus_record_bytes(length);
     uint64_t offset = log_reserve(pub, record_bytes);
