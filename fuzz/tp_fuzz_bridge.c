@@ -40,7 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         }
     }
-    tp_bridge_assembler_on_announce(a, 7);
+    tp_bridge_announce_t an = { .epoch = 7, .pool_count = 2 };
+    an.pools[0].pool_id = 1;
+    an.pools[0].stride_bytes = 1u << 12;
+    an.pools[1].pool_id = 2;
+    an.pools[1].stride_bytes = 1u << 18;
+    tp_bridge_assembler_on_announce(a, &an);
     int64_t now = 0;
     size_t at = 0;
     while (at + 2 <= size)
@@ -52,6 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(message, data + at, length);
         at += length;
         now += 100000;
+        tp_bridge_announce_t decoded;
+        uint32_t stream_id;
+        (void)tp_bridge_announce_decode(&decoded, &stream_id, message, length); /* the control channel's decoder */
         tp_bridge_assembler_on_chunk(a, message, length, now);
     }
     tp_bridge_assembler_expire(a, now + 1000000000); /* nothing carries over to the next input */

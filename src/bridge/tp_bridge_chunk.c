@@ -9,6 +9,7 @@
 #include "core/tp_err.h"
 #include "shm/tp_header_ring.h"
 #include "tp_sbe_bridge.h"
+#include "tp_sbe_wire.h"
 #include "wire/tp_tensor.h"
 
 #define MAX_IN_FLIGHT 16
@@ -104,6 +105,7 @@ struct tp_bridge_assembler
     void *clientd;
     bool has_announce;
     uint64_t epoch;
+    tp_bridge_announce_t announce;
     in_flight_t frames[MAX_IN_FLIGHT];
     uint64_t drops[TP_BRIDGE_DROP_KINDS];
     uint64_t delivered;
@@ -181,9 +183,20 @@ static void drop(tp_bridge_assembler_t *a, in_flight_t *f, tp_bridge_drop_t why)
     }
 }
 
-void tp_bridge_assembler_on_announce(tp_bridge_assembler_t *a, uint64_t epoch)
+const char *tp_bridge_drop_name(tp_bridge_drop_t why)
 {
-    if (a->has_announce && epoch != a->epoch)
+    static const char *const names[TP_BRIDGE_DROP_KINDS] = { "malformed", "chunk_rule", "too_large", "crc",
+        "no_announce", "epoch", "conflict", "incomplete", "header", "pool", "timeout", "busy" };
+    return why < TP_BRIDGE_DROP_KINDS ? names[why] : "?";
+}
+
+bool tp_bridge_assembler_on_announce(tp_bridge_assembler_t *a, const tp_bridge_announce_t *announce)
+{
+    if (a->has_announce && announce->epoch < a->epoch)
+    {
+        return false; /* bridge spec 8: after a higher epoch, an older one is not taken back */
+    }
+    if (a->has_announce && announce->epoch != a->epoch)
     {
         for (uint32_t i = 0; i < a->limits.in_flight; i++)
         {
@@ -194,7 +207,48 @@ void tp_bridge_assembler_on_announce(tp_bridge_assembler_t *a, uint64_t epoch)
         }
     }
     a->has_announce = true;
-    a->epoch = epoch;
+    a->epoch = announce->epoch;
+    a->announce = *announce;
+    return true;
+}
+
+int tp_bridge_announce_decode(tp_bridge_announce_t *out, uint32_t *stream_id, const uint8_t *buffer, size_t length)
+{
+    tp_wire_shm_pool_announce_t m;
+    if (tp_wire_shm_pool_announce_decode(&m, buffer, length) < 0)
+    {
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    *stream_id = tp_wire_shm_pool_announce_stream_id(&m);
+    out->epoch = tp_wire_shm_pool_announce_epoch(&m);
+    tp_wire_shm_pool_announce_payload_pools_t g;
+    uint16_t count = tp_wire_shm_pool_announce_payload_pools(&m, &g);
+    if (count > TP_BRIDGE_MAX_POOLS)
+    {
+        return -1;
+    }
+    while (tp_wire_shm_pool_announce_payload_pools_next(&g))
+    {
+        out->pools[out->pool_count].pool_id = tp_wire_shm_pool_announce_payload_pools_pool_id(&g);
+        out->pools[out->pool_count].stride_bytes = tp_wire_shm_pool_announce_payload_pools_stride_bytes(&g);
+        out->pool_count++;
+    }
+    return out->pool_count == count ? 0 : -1;
+}
+
+/* Bridge spec 6: the frame's source pool must be one the latest announce named, and the payload must fit its
+ * stride. */
+static bool fits_source_pool(const tp_bridge_assembler_t *a, uint16_t pool_id, uint32_t payload_length)
+{
+    for (uint32_t i = 0; i < a->announce.pool_count; i++)
+    {
+        if (a->announce.pools[i].pool_id == pool_id)
+        {
+            return payload_length <= a->announce.pools[i].stride_bytes;
+        }
+    }
+    return false;
 }
 
 /* The frame (epoch, seq) in flight, or a slot for it: a free one, else the oldest (which is dropped). */
@@ -272,10 +326,15 @@ static void complete(tp_bridge_assembler_t *a, in_flight_t *f)
     uint32_t embedded_length;
     memcpy(&embedded_length, f->header + TP_SLOT_TENSOR_HEADER_OFFSET - 4, sizeof(embedded_length));
     tp_tensor_desc_t tensor;
-    if (fields.values_len_bytes != f->payload_length || embedded_length != 192 ||
+    if (fields.values_len_bytes != f->payload_length || fields.payload_offset != 0 || embedded_length != 192 ||
         tp_tensor_header_check(f->header + TP_SLOT_TENSOR_HEADER_OFFSET, 192, fields.values_len_bytes, &tensor) < 0)
     {
         drop(a, f, TP_BRIDGE_DROP_HEADER);
+        return;
+    }
+    if (!fits_source_pool(a, fields.pool_id, f->payload_length))
+    {
+        drop(a, f, TP_BRIDGE_DROP_POOL);
         return;
     }
     tp_bridge_frame_t frame = { .stream_id = a->stream_id, .epoch = f->epoch, .seq = f->seq, .trace_id = f->trace_id,

@@ -55,10 +55,14 @@ typedef enum tp_bridge_drop
     TP_BRIDGE_DROP_CONFLICT,       /* a chunk disagreed with one already placed, or the trace id changed */
     TP_BRIDGE_DROP_INCOMPLETE,     /* the chunks did not tile the payload */
     TP_BRIDGE_DROP_HEADER,         /* the slot header broke a wire rule */
+    TP_BRIDGE_DROP_POOL,           /* its source pool is not in the announce, or the payload exceeds its stride */
     TP_BRIDGE_DROP_TIMEOUT,        /* still incomplete at the assembly timeout */
     TP_BRIDGE_DROP_BUSY,           /* every in-flight slot held a newer frame */
     TP_BRIDGE_DROP_KINDS
 } tp_bridge_drop_t;
+
+/* The reason's name for status reports ("crc", "timeout", ...). */
+const char *tp_bridge_drop_name(tp_bridge_drop_t why);
 
 typedef struct tp_bridge_assembler_limits
 {
@@ -69,6 +73,20 @@ typedef struct tp_bridge_assembler_limits
     uint32_t in_flight;         /* frames assembled at once (1..16) */
 } tp_bridge_assembler_limits_t;
 
+#define TP_BRIDGE_MAX_POOLS 16
+
+/* What the receiver keeps of the latest forwarded ShmPoolAnnounce: the epoch and the source pools. */
+typedef struct tp_bridge_announce
+{
+    uint64_t epoch;
+    uint32_t pool_count;
+    struct
+    {
+        uint16_t pool_id;
+        uint32_t stride_bytes;
+    } pools[TP_BRIDGE_MAX_POOLS];
+} tp_bridge_announce_t;
+
 typedef void (*tp_bridge_frame_handler_t)(void *clientd, const tp_bridge_frame_t *frame,
     const tp_tensor_desc_t *tensor);
 
@@ -77,9 +95,12 @@ typedef struct tp_bridge_assembler tp_bridge_assembler_t;
 int tp_bridge_assembler_init(tp_bridge_assembler_t **out, uint32_t stream_id, const tp_bridge_assembler_limits_t *l,
     tp_bridge_frame_handler_t handler, void *clientd);
 void tp_bridge_assembler_close(tp_bridge_assembler_t *a);
-/* A (forwarded) ShmPoolAnnounce for the stream: chunks of this epoch are accepted from now on; frames of another
- * epoch in flight are dropped. */
-void tp_bridge_assembler_on_announce(tp_bridge_assembler_t *a, uint64_t epoch);
+/* A (forwarded) ShmPoolAnnounce for the stream: chunks of its epoch are accepted from now on and frames are checked
+ * against its pools; frames of another epoch in flight are dropped. An announce of an older epoch than the latest
+ * is ignored (false): a higher epoch, once seen, is never given up for an older one. */
+bool tp_bridge_assembler_on_announce(tp_bridge_assembler_t *a, const tp_bridge_announce_t *announce);
+/* Decode a ShmPoolAnnounce message into what the assembler keeps; -1 if it is not one, or names too many pools. */
+int tp_bridge_announce_decode(tp_bridge_announce_t *out, uint32_t *stream_id, const uint8_t *buffer, size_t length);
 /* One BridgeFrameChunk message. Calls the handler when it completes a frame. */
 void tp_bridge_assembler_on_chunk(tp_bridge_assembler_t *a, const uint8_t *buffer, size_t length, int64_t now_ns);
 /* Drop frames older than the timeout. */

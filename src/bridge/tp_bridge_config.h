@@ -20,6 +20,10 @@ typedef struct tp_bridge_mapping_config
     uint32_t metadata_stream_id; /* default: dest_stream_id */
     uint32_t source_control_stream_id;
     uint32_t dest_control_stream_id;
+    uint32_t source_qos_stream_id; /* default: source_control_stream_id (bridge spec 9) */
+    uint32_t dest_qos_stream_id;   /* default: dest_control_stream_id */
+    bool has_direction;            /* false: neither the mapping nor bridge.direction says (tp bridge refuses) */
+    bool is_sender;                /* direction "send" (this host reads source_stream_id) or "receive" */
     uint32_t line;
 } tp_bridge_mapping_config_t;
 
@@ -27,6 +31,7 @@ typedef struct tp_bridge_config
 {
     char instance_id[TP_CONFIG_STRING_MAX];
     char bus_dir[TP_CONFIG_STRING_MAX];
+    char shm_base_dir[TP_CONFIG_STRING_MAX];
     char payload_channel[TP_CONFIG_STRING_MAX];
     uint32_t payload_stream_id;
     char control_channel[TP_CONFIG_STRING_MAX];
@@ -47,6 +52,11 @@ typedef struct tp_bridge_config
     uint32_t assembly_timeout_ms;
     char driver_control_channel[TP_CONFIG_STRING_MAX];
     uint32_t driver_control_stream_id;
+    uint32_t driver_announce_stream_id; /* 0: the driver control stream */
+    char local_metadata_channel[TP_CONFIG_STRING_MAX];
+    char direction[16];                 /* default direction of mappings that name none: "send", "receive" or "" */
+    bool is_metadata_forwarded;         /* forward_metadata, and a metadata channel to carry it */
+    bool is_tracelink_forwarded;
     uint32_t mapping_count;
     tp_bridge_mapping_config_t mappings[TP_BRIDGE_MAX_MAPPINGS];
 } tp_bridge_config_t;
@@ -57,6 +67,9 @@ extern const size_t tp_bridge_config_field_count;
 /* Effective payload bytes per chunk: min(chunk_bytes, mtu_bytes - 128), or mtu_bytes - 128 when unset (bridge
  * spec 10), never above max_chunk_bytes. */
 uint32_t tp_bridge_config_chunk_bytes(const tp_bridge_config_t *config);
+
+/* 0 when every mapping knows which end runs here; else -1 naming the first that does not. */
+int tp_bridge_config_check_directions(const tp_bridge_config_t *config);
 
 int tp_bridge_config_load(tp_bridge_config_t *config, const tp_toml_value_t *doc, tp_config_report_t *report);
 void tp_bridge_config_dump(const tp_bridge_config_t *config, tp_strbuf_t *out, bool json);

@@ -309,11 +309,22 @@ static int config_docs(void)
         "## Bridge\n\n");
     docs_table(&out, tp_bridge_config_fields, tp_bridge_config_field_count);
     tp_strbuf_puts(&out,
-        "\n`[[mappings]]` (at least one): `source_stream_id` (u32), `dest_stream_id` (u32; `0` allocates from\n"
-        "`bridge.dest_stream_id_range`), `profile` (string), `metadata_stream_id` (default: `dest_stream_id`),\n"
-        "`source_control_stream_id` and `dest_control_stream_id` (default `0`: not forwarded). The effective chunk\n"
-        "size is `min(chunk_bytes, mtu_bytes - 128)` (or `mtu_bytes - 128` when unset), at most\n"
-        "`max_chunk_bytes`. `dest_stream_id_range` must not contain the bridge's control or metadata ids.\n\n"
+        "\n`[[mappings]]` (at least one): `source_stream_id` (u32), `dest_stream_id` (u32; `0`: the receiving end takes\n"
+        "the first id of `bridge.dest_stream_id_range` its driver grants), `direction` (`\"send\"`: this host reads\n"
+        "the source; `\"receive\"`: this host produces the destination; default `bridge.direction`, which `tp bridge\n"
+        "--direction` sets, so one file serves both hosts), `profile` (string, informational: the destination's pools\n"
+        "are those its driver gives `dest_stream_id`), `metadata_stream_id` (default: `dest_stream_id`),\n"
+        "`source_control_stream_id` and `dest_control_stream_id` (FrameProgress and QoS, read on the sending host's\n"
+        "control channel and republished on the receiving host's; default `0`: not forwarded),\n"
+        "`source_qos_stream_id` and `dest_qos_stream_id` (QoS alone; default: the control ids, as the spec has it;\n"
+        "our clients publish QoS on 1200). The effective chunk size is `min(chunk_bytes, mtu_bytes - 128)` (or\n"
+        "`mtu_bytes - 128` when unset), at most `max_chunk_bytes`.\n\n"
+        "Fail-fast rules: `dest_stream_id_range` must not contain the bridge's control or metadata ids nor any id a\n"
+        "mapping names; no source stream in two mappings; no destination received twice; no stream both received and\n"
+        "sent by one instance (a feedback loop); `forward_progress` needs both control ids on every mapping.\n"
+        "`forward_metadata` defaults to true and `metadata_channel` to empty: left at the default, metadata is not\n"
+        "forwarded (a warning says so); set to true explicitly without a channel, it is an error, as is\n"
+        "`forward_tracelink = true` without one.\n\n"
         "## Rate limiter\n\n");
     docs_table(&out, tp_ratelimit_config_fields, tp_ratelimit_config_field_count);
     tp_strbuf_puts(&out,

@@ -217,24 +217,6 @@ static uint32_t pow2_at_least(uint64_t n)
     return s;
 }
 
-/* Payload: bytes 0..7 the sequence, then a fill byte, and the CRC32C of everything before it in the last 4. */
-static void demo_fill(uint8_t *payload, uint32_t length, uint64_t seq)
-{
-    memset(payload + 8, (int)(seq * 131u + 7u) & 0xFF, length - 12);
-    memcpy(payload, &seq, 8);
-    uint32_t crc = tp_crc32c(0, payload, length - 4);
-    memcpy(payload + length - 4, &crc, 4);
-}
-
-static int demo_verify(const uint8_t *payload, uint32_t length, uint64_t seq)
-{
-    uint64_t stored_seq;
-    uint32_t stored_crc;
-    memcpy(&stored_seq, payload, 8);
-    memcpy(&stored_crc, payload + length - 4, 4);
-    return stored_seq == seq && tp_crc32c(0, payload, length - 4) == stored_crc;
-}
-
 static void demo_sleep_ns(int64_t ns)
 {
     if (ns <= 0)
@@ -267,13 +249,13 @@ static void demo_on_frame(void *clientd, const tp_frame_t *f)
         {
             return; /* changed while copying: the library counts it late */
         }
-        ok = f->payload_length >= 12 && demo_verify(c->copy_buffer, f->payload_length, f->seq);
+        ok = f->payload_length >= 12 && tp_cli_frame_verify(c->copy_buffer, f->payload_length, f->seq);
         demo_sleep_ns((int64_t)(c->slow_ms * 1e6)); /* "processing" */
     }
     else
     {
         /* Zero-copy path: read in place, then re-check; only then is what was read known good (wire spec 8.3). */
-        ok = f->payload_length >= 12 && demo_verify(f->payload, f->payload_length, f->seq);
+        ok = f->payload_length >= 12 && tp_cli_frame_verify(f->payload, f->payload_length, f->seq);
         if (!tp_frame_is_intact(f))
         {
             return; /* the library counts it late */
@@ -490,7 +472,7 @@ static void *producer_main(void *arg)
         tp_claim_t claim;
         if (tp_producer_try_claim_by_size(producer, p->frame_bytes, &claim) == 0)
         {
-            demo_fill(claim.buffer, p->frame_bytes, claim.seq);
+            tp_cli_frame_fill(claim.buffer, p->frame_bytes, claim.seq);
             if (tp_producer_commit(producer, &claim, p->frame_bytes, &tensor, 0, 0) >= 0)
             {
                 published++;

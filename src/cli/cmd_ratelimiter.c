@@ -4,18 +4,15 @@
  * destination stream, attached through the driver as that stream's only producer. Every second it writes its
  * state to <bus_dir>/ratelimiter-<instance_id>.json, which `tp ratelimiter status` prints.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/tp_cli.h"
-#include "core/tp_alloc.h"
+#include "cli/tp_cli_status.h"
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
-#include "core/tp_fs.h"
 #include "core/tp_json.h"
 #include "core/tp_strbuf.h"
 #include "ratelimit/tp_ratelimit_config.h"
@@ -100,23 +97,6 @@ static void status_json(const tp_ratelimit_config_t *c, const tp_ratelimiter_t *
     tp_strbuf_puts(out, "]}\n");
 }
 
-/* Written to a temporary name and renamed, so a reader never sees half of it. */
-static void write_status(const char *path, const tp_strbuf_t *json)
-{
-    char tmp[TP_CONFIG_STRING_MAX + 64];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL)
-    {
-        return;
-    }
-    fputs(tp_strbuf_cstr(json), f);
-    if (fclose(f) == 0)
-    {
-        rename(tmp, path);
-    }
-}
-
 static int run(const char *config_path)
 {
     const char *cmd = "ratelimiter";
@@ -191,12 +171,7 @@ static int run(const char *config_path)
             goto done;
         }
     }
-    tp_bus_t *bus = NULL;
-    if (tp_bus_init_existing(&bus, c.bus_dir[0] != '\0' ? c.bus_dir : NULL) == 0)
-    {
-        snprintf(status_path, sizeof(status_path), "%s/ratelimiter-%s.json", tp_bus_dir(bus), c.instance_id);
-        tp_bus_close(bus);
-    }
+    tp_cli_status_path(status_path, sizeof(status_path), c.bus_dir, "ratelimiter", c.instance_id);
     int64_t next_status = 0;
     while (!tp_cli_stop_requested())
     {
@@ -221,7 +196,7 @@ static int run(const char *config_path)
         {
             tp_strbuf_reset(&json);
             status_json(&c, limiters, &json);
-            write_status(status_path, &json);
+            tp_cli_status_write(status_path, &json);
             next_status = now + STATUS_PERIOD_NS;
         }
         if (work == 0)
@@ -248,36 +223,17 @@ done:
     return status;
 }
 
-static uint64_t json_u64(const tp_json_t *o, const char *key)
+/* One report as a table. */
+static int print_report(const tp_json_t *root, const char *text, size_t length, bool json)
 {
-    uint64_t v = 0;
-    const tp_json_t *n = tp_json_get(o, key);
-    if (n != NULL)
-    {
-        tp_json_to_u64(n, &v);
-    }
-    return v;
-}
-
-/* One report as a table; 0, or -1 when it is not a report. */
-static int print_report(const char *text, size_t length, bool json)
-{
-    tp_json_t *root = NULL;
-    if (tp_json_parse(&root, text, length) < 0 || tp_json_get(root, "mappings") == NULL)
-    {
-        tp_json_free(root);
-        return -1;
-    }
     if (json)
     {
         fwrite(text, 1, length, stdout);
-        tp_json_free(root);
         return 0;
     }
     const tp_json_t *id = tp_json_get(root, "instance_id");
-    int64_t age_ms = ((int64_t)tp_clock_realtime_ns() - (int64_t)json_u64(root, "time_ns")) / TP_NS_PER_MS;
-    printf("%s (pid %" PRIu64 ", reported %" PRId64 " ms ago)\n", id != NULL ? id->text : "?", json_u64(root, "pid"),
-        age_ms);
+    printf("%s (pid %" PRIu64 ", reported %" PRId64 " ms ago)\n", id != NULL ? id->text : "?",
+        tp_cli_json_u64(root, "pid"), tp_cli_status_age_ms(root));
     printf("  %-8s %-8s %8s %5s %10s %10s %10s %8s %8s %8s %6s\n", "SOURCE", "DEST", "MAX_HZ", "READY", "SEEN",
         "PUBLISHED", "SUPERSEDED", "NO_POOL", "LAPPED", "DETACHED", "EPOCHS");
     for (const tp_json_t *m = tp_json_get(root, "mappings")->child; m != NULL; m = m->next)
@@ -285,79 +241,20 @@ static int print_report(const char *text, size_t length, bool json)
         const tp_json_t *ready = tp_json_get(m, "ready");
         printf("  %-8" PRIu64 " %-8" PRIu64 " %8" PRIu64 " %5s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64
                " %8" PRIu64 " %8" PRIu64 " %6" PRIu64 "\n",
-            json_u64(m, "source"), json_u64(m, "dest"), json_u64(m, "max_rate_hz"),
-            ready != NULL && ready->boolean ? "yes" : "no", json_u64(m, "frames_seen"), json_u64(m, "published"),
-            json_u64(m, "superseded"), json_u64(m, "dropped_no_pool"), json_u64(m, "dropped_lapped"),
-            json_u64(m, "dropped_detached"), json_u64(m, "source_epochs"));
+            tp_cli_json_u64(m, "source"), tp_cli_json_u64(m, "dest"), tp_cli_json_u64(m, "max_rate_hz"),
+            ready != NULL && ready->boolean ? "yes" : "no", tp_cli_json_u64(m, "frames_seen"),
+            tp_cli_json_u64(m, "published"), tp_cli_json_u64(m, "superseded"), tp_cli_json_u64(m, "dropped_no_pool"),
+            tp_cli_json_u64(m, "dropped_lapped"), tp_cli_json_u64(m, "dropped_detached"),
+            tp_cli_json_u64(m, "source_epochs"));
     }
-    tp_json_free(root);
     return 0;
-}
-
-/* `tp ratelimiter status`: every ratelimiter-*.json in the bus directory. */
-static int print_status(int argc, char **argv)
-{
-    const char *cmd = "ratelimiter status";
-    const char *bus_dir = NULL;
-    bool json = false;
-    for (int i = 2; i < argc; i++)
-    {
-        if (strcmp(argv[i], "--json") == 0)
-        {
-            json = true;
-        }
-        else if (strcmp(argv[i], "--bus-dir") == 0 && i + 1 < argc)
-        {
-            bus_dir = argv[++i];
-        }
-        else
-        {
-            return tp_cli_fail(TP_EXIT_USAGE, cmd, "unknown option '%s' (see tp ratelimiter --help)", argv[i]);
-        }
-    }
-    tp_bus_t *bus = NULL;
-    if (tp_bus_init_existing(&bus, bus_dir) < 0)
-    {
-        return tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
-    }
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", tp_bus_dir(bus));
-    tp_bus_close(bus);
-    DIR *d = opendir(dir);
-    int found = 0;
-    for (struct dirent *e = d != NULL ? readdir(d) : NULL; e != NULL; e = readdir(d))
-    {
-        size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, "ratelimiter-", 12) != 0 || n < 5 || strcmp(e->d_name + n - 5, ".json") != 0)
-        {
-            continue;
-        }
-        char path[4096 + 300];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        uint8_t *text = NULL;
-        size_t length = 0;
-        if (tp_fs_read_file(path, 1u << 20, &text, &length) == 0 && print_report((const char *)text, length, json) == 0)
-        {
-            found++;
-        }
-        tp_free(text);
-    }
-    if (d != NULL)
-    {
-        closedir(d);
-    }
-    if (found == 0)
-    {
-        return tp_cli_fail(TP_EXIT_FAILED, cmd, "no rate limiter reports in %s (is one running on this bus?)", dir);
-    }
-    return TP_EXIT_OK;
 }
 
 int tp_cmd_ratelimiter(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "status") == 0)
     {
-        return print_status(argc, argv);
+        return tp_cli_status_main("ratelimiter", argc, argv, print_report);
     }
     if (argc != 2 || tp_cli_is_help(argv[1]))
     {

@@ -23,6 +23,9 @@ typedef struct tp_cli_command
 
 int tp_cmd_decode(int argc, char **argv);
 int tp_cmd_ratelimiter(int argc, char **argv);
+int tp_cmd_bridge(int argc, char **argv);
+int tp_cmd_produce(int argc, char **argv);
+int tp_cmd_consume(int argc, char **argv);
 int tp_cmd_encode(int argc, char **argv);
 int tp_cmd_demo(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);
@@ -56,6 +59,11 @@ struct tp_config_report;
 typedef int (*tp_cli_config_loader_t)(void *config, const struct tp_toml_value *doc, struct tp_config_report *report);
 int tp_cli_load_config(const char *path, void *config, tp_cli_config_loader_t load);
 
+/* Test frames of `tp demo`, `tp produce` and `tp consume`: bytes 0..7 the sequence, a fill byte, and the CRC32C of
+ * everything before it in the last 4 (frames under 12 bytes: the sequence's low byte throughout). verify: 1 if the
+ * payload is frame seq's. */
+void tp_cli_frame_fill(uint8_t *payload, uint32_t length, uint64_t seq);
+int tp_cli_frame_verify(const uint8_t *payload, uint32_t length, uint64_t seq);
 /* Install SIGINT/SIGTERM handlers that set the flag returned by tp_cli_stop_requested(). */
 void tp_cli_install_stop_handlers(void);
 int tp_cli_stop_requested(void);

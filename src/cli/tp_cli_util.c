@@ -10,6 +10,7 @@
 #include "core/tp_atomic.h"
 #include "core/tp_err.h"
 #include "core/tp_config.h"
+#include "core/tp_crc32c.h"
 #include "core/tp_fs.h"
 #include "core/tp_log.h"
 #include "core/tp_strbuf.h"
@@ -123,4 +124,37 @@ int tp_cli_load_config(const char *path, void *config, tp_cli_config_loader_t lo
     tp_config_report_fini(&r);
     tp_toml_free(doc);
     return rc;
+}
+
+void tp_cli_frame_fill(uint8_t *payload, uint32_t length, uint64_t seq)
+{
+    if (length < 12)
+    {
+        memset(payload, (int)(seq & 0xFF), length);
+        return;
+    }
+    memset(payload + 8, (int)(seq * 131u + 7u) & 0xFF, length - 12);
+    memcpy(payload, &seq, 8);
+    uint32_t crc = tp_crc32c(0, payload, length - 4);
+    memcpy(payload + length - 4, &crc, 4);
+}
+
+int tp_cli_frame_verify(const uint8_t *payload, uint32_t length, uint64_t seq)
+{
+    if (length < 12)
+    {
+        for (uint32_t i = 0; i < length; i++)
+        {
+            if (payload[i] != (uint8_t)(seq & 0xFF))
+            {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    uint64_t stored_seq;
+    uint32_t stored_crc;
+    memcpy(&stored_seq, payload, 8);
+    memcpy(&stored_crc, payload + length - 4, 4);
+    return stored_seq == seq && tp_crc32c(0, payload, length - 4) == stored_crc;
 }

@@ -120,6 +120,10 @@ static void relay_one(tp_udp_relay_t *r, uint8_t *d, size_t n, const struct sock
     {
         d[relay_random(r) < 0.5 ? 4 : 6] ^= (uint8_t)(0x10u | (r->random & 0x0F));
     }
+    if (n > 512 && relay_random(r) < r->rates.flip)
+    {
+        d[n - 1 - (r->random % 128)] ^= 0x5A;
+    }
     if (r->held_length == 0 && relay_random(r) < r->rates.reorder)
     {
         memcpy(r->held, d, n);

@@ -17,6 +17,9 @@ typedef struct tp_udp_relay_options
     double reorder;   /* probability it is held back and sent after the next one */
     double corrupt;   /* probability its version or type byte is damaged: the corruption a receiver can notice (the
                        * protocol has no checksum of its own; Aeron and we rely on UDP's) */
+    double flip;      /* probability one byte of a large datagram's tail (past 256 bytes: the payload of an Aeron data
+                       * frame, which UDP's checksum would have caught on a wire) is flipped: damage only an
+                       * end-to-end check (the bridge's CRC32C) can notice */
     uint32_t seed;
     const char *pcap_path; /* when set, every datagram received (before loss) is written there as a pcap capture
                             * (raw IPv4), for Wireshark's Aeron dissector */
