@@ -1,8 +1,8 @@
 /*
  * UDP subscriptions: one socket per endpoint in a process, shared by the subscriptions of its streams. A poll reads
  * the socket (recvmmsg batches) under an in-process mutex, uncontended when one thread polls, and handles the
- * datagrams of its own stream at once; those of another stream go to that subscription's inbox, which it drains on
- * its next poll. Each publication heard from becomes an image (tp_bus_udp_image.c) when its SETUP arrives; data
+ * datagrams of its own stream at once; a copy of each goes to the inbox of every other subscription of that stream
+ * (and those of other streams to theirs), which it drains on its next poll. Each publication heard from becomes an image (tp_bus_udp_image.c) when its SETUP arrives; data
  * from a session without an image asks the sender for a SETUP (a status message with the S flag).
  */
 #include <errno.h>
@@ -367,18 +367,6 @@ static void inbox_drain(tp_bus_subscription_t *sub, int64_t now_ns)
     }
 }
 
-static tp_bus_subscription_t *sub_for(udp_endpoint_t *ep, int32_t stream_id)
-{
-    for (int i = 0; i < MAX_SUBS_PER_ENDPOINT; i++)
-    {
-        if (ep->subs[i] != NULL && ep->subs[i]->stream_id == stream_id)
-        {
-            return ep->subs[i];
-        }
-    }
-    return NULL;
-}
-
 /* Read what the socket holds, in batches; returns datagrams read. Caller holds endpoints_lock. */
 static int read_socket(tp_bus_subscription_t *sub, int64_t now_ns)
 {
@@ -410,16 +398,22 @@ static int read_socket(tp_bus_subscription_t *sub, int64_t now_ns)
                 sub->counters.malformed++;
                 continue;
             }
-            tp_bus_subscription_t *target = sub_for(ep, stream_of(type, d));
-            if (target == sub)
+            /* Every subscription of the stream gets it (several in one process each rebuild their own image, as
+             * Aeron's subscriptions all see every message); a stream nobody here subscribes to, or a frame for
+             * senders, is not ours, and not malformed either. */
+            int32_t stream_id = stream_of(type, d);
+            for (int k = 0; k < MAX_SUBS_PER_ENDPOINT; k++)
             {
-                on_datagram(sub, type, d, length, &ep->from[i], now_ns);
+                tp_bus_subscription_t *target = ep->subs[k];
+                if (target == sub && target->stream_id == stream_id)
+                {
+                    on_datagram(sub, type, d, length, &ep->from[i], now_ns);
+                }
+                else if (target != NULL && target->stream_id == stream_id)
+                {
+                    inbox_put(target, d, length, &ep->from[i]);
+                }
             }
-            else if (target != NULL)
-            {
-                inbox_put(target, d, length, &ep->from[i]);
-            }
-            /* A stream nobody here subscribes to, or a frame for senders: not ours, and not malformed either. */
         }
         total += n;
         if (n < TP_UDP_RECV_BATCH)

@@ -16,15 +16,13 @@
 #include "tensorpool/tp_metadata.h"
 #include "tp_sbe_tracelink.h"
 #include "tp_sbe_wire.h"
+#include "tp_bridge_fixture.h"
 #include "tp_test_util.h"
 
 #define SOURCE 10
 #define SOURCE2 11
 #define DEST 20
 #define DEST2 21
-#define SRC_STRIDE (256u << 10)
-#define SMALL_STRIDE 4096u
-#define LARGE_STRIDE (128u << 10)
 #define DEST_CONTROL 1077
 #define SENT_FRAMES 5000
 #define WAIT_NS (30 * TP_NS_PER_S)
@@ -62,89 +60,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static int load_config(void *c, const tp_toml_value_t *doc, tp_config_report_t *r)
-{
-    return tp_bridge_config_load(c, doc, r);
-}
-
-/* A bridge configuration for one end: both ends name the same channels (the receiver's endpoint). */
-static void make_config(tp_bridge_config_t *c, const char *endpoint, const char *direction, const char *options,
-    const char *mappings)
-{
-    char text[8192];
-    snprintf(text, sizeof(text),
-        "[bridge]\ninstance_id = \"%s\"\ndirection = \"%s\"\npayload_channel = \"%s\"\npayload_stream_id = 50100\n"
-        "control_channel = \"%s\"\ncontrol_stream_id = 50101\nmetadata_channel = \"%s\"\nmetadata_stream_id = 50102\n"
-        "integrity_crc32c = true\n%s\n%s",
-        direction, direction, endpoint, endpoint, endpoint, options, mappings);
-    tp_config_report_t r;
-    tp_assert_ok(tp_test_config_load(load_config, c, "bridge.toml", text, &r));
-    tp_config_report_fini(&r);
-}
-
 static const char *one_mapping = "[[mappings]]\nsource_stream_id = 10\ndest_stream_id = 20\n"
                                  "source_control_stream_id = 1000\ndest_control_stream_id = 1077\n";
-
-static uint32_t size_of(uint64_t seq)
-{
-    return 1 + (uint32_t)((seq * 7919) % (200 * 1024)); /* 1 B to 200 KiB: some fit no pool of B */
-}
-
-static void make_payload(uint8_t *buf, uint32_t length, uint64_t seq)
-{
-    for (uint32_t i = 0; i < length; i++)
-    {
-        buf[i] = (uint8_t)(seq * 31 + i * 3);
-    }
-}
-
-static void tensor_of(tp_tensor_desc_t *t, uint32_t length)
-{
-    memset(t, 0, sizeof(*t));
-    t->dtype = TP_DTYPE_UINT8;
-    t->major_order = TP_MAJOR_ORDER_ROW;
-    t->ndims = 1;
-    t->dims[0] = (int32_t)length;
-}
-
-typedef struct seen
-{
-    int frames;
-    int bad;
-    int wrong_pool;
-    uint64_t last_seq;
-    uint64_t last_epoch;
-    int epochs;
-    bool is_strict; /* every frame must be one of the pattern's (off while a restarted source repeats seqs) */
-} seen_t;
-
-static void on_frame(void *clientd, const tp_frame_t *f)
-{
-    seen_t *s = clientd;
-    static uint8_t expect[SRC_STRIDE];
-    make_payload(expect, f->payload_length, f->seq);
-    bool is_bad = f->payload_length != size_of(f->seq) || memcmp(expect, f->payload, f->payload_length) != 0 ||
-        f->trace_id != 0x5000 + f->seq || f->timestamp_ns != 1000 + f->seq || f->meta_version != 4 ||
-        f->tensor.dims[0] != (int32_t)f->payload_length;
-    bool is_wrong_pool = f->pool_id != (f->payload_length <= SMALL_STRIDE ? 5 : 6);
-    if (!tp_frame_is_intact(f))
-    {
-        return;
-    }
-    if (f->epoch != s->last_epoch)
-    {
-        s->epochs++;
-        s->last_epoch = f->epoch;
-    }
-    else if (f->seq <= s->last_seq)
-    {
-        s->bad++; /* a seq went back within one epoch */
-    }
-    s->bad += is_bad;
-    s->wrong_pool += is_wrong_pool;
-    s->last_seq = f->seq;
-    s->frames++;
-}
 
 typedef struct ends
 {
@@ -189,31 +106,6 @@ static void ends_work(ends_t *e)
         tp_bridge_do_work(e->sender, tp_clock_monotonic_ns());
         tp_bridge_do_work(e->receiver, tp_clock_monotonic_ns());
     }
-}
-
-/* Offer the source's next frame (copy path, or claim + progress + commit for every 8th); true when it went. */
-static bool offer(tp_producer_t *source)
-{
-    uint64_t seq = tp_producer_next_seq(source);
-    static uint8_t payload[SRC_STRIDE];
-    uint32_t length = size_of(seq);
-    make_payload(payload, length, seq);
-    tp_tensor_desc_t t;
-    tensor_of(&t, length);
-    if (seq % 8 != 3)
-    {
-        return tp_producer_offer_frame_at(source, payload, length, &t, 4, 0x5000 + seq, 1000 + seq) >= 0;
-    }
-    tp_claim_t claim;
-    if (tp_producer_try_claim_by_size(source, length, &claim) != 0)
-    {
-        return false;
-    }
-    memcpy(claim.buffer, payload, length);
-    claim.timestamp_ns = 1000 + seq;
-    tp_assert_ok(tp_producer_describe(source, &claim, length, &t, 4));
-    assert_true(tp_producer_progress(source, &claim, length / 2) >= 0);
-    return tp_producer_commit(source, &claim, length, &t, 4, 0x5000 + seq) >= 0;
 }
 
 /* Messages of stream `id` on a raw subscription: how many, and of which template. */
@@ -283,8 +175,8 @@ static void test_bridged_stream_looks_local(void **state)
     static tp_bridge_config_t send;
     static tp_bridge_config_t receive;
     const char *options = "forward_tracelink = true\nforward_progress = true\n";
-    make_config(&send, endpoint, "send", options, one_mapping);
-    make_config(&receive, endpoint, "receive", options, one_mapping);
+    bridge_fixture_config(&send, endpoint, "send", options, one_mapping);
+    bridge_fixture_config(&receive, endpoint, "receive", options, one_mapping);
     ends_t e = { 0 };
     ends_open(&e, &send, &receive);
     tp_producer_t *source;
@@ -328,7 +220,7 @@ static void test_bridged_stream_looks_local(void **state)
             fail_msg("frames %d meta %d tracelinks %d progress %d (sent %llu)", seen.frames, has_meta,
                 tracelinks.count, progress.count, (unsigned long long)seq);
         }
-        if (seq < SENT_FRAMES && tp_consumer_is_attached(dest) && offer(source))
+        if (seq < SENT_FRAMES && tp_consumer_is_attached(dest) && bridge_fixture_offer(source))
         {
             if (seq % 50 == 0)
             {
@@ -338,7 +230,7 @@ static void test_bridged_stream_looks_local(void **state)
         }
         tp_producer_do_work(source);
         ends_work(&e);
-        tp_consumer_poll(dest, on_frame, &seen, 64);
+        tp_consumer_poll(dest, bridge_fixture_on_frame, &seen, 64);
         tp_metadata_cache_poll(meta, 64);
         tp_bus_poll(b_meta_sub, on_raw, &tracelinks, 64);
         tp_bus_poll(b_progress_sub, on_raw, &progress, 64);
@@ -392,13 +284,13 @@ static uint64_t stream(ends_t *e, tp_producer_t *source, tp_consumer_t *dest, se
     while (seen->frames < target)
     {
         assert_true(tp_clock_monotonic_ns() < deadline);
-        if (seq < first + limit && tp_consumer_is_attached(dest) && offer(source))
+        if (seq < first + limit && tp_consumer_is_attached(dest) && bridge_fixture_offer(source))
         {
             seq++;
         }
         tp_producer_do_work(source);
         ends_work(e);
-        tp_consumer_poll(dest, on_frame, seen, 64);
+        tp_consumer_poll(dest, bridge_fixture_on_frame, seen, 64);
         usleep(500);
     }
     return seq - first;
@@ -420,8 +312,8 @@ static void test_through_a_lossy_link(void **state)
     snprintf(at_receiver, sizeof(at_receiver), "aeron:udp?endpoint=127.0.0.1:%d", port + 3);
     static tp_bridge_config_t send;
     static tp_bridge_config_t receive;
-    make_config(&send, to_relay, "send", "", one_mapping);
-    make_config(&receive, at_receiver, "receive", "", one_mapping);
+    bridge_fixture_config(&send, to_relay, "send", "", one_mapping);
+    bridge_fixture_config(&receive, at_receiver, "receive", "", one_mapping);
     ends_t e = { 0 };
     ends_open(&e, &send, &receive);
     tp_producer_t *source;
@@ -453,8 +345,8 @@ static void test_source_and_receiver_restart(void **state)
     snprintf(endpoint, sizeof(endpoint), "aeron:udp?endpoint=127.0.0.1:%d", port + 4);
     static tp_bridge_config_t send;
     static tp_bridge_config_t receive;
-    make_config(&send, endpoint, "send", "", one_mapping);
-    make_config(&receive, endpoint, "receive", "", one_mapping);
+    bridge_fixture_config(&send, endpoint, "send", "", one_mapping);
+    bridge_fixture_config(&receive, endpoint, "receive", "", one_mapping);
     ends_t e = { 0 };
     ends_open(&e, &send, &receive);
     tp_producer_t *source;
@@ -498,7 +390,7 @@ static void test_destinations(void **state)
     tp_producer_t *squatter;
     tp_assert_ok(tp_producer_attach(&squatter, client, DEST, 5 * TP_NS_PER_S));
     static tp_bridge_config_t receive;
-    make_config(&receive, endpoint, "receive", "", one_mapping);
+    bridge_fixture_config(&receive, endpoint, "receive", "", one_mapping);
     tp_bus_t *bus;
     tp_assert_ok(tp_bus_init(&bus, B.bus));
     tp_bridge_t *bridge = NULL;
@@ -512,8 +404,8 @@ static void test_destinations(void **state)
     static tp_bridge_config_t send;
     const char *two = "[[mappings]]\nsource_stream_id = 10\ndest_stream_id = 0\n"
                       "[[mappings]]\nsource_stream_id = 11\ndest_stream_id = 21\n";
-    make_config(&send, endpoint, "send", "dest_stream_id_range = \"50003-50009\"", two);
-    make_config(&receive, endpoint, "receive", "dest_stream_id_range = \"50003-50009\"", two);
+    bridge_fixture_config(&send, endpoint, "send", "dest_stream_id_range = \"50003-50009\"", two);
+    bridge_fixture_config(&receive, endpoint, "receive", "dest_stream_id_range = \"50003-50009\"", two);
     ends_t e = { 0 };
     ends_open(&e, &send, &receive);
     uint32_t allocated = tp_bridge_config_of(e.receiver)->mappings[0].dest_stream_id;
@@ -534,16 +426,16 @@ static void test_destinations(void **state)
     while (seen.frames < 20 || seen2.frames < 20)
     {
         assert_true(tp_clock_monotonic_ns() < deadline);
-        if (tp_consumer_is_attached(dest) && tp_consumer_is_attached(dest2) && offer(source) &&
-            offer(source2))
+        if (tp_consumer_is_attached(dest) && tp_consumer_is_attached(dest2) && bridge_fixture_offer(source) &&
+            bridge_fixture_offer(source2))
         {
             seq++;
         }
         tp_producer_do_work(source);
         tp_producer_do_work(source2);
         ends_work(&e);
-        tp_consumer_poll(dest, on_frame, &seen, 64);
-        tp_consumer_poll(dest2, on_frame, &seen2, 64);
+        tp_consumer_poll(dest, bridge_fixture_on_frame, &seen, 64);
+        tp_consumer_poll(dest2, bridge_fixture_on_frame, &seen2, 64);
         usleep(500);
     }
     assert_int_equal(seen.bad + seen2.bad, 0);

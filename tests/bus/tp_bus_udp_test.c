@@ -254,6 +254,44 @@ static void test_streams_share_an_endpoint(void **state)
     tp_bus_subscription_close(b);
 }
 
+/* Two subscriptions of one stream in one process each see every message, as two Aeron subscriptions would (each
+ * rebuilds an image of its own and sends its own status messages). */
+static void test_two_subscriptions_of_one_stream(void **state)
+{
+    (void)state;
+    char ch[128];
+    channel_for(ch, sizeof(ch), port + 6, "");
+    tp_bus_subscription_t *a;
+    tp_bus_subscription_t *b;
+    tp_bus_publication_t *p;
+    got_t ga = { .stream = 3 };
+    got_t gb = { .stream = 3 };
+    tp_assert_ok(tp_bus_subscription_open(&a, bus, ch, 3, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open(&b, bus, ch, 3, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_publication_open(&p, bus, ch, 3, false));
+    for (int i = 0; i < 2000 && !tp_bus_publication_is_connected(p); i++)
+    {
+        tp_bus_publication_do_work(p);
+        tp_bus_poll(a, on_msg, &ga, 64);
+        tp_bus_poll(b, on_msg, &gb, 64);
+        usleep(100);
+    }
+    uint8_t buf[3000];
+    for (uint64_t i = 0; i < 200; i++)
+    {
+        offer(p, a, &ga, buf, test_msg_make(buf, 3, i, 80 + (uint32_t)(i * 13 % 2900)));
+        tp_bus_poll(b, on_msg, &gb, 64);
+    }
+    pump(p, a, &ga, 200);
+    pump(p, b, &gb, 200);
+    assert_int_equal(ga.count, 200);
+    assert_int_equal(gb.count, 200);
+    assert_int_equal(ga.bad + gb.bad + ga.out_of_order + gb.out_of_order, 0);
+    tp_bus_publication_close(p);
+    tp_bus_subscription_close(a);
+    tp_bus_subscription_close(b);
+}
+
 typedef struct poller
 {
     tp_bus_subscription_t *sub;
@@ -553,6 +591,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_messages),
         cmocka_unit_test(test_streams_share_an_endpoint),
+        cmocka_unit_test(test_two_subscriptions_of_one_stream),
         cmocka_unit_test(test_shared_endpoint_across_threads),
         cmocka_unit_test(test_flow_control_window),
         cmocka_unit_test(test_reliable_through_lossy_relay),
