@@ -524,7 +524,8 @@ static int open_senders(tp_bridge_t *b, tp_bus_t *bus)
         tp_bridge_sender_t *s = NULL;
         tp_bridge_sender_options_t options = { .chunk_bytes = tp_bridge_config_chunk_bytes(c),
             .max_payload_bytes = c->max_payload_bytes, .is_integrity = c->integrity_crc32c,
-            .wants_progress = c->forward_progress };
+            .wants_progress = c->forward_progress,
+            .stall_ns = (int64_t)c->assembly_timeout_ms * TP_NS_PER_MS };
         if (tp_bridge_sender_open(&s, b->client, m->source_stream_id, b->payload_pub, &options) < 0)
         {
             TP_APPEND_ERR("mapping %u -> %u (send)", m->source_stream_id, m->dest_stream_id);
@@ -581,7 +582,7 @@ int tp_bridge_do_work(tp_bridge_t *b, int64_t now_ns)
         }
         for (uint32_t i = 0; i < b->sender_count; i++)
         {
-            work += tp_bridge_sender_do_work(b->senders[i]);
+            work += tp_bridge_sender_do_work(b->senders[i], now_ns);
         }
         tp_bus_publication_do_work(b->payload_pub);
         tp_bus_publication_do_work(b->control_pub);

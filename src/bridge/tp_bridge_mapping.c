@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/tp_alloc.h"
+#include "core/tp_clock.h"
 #include "core/tp_err.h"
 #include "shm/tp_header_ring.h"
 
@@ -23,6 +24,12 @@ struct tp_bridge_sender
     uint8_t *frame_copy;
     uint8_t *chunk;
     size_t chunk_capacity;
+    int64_t stall_ns;     /* a frame not fully sent within this long is given up */
+    bool has_frame;       /* a frame copied out, its chunks going out from next_chunk on */
+    tp_bridge_frame_t frame;
+    uint32_t chunk_count;
+    uint32_t next_chunk;
+    int64_t frame_started_ns;
     tp_bridge_sender_counters_t counters;
 };
 
@@ -44,9 +51,10 @@ bool tp_bridge_offer(tp_bus_publication_t *pub, const uint8_t *buffer, size_t le
     return false;
 }
 
-static void on_source_frame(void *clientd, const tp_frame_t *frame)
+/* Take one source frame: a private copy of header and payload first (the source may overwrite the slot while its
+ * chunks go out), checked intact after the copy; its chunks then go out from do_work. */
+static void on_source_frame(tp_bridge_sender_t *s, const tp_frame_t *frame)
 {
-    tp_bridge_sender_t *s = clientd;
     if (frame->epoch != s->announced_epoch)
     {
         s->counters.frames_unannounced++; /* receivers take no chunk of an epoch they were not told of */
@@ -58,28 +66,59 @@ static void on_source_frame(void *clientd, const tp_frame_t *frame)
         s->counters.frames_too_large++;
         return;
     }
-    /* A private copy of header and payload first: the source may overwrite the slot while chunks go out. */
     memcpy(s->header, frame->slot_, TP_BRIDGE_SLOT_HEADER_BYTES);
     if (tp_frame_copy_out(frame, s->frame_copy, s->max_payload_bytes) < 0)
     {
         s->counters.frames_lapped++;
         return;
     }
-    tp_bridge_frame_t f = { .stream_id = s->stream_id, .epoch = frame->epoch, .seq = frame->seq,
+    s->frame = (tp_bridge_frame_t){ .stream_id = s->stream_id, .epoch = frame->epoch, .seq = frame->seq,
         .trace_id = frame->trace_id, .header = s->header, .payload = s->frame_copy,
         .payload_length = frame->payload_length };
-    for (uint32_t i = 0; i < count; i++) /* in index order (bridge spec 5.2) */
+    s->chunk_count = count;
+    s->next_chunk = 0;
+    s->has_frame = true;
+}
+
+/* Send the current frame's chunks, in index order (bridge spec 5.2), until it is out or the transport pushes back
+ * (then the rest goes on the next duty cycle: a slow receiver slows the sender, it does not cut frames). A frame
+ * still not out after stall_ns, or refused for good (no receiver), is given up: the receiver times it out. */
+static int send_chunks(tp_bridge_sender_t *s, int64_t now_ns)
+{
+    int sent = 0;
+    while (s->next_chunk < s->chunk_count)
     {
-        int64_t n = tp_bridge_chunk_encode(s->chunk, s->chunk_capacity, &f, i, s->chunk_bytes, s->is_integrity);
-        if (n < 0 || !tp_bridge_offer(s->payload, s->chunk, (size_t)n))
+        int64_t n = tp_bridge_chunk_encode(s->chunk, s->chunk_capacity, &s->frame, s->next_chunk, s->chunk_bytes,
+            s->is_integrity);
+        int64_t rc = n < 0 ? -1 : tp_bus_offer(s->payload, s->chunk, (size_t)n);
+        if (rc == TP_BUS_BACK_PRESSURED || rc == TP_BUS_ADMIN_ACTION)
         {
-            s->counters.frames_back_pressured++; /* the receiver times the partial frame out */
-            return;
+            tp_bus_publication_do_work(s->payload);
+            if (now_ns - s->frame_started_ns > s->stall_ns)
+            {
+                break;
+            }
+            return sent;
         }
+        if (rc < 0)
+        {
+            break;
+        }
+        s->next_chunk++;
         s->counters.chunks_sent++;
+        sent++;
     }
-    s->counters.frames_sent++;
-    s->counters.bytes_sent += frame->payload_length;
+    if (s->next_chunk == s->chunk_count)
+    {
+        s->counters.frames_sent++;
+        s->counters.bytes_sent += s->frame.payload_length;
+    }
+    else
+    {
+        s->counters.frames_back_pressured++;
+    }
+    s->has_frame = false;
+    return sent;
 }
 
 int tp_bridge_sender_open(tp_bridge_sender_t **out, tp_client_t *client, uint32_t stream_id,
@@ -101,6 +140,7 @@ int tp_bridge_sender_open(tp_bridge_sender_t **out, tp_client_t *client, uint32_
     s->chunk_bytes = chunk_bytes;
     s->max_payload_bytes = max_payload_bytes;
     s->is_integrity = options->is_integrity;
+    s->stall_ns = options->stall_ns > 0 ? options->stall_ns : TP_NS_PER_S;
     s->chunk_capacity = (size_t)chunk_bytes + TP_BRIDGE_SLOT_HEADER_BYTES + CHUNK_OVERHEAD;
     if (tp_alloc((void **)&s->frame_copy, max_payload_bytes > 0 ? max_payload_bytes : 1) < 0 ||
         tp_alloc((void **)&s->chunk, s->chunk_capacity) < 0 ||
@@ -114,10 +154,33 @@ int tp_bridge_sender_open(tp_bridge_sender_t **out, tp_client_t *client, uint32_
     return 0;
 }
 
-int tp_bridge_sender_do_work(tp_bridge_sender_t *s)
+int tp_bridge_sender_do_work(tp_bridge_sender_t *s, int64_t now_ns)
 {
-    int frames = tp_consumer_poll(s->source, on_source_frame, s, 16);
-    return frames > 0 ? frames : 0;
+    int work = 0;
+    for (int i = 0; i < 16; i++)
+    {
+        if (!s->has_frame)
+        {
+            tp_frame_t frame;
+            if (tp_consumer_next(s->source, &frame) <= 0)
+            {
+                break;
+            }
+            work++;
+            on_source_frame(s, &frame);
+            if (!s->has_frame)
+            {
+                continue; /* not sendable (unannounced, lapped, too large): the next one */
+            }
+            s->frame_started_ns = now_ns;
+        }
+        work += send_chunks(s, now_ns);
+        if (s->has_frame)
+        {
+            break; /* back-pressured: the rest next time */
+        }
+    }
+    return work;
 }
 
 void tp_bridge_sender_on_announce_forwarded(tp_bridge_sender_t *s, uint64_t epoch)

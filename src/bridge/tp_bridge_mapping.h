@@ -30,7 +30,7 @@ typedef struct tp_bridge_sender_counters
     uint64_t bytes_sent;       /* payload bytes of the frames sent */
     uint64_t frames_lapped;    /* overwritten at the source while copied out */
     uint64_t frames_too_large; /* past bridge.max_payload_bytes or 65535 chunks */
-    uint64_t frames_back_pressured; /* the transport stayed back-pressured: the rest of the frame was not sent */
+    uint64_t frames_back_pressured; /* the transport refused, or pushed back past the stall time: not all sent */
     uint64_t frames_unannounced; /* of an epoch whose announce was not forwarded yet: the receiver would drop them */
 } tp_bridge_sender_counters_t;
 
@@ -42,12 +42,14 @@ typedef struct tp_bridge_sender_options
     uint32_t max_payload_bytes;
     bool is_integrity;
     bool wants_progress; /* the source consumer follows progress, so that the producer sends FrameProgress */
+    int64_t stall_ns;    /* a frame still not sent after this long is given up (0: 1 s) */
 } tp_bridge_sender_options_t;
 
 /* Consume stream_id through client (attaching in do_work) and send its frames on payload. */
 int tp_bridge_sender_open(tp_bridge_sender_t **out, tp_client_t *client, uint32_t stream_id,
     tp_bus_publication_t *payload, const tp_bridge_sender_options_t *options);
-int tp_bridge_sender_do_work(tp_bridge_sender_t *s);
+/* Take source frames and send their chunks; a frame the transport will not take yet is continued next time. */
+int tp_bridge_sender_do_work(tp_bridge_sender_t *s, int64_t now_ns);
 /* The source's announce of epoch went to the receivers: frames of that epoch may follow it. */
 void tp_bridge_sender_on_announce_forwarded(tp_bridge_sender_t *s, uint64_t epoch);
 bool tp_bridge_sender_is_ready(const tp_bridge_sender_t *s);

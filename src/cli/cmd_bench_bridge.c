@@ -8,6 +8,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ static void *bb_receiver_main(void *arg)
         work += tp_consumer_poll(r->consumer, bb_on_frame, r, 16);
         if (work <= 0)
         {
-            usleep(10);
+            sched_yield(); /* busy, as a bridge that keeps up would be; the yield lets the driver thread in */
         }
     }
     return NULL;
@@ -197,10 +198,8 @@ static int bb_run(const tp_cli_embedded_t *env, uint32_t size, const bb_profile_
             out->cpu_s_per_gib = gib > 0 ? (process_cpu_s() - cpu0) / gib : 0;
             break;
         }
-        if (tp_producer_offer_frame(source, payload, size, &t, 0, 0) < 0)
-        {
-            tp_producer_do_work(source);
-        }
+        tp_producer_offer_frame(source, payload, size, &t, 0, 0);
+        tp_producer_do_work(source); /* keepalives: without them the driver ends the lease after 3 s */
         if (sender != NULL)
         {
             /* The sender takes the frame now, while the producer waits: a source at the bridge's pace. */
@@ -260,7 +259,7 @@ done:
 static void bb_usage(FILE *out)
 {
     fprintf(out,
-        "usage: tp bench bridge [--seconds S] [--json]\n\n"
+        "usage: tp bench bridge [--seconds S] [--size BYTES] [--mtu BYTES] [--json]\n\n"
         "Frames through a whole bridge on this machine: producer -> sending bridge -> aeron:udp on loopback ->\n"
         "receiving bridge -> consumer, on an embedded driver, for 64 KiB, 640 KiB and 4 MiB frames at three MTU\n"
         "profiles (1408, the spec example's; 8992, jumbo frames; 65504, loopback's own), each measured for S seconds\n"
@@ -268,7 +267,8 @@ static void bb_usage(FILE *out)
         "CPU seconds per GiB bridged (both bridges, producer and consumer together), frames the sender skipped\n"
         "(lapped or back-pressured) and the receiver dropped, and the local copy path (producer -> consumer copying\n"
         "each frame out, no bridge, one frame at a time as the bridge takes them) in the same run. The seed's figures (AeronTensorPool.jl on its machine, 640 KiB): 1,035 frames/s\n"
-        "(647 MiB/s) with its runners, 1,553 frames/s with its jumbo profile.\n\n"
+        "(647 MiB/s) with its runners, 1,553 frames/s with its jumbo profile. --size runs one frame size (up to\n"
+        "4 MiB), --mtu one MTU profile (a multiple of 32), beside the local path.\n\n"
         "exit status: 0 measured; 1 a run failed; 2 bad arguments.\n");
 }
 
@@ -276,6 +276,8 @@ int tp_bench_bridge(int argc, char **argv)
 {
     double seconds = 2.0;
     bool json = false;
+    uint64_t only_size = 0;
+    uint64_t only_mtu = 0;
     for (int i = 1; i < argc; i++)
     {
         if (tp_cli_is_help(argv[i]))
@@ -286,6 +288,20 @@ int tp_bench_bridge(int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0)
         {
             json = true;
+        }
+        else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
+        {
+            if (tp_cli_parse_u64(argv[++i], 1, 4194304, &only_size) < 0)
+            {
+                return tp_cli_fail(TP_EXIT_USAGE, "bench bridge", "--size: %s", tp_errmsg());
+            }
+        }
+        else if (strcmp(argv[i], "--mtu") == 0 && i + 1 < argc)
+        {
+            if (tp_cli_parse_u64(argv[++i], 1408, 65504, &only_mtu) < 0 || only_mtu % 32 != 0)
+            {
+                return tp_cli_fail(TP_EXIT_USAGE, "bench bridge", "--mtu: a multiple of 32 from 1408 to 65504");
+            }
         }
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
         {
@@ -322,14 +338,27 @@ int tp_bench_bridge(int argc, char **argv)
             "dropped");
     }
     size_t profile_count = sizeof(bb_profiles) / sizeof(bb_profiles[0]);
-    for (int s = 0; s < BB_SIZES && status == TP_EXIT_OK && !tp_cli_stop_requested(); s++)
+    bb_profile_t custom = { "custom mtu", (uint32_t)only_mtu };
+    uint32_t sizes[BB_SIZES];
+    memcpy(sizes, bb_sizes, sizeof(sizes));
+    int size_count = only_size != 0 ? 1 : BB_SIZES;
+    sizes[0] = only_size != 0 ? (uint32_t)only_size : sizes[0];
+    for (int s = 0; s < size_count && status == TP_EXIT_OK && !tp_cli_stop_requested(); s++)
     {
         for (size_t p = 0; p <= profile_count && status == TP_EXIT_OK && !tp_cli_stop_requested(); p++)
         {
             const bb_profile_t *profile = p == 0 ? NULL : &bb_profiles[p - 1];
+            if (only_mtu != 0 && p > 0)
+            {
+                if (p > 1)
+                {
+                    break;
+                }
+                profile = &custom;
+            }
             bb_result_t r;
             memset(&r, 0, sizeof(r));
-            if (bb_run(&env, bb_sizes[s], profile, seconds, payload, &r) < 0)
+            if (bb_run(&env, sizes[s], profile, seconds, payload, &r) < 0)
             {
                 status = tp_cli_fail(TP_EXIT_FAILED, "bench bridge", "%s", tp_errmsg());
                 break;
@@ -339,11 +368,11 @@ int tp_bench_bridge(int argc, char **argv)
             {
                 printf("{\"bench\":\"bridge\",\"path\":\"%s\",\"frame_bytes\":%u,\"frames_per_s\":%.1f,"
                        "\"gib_per_s\":%.3f,\"cpu_s_per_gib\":%.3f,\"skipped\":%" PRIu64 ",\"dropped\":%" PRIu64 "}\n",
-                    name, bb_sizes[s], r.frames_per_s, r.gib_per_s, r.cpu_s_per_gib, r.lapped, r.dropped);
+                    name, sizes[s], r.frames_per_s, r.gib_per_s, r.cpu_s_per_gib, r.lapped, r.dropped);
             }
             else
             {
-                printf("%-14s %8u K %12.0f %10.3f %12.2f %10" PRIu64 " %10" PRIu64 "\n", name, bb_sizes[s] / 1024,
+                printf("%-14s %8u K %12.0f %10.3f %12.2f %10" PRIu64 " %10" PRIu64 "\n", name, sizes[s] / 1024,
                     r.frames_per_s, r.gib_per_s, r.cpu_s_per_gib, r.lapped, r.dropped);
             }
             fflush(stdout);

@@ -9,6 +9,7 @@
 #include "core/tp_crc32c.h"
 #include "shm/tp_header_ring.h"
 #include "tp_sbe_bridge.h"
+#include "tp_sbe_wire.h"
 #include "tp_test_util.h"
 #include "wire/tp_tensor.h"
 
@@ -453,6 +454,105 @@ static void test_header_and_tiling(void **state)
     free(d.payload);
 }
 
+/* Send one frame whose slot header says pool_id / payload_offset, through a fresh split. */
+static void send_with_header(tp_bridge_assembler_t *a, uint64_t seq, uint32_t length, uint16_t pool_id,
+    uint32_t payload_offset)
+{
+    uint8_t header[TP_BRIDGE_SLOT_HEADER_BYTES];
+    make_header(header, length, seq);
+    tp_slot_fields_t fields;
+    tp_slot_read_fields(header, &fields);
+    fields.pool_id = pool_id;
+    fields.payload_offset = payload_offset;
+    uint8_t tensor[192];
+    memcpy(tensor, header + TP_SLOT_TENSOR_HEADER_OFFSET, sizeof(tensor));
+    memset(header, 0, sizeof(header));
+    tp_slot_write_header(header, &fields, tensor);
+    uint8_t *payload = payload_of(length, seq);
+    tp_bridge_frame_t f = { .stream_id = STREAM, .epoch = 7, .seq = seq, .header = header, .payload = payload,
+        .payload_length = length };
+    chunked_t c;
+    split(&c, &f, false);
+    for (uint32_t i = 0; i < c.count; i++)
+    {
+        tp_bridge_assembler_on_chunk(a, c.chunks[i], c.lengths[i], 0);
+    }
+    unsplit(&c);
+    free(payload);
+}
+
+/* The source pools of the latest announce judge each frame: its pool must be one of them and the payload within
+ * that pool's stride; payload_offset must be 0. The announce's own decoding rejects more pools than we keep.
+ * covers: B-6-7, B-6-8, B-6-9, B-7.2-2 */
+static void test_source_pool_rules(void **state)
+{
+    (void)state;
+    delivered_t d = { .payload = malloc(MAX_PAYLOAD) };
+    tp_bridge_assembler_t *a = assembler(&d, false);
+    tp_bridge_announce_t an = { .epoch = 7, .pool_count = 2 };
+    an.pools[0].pool_id = 1;
+    an.pools[0].stride_bytes = 4096;
+    an.pools[1].pool_id = 2;
+    an.pools[1].stride_bytes = 65536;
+    assert_true(tp_bridge_assembler_on_announce(a, &an));
+    send_with_header(a, 1, 4096, 1, 0);
+    assert_int_equal(d.frames, 1); /* fits pool 1 exactly */
+    send_with_header(a, 2, 4097, 1, 0);
+    assert_int_equal(drops_of(a, TP_BRIDGE_DROP_POOL), 1); /* past pool 1's stride */
+    send_with_header(a, 3, 5000, 2, 0);
+    assert_int_equal(d.frames, 2);
+    send_with_header(a, 4, 100, 3, 0);
+    assert_int_equal(drops_of(a, TP_BRIDGE_DROP_POOL), 2); /* no pool 3 in the announce */
+    send_with_header(a, 5, 100, 1, 64);
+    assert_int_equal(drops_of(a, TP_BRIDGE_DROP_HEADER), 1); /* payload_offset 64 */
+    assert_int_equal(d.frames, 2);
+    /* a later announce with a bigger pool 1 lets the same frame through */
+    an.pools[0].stride_bytes = 8192;
+    assert_true(tp_bridge_assembler_on_announce(a, &an));
+    send_with_header(a, 6, 4097, 1, 0);
+    assert_int_equal(d.frames, 3);
+    /* the decoder: a real announce round-trips, one naming 17 pools does not decode */
+    uint8_t buf[4096];
+    for (int count = 2; count <= 17; count += 15)
+    {
+        tp_wire_shm_pool_announce_enc_t e;
+        tp_wire_shm_pool_announce_enc_begin(&e, buf, sizeof(buf));
+        tp_wire_shm_pool_announce_set_stream_id(&e, STREAM);
+        tp_wire_shm_pool_announce_set_epoch(&e, 9);
+        tp_wire_shm_pool_announce_payload_pools_enc_t g;
+        tp_wire_shm_pool_announce_payload_pools_begin(&e, &g, (uint16_t)count);
+        for (int i = 0; i < count; i++)
+        {
+            tp_wire_shm_pool_announce_payload_pools_enc_next(&g);
+            tp_wire_shm_pool_announce_payload_pools_set_pool_id(&g, (uint16_t)(i + 1));
+            tp_wire_shm_pool_announce_payload_pools_set_stride_bytes(&g, 4096u << i);
+            tp_wire_shm_pool_announce_payload_pools_put_region_uri(&g, "shm:file?path=/dev/shm/x", 24);
+        }
+        tp_wire_shm_pool_announce_payload_pools_end(&g);
+        tp_wire_shm_pool_announce_put_header_region_uri(&e, "shm:file?path=/dev/shm/h", 24);
+        int64_t n = tp_wire_shm_pool_announce_enc_finish(&e);
+        assert_true(n > 0);
+        tp_bridge_announce_t decoded;
+        uint32_t stream_id;
+        int rc = tp_bridge_announce_decode(&decoded, &stream_id, buf, (size_t)n);
+        if (count == 2)
+        {
+            tp_assert_ok(rc);
+            assert_int_equal(stream_id, STREAM);
+            assert_int_equal(decoded.epoch, 9);
+            assert_int_equal(decoded.pool_count, 2);
+            assert_int_equal(decoded.pools[1].pool_id, 2);
+            assert_int_equal(decoded.pools[1].stride_bytes, 8192);
+        }
+        else
+        {
+            assert_int_equal(rc, -1);
+        }
+    }
+    tp_bridge_assembler_close(a);
+    free(d.payload);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_announce_epoch_timeout),
         cmocka_unit_test(test_integrity),
         cmocka_unit_test(test_header_and_tiling),
+        cmocka_unit_test(test_source_pool_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
