@@ -43,7 +43,8 @@ typedef struct tp_bridge_counters
     uint64_t qos_republished;
     uint64_t progress_dropped;     /* receiver: forwarded progress of no mapping, or of another source epoch */
     uint64_t control_unknown;      /* receiver: control/metadata messages of other schemas or of no mapping */
-    uint64_t forward_failed;       /* a forward or republish the transport refused */
+    uint64_t forward_failed;       /* a forward or republish the transport refused (nobody subscribed locally,
+                                    * no receiver connected, or back pressure that did not clear) */
 } tp_bridge_counters_t;
 
 typedef struct tp_bridge tp_bridge_t;

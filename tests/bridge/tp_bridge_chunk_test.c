@@ -410,7 +410,7 @@ static void test_integrity(void **state)
 
 /* The slot header must describe the payload: values_len_bytes equal to payloadLength and a valid tensor header;
  * chunks that overlap (their lengths still summing right) never make a frame.
- * covers: B-6-4, B-6-5 */
+ * covers: B-6-4, B-6-5, B-6-6 */
 static void test_header_and_tiling(void **state)
 {
     (void)state;
@@ -434,6 +434,20 @@ static void test_header_and_tiling(void **state)
     tp_bridge_assembler_on_chunk(a, c.chunks[0], c.lengths[0], 0);
     assert_int_equal(d.frames, 0);
     unsplit(&c);
+    /* an embedded header of another schema (901), version or template is no TensorHeader */
+    const size_t at[] = { 2, 4, 6 }; /* templateId, schemaId, version of its message header */
+    for (size_t k = 0; k < 3; k++)
+    {
+        uint64_t before = drops_of(a, TP_BRIDGE_DROP_HEADER);
+        make_header(header, 1000, 10 + k);
+        header[TP_SLOT_TENSOR_HEADER_OFFSET + at[k]] ^= 0x01;
+        f.seq = 10 + k;
+        split(&c, &f, false);
+        tp_bridge_assembler_on_chunk(a, c.chunks[0], c.lengths[0], 0);
+        unsplit(&c);
+        assert_int_equal(drops_of(a, TP_BRIDGE_DROP_HEADER), before + 1);
+    }
+    assert_int_equal(d.frames, 0);
     /* two chunks of 1000 bytes each over a 2000-byte payload, both at offset 0 */
     static uint8_t buf[4096];
     static uint8_t bytes[2000];

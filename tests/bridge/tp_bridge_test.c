@@ -12,11 +12,15 @@
 #include "bridge/tp_bridge.h"
 #include "cli/tp_udp_relay.h"
 #include "client/tp_client_fixture.h"
+#include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "tensorpool/tp_metadata.h"
+#include "shm/tp_header_ring.h"
 #include "tp_sbe_tracelink.h"
+#include "wire/tp_tensor.h"
 #include "tp_sbe_wire.h"
 #include "tp_bridge_fixture.h"
+#include "tp_malloc_count.h"
 #include "tp_test_util.h"
 
 #define SOURCE 10
@@ -99,13 +103,16 @@ static void ends_close(ends_t *e)
     tp_client_close(e->app_b);
 }
 
-static void ends_work(ends_t *e)
+/* One duty cycle of both bridges; the work done. */
+static int ends_work(ends_t *e)
 {
+    int work = 0;
     for (int i = 0; i < 4; i++)
     {
-        tp_bridge_do_work(e->sender, tp_clock_monotonic_ns());
-        tp_bridge_do_work(e->receiver, tp_clock_monotonic_ns());
+        work += tp_bridge_do_work(e->sender, tp_clock_monotonic_ns());
+        work += tp_bridge_do_work(e->receiver, tp_clock_monotonic_ns());
     }
+    return work;
 }
 
 /* Messages of stream `id` on a raw subscription: how many, and of which template. */
@@ -207,6 +214,7 @@ static void test_bridged_stream_looks_local(void **state)
     uint64_t seq = 0;
     tp_metadata_view_t view = { 0 };
     bool has_meta = false;
+    int64_t next_offer_ns = 0;
     int64_t deadline = tp_clock_monotonic_ns() + WAIT_NS;
     while (seen.frames < 300 || !has_meta || tracelinks.count == 0 || progress.count == 0)
     {
@@ -220,23 +228,28 @@ static void test_bridged_stream_looks_local(void **state)
             fail_msg("frames %d meta %d tracelinks %d progress %d (sent %llu)", seen.frames, has_meta,
                 tracelinks.count, progress.count, (unsigned long long)seq);
         }
-        if (seq < SENT_FRAMES && tp_consumer_is_attached(dest) && bridge_fixture_offer(source))
+        int64_t now = tp_clock_monotonic_ns();
+        if (seq < SENT_FRAMES && now >= next_offer_ns && tp_consumer_is_attached(dest) && bridge_fixture_offer(source))
         {
             if (seq % 50 == 0)
             {
                 publish_tracelink(a_meta_pub, seq);
             }
             seq++;
+            next_offer_ns = now + TP_NS_PER_MS / 2; /* 2 kHz */
         }
         tp_producer_do_work(source);
-        ends_work(&e);
+        int work = ends_work(&e);
         tp_consumer_poll(dest, bridge_fixture_on_frame, &seen, 64);
         tp_metadata_cache_poll(meta, 64);
         tp_bus_poll(b_meta_sub, on_raw, &tracelinks, 64);
         tp_bus_poll(b_progress_sub, on_raw, &progress, 64);
         tp_bus_poll(b_control_sub, on_raw, &source_announces, 64);
         has_meta = tp_metadata_cache_get(meta, DEST, &view) && view.name != NULL;
-        usleep(seq < SENT_FRAMES ? 500 : 2000);
+        if (work == 0)
+        {
+            usleep(seq < SENT_FRAMES ? 200 : 2000);
+        }
     }
     const tp_bridge_receiver_t *r = tp_bridge_receiver_at(e.receiver, 0);
     tp_bridge_receiver_counters_t rc;
@@ -283,15 +296,26 @@ static uint64_t stream(ends_t *e, tp_producer_t *source, tp_consumer_t *dest, se
     int target = seen->frames + want;
     while (seen->frames < target)
     {
-        assert_true(tp_clock_monotonic_ns() < deadline);
+        if (tp_clock_monotonic_ns() > deadline)
+        {
+            tp_strbuf_t j;
+            tp_strbuf_init(&j);
+            tp_bridge_status_json(e->sender, &j);
+            tp_bridge_status_json(e->receiver, &j);
+            fprintf(stderr, "%s", tp_strbuf_cstr(&j));
+            fail_msg("%d of %d frames", seen->frames, target);
+        }
         if (seq < first + limit && tp_consumer_is_attached(dest) && bridge_fixture_offer(source))
         {
             seq++;
         }
         tp_producer_do_work(source);
-        ends_work(e);
+        int work = ends_work(e);
         tp_consumer_poll(dest, bridge_fixture_on_frame, seen, 64);
-        usleep(500);
+        if (work == 0)
+        {
+            usleep(200); /* idle, as an agent would */
+        }
     }
     return seq - first;
 }
@@ -356,10 +380,11 @@ static void test_source_and_receiver_restart(void **state)
     seen_t seen = { 0 };
     stream(&e, source, dest, &seen, 30, 100000);
     uint64_t first_epoch = seen.last_epoch;
+    assert_true(first_epoch >= 1); /* whatever B's driver granted first (driver authority: see docs) */
     tp_producer_close(source);
     tp_assert_ok(tp_producer_attach(&source, e.app_a, SOURCE, 5 * TP_NS_PER_S));
     stream(&e, source, dest, &seen, 30, 100000);
-    assert_true(seen.last_epoch > first_epoch);
+    assert_true(seen.last_epoch > first_epoch); /* a new source epoch: a new local one, above the previous */
     tp_bridge_receiver_counters_t rc;
     tp_bridge_receiver_counters(tp_bridge_receiver_at(e.receiver, 0), &rc);
     assert_true(rc.dest_reattaches >= 1);
@@ -369,7 +394,7 @@ static void test_source_and_receiver_restart(void **state)
     tp_bridge_close(e.receiver);
     tp_assert_ok(tp_bridge_open(&e.receiver, e.b_client, e.b_bus, &receive));
     stream(&e, source, dest, &seen, 30, 100000);
-    assert_true(seen.last_epoch > before);
+    assert_true(seen.last_epoch > before); /* the receiver restarted: above again */
     assert_int_equal(seen.bad, 0);
     assert_true(seen.epochs >= 3);
     tp_consumer_close(dest);
@@ -446,6 +471,217 @@ static void test_destinations(void **state)
     ends_close(&e);
 }
 
+/* Once frames flow, the whole path (producer, sending bridge, UDP both ways, receiving bridge, local commit,
+ * consumer) allocates nothing. The drivers pause meanwhile: the allocation count is the process's. */
+static void test_steady_state_allocates_nothing(void **state)
+{
+    (void)state;
+    char endpoint[128];
+    snprintf(endpoint, sizeof(endpoint), "aeron:udp?endpoint=127.0.0.1:%d", port + 7);
+    static tp_bridge_config_t send;
+    static tp_bridge_config_t receive;
+    bridge_fixture_config(&send, endpoint, "send", "", one_mapping);
+    bridge_fixture_config(&receive, endpoint, "receive", "", one_mapping);
+    ends_t e = { 0 };
+    ends_open(&e, &send, &receive);
+    tp_producer_t *source;
+    tp_consumer_t *dest;
+    tp_assert_ok(tp_producer_attach(&source, e.app_a, SOURCE, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_consumer_attach_async(&dest, e.app_b, DEST));
+    seen_t seen = { 0 };
+    stream(&e, source, dest, &seen, 50, 100000);
+    tp_assert_ok(tp_driver_stop(A.driver));
+    tp_assert_ok(tp_driver_stop(B.driver));
+    uint64_t allocations = tp_alloc_count();
+    uint64_t mallocs = tp_malloc_count_thread(); /* this thread's, libc included, where the hook is there */
+    stream(&e, source, dest, &seen, 30, 100000);
+    uint64_t after = tp_alloc_count();
+    uint64_t mallocs_after = tp_malloc_count_thread();
+    tp_assert_ok(tp_driver_start(A.driver));
+    tp_assert_ok(tp_driver_start(B.driver));
+    assert_int_equal(after, allocations);
+    if (tp_malloc_count_available())
+    {
+        assert_int_equal(mallocs_after, mallocs);
+    }
+    assert_int_equal(seen.bad, 0);
+    tp_consumer_close(dest);
+    tp_producer_close(source);
+    ends_close(&e);
+}
+
+static tp_bus_publication_t *raw_pubs[2];
+
+static void pump_raw(void)
+{
+    for (int i = 0; i < 2; i++)
+    {
+        if (raw_pubs[i] != NULL)
+        {
+            tp_bus_publication_do_work(raw_pubs[i]);
+        }
+    }
+}
+
+static void offer_raw(tp_bus_publication_t *pub, const uint8_t *buf, size_t length)
+{
+    for (int i = 0; i < 1000 && tp_bus_offer(pub, buf, length) <= 0; i++)
+    {
+        tp_bus_publication_do_work(pub);
+        usleep(100);
+    }
+}
+
+static void progress_message(tp_bus_publication_t *pub, uint32_t stream_id, uint64_t epoch)
+{
+    uint8_t buf[128];
+    tp_wire_frame_progress_enc_t e;
+    tp_wire_frame_progress_enc_begin(&e, buf, sizeof(buf));
+    tp_wire_frame_progress_set_stream_id(&e, stream_id);
+    tp_wire_frame_progress_set_epoch(&e, epoch);
+    tp_wire_frame_progress_set_seq(&e, 3);
+    tp_wire_frame_progress_set_payload_bytes_filled(&e, 10);
+    tp_wire_frame_progress_set_state(&e, 1);
+    offer_raw(pub, buf, (size_t)tp_wire_frame_progress_enc_finish(&e));
+}
+
+/* Run the receiving bridge (at fake time now_ns) until cond holds or 5 s of real time passed. */
+#define RECEIVE_UNTIL(bridge, now_ns, cond)                                                                            \
+    do                                                                                                                 \
+    {                                                                                                                  \
+        int64_t until_ = tp_clock_monotonic_ns() + 5 * TP_NS_PER_S;                                                   \
+        while (!(cond) && tp_clock_monotonic_ns() < until_)                                                            \
+        {                                                                                                              \
+            tp_bridge_do_work((bridge), (now_ns));                                                                     \
+            pump_raw();                                                                                                \
+            usleep(200);                                                                                               \
+        }                                                                                                              \
+        if (!(cond))                                                                                                   \
+        {                                                                                                              \
+            tp_strbuf_t j_;                                                                                            \
+            tp_strbuf_init(&j_);                                                                                       \
+            tp_bridge_status_json((bridge), &j_);                                                                      \
+            fprintf(stderr, "%s", tp_strbuf_cstr(&j_));                                                                \
+            tp_strbuf_fini(&j_);                                                                                       \
+        }                                                                                                              \
+        assert_true(cond);                                                                                             \
+    } while (0)
+
+/* What a hostile or confused peer puts on the bridge channels, at a receiver driven by a fake clock: a bridge
+ * chunk (schema 902, template 1, as ShmPoolAnnounce is in 900) on the control channel is not an announce; garbage is
+ * counted; progress of no mapping, or of another source epoch, is dropped; a partial frame times out at the
+ * configured assembly timeout, not before.
+ * covers: B-7.2-5, B-9-7, B-9-8s, B-5.3a-2s, B-5.3a-4s, B-9-1s */
+static void test_hostile_control_and_timeout(void **state)
+{
+    (void)state;
+    char endpoint[128];
+    snprintf(endpoint, sizeof(endpoint), "aeron:udp?endpoint=127.0.0.1:%d", port + 6);
+    static tp_bridge_config_t receive;
+    bridge_fixture_config(&receive, endpoint, "receive",
+        "forward_progress = true\nforward_qos = true\nassembly_timeout_ms = 120\n", one_mapping);
+    tp_client_t *client;
+    tp_bus_t *bus;
+    tp_bridge_t *b;
+    tp_assert_ok(tp_client_connect(&client, B.cctx));
+    tp_assert_ok(tp_bus_init(&bus, B.bus));
+    tp_assert_ok(tp_bridge_open(&b, client, bus, &receive));
+    tp_bus_publication_t *control;
+    tp_bus_publication_t *payload;
+    tp_assert_ok(tp_bus_publication_open(&control, bus, endpoint, 50101, false));
+    tp_assert_ok(tp_bus_publication_open(&payload, bus, endpoint, 50100, false));
+    raw_pubs[0] = control;
+    raw_pubs[1] = payload;
+    tp_bus_subscription_t *local_progress; /* where B's consumers would read forwarded progress */
+    tp_assert_ok(tp_bus_subscription_open(&local_progress, bus, TP_BUS_DEFAULT_CHANNEL, DEST_CONTROL, NULL, NULL,
+        NULL));
+    RECEIVE_UNTIL(b, 0, tp_bus_publication_is_connected(control) && tp_bus_publication_is_connected(payload));
+    const tp_bridge_receiver_t *r = tp_bridge_receiver_at(b, 0);
+    tp_bridge_receiver_counters_t rc;
+    tp_bridge_counters_t bc;
+    /* a chunk of stream 10 on the control channel: template 1 of schema 902 */
+    uint8_t header[TP_BRIDGE_SLOT_HEADER_BYTES];
+    tp_tensor_desc_t t;
+    memset(&t, 0, sizeof(t));
+    t.dtype = TP_DTYPE_UINT8;
+    t.major_order = TP_MAJOR_ORDER_ROW;
+    t.ndims = 1;
+    t.dims[0] = 3000;
+    uint8_t tensor[192];
+    tp_tensor_header_encode(tensor, &t);
+    tp_slot_fields_t fields = { .values_len_bytes = 3000, .pool_id = 1, .timestamp_ns = 5, .meta_version = 1 };
+    memset(header, 0, sizeof(header));
+    tp_slot_write_header(header, &fields, tensor);
+    static uint8_t bytes[3000];
+    tp_bridge_frame_t frame = { .stream_id = SOURCE, .epoch = 5, .seq = 3, .header = header, .payload = bytes,
+        .payload_length = 3000 };
+    uint8_t chunk[4096];
+    int64_t n = tp_bridge_chunk_encode(chunk, sizeof(chunk), &frame, 0, 1280, true);
+    assert_true(n > 0);
+    offer_raw(control, chunk, (size_t)n);
+    offer_raw(control, (const uint8_t *)"junk!", 5);
+    progress_message(control, 99, 5);
+    RECEIVE_UNTIL(b, 0, (tp_bridge_counters(b, &bc), bc.control_unknown == 2 && bc.progress_dropped == 1));
+    tp_bridge_receiver_counters(r, &rc);
+    assert_int_equal(rc.announces, 0);
+    /* the source's announce, epoch 5, then progress of epoch 4 and of epoch 5 */
+    uint8_t buf[512];
+    tp_wire_shm_pool_announce_enc_t e;
+    tp_wire_shm_pool_announce_enc_begin(&e, buf, sizeof(buf));
+    tp_wire_shm_pool_announce_set_stream_id(&e, SOURCE);
+    tp_wire_shm_pool_announce_set_epoch(&e, 5);
+    tp_wire_shm_pool_announce_payload_pools_enc_t g;
+    tp_wire_shm_pool_announce_payload_pools_begin(&e, &g, 1);
+    tp_wire_shm_pool_announce_payload_pools_enc_next(&g);
+    tp_wire_shm_pool_announce_payload_pools_set_pool_id(&g, 1);
+    tp_wire_shm_pool_announce_payload_pools_set_stride_bytes(&g, SRC_STRIDE);
+    tp_wire_shm_pool_announce_payload_pools_put_region_uri(&g, "shm:file?path=/dev/shm/p", 24);
+    tp_wire_shm_pool_announce_payload_pools_end(&g);
+    tp_wire_shm_pool_announce_put_header_region_uri(&e, "shm:file?path=/dev/shm/h", 24);
+    offer_raw(control, buf, (size_t)tp_wire_shm_pool_announce_enc_finish(&e));
+    RECEIVE_UNTIL(b, 0, (tp_bridge_receiver_counters(r, &rc), rc.announces == 1));
+    progress_message(control, SOURCE, 4);
+    progress_message(control, SOURCE, 5);
+    RECEIVE_UNTIL(b, 0, (tp_bridge_counters(b, &bc), bc.progress_republished == 1 && bc.progress_dropped == 2));
+    raw_count_t republished = { .stream_id = DEST, .schema_id = TP_WIRE_SCHEMA_ID,
+        .template_id = TP_WIRE_FRAME_PROGRESS_TEMPLATE_ID, .epoch = 5 };
+    tp_bus_poll(local_progress, on_raw, &republished, 16);
+    assert_int_equal(republished.count, 1);
+    assert_int_equal(republished.wrong_epoch, 0);
+    /* QoS of the source: republished on the mapping's QoS stream (by default its control stream), as the dest's */
+    tp_wire_qos_producer_enc_t q;
+    tp_wire_qos_producer_enc_begin(&q, buf, sizeof(buf));
+    tp_wire_qos_producer_set_stream_id(&q, SOURCE);
+    tp_wire_qos_producer_set_producer_id(&q, 9);
+    tp_wire_qos_producer_set_epoch(&q, 5);
+    tp_wire_qos_producer_set_current_seq(&q, 77);
+    offer_raw(control, buf, (size_t)tp_wire_qos_producer_enc_finish(&q));
+    RECEIVE_UNTIL(b, 0, (tp_bridge_counters(b, &bc), bc.qos_republished == 1));
+    raw_count_t qos = { .stream_id = DEST, .schema_id = TP_WIRE_SCHEMA_ID,
+        .template_id = TP_WIRE_QOS_PRODUCER_TEMPLATE_ID };
+    tp_bus_poll(local_progress, on_raw, &qos, 16);
+    assert_int_equal(qos.count, 1);
+    /* chunk 0 of a three-chunk frame at t = 1 s: still in flight at +119 ms, dropped at +121 ms */
+    int64_t t0 = TP_NS_PER_S;
+    offer_raw(payload, chunk, (size_t)n);
+    RECEIVE_UNTIL(b, t0, (tp_bridge_receiver_counters(r, &rc), rc.chunks == 1));
+    tp_bridge_do_work(b, t0 + 119 * TP_NS_PER_MS);
+    tp_bridge_receiver_counters(r, &rc);
+    assert_int_equal(rc.drops[TP_BRIDGE_DROP_TIMEOUT], 0);
+    tp_bridge_do_work(b, t0 + 121 * TP_NS_PER_MS);
+    tp_bridge_receiver_counters(r, &rc);
+    assert_int_equal(rc.drops[TP_BRIDGE_DROP_TIMEOUT], 1);
+    assert_int_equal(rc.frames_rebuilt, 0);
+    raw_pubs[0] = NULL;
+    raw_pubs[1] = NULL;
+    tp_bus_subscription_close(local_progress);
+    tp_bus_publication_close(control);
+    tp_bus_publication_close(payload);
+    tp_bridge_close(b);
+    tp_bus_close(bus);
+    tp_client_close(client);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +689,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_through_a_lossy_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_and_receiver_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destinations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_control_and_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

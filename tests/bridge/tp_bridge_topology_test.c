@@ -1,7 +1,8 @@
 /*
  * Bridges in topologies, three "hosts" (embedded drivers with their own bus and SHM base) in one process:
  *   chain:     A -> B -> C, the second bridge reading on B the stream the first one rebuilt there;
- *   fan-out:   A multicasts to B and C, which rebuild frames independently; C is slow and falls behind.
+ *   fan-out:   A multicasts to B and C, which rebuild frames independently; C is slow and falls behind;
+ *   limiter:   A -> B, a rate limiter on B (behind the receiving bridge) whose output the next bridge sends to C.
  * Frames keep the source's seq, timestamp, meta_version, tensor and trace id through every hop; nothing torn or
  * wrong is delivered anywhere. The test runs in a network namespace of its own (root needed), whose loopback
  * carries multicast; without one, the fan-out test is skipped with the reason.
@@ -13,12 +14,15 @@
 #include "bridge/tp_bridge.h"
 #include "client/tp_client_fixture.h"
 #include "core/tp_clock.h"
+#include "ratelimit/tp_ratelimiter.h"
 #include "tp_bridge_fixture.h"
 #include "tp_test_util.h"
 
 #define SOURCE 10
 #define MIDDLE 20
+#define LIMITED 21
 #define FAR 30
+#define CAP_HZ 20
 #define WAIT_NS (30 * TP_NS_PER_S)
 
 static client_fixture_t A;
@@ -43,6 +47,7 @@ static void host(client_fixture_t *f, const char *name, bool is_source)
         tp_assert_ok(tp_driver_context_add_profile(f->dctx, "dst", 32, ids, strides, 2));
         tp_assert_ok(tp_driver_context_add_stream(f->dctx, "middle", MIDDLE, "dst"));
         tp_assert_ok(tp_driver_context_add_stream(f->dctx, "far", FAR, "dst"));
+        tp_assert_ok(tp_driver_context_add_stream(f->dctx, "limited", LIMITED, "dst"));
     }
     client_fixture_start(f);
 }
@@ -235,6 +240,89 @@ static void test_multicast_fan_out(void **state)
     end_close(&slow);
 }
 
+/* A -> B (stream 20), a 20 Hz rate limiter on B (20 -> 21), B -> C (21 -> 30): C reads at most the cap, each frame
+ * whole and under its source seq from A.
+ * covers: R-2.1-1, R-5-2 */
+static void test_ratelimiter_between_bridges(void **state)
+{
+    (void)state;
+    char first[128];
+    char second[128];
+    snprintf(first, sizeof(first), "aeron:udp?endpoint=127.0.0.1:%d", port + 30);
+    snprintf(second, sizeof(second), "aeron:udp?endpoint=127.0.0.1:%d", port + 40);
+    static tp_bridge_config_t a_send;
+    static tp_bridge_config_t b_receive;
+    static tp_bridge_config_t b_send;
+    static tp_bridge_config_t c_receive;
+    const char *hop1 = "[[mappings]]\nsource_stream_id = 10\ndest_stream_id = 20\n";
+    const char *hop2 = "[[mappings]]\nsource_stream_id = 21\ndest_stream_id = 30\n";
+    bridge_fixture_config(&a_send, first, "send", "", hop1);
+    bridge_fixture_config(&b_receive, first, "receive", "", hop1);
+    bridge_fixture_config(&b_send, second, "send", "", hop2);
+    bridge_fixture_config(&c_receive, second, "receive", "", hop2);
+    end_t ends[4] = { 0 };
+    end_open(&ends[1], &B, &b_receive);
+    end_open(&ends[3], &C, &c_receive);
+    end_open(&ends[0], &A, &a_send);
+    end_open(&ends[2], &B, &b_send);
+    tp_client_t *app_a;
+    tp_client_t *app_b;
+    tp_client_t *app_c;
+    tp_assert_ok(tp_client_connect(&app_a, A.cctx));
+    tp_assert_ok(tp_client_connect(&app_b, B.cctx));
+    tp_assert_ok(tp_client_connect(&app_c, C.cctx));
+    static tp_ratelimiter_t limiter;
+    tp_assert_ok(tp_ratelimiter_open(&limiter, app_b, MIDDLE, LIMITED, CAP_HZ));
+    tp_producer_t *source;
+    tp_consumer_t *far;
+    tp_assert_ok(tp_producer_attach(&source, app_a, SOURCE, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_consumer_attach_async(&far, app_c, FAR));
+    seen_t seen = { 0 };
+    int64_t deadline = tp_clock_monotonic_ns() + WAIT_NS;
+    int64_t first_ns = 0;
+    int64_t last_ns = 0;
+    while (seen.frames < 30)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        if (tp_consumer_is_attached(far))
+        {
+            bridge_fixture_offer(source); /* as fast as it goes: far above the cap */
+        }
+        tp_producer_do_work(source);
+        int64_t now = tp_clock_monotonic_ns();
+        for (int k = 0; k < 4; k++)
+        {
+            tp_bridge_do_work(ends[k].bridge, now);
+        }
+        tp_ratelimiter_do_work(&limiter, now);
+        int before = seen.frames;
+        tp_consumer_poll(far, bridge_fixture_on_frame, &seen, 64);
+        if (seen.frames > before)
+        {
+            first_ns = first_ns == 0 ? now : first_ns;
+            last_ns = now;
+        }
+        usleep(200);
+    }
+    double span_s = (double)(last_ns - first_ns) / 1e9;
+    double rate = (double)(seen.frames - 1) / span_s;
+    print_message("C read %d frames in %.2f s: %.1f Hz (cap %d)\n", seen.frames, span_s, rate, CAP_HZ);
+    assert_int_equal(seen.bad, 0);
+    assert_int_equal(seen.wrong_pool, 0);
+    assert_true(rate <= CAP_HZ * 1.1);
+    assert_true(limiter.counters.frames_seen > limiter.counters.published); /* it did thin the stream */
+    tp_ratelimiter_close(&limiter);
+    tp_consumer_close(far);
+    tp_producer_close(source);
+    tp_client_close(app_a);
+    tp_client_close(app_b);
+    tp_client_close(app_c);
+    for (int k = 0; k < 4; k++)
+    {
+        end_close(&ends[k]);
+    }
+}
+
 int main(void)
 {
     port = 38000 + (int)(getpid() % 9000);
@@ -242,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chain_of_two_bridges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multicast_fan_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ratelimiter_between_bridges, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

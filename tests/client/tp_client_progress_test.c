@@ -211,8 +211,9 @@ static void inject(uint64_t epoch, uint64_t seq, uint64_t bytes, uint8_t state_)
 static void test_rules_and_prefixes(void **state)
 {
     (void)state;
-    /* covers: W-10.2.2-3, W-10.2.2-5, W-10.2.2-8, W-10.2.2-9, W-10.2.2-11, W-8.2-8 (progress for a seq the slot does
-     * not hold is dropped) */
+    /* covers: W-10.2.2-3, W-10.2.2-5, W-10.2.2-8, W-10.2.2-9, W-10.2.2-11, W-8.2-8, R-6.1-4, B-9-12 (progress for a
+     * seq the slot does not hold is dropped; COMPLETE is not a frame, on any stream: a rate limiter's or a bridge's
+     * destination is read by this same consumer) */
     tp_assert_ok(tp_bus_init(&inject_bus, F.bus));
     tp_assert_ok(tp_bus_publication_open(&inject_pub, inject_bus, "aeron:ipc?term-length=4m", 1000, false));
     tp_producer_t *p = NULL;
