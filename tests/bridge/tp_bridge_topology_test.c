@@ -21,6 +21,7 @@
 #define SOURCE 10
 #define MIDDLE 20
 #define LIMITED 21
+#define BACK 11
 #define FAR 30
 #define CAP_HZ 20
 #define WAIT_NS (30 * TP_NS_PER_S)
@@ -41,13 +42,19 @@ static void host(client_fixture_t *f, const char *name, bool is_source)
     if (is_source)
     {
         client_fixture_add_stream(f, "cam", SOURCE, "src", 32, SRC_STRIDE);
+        tp_assert_ok(tp_driver_context_add_profile(f->dctx, "dst", 32, ids, strides, 2));
+        tp_assert_ok(tp_driver_context_add_stream(f->dctx, "back", BACK, "dst"));
     }
     else
     {
         tp_assert_ok(tp_driver_context_add_profile(f->dctx, "dst", 32, ids, strides, 2));
         tp_assert_ok(tp_driver_context_add_stream(f->dctx, "middle", MIDDLE, "dst"));
         tp_assert_ok(tp_driver_context_add_stream(f->dctx, "far", FAR, "dst"));
-        tp_assert_ok(tp_driver_context_add_stream(f->dctx, "limited", LIMITED, "dst"));
+        /* a stream produced on this host (or by the limiter), as large as A's */
+        const uint16_t big_ids[] = { 1 };
+        const uint32_t big_strides[] = { SRC_STRIDE };
+        tp_assert_ok(tp_driver_context_add_profile(f->dctx, "src", 32, big_ids, big_strides, 1));
+        tp_assert_ok(tp_driver_context_add_stream(f->dctx, "limited", LIMITED, "src"));
     }
     client_fixture_start(f);
 }
@@ -240,6 +247,78 @@ static void test_multicast_fan_out(void **state)
     end_close(&slow);
 }
 
+/* One instance per host, each sending one stream and receiving the other, over one multicast group: A's 10 arrives
+ * on B as 20 while B's 21 arrives on A as 11; each host's own chunks come back to it on the group and are ignored.
+ * covers: B-2.3-1, B-2.3-3 */
+static void test_both_directions(void **state)
+{
+    (void)state;
+    if (!has_multicast)
+    {
+        print_message("skipped: %s\n", no_multicast_why);
+        skip();
+    }
+    char group[160];
+    snprintf(group, sizeof(group), "aeron:udp?endpoint=239.255.20.3:%d|interface=127.0.0.1", port + 50);
+    const char *a_maps = "[[mappings]]\nsource_stream_id = 10\ndest_stream_id = 20\ndirection = \"send\"\n"
+                         "[[mappings]]\nsource_stream_id = 21\ndest_stream_id = 11\ndirection = \"receive\"\n";
+    const char *b_maps = "[[mappings]]\nsource_stream_id = 10\ndest_stream_id = 20\ndirection = \"receive\"\n"
+                         "[[mappings]]\nsource_stream_id = 21\ndest_stream_id = 11\ndirection = \"send\"\n";
+    static tp_bridge_config_t a_config;
+    static tp_bridge_config_t b_config;
+    bridge_fixture_config(&a_config, group, "a", "", a_maps);
+    bridge_fixture_config(&b_config, group, "b", "", b_maps);
+    end_t a = { 0 };
+    end_t b = { 0 };
+    end_open(&a, &A, &a_config);
+    end_open(&b, &B, &b_config);
+    tp_client_t *app_a;
+    tp_client_t *app_b;
+    tp_assert_ok(tp_client_connect(&app_a, A.cctx));
+    tp_assert_ok(tp_client_connect(&app_b, B.cctx));
+    tp_producer_t *on_a;
+    tp_producer_t *on_b;
+    tp_consumer_t *from_a;
+    tp_consumer_t *from_b;
+    tp_assert_ok(tp_producer_attach(&on_a, app_a, SOURCE, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_producer_attach(&on_b, app_b, LIMITED, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_consumer_attach_async(&from_a, app_b, MIDDLE));
+    tp_assert_ok(tp_consumer_attach_async(&from_b, app_a, BACK));
+    seen_t seen_b = { 0 };
+    seen_t seen_a = { 0 };
+    int64_t deadline = tp_clock_monotonic_ns() + WAIT_NS;
+    while (seen_a.frames < 50 || seen_b.frames < 50)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        if (tp_consumer_is_attached(from_a) && tp_consumer_is_attached(from_b))
+        {
+            bridge_fixture_offer(on_a);
+            bridge_fixture_offer(on_b);
+        }
+        tp_producer_do_work(on_a);
+        tp_producer_do_work(on_b);
+        int64_t now = tp_clock_monotonic_ns();
+        for (int i = 0; i < 4; i++)
+        {
+            tp_bridge_do_work(a.bridge, now);
+            tp_bridge_do_work(b.bridge, now);
+        }
+        tp_consumer_poll(from_a, bridge_fixture_on_frame, &seen_b, 64);
+        tp_consumer_poll(from_b, bridge_fixture_on_frame, &seen_a, 64);
+        usleep(500);
+    }
+    assert_int_equal(seen_a.bad + seen_b.bad, 0);
+    assert_int_equal(seen_a.wrong_pool + seen_b.wrong_pool, 0);
+    tp_consumer_close(from_a);
+    tp_consumer_close(from_b);
+    tp_producer_close(on_a);
+    tp_producer_close(on_b);
+    tp_client_close(app_a);
+    tp_client_close(app_b);
+    end_close(&a);
+    end_close(&b);
+}
+
 /* A -> B (stream 20), a 20 Hz rate limiter on B (20 -> 21), B -> C (21 -> 30): C reads at most the cap, each frame
  * whole and under its source seq from A.
  * covers: R-2.1-1, R-5-2 */
@@ -331,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain_of_two_bridges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multicast_fan_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ratelimiter_between_bridges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_both_directions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
