@@ -25,6 +25,8 @@ static const tp_cli_command_t commands[] = {
     { "discovery", "run a standalone discovery registry for several drivers", tp_cmd_discovery },
     { "produce", "publish test frames on a stream (seq and CRC32C inside, for tp consume --verify)", tp_cmd_produce },
     { "consume", "read a stream's frames, print frames/s and drops, optionally verify test frames", tp_cmd_consume },
+    { "snapshot", "write a stream's next frame as PNG / JPEG (images), .npy or raw bytes with a JSON header",
+        tp_cmd_snapshot },
     { "bridge", "carry streams to another host over UDP and rebuild them there (send or receive)", tp_cmd_bridge },
     { "ratelimiter", "republish streams at a capped frame rate (for GUIs, recorders, slow consumers)",
         tp_cmd_ratelimiter },

@@ -1,0 +1,372 @@
+/* Frames as image, NumPy and raw files; see tp_image.h. */
+#include "cli/tp_image.h"
+
+#include <stdio.h> /* before jpeglib.h, which uses FILE */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include "core/tp_err.h"
+
+/* The image's geometry in the tensor: which dim is height, width and channel. */
+typedef struct layout
+{
+    int h_dim;
+    int w_dim;
+    int c_dim; /* -1: one channel */
+    uint32_t channels;
+} layout_t;
+
+static bool is_channel_count(int32_t n)
+{
+    return n == 1 || n == 3 || n == 4;
+}
+
+static int image_layout(const tp_tensor_desc_t *t, layout_t *l)
+{
+    if (t->dtype != TP_DTYPE_UINT8 && t->dtype != TP_DTYPE_UINT16 && t->dtype != TP_DTYPE_FLOAT32)
+    {
+        TP_SET_ERR(TP_E_INVALID, "a %s tensor is not an image (UINT8, UINT16 or FLOAT32 are); write .npy or .raw",
+            tp_dtype_name(t->dtype) != NULL ? tp_dtype_name(t->dtype) : "unknown");
+        return -1;
+    }
+    if (t->ndims == 2)
+    {
+        *l = (layout_t){ .h_dim = 0, .w_dim = 1, .c_dim = -1, .channels = 1 };
+    }
+    else if (t->ndims == 3 && is_channel_count(t->dims[2]))
+    {
+        *l = (layout_t){ .h_dim = 0, .w_dim = 1, .c_dim = 2, .channels = (uint32_t)t->dims[2] };
+    }
+    else if (t->ndims == 3 && is_channel_count(t->dims[0]))
+    {
+        *l = (layout_t){ .h_dim = 1, .w_dim = 2, .c_dim = 0, .channels = (uint32_t)t->dims[0] };
+    }
+    else
+    {
+        TP_SET_ERR(TP_E_INVALID,
+            "a tensor of %u dims is not an image (2 dims H x W, or 3 with 1, 3 or 4 channels first or last are); "
+            "write .npy or .raw",
+            t->ndims);
+        return -1;
+    }
+    if (t->dtype == TP_DTYPE_FLOAT32 && l->channels != 1)
+    {
+        TP_SET_ERR(TP_E_INVALID, "a FLOAT32 image has one channel (a depth or heat map), this one has %u",
+            l->channels);
+        return -1;
+    }
+    if (t->dims[l->h_dim] <= 0 || t->dims[l->w_dim] <= 0)
+    {
+        TP_SET_ERR(TP_E_INVALID, "an image needs a height and a width above 0");
+        return -1;
+    }
+    return 0;
+}
+
+static double sample(const tp_tensor_desc_t *t, const uint8_t *at)
+{
+    switch (t->dtype)
+    {
+    case TP_DTYPE_UINT8:
+        return *at;
+    case TP_DTYPE_UINT16: {
+        uint16_t v;
+        memcpy(&v, at, sizeof(v));
+        return v;
+    }
+    default: {
+        float f;
+        memcpy(&f, at, sizeof(f));
+        return f;
+    }
+    }
+}
+
+int tp_image_from_tensor(tp_image_t *out, const tp_tensor_desc_t *t, const uint8_t *payload, size_t length)
+{
+    memset(out, 0, sizeof(*out));
+    layout_t l;
+    int64_t strides[TP_MAX_DIMS];
+    uint64_t span = 0;
+    if (image_layout(t, &l) < 0 || tp_tensor_resolve(t, strides, &span) < 0)
+    {
+        return -1;
+    }
+    if (span > length)
+    {
+        TP_SET_ERR(TP_E_INVALID, "the tensor spans %llu bytes, the payload has %zu", (unsigned long long)span, length);
+        return -1;
+    }
+    out->height = (uint32_t)t->dims[l.h_dim];
+    out->width = (uint32_t)t->dims[l.w_dim];
+    out->channels = l.channels;
+    out->bit_depth = t->dtype == TP_DTYPE_UINT16 ? 16 : 8;
+    size_t bytes_per_sample = out->bit_depth / 8;
+    size_t count = (size_t)out->width * out->height * out->channels;
+    out->pixels = malloc(count * bytes_per_sample);
+    if (out->pixels == NULL)
+    {
+        TP_SET_ERR(TP_E_CAPACITY, "out of memory for a %ux%u image", out->width, out->height);
+        return -1;
+    }
+    double lo = 0;
+    double hi = 0;
+    for (int pass = t->dtype == TP_DTYPE_FLOAT32 ? 0 : 1; pass < 2; pass++)
+    {
+        size_t n = 0;
+        for (uint32_t y = 0; y < out->height; y++)
+        {
+            for (uint32_t x = 0; x < out->width; x++)
+            {
+                for (uint32_t c = 0; c < out->channels; c++, n++)
+                {
+                    int64_t offset = (int64_t)y * strides[l.h_dim] + (int64_t)x * strides[l.w_dim] +
+                        (l.c_dim >= 0 ? (int64_t)c * strides[l.c_dim] : 0);
+                    double v = sample(t, payload + offset);
+                    if (pass == 0)
+                    {
+                        lo = n == 0 || v < lo ? v : lo;
+                        hi = n == 0 || v > hi ? v : hi;
+                    }
+                    else if (t->dtype == TP_DTYPE_FLOAT32)
+                    {
+                        double scaled = hi > lo ? (v - lo) * 255.0 / (hi - lo) : 0.0;
+                        out->pixels[n] = (uint8_t)(scaled + 0.5);
+                    }
+                    else if (out->bit_depth == 16)
+                    {
+                        uint16_t s = (uint16_t)v;
+                        out->pixels[2 * n] = (uint8_t)(s >> 8);
+                        out->pixels[2 * n + 1] = (uint8_t)(s & 0xFF);
+                    }
+                    else
+                    {
+                        out->pixels[n] = (uint8_t)v;
+                    }
+                }
+            }
+        }
+    }
+    out->is_scaled = t->dtype == TP_DTYPE_FLOAT32;
+    out->min = lo;
+    out->max = hi;
+    return 0;
+}
+
+void tp_image_free(tp_image_t *image)
+{
+    free(image->pixels);
+    image->pixels = NULL;
+}
+
+int tp_image_write_png(const tp_image_t *image, const char *path)
+{
+    static const int color_types[5] = { 0, PNG_COLOR_TYPE_GRAY, 0, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA };
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+    {
+        TP_SET_ERR(TP_E_GENERIC, "cannot create '%s'", path);
+        return -1;
+    }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png != NULL ? png_create_info_struct(png) : NULL;
+    if (info == NULL || setjmp(png_jmpbuf(png)))
+    {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        TP_SET_ERR(TP_E_GENERIC, "libpng failed writing '%s'", path);
+        return -1;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, image->width, image->height, (int)image->bit_depth, color_types[image->channels],
+        PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    size_t row_bytes = (size_t)image->width * image->channels * (image->bit_depth / 8);
+    for (uint32_t y = 0; y < image->height; y++)
+    {
+        png_write_row(png, image->pixels + (size_t)y * row_bytes);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    if (fclose(f) != 0)
+    {
+        TP_SET_ERR(TP_E_GENERIC, "writing '%s' failed", path);
+        return -1;
+    }
+    return 0;
+}
+
+int tp_image_write_jpeg(const tp_image_t *image, const char *path, int quality)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+    {
+        TP_SET_ERR(TP_E_GENERIC, "cannot create '%s'", path);
+        return -1;
+    }
+    uint32_t out_channels = image->channels == 1 ? 1 : 3;
+    uint8_t *row = malloc((size_t)image->width * out_channels);
+    if (row == NULL)
+    {
+        fclose(f);
+        TP_SET_ERR(TP_E_CAPACITY, "out of memory");
+        return -1;
+    }
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = image->width;
+    c.image_height = image->height;
+    c.input_components = (int)out_channels;
+    c.in_color_space = out_channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, quality, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    size_t step = image->bit_depth / 8; /* 16-bit: the high byte comes first */
+    for (uint32_t y = 0; y < image->height; y++)
+    {
+        const uint8_t *src = image->pixels + (size_t)y * image->width * image->channels * step;
+        for (uint32_t x = 0; x < image->width; x++)
+        {
+            for (uint32_t ch = 0; ch < out_channels; ch++)
+            {
+                row[(size_t)x * out_channels + ch] = src[((size_t)x * image->channels + ch) * step];
+            }
+        }
+        JSAMPROW rows[1] = { row };
+        jpeg_write_scanlines(&c, rows, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    free(row);
+    if (fclose(f) != 0)
+    {
+        TP_SET_ERR(TP_E_GENERIC, "writing '%s' failed", path);
+        return -1;
+    }
+    return 0;
+}
+
+const char *tp_npy_descr(tp_dtype_t dtype)
+{
+    switch (dtype)
+    {
+    case TP_DTYPE_UINT8:
+    case TP_DTYPE_BYTES:
+    case TP_DTYPE_UNKNOWN:
+        return "|u1";
+    case TP_DTYPE_INT8:
+        return "|i1";
+    case TP_DTYPE_UINT16:
+        return "<u2";
+    case TP_DTYPE_INT16:
+        return "<i2";
+    case TP_DTYPE_UINT32:
+        return "<u4";
+    case TP_DTYPE_INT32:
+        return "<i4";
+    case TP_DTYPE_UINT64:
+        return "<u8";
+    case TP_DTYPE_INT64:
+        return "<i8";
+    case TP_DTYPE_FLOAT32:
+        return "<f4";
+    case TP_DTYPE_FLOAT64:
+        return "<f8";
+    case TP_DTYPE_BOOLEAN:
+        return "|b1";
+    default:
+        return NULL;
+    }
+}
+
+/* Write the elements in C order: the last index fastest, whatever the strides. */
+static int write_elements(FILE *f, const tp_tensor_desc_t *t, const int64_t *strides, const uint8_t *payload,
+    size_t element)
+{
+    int32_t index[TP_MAX_DIMS] = { 0 };
+    uint64_t count = 1;
+    for (int d = 0; d < t->ndims; d++)
+    {
+        count *= (uint64_t)t->dims[d];
+    }
+    for (uint64_t n = 0; n < count; n++)
+    {
+        int64_t offset = 0;
+        for (int d = 0; d < t->ndims; d++)
+        {
+            offset += (int64_t)index[d] * strides[d];
+        }
+        if (fwrite(payload + offset, element, 1, f) != 1)
+        {
+            return -1;
+        }
+        for (int d = t->ndims - 1; d >= 0 && ++index[d] == t->dims[d]; d--)
+        {
+            index[d] = 0;
+        }
+    }
+    return 0;
+}
+
+int tp_npy_write(const char *path, const tp_tensor_desc_t *t, const uint8_t *payload, size_t length)
+{
+    const char *descr = tp_npy_descr(t->dtype);
+    int64_t strides[TP_MAX_DIMS];
+    uint64_t span = 0;
+    if (descr == NULL)
+    {
+        TP_SET_ERR(TP_E_INVALID, "NumPy has no dtype for %s elements; write .raw", tp_dtype_name(t->dtype));
+        return -1;
+    }
+    if (tp_tensor_resolve(t, strides, &span) < 0)
+    {
+        return -1;
+    }
+    if (span > length)
+    {
+        TP_SET_ERR(TP_E_INVALID, "the tensor spans %llu bytes, the payload has %zu", (unsigned long long)span, length);
+        return -1;
+    }
+    char shape[256] = "";
+    size_t used = 0;
+    for (int d = 0; d < t->ndims; d++)
+    {
+        used += (size_t)snprintf(shape + used, sizeof(shape) - used, "%d,%s", t->dims[d],
+            d + 1 < t->ndims ? " " : "");
+    }
+    if (t->ndims > 1)
+    {
+        shape[used - 1] = '\0'; /* (2, 3) but (2,) */
+    }
+    char header[512];
+    int n = snprintf(header, sizeof(header), "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shape);
+    /* magic (6) + version (2) + length (2) + header, padded with spaces to a multiple of 64, ending in '\n' */
+    size_t total = ((size_t)10 + (size_t)n + 1 + 63) / 64 * 64;
+    size_t header_length = total - 10;
+    memset(header + n, ' ', header_length - (size_t)n - 1);
+    header[header_length - 1] = '\n';
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+    {
+        TP_SET_ERR(TP_E_GENERIC, "cannot create '%s'", path);
+        return -1;
+    }
+    uint8_t preamble[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(header_length & 0xFF),
+        (uint8_t)(header_length >> 8) };
+    int rc = fwrite(preamble, sizeof(preamble), 1, f) == 1 && fwrite(header, header_length, 1, f) == 1 &&
+            write_elements(f, t, strides, payload, tp_dtype_size_bytes(t->dtype)) == 0
+        ? 0
+        : -1;
+    if (fclose(f) != 0 || rc < 0)
+    {
+        TP_SET_ERR(TP_E_GENERIC, "writing '%s' failed", path);
+        return -1;
+    }
+    return 0;
+}
