@@ -20,6 +20,7 @@
 #include "core/tp_proc.h"
 #include "discovery/tp_discovery_provider.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_lock.h"
 #include "shm/tp_shm_layout.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
@@ -181,6 +182,13 @@ int tp_driver_context_add_stream(tp_driver_context_t *ctx, const char *name, uin
 /* Take an exclusive flock on path for the driver's life (the pid is written into it for messages). */
 static int lock_file(const char *path, const char *what, int *out_fd)
 {
+    if (tp_driver_lock_is_ours(path))
+    {
+        /* Another driver of this process: opening (and closing) the file would drop that driver's record lock. */
+        TP_SET_ERR(TP_E_STATE, "another driver (pid %d, this process) already serves %s (lock %s)", (int)getpid(),
+            what, path);
+        return -1;
+    }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644); /* readable: clients ask who holds it */
     if (fd < 0)
     {
@@ -212,6 +220,7 @@ static int lock_file(const char *path, const char *what, int *out_fd)
     {
         TP_LOG_W("driver", "could not write the pid into %s: %s", path, strerror(errno));
     }
+    tp_driver_lock_remember(fd); /* so that clients in this process never open (and close) it */
     *out_fd = fd;
     return 0;
 }
@@ -795,10 +804,12 @@ int tp_driver_close(tp_driver_t *d)
     }
     if (d->lock_fd >= 0)
     {
+        tp_driver_lock_forget(d->lock_fd);
         close(d->lock_fd);
     }
     if (d->ns_lock_fd >= 0)
     {
+        tp_driver_lock_forget(d->ns_lock_fd);
         close(d->ns_lock_fd);
     }
     tp_bus_close(d->bus);

@@ -1,5 +1,6 @@
 /* A synchronous driver control-stream client; see tp_driver_proxy.h. */
 #include "driver/tp_driver_proxy.h"
+#include "driver/tp_driver_lock.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -208,6 +209,10 @@ static void on_detach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size
 /* The pid holding the driver's record lock, 0 if nobody (or we cannot tell). */
 static int32_t driver_lock_holder(const tp_driver_proxy_t *p)
 {
+    if (tp_driver_lock_is_ours(p->lock_path))
+    {
+        return (int32_t)getpid(); /* the driver is in this process: opening its lock file would drop the lock */
+    }
     int fd = open(p->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
     {
