@@ -361,7 +361,7 @@ static void test_through_a_lossy_link(void **state)
 /* The source producer restarts (a new epoch, seq from 0): the receiver drops what was in flight, takes a new local
  * epoch, and B's consumer follows with seqs that never go back within an epoch. A receiving bridge that restarts
  * gets a new local epoch too.
- * covers: B-8-1, B-8-2, B-8-5 */
+ * covers: B-8-1, B-8-2, B-8-5, W-15.2-2s */
 static void test_source_and_receiver_restart(void **state)
 {
     (void)state;
@@ -383,6 +383,7 @@ static void test_source_and_receiver_restart(void **state)
     assert_true(first_epoch >= 1); /* whatever B's driver granted first (driver authority: see docs) */
     tp_producer_close(source);
     tp_assert_ok(tp_producer_attach(&source, e.app_a, SOURCE, 5 * TP_NS_PER_S));
+    assert_int_equal(tp_producer_next_seq(source), 0); /* a new epoch numbers from 0 (W-15.2-2s) */
     stream(&e, source, dest, &seen, 30, 100000);
     assert_true(seen.last_epoch > first_epoch); /* a new source epoch: a new local one, above the previous */
     tp_bridge_receiver_counters_t rc;

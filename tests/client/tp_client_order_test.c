@@ -106,7 +106,8 @@ static void poll_until_frames(tp_consumer_t *c, seen_t *s, uint64_t frames)
 static void test_consumer_before_driver_and_producer(void **state)
 {
     (void)state;
-    /* Nobody answers yet: a blocking attach gives up with the reason; a non-blocking one keeps trying. */
+    /* Nobody answers yet: a blocking attach gives up with the reason at its timeout; a non-blocking one keeps
+     * trying. covers: D-4.2-5s */
     tp_producer_t *p = NULL;
     tp_assert_fails_with(tp_producer_attach(&p, client, STREAM, 200 * TP_NS_PER_MS), "no answer from the driver");
     assert_null(p);

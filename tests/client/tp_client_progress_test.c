@@ -128,7 +128,7 @@ static void test_progress_of_a_large_frame(void **state)
     tp_tensor_desc_t t;
     tp_tensor_bytes(&t, FRAME_BYTES);
     tp_claim_t claim;
-    /* Nobody follows progress yet: nothing is sent. */
+    /* Nobody follows progress yet: nothing is sent. covers: W-10.2.2-15s */
     tp_assert_ok(tp_producer_try_claim_by_size(p, FRAME_BYTES, &claim));
     tp_assert_ok(tp_producer_describe(p, &claim, FRAME_BYTES, &t, 0));
     assert_int_equal(tp_producer_progress(p, &claim, 1000), 0);

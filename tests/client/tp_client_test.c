@@ -74,7 +74,10 @@ static void test_frames_arrive_intact(void **state)
     make_payload(buf, 100, 1001);
     assert_int_equal(tp_producer_offer_frame(p, buf, 100, tensor_of(100), 0, 0), 1001);
     assert_int_equal(tp_consumer_poll(c, on_frame, &s, 16), 1);
+    /* Without a capture time the slot still gets one, the commit time on CLOCK_MONOTONIC (a realtime stamp would
+     * be decades past this clock). covers: W-10.2.1-4s, W-15.7-1s */
     assert_true(s.last.timestamp_ns >= capture); /* the commit time, or the last capture time if that is later */
+    assert_true(s.last.timestamp_ns <= (uint64_t)tp_clock_monotonic_ns());
     assert_true(s.last.publish_timestamp_ns >= (uint64_t)before);
     tp_consumer_counters(c, &k);
     assert_int_equal(k.frames, 1002);
