@@ -77,6 +77,8 @@ typedef struct ends
     tp_bus_t *b_bus;
     tp_bridge_t *sender;
     tp_bridge_t *receiver;
+    tp_bridge_config_t send;    /* kept for reopening an end */
+    tp_bridge_config_t receive;
 } ends_t;
 
 static void ends_open(ends_t *e, const tp_bridge_config_t *send, const tp_bridge_config_t *receive)
@@ -101,6 +103,19 @@ static void ends_close(ends_t *e)
     tp_client_close(e->b_client);
     tp_client_close(e->app_a);
     tp_client_close(e->app_b);
+}
+
+/* Both ends of one_mapping on loopback port + port_offset, A's source producer and B's consumer of the
+ * destination. */
+static void ends_start(ends_t *e, int port_offset, tp_producer_t **source, tp_consumer_t **dest)
+{
+    char endpoint[128];
+    snprintf(endpoint, sizeof(endpoint), "aeron:udp?endpoint=127.0.0.1:%d", port + port_offset);
+    bridge_fixture_config(&e->send, endpoint, "send", "", one_mapping);
+    bridge_fixture_config(&e->receive, endpoint, "receive", "", one_mapping);
+    ends_open(e, &e->send, &e->receive);
+    tp_assert_ok(tp_producer_attach(source, e->app_a, SOURCE, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_consumer_attach_async(dest, e->app_b, DEST));
 }
 
 /* One duty cycle of both bridges; the work done. */
@@ -365,18 +380,11 @@ static void test_through_a_lossy_link(void **state)
 static void test_source_and_receiver_restart(void **state)
 {
     (void)state;
-    char endpoint[128];
-    snprintf(endpoint, sizeof(endpoint), "aeron:udp?endpoint=127.0.0.1:%d", port + 4);
-    static tp_bridge_config_t send;
-    static tp_bridge_config_t receive;
-    bridge_fixture_config(&send, endpoint, "send", "", one_mapping);
-    bridge_fixture_config(&receive, endpoint, "receive", "", one_mapping);
-    ends_t e = { 0 };
-    ends_open(&e, &send, &receive);
+    static ends_t e;
+    memset(&e, 0, sizeof(e));
     tp_producer_t *source;
     tp_consumer_t *dest;
-    tp_assert_ok(tp_producer_attach(&source, e.app_a, SOURCE, 5 * TP_NS_PER_S));
-    tp_assert_ok(tp_consumer_attach_async(&dest, e.app_b, DEST));
+    ends_start(&e, 4, &source, &dest);
     seen_t seen = { 0 };
     stream(&e, source, dest, &seen, 30, 100000);
     uint64_t first_epoch = seen.last_epoch;
@@ -393,7 +401,7 @@ static void test_source_and_receiver_restart(void **state)
     /* the receiving bridge restarts */
     uint64_t before = seen.last_epoch;
     tp_bridge_close(e.receiver);
-    tp_assert_ok(tp_bridge_open(&e.receiver, e.b_client, e.b_bus, &receive));
+    tp_assert_ok(tp_bridge_open(&e.receiver, e.b_client, e.b_bus, &e.receive));
     stream(&e, source, dest, &seen, 30, 100000);
     assert_true(seen.last_epoch > before); /* the receiver restarted: above again */
     assert_int_equal(seen.bad, 0);
@@ -477,18 +485,11 @@ static void test_destinations(void **state)
 static void test_steady_state_allocates_nothing(void **state)
 {
     (void)state;
-    char endpoint[128];
-    snprintf(endpoint, sizeof(endpoint), "aeron:udp?endpoint=127.0.0.1:%d", port + 7);
-    static tp_bridge_config_t send;
-    static tp_bridge_config_t receive;
-    bridge_fixture_config(&send, endpoint, "send", "", one_mapping);
-    bridge_fixture_config(&receive, endpoint, "receive", "", one_mapping);
-    ends_t e = { 0 };
-    ends_open(&e, &send, &receive);
+    static ends_t e;
+    memset(&e, 0, sizeof(e));
     tp_producer_t *source;
     tp_consumer_t *dest;
-    tp_assert_ok(tp_producer_attach(&source, e.app_a, SOURCE, 5 * TP_NS_PER_S));
-    tp_assert_ok(tp_consumer_attach_async(&dest, e.app_b, DEST));
+    ends_start(&e, 7, &source, &dest);
     seen_t seen = { 0 };
     stream(&e, source, dest, &seen, 50, 100000);
     tp_assert_ok(tp_driver_stop(A.driver));
