@@ -648,7 +648,7 @@ static void test_flood_of_garbage_is_counted_and_ignored(void **state)
 static void test_shutdown_token(void **state)
 {
     (void)state;
-    /* covers: D-4.13-2, D-4.13-3, D-4.13-5 */
+    /* covers: D-4.13-2, D-4.13-3, D-4.13-5, D-4.13-1s, D-4.13-7s (the token guards it; the reason is the request's) */
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     tp_attach_result_t r;
     attach_ok(&p, &r);
