@@ -162,25 +162,56 @@ void tp_image_free(tp_image_t *image)
     image->pixels = NULL;
 }
 
-int tp_image_write_png(const tp_image_t *image, const char *path)
+typedef struct png_out
+{
+    FILE *file;       /* a file, or */
+    uint8_t *data;    /* a growing buffer */
+    size_t length;
+    size_t capacity;
+    bool has_failed;
+} png_out_t;
+
+static void png_write_bytes(png_structp png, png_bytep bytes, png_size_t n)
+{
+    png_out_t *o = png_get_io_ptr(png);
+    if (o->file != NULL)
+    {
+        o->has_failed |= fwrite(bytes, 1, n, o->file) != n;
+        return;
+    }
+    if (o->length + n > o->capacity)
+    {
+        size_t capacity = (o->length + n) * 2;
+        uint8_t *grown = realloc(o->data, capacity);
+        if (grown == NULL)
+        {
+            o->has_failed = true;
+            return;
+        }
+        o->data = grown;
+        o->capacity = capacity;
+    }
+    memcpy(o->data + o->length, bytes, n);
+    o->length += n;
+}
+
+static void png_flush_nothing(png_structp png)
+{
+    (void)png;
+}
+
+static int encode_png(const tp_image_t *image, png_out_t *o)
 {
     static const int color_types[5] = { 0, PNG_COLOR_TYPE_GRAY, 0, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA };
-    FILE *f = fopen(path, "wb");
-    if (f == NULL)
-    {
-        TP_SET_ERR(TP_E_GENERIC, "cannot create '%s'", path);
-        return -1;
-    }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png != NULL ? png_create_info_struct(png) : NULL;
     if (info == NULL || setjmp(png_jmpbuf(png)))
     {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        TP_SET_ERR(TP_E_GENERIC, "libpng failed writing '%s'", path);
+        TP_SET_ERR(TP_E_GENERIC, "libpng failed");
         return -1;
     }
-    png_init_io(png, f);
+    png_set_write_fn(png, o, png_write_bytes, png_flush_nothing);
     png_set_IHDR(png, info, image->width, image->height, (int)image->bit_depth, color_types[image->channels],
         PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
@@ -191,11 +222,41 @@ int tp_image_write_png(const tp_image_t *image, const char *path)
     }
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0)
+    if (o->has_failed)
     {
-        TP_SET_ERR(TP_E_GENERIC, "writing '%s' failed", path);
+        TP_SET_ERR(TP_E_GENERIC, "writing the PNG failed");
         return -1;
     }
+    return 0;
+}
+
+int tp_image_write_png(const tp_image_t *image, const char *path)
+{
+    png_out_t o = { .file = fopen(path, "wb") };
+    if (o.file == NULL)
+    {
+        TP_SET_ERR(TP_E_GENERIC, "cannot create '%s'", path);
+        return -1;
+    }
+    int rc = encode_png(image, &o);
+    if (fclose(o.file) != 0 || rc < 0)
+    {
+        TP_APPEND_ERR("'%s'", path);
+        return -1;
+    }
+    return 0;
+}
+
+int tp_image_encode_png(const tp_image_t *image, uint8_t **out, size_t *length)
+{
+    png_out_t o = { 0 };
+    if (encode_png(image, &o) < 0)
+    {
+        free(o.data);
+        return -1;
+    }
+    *out = o.data;
+    *length = o.length;
     return 0;
 }
 

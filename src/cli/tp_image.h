@@ -33,6 +33,8 @@ int tp_image_from_tensor(tp_image_t *out, const tp_tensor_desc_t *tensor, const 
 void tp_image_free(tp_image_t *image);
 
 int tp_image_write_png(const tp_image_t *image, const char *path);
+/* The PNG in memory (*out: malloc'd, the caller frees it). */
+int tp_image_encode_png(const tp_image_t *image, uint8_t **out, size_t *length);
 /* quality 1..100; 16-bit images keep their high byte, RGBA drops alpha. */
 int tp_image_write_jpeg(const tp_image_t *image, const char *path, int quality);
 
