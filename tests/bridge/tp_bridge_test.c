@@ -29,7 +29,7 @@
 #define DEST2 21
 #define DEST_CONTROL 1077
 #define SENT_FRAMES 5000
-#define WAIT_NS (30 * TP_NS_PER_S)
+#define WAIT_NS (60 * TP_NS_PER_S) /* generous: CI machines are shared and slow at times */
 
 static client_fixture_t A;
 static client_fixture_t B;
@@ -351,8 +351,11 @@ static void test_through_a_lossy_link(void **state)
     snprintf(at_receiver, sizeof(at_receiver), "aeron:udp?endpoint=127.0.0.1:%d", port + 3);
     static tp_bridge_config_t send;
     static tp_bridge_config_t receive;
-    bridge_fixture_config(&send, to_relay, "send", "", one_mapping);
-    bridge_fixture_config(&receive, at_receiver, "receive", "", one_mapping);
+    /* Repairs through the relay thread take a while on a loaded (or sanitized) build: a long assembly timeout, so
+     * that slowness is not counted as loss. */
+    const char *patient = "assembly_timeout_ms = 3000\n";
+    bridge_fixture_config(&send, to_relay, "send", patient, one_mapping);
+    bridge_fixture_config(&receive, at_receiver, "receive", patient, one_mapping);
     ends_t e = { 0 };
     ends_open(&e, &send, &receive);
     tp_producer_t *source;
@@ -360,7 +363,7 @@ static void test_through_a_lossy_link(void **state)
     tp_assert_ok(tp_producer_attach(&source, e.app_a, SOURCE, 5 * TP_NS_PER_S));
     tp_assert_ok(tp_consumer_attach_async(&dest, e.app_b, DEST));
     seen_t seen = { 0 };
-    stream(&e, source, dest, &seen, 150, 100000);
+    stream(&e, source, dest, &seen, 100, 100000);
     tp_bridge_receiver_counters_t rc;
     tp_bridge_receiver_counters(tp_bridge_receiver_at(e.receiver, 0), &rc);
     print_message("B read %d whole frames; CRC drops %llu\n", seen.frames,
@@ -551,7 +554,7 @@ static void progress_message(tp_bus_publication_t *pub, uint32_t stream_id, uint
 #define RECEIVE_UNTIL(bridge, now_ns, cond)                                                                            \
     do                                                                                                                 \
     {                                                                                                                  \
-        int64_t until_ = tp_clock_monotonic_ns() + 5 * TP_NS_PER_S;                                                   \
+        int64_t until_ = tp_clock_monotonic_ns() + 15 * TP_NS_PER_S;                                                  \
         while (!(cond) && tp_clock_monotonic_ns() < until_)                                                            \
         {                                                                                                              \
             tp_bridge_do_work((bridge), (now_ns));                                                                     \
