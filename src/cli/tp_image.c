@@ -1,6 +1,7 @@
 /* Frames as image, NumPy and raw files; see tp_image.h. */
 #include "cli/tp_image.h"
 
+#include <math.h>
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,7 @@ int tp_image_from_tensor(tp_image_t *out, const tp_tensor_desc_t *t, const uint8
     }
     double lo = 0;
     double hi = 0;
+    bool has_range = false;
     for (int pass = t->dtype == TP_DTYPE_FLOAT32 ? 0 : 1; pass < 2; pass++)
     {
         size_t n = 0;
@@ -128,12 +130,17 @@ int tp_image_from_tensor(tp_image_t *out, const tp_tensor_desc_t *t, const uint8
                     double v = sample(t, payload + offset);
                     if (pass == 0)
                     {
-                        lo = n == 0 || v < lo ? v : lo;
-                        hi = n == 0 || v > hi ? v : hi;
+                        /* NaN and infinities (a depth map's "no reading") take no part in the range */
+                        if (isfinite(v))
+                        {
+                            lo = !has_range || v < lo ? v : lo;
+                            hi = !has_range || v > hi ? v : hi;
+                            has_range = true;
+                        }
                     }
                     else if (t->dtype == TP_DTYPE_FLOAT32)
                     {
-                        double scaled = hi > lo ? (v - lo) * 255.0 / (hi - lo) : 0.0;
+                        double scaled = isfinite(v) && hi > lo ? (v - lo) * 255.0 / (hi - lo) : 0.0;
                         out->pixels[n] = (uint8_t)(scaled + 0.5);
                     }
                     else if (out->bit_depth == 16)
