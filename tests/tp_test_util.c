@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -159,3 +161,27 @@ int tp_test_enter_multicast_netns(char *why, size_t capacity)
     }
     return 0;
 }
+
+#ifdef TP_TOOL
+int tp_test_start_driver_process(const char *config, const char *bus_dir)
+{
+    char status[4096];
+    snprintf(status, sizeof(status), "%s/driver-1000.json", bus_dir);
+    unlink(status);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+    {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setenv("TP_LOG_LEVEL", "30", 1);
+        execl(TP_TOOL, TP_TOOL, "driver", config, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 5000 && access(status, R_OK) != 0; i++)
+    {
+        usleep(2000);
+    }
+    assert_int_equal(access(status, R_OK), 0);
+    return pid;
+}
+#endif

@@ -65,6 +65,10 @@ void tp_test_remove_dir(const char *path);
 /* Run a command through /bin/sh, capturing stdout (and stderr if want_stderr) into out. Returns exit status. */
 int tp_test_run(const char *command, char *out, size_t capacity);
 
+/* `tp driver CONFIG` as a child process (killed with the test), returned once its status file
+ * <bus_dir>/driver-1000.json exists (10 s at most). Stop it with kill(pid, SIGTERM) and waitpid. */
+int tp_test_start_driver_process(const char *config, const char *bus_dir);
+
 /* Configuration tests: parse text as the TOML file `name` and load it with load into config; the report is left
  * in r (the caller finis it). expect_error fails the test unless loading fails with needle among the errors. */
 typedef int (*tp_test_config_loader_t)(void *config, const tp_toml_value_t *doc, tp_config_report_t *report);

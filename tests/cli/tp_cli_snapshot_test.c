@@ -57,23 +57,7 @@ static int setup(void **state)
         fprintf(f, "[streams.s%u]\nstream_id = %u\nprofile = \"p\"\n", id, id);
     }
     fclose(f);
-    char status[700];
-    snprintf(status, sizeof(status), "%s/driver-1000.json", bus_dir);
-    driver_pid = fork();
-    assert_true(driver_pid >= 0);
-    if (driver_pid == 0)
-    {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        setenv("TP_LOG_LEVEL", "30", 1);
-        execl(TP_TOOL, TP_TOOL, "driver", config, (char *)NULL);
-        _exit(127);
-    }
-    int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
-    while (access(status, R_OK) != 0)
-    {
-        assert_true(tp_clock_monotonic_ns() < deadline);
-        usleep(2000);
-    }
+    driver_pid = tp_test_start_driver_process(config, bus_dir);
     tp_assert_ok(tp_client_context_init(&cctx));
     tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus_dir));
     tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));

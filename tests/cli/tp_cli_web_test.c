@@ -67,16 +67,7 @@ static int setup(void **state)
         "[streams.cam]\nstream_id = %d\nprofile = \"p\"\n",
         bus_dir, shm, STREAM);
     fclose(f);
-    char status[700];
-    snprintf(status, sizeof(status), "%s/driver-1000.json", bus_dir);
-    char *driver_argv[] = { TP_TOOL, "driver", config, NULL };
-    driver_pid = spawn(driver_argv);
-    int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
-    while (access(status, R_OK) != 0)
-    {
-        assert_true(tp_clock_monotonic_ns() < deadline);
-        usleep(2000);
-    }
+    driver_pid = tp_test_start_driver_process(config, bus_dir);
     tp_assert_ok(tp_client_context_init(&cctx));
     tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus_dir));
     tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
