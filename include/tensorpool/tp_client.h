@@ -320,8 +320,16 @@ TP_API int tp_consumer_poll(tp_consumer_t *consumer, tp_frame_handler_t handler,
  * unchanged, late otherwise. Also does everything tp_consumer_poll does between frames. Hot path. */
 TP_API int tp_consumer_next(tp_consumer_t *consumer, tp_frame_t *out);
 
+/* Random access, for stages that pick frames by sequence (a join reading in_seq once its barrier says ready): the
+ * frame seq of the mapped epoch if its slot holds it now, committed (1); 0 if it does not (not written yet, being
+ * rewritten, overwritten by a newer frame, or its header breaks a rule). A single attempt that never waits. The view
+ * (trace_id and publish time unknown: 0) is valid until the next tp_consumer_poll / tp_consumer_next, which may
+ * remap; check tp_frame_is_intact after reading it in place, or copy it out. Counts nothing. Hot path. */
+TP_API int tp_consumer_read(tp_consumer_t *consumer, uint64_t seq, tp_frame_t *out);
+
 TP_API void tp_consumer_counters(const tp_consumer_t *consumer, tp_consumer_counters_t *out);
 TP_API uint64_t tp_consumer_epoch(const tp_consumer_t *consumer);
+TP_API uint32_t tp_consumer_stream_id(const tp_consumer_t *consumer);
 TP_API uint64_t tp_consumer_lease_id(const tp_consumer_t *consumer);
 TP_API bool tp_consumer_is_attached(const tp_consumer_t *consumer);
 /* Why the last attach attempt failed ("" when it did not). */

@@ -104,6 +104,10 @@ struct tp_client_lease
     bool is_superseded; /* a newer epoch or a changed superblock: detach and attach again at the next tick */
     bool is_refused;    /* the last attempt was answered with a refusal (last_error says why) */
     uint64_t lease_id;
+    uint32_t node_id; /* the driver's grant for this attachment (ShmAttachResponse.nodeId), 0 if none */
+    uint32_t first_node_id;     /* the first grant: asked for again (desiredNodeId) by every later attach */
+    bool is_node_id_refused;    /* an attach asking for it was refused: the next ones do not ask */
+    bool is_asking_node_id;     /* the attach in flight asks for it */
     uint64_t epoch;
     uint32_t nslots;
     tp_shm_region_t header;

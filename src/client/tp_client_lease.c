@@ -146,6 +146,11 @@ static void start_attach(tp_client_lease_t *l)
     tp_attach_params_t params = { .stream_id = l->stream_id, .client_id = l->client_id, .role = l->role,
         .expected_layout_version = TP_LAYOUT_VERSION, .publish_mode = l->publish_mode,
         .require_hugepages = TP_DRIVER_HUGEPAGES_POLICY_UNSPECIFIED };
+    /* TraceLink 6.2: a node id stays the process's for its life, so a new attachment (after a lost lease or a
+     * driver restart) asks for the first one back. */
+    params.has_desired_node_id = l->first_node_id != 0 && !l->is_node_id_refused;
+    params.desired_node_id = l->first_node_id;
+    l->is_asking_node_id = params.has_desired_node_id;
     if (tp_driver_proxy_attach_start(c->proxy, &params, c->attach_result) < 0)
     {
         remember_error(l);
@@ -166,10 +171,13 @@ static void finish_attach(tp_client_lease_t *l, const tp_attach_result_t *r, int
             tp_driver_role_name(l->role), l->stream_id, tp_driver_response_code_name(r->code), r->error_message);
         remember_error(l);
         l->is_refused = true;
+        l->is_node_id_refused = l->is_node_id_refused || l->is_asking_node_id; /* perhaps why: not again */
         schedule_retry(l, now_ns);
         return;
     }
     l->lease_id = r->lease_id;
+    l->node_id = r->has_node_id ? r->node_id : 0;
+    l->first_node_id = l->first_node_id != 0 ? l->first_node_id : l->node_id;
     l->epoch = r->epoch;
     l->nslots = r->header_nslots;
     if (check_response(r, l->stream_id) < 0 || lease_map(l, r) < 0)

@@ -99,6 +99,33 @@ static bool ring_refutes(const tp_consumer_t *c, uint64_t claimed, uint64_t seq)
     return (held & 1) != 0 && (held >> 1) == seq;
 }
 
+/* The frame view of a slot that read stable as seq: false if its payload coordinates break a rule. */
+static bool fill_view(const tp_consumer_t *c, uint64_t seq, const uint8_t *slot, const tp_slot_fields_t *fields,
+    uint64_t seq_commit, tp_frame_t *f)
+{
+    const tp_client_lease_t *l = &c->lease;
+    uint32_t index = (uint32_t)(seq & c->mask);
+    int pool = pool_index(l, fields->pool_id);
+    if (pool < 0 || !tp_slot_payload_is_valid(fields, index, l->nslots, l->strides[pool]))
+    {
+        return false;
+    }
+    f->stream_id = l->stream_id;
+    f->epoch = l->epoch;
+    f->seq = seq;
+    f->timestamp_ns = fields->timestamp_ns;
+    f->publish_timestamp_ns = 0;
+    f->meta_version = fields->meta_version;
+    f->trace_id = 0;
+    f->pool_id = fields->pool_id;
+    f->payload = tp_pool_slot_at(l->pools[pool].base, index, l->strides[pool]);
+    f->payload_length = fields->values_len_bytes;
+    f->slot_ = slot;
+    f->seq_commit_ = seq_commit;
+    f->copied_ = NULL;
+    return true;
+}
+
 static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id, uint64_t publish_ns)
 {
     tp_client_lease_t *l = &c->lease;
@@ -137,24 +164,13 @@ static void read_frame(tp_consumer_t *c, uint64_t seq, uint64_t trace_id, uint64
         c->counters.drops_late++;
         return;
     }
-    int pool = pool_index(l, fields.pool_id);
-    if (pool < 0 || !tp_slot_payload_is_valid(&fields, index, l->nslots, l->strides[pool]))
+    if (!fill_view(c, seq, slot, &fields, seq_commit, &f))
     {
         c->counters.drops_invalid++;
         return;
     }
-    f.stream_id = l->stream_id;
-    f.epoch = l->epoch;
-    f.seq = seq;
-    f.timestamp_ns = fields.timestamp_ns;
-    f.publish_timestamp_ns = publish_ns;
-    f.meta_version = fields.meta_version;
     f.trace_id = trace_id;
-    f.pool_id = fields.pool_id;
-    f.payload = tp_pool_slot_at(l->pools[pool].base, index, l->strides[pool]);
-    f.payload_length = fields.values_len_bytes;
-    f.slot_ = slot;
-    f.seq_commit_ = seq_commit;
+    f.publish_timestamp_ns = publish_ns;
     c->delivered++;
     if (c->is_pulling)
     {
@@ -363,6 +379,11 @@ uint64_t tp_consumer_lease_id(const tp_consumer_t *c)
     return c->lease.lease_id;
 }
 
+uint32_t tp_consumer_stream_id(const tp_consumer_t *c)
+{
+    return c->lease.stream_id;
+}
+
 uint64_t tp_consumer_epoch(const tp_consumer_t *c)
 {
     return c->lease.epoch;
@@ -413,6 +434,23 @@ void tp_consumer_agent(tp_agent_t *out, tp_consumer_t *c, tp_frame_handler_t han
     out->name = "tp-consumer";
     out->do_work = consumer_agent_work;
     out->state = c;
+}
+
+int tp_consumer_read(tp_consumer_t *c, uint64_t seq, tp_frame_t *out)
+{
+    const tp_client_lease_t *l = &c->lease;
+    if (!l->is_valid || l->is_lost || l->is_superseded || c->generation != l->generation)
+    {
+        return 0;
+    }
+    const uint8_t *slot = tp_header_slot_at(l->header.base, (uint32_t)(seq & c->mask));
+    tp_slot_fields_t fields;
+    uint64_t seq_commit = 0;
+    if (tp_slot_snapshot(slot, seq, &fields, &out->tensor, &seq_commit) != TP_SLOT_OK)
+    {
+        return 0; /* not written yet, being written, overwritten, or a header that breaks a rule */
+    }
+    return fill_view(c, seq, slot, &fields, seq_commit, out) ? 1 : 0;
 }
 
 bool tp_frame_is_intact(const tp_frame_t *f)

@@ -15,6 +15,7 @@
 #include "core/tp_copy.h"
 #include "core/tp_err.h"
 #include "shm/tp_header_ring.h"
+#include "tensorpool/tp_trace.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 #include "wire/tp_tensor.h"
@@ -39,6 +40,11 @@ struct tp_producer
     uint32_t described_length;
     uint64_t progress_bytes;
     int64_t progress_ns;
+    /* tracing (tp_trace.h): ids minted for frames offered without one */
+    bool is_tracing;
+    bool has_trace_node;
+    tp_trace_id_gen_t trace_gen;
+    uint64_t last_trace_id;
     /* the work of tp_producer_agent */
     tp_produce_fn_t produce;
     void *produce_clientd;
@@ -322,6 +328,11 @@ static int64_t commit_validated(tp_producer_t *p, tp_claim_t *claim, uint32_t le
     p->has_claim = false;
     p->next_seq++;
     p->last_timestamp_ns = timestamp_ns;
+    if (trace_id == 0 && p->is_tracing)
+    {
+        trace_id = tp_trace_id_next(&p->trace_gen, tp_clock_realtime_ns()); /* T-6.3-1: a root frame (vDSO) */
+    }
+    p->last_trace_id = trace_id;
     /* Wire spec 8.3, 10.2.1: the descriptor goes out only after the commit, stamped with the publish time. */
     int64_t rc = publish_descriptor(p, seq, (uint64_t)tp_client_now(l->client), meta_version, trace_id);
     if (rc < 0)
@@ -480,6 +491,53 @@ tp_metadata_publisher_t *tp_producer_metadata(tp_producer_t *p)
 uint32_t tp_producer_stream_id(const tp_producer_t *p)
 {
     return p->lease.stream_id;
+}
+
+/* The node id is fixed the first time tracing needs it and kept for the producer's life (T-6.2-2), even when a
+ * later attachment is granted another. */
+static int fix_trace_node(tp_producer_t *p, uint32_t node_id)
+{
+    if (tp_trace_id_gen_init(&p->trace_gen, node_id) < 0)
+    {
+        TP_APPEND_ERR("tracing on stream %" PRIu32, p->lease.stream_id);
+        return -1;
+    }
+    p->has_trace_node = true;
+    return 0;
+}
+
+int tp_producer_set_tracing(tp_producer_t *p, bool is_enabled)
+{
+    if (is_enabled && !p->has_trace_node)
+    {
+        if (p->lease.node_id == 0)
+        {
+            TP_SET_ERR(TP_E_STATE, "stream %" PRIu32 ": no node id yet to mint trace ids with (attach first, or set "
+                "one with tp_producer_set_trace_node_id)", p->lease.stream_id);
+            return -1;
+        }
+        if (fix_trace_node(p, p->lease.node_id) < 0)
+        {
+            return -1;
+        }
+    }
+    p->is_tracing = is_enabled;
+    return 0;
+}
+
+int tp_producer_set_trace_node_id(tp_producer_t *p, uint32_t node_id)
+{
+    return fix_trace_node(p, node_id);
+}
+
+uint32_t tp_producer_node_id(const tp_producer_t *p)
+{
+    return p->has_trace_node ? p->trace_gen.node_id : p->lease.node_id;
+}
+
+uint64_t tp_producer_last_trace_id(const tp_producer_t *p)
+{
+    return p->last_trace_id;
 }
 
 uint64_t tp_producer_epoch(const tp_producer_t *p)

@@ -23,6 +23,7 @@
 #include "core/tp_err.h"
 #include "core/tp_log.h"
 #include "driver/tp_driver_internal.h"
+#include "tensorpool/tp_trace.h"
 #include "tp_sbe_driver.h"
 
 typedef struct attach_request
@@ -79,21 +80,24 @@ static bool node_id_is_taken(const tp_driver_t *d, uint32_t node_id)
     return false;
 }
 
+/* Node ids go round-robin through [1, TP_TRACE_NODE_ID_MAX], the range a trace id can carry (tp_trace.h), so a
+ * released id is handed out again only after every other one (TraceLink spec 6.2's cooldown). The table holds
+ * fewer leases than ids, so a free one is always found. */
 static uint32_t node_id_next_free(tp_driver_t *d)
 {
-    for (;;)
+    for (uint32_t tries = 0; tries < TP_TRACE_NODE_ID_MAX; tries++)
     {
-        uint32_t id = d->next_node_id++;
-        if (d->next_node_id == UINT32_MAX)
-        {
-            d->next_node_id = 1;
-        }
-        if (id != 0 && id != UINT32_MAX && !node_id_is_taken(d, id))
+        uint32_t id = d->next_node_id;
+        d->next_node_id = id >= TP_TRACE_NODE_ID_MAX ? 1 : id + 1;
+        if (id >= 1 && id <= TP_TRACE_NODE_ID_MAX && !node_id_is_taken(d, id))
         {
             return id;
         }
     }
+    return 0; /* unreachable while TP_DRIVER_MAX_LEASES < TP_TRACE_NODE_ID_MAX */
 }
+
+_Static_assert(TP_DRIVER_MAX_LEASES < TP_TRACE_NODE_ID_MAX, "every lease must find a free node id");
 
 /* A free table row: never used, or ended (ended leases keep their row until it is needed, so that a detach of
  * an ended lease is recognised). Prefers never-used rows. */
