@@ -13,6 +13,7 @@
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "tensorpool/tp_client.h"
+#include "tensorpool/tp_trace.h"
 
 #define ATTACH_TIMEOUT_NS (10 * TP_NS_PER_S)
 
@@ -26,18 +27,20 @@ typedef struct pipe_options
     const char *bus_dir;
     const char *base_dirs;
     bool is_verify;
+    bool is_tracing;
 } pipe_options_t;
 
 static void produce_usage(FILE *out)
 {
     fprintf(out,
-        "usage: tp produce STREAM_ID [--size BYTES] [--rate HZ] [--count N] [--seconds S] [--bus-dir DIR]\n"
-        "                  [--allowed-base-dirs DIRS]\n\n"
+        "usage: tp produce STREAM_ID [--size BYTES] [--rate HZ] [--count N] [--seconds S] [--trace]\n"
+        "                  [--bus-dir DIR] [--allowed-base-dirs DIRS]\n\n"
         "Attach to STREAM_ID as its producer through the local driver and publish test frames (a UINT8 tensor of\n"
         "--size bytes [65536] carrying its seq and a CRC32C, which `tp consume --verify` checks) at --rate frames\n"
         "per second [100; 0 = as fast as possible], until --count frames [unlimited] or --seconds [unlimited]\n"
-        "or Ctrl-C. Once a second it prints frames/s and MiB/s. The bus and SHM base come from the options or the\n"
-        "environment (TP_BUS_DIR, CLIENT_ALLOWED_BASE_DIRS).\n\n"
+        "or Ctrl-C. Once a second it prints frames/s and MiB/s. --trace gives every frame a new trace id (the\n"
+        "stream's root frames, for `tp trace`). The bus and SHM base come from the options or the environment\n"
+        "(TP_BUS_DIR, CLIENT_ALLOWED_BASE_DIRS).\n\n"
         "example:\n"
         "  tp produce 10000 --size 921600 --rate 30\n\n"
         "exit status: 0 done; 1 the attach failed; 2 bad arguments.\n");
@@ -75,6 +78,11 @@ static int parse(int argc, char **argv, pipe_options_t *o, bool is_producer)
         if (strcmp(a, "--verify") == 0 && !is_producer)
         {
             o->is_verify = true;
+            continue;
+        }
+        if (strcmp(a, "--trace") == 0 && is_producer)
+        {
+            o->is_tracing = true;
             continue;
         }
         if (v == NULL)
@@ -155,13 +163,14 @@ int tp_cmd_produce(int argc, char **argv)
     int status = TP_EXIT_OK;
     tp_cli_install_stop_handlers();
     if (connect_client(&o, &ctx, &client) < 0 || tp_alloc((void **)&payload, o.size) < 0 ||
-        tp_producer_attach(&producer, client, o.stream_id, ATTACH_TIMEOUT_NS) < 0)
+        tp_producer_attach(&producer, client, o.stream_id, ATTACH_TIMEOUT_NS) < 0 ||
+        (o.is_tracing && tp_producer_set_tracing(producer, true) < 0))
     {
         status = tp_cli_fail(TP_EXIT_FAILED, "produce", "stream %" PRIu32 ": %s", o.stream_id, tp_errmsg());
         goto done;
     }
-    fprintf(stderr, "tp produce: stream %" PRIu32 ", epoch %" PRIu64 ", %" PRIu64 "-byte frames\n", o.stream_id,
-        tp_producer_epoch(producer), o.size);
+    fprintf(stderr, "tp produce: stream %" PRIu32 ", epoch %" PRIu64 ", %" PRIu64 "-byte frames%s\n", o.stream_id,
+        tp_producer_epoch(producer), o.size, o.is_tracing ? ", traced" : "");
     tp_tensor_desc_t tensor;
     memset(&tensor, 0, sizeof(tensor));
     tensor.dtype = TP_DTYPE_UINT8;
