@@ -163,6 +163,19 @@ int tp_test_enter_multicast_netns(char *why, size_t capacity)
 }
 
 #ifdef TP_TOOL
+int tp_test_spawn(const char *command)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+    {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
 int tp_test_start_driver_process(const char *config, const char *bus_dir)
 {
     char status[4096];

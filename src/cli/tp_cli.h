@@ -28,6 +28,7 @@ int tp_cmd_produce(int argc, char **argv);
 int tp_cmd_consume(int argc, char **argv);
 int tp_cmd_snapshot(int argc, char **argv);
 int tp_cmd_web(int argc, char **argv);
+int tp_cmd_trace(int argc, char **argv);
 int tp_cmd_encode(int argc, char **argv);
 int tp_cmd_demo(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);

@@ -27,6 +27,8 @@ static const tp_cli_command_t commands[] = {
     { "consume", "read a stream's frames, print frames/s and drops, optionally verify test frames", tp_cmd_consume },
     { "snapshot", "write a stream's next frame as PNG / JPEG (images), .npy or raw bytes with a JSON header",
         tp_cmd_snapshot },
+    { "trace", "record frame lineage (trace ids, TraceLinkSet) into SQLite and ask where a frame came from",
+        tp_cmd_trace },
     { "web", "a read-only dashboard of the driver's streams with frame previews, in the browser", tp_cmd_web },
     { "bridge", "carry streams to another host over UDP and rebuild them there (send or receive)", tp_cmd_bridge },
     { "ratelimiter", "republish streams at a capped frame rate (for GUIs, recorders, slow consumers)",
