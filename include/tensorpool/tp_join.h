@@ -338,7 +338,9 @@ typedef struct tp_join_agent_counters
 {
     uint64_t outputs;         /* ticks handed to the handler */
     uint64_t dropped;         /* allowed by the barrier, but a required input frame no longer validated (dropped,
-                               * never retried: a single attempt) */
+                               * never retried: a single attempt); and, sequence joins, the outputs skipped when the
+                               * inputs lapped the join: it then jumps to the first output whose frames are all still
+                               * there, as a lapped consumer resyncs (wire spec 15.4) */
     uint64_t ticks_rejected;  /* out_time ticks the barrier rejected (clock domain, time going back) */
     uint64_t ticks_overflow;  /* pending out_time ticks dropped because more arrived than could wait */
     uint64_t maps_applied;    /* announces that became the active map (a re-announce of the same map does not count) */

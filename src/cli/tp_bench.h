@@ -48,5 +48,6 @@ int tp_bench_attach(int argc, char **argv);
 int tp_bench_frames(int argc, char **argv);
 int tp_bench_ratelimiter(int argc, char **argv);
 int tp_bench_bridge(int argc, char **argv);
+int tp_bench_join(int argc, char **argv);
 
 #endif

@@ -383,6 +383,69 @@ static bool find_start(tp_join_agent_t *a, const tp_merge_map_t *map)
     return true;
 }
 
+/* Are the frames output out_seq needs (its OFFSET rules' in_seq; windows tolerate holes) all in their slots now? */
+static bool frames_present(tp_join_agent_t *a, const tp_merge_map_t *map, uint64_t out_seq)
+{
+    for (uint32_t i = 0; i < map->rule_count; i++)
+    {
+        const tp_merge_rule_t *rule = &map->rules[i];
+        if (rule->rule_type != TP_MERGE_RULE_OFFSET)
+        {
+            continue;
+        }
+        tp_consumer_t *c = consumer_of(a, rule->input_stream_id);
+        tp_frame_t f;
+        if (c == NULL || (rule->offset < 0 && out_seq < (uint64_t)-rule->offset) ||
+            tp_consumer_read(c, out_seq + (uint64_t)rule->offset, &f) != 1)
+        {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A dropped output means the inputs lapped the join: rather than try every output behind (all overwritten, and the
+ * join would never catch up), jump to the first output up to the newest the inputs reached whose frames are all
+ * still there, found by bisection (older frames are overwritten first). The outputs skipped count as dropped: the
+ * join's resync, as a consumer's (wire spec 15.4). */
+static void resync(tp_join_agent_t *a, const tp_merge_map_t *map)
+{
+    uint64_t newest = UINT64_MAX;
+    for (uint32_t i = 0; i < map->rule_count; i++)
+    {
+        const tp_merge_rule_t *rule = &map->rules[i];
+        uint64_t epoch;
+        uint64_t first;
+        uint64_t seq;
+        if (!tp_join_barrier_observed(a->barrier, rule->input_stream_id, &epoch, &first, &seq))
+        {
+            continue;
+        }
+        uint64_t reach = rule->rule_type == TP_MERGE_RULE_OFFSET ? seq - (uint64_t)rule->offset : seq;
+        newest = reach < newest ? reach : newest;
+    }
+    if (newest == UINT64_MAX || a->next_out_seq > newest)
+    {
+        return;
+    }
+    uint64_t lo = a->next_out_seq;
+    uint64_t hi = newest + 1;
+    while (lo < hi)
+    {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (frames_present(a, map, mid))
+        {
+            hi = mid;
+        }
+        else
+        {
+            lo = mid + 1;
+        }
+    }
+    a->counters.dropped += lo - a->next_out_seq;
+    a->next_out_seq = lo;
+}
+
 static int run_sequence(tp_join_agent_t *a, const tp_merge_map_t *map)
 {
     if (!a->has_next_seq && !find_start(a, map))
@@ -398,9 +461,14 @@ static int run_sequence(tp_join_agent_t *a, const tp_merge_map_t *map)
         a->tick.out_seq = a->next_out_seq;
         a->tick.out_time_ns = 0;
         a->next_out_seq++;
-        if (count_outcome(a, run_tick(a, map)) < 0)
+        tick_outcome_t o = run_tick(a, map);
+        if (count_outcome(a, o) < 0)
         {
             return -1;
+        }
+        if (o == TICK_DROPPED)
+        {
+            resync(a, map);
         }
     }
     return 0;

@@ -390,20 +390,27 @@ static bool is_stale(const tp_join_barrier_t *b, const join_input_t *in, int64_t
     return now_ns > since && (uint64_t)(now_ns - since) > b->map.stale_timeout_ns;
 }
 
-/* The newest remembered observation whose key (sequence, or a time source) lies in [low, high]. */
-static const join_obs_t *select_obs(const join_input_t *in, int key, uint64_t low, uint64_t high)
+/* The newest remembered observation whose key (sequence, or a time source) lies in [low, high]. An input's keys
+ * rise in arrival order (sequences within an epoch; times, or the input is rejected for timestamp joins), so the
+ * walk from the newest stops at the first key at or below high; is_ordered false searches everything (latest
+ * value by time, where nothing rejects a time going back). */
+static const join_obs_t *select_obs(const join_input_t *in, int key, uint64_t low, uint64_t high, bool is_ordered)
 {
     const join_obs_t *best = NULL;
     uint64_t best_key = 0;
-    for (uint32_t i = 0; i < in->history_count; i++)
+    for (uint32_t n = 0; n < in->history_count; n++)
     {
-        const join_obs_t *o = &in->history[i];
+        const join_obs_t *o = &in->history[(in->history_next + TP_JOIN_HISTORY - 1 - n) % TP_JOIN_HISTORY];
         uint64_t k = key < 0 ? o->seq : o->time_ns[key];
-        if (k == TP_JOIN_TIME_NULL && key >= 0)
+        if ((k == TP_JOIN_TIME_NULL && key >= 0) || k > high)
         {
             continue;
         }
-        if (k >= low && k <= high && (best == NULL || k > best_key || (k == best_key && o->seq > best->seq)))
+        if (is_ordered)
+        {
+            return k >= low ? o : NULL;
+        }
+        if (k >= low && (best == NULL || k > best_key))
         {
             best = o;
             best_key = k;
@@ -525,7 +532,7 @@ bool tp_join_barrier_ready_seq(tp_join_barrier_t *b, uint64_t out_seq, int64_t n
         }
         /* The frame to attempt: exactly in_seq for OFFSET (the slot decides if it is still there), the newest
          * observed inside the window for WINDOW. */
-        const join_obs_t *o = select_obs(in, -1, first, required);
+        const join_obs_t *o = select_obs(in, -1, first, required, true);
         set_frame(ir, o, -1);
         if (rule->rule_type == TP_MERGE_RULE_OFFSET && (o == NULL || o->seq != required))
         {
@@ -636,7 +643,7 @@ bool tp_join_barrier_ready_time(tp_join_barrier_t *b, uint64_t out_time_ns, uint
             continue;
         }
         /* The frame: the newest observed at or before in_time (WINDOW_NS: inside the window). */
-        set_frame(ir, select_obs(in, src, rule->rule_type == TP_MERGE_RULE_OFFSET ? 0 : first, required), src);
+        set_frame(ir, select_obs(in, src, rule->rule_type == TP_MERGE_RULE_OFFSET ? 0 : first, required, true), src);
     }
     return finish(r);
 }
@@ -667,7 +674,7 @@ bool tp_join_barrier_ready_latest(tp_join_barrier_t *b, int64_t now_ns, tp_join_
             return stop(r, TP_JOIN_CLOCK_DOMAIN, in->stream_id);
         }
         /* J-9.1-1, J-9.1-6: a frame of the input's current epoch (older epochs were dropped at the change). */
-        const join_obs_t *o = in->has_observed ? select_obs(in, by_time ? src : -1, 0, UINT64_MAX - 1) : NULL;
+        const join_obs_t *o = in->has_observed ? select_obs(in, by_time ? src : -1, 0, UINT64_MAX - 1, !by_time) : NULL;
         if (o == NULL)
         {
             if (!missing(b, in, ir, r, in->has_observed && by_time ? TP_JOIN_NO_TIME : TP_JOIN_WAITING, now_ns))

@@ -138,7 +138,7 @@ static void test_help_and_version(void **state)
     assert_int_equal(run("--version"), 0);
     tp_test_assert_contains(out, "tensorpool");
     const char *cmds[] = { "decode", "encode", "demo", "bench", "bench bus", "bench attach", "bench frames",
-        "config", "config check", "driver", "driver status" };
+        "bench join", "config", "config check", "driver", "driver status", "trace", "produce" };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
     {
         char args[64];
@@ -230,6 +230,26 @@ static void test_bench_frames_reports_figures(void **state)
     assert_int_equal(run("bench frames --repeats 0 2>&1"), 2);
 }
 
+static void test_bench_join_reports_figures(void **state)
+{
+    (void)state;
+    assert_int_equal(run("bench join --seconds 0.2 --json"), 0);
+    tp_json_t *j = NULL;
+    tp_assert_ok(tp_json_parse(&j, out, strcspn(out, "\n")));
+    const tp_json_t *b = tp_json_get(j, "barrier_ns_per_input_frame");
+    const char *kinds[] = { "sequence", "timestamp", "latest_value" };
+    for (size_t i = 0; i < 3; i++)
+    {
+        assert_true(strtod(tp_json_get(b, kinds[i])->text, NULL) > 0);
+    }
+    const tp_json_t *p = tp_json_get(j, "pipeline");
+    assert_true(strtod(tp_json_get(p, "output_frames_per_s")->text, NULL) > 0);
+    assert_true(strtod(tp_json_get(p, "latency_1khz_p50_us")->text, NULL) > 0);
+    assert_true(strtod(tp_json_get(p, "single_input_p50_us")->text, NULL) > 0);
+    tp_json_free(j);
+    assert_int_equal(run("bench join --seconds 0 2>&1"), 2);
+}
+
 static void test_config_commands(void **state)
 {
     (void)state;
@@ -300,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_bench_bus_reports_figures),
         cmocka_unit_test(test_bench_attach_reports_figures),
         cmocka_unit_test(test_bench_frames_reports_figures),
+        cmocka_unit_test(test_bench_join_reports_figures),
         cmocka_unit_test(test_config_commands),
     };
     return tp_test_shared_result(cmocka_run_group_tests(tests, NULL, NULL));
