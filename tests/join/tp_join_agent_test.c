@@ -213,6 +213,49 @@ static uint64_t frame_value(const tp_frame_t *f)
     return v[0];
 }
 
+static int on_nothing(void *clientd, const tp_join_tick_t *tick)
+{
+    (void)clientd;
+    (void)tick;
+    return 0;
+}
+
+/* A late joiner (subscribed after the authority's announce, with the next one a minute away) asks on the control
+ * stream and is answered with the map: every request gets an announce. */
+static void late_joiner_gets_map(tp_join_kind_t kind, uint32_t a, uint32_t b)
+{
+    tp_merge_authority_counters_t before;
+    tp_merge_authority_counters(R.authority, &before);
+    tp_consumer_t *late_inputs[2];
+    tp_assert_ok(tp_consumer_attach(&late_inputs[0], client, a, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_consumer_attach(&late_inputs[1], client, b, 5 * TP_NS_PER_S));
+    tp_join_agent_options_t o;
+    tp_join_agent_options_init(&o, kind, OUT);
+    o.inputs = late_inputs;
+    o.input_count = 2;
+    o.output = R.out;
+    o.on_tick = on_nothing;
+    tp_join_agent_t *late = NULL;
+    tp_assert_ok(tp_join_agent_init(&late, client, &o));
+    int64_t deadline = tp_clock_monotonic_ns() + DEADLINE_NS;
+    while (!tp_join_barrier_has_map(tp_join_agent_barrier(late)))
+    {
+        rig_work();
+        assert_true(tp_join_agent_do_work(late, tp_clock_monotonic_ns()) >= 0);
+        assert_true(tp_clock_monotonic_ns() < deadline);
+    }
+    tp_merge_map_t m;
+    assert_true(tp_join_barrier_map(tp_join_agent_barrier(late), &m));
+    assert_int_equal(m.kind, kind == TP_JOIN_TIMESTAMP ? TP_MERGE_TIMESTAMP : TP_MERGE_SEQUENCE);
+    tp_merge_authority_counters_t ac;
+    tp_merge_authority_counters(R.authority, &ac);
+    assert_true(ac.requests > before.requests);
+    assert_int_equal(ac.announces - before.announces, ac.requests - before.requests);
+    tp_join_agent_close(late);
+    tp_consumer_close(late_inputs[0]);
+    tp_consumer_close(late_inputs[1]);
+}
+
 static int on_lockstep(void *clientd, const tp_join_tick_t *tick)
 {
     rig_t *r = clientd;
@@ -271,32 +314,7 @@ static void test_lockstep_cameras(void **state)
     tp_merge_map_add_offset(&m, CAM_B, 0);
     tp_assert_ok(tp_merge_authority_set_map(R.authority, &m));
     run_until(has_map);
-    /* A late joiner (subscribed after that announce, with the next one a minute away) asks and is answered. */
-    tp_consumer_t *late_inputs[2];
-    tp_assert_ok(tp_consumer_attach(&late_inputs[0], client, CAM_A, 5 * TP_NS_PER_S));
-    tp_assert_ok(tp_consumer_attach(&late_inputs[1], client, CAM_B, 5 * TP_NS_PER_S));
-    tp_join_agent_options_t o;
-    tp_join_agent_options_init(&o, TP_JOIN_SEQUENCE, OUT);
-    o.inputs = late_inputs;
-    o.input_count = 2;
-    o.output = R.out;
-    o.on_tick = on_lockstep;
-    tp_join_agent_t *late = NULL;
-    tp_assert_ok(tp_join_agent_init(&late, client, &o));
-    int64_t deadline = tp_clock_monotonic_ns() + DEADLINE_NS;
-    while (!tp_join_barrier_has_map(tp_join_agent_barrier(late)))
-    {
-        rig_work();
-        assert_true(tp_join_agent_do_work(late, tp_clock_monotonic_ns()) >= 0);
-        assert_true(tp_clock_monotonic_ns() < deadline);
-    }
-    tp_merge_authority_counters_t ac;
-    tp_merge_authority_counters(R.authority, &ac);
-    assert_true(ac.requests >= 1);
-    assert_int_equal(ac.announces, 1 + ac.requests);
-    tp_join_agent_close(late);
-    tp_consumer_close(late_inputs[0]);
-    tp_consumer_close(late_inputs[1]);
+    late_joiner_gets_map(TP_JOIN_SEQUENCE, CAM_A, CAM_B);
     for (uint64_t s = 0; s < 48; s++)
     {
         if (s < 40)
@@ -322,7 +340,7 @@ static void test_lockstep_cameras(void **state)
      * ids as parents in rule order. The output frames carry the same fresh ids. */
     memset(links, 0, sizeof(links));
     link_count = 0;
-    deadline = tp_clock_monotonic_ns() + DEADLINE_NS;
+    int64_t deadline = tp_clock_monotonic_ns() + DEADLINE_NS;
     while (link_count < 40)
     {
         rig_work();
@@ -411,8 +429,9 @@ static void test_inputs_lap_the_join(void **state)
 }
 
 /* Camera at ~30 Hz drives out_time (its capture time); IMU at 200 Hz inside a 10 ms window, lateness 10 ms (spec
- * A.4.2). Each output gets the camera frame of out_time and the newest IMU sample of [out_time - 10 ms, out_time].
- * covers: J-8.1-1, J-8.2-1, J-8.2-3, J-6.3-1, J-6.3.2-3 */
+ * A.4.2). Each output gets the camera frame of out_time and the newest IMU sample of [out_time - 10 ms, out_time];
+ * the lateness covers the window, so every camera tick is served. A late joiner gets the timestamp map on request.
+ * covers: J-8.1-1, J-8.2-1, J-8.2-3, J-6.3-1, J-6.3.2-3, J-10.4-1, J-10.4-6, J-6.3.2-4s, J-8.2-7s */
 static int on_camera_imu(void *clientd, const tp_join_tick_t *tick)
 {
     rig_t *r = clientd;
@@ -440,6 +459,7 @@ static void test_camera_imu_by_time(void **state)
     tp_merge_map_add_offset_ns(&m, CAM_A, TP_MERGE_SOURCE_SLOT_HEADER, 0);
     tp_merge_map_add_window_ns(&m, IMU, TP_MERGE_SOURCE_SLOT_HEADER, 10 * TP_NS_PER_MS);
     set_map(&m);
+    late_joiner_gets_map(TP_JOIN_TIMESTAMP, CAM_A, IMU);
     uint64_t base = (uint64_t)tp_clock_monotonic_ns();
     uint64_t cams = 0;
     for (uint64_t t = 0; t <= 600 * TP_NS_PER_MS; t += 5 * TP_NS_PER_MS)
@@ -467,8 +487,9 @@ static void test_camera_imu_by_time(void **state)
 }
 
 /* Fast data, slow configuration (spec A.5.1): each data frame makes a tick that uses the newest configuration,
- * without alignment; before the first configuration nothing is produced.
- * covers: J-9.1-1, J-9.1-2, J-9.1-3, J-9.2-1, J-9.2-2 */
+ * without alignment (a configuration may be old: the application tolerates that); before the first configuration
+ * nothing is produced.
+ * covers: J-9.1-1, J-9.1-2, J-9.1-3, J-9.2-1, J-9.2-2, J-9.3-3s */
 static int on_data_config(void *clientd, const tp_join_tick_t *tick)
 {
     rig_t *r = clientd;
@@ -706,6 +727,19 @@ static void test_tracing_is_best_effort(void **state)
     tp_producer_close(p);
 }
 
+static uint64_t seen_map_epoch;
+
+static void on_map(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)clientd;
+    (void)header;
+    tp_merge_map_t m;
+    if (tp_merge_map_decode(&m, buffer, length) == 0 && m.out_stream_id == OUT)
+    {
+        seen_map_epoch = m.epoch;
+    }
+}
+
 static uint64_t next_trace_id(tp_consumer_t *c)
 {
     int64_t deadline = tp_clock_monotonic_ns() + DEADLINE_NS;
@@ -770,6 +804,67 @@ static void test_node_ids(void **state)
     tp_producer_close(p1);
 }
 
+/* Soft state: the authority re-announces every period (on the caller's clock), and at once when the map changes or
+ * its producer moves to a new epoch, with the same rules scoped to it.
+ * covers: J-10.1-6s, J-10.4-5s, J-6.4-3 */
+static void test_authority_cadence(void **state)
+{
+    (void)state;
+    tp_producer_t *out = NULL;
+    tp_assert_ok(tp_producer_attach(&out, client, OUT, 5 * TP_NS_PER_S));
+    tp_merge_authority_t *a = NULL;
+    tp_assert_ok(tp_merge_authority_init(&a, client, out, 100));
+    tp_merge_map_t m;
+    tp_merge_map_init(&m, TP_MERGE_TIMESTAMP, OUT, tp_producer_epoch(out));
+    tp_merge_map_add_offset_ns(&m, CAM_A, TP_MERGE_SOURCE_SLOT_HEADER, 0);
+    tp_merge_map_t bad = m;
+    bad.rules[0].has_window = true;
+    assert_int_equal(tp_merge_authority_set_map(a, &bad), -1); /* an authority announces valid maps only */
+    tp_assert_ok(tp_merge_authority_set_map(a, &m));
+    tp_merge_authority_counters_t c;
+    int64_t t0 = INT64_C(1) << 40;
+    int64_t ms = TP_NS_PER_MS;
+    int64_t at[] = {0, 50 * ms, 99 * ms, 100 * ms, 150 * ms, 200 * ms, 1000 * ms};
+    uint64_t want[] = {1, 1, 1, 2, 2, 3, 4};
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+    {
+        tp_merge_authority_do_work(a, t0 + at[i]);
+        tp_merge_authority_counters(a, &c);
+        assert_int_equal(c.announces, want[i]);
+    }
+    tp_assert_ok(tp_merge_authority_set_map(a, &m)); /* set again: announced at once */
+    tp_merge_authority_do_work(a, t0 + 1001 * ms);
+    tp_merge_authority_counters(a, &c);
+    assert_int_equal(c.announces, 5);
+    /* A new epoch of the output (the lease revoked and attached again): announced at once, for the new epoch. */
+    tp_bus_t *bus = NULL;
+    tp_assert_ok(tp_bus_init_existing(&bus, F.bus));
+    tp_bus_subscription_t *control = NULL;
+    tp_assert_ok(tp_bus_subscription_open(&control, bus, "aeron:ipc?term-length=4m", 1000, NULL, NULL, NULL));
+    uint64_t epoch = tp_producer_epoch(out);
+    tp_assert_ok(tp_driver_revoke_lease(F.driver, tp_producer_lease_id(out)));
+    int64_t deadline = tp_clock_monotonic_ns() + DEADLINE_NS;
+    while (!tp_producer_is_attached(out) || tp_producer_epoch(out) == epoch)
+    {
+        tp_producer_do_work(out);
+        assert_true(tp_clock_monotonic_ns() < deadline);
+    }
+    tp_merge_authority_do_work(a, t0 + 1002 * ms);
+    tp_merge_authority_counters(a, &c);
+    assert_int_equal(c.announces, 6);
+    seen_map_epoch = 0;
+    deadline = tp_clock_monotonic_ns() + DEADLINE_NS;
+    while (seen_map_epoch != tp_producer_epoch(out))
+    {
+        tp_bus_poll(control, on_map, NULL, 64);
+        assert_true(tp_clock_monotonic_ns() < deadline);
+    }
+    tp_bus_subscription_close(control);
+    tp_bus_close(bus);
+    tp_merge_authority_close(a);
+    tp_producer_close(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,6 +876,7 @@ int main(void)
         cmocka_unit_test_teardown(test_join_stage_allocates_nothing, rig_teardown),
         cmocka_unit_test_teardown(test_tracing_is_best_effort, rig_teardown),
         cmocka_unit_test(test_node_ids),
+        cmocka_unit_test(test_authority_cadence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -309,7 +309,9 @@ static void test_sequence_window(void **state)
     tp_join_barrier_close(b);
 }
 
-/* covers: J-7.1-1, J-8.1-1 */
+/* The processed cursor and time move only when the stage says an input frame was consumed, never with what is
+ * observed.
+ * covers: J-7.1-1, J-8.1-1, J-4-1s */
 static void test_processed_cursors(void **state)
 {
     (void)state;
@@ -692,11 +694,76 @@ static void test_no_allocation_after_init(void **state)
     tp_join_barrier_close(l);
 }
 
+/* Does the generated codec (the meta tables our encoders and decoders use) say what schemas/merge.xml says: the
+ * schema id and version, each message's template id, each field's id in order? The codecs are generated from that
+ * file at every build; a stale or hand-edited codec fails here.
+ * covers: J-10.1-5, J-14-4s */
+static void test_codec_matches_schema(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/schemas/merge.xml", TP_SOURCE_DIR);
+    size_t len = 0;
+    char *xml = (char *)tp_test_read_file(path, &len);
+    assert_non_null(xml);
+    const tp_sbe_schema_meta_t *schema = &tp_merge_schema_meta;
+    assert_non_null(strstr(xml, "id=\"903\" version=\"1\""));
+    assert_int_equal(schema->id, 903);
+    assert_int_equal(schema->version, 1);
+    uint32_t messages = 0;
+    for (const char *m = strstr(xml, "<sbe:message "); m != NULL; m = strstr(m + 1, "<sbe:message "))
+    {
+        unsigned template_id = 0;
+        const char *id = strstr(m, " id=\"");
+        assert_non_null(id);
+        template_id = (unsigned)strtoul(id + 5, NULL, 10);
+        const tp_sbe_message_meta_t *meta = NULL;
+        for (uint16_t i = 0; i < schema->message_count; i++)
+        {
+            if (schema->messages[i]->template_id == template_id)
+            {
+                meta = schema->messages[i];
+            }
+        }
+        assert_non_null(meta);
+        assert_int_equal(meta->schema_id, 903);
+        /* the fields of the message's own block, in order (a group's fields follow its <group>) */
+        const char *end = strstr(m, "</sbe:message>");
+        const char *group = strstr(m, "<group");
+        const char *block_end = group != NULL && group < end ? group : end;
+        uint16_t n = 0;
+        for (const char *f = strstr(m, "<field "); f != NULL && f < block_end; f = strstr(f + 1, "<field "))
+        {
+            assert_true(n < meta->body.field_count);
+            assert_int_equal(meta->body.fields[n].id, strtoul(strstr(f, " id=\"") + 5, NULL, 10));
+            n++;
+        }
+        assert_int_equal(n, meta->body.field_count);
+        if (group != NULL && group < end)
+        {
+            const tp_sbe_body_meta_t *g = meta->body.groups[0].body;
+            uint16_t k = 0;
+            for (const char *f = strstr(group, "<field "); f != NULL && f < end; f = strstr(f + 1, "<field "))
+            {
+                assert_true(k < g->field_count);
+                assert_int_equal(g->fields[k].id, strtoul(strstr(f, " id=\"") + 5, NULL, 10));
+                k++;
+            }
+            assert_int_equal(k, g->field_count);
+        }
+        messages++;
+    }
+    assert_int_equal(messages, 4);
+    assert_int_equal(schema->message_count, 4);
+    free(xml);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map_validation),
         cmocka_unit_test(test_map_codec),
+        cmocka_unit_test(test_codec_matches_schema),
         cmocka_unit_test(test_sequence_offset),
         cmocka_unit_test(test_sequence_window),
         cmocka_unit_test(test_processed_cursors),
