@@ -188,9 +188,11 @@ int main(int argc, char **argv)
     }
     tp_join_agent_counters_t c;
     tp_join_agent_counters(stage.agent, &c);
+    tp_merge_authority_counters_t ac;
+    tp_merge_authority_counters(authority, &ac);
     printf("join_stage %s: %" PRIu64 " outputs, %" PRIu64 " dropped, %" PRIu64 " torn, %" PRIu64
-           " trace links (%" PRIu64 " dropped)\n",
-        argv[1], stage.outputs, c.dropped, stage.torn, c.tracelinks, c.tracelinks_dropped);
+           " trace links (%" PRIu64 " dropped), %" PRIu64 " map requests answered\n",
+        argv[1], stage.outputs, c.dropped, stage.torn, c.tracelinks, c.tracelinks_dropped, ac.requests);
     tp_join_agent_close(stage.agent);
     tp_merge_authority_close(authority);
     tp_consumer_close(consumers[0]);

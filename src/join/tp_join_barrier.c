@@ -482,6 +482,21 @@ static bool finish(tp_join_result_t *r)
     return true;
 }
 
+/* The result row of map rule i, cleared and named after its input; *in is that input's state, *src the time source
+ * the rule reads. */
+static tp_join_input_result_t *rule_row(const tp_join_barrier_t *b, tp_join_result_t *r, uint32_t i,
+    const join_input_t **in, int *src)
+{
+    const tp_merge_rule_t *rule = &b->map.rules[i];
+    *in = &b->inputs[b->rule_input[i]];
+    *src = rule->timestamp_source == TP_MERGE_SOURCE_SLOT_HEADER ? SOURCE_SLOT : SOURCE_DESCRIPTOR;
+    tp_join_input_result_t *ir = &r->inputs[i];
+    memset(ir, 0, sizeof(*ir));
+    ir->stream_id = rule->input_stream_id;
+    ir->epoch = (*in)->epoch;
+    return ir;
+}
+
 bool tp_join_barrier_ready_seq(tp_join_barrier_t *b, uint64_t out_seq, int64_t now_ns, tp_join_result_t *r)
 {
     if (!begin(b, TP_JOIN_SEQUENCE, r))
@@ -491,11 +506,9 @@ bool tp_join_barrier_ready_seq(tp_join_barrier_t *b, uint64_t out_seq, int64_t n
     for (uint32_t i = 0; i < b->map.rule_count; i++)
     {
         const tp_merge_rule_t *rule = &b->map.rules[i];
-        const join_input_t *in = &b->inputs[b->rule_input[i]];
-        tp_join_input_result_t *ir = &r->inputs[i];
-        memset(ir, 0, sizeof(*ir));
-        ir->stream_id = rule->input_stream_id;
-        ir->epoch = in->epoch;
+        const join_input_t *in;
+        int src;
+        tp_join_input_result_t *ir = rule_row(b, r, i, &in, &src);
         uint64_t required;
         uint64_t first;
         if (rule->rule_type == TP_MERGE_RULE_OFFSET)
@@ -572,12 +585,9 @@ bool tp_join_barrier_ready_time(tp_join_barrier_t *b, uint64_t out_time_ns, uint
     for (uint32_t i = 0; i < b->map.rule_count; i++)
     {
         const tp_merge_rule_t *rule = &b->map.rules[i];
-        const join_input_t *in = &b->inputs[b->rule_input[i]];
-        int src = rule->timestamp_source == TP_MERGE_SOURCE_SLOT_HEADER ? SOURCE_SLOT : SOURCE_DESCRIPTOR;
-        tp_join_input_result_t *ir = &r->inputs[i];
-        memset(ir, 0, sizeof(*ir));
-        ir->stream_id = rule->input_stream_id;
-        ir->epoch = in->epoch;
+        const join_input_t *in;
+        int src;
+        tp_join_input_result_t *ir = rule_row(b, r, i, &in, &src);
         if (in->has_observed && in->clock_domain != b->map.clock_domain)
         {
             return stop(r, TP_JOIN_CLOCK_DOMAIN, in->stream_id); /* J-8.2-5, J-14-3 */
@@ -662,13 +672,9 @@ bool tp_join_barrier_ready_latest(tp_join_barrier_t *b, int64_t now_ns, tp_join_
     for (uint32_t i = 0; i < b->map.rule_count; i++)
     {
         /* J-9.1-2: the map says which inputs; the rules' parameters are ignored (J-9.1-3: no alignment). */
-        const tp_merge_rule_t *rule = &b->map.rules[i];
-        const join_input_t *in = &b->inputs[b->rule_input[i]];
-        int src = rule->timestamp_source == TP_MERGE_SOURCE_SLOT_HEADER ? SOURCE_SLOT : SOURCE_DESCRIPTOR;
-        tp_join_input_result_t *ir = &r->inputs[i];
-        memset(ir, 0, sizeof(*ir));
-        ir->stream_id = rule->input_stream_id;
-        ir->epoch = in->epoch;
+        const join_input_t *in;
+        int src;
+        tp_join_input_result_t *ir = rule_row(b, r, i, &in, &src);
         if (by_time && in->has_observed && in->clock_domain != b->map.clock_domain)
         {
             return stop(r, TP_JOIN_CLOCK_DOMAIN, in->stream_id);

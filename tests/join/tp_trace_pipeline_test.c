@@ -15,6 +15,8 @@
 
 #include "cli/tp_lineage.h"
 #include "core/tp_clock.h"
+#include "tensorpool/tp_bus.h"
+#include "tensorpool/tp_join.h"
 #include "tp_test_util.h"
 
 static char dir[512];
@@ -63,6 +65,75 @@ static uint64_t trace_of(uint32_t stream, uint64_t seq)
     }
 }
 
+static int on_tick_unused(void *clientd, const tp_join_tick_t *tick)
+{
+    (void)clientd;
+    (void)tick;
+    return 0;
+}
+
+/* This process joins late: its agent has no map for output 9000's epoch, asks on the control stream, and the join
+ * stage process (the output's authority) answers with its map (its summary counts the requests it answered; a
+ * periodic announce may also reach the agent first).
+ * covers: J-10.3-1, J-10.3-2, J-10.3-3, J-10.1-7 */
+static void late_join_from_another_process(void)
+{
+    char args[128];
+    char out[4096];
+    snprintf(args, sizeof(args), "frame 9000 2 --json");
+    int64_t deadline = tp_clock_monotonic_ns() + 20 * TP_NS_PER_S;
+    while (trace_query(args, out, sizeof(out)) != 0 || strstr(out, "\"epoch\":") == NULL)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(20000);
+    }
+    uint64_t epoch = json_u64(out, "\"epoch\":");
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *client = NULL;
+    tp_consumer_t *inputs[2] = {NULL, NULL};
+    tp_assert_ok(tp_client_context_init(&ctx));
+    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", bus));
+    tp_assert_ok(tp_client_context_set(ctx, "client.allowed_base_dirs", shm));
+    tp_assert_ok(tp_client_connect(&client, ctx));
+    tp_assert_ok(tp_consumer_attach(&inputs[0], client, 10001, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_consumer_attach(&inputs[1], client, 10002, 5 * TP_NS_PER_S));
+    tp_join_agent_options_t o;
+    tp_join_agent_options_init(&o, TP_JOIN_SEQUENCE, 9000);
+    o.inputs = inputs;
+    o.input_count = 2;
+    o.on_tick = on_tick_unused;
+    tp_join_agent_t *agent = NULL;
+    tp_assert_ok(tp_join_agent_init(&agent, client, &o));
+    tp_join_barrier_set_output_epoch(tp_join_agent_barrier(agent), epoch);
+    while (!tp_join_barrier_has_map(tp_join_agent_barrier(agent)))
+    {
+        assert_true(tp_join_agent_do_work(agent, tp_clock_monotonic_ns()) >= 0);
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(1000);
+    }
+    tp_merge_map_t m;
+    assert_true(tp_join_barrier_map(tp_join_agent_barrier(agent), &m));
+    assert_true(m.out_stream_id == 9000 && m.epoch == epoch && m.rule_count == 2);
+    assert_true(m.rules[0].input_stream_id == 10001 && m.rules[1].input_stream_id == 10002);
+    tp_join_agent_close(agent);
+    /* One more request by hand, so that the authority's count of answered requests does not depend on whether a
+     * periodic announce reached the agent before its own request went out. */
+    tp_bus_t *bus_handle = NULL;
+    tp_bus_publication_t *pub = NULL;
+    tp_assert_ok(tp_bus_init_existing(&bus_handle, bus));
+    tp_assert_ok(tp_bus_publication_open(&pub, bus_handle, "aeron:ipc?term-length=4m", 1000, false));
+    tp_merge_request_t rq = {TP_MERGE_SEQUENCE, 9000, epoch};
+    uint8_t buf[64];
+    int64_t n = tp_merge_request_encode(&rq, buf, sizeof(buf));
+    assert_true(n > 0 && tp_bus_offer(pub, buf, (size_t)n) >= 0);
+    tp_bus_publication_close(pub);
+    tp_bus_close(bus_handle);
+    tp_consumer_close(inputs[0]);
+    tp_consumer_close(inputs[1]);
+    tp_client_close(client);
+    tp_client_context_close(ctx);
+}
+
 /* covers: T-6.3-2, T-8.1-3, T-6.3-3, T-8.1-4, T-9.2-4, T-14-1s, T-6.1-1 */
 static void test_pipeline_lineage(void **state)
 {
@@ -99,7 +170,7 @@ static void test_pipeline_lineage(void **state)
     int recorder = tp_test_spawn(cmd);
     snprintf(cmd, sizeof(cmd), "exec %s ratelimiter '%s' > '%s/limiter.log' 2>&1", TP_TOOL, limiter, dir);
     int copy = tp_test_spawn(cmd);
-    snprintf(cmd, sizeof(cmd), "exec %s lockstep '%s' '%s' 30 > '%s/join.log' 2>&1", TP_JOIN_STAGE, bus, shm, dir);
+    snprintf(cmd, sizeof(cmd), "exec %s lockstep '%s' '%s' 400 > '%s/join.log' 2>&1", TP_JOIN_STAGE, bus, shm, dir);
     int join = tp_test_spawn(cmd);
     char log[700];
     snprintf(log, sizeof(log), "%s/join.log", dir);
@@ -123,6 +194,7 @@ static void test_pipeline_lineage(void **state)
             "--allowed-base-dirs '%s' > /dev/null 2>&1", TP_TOOL, 10001 + i, bus, shm);
         cams[i] = tp_test_spawn(cmd);
     }
+    late_join_from_another_process();
     int status = 0;
     assert_int_equal(waitpid(join, &status, 0), join);
     snprintf(cmd, sizeof(cmd), "cat '%s'", log);
@@ -131,6 +203,9 @@ static void test_pipeline_lineage(void **state)
     {
         fail_msg("the join stage failed:\n%s", out);
     }
+    const char *answered = strstr(out, "dropped), ");
+    assert_non_null(answered);
+    assert_true(strtoull(answered + strlen("dropped), "), NULL, 10) >= 1); /* our late joiner's request */
     /* Output 5 was made from camera frames 5 (lockstep from the first frames): its parents are exactly theirs. */
     uint64_t out_id = trace_of(9000, 5);
     uint64_t a_id = trace_of(10001, 5);
