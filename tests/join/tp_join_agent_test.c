@@ -5,6 +5,7 @@
  */
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client/tp_client_fixture.h"
 #include "core/tp_alloc.h"
@@ -865,6 +866,82 @@ static void test_authority_cadence(void **state)
     tp_producer_close(out);
 }
 
+static int on_count_atomic(void *clientd, const tp_join_tick_t *tick)
+{
+    rig_t *r = clientd;
+    if (tick->frames[0].seq != tick->out_seq || tick->frames[1].seq != tick->out_seq)
+    {
+        __atomic_fetch_add(&r->bad, 1, __ATOMIC_RELAXED);
+    }
+    __atomic_fetch_add(&r->outputs, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* The join agent on a runner thread of its own (its client, consumers and output belong to that thread), the
+ * cameras published from this one through another client. */
+static void test_agent_on_runner_thread(void **state)
+{
+    (void)state;
+    memset(&R, 0, sizeof(R));
+    tp_client_t *stage_client = NULL;
+    tp_assert_ok(tp_client_connect(&stage_client, F.cctx));
+    tp_producer_t *cams[2] = {NULL, NULL};
+    tp_consumer_t *inputs[2] = {NULL, NULL};
+    tp_producer_t *out = NULL;
+    tp_assert_ok(tp_producer_attach(&out, stage_client, OUT, 5 * TP_NS_PER_S));
+    for (int i = 0; i < 2; i++)
+    {
+        tp_assert_ok(tp_producer_attach(&cams[i], client, CAM_A + (uint32_t)i, 5 * TP_NS_PER_S));
+        tp_assert_ok(tp_consumer_attach(&inputs[i], stage_client, CAM_A + (uint32_t)i, 5 * TP_NS_PER_S));
+    }
+    tp_merge_map_t m;
+    tp_merge_map_init(&m, TP_MERGE_SEQUENCE, OUT, tp_producer_epoch(out));
+    tp_merge_map_add_offset(&m, CAM_A, 0);
+    tp_merge_map_add_offset(&m, CAM_B, 0);
+    tp_join_agent_options_t o;
+    tp_join_agent_options_init(&o, TP_JOIN_SEQUENCE, OUT);
+    o.inputs = inputs;
+    o.input_count = 2;
+    o.output = out;
+    o.on_tick = on_count_atomic;
+    o.clientd = &R;
+    tp_join_agent_t *agent = NULL;
+    tp_assert_ok(tp_join_agent_init(&agent, stage_client, &o));
+    /* The map is applied before the thread starts (a supervisor could announce it instead). */
+    tp_join_barrier_set_output_epoch(tp_join_agent_barrier(agent), tp_producer_epoch(out));
+    assert_int_equal(tp_join_barrier_apply_map(tp_join_agent_barrier(agent), &m, tp_clock_monotonic_ns()), 1);
+    tp_agent_t as;
+    tp_join_agent_as_agent(agent, &as);
+    tp_idle_strategy_t idle;
+    tp_idle_sleep(&idle, 100000);
+    tp_agent_runner_t *runner = NULL;
+    tp_assert_ok(tp_agent_runner_init(&runner, &as, &idle));
+    tp_assert_ok(tp_agent_runner_start(runner));
+    for (uint64_t s = 0; s < 50; s++)
+    {
+        publish(cams[0], CAM_A, s, 0);
+        publish(cams[1], CAM_B, s, 0);
+        tp_producer_do_work(cams[0]);
+        tp_producer_do_work(cams[1]);
+        int64_t deadline = tp_clock_monotonic_ns() + DEADLINE_NS;
+        while (__atomic_load_n(&R.outputs, __ATOMIC_ACQUIRE) < s + 1) /* one pair at a time: nothing lapped */
+        {
+            assert_true(tp_clock_monotonic_ns() < deadline);
+            usleep(100);
+        }
+    }
+    tp_assert_ok(tp_agent_runner_close(runner));
+    assert_int_equal(R.bad, 0);
+    tp_join_agent_close(agent);
+    for (int i = 0; i < 2; i++)
+    {
+        tp_consumer_close(inputs[i]);
+        tp_producer_close(cams[i]);
+    }
+    tp_producer_close(out);
+    tp_client_close(stage_client);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -877,6 +954,7 @@ int main(void)
         cmocka_unit_test_teardown(test_tracing_is_best_effort, rig_teardown),
         cmocka_unit_test(test_node_ids),
         cmocka_unit_test(test_authority_cadence),
+        cmocka_unit_test(test_agent_on_runner_thread),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
