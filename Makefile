@@ -16,18 +16,19 @@ endif
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps build run test test-long install asan tsan fuzz bench clean help
+.PHONY: all deps deps-browser build run test test-long install asan tsan fuzz bench clean help
 
 all: build
 
 help:
-	@echo "make run    install what is missing, build, run tp demo"
+	@echo "make run    install what is missing, build, run tp demo for a minute with its dashboard on http://127.0.0.1:8080/"
 	@echo "make test   install what is missing, build, run every test (ctest)"
 	@echo "make test-long  the long versions (label long: a crowd of 250 client processes around one driver, ...)"
 	@echo "make install    install the library, headers, tp, pkg-config and CMake files under PREFIX (/usr/local)"
 	@echo "make asan   the whole test suite under AddressSanitizer + UBSan ($(ASAN_BUILD)/)"
 	@echo "make tsan   the concurrency tests under ThreadSanitizer ($(TSAN_BUILD)/)"
 	@echo "make fuzz   libFuzzer on every harness, FUZZ_SECONDS each (clang; $(FUZZ_BUILD)/)"
+	@echo "make deps-browser  install Chromium (Debian's), for the test that loads tp web in a headless browser"
 	@echo "make clean  remove the build folders"
 
 deps:
@@ -47,6 +48,10 @@ deps:
 		fi; \
 	fi
 
+# The browser test of tp web runs where Chromium is installed and is skipped (with a message) elsewhere.
+deps-browser:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) chromium"
+
 $(BUILD)/build.ninja: CMakeLists.txt
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 
@@ -54,7 +59,7 @@ build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/src/cli/tp demo
+	$(BUILD)/src/cli/tp demo --web 127.0.0.1:8080 --seconds 60
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300 -LE long

@@ -16,6 +16,7 @@
 
 #include "cli/tp_cli.h"
 #include "cli/tp_cli_embedded.h"
+#include "cli/tp_web.h"
 #include "core/tp_alloc.h"
 #include "core/tp_atomic.h"
 #include "core/tp_clock.h"
@@ -42,6 +43,7 @@ typedef struct demo_config
     double slow_ms;
     int json;
     char base_dir[TP_PATH_MAX];
+    char web_listen[64]; /* "": no dashboard */
 } demo_config_t;
 
 typedef struct demo_shared
@@ -88,9 +90,9 @@ static void demo_usage(FILE *out)
 {
     fprintf(out,
         "usage: tp demo [--seconds S] [--width W] [--height H] [--channels C] [--slots N] [--rate HZ]\n"
-        "               [--slow-ms MS] [--base-dir DIR] [--json]\n\n"
+        "               [--slow-ms MS] [--base-dir DIR] [--web ADDR:PORT] [--json]\n\n"
         "Run an embedded SHM driver (regions in the canonical layout under DIR), a producer of synthetic\n"
-        "camera frames and two consumers, each attached through the driver with its own client and talking\n"
+        "camera frames (colour bars with a band moving down, seq and CRC32C stamped in) and two consumers, each attached through the driver with its own client and talking\n"
         "over the bus: `fast` reads every frame in place (zero copy) and re-checks the seqlock; `slow` copies\n"
         "each frame out, re-checks, then spends --slow-ms on its copy.\n"
         "Every accepted frame's CRC32C is verified. Once a second it prints frames/s, GiB/s, drops by kind\n"
@@ -105,6 +107,8 @@ static void demo_usage(FILE *out)
         "  --rate HZ       frames per second, 0 = as fast as possible [0]\n"
         "  --slow-ms MS    processing time of the slow consumer [5]\n"
         "  --base-dir DIR  where the regions go [/dev/shm]\n"
+        "  --web ADDR:PORT also serve the tp web dashboard of the demo's driver there (e.g. 127.0.0.1:8080):\n"
+        "                  open the URL it prints to watch the test pattern and the figures live\n"
         "  --json          one JSON object per line instead of text\n\n"
         "exit status: 0 when no accepted frame failed its checksum, 1 otherwise, 2 bad arguments.\n");
 }
@@ -186,6 +190,10 @@ static int demo_parse(int argc, char **argv, demo_config_t *c)
         else if (strcmp(a, "--base-dir") == 0)
         {
             rc = snprintf(c->base_dir, sizeof(c->base_dir), "%s", v) < (int)sizeof(c->base_dir) ? 0 : -1;
+        }
+        else if (strcmp(a, "--web") == 0)
+        {
+            rc = snprintf(c->web_listen, sizeof(c->web_listen), "%s", v) < (int)sizeof(c->web_listen) ? 0 : -1;
         }
         else
         {
@@ -437,6 +445,40 @@ typedef struct demo_producer
     uint64_t epoch;
 } demo_producer_t;
 
+/* The picture every frame starts from: eight vertical colour bars (grey levels with one channel). */
+static void draw_bars(uint8_t *pattern, const demo_config_t *cfg)
+{
+    static const uint8_t bars[8][3] = { { 235, 235, 235 }, { 235, 235, 16 }, { 16, 235, 235 }, { 16, 235, 16 },
+        { 235, 16, 235 }, { 235, 16, 16 }, { 16, 16, 235 }, { 16, 16, 16 } };
+    for (uint32_t y = 0; y < cfg->height; y++)
+    {
+        for (uint32_t x = 0; x < cfg->width; x++)
+        {
+            const uint8_t *bar = bars[(uint64_t)x * 8 / cfg->width];
+            uint8_t *px = pattern + ((size_t)y * cfg->width + x) * cfg->channels;
+            for (uint32_t ch = 0; ch < cfg->channels; ch++)
+            {
+                px[ch] = cfg->channels >= 3 ? (ch < 3 ? bar[ch] : 255) : (uint8_t)((bar[0] + bar[1] + bar[2]) / 3);
+            }
+        }
+    }
+}
+
+/* A frame: the bars, a white band 1/16 of the height moving down one band every 8 frames, the seq and CRC32C. */
+static void draw_frame(uint8_t *out, const uint8_t *pattern, const demo_config_t *cfg, uint32_t frame_bytes,
+    uint64_t seq)
+{
+    memcpy(out, pattern, frame_bytes);
+    uint32_t band = cfg->height / 16 > 0 ? cfg->height / 16 : 1;
+    uint32_t top = (uint32_t)((seq / 8 * band) % cfg->height);
+    size_t row = (size_t)cfg->width * cfg->channels;
+    for (uint32_t y = top; y < top + band && y < cfg->height; y++)
+    {
+        memset(out + y * row, 255, row);
+    }
+    tp_cli_frame_stamp(out, frame_bytes, seq);
+}
+
 /* Publish frames until told to stop, on the claim path: the frame is generated straight into the slot. */
 static void *producer_main(void *arg)
 {
@@ -454,6 +496,11 @@ static void *producer_main(void *arg)
         return NULL;
     }
     p->epoch = tp_producer_epoch(producer);
+    uint8_t *pattern = malloc(p->frame_bytes);
+    if (pattern != NULL)
+    {
+        draw_bars(pattern, cfg);
+    }
     tp_store_release_int(&p->attached, 1);
     tp_tensor_desc_t tensor = { .dtype = TP_DTYPE_UINT8, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 3,
         .dims = { (int32_t)cfg->height, (int32_t)cfg->width, (int32_t)cfg->channels } };
@@ -472,7 +519,14 @@ static void *producer_main(void *arg)
         tp_claim_t claim;
         if (tp_producer_try_claim_by_size(producer, p->frame_bytes, &claim) == 0)
         {
-            tp_cli_frame_fill(claim.buffer, p->frame_bytes, claim.seq);
+            if (pattern != NULL)
+            {
+                draw_frame(claim.buffer, pattern, cfg, p->frame_bytes, claim.seq);
+            }
+            else
+            {
+                tp_cli_frame_fill(claim.buffer, p->frame_bytes, claim.seq);
+            }
             if (tp_producer_commit(producer, &claim, p->frame_bytes, &tensor, 0, 0) >= 0)
             {
                 published++;
@@ -485,6 +539,7 @@ static void *producer_main(void *arg)
             tp_producer_do_work(producer); /* keepalives; attaching again if the lease was lost */
         }
     }
+    free(pattern);
     tp_producer_close(producer);
     tp_client_close(client);
     return NULL;
@@ -553,6 +608,7 @@ int tp_cmd_demo(int argc, char **argv)
     memset(consumers, 0, sizeof(consumers));
     demo_producer_t producer;
     memset(&producer, 0, sizeof(producer));
+    tp_web_t *web = NULL;
     int status = TP_EXIT_FAILED;
     const uint16_t pool_ids[] = { 1 };
     if (tp_cli_embedded_open(&env, cfg.base_dir, "demo", DEMO_STREAM_ID, cfg.nslots, pool_ids, &stride, 1) < 0)
@@ -613,6 +669,20 @@ int tp_cmd_demo(int argc, char **argv)
         c->started = 1;
         demo_wait_attached(&c->attached);
     }
+    if (cfg.web_listen[0] != '\0')
+    {
+        tp_web_options_t wo = { .listen = cfg.web_listen, .bus_dir = env.bus_dir, .base_dirs = cfg.base_dir };
+        if (tp_web_start(&web, &wo) == 0)
+        {
+            printf("dashboard: open %s in a browser to watch the frames (tp web, until the demo ends)\n",
+                tp_web_url(web));
+        }
+        else
+        {
+            fprintf(stderr, "tp demo: no dashboard (the demo runs without it): %s\n", tp_errmsg());
+        }
+        fflush(stdout);
+    }
     int64_t start = tp_clock_monotonic_ns();
     uint64_t head_at_start = tp_load_acquire_u64(&shared.head);
     uint64_t bytes_at_start = tp_load_relaxed_u64(&shared.produced_bytes);
@@ -644,6 +714,7 @@ int tp_cmd_demo(int argc, char **argv)
         }
     }
 done:
+    tp_web_stop(web);
     tp_store_relaxed_int(&shared.stop, 1);
     if (producer.started)
     {

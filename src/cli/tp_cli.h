@@ -67,6 +67,9 @@ int tp_cli_load_config(const char *path, void *config, tp_cli_config_loader_t lo
  * payload is frame seq's. */
 void tp_cli_frame_fill(uint8_t *payload, uint32_t length, uint64_t seq);
 int tp_cli_frame_verify(const uint8_t *payload, uint32_t length, uint64_t seq);
+/* Stamp a payload of at least 12 bytes filled otherwise (a picture): its seq in the first 8 bytes and the CRC32C
+ * in the last 4, as tp_cli_frame_fill does, so that tp_cli_frame_verify checks it. */
+void tp_cli_frame_stamp(uint8_t *payload, uint32_t length, uint64_t seq);
 /* Install SIGINT/SIGTERM handlers that set the flag returned by tp_cli_stop_requested(). */
 void tp_cli_install_stop_handlers(void);
 int tp_cli_stop_requested(void);

@@ -134,6 +134,11 @@ void tp_cli_frame_fill(uint8_t *payload, uint32_t length, uint64_t seq)
         return;
     }
     memset(payload + 8, (int)(seq * 131u + 7u) & 0xFF, length - 12);
+    tp_cli_frame_stamp(payload, length, seq);
+}
+
+void tp_cli_frame_stamp(uint8_t *payload, uint32_t length, uint64_t seq)
+{
     memcpy(payload, &seq, 8);
     uint32_t crc = tp_crc32c(0, payload, length - 4);
     memcpy(payload + length - 4, &crc, 4);

@@ -353,9 +353,9 @@ const char *tp_npy_descr(tp_dtype_t dtype)
     }
 }
 
-/* Write the elements in C order: the last index fastest, whatever the strides. */
-static int write_elements(FILE *f, const tp_tensor_desc_t *t, const int64_t *strides, const uint8_t *payload,
-    size_t element)
+/* Visit the elements in C order (the last index fastest, whatever the strides); stops when fn returns < 0. */
+static int each_element(const tp_tensor_desc_t *t, const int64_t *strides, const uint8_t *payload,
+    int (*fn)(void *ctx, const uint8_t *at), void *ctx)
 {
     int32_t index[TP_MAX_DIMS] = { 0 };
     uint64_t count = 1;
@@ -370,7 +370,7 @@ static int write_elements(FILE *f, const tp_tensor_desc_t *t, const int64_t *str
         {
             offset += (int64_t)index[d] * strides[d];
         }
-        if (fwrite(payload + offset, element, 1, f) != 1)
+        if (fn(ctx, payload + offset) < 0)
         {
             return -1;
         }
@@ -379,6 +379,161 @@ static int write_elements(FILE *f, const tp_tensor_desc_t *t, const int64_t *str
             index[d] = 0;
         }
     }
+    return 0;
+}
+
+typedef struct write_ctx
+{
+    FILE *f;
+    size_t element;
+} write_ctx_t;
+
+static int write_one(void *ctx, const uint8_t *at)
+{
+    write_ctx_t *w = ctx;
+    return fwrite(at, w->element, 1, w->f) == 1 ? 0 : -1;
+}
+
+static int write_elements(FILE *f, const tp_tensor_desc_t *t, const int64_t *strides, const uint8_t *payload,
+    size_t element)
+{
+    write_ctx_t w = { f, element };
+    return each_element(t, strides, payload, write_one, &w);
+}
+
+/* One element as a double (NaN for BYTES, BIT and unknown dtypes). */
+static double element_value(tp_dtype_t dtype, const uint8_t *at)
+{
+    union
+    {
+        int8_t i8;
+        uint16_t u16;
+        int16_t i16;
+        uint32_t u32;
+        int32_t i32;
+        uint64_t u64;
+        int64_t i64;
+        float f32;
+        double f64;
+    } v;
+    memcpy(&v, at, tp_dtype_size_bytes(dtype) <= sizeof(v) ? tp_dtype_size_bytes(dtype) : sizeof(v));
+    switch (dtype)
+    {
+    case TP_DTYPE_UINT8:
+    case TP_DTYPE_BOOLEAN:
+        return *at;
+    case TP_DTYPE_INT8:
+        return v.i8;
+    case TP_DTYPE_UINT16:
+        return v.u16;
+    case TP_DTYPE_INT16:
+        return v.i16;
+    case TP_DTYPE_UINT32:
+        return v.u32;
+    case TP_DTYPE_INT32:
+        return v.i32;
+    case TP_DTYPE_UINT64:
+        return (double)v.u64;
+    case TP_DTYPE_INT64:
+        return (double)v.i64;
+    case TP_DTYPE_FLOAT32:
+        return v.f32;
+    case TP_DTYPE_FLOAT64:
+        return v.f64;
+    default:
+        return NAN;
+    }
+}
+
+typedef struct stats_ctx
+{
+    tp_dtype_t dtype;
+    tp_tensor_stats_t *s;
+    double sum;
+    int pass; /* 0: min, max, mean; 1: the histogram */
+} stats_ctx_t;
+
+static int stats_one(void *ctx, const uint8_t *at)
+{
+    stats_ctx_t *c = ctx;
+    tp_tensor_stats_t *s = c->s;
+    double v = element_value(c->dtype, at);
+    if (!isfinite(v))
+    {
+        s->non_finite += c->pass == 0 ? 1 : 0;
+        return 0;
+    }
+    if (c->pass == 0)
+    {
+        s->min = s->count == 0 || v < s->min ? v : s->min;
+        s->max = s->count == 0 || v > s->max ? v : s->max;
+        s->count++;
+        c->sum += v;
+        return 0;
+    }
+    double span = s->max - s->min;
+    int bin = span > 0 ? (int)((v - s->min) / span * TP_TENSOR_STATS_BINS) : 0;
+    s->histogram[bin >= TP_TENSOR_STATS_BINS ? TP_TENSOR_STATS_BINS - 1 : bin < 0 ? 0 : bin]++;
+    return 0;
+}
+
+int tp_tensor_stats(const tp_tensor_desc_t *t, const uint8_t *payload, size_t length, tp_tensor_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int64_t strides[TP_MAX_DIMS];
+    uint64_t span = 0;
+    if (tp_tensor_resolve(t, strides, &span) < 0)
+    {
+        return -1;
+    }
+    if (span > length)
+    {
+        TP_SET_ERR(TP_E_INVALID, "the tensor spans %llu bytes, the payload has %zu", (unsigned long long)span, length);
+        return -1;
+    }
+    if (isnan(element_value(t->dtype, payload)) && t->dtype != TP_DTYPE_FLOAT32 && t->dtype != TP_DTYPE_FLOAT64)
+    {
+        TP_SET_ERR(TP_E_INVALID, "%s elements have no numeric value", tp_dtype_name(t->dtype));
+        return -1;
+    }
+    stats_ctx_t c = { .dtype = t->dtype, .s = out };
+    each_element(t, strides, payload, stats_one, &c);
+    out->mean = out->count > 0 ? c.sum / (double)out->count : 0;
+    c.pass = 1;
+    each_element(t, strides, payload, stats_one, &c);
+    return 0;
+}
+
+int tp_image_downscale(tp_image_t *image, uint32_t max_width)
+{
+    if (image->width <= max_width || max_width == 0)
+    {
+        return 0;
+    }
+    uint32_t width = max_width;
+    uint32_t height = (uint32_t)((uint64_t)image->height * max_width / image->width);
+    height = height > 0 ? height : 1;
+    size_t pixel = (size_t)image->channels * (image->bit_depth / 8);
+    uint8_t *pixels = malloc((size_t)width * height * pixel);
+    if (pixels == NULL)
+    {
+        TP_SET_ERR(TP_E_GENERIC, "out of memory for a %ux%u preview", width, height);
+        return -1;
+    }
+    for (uint32_t y = 0; y < height; y++)
+    {
+        uint32_t sy = (uint32_t)((uint64_t)y * image->height / height);
+        for (uint32_t x = 0; x < width; x++)
+        {
+            uint32_t sx = (uint32_t)((uint64_t)x * image->width / width);
+            memcpy(pixels + ((size_t)y * width + x) * pixel, image->pixels + ((size_t)sy * image->width + sx) * pixel,
+                pixel);
+        }
+    }
+    free(image->pixels);
+    image->pixels = pixels;
+    image->width = width;
+    image->height = height;
     return 0;
 }
 

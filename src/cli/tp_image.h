@@ -38,6 +38,24 @@ int tp_image_encode_png(const tp_image_t *image, uint8_t **out, size_t *length);
 /* quality 1..100; 16-bit images keep their high byte, RGBA drops alpha. */
 int tp_image_write_jpeg(const tp_image_t *image, const char *path, int quality);
 
+/* Shrink to at most max_width pixels wide (nearest neighbour), keeping the aspect ratio. */
+int tp_image_downscale(tp_image_t *image, uint32_t max_width);
+
+/* What a tensor that is not an image holds: min, max and mean of its finite elements and their histogram over
+ * [min, max] in TP_TENSOR_STATS_BINS bins; -1 for BYTES, BIT and unknown elements. */
+#define TP_TENSOR_STATS_BINS 16
+typedef struct tp_tensor_stats
+{
+    uint64_t count;
+    uint64_t non_finite;
+    double min;
+    double max;
+    double mean;
+    uint64_t histogram[TP_TENSOR_STATS_BINS];
+} tp_tensor_stats_t;
+
+int tp_tensor_stats(const tp_tensor_desc_t *tensor, const uint8_t *payload, size_t length, tp_tensor_stats_t *out);
+
 /* The tensor as NumPy .npy (version 1.0), its elements in C order whatever its layout. */
 int tp_npy_write(const char *path, const tp_tensor_desc_t *tensor, const uint8_t *payload, size_t length);
 /* The NumPy dtype string ("<u2", "|u1", ...) of a dtype, NULL if NumPy has none (BIT). */

@@ -22,6 +22,7 @@
 #include "tp_test_util.h"
 
 #define STREAM 10
+#define DEPTH 11 /* a FLOAT32 1-D stream: numbers, not an image */
 #define W 32
 #define H 24
 
@@ -34,6 +35,7 @@ static int port;
 static tp_client_context_t *cctx;
 static tp_client_t *client;
 static tp_producer_t *producer;
+static tp_producer_t *depth;
 static char response[1 << 20];
 
 static pid_t spawn(char *const argv[])
@@ -64,8 +66,8 @@ static int setup(void **state)
     fprintf(f,
         "[driver]\nbus_dir = \"%s\"\n[shm]\nbase_dir = \"%s\"\n[policies]\nprefault_shm = false\n"
         "[profiles.p]\nheader_nslots = 8\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
-        "[streams.cam]\nstream_id = %d\nprofile = \"p\"\n",
-        bus_dir, shm, STREAM);
+        "[streams.cam]\nstream_id = %d\nprofile = \"p\"\n[streams.depth]\nstream_id = %d\nprofile = \"p\"\n",
+        bus_dir, shm, STREAM, DEPTH);
     fclose(f);
     driver_pid = tp_test_start_driver_process(config, bus_dir);
     tp_assert_ok(tp_client_context_init(&cctx));
@@ -73,6 +75,7 @@ static int setup(void **state)
     tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
     tp_assert_ok(tp_client_connect(&client, cctx));
     tp_assert_ok(tp_producer_attach(&producer, client, STREAM, 5 * TP_NS_PER_S));
+    tp_assert_ok(tp_producer_attach(&depth, client, DEPTH, 5 * TP_NS_PER_S));
     port = 20000 + (int)(getpid() % 20000);
     char listen[64];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
@@ -87,6 +90,7 @@ static int teardown(void **state)
     kill(web_pid, SIGTERM);
     waitpid(web_pid, NULL, 0);
     tp_producer_close(producer);
+    tp_producer_close(depth);
     tp_client_close(client);
     tp_client_context_close(cctx);
     kill(driver_pid, SIGTERM);
@@ -124,6 +128,15 @@ static void publish(void)
         .dims = { H, W, 3 } };
     tp_producer_offer_frame(producer, buf, sizeof(buf), &t, 0, 0);
     tp_producer_do_work(producer);
+    /* 100 values 0..99 (min 0, max 99, mean 49.5; 16 bins of 6 or 7) */
+    float values[100];
+    for (int i = 0; i < 100; i++)
+    {
+        values[i] = (float)i;
+    }
+    tp_tensor_desc_t v = { .dtype = TP_DTYPE_FLOAT32, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 1, .dims = { 100 } };
+    tp_producer_offer_frame(depth, values, sizeof(values), &v, 0, 0);
+    tp_producer_do_work(depth);
 }
 
 /* One request; the status code, the body at *body (inside `response`) of *length bytes. Publishes while it waits. */
@@ -167,6 +180,19 @@ static int get(const char *method, const char *path, const char **body, size_t *
     return code;
 }
 
+/* The same, asked again while the answer is 503 (the server has not seen a frame yet). */
+static int get_ready(const char *path, const char **body, size_t *length)
+{
+    int64_t deadline = tp_clock_monotonic_ns() + 20 * TP_NS_PER_S;
+    int code;
+    while ((code = get("GET", path, body, length)) == 503)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(50000);
+    }
+    return code;
+}
+
 typedef struct reader
 {
     const uint8_t *data;
@@ -192,12 +218,12 @@ static void test_dashboard_api_and_preview(void **state)
     size_t length;
     assert_int_equal(get("GET", "/", &body, &length), 200);
     tp_test_assert_contains(body, "<title>tensorpool</title>");
-    assert_int_equal(get("GET", "/api/streams", &body, &length), 200);
+    assert_int_equal(get_ready("/api/streams", &body, &length), 200);
     tp_test_assert_contains(body, "\"stream_id\":10");
-    assert_int_equal(get("GET", "/api/status", &body, &length), 200);
+    assert_int_equal(get_ready("/api/status", &body, &length), 200);
     tp_test_assert_contains(body, "\"leases\":[");
     /* the preview: the pattern's pixels exactly */
-    assert_int_equal(get("GET", "/api/streams/10/latest.png", &body, &length), 200);
+    assert_int_equal(get_ready("/api/streams/10/latest.png", &body, &length), 200);
     reader_t r = { .data = (const uint8_t *)body, .length = length };
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
@@ -225,6 +251,7 @@ static void test_errors_and_idle_clients(void **state)
     (void)state;
     const char *body;
     size_t length;
+    assert_int_equal(get_ready("/api/streams", &body, &length), 200);
     assert_int_equal(get("GET", "/api/streams/99/latest.png", &body, &length), 404);
     tp_test_assert_contains(body, "no such stream");
     assert_int_equal(get("GET", "/etc/passwd", &body, &length), 404);
@@ -249,11 +276,144 @@ static void test_errors_and_idle_clients(void **state)
     }
 }
 
+/* A tensor that is not an image: its numbers, and a clear refusal to draw it. */
+static void test_stats_of_numbers(void **state)
+{
+    (void)state;
+    const char *body;
+    size_t length;
+    assert_int_equal(get_ready("/api/streams/11/stats", &body, &length), 200);
+    tp_test_assert_contains(body, "\"count\":100");
+    tp_test_assert_contains(body, "\"min\":0,");
+    tp_test_assert_contains(body, "\"max\":99,");
+    tp_test_assert_contains(body, "\"mean\":49.5,");
+    tp_test_assert_contains(body, "\"histogram\":[7,6,6,6,6,7,6,6,6,6,7,6,6,6,6,7]");
+    assert_int_equal(get("GET", "/api/streams/11/latest.png", &body, &length), 415);
+    tp_test_assert_contains(body, "not images");
+    assert_int_equal(get_ready("/api/streams/10/stats", &body, &length), 415);
+    /* the snapshot says so from its next sample on */
+    int64_t deadline = tp_clock_monotonic_ns() + 10 * TP_NS_PER_S;
+    while (get_ready("/api/streams", &body, &length) != 200 || strstr(body, "\"kind\":\"stats\"") == NULL ||
+        strstr(body, "\"kind\":\"image\",\"seq\":") == NULL)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(100000);
+    }
+}
+
+/* Read from fd until needle has appeared `times` times (or the deadline): the bytes read. */
+static size_t read_until(int fd, char *buf, size_t capacity, const char *needle, int times, int64_t deadline)
+{
+    size_t got = 0;
+    struct timeval tv = { .tv_sec = 0, .tv_usec = 50000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (;;)
+    {
+        buf[got] = '\0';
+        int n = 0;
+        for (const char *p = strstr(buf, needle); p != NULL; p = strstr(p + 1, needle))
+        {
+            n++;
+        }
+        if (n >= times || tp_clock_monotonic_ns() > deadline || got + 1 >= capacity)
+        {
+            return got;
+        }
+        ssize_t r = read(fd, buf + got, capacity - 1 - got);
+        if (r == 0)
+        {
+            return got;
+        }
+        got += r > 0 ? (size_t)r : 0;
+        publish();
+    }
+}
+
+static int open_events(void)
+{
+    int fd = connect_web();
+    assert_true(fd >= 0);
+    const char *req = "GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    return fd;
+}
+
+/* Server-sent events: a snapshot each second, newer each time, without asking again; a long poll waits for the next
+ * one; at most 8 live streams, then a clear 503; a client that never reads costs the producer nothing and the
+ * others keep being served, as do many clients at once. */
+static void test_live_events_and_crowds(void **state)
+{
+    (void)state;
+    const char *body;
+    size_t length;
+    assert_int_equal(get_ready("/api/streams", &body, &length), 200);
+    int fd = open_events();
+    static char buf[1 << 18];
+    size_t got = read_until(fd, buf, sizeof(buf), "event: streams\ndata: {", 3,
+        tp_clock_monotonic_ns() + 15 * TP_NS_PER_S);
+    assert_true(got > 0);
+    tp_test_assert_contains(buf, "Content-Type: text/event-stream");
+    const char *first = strstr(buf, "\"version\":");
+    assert_non_null(first);
+    const char *third = strstr(strstr(strstr(first + 1, "\"version\":") + 1, "\"version\":"), "\"version\":");
+    assert_non_null(third);
+    unsigned long long v1 = strtoull(first + 10, NULL, 10);
+    unsigned long long v3 = strtoull(third + 10, NULL, 10);
+    assert_true(v3 >= v1 + 2);
+    close(fd);
+    /* the long poll answers with the next snapshot */
+    char path[64];
+    snprintf(path, sizeof(path), "/api/streams?after=%llu", v3 + 1);
+    assert_int_equal(get("GET", path, &body, &length), 200);
+    const char *v = strstr(body, "\"version\":");
+    assert_non_null(v);
+    assert_true(strtoull(v + 10, NULL, 10) >= v3 + 2);
+    /* eight live streams, a ninth refused; none of them reads */
+    int live[8];
+    for (int i = 0; i < 8; i++)
+    {
+        live[i] = open_events();
+    }
+    usleep(300000);
+    assert_int_equal(get("GET", "/api/events", &body, &length), 503);
+    tp_test_assert_contains(body, "too many live dashboards");
+    /* while they do not read, 200 frames go out, every one accepted, and the API still answers */
+    uint8_t payload[64] = { 0 };
+    tp_tensor_desc_t t = { .dtype = TP_DTYPE_UINT8, .major_order = TP_MAJOR_ORDER_ROW, .ndims = 1, .dims = { 64 } };
+    for (int i = 0; i < 200; i++)
+    {
+        assert_true(tp_producer_offer_frame(depth, payload, sizeof(payload), &t, 0, 0) >= 0);
+    }
+    assert_int_equal(get("GET", "/api/streams", &body, &length), 200);
+    for (int i = 0; i < 8; i++)
+    {
+        close(live[i]);
+    }
+    /* twenty clients at once, each answered in full */
+    int crowd[20];
+    for (int i = 0; i < 20; i++)
+    {
+        crowd[i] = connect_web();
+        assert_true(crowd[i] >= 0);
+        const char *req = "GET /api/streams HTTP/1.0\r\n\r\n";
+        assert_int_equal(write(crowd[i], req, strlen(req)), (ssize_t)strlen(req));
+    }
+    for (int i = 0; i < 20; i++)
+    {
+        got = read_until(crowd[i], buf, sizeof(buf), "\"streams\":", 1, tp_clock_monotonic_ns() + 10 * TP_NS_PER_S);
+        assert_true(got > 0);
+        tp_test_assert_contains(buf, " 200 OK");
+        close(crowd[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dashboard_api_and_preview, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_and_idle_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats_of_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_events_and_crowds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
