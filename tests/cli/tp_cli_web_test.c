@@ -256,6 +256,17 @@ static void test_errors_and_idle_clients(void **state)
     tp_test_assert_contains(body, "no such stream");
     assert_int_equal(get("GET", "/etc/passwd", &body, &length), 404);
     assert_int_equal(get("GET", "/api/streams/10/latest.png/../../x", &body, &length), 404);
+    const char *malformed[] = { "/api/streams/abc/latest.png", "/api/streams/-1/latest.png", "/api/streams/0/stats",
+        "/api/streams/99999999999/latest.png", "/api/streams/10%00/latest.png", "/api/streams//latest.png",
+        "/api/streams/010/latest.png", "/api/streams/10/latest.pngx", "/api/events/../status" };
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+    {
+        int code = get("GET", malformed[i], &body, &length);
+        if (code != 404 && code != 400)
+        {
+            fail_msg("%s answered %d", malformed[i], code);
+        }
+    }
     char long_path[2048];
     memset(long_path, 'a', sizeof(long_path) - 1);
     long_path[0] = '/';
@@ -407,6 +418,46 @@ static void test_live_events_and_crowds(void **state)
     }
 }
 
+/* The driver restarts under the dashboard: the API keeps answering, and the preview comes back from the stream's
+ * new epoch once the producer is attached again. */
+static void test_survives_driver_restart(void **state)
+{
+    (void)state;
+    const char *body;
+    size_t length;
+    assert_int_equal(get_ready("/api/streams/10/latest.png", &body, &length), 200);
+    uint64_t old_epoch = tp_producer_epoch(producer);
+    kill(driver_pid, SIGTERM);
+    waitpid(driver_pid, NULL, 0);
+    char config[700];
+    snprintf(config, sizeof(config), "%s/driver.toml", dir);
+    driver_pid = tp_test_start_driver_process(config, bus_dir);
+    int64_t deadline = tp_clock_monotonic_ns() + 30 * TP_NS_PER_S;
+    while (!tp_producer_is_attached(producer) || !tp_producer_is_attached(depth) ||
+        tp_producer_epoch(producer) == old_epoch)
+    {
+        publish();
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(10000);
+    }
+    char want[64];
+    snprintf(want, sizeof(want), "\"stream_id\":10,\"kind\":\"image\"");
+    uint64_t epoch = tp_producer_epoch(producer);
+    char epoch_text[128];
+    snprintf(epoch_text, sizeof(epoch_text), "\"stream_id\":10,\"name\":\"cam\",\"in_status\":true,\"epoch\":%llu",
+        (unsigned long long)epoch);
+    while (get("GET", "/api/streams", &body, &length) != 200 || strstr(body, epoch_text) == NULL ||
+        strstr(body, want) == NULL)
+    {
+        if (tp_clock_monotonic_ns() > deadline)
+        {
+            fail_msg("the dashboard did not follow the restart (epoch %llu): %.1500s", (unsigned long long)epoch, body);
+        }
+        usleep(100000);
+    }
+    assert_int_equal(get_ready("/api/streams/10/latest.png", &body, &length), 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +465,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_and_idle_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_of_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_events_and_crowds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_survives_driver_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
