@@ -46,6 +46,7 @@ struct tp_bus_publication
     uint64_t tail;     /* writer's copy of log->tail */
     uint64_t next_seq; /* sequence of the next data record */
     bool has_claim;
+    bool is_asymmetric; /* this process is registered for membarrier: wake without a fence (tp_bus_ipc.h) */
     uint32_t wakes_since_reap; /* futex wakes issued; every TP_BUS_WAKES_PER_REAP, look for dead subscribers */
     /* UDP */
     struct tp_bus_udp_pub *udp;

@@ -160,6 +160,15 @@ bool tp_bus_registry_claim_reap(tp_bus_registry_t *reg, int64_t now_ns, int64_t 
 
 /* Wake parked subscribers (futex) if any; cheap when none is parked. Returns true if it made the system call. */
 bool tp_bus_registry_wake(tp_bus_registry_t *reg);
+/* The same after a record is published by a process registered for the asymmetric barrier
+ * (tp_bus_asymmetric_register): no fence of its own; parking subscribers issue the barrier for it. Hot path. */
+bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg);
+/* Register this process (once; later calls return the first answer) for membarrier's global expedited barrier, so
+ * that its publishers may wake without a fence per record. false where the kernel lacks it: those publishers keep
+ * the fence. */
+bool tp_bus_asymmetric_register(void);
+/* A parking subscriber's barrier, after it counted itself in waiters and before it looks for data once more. */
+void tp_bus_registry_park_barrier(void);
 
 /* Take a parked subscriber out of waiters if its flag is still set (the subscriber itself, or a reaper). */
 void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e);

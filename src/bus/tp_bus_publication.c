@@ -283,6 +283,7 @@ int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, const cha
     {
         goto error;
     }
+    pub->is_asymmetric = tp_bus_asymmetric_register();
     *out = pub;
     return 0;
 error:
@@ -379,7 +380,9 @@ static inline int64_t log_commit(tp_bus_publication_t *pub, uint64_t offset, uin
     /* latest before tail: a reader that sees the tail sees a latest whose record is complete. */
     tp_store_release_u64(&pub->log->latest, tail - record_bytes);
     tp_store_release_u64(&pub->log->tail, tail);
-    if (tp_bus_registry_wake(pub->registry.reg) && ++pub->wakes_since_reap >= TP_BUS_WAKES_PER_REAP)
+    bool woke = pub->is_asymmetric ? tp_bus_registry_wake_asymmetric(pub->registry.reg)
+                                    : tp_bus_registry_wake(pub->registry.reg);
+    if (woke && ++pub->wakes_since_reap >= TP_BUS_WAKES_PER_REAP)
     {
         pub->wakes_since_reap = 0;
         tp_bus_registry_reap(&pub->registry); /* only on the futex path, which makes a system call anyway */

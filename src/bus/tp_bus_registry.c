@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,10 +342,8 @@ bool tp_bus_registry_claim_reap(tp_bus_registry_t *reg, int64_t now_ns, int64_t 
     return now_ns - (int64_t)last >= interval_ns && tp_cas_acq_rel_u64(&reg->reap_ns, &last, (uint64_t)now_ns);
 }
 
-bool tp_bus_registry_wake(tp_bus_registry_t *reg)
+static bool wake_waiters(tp_bus_registry_t *reg)
 {
-    /* Pairs with the seq_cst fence in the subscriber's park: either it sees our data, or we see its waiter. */
-    tp_fence_seq_cst();
     if (tp_load_relaxed_u32(&reg->waiters) != 0)
     {
         tp_fetch_add_acq_rel_u32(&reg->futex_word, 1);
@@ -352,6 +351,56 @@ bool tp_bus_registry_wake(tp_bus_registry_t *reg)
         return true;
     }
     return false;
+}
+
+bool tp_bus_registry_wake(tp_bus_registry_t *reg)
+{
+    /* Pairs with the barrier in the subscriber's park: either it sees our data, or we see its waiter. */
+    tp_fence_seq_cst();
+    return wake_waiters(reg);
+}
+
+/*
+ * The asymmetric form of that Dekker pair. A publisher stores its tail, then reads `waiters`; a parking subscriber
+ * stores `waiters`, then reads the tail. Each side needs a full barrier between its store and its load, or both
+ * may read the old value and the subscriber sleeps on data that is there. A fence on every record costs the
+ * publisher the round trip of the tail's cache line to the subscriber's core (most of its time at small messages);
+ * so the subscriber, which is about to sleep anyway, pays for both: membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+ * runs a full barrier on every CPU that runs a registered process at that moment (a process that is not running
+ * passed one when it was switched out). After it, a publisher's tail store is either visible to the subscriber's
+ * check, or its load of `waiters` comes after the barrier and sees the subscriber's store.
+ */
+static int asymmetric_state; /* 0 unknown, 1 registered, -1 unavailable (atomic) */
+
+bool tp_bus_asymmetric_register(void)
+{
+    int state = tp_load_acquire_int(&asymmetric_state);
+    if (state != 0)
+    {
+        return state > 0;
+    }
+    long supported = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    bool ok = supported >= 0 && (supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
+              (supported & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0 &&
+              syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+    tp_store_release_int(&asymmetric_state, ok ? 1 : -1);
+    return ok;
+}
+
+bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg)
+{
+    tp_compiler_barrier(); /* the tail store is issued before the load (the CPU may still delay it: see above) */
+    return wake_waiters(reg);
+}
+
+/* The subscriber's half: a barrier on every CPU running a registered publisher, and on our own. */
+void tp_bus_registry_park_barrier(void)
+{
+    tp_fence_seq_cst();
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
+    {
+        /* Unsupported here, so no publisher registered either: they all fence. */
+    }
 }
 
 void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e)

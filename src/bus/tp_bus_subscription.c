@@ -264,14 +264,20 @@ int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const c
         *out = sub;
         return 0;
     }
-    if (tp_bus_registry_open(&sub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode) < 0 ||
-        sub_register(sub) < 0)
+    if (tp_bus_registry_open(&sub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode) < 0)
     {
         goto error;
     }
-    /* Join time: images registered up to this change number are joined at their tail, later ones from 0. */
+    /* Join time: images registered up to this change number are joined at their tail, later ones from 0. Joined
+     * before we count as a subscriber: a publication that sees us connected then offers at or past the tail we
+     * joined at, so nothing offered once connected is missed (registering first lost those offered between the
+     * two). */
     sub->join_change = tp_load_acquire_u64(&sub->registry.reg->change_counter);
     sub_rescan(sub, sub->join_change);
+    if (sub_register(sub) < 0)
+    {
+        goto error;
+    }
     *out = sub;
     return 0;
 error:
@@ -498,8 +504,9 @@ int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
      * message until the stream's registry is recreated). */
     tp_fetch_add_acq_rel_u32(&reg->waiters, 1);
     tp_store_release_u32(&entry->parked, 1);
-    /* Pairs with the fence in tp_bus_registry_wake: a publisher either sees us waiting or we see its data. */
-    tp_fence_seq_cst();
+    /* Pairs with tp_bus_registry_wake's fence, or stands in for it (tp_bus_registry_wake_asymmetric): a publisher
+     * either sees us waiting or we see its data. */
+    tp_bus_registry_park_barrier();
     int woken = 1;
     if (!sub_has_data(sub))
     {

@@ -61,6 +61,9 @@ static inline void tp_store_release_i64(int64_t *p, int64_t v) { __atomic_store_
 
 static inline int tp_load_relaxed_int(const int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void tp_store_relaxed_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+/* Keep the compiler from moving memory accesses across this point (the CPU still may). */
+static inline void tp_compiler_barrier(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+
 static inline int tp_load_acquire_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void tp_store_release_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline _Bool tp_load_acquire_bool(const _Bool *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

@@ -394,6 +394,74 @@ static void *threaded_reader(void *arg)
     return NULL;
 }
 
+typedef struct eager_writer
+{
+    tp_bus_publication_t *pub;
+    uint64_t first_accepted; /* the first message the publication took (it was connected): UINT64_MAX none yet */
+    int stop;
+} eager_writer_t;
+
+static void *eager_write(void *arg)
+{
+    eager_writer_t *w = arg;
+    for (uint64_t n = 0; !__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE); n++)
+    {
+        uint64_t v = n;
+        if (tp_bus_offer(w->pub, &v, sizeof(v)) >= 0 &&
+            __atomic_load_n(&w->first_accepted, __ATOMIC_RELAXED) == UINT64_MAX)
+        {
+            __atomic_store_n(&w->first_accepted, n, __ATOMIC_RELEASE);
+        }
+    }
+    return NULL;
+}
+
+static void on_first(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    uint64_t *first = clientd;
+    if (*first == UINT64_MAX && length == sizeof(uint64_t))
+    {
+        memcpy(first, buffer, sizeof(uint64_t));
+    }
+}
+
+/* A publication is connected once a subscription exists, and from then on the subscription gets what it offers:
+ * a writer offering as fast as it can while a subscription opens sees its first accepted message arrive (200
+ * times over; a subscription that counted itself before it joined lost the messages offered in between). */
+static void test_connected_means_delivered(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 200; round++)
+    {
+        int32_t stream = STREAM + 100 + round;
+        eager_writer_t w = { .first_accepted = UINT64_MAX };
+        tp_assert_ok(tp_bus_publication_open(&w.pub, bus, "aeron:ipc?term-length=64k", stream, false));
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, eager_write, &w), 0);
+        tp_bus_subscription_t *sub = NULL;
+        tp_assert_ok(tp_bus_subscription_open(&sub, bus, "aeron:ipc?term-length=64k", stream, NULL, NULL, NULL));
+        int64_t deadline = tp_clock_monotonic_ns() + 10 * 1000000000LL;
+        while (__atomic_load_n(&w.first_accepted, __ATOMIC_ACQUIRE) == UINT64_MAX)
+        {
+            assert_true(tp_clock_monotonic_ns() < deadline);
+        }
+        __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t, NULL);
+        uint64_t first = UINT64_MAX;
+        while (tp_bus_poll(sub, on_first, &first, 1) > 0 && first == UINT64_MAX)
+        {
+        }
+        if (first == UINT64_MAX || first > w.first_accepted)
+        {
+            fail_msg("round %d: the writer was connected at message %llu, the subscription's first is %llu", round,
+                (unsigned long long)w.first_accepted, (unsigned long long)first);
+        }
+        tp_bus_subscription_close(sub);
+        tp_bus_publication_close(w.pub);
+    }
+}
+
 static void test_threads_share_the_bus(void **state)
 {
     (void)state;
@@ -534,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_image_lifecycle),
         cmocka_unit_test(test_dead_publisher_is_dropped_once_drained),
         cmocka_unit_test(test_park_wakes_on_next_message),
+        cmocka_unit_test(test_connected_means_delivered),
         cmocka_unit_test(test_threads_share_the_bus),
         cmocka_unit_test(test_steady_state_allocates_nothing),
         cmocka_unit_test(test_modes),
