@@ -7,11 +7,14 @@
 #include "cli/tp_cli.h"
 #include "cli/tp_web.h"
 #include "core/tp_err.h"
+#include "driver/tp_driver_internal.h"
+#include "tensorpool/tp_driver.h"
 
 static void web_usage(FILE *out)
 {
     fprintf(out,
-        "usage: tp web [--listen ADDR:PORT] [--bus-dir DIR] [--allowed-base-dirs DIRS] [--control-stream-id N]\n\n"
+        "usage: tp web [--listen ADDR:PORT] [--config DRIVER_CONFIG | --bus-dir DIR] [--allowed-base-dirs DIRS]\n"
+        "              [--control-stream-id N]\n\n"
         "Serve a read-only dashboard of the local driver (default 127.0.0.1:8080; open http://127.0.0.1:8080/),\n"
         "updated live (server-sent events, no reload): its streams with frames/s, MiB/s and drops and their last\n"
         "minute as sparklines, the announce age, each consumer's QoS report, the leases, and a preview of each\n"
@@ -24,15 +27,45 @@ static void web_usage(FILE *out)
         "  /api/streams/ID/stats        min, max, mean and a 16-bin histogram of the latest frame (JSON)\n"
         "  /api/events                  the /api/streams snapshot once a second as server-sent events\n"
         "  /?focus=ID                   the page showing only that stream's preview\n"
-        "Ctrl-C stops it.\n\n"
+        "--config takes the bus directory, the control stream and the SHM base directory from the driver's\n"
+        "configuration file (the options given beside it win). Ctrl-C stops it.\n\n"
         "example:\n"
         "  tp web --listen 127.0.0.1:8080\n\n"
         "exit status: 0 stopped; 1 it could not listen or find the bus; 2 bad arguments.\n");
 }
 
+/* The driver's configuration file: its bus, control stream and SHM base, unless given on the command line. */
+static int apply_config(const char *path, tp_web_options_t *o, char *bus_dir, size_t bus_capacity, char *base_dir,
+    size_t base_capacity)
+{
+    tp_driver_context_t *ctx = NULL;
+    if (tp_driver_context_init(&ctx) < 0 || tp_driver_context_load_file(ctx, path) < 0)
+    {
+        tp_driver_context_close(ctx);
+        return -1;
+    }
+    if (o->bus_dir == NULL && ctx->config.bus_dir[0] != '\0')
+    {
+        snprintf(bus_dir, bus_capacity, "%s", ctx->config.bus_dir);
+        o->bus_dir = bus_dir;
+    }
+    if (o->base_dirs == NULL && ctx->config.base_dir[0] != '\0')
+    {
+        snprintf(base_dir, base_capacity, "%s", ctx->config.base_dir);
+        o->base_dirs = base_dir;
+    }
+    if (o->control_stream_id == 0)
+    {
+        o->control_stream_id = ctx->config.control_stream_id;
+    }
+    tp_driver_context_close(ctx);
+    return 0;
+}
+
 int tp_cmd_web(int argc, char **argv)
 {
     tp_web_options_t o = { .listen = "127.0.0.1:8080" };
+    const char *config = NULL;
     for (int i = 1; i < argc; i++)
     {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -48,6 +81,10 @@ int tp_cmd_web(int argc, char **argv)
         if (strcmp(argv[i], "--listen") == 0)
         {
             o.listen = v;
+        }
+        else if (strcmp(argv[i], "--config") == 0)
+        {
+            config = v;
         }
         else if (strcmp(argv[i], "--bus-dir") == 0)
         {
@@ -71,6 +108,12 @@ int tp_cmd_web(int argc, char **argv)
             return tp_cli_fail(TP_EXIT_USAGE, "web", "unknown option '%s' (see --help)", argv[i]);
         }
         i++;
+    }
+    static char bus_dir[4096];
+    static char base_dir[4096];
+    if (config != NULL && apply_config(config, &o, bus_dir, sizeof(bus_dir), base_dir, sizeof(base_dir)) < 0)
+    {
+        return tp_cli_fail(TP_EXIT_USAGE, "web", "%s", tp_errmsg());
     }
     tp_cli_install_stop_handlers();
     tp_web_t *web = NULL;

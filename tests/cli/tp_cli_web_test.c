@@ -273,6 +273,15 @@ static void test_errors_and_idle_clients(void **state)
     long_path[sizeof(long_path) - 1] = '\0';
     assert_int_equal(get("GET", long_path, &body, &length), 414);
     assert_int_equal(get("POST", "/api/streams", &body, &length), 405);
+    /* and from the command line: a driver configuration that is not there, an address that is not one */
+    char out[4096];
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s web --config '%s/missing.toml' 2>&1", TP_TOOL, dir);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
+    tp_test_assert_contains(out, "missing.toml");
+    snprintf(cmd, sizeof(cmd), "%s web --listen localhost 2>&1", TP_TOOL);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
+    tp_test_assert_contains(out, "expected an IPv4 ADDR:PORT");
     /* clients that connect and never send anything do not stop the others */
     int idle[8];
     for (int i = 0; i < 8; i++)
