@@ -1,4 +1,5 @@
 /* `tp bench`: dispatch to the benchmarks, and what they share (statistics, machine facts). */
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "cli/tp_bench.h"
 #include "cli/tp_cli.h"
+#include "core/tp_clock.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -45,6 +47,61 @@ void tp_bench_pin(int cpu)
     sched_setaffinity(0, sizeof(set), &set);
 }
 
+/* ---- where the two CPUs sit: a cache line bounced between threads pinned to CPU 0 and CPU 1 ---- */
+
+#define PROBE_ROUND_TRIPS 20000
+
+typedef struct probe
+{
+    _Alignas(64) uint64_t ball; /* odd: the pong side's turn */
+} probe_t;
+
+static void *probe_pong(void *arg)
+{
+    probe_t *p = arg;
+    tp_bench_pin(1);
+    for (uint64_t i = 0; i < PROBE_ROUND_TRIPS; i++)
+    {
+        while ((__atomic_load_n(&p->ball, __ATOMIC_ACQUIRE) & 1) == 0)
+        {
+        }
+        __atomic_fetch_add(&p->ball, 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+double tp_bench_placement_ns(void)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+    {
+        return 0;
+    }
+    static probe_t p;
+    __atomic_store_n(&p.ball, 0, __ATOMIC_RELAXED);
+    pthread_t t;
+    if (pthread_create(&t, NULL, probe_pong, &p) != 0)
+    {
+        return 0;
+    }
+    tp_bench_pin(0);
+    int64_t start = 0;
+    for (uint64_t i = 0; i < PROBE_ROUND_TRIPS; i++)
+    {
+        if (i == PROBE_ROUND_TRIPS / 10)
+        {
+            start = tp_clock_monotonic_ns(); /* after a warm-up tenth */
+        }
+        __atomic_fetch_add(&p.ball, 1, __ATOMIC_RELEASE);
+        while ((__atomic_load_n(&p.ball, __ATOMIC_ACQUIRE) & 1) != 0)
+        {
+        }
+    }
+    int64_t elapsed = tp_clock_monotonic_ns() - start;
+    pthread_join(t, NULL);
+    tp_bench_pin(-1);
+    return (double)elapsed / (PROBE_ROUND_TRIPS - PROBE_ROUND_TRIPS / 10);
+}
+
 void tp_bench_print_machine(FILE *out, int argc, char **argv)
 {
     struct utsname u;
@@ -72,6 +129,14 @@ void tp_bench_print_machine(FILE *out, int argc, char **argv)
         fprintf(out, " %s", argv[i]);
     }
     fprintf(out, "\nmachine: %s, %ld online CPUs, %s %s\n", model, sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release);
+    double placement = tp_bench_placement_ns();
+    if (placement > 0)
+    {
+        /* Two hyperthreads of one core bounce a line in tens of ns; cores sharing a cache in about 100; farther
+         * apart (another chiplet or socket, or vCPUs the host placed so) several hundred. */
+        fprintf(out, "placement: CPU 0 <-> CPU 1 cache-line round trip %.0f ns (%s)\n", placement,
+            placement < 60 ? "near: hyperthreads of one core" : placement < 180 ? "near: a shared cache" : "far");
+    }
 }
 
 static void bench_usage(FILE *out)

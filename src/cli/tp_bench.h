@@ -21,7 +21,11 @@ void tp_bench_stats(const double *values, int n, tp_bench_stat_t *out);
 /* Pin the calling thread to CPU cpu (modulo the online CPUs; nothing on a single-CPU machine); -1 unpins. */
 void tp_bench_pin(int cpu);
 
-/* "command: ..." and "machine: CPU model, CPUs, kernel" lines. */
+/* The round trip of a cache line between threads pinned to CPU 0 and CPU 1, ns (0 on one CPU): where the two
+ * sit relative to each other, which every cross-core figure depends on. */
+double tp_bench_placement_ns(void);
+
+/* "command: ...", "machine: CPU model, CPUs, kernel" and "placement: ..." lines. */
 void tp_bench_print_machine(FILE *out, int argc, char **argv);
 
 #define TP_BENCH_AERON_SIZES 3

@@ -248,6 +248,13 @@ static void test_bench_join_reports_figures(void **state)
     assert_true(strtod(tp_json_get(p, "single_input_p50_us")->text, NULL) > 0);
     tp_json_free(j);
     assert_int_equal(run("bench join --seconds 0 2>&1"), 2);
+    /* the text form names the machine and where CPU 0 and 1 sit */
+    assert_int_equal(run("bench join --seconds 0.1"), 0);
+    tp_test_assert_contains(out, "machine: ");
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+    {
+        tp_test_assert_contains(out, "placement: CPU 0 <-> CPU 1 cache-line round trip ");
+    }
 }
 
 static void test_config_commands(void **state)
