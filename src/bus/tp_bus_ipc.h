@@ -167,8 +167,10 @@ bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg);
  * that its publishers may wake without a fence per record. false where the kernel lacks it: those publishers keep
  * the fence. */
 bool tp_bus_asymmetric_register(void);
-/* A parking subscriber's barrier, after it counted itself in waiters and before it looks for data once more. */
-void tp_bus_registry_park_barrier(void);
+/* A parking subscriber's barrier, after it counted itself in waiters and before it looks for data once more. false
+ * when the kernel refused the asymmetric half: sleep at most TP_BUS_PARK_FALLBACK_NS then. */
+bool tp_bus_registry_park_barrier(void);
+#define TP_BUS_PARK_FALLBACK_NS (1000 * 1000)
 
 /* Take a parked subscriber out of waiters if its flag is still set (the subscriber itself, or a reaper). */
 void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e);

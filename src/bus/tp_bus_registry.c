@@ -393,14 +393,23 @@ bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg)
     return wake_waiters(reg);
 }
 
-/* The subscriber's half: a barrier on every CPU running a registered publisher, and on our own. */
-void tp_bus_registry_park_barrier(void)
+/* The subscriber's half: a barrier on every CPU running a registered publisher, and on our own, whether or not this
+ * process publishes. Where the kernel has no such barrier no publisher could register (they all fence): true. false
+ * if the kernel has it but refused the call (a sandbox filtering it): a publisher may then skip its wake, and the
+ * caller bounds its sleep instead. */
+static int barrier_support; /* 0 unknown, 1 the kernel has it, -1 not (atomic) */
+
+bool tp_bus_registry_park_barrier(void)
 {
     tp_fence_seq_cst();
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
+    int support = tp_load_acquire_int(&barrier_support);
+    if (support == 0)
     {
-        /* Unsupported here, so no publisher registered either: they all fence. */
+        long commands = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+        support = commands >= 0 && (commands & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 ? 1 : -1;
+        tp_store_release_int(&barrier_support, support);
     }
+    return support < 0 || syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
 }
 
 void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e)

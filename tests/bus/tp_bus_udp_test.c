@@ -4,12 +4,15 @@
  * reliable=false), end of stream. Wire bytes, hostile datagrams and the timers on a fake clock are in
  * tp_bus_udp_wire_test.c.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bus/tp_bus_udp.h"
@@ -409,15 +412,35 @@ static void test_flow_control_window(void **state)
     tp_bus_subscription_close(s);
 }
 
-#define RELAY_SUB_PORT_OFFSET 11
+static int relay_sub_port; /* the subscription's port of the last run through the relay (the capture's Aeron port) */
+
+/* A UDP port of 127.0.0.1 nobody holds now (the kernel picks it): other tests running beside this one take ports
+ * too, and one derived from our pid may be theirs. */
+static int free_udp_port(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    socklen_t n = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
 
 static void run_through_relay(const char *options, const tp_udp_relay_options_t *rates, uint64_t messages, got_t *g,
     tp_bus_counters_t *counters, tp_udp_sub_counters_t *sub_counters, tp_udp_pub_counters_t *pub_counters)
 {
     char pub_ch[160];
     char sub_ch[160];
-    int relay_port = port + 10;
-    int sub_port = port + RELAY_SUB_PORT_OFFSET;
+    int relay_port = free_udp_port();
+    int sub_port = free_udp_port();
+    while (sub_port == relay_port)
+    {
+        sub_port = free_udp_port();
+    }
+    relay_sub_port = sub_port;
     channel_for(pub_ch, sizeof(pub_ch), relay_port, options);
     channel_for(sub_ch, sizeof(sub_ch), sub_port, options);
     tp_udp_relay_t *relay;
@@ -539,7 +562,7 @@ static int count_packets(const char *pcap, const char *filter)
     char cmd[1400];
     char out[256];
     snprintf(cmd, sizeof(cmd), "tshark -n -r '%s' -d udp.port==%d,aeron -Y '%s' 2>/dev/null | wc -l", pcap,
-        port + RELAY_SUB_PORT_OFFSET, filter);
+        relay_sub_port, filter);
     if (tp_test_run(cmd, out, sizeof(out)) != 0)
     {
         fail_msg("%s failed: %s", cmd, out);
