@@ -132,10 +132,12 @@ TP_API int tp_producer_abort(tp_producer_t *producer, tp_claim_t *claim);
 /* Frame progress (wire spec 10.2.2), for frames that fill slowly (a camera reading out rows): describe the claimed
  * slot first (its final length and tensor go into the slot header while the slot still reads as being written),
  * then report the bytes filled so far. The first report sends STARTED, later ones PROGRESS, throttled to the most
- * aggressive hints of the consumers that follow progress but never more often than every 250 us or 64 KiB; commit
- * sends COMPLETE before the FrameDescriptor, which stays the only "frame available" signal. Nothing is sent when
- * no consumer follows progress. bytes_filled must not exceed the length or go backwards. Returns 1 when a report
- * went out, 0 when throttled or unwatched, -1 on a misuse. */
+ * aggressive hints of the consumers that follow progress but never more often than every 250 us or 64 KiB (the
+ * defaults when no consumer gives hints), and each stream's reports capped at 2 kHz with bursts of 4. A report held
+ * back is not lost: tp_producer_do_work sends the latest state once its interval elapsed. Commit sends COMPLETE
+ * (if STARTED went out) before the FrameDescriptor, which stays the only "frame available" signal. Nothing is sent
+ * when no consumer follows progress. bytes_filled must not exceed the length or go backwards. Returns 1 when a
+ * report went out, 0 when held back or unwatched, -1 on a misuse. */
 TP_API int tp_producer_describe(tp_producer_t *producer, tp_claim_t *claim, uint32_t length,
     const tp_tensor_desc_t *tensor, uint32_t meta_version);
 TP_API int tp_producer_progress(tp_producer_t *producer, tp_claim_t *claim, uint64_t bytes_filled);

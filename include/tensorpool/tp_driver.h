@@ -21,6 +21,10 @@ extern "C" {
 typedef struct tp_driver_context tp_driver_context_t;
 typedef struct tp_driver tp_driver_t;
 
+/* The errorMessage of an attach refused because its clientId holds another active lease (driver spec B.2): a client
+ * whose id was assigned automatically picks another and retries. */
+#define TP_DRIVER_CLIENT_ID_IN_USE "client_id already attached"
+
 /* A context with every default of docs/CONFIG.md (no profiles or streams yet). */
 TP_API int tp_driver_context_init(tp_driver_context_t **out);
 TP_API int tp_driver_context_close(tp_driver_context_t *ctx);

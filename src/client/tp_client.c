@@ -179,6 +179,11 @@ static void on_notice(void *clientd, const tp_proxy_event_t *e)
         {
             l->is_lost = true;
         }
+        else if (e->kind == TP_PROXY_EVENT_REVOKED && e->role == TP_DRIVER_ROLE_PRODUCER &&
+            e->stream_id == l->stream_id && l->role == TP_DRIVER_ROLE_CONSUMER)
+        {
+            tp_client_lease_on_producer_revoked(l, now); /* per lease: the others are not touched */
+        }
     }
     c->announces_ignored += is_ignored;
 }
@@ -227,6 +232,7 @@ int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx)
         return -1;
     }
     tp_driver_proxy_set_notice_handler(c->proxy, on_notice, c);
+    tp_driver_proxy_set_clock(c->proxy, c->clock.fn, c->clock.clientd);
     *out = c;
     return 0;
 }

@@ -124,6 +124,10 @@ struct tp_client_lease
     int64_t next_attempt_ns;
     int64_t backoff_ns;
     uint64_t announced_epoch; /* the highest epoch a fresh announce named for this stream */
+    /* a consumer whose stream's producer lease was revoked waits for the epoch-bumped announce (driver spec 4.9) */
+    bool is_awaiting_epoch;
+    uint64_t awaited_above;        /* the announce that ends the wait names a higher epoch than this */
+    int64_t await_deadline_ns;     /* past it: unmap and attach again after the backoff */
     uint32_t generation;
     uint64_t revocations; /* lease losses (revoked, expired, driver shutdown or death) */
     uint64_t remaps;      /* attachments after the first */
@@ -147,6 +151,9 @@ void tp_client_free(tp_client_t *client);
  * a client closed first is freed when the last such thing is released. */
 void tp_client_retain(tp_client_t *client);
 void tp_client_release(tp_client_t *client);
+
+/* A revocation of the producer lease of the stream this consumer lease maps (driver spec 4.9). */
+void tp_client_lease_on_producer_revoked(tp_client_lease_t *lease, int64_t now_ns);
 
 /* Register the lease and start attaching. timeout_ns < 0: return at once (the lease attaches in the ticks);
  * otherwise wait until attached (0), refused by the driver, or the timeout passed (-1, nothing left open). */

@@ -10,7 +10,9 @@
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
 #include "core/tp_log.h"
+#include "core/tp_proc.h"
 #include "shm/tp_region_uri.h"
+#include "tensorpool/tp_driver.h"
 #include "tp_sbe_driver.h"
 
 /* A response the client must refuse even with code OK (driver spec 4.2, 4.7a): nulls, empty URIs, wrong sizes. */
@@ -172,6 +174,14 @@ static void finish_attach(tp_client_lease_t *l, const tp_attach_result_t *r, int
         remember_error(l);
         l->is_refused = true;
         l->is_node_id_refused = l->is_node_id_refused || l->is_asking_node_id; /* perhaps why: not again */
+        if (c->config.client_id == 0 && strcmp(r->error_message, TP_DRIVER_CLIENT_ID_IN_USE) == 0)
+        {
+            /* Driver spec B.2: our automatic id is someone else's: another one, after the backoff. */
+            uint32_t taken = l->client_id;
+            l->client_id = (tp_random_u32() >> 1) + 1;
+            TP_LOG_I("client", "clientId %" PRIu32 " is taken; retrying stream %" PRIu32 " as clientId %" PRIu32,
+                taken, l->stream_id, l->client_id);
+        }
         schedule_retry(l, now_ns);
         return;
     }
@@ -206,6 +216,7 @@ static void finish_attach(tp_client_lease_t *l, const tp_attach_result_t *r, int
     l->lease_deadline_ns = now_ns + l->lease_duration_ns;
     l->next_liveness_check_ns = now_ns + c->freshness_ns / 6;
     l->announced_epoch = l->epoch; /* the driver's answer is the authority; older announces are ignored now */
+    l->is_awaiting_epoch = false;
     l->state = TP_LEASE_ATTACHED;
     l->is_valid = true;
     l->is_lost = false;
@@ -263,6 +274,19 @@ static void check_superblock(tp_client_lease_t *l, int64_t now_ns)
     }
 }
 
+void tp_client_lease_on_producer_revoked(tp_client_lease_t *l, int64_t now_ns)
+{
+    if (!l->is_valid || l->is_awaiting_epoch)
+    {
+        return; /* a duplicate changes nothing */
+    }
+    /* Driver spec 4.9: keep the mapping until the epoch-bumped announce of this stream, but not for longer than
+     * three announce periods. */
+    l->is_awaiting_epoch = true;
+    l->awaited_above = l->epoch > l->announced_epoch ? l->epoch : l->announced_epoch;
+    l->await_deadline_ns = now_ns + l->client->freshness_ns;
+}
+
 bool tp_client_lease_on_announce(tp_client_lease_t *l, const tp_proxy_event_t *a, int64_t now_ns)
 {
     if (a->epoch < l->announced_epoch)
@@ -270,6 +294,10 @@ bool tp_client_lease_on_announce(tp_client_lease_t *l, const tp_proxy_event_t *a
         return false; /* follow the highest epoch (wire spec 10.1.1) */
     }
     l->announced_epoch = a->epoch;
+    if (l->is_awaiting_epoch && a->epoch > l->awaited_above)
+    {
+        l->is_awaiting_epoch = false; /* the epoch-bumped announce: strictly above what we knew */
+    }
     if (l->state == TP_LEASE_WAITING)
     {
         l->next_attempt_ns = now_ns; /* the stream is (again) announced: try now rather than after the backoff */
@@ -369,6 +397,18 @@ int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
             TP_LOG_W("client", "lease %" PRIu64 " of stream %" PRIu32 " passed its expiry without a keepalive",
                 l->lease_id, l->stream_id);
             l->is_lost = true;
+            break;
+        }
+        if (l->is_awaiting_epoch && now_ns > l->await_deadline_ns)
+        {
+            /* Driver spec 4.9: the producer's lease ended and no announce of a newer epoch came in time. */
+            TP_LOG_W("client", "stream %" PRIu32 ": no announce above epoch %" PRIu64 " within %" PRId64 " ms of the "
+                "producer's revocation; unmapping and attaching again", l->stream_id, l->awaited_above,
+                (int64_t)(l->client->freshness_ns / TP_NS_PER_MS));
+            release(l, true);
+            l->is_awaiting_epoch = false;
+            schedule_retry(l, now_ns);
+            work++;
             break;
         }
         if (now_ns >= l->next_keepalive_ns)

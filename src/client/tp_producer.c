@@ -36,10 +36,13 @@ struct tp_producer
     tp_consumer_streams_t consumers;
     /* progress of the claimed frame (wire spec 10.2.2) */
     bool is_described;   /* its header is written (tp_producer_describe) */
-    bool progress_started;
+    bool progress_started; /* STARTED went out for it */
+    bool progress_reported; /* the application reported progress for it */
     uint32_t described_length;
-    uint64_t progress_bytes;
-    int64_t progress_ns;
+    uint64_t progress_latest; /* the bytes last reported by the application */
+    uint64_t progress_bytes;  /* the bytes in the last report sent */
+    int64_t progress_ns;      /* when that report went out */
+    int64_t progress_tat_ns;  /* the stream's progress rate cap (GCRA: theoretical arrival time of the next) */
     /* tracing (tp_trace.h): ids minted for frames offered without one */
     bool is_tracing;
     bool has_trace_node;
@@ -216,6 +219,8 @@ static void claim_slot(tp_producer_t *p, int pool, tp_claim_t *claim)
     claim->timestamp_ns = 0;
     p->is_described = false;
     p->progress_started = false;
+    p->progress_reported = false;
+    p->progress_latest = 0;
     p->progress_bytes = 0;
     p->has_claim = true;
 }
@@ -375,6 +380,48 @@ int tp_producer_describe(tp_producer_t *p, tp_claim_t *claim, uint32_t length, c
     return 0;
 }
 
+/* Wire spec 10.2.2: the stream's progress reports, whichever frame they belong to, at most
+ * TP_PROGRESS_MAX_RATE_HZ on average with bursts of TP_PROGRESS_BURST (a generic cell rate: each report moves the
+ * theoretical arrival time one period on; one is allowed while that time is less than a burst ahead of now). */
+static bool progress_rate_allows(tp_producer_t *p, int64_t now_ns)
+{
+    const int64_t period = TP_NS_PER_S / TP_PROGRESS_MAX_RATE_HZ;
+    if (p->progress_tat_ns - now_ns > (TP_PROGRESS_BURST - 1) * period)
+    {
+        return false;
+    }
+    p->progress_tat_ns = (p->progress_tat_ns > now_ns ? p->progress_tat_ns : now_ns) + period;
+    return true;
+}
+
+/* Send the frame's latest reported state if the policy lets it go now: STARTED first, then PROGRESS once the
+ * interval elapsed and the bytes advanced by the delta, all under the stream's rate cap. An update held back is
+ * not lost: the latest state goes out from tp_producer_do_work as soon as it may. 1 when a report went out. */
+static int progress_flush(tp_producer_t *p, int64_t now_ns)
+{
+    int64_t interval_ns;
+    uint64_t delta;
+    if (!p->has_claim || !p->progress_reported ||
+        !tp_consumer_streams_progress_policy(&p->consumers, &interval_ns, &delta))
+    {
+        return 0;
+    }
+    if (p->progress_started && (p->progress_latest - p->progress_bytes < delta || now_ns - p->progress_ns < interval_ns))
+    {
+        return 0; /* throttled */
+    }
+    if (!progress_rate_allows(p, now_ns))
+    {
+        return 0; /* over the stream's cap: the latest state waits */
+    }
+    send_progress(p, p->next_seq, p->progress_latest,
+        p->progress_started ? TP_WIRE_FRAME_PROGRESS_STATE_PROGRESS : TP_WIRE_FRAME_PROGRESS_STATE_STARTED);
+    p->progress_started = true;
+    p->progress_ns = now_ns;
+    p->progress_bytes = p->progress_latest;
+    return 1;
+}
+
 int tp_producer_progress(tp_producer_t *p, tp_claim_t *claim, uint64_t bytes_filled)
 {
     if (!p->has_claim || claim->seq != p->next_seq || !p->is_described)
@@ -383,36 +430,15 @@ int tp_producer_progress(tp_producer_t *p, tp_claim_t *claim, uint64_t bytes_fil
         return -1;
     }
     /* Wire spec 10.2.2: never beyond the frame's length, never backwards. */
-    if (bytes_filled > p->described_length || bytes_filled < p->progress_bytes)
+    if (bytes_filled > p->described_length || bytes_filled < p->progress_latest)
     {
         TP_SET_ERR(TP_E_INVALID, "progress %" PRIu64 " bytes: the frame has %" PRIu32 " and %" PRIu64
-            " were reported already", bytes_filled, p->described_length, p->progress_bytes);
+            " were reported already", bytes_filled, p->described_length, p->progress_latest);
         return -1;
     }
-    int64_t interval_ns;
-    uint64_t delta;
-    if (!tp_consumer_streams_progress_policy(&p->consumers, &interval_ns, &delta))
-    {
-        p->progress_bytes = bytes_filled;
-        return 0; /* no consumer follows progress: nothing to send */
-    }
-    int64_t now = tp_client_now(p->lease.client);
-    if (!p->progress_started)
-    {
-        send_progress(p, claim->seq, bytes_filled, TP_WIRE_FRAME_PROGRESS_STATE_STARTED);
-        p->progress_started = true;
-    }
-    else if (now - p->progress_ns >= interval_ns && bytes_filled - p->progress_bytes >= delta)
-    {
-        send_progress(p, claim->seq, bytes_filled, TP_WIRE_FRAME_PROGRESS_STATE_PROGRESS);
-    }
-    else
-    {
-        return 0; /* throttled */
-    }
-    p->progress_ns = now;
-    p->progress_bytes = bytes_filled;
-    return 1;
+    p->progress_latest = bytes_filled;
+    p->progress_reported = true;
+    return progress_flush(p, tp_client_now(p->lease.client));
 }
 
 int tp_producer_abort(tp_producer_t *p, tp_claim_t *claim)
@@ -468,6 +494,10 @@ int tp_producer_do_work(tp_producer_t *p)
         tp_metadata_publisher_set_identity(p->meta, p->lease.client_id, p->lease.epoch);
         work += tp_metadata_publisher_do_work(p->meta);
         work += tp_consumer_streams_tick(&p->consumers, now);
+        if (p->progress_reported && (!p->progress_started || p->progress_latest > p->progress_bytes))
+        {
+            work += progress_flush(p, now); /* a held-back update, once its interval elapsed */
+        }
         if (tp_qos_sender_due(&p->qos, now))
         {
             /* Wire spec 10.4.2: the sequence of the newest frame published (0 before the first). */

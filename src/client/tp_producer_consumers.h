@@ -59,6 +59,9 @@ bool tp_consumer_streams_send_progress(tp_consumer_streams_t *s, const uint8_t *
 /* Wire spec 10.2.2: producer floors for FrameProgress (at most this often, at least this many bytes apart). */
 #define TP_PROGRESS_MIN_INTERVAL_NS (250 * 1000)
 #define TP_PROGRESS_MIN_BYTES_DELTA (64 * 1024)
+/* ... and a cap on each stream's progress reports, across frames: 2 kHz on average, bursts of 4. */
+#define TP_PROGRESS_MAX_RATE_HZ 2000
+#define TP_PROGRESS_BURST 4
 
 /* The progress policy: false when no live consumer supports progress (nothing is to be sent); else the most
  * aggressive hints of the consumers that do (the smallest interval and delta), but not below the floors. */

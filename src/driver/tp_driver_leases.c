@@ -403,9 +403,11 @@ static bool attach_is_from_leaseholder(tp_driver_t *d, const attach_request_t *r
         respond_attach_ok(d, same_client, tp_driver_stream_find(d, same_client->stream_id)); /* a retry */
         return true;
     }
-    respond_attach_error(d, r->correlation_id, TP_DRIVER_RESPONSE_CODE_REJECTED,
-        "clientId %" PRIu32 " already holds active lease %" PRIu64 " (%s of stream %" PRIu32 ")", r->client_id,
-        same_client->lease_id, tp_driver_role_name(same_client->role), same_client->stream_id);
+    /* Driver spec B.2: exactly this message, on which a client with an auto-assigned id picks another. */
+    TP_LOG_I("driver", "attach refused: clientId %" PRIu32 " already holds active lease %" PRIu64 " (%s of stream %"
+        PRIu32 ")", r->client_id, same_client->lease_id, tp_driver_role_name(same_client->role),
+        same_client->stream_id);
+    respond_attach_error(d, r->correlation_id, TP_DRIVER_RESPONSE_CODE_REJECTED, "%s", TP_DRIVER_CLIENT_ID_IN_USE);
     return true;
 }
 

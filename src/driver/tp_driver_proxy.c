@@ -69,6 +69,7 @@ struct tp_driver_proxy
     char lock_path[4200];        /* the driver's lock file: who holds it is the driver */
     trusted_t trusted[PROXY_TRUST_CACHE];
     uint32_t trusted_next;
+    tp_clock_t clock; /* the resend schedule's (tp_driver_proxy_set_clock; CLOCK_MONOTONIC by default) */
 };
 
 int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
@@ -91,6 +92,12 @@ int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *con
     }
     *out = p;
     return 0;
+}
+
+void tp_driver_proxy_set_clock(tp_driver_proxy_t *p, tp_clock_fn_t clock, void *clientd)
+{
+    p->clock.fn = clock;
+    p->clock.clientd = clientd;
 }
 
 void tp_driver_proxy_close(tp_driver_proxy_t *p)
@@ -484,7 +491,7 @@ static int pending_poll(tp_driver_proxy_t *p, pending_t *q, const char *what, in
         }
         return 1;
     }
-    int64_t now = tp_clock_monotonic_ns();
+    int64_t now = tp_clock_now(&p->clock);
     if (now >= q->next_send_ns)
     {
         if (tp_driver_proxy_send(p, q->request, q->length) < 0)
@@ -637,7 +644,7 @@ int tp_driver_proxy_keepalive(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t 
     tp_driver_shm_lease_keepalive_set_stream_id(&e, stream_id);
     tp_driver_shm_lease_keepalive_set_client_id(&e, client_id);
     tp_driver_shm_lease_keepalive_set_role(&e, role);
-    tp_driver_shm_lease_keepalive_set_client_timestamp_ns(&e, (uint64_t)tp_clock_monotonic_ns());
+    tp_driver_shm_lease_keepalive_set_client_timestamp_ns(&e, (uint64_t)tp_clock_now(&p->clock));
     int64_t n = tp_driver_shm_lease_keepalive_enc_finish(&e);
     return n < 0 ? -1 : tp_driver_proxy_send(p, p->buffer, (size_t)n);
 }

@@ -109,6 +109,9 @@ typedef void (*tp_proxy_notice_handler_t)(void *clientd, const tp_proxy_event_t 
 int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
     uint32_t control_stream_id);
 void tp_driver_proxy_close(tp_driver_proxy_t *proxy);
+/* The clock of the resend schedule (100 ms doubling to 1 s) and of keepalive timestamps: a client passes its own,
+ * so that tests drive the backoff exactly. Deadlines of the blocking calls stay real time. */
+void tp_driver_proxy_set_clock(tp_driver_proxy_t *proxy, tp_clock_fn_t clock, void *clientd);
 
 /* Also read ShmPoolAnnounce from another stream (when the driver's announce stream is not its control stream). */
 int tp_driver_proxy_subscribe_announces(tp_driver_proxy_t *proxy, tp_bus_t *bus, const char *channel,

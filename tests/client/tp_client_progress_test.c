@@ -287,11 +287,159 @@ static void test_rules_and_prefixes(void **state)
     tp_bus_close(inject_bus);
 }
 
+/* A consumer following progress with the given hints (0: none), its hello seen by the producer. */
+static tp_consumer_t *follower(tp_producer_t *p, uint32_t interval_us, uint32_t bytes_delta, watch_t *w)
+{
+    tp_consumer_options_t o;
+    tp_consumer_options_init(&o);
+    o.supports_progress = true;
+    o.progress_interval_us = interval_us;
+    o.progress_bytes_delta = bytes_delta;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_open(&c, cclient, STREAM, &o, TIMEOUT_NS));
+    tp_consumer_set_progress_handler(c, on_progress, w);
+    poll_for(p, c, w, 80);
+    return c;
+}
+
+static void described_claim(tp_producer_t *p, uint32_t bytes, tp_claim_t *claim)
+{
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, bytes);
+    tp_assert_ok(tp_producer_try_claim_by_size(p, bytes, claim));
+    tp_assert_ok(tp_producer_describe(p, claim, bytes, &t, 0));
+}
+
+static void commit_claim(tp_producer_t *p, tp_claim_t *claim, uint32_t bytes)
+{
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, bytes);
+    assert_true(tp_producer_commit(p, claim, bytes, &t, 0, 0) >= 0);
+}
+
+static void test_default_policy_sends_the_latest_state(void **state)
+{
+    (void)state;
+    /* No hints: 250 us and 64 KiB, each boundary exact on the fake clock; a report held back by the interval goes
+     * out from do_work, with the latest bytes, the moment the interval has elapsed.
+     * covers: W-10.1.2-2s, W-10.2.2-13s */
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));
+    watch_t w = { 0 };
+    tp_consumer_t *c = follower(p, 0, 0, &w);
+    tp_claim_t claim;
+    described_claim(p, FRAME_BYTES, &claim);
+    assert_int_equal(tp_producer_progress(p, &claim, 1000), 1); /* STARTED, once */
+    fake_advance(249 * TP_NS_PER_US);
+    assert_int_equal(tp_producer_progress(p, &claim, 1000 + 65536), 0); /* the interval has not elapsed */
+    assert_int_equal(tp_producer_progress(p, &claim, 1000 + 70000), 0);
+    poll_for(p, c, &w, 10);
+    assert_int_equal(w.reports, 1);
+    fake_advance(1 * TP_NS_PER_US);
+    poll_for(p, c, &w, 10); /* do_work: the latest state, now */
+    assert_int_equal(w.reports, 2);
+    assert_int_equal(w.states[1], 2);
+    assert_int_equal(w.bytes[1], 71000);
+    fake_advance(TP_NS_PER_MS);
+    assert_int_equal(tp_producer_progress(p, &claim, 71000 + 65535), 0); /* one byte short of the delta */
+    poll_for(p, c, &w, 10);
+    assert_int_equal(w.reports, 2); /* and nothing held back: it is not due */
+    assert_int_equal(tp_producer_progress(p, &claim, 71000 + 65536), 1);
+    commit_claim(p, &claim, FRAME_BYTES);
+    poll_for(p, c, &w, 20);
+    assert_int_equal(w.reports, 4);
+    assert_int_equal(w.states[0], 1);
+    assert_int_equal(w.states[2], 2);
+    assert_int_equal(w.states[3], 3);
+    assert_int_equal(w.frames, 1);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
+static void test_hints_merge_above_the_floors(void **state)
+{
+    (void)state;
+    /* Two followers' hints: the smallest interval (1 ms) and the smallest delta (100000) of the two apply; a third
+     * follower asking for less than the floors brings the policy to the floors, not below.
+     * covers: W-10.2.2-16s */
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));
+    watch_t w1 = { 0 }, w2 = { 0 }, w3 = { 0 };
+    tp_consumer_t *c1 = follower(p, 2000, 150000, &w1);
+    tp_consumer_t *c2 = follower(p, 1000, 100000, &w2);
+    tp_claim_t claim;
+    described_claim(p, FRAME_BYTES, &claim);
+    assert_int_equal(tp_producer_progress(p, &claim, 0), 1);
+    fake_advance(999 * TP_NS_PER_US);
+    assert_int_equal(tp_producer_progress(p, &claim, 100000), 0); /* 999 us: not yet */
+    fake_advance(1 * TP_NS_PER_US);
+    assert_int_equal(tp_producer_progress(p, &claim, 100000), 1); /* 1 ms */
+    fake_advance(5 * TP_NS_PER_MS);
+    assert_int_equal(tp_producer_progress(p, &claim, 199999), 0); /* the delta is 100000 */
+    tp_assert_ok(tp_producer_abort(p, &claim));
+    tp_consumer_t *c3 = follower(p, 10, 100, &w3);
+    described_claim(p, FRAME_BYTES, &claim);
+    assert_int_equal(tp_producer_progress(p, &claim, 0), 1);
+    fake_advance(249 * TP_NS_PER_US);
+    assert_int_equal(tp_producer_progress(p, &claim, 65536), 0); /* the floor: 250 us */
+    fake_advance(1 * TP_NS_PER_US);
+    assert_int_equal(tp_producer_progress(p, &claim, 65535), -1); /* backwards from the last report: refused */
+    assert_int_equal(tp_producer_progress(p, &claim, 65536), 1);
+    fake_advance(TP_NS_PER_MS);
+    assert_int_equal(tp_producer_progress(p, &claim, 65536 + 65535), 0); /* the floor: 64 KiB */
+    tp_assert_ok(tp_producer_abort(p, &claim));
+    tp_consumer_close(c3);
+    tp_consumer_close(c2);
+    tp_consumer_close(c1);
+    tp_producer_close(p);
+}
+
+static void test_progress_rate_cap_per_stream(void **state)
+{
+    (void)state;
+    /* Small frames back to back, each reporting progress: the stream's reports pass in a burst of 4, then one per
+     * 500 us (2 kHz); the frames in between go without progress (their descriptors still go out).
+     * covers: W-10.2.2-14s */
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_attach(&p, pclient, STREAM, TIMEOUT_NS));
+    watch_t w = { 0 };
+    tp_consumer_t *c = follower(p, 0, 0, &w);
+    int sent = 0;
+    for (int i = 0; i < 10; i++)
+    {
+        tp_claim_t claim;
+        described_claim(p, 4096, &claim);
+        int rc = tp_producer_progress(p, &claim, 100);
+        assert_int_equal(rc, i < 4 ? 1 : 0);
+        sent += rc;
+        commit_claim(p, &claim, 4096);
+        tp_producer_do_work(p); /* a held-back STARTED of a committed frame is not sent late */
+        poll_for(p, c, &w, 1);
+    }
+    fake_advance(499 * TP_NS_PER_US);
+    tp_claim_t claim;
+    described_claim(p, 4096, &claim);
+    assert_int_equal(tp_producer_progress(p, &claim, 100), 0);
+    fake_advance(1 * TP_NS_PER_US);
+    poll_for(p, c, &w, 10); /* its STARTED goes out from do_work once the cap allows */
+    commit_claim(p, &claim, 4096);
+    poll_for(p, c, &w, 30);
+    assert_int_equal(w.frames, 11);
+    /* 4 frames with STARTED and COMPLETE, and the last frame's STARTED (late) and COMPLETE */
+    assert_int_equal(w.reports, 2 * 4 + 2);
+    assert_int_equal(sent, 4);
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_progress_of_a_large_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_and_prefixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_policy_sends_the_latest_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hints_merge_above_the_floors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_rate_cap_per_stream, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,312 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "client/tp_client_internal.h"
 #include "core/tp_clock.h"
-#include "driver/tp_driver_proxy.h"
+#include "tp_fake_driver.h"
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_driver.h"
 #include "tp_sbe_driver.h"
 #include "tp_test_util.h"
-
-#define STREAM 10
-#define FAKE_CONTROL 2000
-#define TIMEOUT_NS (5 * TP_NS_PER_S)
-
-static char dir[512];
-static char bus_dir[600];
-static char shm[600];
-static tp_driver_context_t *dctx;
-static tp_driver_t *driver;
-static tp_bus_t *bus;
-static tp_driver_proxy_t *real_proxy;
-static tp_attach_result_t real; /* a real consumer attach: valid URIs and epoch */
-static tp_client_context_t *cctx;
-static tp_client_t *client;
-
-/* ---- the fake driver ---- */
-
-typedef struct request
-{
-    int64_t correlation_id;
-    uint32_t client_id;
-    uint32_t stream_id;
-    uint8_t role;
-} request_t;
-
-static struct
-{
-    tp_bus_subscription_t *sub;
-    tp_bus_publication_t *pub;
-    request_t requests[64];
-    int attach_requests;
-    int detach_requests;
-    int keepalives;
-    tp_bus_subscription_t *detach_sub;
-    tp_bus_publication_t *detach_pub;
-    pthread_t detacher;
-    int stop;
-} fake;
-
-static void fake_on_message(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
-{
-    (void)clientd;
-    (void)header;
-    tp_sbe_header_t h;
-    if (tp_sbe_header_read(&h, buffer, length) < 0 || h.schema_id != TP_DRIVER_SCHEMA_ID)
-    {
-        return;
-    }
-    if (h.template_id == TP_DRIVER_SHM_ATTACH_REQUEST_TEMPLATE_ID)
-    {
-        tp_driver_shm_attach_request_t m;
-        assert_int_equal(tp_driver_shm_attach_request_decode(&m, buffer, length), 0);
-        request_t *r = &fake.requests[fake.attach_requests % 64];
-        int64_t cid = tp_driver_shm_attach_request_correlation_id(&m);
-        if (fake.attach_requests > 0 && fake.requests[(fake.attach_requests - 1) % 64].correlation_id == cid)
-        {
-            return; /* a resend of the request we already have */
-        }
-        r->correlation_id = cid;
-        r->client_id = tp_driver_shm_attach_request_client_id(&m);
-        r->stream_id = tp_driver_shm_attach_request_stream_id(&m);
-        r->role = tp_driver_shm_attach_request_role(&m);
-        fake.attach_requests++;
-    }
-    else if (h.template_id == TP_DRIVER_SHM_DETACH_REQUEST_TEMPLATE_ID)
-    {
-        fake.detach_requests++; /* answered by the detach thread */
-    }
-    else if (h.template_id == TP_DRIVER_SHM_LEASE_KEEPALIVE_TEMPLATE_ID)
-    {
-        fake.keepalives++;
-    }
-}
-
-/* The fake's second subscription, on a thread: it answers every detach OK (a closing client waits for that). */
-static void detacher_on_message(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
-{
-    (void)clientd;
-    (void)header;
-    tp_sbe_header_t h;
-    tp_driver_shm_detach_request_t m;
-    if (tp_sbe_header_read(&h, buffer, length) < 0 || h.schema_id != TP_DRIVER_SCHEMA_ID ||
-        h.template_id != TP_DRIVER_SHM_DETACH_REQUEST_TEMPLATE_ID ||
-        tp_driver_shm_detach_request_decode(&m, buffer, length) < 0)
-    {
-        return;
-    }
-    uint8_t out[256];
-    tp_driver_shm_detach_response_enc_t e;
-    tp_driver_shm_detach_response_enc_begin(&e, out, sizeof(out));
-    tp_driver_shm_detach_response_set_correlation_id(&e, tp_driver_shm_detach_request_correlation_id(&m));
-    tp_driver_shm_detach_response_set_code(&e, TP_DRIVER_RESPONSE_CODE_OK);
-    tp_driver_shm_detach_response_put_error_message(&e, "", 0);
-    int64_t n = tp_driver_shm_detach_response_enc_finish(&e);
-    if (n > 0)
-    {
-        tp_bus_offer(fake.detach_pub, out, (size_t)n);
-    }
-}
-
-static void *detacher_main(void *arg)
-{
-    (void)arg;
-    while (!__atomic_load_n(&fake.stop, __ATOMIC_ACQUIRE))
-    {
-        if (tp_bus_poll(fake.detach_sub, detacher_on_message, NULL, 16) == 0)
-        {
-            tp_bus_subscription_park(fake.detach_sub, TP_NS_PER_MS);
-        }
-    }
-    return NULL;
-}
-
-static void fake_poll(void)
-{
-    tp_bus_poll(fake.sub, fake_on_message, NULL, 64);
-}
-
-/* What to get wrong in a response. */
-typedef struct mutation
-{
-    int32_t code;
-    uint64_t lease_id;
-    bool null_lease_id;
-    bool null_epoch;
-    uint16_t header_slot_bytes; /* 0: 256 */
-    const char *header_uri;     /* NULL: the real one */
-    uint32_t pool_nslots;       /* 0: the real one */
-    bool no_pools;
-    uint64_t lease_expiry_ns; /* 0: null */
-    uint16_t schema_version;  /* 0: ours */
-} mutation_t;
-
-static void fake_respond(int64_t correlation_id, const mutation_t *mu)
-{
-    uint8_t buf[16384];
-    tp_driver_shm_attach_response_enc_t e;
-    tp_driver_shm_attach_response_enc_begin(&e, buf, sizeof(buf));
-    tp_driver_shm_attach_response_set_correlation_id(&e, correlation_id);
-    tp_driver_shm_attach_response_set_code(&e, mu->code);
-    tp_driver_shm_attach_response_set_lease_id(&e, mu->null_lease_id ? UINT64_MAX : mu->lease_id);
-    tp_driver_shm_attach_response_set_lease_expiry_timestamp_ns(&e,
-        mu->lease_expiry_ns ? mu->lease_expiry_ns : UINT64_MAX);
-    tp_driver_shm_attach_response_set_stream_id(&e, STREAM);
-    tp_driver_shm_attach_response_set_epoch(&e, mu->null_epoch ? UINT64_MAX : real.epoch);
-    tp_driver_shm_attach_response_set_layout_version(&e, real.layout_version);
-    tp_driver_shm_attach_response_set_header_nslots(&e, real.header_nslots);
-    tp_driver_shm_attach_response_set_header_slot_bytes(&e, mu->header_slot_bytes ? mu->header_slot_bytes : 256);
-    tp_driver_shm_attach_response_set_node_id(&e, UINT32_MAX);
-    tp_driver_shm_attach_response_payload_pools_enc_t pools;
-    tp_driver_shm_attach_response_payload_pools_begin(&e, &pools, mu->no_pools ? 0 : (uint16_t)real.pool_count);
-    for (uint32_t i = 0; !mu->no_pools && i < real.pool_count; i++)
-    {
-        tp_driver_shm_attach_response_payload_pools_enc_next(&pools);
-        tp_driver_shm_attach_response_payload_pools_set_pool_id(&pools, real.pools[i].pool_id);
-        tp_driver_shm_attach_response_payload_pools_set_pool_nslots(&pools,
-            mu->pool_nslots ? mu->pool_nslots : real.pools[i].pool_nslots);
-        tp_driver_shm_attach_response_payload_pools_set_stride_bytes(&pools, real.pools[i].stride_bytes);
-        tp_driver_shm_attach_response_payload_pools_put_region_uri(&pools, real.pools[i].region_uri,
-            strlen(real.pools[i].region_uri));
-    }
-    const char *header = mu->header_uri != NULL ? mu->header_uri : real.header_region_uri;
-    tp_driver_shm_attach_response_put_header_region_uri(&e, header, strlen(header));
-    const char *message = mu->code == TP_DRIVER_RESPONSE_CODE_OK ? "" : "refused by the fake";
-    tp_driver_shm_attach_response_put_error_message(&e, message, strlen(message));
-    int64_t n = tp_driver_shm_attach_response_enc_finish(&e);
-    assert_true(n > 0);
-    if (mu->schema_version != 0)
-    {
-        memcpy(buf + 6, &mu->schema_version, 2); /* SBE header: blockLength, templateId, schemaId, version */
-    }
-    assert_true(tp_bus_offer(fake.pub, buf, (size_t)n) > 0);
-}
-
-static void fake_revoke(uint64_t lease_id, uint32_t client_id, uint8_t role, uint8_t reason)
-{
-    uint8_t buf[512];
-    tp_driver_shm_lease_revoked_enc_t e;
-    tp_driver_shm_lease_revoked_enc_begin(&e, buf, sizeof(buf));
-    tp_driver_shm_lease_revoked_set_timestamp_ns(&e, (uint64_t)tp_clock_monotonic_ns());
-    tp_driver_shm_lease_revoked_set_lease_id(&e, lease_id);
-    tp_driver_shm_lease_revoked_set_stream_id(&e, STREAM);
-    tp_driver_shm_lease_revoked_set_client_id(&e, client_id);
-    tp_driver_shm_lease_revoked_set_role(&e, role);
-    tp_driver_shm_lease_revoked_set_reason(&e, reason);
-    tp_driver_shm_lease_revoked_put_error_message(&e, "", 0);
-    int64_t n = tp_driver_shm_lease_revoked_enc_finish(&e);
-    assert_true(n > 0);
-    assert_true(tp_bus_offer(fake.pub, buf, (size_t)n) > 0);
-}
-
-static const mutation_t ok = { .code = TP_DRIVER_RESPONSE_CODE_OK, .lease_id = 500 };
-
-/* ---- set-up ---- */
-
-static int setup(void **state)
-{
-    (void)state;
-    tp_test_make_dir(dir, sizeof(dir), "client-protocol");
-    snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
-    snprintf(shm, sizeof(shm), "%s/shm", dir);
-    assert_int_equal(mkdir(shm, 0700), 0);
-    tp_assert_ok(tp_driver_context_init(&dctx));
-    tp_assert_ok(tp_driver_context_set(dctx, "driver.bus_dir", bus_dir));
-    tp_assert_ok(tp_driver_context_set(dctx, "shm.base_dir", shm));
-    tp_assert_ok(tp_driver_context_set(dctx, "policies.prefault_shm", "false"));
-    const uint16_t ids[] = { 1 };
-    const uint32_t strides[] = { 4096 };
-    tp_assert_ok(tp_driver_context_add_profile(dctx, "small", 16, ids, strides, 1));
-    tp_assert_ok(tp_driver_context_add_stream(dctx, "cam", STREAM, "small"));
-    tp_assert_ok(tp_driver_init(&driver, dctx));
-    tp_assert_ok(tp_driver_start(driver));
-    tp_assert_ok(tp_bus_init(&bus, bus_dir));
-    tp_assert_ok(tp_driver_proxy_open(&real_proxy, bus, "aeron:ipc?term-length=4m", 1000));
-    tp_attach_params_t params = { .stream_id = STREAM, .client_id = 77, .role = TP_DRIVER_ROLE_CONSUMER,
-        .publish_mode = TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING };
-    tp_assert_ok(tp_driver_proxy_attach(real_proxy, &params, &real, TIMEOUT_NS));
-    assert_int_equal(real.code, TP_DRIVER_RESPONSE_CODE_OK);
-    memset(&fake, 0, sizeof(fake));
-    tp_assert_ok(tp_bus_subscription_open(&fake.sub, bus, "aeron:ipc?term-length=4m", FAKE_CONTROL, NULL, NULL, NULL));
-    tp_assert_ok(tp_bus_publication_open(&fake.pub, bus, "aeron:ipc?term-length=4m", FAKE_CONTROL, false));
-    tp_assert_ok(tp_bus_subscription_open(&fake.detach_sub, bus, "aeron:ipc?term-length=4m", FAKE_CONTROL, NULL, NULL,
-        NULL));
-    tp_assert_ok(tp_bus_publication_open(&fake.detach_pub, bus, "aeron:ipc?term-length=4m", FAKE_CONTROL, false));
-    assert_int_equal(pthread_create(&fake.detacher, NULL, detacher_main, NULL), 0);
-    tp_assert_ok(tp_client_context_init(&cctx));
-    tp_assert_ok(tp_client_context_set(cctx, "client.bus_dir", bus_dir));
-    tp_assert_ok(tp_client_context_set(cctx, "client.allowed_base_dirs", shm));
-    tp_assert_ok(tp_client_context_set(cctx, "client.control_stream_id", "2000"));
-    tp_assert_ok(tp_client_context_set(cctx, "client.keepalive_interval_ms", "50"));
-    tp_assert_ok(tp_client_connect(&client, cctx));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tp_assert_ok(tp_client_close(client));
-    tp_client_context_close(cctx);
-    __atomic_store_n(&fake.stop, 1, __ATOMIC_RELEASE);
-    pthread_join(fake.detacher, NULL);
-    tp_bus_publication_close(fake.detach_pub);
-    tp_bus_subscription_close(fake.detach_sub);
-    tp_bus_publication_close(fake.pub);
-    tp_bus_subscription_close(fake.sub);
-    tp_driver_proxy_close(real_proxy);
-    tp_bus_close(bus);
-    tp_driver_close(driver);
-    tp_driver_context_close(dctx);
-    tp_test_remove_dir(dir);
-    return 0;
-}
-
-static void on_frame(void *clientd, const tp_frame_t *f)
-{
-    (void)clientd;
-    (void)f;
-}
-
-/* Poll the consumer and the fake until the fake has seen `count` distinct attach requests. */
-static const request_t *await_request(tp_consumer_t *c, int count)
-{
-    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
-    while (fake.attach_requests < count)
-    {
-        assert_true(tp_clock_monotonic_ns() < deadline);
-        tp_consumer_poll(c, on_frame, NULL, 16);
-        fake_poll();
-    }
-    return &fake.requests[(count - 1) % 64];
-}
-
-/* Poll both for a while (ms). */
-static void run_for(tp_consumer_t *c, int ms)
-{
-    int64_t end = tp_clock_monotonic_ns() + ms * TP_NS_PER_MS;
-    while (tp_clock_monotonic_ns() < end)
-    {
-        if (c != NULL)
-        {
-            tp_consumer_poll(c, on_frame, NULL, 16);
-        }
-        fake_poll();
-        usleep(500);
-    }
-}
-
-static void until_attached(tp_consumer_t *c)
-{
-    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
-    while (!tp_consumer_is_attached(c))
-    {
-        assert_true(tp_clock_monotonic_ns() < deadline);
-        tp_consumer_poll(c, on_frame, NULL, 16);
-        fake_poll();
-    }
-}
 
 /* ---- tests ---- */
 
@@ -518,7 +219,7 @@ static void test_revocations(void **state)
     assert_true(tp_consumer_is_attached(a));
     assert_int_equal(tp_driver_proxy_messages_rejected(client->proxy), rejected + 2);
     /* A's lease revoked (twice): a drops it and asks again, once; b keeps its lease.
-     * covers: D-4.9-9, D-4.9-17 */
+     * covers: D-4.9-9, D-4.9-17, D-4.9-8s (per lease: b is not touched) */
     fake_revoke(500, first.client_id, TP_DRIVER_ROLE_CONSUMER, TP_DRIVER_LEASE_REVOKE_REASON_REVOKED);
     fake_revoke(500, first.client_id, TP_DRIVER_ROLE_CONSUMER, TP_DRIVER_LEASE_REVOKE_REASON_REVOKED);
     const request_t *again = await_request(a, 3);
@@ -582,11 +283,11 @@ static void test_keepalives_and_expiry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_protocol_errors_fail_closed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_producer_never_creates_or_removes_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_and_newer_responses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revocations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keepalives_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_errors_fail_closed, fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_producer_never_creates_or_removes_files, fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_and_newer_responses, fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_revocations, fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_keepalives_and_expiry, fake_setup, fake_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

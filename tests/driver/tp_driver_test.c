@@ -113,7 +113,7 @@ static void test_attach_refusals(void **state)
     /* covers: D-4.8-4 */
     tp_attach_params_t dup = params(IMU, TP_DRIVER_ROLE_CONSUMER);
     dup.client_id = p.client_id;
-    attach_refused(&dup, TP_DRIVER_RESPONSE_CODE_REJECTED, "already holds active lease");
+    attach_refused(&dup, TP_DRIVER_RESPONSE_CODE_REJECTED, "client_id already attached");
     /* covers: D-4.2-2, D-4.2-3 */
     tp_attach_params_t node = params(IMU, TP_DRIVER_ROLE_CONSUMER);
     node.has_desired_node_id = true;
