@@ -654,6 +654,14 @@ static int driver_do_work_at(tp_driver_t *d, int64_t now_ns)
         d->next_announce_ns = d->now_ns + (int64_t)d->config.announce_period_ms * TP_NS_PER_MS;
         work++;
     }
+    if (d->config.epoch_gc_enabled && d->config.epoch_gc_interval_ms != 0 && d->now_ns >= d->next_gc_sweep_ns)
+    {
+        if (d->next_gc_sweep_ns != 0)
+        {
+            work += tp_driver_gc_sweep(d);
+        }
+        d->next_gc_sweep_ns = d->now_ns + (int64_t)d->config.epoch_gc_interval_ms * TP_NS_PER_MS;
+    }
     if (d->is_draining && d->now_ns >= d->drain_deadline_ns)
     {
         publish_shutdown(d, d->shutdown_reason, "shutdown requested");

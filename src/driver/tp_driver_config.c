@@ -79,6 +79,8 @@ const tp_config_field_t tp_driver_config_fields[] = {
         "minimum age before an epoch directory is deleted; default: 3 x announce period"),
     TP_CFG_FIELD(C, epoch_gc_on_startup, "policies.epoch_gc_on_startup", TP_CFG_BOOL, "false", 0, 0, false,
         "run epoch GC when the driver starts"),
+    TP_CFG_FIELD(C, epoch_gc_interval_ms, "policies.epoch_gc_interval_ms", TP_CFG_U32, "10000", 0, 86400000, false,
+        "sweep every stream's old epochs this often (0: only when an epoch changes)"),
     TP_CFG_FIELD(C, shutdown_timeout_ms, "policies.shutdown_timeout_ms", TP_CFG_U32, "2000", 0, 600000, false,
         "drain period of a requested shutdown"),
     TP_CFG_FIELD(C, shutdown_token, "policies.shutdown_token", TP_CFG_STRING, "", 0, 0, false,

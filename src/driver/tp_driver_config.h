@@ -92,6 +92,7 @@ typedef struct tp_driver_config
     uint32_t epoch_gc_keep;
     uint64_t epoch_gc_min_age_ns;
     bool epoch_gc_on_startup;
+    uint32_t epoch_gc_interval_ms;
     uint32_t shutdown_timeout_ms;
     char shutdown_token[TP_CONFIG_STRING_MAX];
     /* [discovery] (embedded provider) */

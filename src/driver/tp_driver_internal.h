@@ -179,6 +179,7 @@ struct tp_driver
     int64_t start_ns;
     int64_t now_ns;
     int64_t next_announce_ns;
+    int64_t next_gc_sweep_ns; /* policies.epoch_gc_interval_ms */
     int64_t next_expiry_check_ns;
     int64_t last_status_ns;
     bool is_status_dirty;
@@ -225,6 +226,9 @@ int tp_driver_retire_damaged(tp_driver_t *d);
 int tp_driver_stream_gc(tp_driver_t *d, const tp_driver_stream_t *s, bool is_startup);
 /* At startup: the same for streams found on disk that this driver does not serve. Returns how many. */
 int tp_driver_gc_stale_streams(tp_driver_t *d);
+/* Every served stream's old epochs again (wire spec 15.21a.7): those a consumer still mapped at the last epoch
+ * change go once nobody maps them. Returns the directories removed. */
+int tp_driver_gc_sweep(tp_driver_t *d);
 /* Encode and publish ShmPoolAnnounce for one stream. */
 int tp_driver_announce(tp_driver_t *d, const tp_driver_stream_t *s);
 

@@ -364,6 +364,16 @@ int tp_driver_stream_gc(tp_driver_t *d, const tp_driver_stream_t *s, bool is_sta
     return gc_stream_dir(d, dir, s->regions.epoch, is_startup);
 }
 
+int tp_driver_gc_sweep(tp_driver_t *d)
+{
+    int removed = 0;
+    for (uint32_t i = 0; i < d->stream_count; i++)
+    {
+        removed += tp_driver_stream_gc(d, &d->streams[i], false);
+    }
+    return removed;
+}
+
 int tp_driver_gc_stale_streams(tp_driver_t *d)
 {
     char ns_dir[TP_PATH_MAX];

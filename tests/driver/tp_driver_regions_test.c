@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/tp_atomic.h"
+#include "core/tp_clock.h"
 #include "core/tp_fs.h"
 #include "shm/tp_region_uri.h"
 #include "shm/tp_shm_layout.h"
@@ -275,6 +277,58 @@ static void test_epoch_gc_spares_mapped_epochs(void **state)
     assert_false(epoch_dir_exists(CAM, rc.epoch));
 }
 
+static int64_t gc_now_ns;
+
+static int64_t gc_clock(void *clientd)
+{
+    (void)clientd;
+    return tp_load_acquire_i64(&gc_now_ns);
+}
+
+static void test_epoch_gc_sweeps_periodically(void **state)
+{
+    (void)state;
+    /* An old epoch still mapped when the stream moved on is swept once nobody maps it, at the next periodic sweep
+     * (policies.epoch_gc_interval_ms on the driver's clock), with no further epoch change. Removed only when no
+     * live process maps it: stronger than "its activity is stale and its PIDs are gone".
+     * covers: W-15.21a.7-1s */
+    teardown(NULL);
+    fixture_context("gc-sweep");
+    set("policies.epoch_gc_keep", "1");
+    set("policies.epoch_gc_min_age_ns", "0");
+    set("policies.epoch_gc_interval_ms", "1000");
+    tp_store_release_i64(&gc_now_ns, tp_clock_monotonic_ns());
+    tp_assert_ok(tp_driver_context_set_clock(F.ctx, gc_clock, NULL));
+    fixture_start();
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    tp_region_uri_t uri;
+    tp_assert_ok(tp_region_uri_parse(&uri, rc.header_region_uri, strlen(rc.header_region_uri)));
+    const char *dirs[] = { F.shm_dir };
+    tp_shm_allowed_dirs_t allowed;
+    tp_assert_ok(tp_shm_allowed_dirs_init(&allowed, dirs, 1));
+    tp_superblock_t expected = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION,
+        .epoch = rc.epoch, .stream_id = CAM, .region_type = TP_REGION_HEADER_RING, .nslots = 8, .slot_bytes = 256 };
+    tp_shm_region_t region;
+    memset(&region, 0, sizeof(region));
+    tp_assert_ok(tp_shm_region_map(&region, &allowed, &uri, &expected, false));
+    producer_cycle();
+    assert_true(epoch_dir_exists(CAM, rc.epoch)); /* mapped at the change: kept */
+    tp_shm_region_close(&region);
+    tp_shm_allowed_dirs_fini(&allowed);
+    tp_store_release_i64(&gc_now_ns, tp_load_acquire_i64(&gc_now_ns) + 999 * TP_NS_PER_MS);
+    usleep(100 * 1000); /* duty cycles run: no sweep is due yet */
+    assert_true(epoch_dir_exists(CAM, rc.epoch));
+    tp_store_release_i64(&gc_now_ns, tp_load_acquire_i64(&gc_now_ns) + TP_NS_PER_MS);
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (epoch_dir_exists(CAM, rc.epoch))
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(1000);
+    }
+}
+
 static void test_startup_gc_trims_stale_streams(void **state)
 {
     (void)state;
@@ -527,6 +581,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_regions_layout_and_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_gc_keeps_the_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_gc_spares_mapped_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_gc_sweeps_periodically, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_gc_trims_stale_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_starts_above_old_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stray_epoch_names_are_not_epochs, setup, teardown),
