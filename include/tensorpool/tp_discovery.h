@@ -55,11 +55,14 @@ typedef struct tp_discovery_result
 
 TP_API void tp_discovery_query_init(tp_discovery_query_t *query);
 
-/* Send a request (resent every 200 ms) and collect the first valid answer within timeout_ns: up to capacity
+/* Send a request (resent every 50 ms) and collect the first valid answer within timeout_ns: up to capacity
  * results in results, their number in *count (0 when nothing matches). Results that break the spec (no driver
  * control channel or stream, pool slots that differ from the header's, a name or authority that does not fit or
- * holds a NUL byte, so could not be compared byte for byte) are discarded; duplicates (same driver,
- * stream and epoch) kept once. -1 with the reason on a timeout (no provider answered) or an ERROR answer. */
+ * holds a NUL byte, so could not be compared byte for byte) are discarded; of the results for one driver instance
+ * and stream only the newest epoch is kept. A result about this client's own driver that its announces contradict
+ * (an older epoch, or the same epoch with another layout) means the provider is behind: the request is asked again,
+ * up to twice, and what still disagrees is left out. -1 with the reason on a timeout (no provider answered) or an
+ * ERROR answer. */
 TP_API int tp_discover(tp_client_t *client, const tp_discovery_query_t *query, tp_discovery_result_t *results,
     size_t capacity, size_t *count, int64_t timeout_ns);
 

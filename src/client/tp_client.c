@@ -144,6 +144,42 @@ static bool announce_is_fresh(const tp_client_t *c, const tp_proxy_event_t *e)
     return stamp <= now + c->freshness_ns && now - stamp <= c->freshness_ns;
 }
 
+static void remember_announce(tp_client_t *c, const tp_proxy_event_t *e, int64_t now_ns)
+{
+    tp_announced_t *slot = &c->announced[0];
+    for (int i = 0; i < TP_CLIENT_ANNOUNCED_MAX; i++)
+    {
+        tp_announced_t *a = &c->announced[i];
+        if (a->stream_id == e->stream_id)
+        {
+            slot = a;
+            break;
+        }
+        slot = a->heard_ns < slot->heard_ns ? a : slot;
+    }
+    if (slot->stream_id == e->stream_id && e->epoch < slot->epoch)
+    {
+        return; /* the highest epoch stands */
+    }
+    slot->stream_id = e->stream_id;
+    slot->epoch = e->epoch;
+    slot->layout_version = e->layout_version;
+    slot->header_nslots = e->header_nslots;
+    slot->heard_ns = now_ns;
+}
+
+const tp_announced_t *tp_client_announced(const tp_client_t *c, uint32_t stream_id)
+{
+    for (int i = 0; i < TP_CLIENT_ANNOUNCED_MAX; i++)
+    {
+        if (c->announced[i].stream_id == stream_id && stream_id != 0)
+        {
+            return &c->announced[i];
+        }
+    }
+    return NULL;
+}
+
 /* The driver's notices and announces, dispatched to the leases they concern. Revocations and shutdown mark the
  * lease lost (its owner's next tick unmaps it); announces go through the freshness rules first. */
 static void on_notice(void *clientd, const tp_proxy_event_t *e)
@@ -156,6 +192,10 @@ static void on_notice(void *clientd, const tp_proxy_event_t *e)
         return;
     }
     int64_t now = tp_client_now(c);
+    if (is_fresh)
+    {
+        remember_announce(c, e, now);
+    }
     bool is_ignored = false;
     for (int i = 0; i < TP_CLIENT_MAX_LEASES; i++)
     {

@@ -56,6 +56,17 @@ struct tp_client_context
     tp_clock_t clock;
 };
 
+#define TP_CLIENT_ANNOUNCED_MAX 32
+
+typedef struct tp_announced
+{
+    uint32_t stream_id; /* 0: free */
+    uint64_t epoch;
+    uint32_t layout_version;
+    uint32_t header_nslots;
+    int64_t heard_ns;
+} tp_announced_t;
+
 struct tp_client
 {
     tp_client_config_t config;
@@ -76,7 +87,13 @@ struct tp_client
     int64_t join_time_ns;
     int64_t freshness_ns;
     uint64_t announces_ignored; /* stale, from before the join, or of a lower epoch */
+    /* what the fresh announces of its driver said last, per stream (discovery spec 7: results that disagree are
+     * stale); the least recently announced entry makes room */
+    tp_announced_t announced[TP_CLIENT_ANNOUNCED_MAX];
 };
+
+/* The newest fresh announce of stream_id the client has read, or NULL. */
+const tp_announced_t *tp_client_announced(const tp_client_t *client, uint32_t stream_id);
 
 typedef enum tp_lease_state
 {

@@ -10,11 +10,14 @@
 #include "client/tp_client_internal.h"
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
+#include "core/tp_log.h"
 #include "core/tp_proc.h"
+#include "driver/tp_driver_proxy.h"
 #include "tensorpool/tp_discovery.h"
 #include "tp_sbe_discovery.h"
 #include "wire/tp_sbe.h"
 
+#define TP_DISCOVERY_REQUERIES 2 /* asking again when results contradict the driver's announces */
 #define RESEND_NS (50 * TP_NS_PER_MS) /* requests are idempotent; over UDP a reply can miss a receiver that joined late */
 
 void tp_discovery_query_init(tp_discovery_query_t *q)
@@ -75,16 +78,24 @@ static void take_result(tp_discovery_answer_t *a, tp_discovery_discovery_respons
         tp_discovery_discovery_response_results_driver_control_channel(g));
     /* Discovery spec 5.2: no authority to attach through, no result. */
     valid &= r.driver_control_channel[0] != '\0' && r.driver_control_stream_id != 0;
-    for (size_t i = 0; valid && i < a->count; i++)
-    {
-        const tp_discovery_result_t *o = &a->results[i];
-        valid = !(o->stream_id == r.stream_id && o->epoch == r.epoch &&
-                  strcmp(o->driver_instance_id, r.driver_instance_id) == 0); /* a duplicate */
-    }
     if (!valid)
     {
         a->discarded++;
         return;
+    }
+    /* Discovery spec 7: one result per (driver instance, stream), the newest epoch; the same again is a duplicate. */
+    for (size_t i = 0; i < a->count; i++)
+    {
+        tp_discovery_result_t *o = &a->results[i];
+        if (o->stream_id == r.stream_id && strcmp(o->driver_instance_id, r.driver_instance_id) == 0)
+        {
+            if (r.epoch > o->epoch)
+            {
+                *o = r;
+            }
+            a->discarded++;
+            return;
+        }
     }
     if (a->count < a->capacity)
     {
@@ -153,6 +164,77 @@ static int64_t encode_request(uint8_t *buf, size_t capacity, const tp_client_t *
     return tp_discovery_discovery_request_enc_finish(&e);
 }
 
+/* One request and its first valid answer, within the deadline (results into a). */
+static int ask(tp_client_t *client, tp_bus_publication_t *pub, tp_bus_subscription_t *sub,
+    const tp_discovery_query_t *q, tp_discovery_answer_t *a, int64_t deadline, int64_t timeout_ns)
+{
+    const tp_client_config_t *k = &client->config;
+    /* Random high bits: answers to another client's (or an earlier run's) request are not taken for ours. */
+    a->request_id = ((uint64_t)tp_random_u32() << 32) | tp_random_u32();
+    uint8_t buf[4096];
+    int64_t n = encode_request(buf, sizeof(buf), client, a->request_id, q);
+    if (n < 0)
+    {
+        TP_APPEND_ERR("encoding the discovery request");
+        return -1;
+    }
+    int64_t next_send = 0;
+    while (!a->has_answer)
+    {
+        int64_t now = tp_clock_monotonic_ns();
+        if (now > deadline)
+        {
+            TP_SET_ERR(TP_E_TIMEOUT, "no discovery provider answered on %s stream %" PRIu32 " within %" PRId64 " ms",
+                k->discovery_channel, k->discovery_stream_id, (int64_t)(timeout_ns / TP_NS_PER_MS));
+            return -1;
+        }
+        if (now >= next_send)
+        {
+            /* Over UDP the first offers find no receiver yet (the handshake runs meanwhile): retry soon. */
+            int64_t sent = tp_bus_offer(pub, buf, (size_t)n);
+            next_send = now + (sent == TP_BUS_NOT_CONNECTED ? RESEND_NS / 5 : RESEND_NS);
+        }
+        tp_bus_publication_do_work(pub);
+        if (tp_bus_poll(sub, on_response, a, 16) == 0)
+        {
+            tp_bus_subscription_park(sub, TP_NS_PER_MS);
+        }
+    }
+    if (a->status == TP_DISCOVERY_DISCOVERY_STATUS_ERROR)
+    {
+        TP_SET_ERR(TP_E_REJECTED, "the discovery provider answered ERROR: %s", a->error);
+        return -1;
+    }
+    return 0;
+}
+
+/* Discovery spec 7: drop the results about our own driver that its announces contradict (an older epoch, or the
+ * same epoch with another layout): the provider is behind. Returns how many were dropped. */
+static size_t drop_contradicted(tp_client_t *client, tp_discovery_answer_t *a)
+{
+    tp_driver_proxy_poll(client->proxy); /* the announces that came in meanwhile */
+    size_t kept = 0;
+    for (size_t i = 0; i < a->count; i++)
+    {
+        const tp_discovery_result_t *r = &a->results[i];
+        const tp_announced_t *n = tp_client_announced(client, r->stream_id);
+        bool is_ours = r->driver_control_stream_id == client->config.control_stream_id &&
+            strcmp(r->driver_control_channel, client->config.control_channel) == 0;
+        bool is_stale = is_ours && n != NULL &&
+            (r->epoch < n->epoch ||
+                (r->epoch == n->epoch && (r->layout_version != n->layout_version ||
+                                             r->header_nslots != n->header_nslots)));
+        if (!is_stale)
+        {
+            a->results[kept++] = *r;
+        }
+    }
+    size_t dropped = a->count - kept;
+    a->count = kept;
+    a->discarded += dropped;
+    return dropped;
+}
+
 int tp_discover(tp_client_t *client, const tp_discovery_query_t *q, tp_discovery_result_t *results, size_t capacity,
     size_t *count, int64_t timeout_ns)
 {
@@ -169,51 +251,28 @@ int tp_discover(tp_client_t *client, const tp_discovery_query_t *q, tp_discovery
         TP_APPEND_ERR("opening the discovery streams");
         return -1;
     }
-    tp_discovery_answer_t a;
-    memset(&a, 0, sizeof(a));
-    /* Random high bits: answers to another client's (or an earlier run's) request are not taken for ours. */
-    a.request_id = ((uint64_t)tp_random_u32() << 32) | tp_random_u32();
-    a.results = results;
-    a.capacity = capacity;
-    uint8_t buf[4096];
-    int64_t n = encode_request(buf, sizeof(buf), client, a.request_id, q);
-    int rc = -1;
-    if (n < 0)
-    {
-        TP_APPEND_ERR("encoding the discovery request");
-        goto done;
-    }
     int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
-    int64_t next_send = 0;
-    while (!a.has_answer)
+    int rc = 0;
+    /* A provider behind the driver's announces is asked again, up to twice; what still disagrees is left out. */
+    for (int attempt = 0; attempt < 1 + TP_DISCOVERY_REQUERIES; attempt++)
     {
-        int64_t now = tp_clock_monotonic_ns();
-        if (now > deadline)
+        tp_discovery_answer_t a;
+        memset(&a, 0, sizeof(a));
+        a.results = results;
+        a.capacity = capacity;
+        rc = ask(client, pub, sub, q, &a, deadline, timeout_ns);
+        if (rc < 0)
         {
-            TP_SET_ERR(TP_E_TIMEOUT, "no discovery provider answered on %s stream %" PRIu32 " within %" PRId64 " ms",
-                k->discovery_channel, k->discovery_stream_id, (int64_t)(timeout_ns / TP_NS_PER_MS));
-            goto done;
+            break;
         }
-        if (now >= next_send)
+        size_t dropped = drop_contradicted(client, &a);
+        *count = a.count;
+        if (dropped == 0)
         {
-            /* Over UDP the first offers find no receiver yet (the handshake runs meanwhile): retry soon. */
-            int64_t sent = tp_bus_offer(pub, buf, (size_t)n);
-            next_send = now + (sent == TP_BUS_NOT_CONNECTED ? RESEND_NS / 5 : RESEND_NS);
+            break;
         }
-        tp_bus_publication_do_work(pub);
-        if (tp_bus_poll(sub, on_response, &a, 16) == 0)
-        {
-            tp_bus_subscription_park(sub, TP_NS_PER_MS);
-        }
+        TP_LOG_I("discovery", "%zu result(s) older than the driver's announces; asking again", dropped);
     }
-    if (a.status == TP_DISCOVERY_DISCOVERY_STATUS_ERROR)
-    {
-        TP_SET_ERR(TP_E_REJECTED, "the discovery provider answered ERROR: %s", a.error);
-        goto done;
-    }
-    *count = a.count;
-    rc = 0;
-done:
     tp_bus_publication_close(pub);
     tp_bus_subscription_close(sub);
     return rc;
