@@ -220,6 +220,8 @@ class Schema:
                 else:
                     raise GenError(f'{path}: <{tag}> types are not supported')
         self.enums = list(types['enums'].values())
+        # constants declared as types of their own (e.g. a schema version for diagnostics), not only as fields
+        self.constants = [t for t in types['simple'].values() if t.presence == 'constant']
         self.messages = [Message(m, self.name, types) for m in root if local(m.tag) == 'message']
         ids = [m.id for m in self.messages]
         if len(ids) != len(set(ids)):
@@ -398,6 +400,8 @@ def gen_header(s):
     w(f'#define TP_{up}_SCHEMA_ID {s.id}')
     w(f'#define TP_{up}_SCHEMA_VERSION {s.version}')
     w(f'extern const tp_sbe_schema_meta_t tp_{s.name}_schema_meta;')
+    for c in s.constants:
+        w(f'#define TP_{up}_{snake(c.name).upper()} {c.constant} /* constant type {c.name} */')
     w()
     for e in s.enums:
         en = f'tp_{s.name}_{snake(e.name)}'

@@ -24,10 +24,11 @@ extern "C" {
 #endif
 
 #define TP_DISCOVERY_QUERY_MAX_TAGS 16
+#define TP_DISCOVERY_NAME_BYTES_MAX 256 /* a data source name's longest (discovery spec 5.1) */
 
 typedef struct tp_discovery_query
 {
-    const char *data_source_name; /* NULL or "": any (compared byte for byte) */
+    const char *data_source_name; /* NULL or "": any (compared byte for byte; at most 256 bytes) */
     const char *tags[TP_DISCOVERY_QUERY_MAX_TAGS]; /* every one must be carried (case matters) */
     size_t tag_count;
     bool has_stream_id;

@@ -240,6 +240,13 @@ int tp_discover(tp_client_t *client, const tp_discovery_query_t *q, tp_discovery
 {
     *count = 0;
     const tp_client_config_t *k = &client->config;
+    if (q->data_source_name != NULL && strlen(q->data_source_name) > TP_DISCOVERY_NAME_BYTES_MAX)
+    {
+        /* Discovery spec 5.1: no stream has such a name; asking would only make the provider refuse. */
+        TP_SET_ERR(TP_E_INVALID, "data source name of %zu bytes: names are at most %d bytes",
+            strlen(q->data_source_name), TP_DISCOVERY_NAME_BYTES_MAX);
+        return -1;
+    }
     tp_bus_subscription_t *sub = NULL;
     tp_bus_publication_t *pub = NULL;
     /* Subscribe first: the answer may come at once. */

@@ -9,6 +9,7 @@
 #include "core/tp_err.h"
 #include "core/tp_log.h"
 #include "tp_sbe_discovery.h"
+#include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 #include "wire/tp_sbe.h"
 
@@ -33,6 +34,7 @@ typedef struct entry
     uint32_t stream_id;
     uint32_t producer_id;
     uint64_t epoch;
+    bool is_restarted; /* its driver said it shuts down: the next announce's epoch is taken even if lower */
     uint32_t layout_version;
     uint32_t header_nslots;
     uint32_t pool_count;
@@ -81,6 +83,8 @@ struct tp_discovery_provider
     uint8_t *scratch; /* RESPONSE_BYTES */
     int64_t now_ns;
     tp_discovery_counters_t counters;
+    int64_t next_log_ns;    /* the next request to log: the first one at or after this */
+    uint64_t unlogged;      /* requests since the last one logged */
 };
 
 int tp_discovery_provider_open(tp_discovery_provider_t **out, tp_bus_t *bus, const char *request_channel,
@@ -105,6 +109,11 @@ int tp_discovery_provider_open(tp_discovery_provider_t **out, tp_bus_t *bus, con
     }
     *out = p;
     return 0;
+}
+
+int64_t tp_discovery_provider_expiry_ns(const tp_discovery_provider_t *p)
+{
+    return p->expiry_ns;
 }
 
 void tp_discovery_provider_close(tp_discovery_provider_t *p)
@@ -193,12 +202,13 @@ static void on_pool_announce(tp_discovery_provider_t *p, int driver, const uint8
         return;
     }
     uint64_t epoch = tp_wire_shm_pool_announce_epoch(&m);
-    if (e->last_announce_ns != 0 && epoch < e->epoch)
+    if (e->last_announce_ns != 0 && epoch < e->epoch && !e->is_restarted)
     {
         p->counters.epoch_regressions++; /* discovery spec 6.3 */
         return;
     }
     e->epoch = epoch;
+    e->is_restarted = false;
     e->producer_id = tp_wire_shm_pool_announce_producer_id(&m);
     e->layout_version = tp_wire_shm_pool_announce_layout_version(&m);
     e->header_nslots = tp_wire_shm_pool_announce_header_nslots(&m);
@@ -293,6 +303,11 @@ static void on_metadata(tp_discovery_provider_t *p, int driver, uint16_t templat
             ? entry_for(p, driver, tp_wire_data_source_announce_stream_id(&m), true)
             : NULL;
         tp_sbe_bytes_t name = e != NULL ? tp_wire_data_source_announce_name(&m) : (tp_sbe_bytes_t){ 0 };
+        if (name.length >= sizeof(e->name))
+        {
+            p->counters.malformed++; /* discovery spec 5.1: at most 256 bytes, and never returned cut short */
+            return;
+        }
         if (name.length > 0)
         {
             copy_bytes(e->name, sizeof(e->name), name); /* the stream's own name replaces the configured one */
@@ -326,8 +341,22 @@ void tp_discovery_provider_on_message(tp_discovery_provider_t *p, int driver, co
     tp_sbe_header_t h;
     p->now_ns = now_ns;
     /* Discovery spec 4.2: on a shared stream, decide by schema and template before decoding. */
-    if (driver < 0 || driver >= p->driver_count || tp_sbe_header_read(&h, buffer, length) < 0 ||
-        h.schema_id != TP_WIRE_SCHEMA_ID || h.version > TP_WIRE_SCHEMA_VERSION)
+    if (driver < 0 || driver >= p->driver_count || tp_sbe_header_read(&h, buffer, length) < 0)
+    {
+        return;
+    }
+    if (h.schema_id == TP_DRIVER_SCHEMA_ID && h.template_id == TP_DRIVER_SHM_DRIVER_SHUTDOWN_TEMPLATE_ID &&
+        h.version <= TP_DRIVER_SCHEMA_VERSION)
+    {
+        /* Discovery spec 6.3: the driver is going away; whatever epochs its successor announces are taken. */
+        for (int i = 0; i < TP_DISCOVERY_MAX_ENTRIES; i++)
+        {
+            p->entries[i].is_restarted |= p->entries[i].in_use && p->entries[i].driver == driver;
+        }
+        p->counters.driver_restarts++;
+        return;
+    }
+    if (h.schema_id != TP_WIRE_SCHEMA_ID || h.version > TP_WIRE_SCHEMA_VERSION)
     {
         return;
     }
@@ -354,6 +383,7 @@ typedef struct request
     uint32_t tag_count;
     char tags[TP_DISCOVERY_MAX_TAGS][TP_DISCOVERY_TAG_MAX];
     bool has_too_many_tags;
+    size_t name_too_long; /* the length of a name over 256 bytes, else 0 */
     char name[TP_DISCOVERY_NAME_MAX];
     size_t name_length;
     bool has_name;
@@ -479,6 +509,14 @@ static void respond(tp_discovery_provider_t *p, tp_bus_publication_t *pub, const
         status = TP_DISCOVERY_DISCOVERY_STATUS_ERROR;
         snprintf(error, sizeof(error), "more than %d tags in the request", TP_DISCOVERY_MAX_TAGS);
     }
+    else if (r->name_too_long != 0)
+    {
+        /* Discovery spec 5.1: names are at most 256 bytes; a longer one cut short could match another name. */
+        count = 0;
+        status = TP_DISCOVERY_DISCOVERY_STATUS_ERROR;
+        snprintf(error, sizeof(error), "data_source_name of %zu bytes: names are at most %d bytes", r->name_too_long,
+            TP_DISCOVERY_NAME_MAX - 1);
+    }
     else if (count > p->max_results)
     {
         /* Discovery spec 5.2: capped; the client narrows its filters. */
@@ -509,6 +547,23 @@ static void respond(tp_discovery_provider_t *p, tp_bus_publication_t *pub, const
     {
         p->counters.responses++;
     }
+}
+
+/* Discovery spec 13: a busy provider logs a sample of its requests, not each one. */
+static void log_sampled(tp_discovery_provider_t *p, const request_t *r, const char *channel, uint32_t stream)
+{
+    if (p->now_ns < p->next_log_ns)
+    {
+        p->unlogged++;
+        return;
+    }
+    TP_LOG_I("discovery", "request %" PRIu64 " (name '%.*s', %u tag(s), stream %s%" PRIu32 ") answered on %s %" PRIu32
+        "; %" PRIu64 " more since the last one logged", r->request_id, (int)r->name_length, r->name,
+        (unsigned)r->tag_count, r->has_stream_id ? "" : "any/", r->has_stream_id ? r->stream_id : 0, channel, stream,
+        p->unlogged);
+    p->counters.requests_logged++;
+    p->unlogged = 0;
+    p->next_log_ns = p->now_ns + TP_DISCOVERY_LOG_PERIOD_NS;
 }
 
 static void on_request(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
@@ -550,6 +605,7 @@ static void on_request(void *clientd, const uint8_t *buffer, size_t length, cons
     r.data_source_id = tp_discovery_discovery_request_data_source_id(&m);
     tp_sbe_bytes_t name = tp_discovery_discovery_request_data_source_name(&m);
     r.has_name = name.length > 0; /* discovery spec 5.0: length 0 is "not provided" */
+    r.name_too_long = name.length >= sizeof(r.name) ? name.length : 0;
     r.name_length = name.length < sizeof(r.name) ? name.length : sizeof(r.name) - 1;
     memcpy(r.name, name.data, r.name_length);
     tp_discovery_discovery_request_tags_t tags;
@@ -577,6 +633,7 @@ static void on_request(void *clientd, const uint8_t *buffer, size_t length, cons
             memcpy(r.tags[r.tag_count++], text, strlen(text) + 1);
         }
     }
+    log_sampled(p, &r, channel, stream);
     tp_bus_publication_t *pub = endpoint_for(p, channel, stream);
     if (pub == NULL)
     {

@@ -41,12 +41,19 @@ typedef struct tp_discovery_counters
     uint64_t malformed;        /* did not decode, another schema or a newer version */
     uint64_t expired;          /* entries dropped for lack of announces */
     uint64_t epoch_regressions; /* announces with an older epoch than the entry's: ignored */
+    uint64_t requests_logged;   /* requests written to the log: one per TP_DISCOVERY_LOG_PERIOD_NS at most */
+    uint64_t driver_restarts;   /* ShmDriverShutdown seen: that driver's next epochs are taken, lower or not */
 } tp_discovery_counters_t;
+
+/* Requests are logged (info) at most once per this period, with the number answered since (discovery spec 13). */
+#define TP_DISCOVERY_LOG_PERIOD_NS (10LL * 1000 * 1000 * 1000)
 
 /* Answer requests on request_channel/request_stream_id; entries expire after expiry_ns without an announce. */
 int tp_discovery_provider_open(tp_discovery_provider_t **out, tp_bus_t *bus, const char *request_channel,
     uint32_t request_stream_id, int64_t expiry_ns, uint32_t max_results);
 void tp_discovery_provider_close(tp_discovery_provider_t *provider);
+/* The window given at open (discovery spec 6.2: 3 x the announce period, as the driver and registry open it). */
+int64_t tp_discovery_provider_expiry_ns(const tp_discovery_provider_t *provider);
 
 /* A driver whose streams this provider indexes; returns its index (the handle of the on_* calls), -1 if full. */
 int tp_discovery_provider_add_driver(tp_discovery_provider_t *provider, const tp_discovery_driver_t *driver);

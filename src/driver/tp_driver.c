@@ -492,6 +492,11 @@ static void publish_shutdown(tp_driver_t *d, uint8_t reason, const char *message
     if (n > 0)
     {
         tp_driver_publish(d, d->control_pub, d->scratch, n);
+        if (d->announce_pub != d->control_pub)
+        {
+            /* Announce listeners (a discovery registry) learn that the next epochs are a new driver's. */
+            tp_driver_publish(d, d->announce_pub, d->scratch, n);
+        }
     }
     d->has_sent_shutdown = true;
     TP_LOG_I("driver", "published ShmDriverShutdown (%s)", tp_driver_shutdown_reason_name(reason));

@@ -20,6 +20,7 @@
 #include "tensorpool/tp_driver.h"
 #include "tensorpool/tp_metadata.h"
 #include "tp_sbe_discovery.h"
+#include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 #include "tp_client_fixture.h"
 #include "tp_test_util.h"
@@ -469,6 +470,147 @@ static void test_provider_statuses(void **state)
     tp_discovery_provider_close(p);
 }
 
+static void data_source_name(tp_discovery_provider_t *p, uint32_t stream, const char *name, size_t length, int64_t now)
+{
+    uint8_t buf[2048];
+    tp_wire_data_source_announce_enc_t e;
+    tp_wire_data_source_announce_enc_begin(&e, buf, sizeof(buf));
+    tp_wire_data_source_announce_set_stream_id(&e, stream);
+    tp_wire_data_source_announce_set_producer_id(&e, 1);
+    tp_wire_data_source_announce_set_epoch(&e, 1);
+    tp_wire_data_source_announce_set_meta_version(&e, 1);
+    tp_wire_data_source_announce_put_name(&e, name, length);
+    tp_wire_data_source_announce_put_summary(&e, "", 0);
+    int64_t n = tp_wire_data_source_announce_enc_finish(&e);
+    assert_true(n > 0);
+    tp_discovery_provider_on_message(p, 0, buf, (size_t)n, now);
+}
+
+static void driver_shutdown(tp_discovery_provider_t *p, int64_t now)
+{
+    uint8_t buf[256];
+    tp_driver_shm_driver_shutdown_enc_t e;
+    tp_driver_shm_driver_shutdown_enc_begin(&e, buf, sizeof(buf));
+    tp_driver_shm_driver_shutdown_set_timestamp_ns(&e, (uint64_t)now);
+    tp_driver_shm_driver_shutdown_set_reason(&e, TP_DRIVER_SHUTDOWN_REASON_NORMAL);
+    tp_driver_shm_driver_shutdown_put_error_message(&e, "", 0);
+    int64_t n = tp_driver_shm_driver_shutdown_enc_finish(&e);
+    assert_true(n > 0);
+    tp_discovery_provider_on_message(p, 0, buf, (size_t)n, now);
+}
+
+static void test_provider_restarts_names_and_log_sampling(void **state)
+{
+    (void)state;
+    tp_discovery_provider_t *p = NULL;
+    tp_bus_publication_t *req = NULL;
+    tp_bus_subscription_t *resp = NULL;
+    tp_assert_ok(tp_discovery_provider_open(&p, F.driver->bus, "aeron:ipc?term-length=1m", 7300, TP_NS_PER_S, 8));
+    tp_assert_ok(tp_bus_publication_open(&req, F.driver->bus, "aeron:ipc?term-length=1m", 7300, false));
+    tp_assert_ok(tp_bus_subscription_open(&resp, F.driver->bus, "aeron:ipc?term-length=1m", 7304, NULL, NULL, NULL));
+    tp_discovery_driver_t d = { .instance_id = "x", .control_channel = "aeron:ipc", .control_stream_id = 1000 };
+    assert_int_equal(tp_discovery_provider_add_driver(p, &d), 0);
+    int64_t t = tp_clock_monotonic_ns();
+
+    /* An older epoch is ignored, unless the driver said it shuts down: its successor's epochs are taken.
+     * covers: Q-6.3-2s */
+    announce_stream(p, 5, 7, t);
+    announce_stream(p, 5, 2, t);
+    tp_discovery_counters_t k;
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.epoch_regressions, 1);
+    driver_shutdown(p, t);
+    announce_stream(p, 5, 2, t);
+    announce_stream(p, 5, 3, t); /* above 2: had 2 not been taken, a regression from 7 */
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.epoch_regressions, 1);
+    assert_int_equal(k.driver_restarts, 1);
+    announce_stream(p, 5, 1, t); /* and the rule is back for the new driver */
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.epoch_regressions, 2);
+
+    /* Names of at most 256 bytes: one of 256 is found byte for byte; a longer announced name is not taken (it
+     * could only be returned cut short), and a longer requested one is refused. covers: Q-5.1-9s */
+    char name[400];
+    memset(name, 'n', sizeof(name));
+    name[256] = '\0';
+    data_source_name(p, 5, name, 256, t);
+    answer_t a = ask(p, req, resp, UINT32_MAX, name, 0, t);
+    assert_int_equal(a.status, TP_DISCOVERY_DISCOVERY_STATUS_OK);
+    assert_int_equal(a.results, 1);
+    uint64_t malformed = k.malformed;
+    data_source_name(p, 5, name, 300, t);
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.malformed, malformed + 1);
+    a = ask(p, req, resp, UINT32_MAX, name, 0, t); /* still the 256-byte name */
+    assert_int_equal(a.results, 1);
+    name[256] = 'n';
+    name[300] = '\0';
+    a = ask(p, req, resp, UINT32_MAX, name, 0, t);
+    assert_int_equal(a.status, TP_DISCOVERY_DISCOVERY_STATUS_ERROR);
+    assert_int_equal(a.results, 0);
+    tp_test_assert_contains(a.error, "at most 256 bytes");
+    tp_discovery_query_t q;
+    tp_discovery_query_init(&q);
+    q.data_source_name = name;
+    tp_discovery_result_t r[1];
+    size_t n = 0;
+    tp_assert_fails_with(tp_discover(client, &q, r, 1, &n, TIMEOUT_NS), "at most 256 bytes");
+
+    /* Requests are logged one per 10 s at most, whatever the rate. covers: Q-13-3s */
+    int64_t later = t + 60 * TP_NS_PER_S;
+    tp_discovery_provider_counters(p, &k);
+    uint64_t logged = k.requests_logged;
+    for (int i = 0; i < 20; i++)
+    {
+        ask(p, req, resp, 5, "", 0, later);
+    }
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.requests_logged, logged + 1);
+    ask(p, req, resp, 5, "", 0, later + TP_DISCOVERY_LOG_PERIOD_NS - 1);
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.requests_logged, logged + 1);
+    ask(p, req, resp, 5, "", 0, later + TP_DISCOVERY_LOG_PERIOD_NS);
+    tp_discovery_provider_counters(p, &k);
+    assert_int_equal(k.requests_logged, logged + 2);
+    tp_bus_subscription_close(resp);
+    tp_bus_publication_close(req);
+    tp_discovery_provider_close(p);
+}
+
+static void test_embedded_provider_window(void **state)
+{
+    (void)state;
+    /* The embedded provider's entries expire after 3 announce periods (100 ms here).
+     * covers: Q-6.2-2s */
+    assert_int_equal(tp_discovery_provider_expiry_ns(F.driver->discovery), 300 * TP_NS_PER_MS);
+}
+
+static void test_discovery_on_the_control_stream(void **state)
+{
+    (void)state;
+    /* An embedded provider can share the driver's control stream (channel and stream id): requests and control
+     * messages are told apart by schema, so a consumer both discovers the stream and attaches on stream 1000.
+     * covers: Q-13-1s */
+    teardown(NULL);
+    client_fixture_prepare(&F, "client-discovery-control");
+    tp_assert_ok(tp_driver_context_set(F.dctx, "driver.instance_id", "driver-a"));
+    tp_assert_ok(tp_driver_context_set(F.dctx, "discovery.channel", TP_BUS_DEFAULT_CHANNEL));
+    tp_assert_ok(tp_driver_context_set(F.dctx, "discovery.stream_id", "1000"));
+    const uint16_t ids[] = { 1 };
+    const uint32_t strides[] = { 4096 };
+    tp_assert_ok(tp_driver_context_add_profile(F.dctx, "small", 16, ids, strides, 1));
+    tp_assert_ok(tp_driver_context_add_stream(F.dctx, "cam", 10, "small"));
+    client_fixture_start(&F);
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.discovery_channel", TP_BUS_DEFAULT_CHANNEL));
+    tp_assert_ok(tp_client_context_set(F.cctx, "client.discovery_stream_id", "1000"));
+    tp_assert_ok(tp_client_connect(&client, F.cctx));
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_attach_by_name(&c, client, "cam", TIMEOUT_NS));
+    assert_int_equal(tp_consumer_stream_id(c), 10);
+    tp_consumer_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +619,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requests_without_endpoint_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_expiry_and_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_statuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provider_restarts_names_and_log_sampling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embedded_provider_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_on_the_control_stream, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -474,6 +474,26 @@ static void test_block_lengths_match_the_schemas(void **state)
     assert_int_equal(TP_DRIVER_SCHEMA_ID, 901);
 }
 
+static void test_discovery_schema_version_constant(void **state)
+{
+    (void)state;
+    /* The discovery schema carries its version as a constant for generated code and diagnostics; it is the version
+     * every encoded message's header states (the header is what readers check). covers: Q-10-3s */
+    assert_int_equal(TP_DISCOVERY_DISCOVERY_SCHEMA_VERSION, TP_DISCOVERY_SCHEMA_VERSION);
+    uint8_t buf[256];
+    tp_discovery_discovery_request_enc_t e;
+    tp_discovery_discovery_request_enc_begin(&e, buf, sizeof(buf));
+    tp_discovery_discovery_request_tags_enc_t t;
+    tp_discovery_discovery_request_tags_begin(&e, &t, 0);
+    tp_discovery_discovery_request_tags_end(&t);
+    tp_discovery_discovery_request_put_response_channel(&e, "", 0);
+    tp_discovery_discovery_request_put_data_source_name(&e, "", 0);
+    assert_true(tp_discovery_discovery_request_enc_finish(&e) > 0);
+    uint16_t version;
+    memcpy(&version, buf + 6, 2);
+    assert_int_equal(version, TP_DISCOVERY_DISCOVERY_SCHEMA_VERSION);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_var_data_is_never_optional),
         cmocka_unit_test(test_discovery_response_nested_groups),
         cmocka_unit_test(test_block_lengths_match_the_schemas),
+        cmocka_unit_test(test_discovery_schema_version_constant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
