@@ -33,7 +33,8 @@ static void test_exclusive_producer_and_close_order(void **state)
     tp_producer_close(p);
     /* Detached: another producer may take the stream now, in a new epoch. The consumer's first descriptor of that
      * epoch makes it map the new regions before reading: it gets the frame, never one of the old epoch's slots.
-     * covers: W-10.2.1-8, W-15.21-11, W-15.18-4 */
+     * covers: W-10.2.1-8, W-15.21-11, W-15.18-4, W-15.21-9 (the descriptor's epoch is the slot validation that
+     * says remap: nothing of the old mapping is read, it is unmapped and the new epoch mapped) */
     tp_assert_ok(tp_producer_attach(&second, client, STREAM, TIMEOUT_NS));
     uint64_t old_epoch = tp_consumer_epoch(c);
     assert_true(tp_producer_epoch(second) > old_epoch);

@@ -117,6 +117,39 @@ static void test_header_round_trip_and_unused_dims(void **state)
     assert_int_equal(back.strides[7], 0);
 }
 
+static void test_padding_is_zeroed_and_ignored(void **state)
+{
+    (void)state;
+    /* The producer's encoder leaves nothing of its own in the padding (padAlign and the bytes after pad): no
+     * pointer or address can leak there. A reader ignores whatever another writer put in it.
+     * covers: W-8.2-19 */
+    tp_tensor_desc_t t = image(720, 1280, 3);
+    uint8_t raw[TP_TENSOR_HEADER_BYTES];
+    memset(raw, 0xA5, sizeof(raw));
+    tp_tensor_header_encode(raw, &t);
+    const size_t body = 8;
+    assert_int_equal(raw[body + TP_WIRE_TENSOR_HEADER_PAD_ALIGN_OFFSET], 0);
+    for (size_t i = body + TP_WIRE_TENSOR_HEADER_PAD_OFFSET; i < body + TP_WIRE_TENSOR_HEADER_BLOCK_LENGTH; i++)
+    {
+        assert_int_equal(raw[i], 0);
+    }
+    tp_tensor_desc_t clean;
+    tp_assert_ok(tp_tensor_header_decode(raw, sizeof(raw), &clean));
+    raw[body + TP_WIRE_TENSOR_HEADER_PAD_ALIGN_OFFSET] = 0xFF;
+    for (size_t i = body + TP_WIRE_TENSOR_HEADER_PAD_OFFSET; i < body + TP_WIRE_TENSOR_HEADER_BLOCK_LENGTH; i++)
+    {
+        raw[i] = (uint8_t)(i * 37 + 1);
+    }
+    tp_tensor_desc_t dirty;
+    tp_assert_ok(tp_tensor_header_decode(raw, sizeof(raw), &dirty));
+    assert_int_equal(dirty.dtype, clean.dtype);
+    assert_int_equal(dirty.major_order, clean.major_order);
+    assert_int_equal(dirty.ndims, clean.ndims);
+    assert_int_equal(dirty.progress_unit, clean.progress_unit);
+    assert_memory_equal(dirty.dims, clean.dims, sizeof(clean.dims));
+    assert_memory_equal(dirty.strides, clean.strides, sizeof(clean.strides));
+}
+
 static void test_embedded_header_checks(void **state)
 {
     (void)state;
@@ -195,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_progress_stride),
         cmocka_unit_test(test_header_round_trip_and_unused_dims),
+        cmocka_unit_test(test_padding_is_zeroed_and_ignored),
         cmocka_unit_test(test_embedded_header_checks),
         cmocka_unit_test(test_layout_fits_the_payload),
         cmocka_unit_test(test_dtype_sizes),
