@@ -242,9 +242,8 @@ static int take_locks(tp_driver_t *d)
     char ns_dir[TP_PATH_MAX];
     char ns_lock[TP_PATH_MAX + 16];
     const tp_driver_config_t *c = &d->config;
-    mode_t dir_mode = (mode_t)(c->permissions_mode | ((c->permissions_mode & 0444) >> 2) | 0700);
-    if (tp_shm_layout_namespace_dir(ns_dir, sizeof(ns_dir), c->base_dir, c->name_space) < 0 ||
-        tp_fs_mkdirs(c->base_dir, ns_dir, dir_mode) < 0)
+    if (tp_shm_layout_make_namespace_dir(ns_dir, sizeof(ns_dir), c->base_dir, c->name_space,
+            (mode_t)c->permissions_mode) < 0)
     {
         return -1;
     }

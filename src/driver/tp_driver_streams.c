@@ -74,8 +74,7 @@ static int epoch_dir_create(tp_driver_t *d, uint32_t stream_id, uint64_t epoch, 
 {
     const tp_driver_config_t *c = &d->config;
     char stream_dir[TP_PATH_MAX];
-    /* Directories get the x bits of the file mode's r bits (660 -> 770). */
-    mode_t dir_mode = (mode_t)(c->permissions_mode | ((c->permissions_mode & 0444) >> 2) | 0700);
+    mode_t dir_mode = tp_shm_layout_dir_mode((mode_t)c->permissions_mode);
     if (tp_shm_layout_stream_dir(stream_dir, sizeof(stream_dir), c->base_dir, c->name_space, stream_id) < 0 ||
         tp_fs_mkdirs(c->base_dir, stream_dir, dir_mode) < 0)
     {

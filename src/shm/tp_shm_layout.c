@@ -118,3 +118,25 @@ int tp_shm_layout_pool_path(char *out, size_t capacity, const char *epoch_dir, u
     }
     return 0;
 }
+
+mode_t tp_shm_layout_dir_mode(mode_t file_mode)
+{
+    return (mode_t)(file_mode | ((file_mode & 0444) >> 2) | 0700);
+}
+
+int tp_shm_layout_make_namespace_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
+    mode_t file_mode)
+{
+    if (tp_shm_layout_namespace_dir(out, capacity, base_dir, name_space) < 0)
+    {
+        return -1;
+    }
+    char user_dir[TP_PATH_MAX];
+    const char *slash = strrchr(out, '/');
+    snprintf(user_dir, sizeof(user_dir), "%.*s", (int)(slash - out), out);
+    if (tp_fs_mkdirs(base_dir, user_dir, 0700) < 0 || tp_fs_mkdirs(base_dir, out, tp_shm_layout_dir_mode(file_mode)) < 0)
+    {
+        return -1;
+    }
+    return 0;
+}

@@ -182,6 +182,34 @@ static void test_regions_layout_and_modes(void **state)
     assert_null(second);
 }
 
+static void test_default_modes_keep_other_users_out(void **state)
+{
+    (void)state;
+    /* With the default modes nobody but the user (and, for the files, the user's group) gets in: the per-user
+     * directory, the stream and epoch directories and the region files give other users nothing, and the per-user
+     * directory not even to the group. covers: W-15.21a.6-1s */
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t r;
+    attach_ok(&p, &r);
+    char user[128], path[1200];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", F.shm_dir, user);
+    tp_assert_ok(stat(path, &st));
+    assert_int_equal(st.st_mode & 0077, 0);
+    const char *below[] = { "default", "default/10", NULL };
+    for (int i = 0; below[i] != NULL; i++)
+    {
+        snprintf(path, sizeof(path), "%s/%s/%s", F.shm_dir, user, below[i]);
+        tp_assert_ok(stat(path, &st));
+        assert_int_equal(st.st_mode & 0007, 0);
+    }
+    snprintf(path, sizeof(path), "%s/%s/default/%d/%llu/header.ring", F.shm_dir, user, CAM,
+        (unsigned long long)r.epoch);
+    tp_assert_ok(stat(path, &st));
+    assert_int_equal(st.st_mode & 0007, 0);
+}
+
 static int count_epoch_dirs(uint32_t stream_id)
 {
     char user[128], dir[1024];
@@ -579,6 +607,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_error_messages_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_activity_timestamps_are_refreshed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regions_layout_and_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_modes_keep_other_users_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_gc_keeps_the_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_gc_spares_mapped_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_gc_sweeps_periodically, setup, teardown),
