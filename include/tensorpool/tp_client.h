@@ -42,7 +42,10 @@ typedef struct tp_consumer tp_consumer_t;
  *   client.qos_channel, client.qos_stream_id (1200), client.qos_period_ms (1000)
  *   client.allowed_base_dirs     "/dev/shm"  (comma-separated; regions must lie inside one of them)
  *   client.client_id             0 (random, non-zero; each lease takes the next id)
- *   client.keepalive_interval_ms 1000 */
+ *   client.keepalive_interval_ms 1000
+ *   client.mlock_shm             false (true: mlock every region this client maps; a failed mlock fails the attach)
+ *   client.discovery_channel, client.discovery_stream_id (7000), client.discovery_response_channel,
+ *   client.discovery_response_stream_id (7004) */
 TP_API int tp_client_context_init(tp_client_context_t **out);
 /* Set one key from text, as the environment would. */
 TP_API int tp_client_context_set(tp_client_context_t *ctx, const char *key, const char *value);

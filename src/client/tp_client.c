@@ -60,6 +60,8 @@ static const tp_config_field_t client_fields[] = {
         "first client id (0: random); each lease takes the next"),
     TP_CFG_FIELD(C, keepalive_interval_ms, "client.keepalive_interval_ms", TP_CFG_U32, "1000", 10, 60000, false,
         "lease keepalive period (also at most a third of the lease the driver grants)"),
+    TP_CFG_FIELD(C, mlock_shm, "client.mlock_shm", TP_CFG_BOOL, "false", 0, 0, false,
+        "mlock the regions this client maps; a failed mlock fails the attach"),
 };
 #undef C
 static const size_t client_field_count = sizeof(client_fields) / sizeof(client_fields[0]);

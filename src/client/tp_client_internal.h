@@ -48,6 +48,7 @@ typedef struct tp_client_config
     uint32_t discovery_stream_id;
     char discovery_response_channel[TP_CONFIG_STRING_MAX];
     uint32_t discovery_response_stream_id;
+    bool mlock_shm;
 } tp_client_config_t;
 
 struct tp_client_context

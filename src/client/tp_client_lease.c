@@ -2,9 +2,11 @@
  * Leases: attaching through the driver without blocking, mapping and validating the regions the response names,
  * keepalives, and attaching again when the lease is lost or superseded (see tp_client_internal.h).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "client/tp_client_internal.h"
 #include "core/tp_clock.h"
@@ -51,6 +53,15 @@ static int map_one(tp_client_lease_t *l, tp_shm_region_t *region, const char *ur
         tp_shm_region_map(region, &l->client->allowed, &uri, expected, writable) < 0)
     {
         TP_APPEND_ERR("mapping %s", uri_text);
+        return -1;
+    }
+    /* Driver spec 17: with mlock_shm the client pins its own mappings too (a page fault on the hot path is what
+     * the setting exists to rule out). Unpinned when unmapped. */
+    if (l->client->config.mlock_shm && mlock(region->base, region->length_bytes) < 0)
+    {
+        TP_SET_ERR(errno, "mlock of %s (%zu bytes) failed: %s (raise RLIMIT_MEMLOCK or set client.mlock_shm false)",
+            uri.path, region->length_bytes, strerror(errno));
+        tp_shm_region_close(region);
         return -1;
     }
     return 0;

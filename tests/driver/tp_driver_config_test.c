@@ -33,7 +33,9 @@ static void expect_error(const char *text, const char *needle)
 static void test_defaults(void **state)
 {
     (void)state;
-    /* covers: D-17-9s, D-17-11s, D-17-12s, D-4.4-5s, W-15.21a.2-1s */
+    /* The canonical key names (the TOML above and every key below) with the spec's defaults, explicit default
+     * channel and stream ids, and the 1 Hz announce and activity refresh.
+     * covers: D-17-9s, D-17-11s, D-17-12s, D-4.4-5s, W-15.21a.2-1s, D-17-1s, W-14-1s, W-15.11-1s */
     tp_config_report_t r;
     tp_assert_ok(load(base_profile, &r));
     assert_string_equal(config.instance_id, "driver-01");

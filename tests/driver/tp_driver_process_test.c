@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/tp_clock.h"
+#include "core/tp_fs.h"
 #include "driver/tp_driver_proxy.h"
 #include "tensorpool/tp_bus.h"
 #include "tp_sbe_driver.h"
@@ -377,6 +378,35 @@ static void test_forged_driver_notices_are_ignored(void **state)
     tp_bus_close(bus);
 }
 
+static void test_external_driver_lays_out_like_an_embedded_one(void **state)
+{
+    (void)state;
+    /* `tp driver` as a process puts the regions where an embedded driver does (tp_driver_regions_test checks the
+     * embedded one): <base>/tensorpool-$USER/<namespace>/<stream>/<epoch>/header.ring and <pool>.pool.
+     * covers: D-15-3s */
+    pid_t driver = start_driver();
+    tp_bus_t *bus = NULL;
+    tp_driver_proxy_t *proxy = NULL;
+    open_proxy(&bus, &proxy);
+    tp_attach_params_t params = { .stream_id = CAM, .client_id = 99, .role = TP_DRIVER_ROLE_CONSUMER,
+        .publish_mode = TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING };
+    tp_attach_result_t r;
+    tp_assert_ok(tp_driver_proxy_attach(proxy, &params, &r, TIMEOUT_NS));
+    assert_int_equal(r.code, TP_DRIVER_RESPONSE_CODE_OK);
+    char user[128], expected[2048];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(expected, sizeof(expected), "shm:file?path=%s/shm/%s/default/%d/%llu/header.ring", dir, user, CAM,
+        (unsigned long long)r.epoch);
+    assert_string_equal(r.header_region_uri, expected);
+    snprintf(expected, sizeof(expected), "shm:file?path=%s/shm/%s/default/%d/%llu/1.pool", dir, user, CAM,
+        (unsigned long long)r.epoch);
+    assert_string_equal(r.pools[0].region_uri, expected);
+    tp_driver_proxy_close(proxy);
+    tp_bus_close(bus);
+    kill(driver, SIGTERM);
+    assert_int_equal(wait_exit_soon(driver), 0);
+}
+
 static void test_shutdown_command(void **state)
 {
     (void)state;
@@ -484,6 +514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frozen_producer_is_revoked_and_restart_moves_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_producer_is_revoked_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_driver_notices_are_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_external_driver_lays_out_like_an_embedded_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mlock_failure_is_fatal, setup, teardown),

@@ -149,6 +149,7 @@ static void test_activity_timestamps_are_refreshed(void **state)
 static void test_regions_layout_and_modes(void **state)
 {
     (void)state;
+    /* The canonical layout of wire spec 15.21a.3, in the configured namespace. covers: D-15-1s, W-15.21a.3-4 */
     teardown(NULL);
     fixture_context("modes");
     set("shm.permissions_mode", "640"); /* covers: W-15.10-1s */
@@ -180,6 +181,11 @@ static void test_regions_layout_and_modes(void **state)
     set("driver.control_stream_id", "1500");
     tp_assert_fails_with(tp_driver_init(&second, F.ctx), "already serves SHM namespace 'lab'");
     assert_null(second);
+    /* Drivers sharing a host keep apart by control stream and namespace (or base directory): a second one with
+     * both its own serves beside the first. covers: D-15-2s */
+    set("shm.namespace", "lab2");
+    tp_assert_ok(tp_driver_init(&second, F.ctx));
+    tp_driver_close(second);
 }
 
 static void test_default_modes_keep_other_users_out(void **state)
