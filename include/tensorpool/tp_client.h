@@ -80,6 +80,10 @@ typedef struct tp_producer_options
      * creates it if it is not (EXISTING_OR_CREATE), when its policies.allow_dynamic_streams is on and stream_id
      * lies in its driver.stream_id_range; a dynamic stream uses the driver's default profile. */
     bool create_stream;
+    /* false (default): each FrameDescriptor carries its publish time (timestamp_ns), which consumers use for
+     * latency figures and rate gating. true: timestamp_ns is left null (wire spec 10.2.1), for deployments that need
+     * neither; consumers then gate on the slot's capture time. */
+    bool omit_publish_time;
 } tp_producer_options_t;
 
 TP_API void tp_producer_options_init(tp_producer_options_t *options);

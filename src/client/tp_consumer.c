@@ -278,7 +278,7 @@ static void on_descriptor(void *clientd, const uint8_t *buffer, size_t length, c
         return;
     }
     uint64_t publish_ns = tp_wire_frame_descriptor_has_timestamp_ns(&m) ? tp_wire_frame_descriptor_timestamp_ns(&m) : 0;
-    if (!tp_consumer_rate_allows(c, publish_ns))
+    if (!tp_consumer_rate_allows(c, publish_ns, seq))
     {
         c->counters.rate_limited++; /* RATE_LIMITED on the shared stream: let through at most max_rate_hz */
         return;

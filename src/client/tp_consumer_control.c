@@ -323,7 +323,7 @@ void tp_consumer_control_close(tp_consumer_t *c)
     c->lease.observer = NULL;
 }
 
-bool tp_consumer_rate_allows(tp_consumer_t *c, uint64_t timestamp_ns)
+bool tp_consumer_rate_allows(tp_consumer_t *c, uint64_t timestamp_ns, uint64_t seq)
 {
     bool is_rate_limited = c->told_mode != 0 ? c->told_mode == TP_WIRE_MODE_RATE_LIMITED
                                              : c->options.mode == TP_CONSUMER_RATE_LIMITED;
@@ -331,8 +331,14 @@ bool tp_consumer_rate_allows(tp_consumer_t *c, uint64_t timestamp_ns)
     {
         return true;
     }
-    /* Wire spec 11: the descriptor's publish time when it has one, else the local clock. */
-    uint64_t t = timestamp_ns != 0 ? timestamp_ns : (uint64_t)tp_client_now(c->lease.client);
+    /* Wire spec 11: the descriptor's publish time when it has one, else the slot's capture time, else the local
+     * clock. */
+    uint64_t t = timestamp_ns;
+    if (t == 0 && c->lease.is_valid)
+    {
+        t = tp_slot_timestamp_of(tp_header_slot_at(c->lease.header.base, (uint32_t)(seq & (c->lease.nslots - 1))), seq);
+    }
+    t = t != 0 ? t : (uint64_t)tp_client_now(c->lease.client);
     uint64_t interval = (uint64_t)TP_NS_PER_S / c->options.max_rate_hz;
     if (c->last_gate_ns != 0 && t - c->last_gate_ns < interval)
     {

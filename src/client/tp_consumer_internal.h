@@ -73,8 +73,9 @@ void tp_consumer_control_tick(tp_consumer_t *consumer, int64_t now_ns);
 void tp_consumer_control_close(tp_consumer_t *consumer);
 /* FrameProgress from the consumer's own control stream, when it has one. */
 int tp_consumer_control_poll(tp_consumer_t *consumer);
-/* Local rate gating (wire spec 11, RATE_LIMITED without a per-consumer stream): true if a frame stamped
- * timestamp_ns (0: none) may be delivered; then it counts as the last one delivered. */
-bool tp_consumer_rate_allows(tp_consumer_t *consumer, uint64_t timestamp_ns);
+/* Local rate gating (wire spec 11, RATE_LIMITED without a per-consumer stream): true if frame seq, whose descriptor
+ * is stamped timestamp_ns (0: none, then the slot's capture time, else the local clock), may be delivered; then it
+ * counts as the last one delivered. */
+bool tp_consumer_rate_allows(tp_consumer_t *consumer, uint64_t timestamp_ns, uint64_t seq);
 
 #endif

@@ -28,6 +28,7 @@ struct tp_producer
     tp_bus_publication_t *descriptors;
     uint64_t next_seq;
     uint64_t last_timestamp_ns; /* the last frame's slot timestamp: the next may not be older (wire spec 15.7) */
+    bool is_publish_time_omitted; /* descriptors carry a null timestamp_ns (tp_producer_options_t) */
     uint32_t mask;
     uint32_t generation;
     bool has_claim;
@@ -98,6 +99,7 @@ int tp_producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stream_i
         return -1;
     }
     tp_consumer_streams_init(&p->consumers, client);
+    p->is_publish_time_omitted = options != NULL && options->omit_publish_time;
     p->lease.observer = on_control;
     p->lease.owner = p;
     *out = p;
@@ -123,7 +125,7 @@ static bool encode_descriptor(const tp_producer_t *p, uint8_t *buf, size_t capac
     tp_wire_frame_descriptor_set_stream_id(&e, p->lease.stream_id);
     tp_wire_frame_descriptor_set_epoch(&e, p->lease.epoch);
     tp_wire_frame_descriptor_set_seq(&e, seq);
-    tp_wire_frame_descriptor_set_timestamp_ns(&e, timestamp_ns);
+    tp_wire_frame_descriptor_set_timestamp_ns(&e, p->is_publish_time_omitted ? UINT64_MAX : timestamp_ns);
     tp_wire_frame_descriptor_set_meta_version(&e, meta_version);
     tp_wire_frame_descriptor_set_trace_id(&e, trace_id);
     return tp_wire_frame_descriptor_enc_finish(&e) == DESCRIPTOR_BYTES;

@@ -46,6 +46,17 @@ void tp_slot_read_fields(const uint8_t *slot, tp_slot_fields_t *out)
     out->meta_version = tp_sbe_get_u32(slot + SH_OFF(META_VERSION));
 }
 
+uint64_t tp_slot_timestamp_of(const uint8_t *slot, uint64_t seq)
+{
+    uint64_t first = tp_slot_read_begin(slot);
+    if (first != tp_seq_committed(seq))
+    {
+        return 0;
+    }
+    uint64_t t = tp_sbe_get_u64(slot + SH_OFF(TIMESTAMP_NS));
+    return tp_slot_read_still(slot, first) ? t : 0;
+}
+
 tp_slot_status_t tp_slot_snapshot(const uint8_t *slot, uint64_t seq, tp_slot_fields_t *fields,
     tp_tensor_desc_t *tensor, uint64_t *seq_commit_out)
 {

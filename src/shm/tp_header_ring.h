@@ -95,6 +95,11 @@ static inline bool tp_slot_read_still(const uint8_t *slot, uint64_t first)
 /* Hot path: no alloc, syscalls or locks. */
 void tp_slot_write_header(uint8_t *slot, const tp_slot_fields_t *fields, const uint8_t tensor_header[192]);
 
+/* The capture time (SlotHeader.timestamp_ns) of frame seq if the slot holds it, committed and unchanged while
+ * read; 0 otherwise. */
+/* Hot path: no alloc, syscalls or locks. */
+uint64_t tp_slot_timestamp_of(const uint8_t *slot, uint64_t seq);
+
 /* Read the fields of the slot (copy out; does not check the seqlock). */
 void tp_slot_read_fields(const uint8_t *slot, tp_slot_fields_t *out);
 

@@ -197,6 +197,57 @@ static void test_declined_consumer_gates_itself(void **state)
     tp_producer_close(p);
 }
 
+static void record_times(void *clientd, const tp_frame_t *f)
+{
+    uint64_t *publish = clientd;
+    publish[0]++;
+    publish[1] |= f->publish_timestamp_ns; /* stays 0 if every descriptor's timestamp is null */
+}
+
+static void test_gate_on_capture_time_without_publish_time(void **state)
+{
+    (void)state;
+    /* A producer that leaves FrameDescriptor.timestamp_ns null; a consumer gating itself at 10 Hz on the shared
+     * stream. Ten frames offered at once but captured 50 ms apart: gated on the slot's capture time, every other
+     * one passes (the local clock would let one through, and so would the publish time).
+     * covers: W-11-4s, W-10.2.1-5s */
+    tp_producer_options_t po;
+    tp_producer_options_init(&po);
+    po.omit_publish_time = true;
+    tp_producer_t *p = NULL;
+    tp_assert_ok(tp_producer_open(&p, pclient, STREAM, &po, TIMEOUT_NS));
+    tp_consumer_options_t o;
+    tp_consumer_options_init(&o);
+    o.mode = TP_CONSUMER_RATE_LIMITED;
+    o.max_rate_hz = 10;
+    tp_consumer_t *c = NULL;
+    tp_assert_ok(tp_consumer_open(&c, cclient, STREAM, &o, TIMEOUT_NS));
+    uint8_t frame[32] = { 0 };
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, sizeof(frame));
+    uint64_t capture = (uint64_t)tp_clock_monotonic_ns();
+    for (int i = 0; i < 10; i++)
+    {
+        assert_true(tp_producer_offer_frame_at(p, frame, sizeof(frame), &t, 0, 0,
+                        capture + (uint64_t)i * 50 * TP_NS_PER_MS) >= 0);
+    }
+    uint64_t seen[2] = { 0, 0 };
+    tp_consumer_counters_t k = { 0 };
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while ((tp_consumer_counters(c, &k), k.frames + k.rate_limited < 10))
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        tp_producer_do_work(p);
+        tp_consumer_poll(c, record_times, seen, 64);
+    }
+    assert_int_equal(k.frames, 5);
+    assert_int_equal(k.rate_limited, 5);
+    assert_int_equal(seen[0], 5);
+    assert_int_equal(seen[1], 0); /* no descriptor carried a publish time */
+    tp_consumer_close(c);
+    tp_producer_close(p);
+}
+
 static void count_progress(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
 {
     (void)header;
@@ -271,6 +322,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quiet_consumer_loses_its_stream, setup_with_range, teardown),
         cmocka_unit_test_setup_teardown(test_progress_on_a_control_stream_of_its_own, setup_with_range, teardown),
         cmocka_unit_test_setup_teardown(test_declined_consumer_gates_itself, setup_without_range, teardown),
+        cmocka_unit_test_setup_teardown(test_gate_on_capture_time_without_publish_time, setup_without_range,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

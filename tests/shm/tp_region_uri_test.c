@@ -35,6 +35,11 @@ static void test_rejected(void **state)
     tp_region_uri_t u;
     tp_assert_fails_with(parse("shm:///tmp/pool1", &u), "unsupported region URI scheme 'shm'");
     tp_assert_fails_with(parse("file:///tmp/x", &u), "unsupported region URI scheme 'file'");
+    /* Only file paths, which the containment rules cover: no name or handle of another kind is accepted.
+     * covers: W-15.22-6 */
+    tp_assert_fails_with(parse("shm:memfd?name=pool1", &u), "unsupported region URI scheme");
+    tp_assert_fails_with(parse("shm:posix?name=/pool1", &u), "unsupported region URI scheme");
+    tp_assert_fails_with(parse("shm:file?fd=3", &u), "unknown parameter 'fd'");
     tp_assert_fails_with(parse("shm:file?path=relative/x", &u), "not absolute");
     tp_assert_fails_with(parse("shm:file?path=", &u), "not absolute");
     tp_assert_fails_with(parse("shm:file?require_hugepages=true", &u), "no path");
