@@ -768,15 +768,20 @@ int tp_driver_run(tp_driver_t *d, const int *stop)
     return 0;
 }
 
+/* policies.cleanup_shm_on_exit: every region file goes, but the last epoch's directory stays, empty, so that the
+ * next driver's epochs still start above it (driver spec 14: deleting the files does not suspend the epoch rules). */
 static void cleanup_regions(tp_driver_t *d)
 {
     for (uint32_t i = 0; i < d->stream_count; i++)
     {
-        char dir[TP_PATH_MAX];
-        if (tp_shm_layout_stream_dir(dir, sizeof(dir), d->config.base_dir, d->config.name_space,
-                d->streams[i].stream_id) == 0)
+        char dir[TP_PATH_MAX], epoch_dir[TP_PATH_MAX];
+        const tp_driver_stream_t *s = &d->streams[i];
+        if (tp_shm_layout_stream_dir(dir, sizeof(dir), d->config.base_dir, d->config.name_space, s->stream_id) == 0 &&
+            tp_shm_layout_epoch_dir(epoch_dir, sizeof(epoch_dir), d->config.base_dir, d->config.name_space,
+                s->stream_id, s->regions.epoch) == 0)
         {
             tp_fs_remove_tree_below(d->config.base_dir, dir);
+            tp_fs_mkdirs(d->config.base_dir, epoch_dir, tp_shm_layout_dir_mode((mode_t)d->config.permissions_mode));
         }
     }
 }

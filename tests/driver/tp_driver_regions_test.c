@@ -4,6 +4,7 @@
  * startup), restarts above old epochs, and region failures answered INTERNAL_ERROR with capped messages.
  */
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -394,7 +395,7 @@ static void test_restart_starts_above_old_epochs(void **state)
 {
     (void)state;
     /* A restart recreates the files, here with a changed layout (16 slots instead of 8): new epoch, new layout.
-     * covers: D-10-3, D-6-3, D-6-4, W-15.2-1 */
+     * covers: D-10-3, D-6-3, D-6-4, W-15.2-1, D-14-1 (recreated, not reused: policies.reuse_existing_shm false) */
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
     tp_attach_result_t r;
     attach_ok(&p, &r);
@@ -411,6 +412,43 @@ static void test_restart_starts_above_old_epochs(void **state)
     attach_ok(&c, &rc);
     assert_true(rc.epoch > r.epoch);
     assert_int_equal(rc.header_nslots, 16);
+}
+
+static int count_files(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)path;
+    (void)st;
+    (void)ftw;
+    return flag == FTW_F ? 1 : 0;
+}
+
+static void test_cleanup_on_exit_keeps_epochs_rising(void **state)
+{
+    (void)state;
+    /* Files deleted on a clean exit and made again at the next start: nothing of the regions is left in between,
+     * and the next driver's epochs still begin above the last one. covers: D-14-1 */
+    teardown(NULL);
+    fixture_context("cleanup");
+    set("policies.cleanup_shm_on_exit", "true");
+    fixture_start();
+    tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_PRODUCER);
+    tp_attach_result_t r;
+    attach_ok(&p, &r);
+    tp_driver_proxy_close(F.proxy);
+    F.proxy = NULL;
+    tp_driver_close(F.driver);
+    F.driver = NULL;
+    char user[128], ns[1024];
+    tp_assert_ok(tp_fs_user_dir_name(user, sizeof(user)));
+    snprintf(ns, sizeof(ns), "%s/%s/default/%d", F.shm_dir, user, CAM);
+    assert_int_equal(nftw(ns, count_files, 8, FTW_PHYS), 0); /* no file under the stream: regions gone */
+    tp_assert_ok(tp_driver_init(&F.driver, F.ctx));
+    tp_assert_ok(tp_driver_start(F.driver));
+    tp_assert_ok(tp_driver_proxy_open(&F.proxy, F.bus, "aeron:ipc", 1000));
+    tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
+    tp_attach_result_t rc;
+    attach_ok(&c, &rc);
+    assert_true(rc.epoch > r.epoch);
 }
 
 static void test_truncated_region_retires_the_epoch(void **state)
@@ -619,6 +657,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_epoch_gc_sweeps_periodically, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_gc_trims_stale_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_starts_above_old_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleanup_on_exit_keeps_epochs_rising, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stray_epoch_names_are_not_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_region_retires_the_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_filesystem_refuses_the_attach, setup, teardown),
