@@ -292,6 +292,17 @@ static void load_streams(tp_driver_config_t *c, const tp_toml_value_t *streams, 
     }
 }
 
+/* A payload fallback a consumer can act on: one of our channels, or bridge://<id> (a bridge's destination). */
+static bool fallback_uri_is_known(const char *uri)
+{
+    tp_channel_t channel;
+    if (strncmp(uri, "bridge://", 9) == 0)
+    {
+        return uri[9] != '\0' && tp_fs_component_is_safe(uri + 9);
+    }
+    return tp_channel_parse(&channel, uri) == 0;
+}
+
 static void load_supervisor_rules(tp_driver_config_t *c, const tp_toml_value_t *rules, tp_config_report_t *r)
 {
     if (rules == NULL)
@@ -336,6 +347,14 @@ static void load_supervisor_rules(tp_driver_config_t *c, const tp_toml_value_t *
             snprintf(full, sizeof(full), "%s.mode", where);
             tp_config_error(r, t->line, full, "is STREAM or RATE_LIMITED, not '%s'", mode);
             ok = false;
+        }
+        if (ok && rule->payload_fallback_uri[0] != '\0' && !fallback_uri_is_known(rule->payload_fallback_uri))
+        {
+            /* Wire spec 10.1.3: a channel or a documented scheme; consumers ignore what they cannot use. */
+            char full[96];
+            snprintf(full, sizeof(full), "%s.payload_fallback_uri", where);
+            tp_config_warning(r, t->line, full, "'%s' is neither a channel (aeron:udp?endpoint=HOST:PORT, aeron:ipc) "
+                "nor bridge://ID: consumers will ignore it", rule->payload_fallback_uri);
         }
         for (size_t m = 0; m < t->count; m++)
         {

@@ -128,6 +128,7 @@ static void test_filters_statuses_and_attach(void **state)
     assert_int_equal(find(&q, r, 8), 1);
     assert_int_equal(r[0].stream_id, 10);
     assert_string_equal(r[0].data_source_name, "camera-1");
+    /* The embedded driver's control endpoint, published through discovery. covers: D-4.11-2s */
     assert_string_equal(r[0].driver_instance_id, "driver-a");
     assert_string_equal(r[0].driver_control_channel, "aeron:ipc?term-length=4m");
     assert_int_equal(r[0].driver_control_stream_id, 1000);

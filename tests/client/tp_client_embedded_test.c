@@ -37,6 +37,8 @@ static int teardown(void **state)
 static void test_other_processes_keep_their_answers(void **state)
 {
     (void)state;
+    /* External tools (`tp attach` here) reach the embedded driver on its well-known control endpoint, the default
+     * channel and stream 1000, with nothing but the bus directory to go by. covers: D-4.11-1s */
     tp_client_t *client;
     tp_producer_t *producer;
     tp_assert_ok(tp_client_connect(&client, F.cctx));

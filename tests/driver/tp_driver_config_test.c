@@ -231,10 +231,42 @@ static void test_unknown_keys_warn_with_line(void **state)
     tp_config_report_fini(&r);
 }
 
+static void test_fallback_uris_are_channels(void **state)
+{
+    (void)state;
+    /* A supervisor rule's payload_fallback_uri is a channel or bridge://ID; anything else loads with a warning
+     * that says consumers will ignore it. covers: W-10.1.3-1s */
+    const char *good[] = { "aeron:udp?endpoint=10.0.0.7:40123", "aeron:ipc?term-length=4m", "bridge://cam-1" };
+    for (size_t i = 0; i < 3; i++)
+    {
+        char text[2048];
+        snprintf(text, sizeof(text), "%s[[supervisor_rules]]\nmode = \"STREAM\"\npayload_fallback_uri = \"%s\"\n",
+            base_profile, good[i]);
+        tp_config_report_t r;
+        tp_assert_ok(load(text, &r));
+        assert_int_equal(r.warning_count, 0);
+        tp_config_report_fini(&r);
+    }
+    const char *odd[] = { "bogus://nowhere", "bridge://", "http://10.0.0.7/cam" };
+    for (size_t i = 0; i < 3; i++)
+    {
+        char text[2048];
+        snprintf(text, sizeof(text), "%s[[supervisor_rules]]\nmode = \"STREAM\"\npayload_fallback_uri = \"%s\"\n",
+            base_profile, odd[i]);
+        tp_config_report_t r;
+        tp_assert_ok(load(text, &r));
+        assert_int_equal(r.warning_count, 1);
+        tp_test_assert_contains(tp_strbuf_cstr(&r.warnings), "supervisor_rules[0].payload_fallback_uri");
+        tp_test_assert_contains(tp_strbuf_cstr(&r.warnings), "consumers will ignore it");
+        tp_config_report_fini(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_fallback_uris_are_channels),
         cmocka_unit_test(test_environment_wins),
         cmocka_unit_test(test_profile_rules),
         cmocka_unit_test(test_stream_rules),
