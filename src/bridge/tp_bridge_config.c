@@ -250,8 +250,36 @@ static void validate_ids(const tp_bridge_config_t *c, tp_config_report_t *r)
     }
 }
 
+/* Bridge spec 4: the bridge's own streams keep ids apart from the local control plane's (the driver's control and
+ * announce streams, descriptors 1100, QoS 1200, metadata): on other channels they do not collide, but an id that
+ * means two things is a trap for whoever reads a capture or a config. */
+static void warn_shared_ids(const tp_bridge_config_t *c, tp_config_report_t *r)
+{
+    const uint32_t local[] = { c->driver_control_stream_id, c->driver_announce_stream_id, 1100, 1200,
+        c->source_metadata_stream_id };
+    const struct
+    {
+        const char *key;
+        uint32_t id;
+    } own[] = { { "bridge.payload_stream_id", c->payload_stream_id },
+        { "bridge.control_stream_id", c->control_stream_id }, { "bridge.metadata_stream_id", c->metadata_stream_id } };
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+    {
+        for (size_t k = 0; k < sizeof(local) / sizeof(local[0]); k++)
+        {
+            if (own[i].id != 0 && own[i].id == local[k])
+            {
+                tp_config_warning(r, 0, own[i].key, "%u is also a local control-plane stream id: take the bridge's "
+                    "ids from a range of their own (e.g. 50000-59999)", own[i].id);
+                break;
+            }
+        }
+    }
+}
+
 static void validate(tp_bridge_config_t *c, const bool *is_set, tp_config_report_t *r)
 {
+    warn_shared_ids(c, r);
     const tp_config_range_t *range = &c->dest_stream_id_range;
     const uint32_t reserved[] = { c->payload_stream_id, c->control_stream_id, c->metadata_stream_id,
         c->source_metadata_stream_id, c->driver_control_stream_id, c->driver_announce_stream_id };

@@ -170,9 +170,34 @@ static void test_forwarding_rules(void **state)
     assert_int_equal(config.mappings[0].source_qos_stream_id, 1000); /* QoS rides the control ids unless told */
 }
 
+static void test_bridge_ids_apart_from_local_ones(void **state)
+{
+    (void)state;
+    /* The bridge is configured on its own (its file, its keys; nothing read from the driver's), and its stream ids
+     * are kept apart from the local control plane's: one that is also the driver's control stream loads with a
+     * warning that says so. covers: B-4-1s, B-10-1s */
+    tp_config_report_t r;
+    char text[2048];
+    snprintf(text, sizeof(text), "%s[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n", base);
+    tp_assert_ok(load(text, &r));
+    size_t baseline = r.warning_count; /* metadata not forwarded without a channel */
+    assert_null(strstr(tp_strbuf_cstr(&r.warnings), "control-plane"));
+    tp_config_report_fini(&r);
+    const char *shared = "[bridge]\ninstance_id = \"b\"\ndirection = \"send\"\n"
+                         "payload_channel = \"aeron:udp?endpoint=127.0.0.1:40456\"\npayload_stream_id = 1000\n"
+                         "control_channel = \"aeron:udp?endpoint=127.0.0.1:40457\"\ncontrol_stream_id = 1200\n"
+                         "[[mappings]]\nsource_stream_id = 1\ndest_stream_id = 2\n";
+    tp_assert_ok(load(shared, &r));
+    assert_int_equal(r.warning_count, baseline + 2);
+    tp_test_assert_contains(tp_strbuf_cstr(&r.warnings), "bridge.payload_stream_id: 1000 is also a local control-plane");
+    tp_test_assert_contains(tp_strbuf_cstr(&r.warnings), "bridge.control_stream_id: 1200");
+    tp_config_report_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bridge_ids_apart_from_local_ones),
         cmocka_unit_test(test_required_keys),
         cmocka_unit_test(test_defaults_and_chunk_size),
         cmocka_unit_test(test_ranges_and_mappings),

@@ -612,6 +612,85 @@ static void test_discovery_on_the_control_stream(void **state)
     tp_consumer_close(c);
 }
 
+typedef struct replicas
+{
+    tp_discovery_provider_t *p[2];
+    int stop;
+} replicas_t;
+
+static void *run_replicas(void *arg)
+{
+    replicas_t *r = arg;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+    {
+        int64_t now = tp_clock_monotonic_ns();
+        int work = tp_discovery_provider_poll(r->p[0], now) + tp_discovery_provider_poll(r->p[1], now);
+        if (work == 0)
+        {
+            usleep(500);
+        }
+    }
+    return NULL;
+}
+
+static void test_replicated_registries(void **state)
+{
+    (void)state;
+    /* Two registries indexing the same driver, both answering on one request stream (replicas, for availability):
+     * the client takes one answer and each stream once, and with one replica gone the other answers.
+     * covers: Q-13-2s */
+    replicas_t r = { 0 };
+    tp_discovery_driver_t d = { .instance_id = "driver-a", .control_channel = "aeron:ipc?term-length=4m",
+        .control_stream_id = 1000 };
+    int64_t t = tp_clock_monotonic_ns();
+    for (int i = 0; i < 2; i++)
+    {
+        tp_assert_ok(tp_discovery_provider_open(&r.p[i], F.driver->bus, "aeron:ipc?term-length=1m", 7400,
+            60 * TP_NS_PER_S, 0));
+        assert_int_equal(tp_discovery_provider_add_driver(r.p[i], &d), 0);
+        announce_stream(r.p[i], 5, 3, t);
+        announce_stream(r.p[i], 6, 3, t);
+    }
+    tp_client_context_t *ctx = NULL;
+    tp_client_t *c = NULL;
+    tp_assert_ok(tp_client_context_init(&ctx));
+    tp_assert_ok(tp_client_context_set(ctx, "client.bus_dir", F.bus));
+    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_stream_id", "7400"));
+    tp_assert_ok(tp_client_context_set(ctx, "client.discovery_response_stream_id", "7404"));
+    tp_assert_ok(tp_client_connect(&c, ctx));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_replicas, &r), 0);
+    tp_discovery_query_t q;
+    tp_discovery_query_init(&q);
+    tp_discovery_result_t res[8];
+    size_t n = 0;
+    tp_assert_ok(tp_discover(c, &q, res, 8, &n, TIMEOUT_NS));
+    assert_int_equal(n, 2);
+    assert_true(res[0].stream_id != res[1].stream_id);
+    /* One replica goes down: the other still answers. */
+    __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    tp_discovery_provider_close(r.p[0]);
+    tp_assert_ok(tp_discovery_provider_open(&r.p[0], F.driver->bus, "aeron:ipc?term-length=1m", 7401,
+        60 * TP_NS_PER_S, 0)); /* a stand-in listening elsewhere */
+    __atomic_store_n(&r.stop, 0, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_create(&th, NULL, run_replicas, &r), 0);
+    tp_discovery_counters_t before;
+    tp_discovery_provider_counters(r.p[1], &before);
+    n = 0;
+    tp_assert_ok(tp_discover(c, &q, res, 8, &n, TIMEOUT_NS));
+    __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    assert_int_equal(n, 2);
+    tp_discovery_counters_t after;
+    tp_discovery_provider_counters(r.p[1], &after);
+    assert_true(after.responses > before.responses);
+    tp_client_close(c);
+    tp_client_context_close(ctx);
+    tp_discovery_provider_close(r.p[0]);
+    tp_discovery_provider_close(r.p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +702,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_provider_restarts_names_and_log_sampling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embedded_provider_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_on_the_control_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_registries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
