@@ -606,6 +606,16 @@ static void test_discovery_on_the_control_stream(void **state)
     tp_assert_ok(tp_client_context_set(F.cctx, "client.discovery_channel", TP_BUS_DEFAULT_CHANNEL));
     tp_assert_ok(tp_client_context_set(F.cctx, "client.discovery_stream_id", "1000"));
     tp_assert_ok(tp_client_connect(&client, F.cctx));
+    tp_discovery_result_t r[4];
+    tp_discovery_query_t q;
+    tp_discovery_query_init(&q);
+    q.data_source_name = "cam";
+    int64_t deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
+    while (find(&q, r, 4) == 0) /* the provider indexes the stream at the driver's first announce */
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        usleep(10000);
+    }
     tp_consumer_t *c = NULL;
     tp_assert_ok(tp_consumer_attach_by_name(&c, client, "cam", TIMEOUT_NS));
     assert_int_equal(tp_consumer_stream_id(c), 10);
