@@ -336,6 +336,11 @@ TP_API int tp_consumer_next(tp_consumer_t *consumer, tp_frame_t *out);
  * remap; check tp_frame_is_intact after reading it in place, or copy it out. Counts nothing. Hot path. */
 TP_API int tp_consumer_read(tp_consumer_t *consumer, uint64_t seq, tp_frame_t *out);
 
+/* Sleep (no spinning: a futex on the descriptor stream) until a descriptor may have arrived or timeout_ns passed,
+ * at most 100 ms at a time so that the caller's next poll keeps the lease alive. 1 if woken, 0 on timeout; then
+ * poll. For threads with nothing else to do, and for bindings that release their interpreter lock meanwhile. */
+TP_API int tp_consumer_wait(tp_consumer_t *consumer, int64_t timeout_ns);
+
 TP_API void tp_consumer_counters(const tp_consumer_t *consumer, tp_consumer_counters_t *out);
 TP_API uint64_t tp_consumer_epoch(const tp_consumer_t *consumer);
 TP_API uint32_t tp_consumer_stream_id(const tp_consumer_t *consumer);
@@ -356,6 +361,20 @@ typedef int (*tp_produce_fn_t)(void *clientd, tp_producer_t *producer);
 TP_API void tp_producer_agent(tp_agent_t *out, tp_producer_t *producer, tp_produce_fn_t produce, void *clientd);
 /* Each duty cycle polls up to 64 descriptors into handler. */
 TP_API void tp_consumer_agent(tp_agent_t *out, tp_consumer_t *consumer, tp_frame_handler_t handler, void *clientd);
+
+/* ---- for language bindings ----
+ * A binding that hands out views (a NumPy array over a slot) which may outlive the library's mapping (the next poll
+ * may remap, close unmaps) maps the region once more from the library's descriptor and points its views there: the
+ * region holding a frame's payload or a claim's buffer, as the library maps it. The descriptor stays the library's
+ * (do not close it). 0, or -1 if the frame or claim is not of the current mapping. */
+typedef struct tp_region_info
+{
+    int fd;
+    const uint8_t *base; /* the library's mapping */
+    size_t length;       /* mapped bytes */
+} tp_region_info_t;
+TP_API int tp_consumer_payload_region(const tp_consumer_t *consumer, const tp_frame_t *frame, tp_region_info_t *out);
+TP_API int tp_producer_payload_region(const tp_producer_t *producer, const tp_claim_t *claim, tp_region_info_t *out);
 
 /* true if the frame's slot has not changed since it was read: what was read from the payload is good. */
 TP_API bool tp_frame_is_intact(const tp_frame_t *frame);

@@ -170,6 +170,9 @@ void tp_client_free(tp_client_t *client);
 void tp_client_retain(tp_client_t *client);
 void tp_client_release(tp_client_t *client);
 
+/* The pool region of the lease's current mapping that holds p (tp_consumer_payload_region). */
+int tp_client_lease_region_of(const tp_client_lease_t *lease, const uint8_t *p, tp_region_info_t *out);
+
 /* A revocation of the producer lease of the stream this consumer lease maps (driver spec 4.9). */
 void tp_client_lease_on_producer_revoked(tp_client_lease_t *lease, int64_t now_ns);
 

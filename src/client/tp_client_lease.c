@@ -570,3 +570,20 @@ void tp_client_lease_close(tp_client_lease_t *l)
     l->client = NULL;
     tp_client_release(c);
 }
+
+int tp_client_lease_region_of(const tp_client_lease_t *l, const uint8_t *p, tp_region_info_t *out)
+{
+    for (uint32_t i = 0; l->is_valid && i < l->pool_count; i++)
+    {
+        const tp_shm_region_t *r = &l->pools[i];
+        if (r->has_fd && p >= r->base && p < r->base + r->length_bytes)
+        {
+            out->fd = r->fd;
+            out->base = r->base;
+            out->length = r->length_bytes;
+            return 0;
+        }
+    }
+    TP_SET_ERR(TP_E_STATE, "the payload is not in a region of the current mapping");
+    return -1;
+}

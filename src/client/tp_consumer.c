@@ -476,3 +476,18 @@ int tp_frame_copy_out(const tp_frame_t *f, void *dst, size_t capacity)
     }
     return 0;
 }
+
+int tp_consumer_wait(tp_consumer_t *c, int64_t timeout_ns)
+{
+    int64_t bound = timeout_ns < 100 * TP_NS_PER_MS ? timeout_ns : 100 * TP_NS_PER_MS;
+    if (bound <= 0)
+    {
+        return 0;
+    }
+    return tp_bus_subscription_park(c->own != NULL ? c->own : c->descriptors, bound);
+}
+
+int tp_consumer_payload_region(const tp_consumer_t *c, const tp_frame_t *frame, tp_region_info_t *out)
+{
+    return tp_client_lease_region_of(&c->lease, frame->payload, out);
+}

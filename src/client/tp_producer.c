@@ -708,3 +708,8 @@ void tp_producer_agent(tp_agent_t *out, tp_producer_t *p, tp_produce_fn_t produc
     out->do_work = producer_agent_work;
     out->state = p;
 }
+
+int tp_producer_payload_region(const tp_producer_t *p, const tp_claim_t *claim, tp_region_info_t *out)
+{
+    return tp_client_lease_region_of(&p->lease, claim->buffer, out);
+}
