@@ -64,6 +64,7 @@ extern PyTypeObject tp_py_driver_type;
 
 /* Client.consumer(...) and Client.producer(...). */
 PyObject *tp_py_consumer_open(tp_py_client_t *client, PyObject *args, PyObject *kwargs);
+PyObject *tp_py_consumer_open_by_name(tp_py_client_t *client, PyObject *args, PyObject *kwargs);
 PyObject *tp_py_producer_open(tp_py_client_t *client, PyObject *args, PyObject *kwargs);
 
 /* Seconds (None: forever) to nanoseconds; -1 for forever. -2 with an exception on a bad value. */

@@ -8,6 +8,8 @@
 
 #include <dlpack/dlpack.h>
 
+#include "tensorpool/tp_discovery.h"
+
 #define PINS_MAX 16
 
 typedef struct tp_py_consumer
@@ -327,6 +329,45 @@ static PyObject *consumer_get(tp_py_consumer_t *self, void *what)
     }
 }
 
+/* A new Consumer object around what attach() opens with the GIL released; NULL with the error. */
+static PyObject *consumer_new(tp_py_client_t *client, tp_client_t *c, const tp_consumer_options_t *o,
+    uint32_t stream_id, const char *name, int64_t timeout_ns)
+{
+    tp_py_consumer_t *self = PyObject_New(tp_py_consumer_t, &tp_py_consumer_type);
+    if (self == NULL)
+    {
+        return NULL;
+    }
+    self->owner = NULL;
+    self->consumer = NULL;
+    self->generation = 0;
+    self->busy = false;
+    memset(self->pins, 0, sizeof(self->pins));
+    int64_t t = timeout_ns < 0 ? INT64_MAX / 2 : timeout_ns;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = name != NULL ? tp_consumer_attach_by_name(&self->consumer, c, name, t)
+                      : tp_consumer_open(&self->consumer, c, stream_id, o, t);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+    {
+        Py_DECREF(self);
+        char what[320];
+        if (name != NULL)
+        {
+            snprintf(what, sizeof(what), "attaching to the stream named '%.256s'", name);
+        }
+        else
+        {
+            snprintf(what, sizeof(what), "attaching to stream %u as a consumer", stream_id);
+        }
+        return tp_py_raise(what);
+    }
+    Py_INCREF(client);
+    self->owner = client;
+    return (PyObject *)self;
+}
+
 PyObject *tp_py_consumer_open(tp_py_client_t *client, PyObject *args, PyObject *kwargs)
 {
     unsigned int stream_id = 0, max_rate_hz = 0;
@@ -355,30 +396,25 @@ PyObject *tp_py_consumer_open(tp_py_client_t *client, PyObject *args, PyObject *
         PyErr_Format(PyExc_ValueError, "mode is 'stream' or 'rate_limited', not '%s'", mode);
         return NULL;
     }
-    tp_py_consumer_t *self = PyObject_New(tp_py_consumer_t, &tp_py_consumer_type);
-    if (self == NULL)
+    return consumer_new(client, c, &o, stream_id, NULL, timeout_ns);
+}
+
+PyObject *tp_py_consumer_open_by_name(tp_py_client_t *client, PyObject *args, PyObject *kwargs)
+{
+    const char *name = NULL;
+    PyObject *timeout = NULL;
+    static char *kw[] = { "name", "timeout", NULL };
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O", kw, &name, &timeout))
     {
         return NULL;
     }
-    self->owner = NULL;
-    self->consumer = NULL;
-    self->generation = 0;
-    self->busy = false;
-    memset(self->pins, 0, sizeof(self->pins));
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = tp_consumer_open(&self->consumer, c, stream_id, &o, timeout_ns < 0 ? INT64_MAX / 2 : timeout_ns);
-    Py_END_ALLOW_THREADS
-    if (rc < 0)
+    tp_client_t *c = tp_py_client_get(client);
+    int64_t timeout_ns = timeout == NULL ? 5000000000LL : tp_py_timeout_ns(timeout);
+    if (c == NULL || timeout_ns == -2)
     {
-        Py_DECREF(self);
-        char what[64];
-        snprintf(what, sizeof(what), "attaching to stream %u as a consumer", stream_id);
-        return tp_py_raise(what);
+        return NULL;
     }
-    Py_INCREF(client);
-    self->owner = client;
-    return (PyObject *)self;
+    return consumer_new(client, c, NULL, 0, name, timeout_ns);
 }
 
 /* consumer.frames(idle_timeout=None): the async iterator of the package (tensorpool.frames). */

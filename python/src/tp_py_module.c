@@ -308,6 +308,11 @@ static PyObject *client_consumer(tp_py_client_t *self, PyObject *args, PyObject 
     return tp_py_consumer_open(self, args, kwargs);
 }
 
+static PyObject *client_consumer_by_name(tp_py_client_t *self, PyObject *args, PyObject *kwargs)
+{
+    return tp_py_consumer_open_by_name(self, args, kwargs);
+}
+
 static PyObject *client_producer(tp_py_client_t *self, PyObject *args, PyObject *kwargs)
 {
     return tp_py_producer_open(self, args, kwargs);
@@ -323,6 +328,9 @@ static PyMethodDef client_methods[] = {
     { "consumer", (PyCFunction)(void (*)(void))client_consumer, METH_VARARGS | METH_KEYWORDS,
         "consumer(stream_id, timeout=5.0, mode='stream', max_rate_hz=0) -> Consumer: attach as a consumer (the "
         "GIL is released while waiting)." },
+    { "consumer_by_name", (PyCFunction)(void (*)(void))client_consumer_by_name, METH_VARARGS | METH_KEYWORDS,
+        "consumer_by_name(name, timeout=5.0) -> Consumer: find the stream announced as name through discovery and "
+        "attach to it through this client's driver." },
     { "producer", (PyCFunction)(void (*)(void))client_producer, METH_VARARGS | METH_KEYWORDS,
         "producer(stream_id, timeout=5.0, create_stream=False) -> Producer: attach as the stream's producer." },
     { "close", (PyCFunction)client_close, METH_NOARGS,

@@ -63,6 +63,10 @@ static void test_mlock_pins_the_client_mappings(void **state)
     (void)state;
     /* With client.mlock_shm the consumer's header ring and pool are locked while mapped (16 x 256 B + 16 x 4 KiB
      * and their superblocks), and unlocked with the mapping. covers: D-17-7s */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    print_message("skipped: the sanitizers make mlock a no-op, so nothing is locked to observe\n");
+    return;
+#endif
     client_fixture_t F;
     client_fixture_prepare(&F, "client-mlock");
     client_fixture_add_stream(&F, "cam", STREAM, "small", 16, 4096);

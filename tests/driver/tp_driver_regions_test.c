@@ -144,7 +144,6 @@ static void test_activity_timestamps_are_refreshed(void **state)
     assert_true(later > first);
     assert_true(later <= (uint64_t)tp_clock_monotonic_ns());
     tp_shm_region_close(&region);
-    tp_shm_allowed_dirs_fini(&allowed);
 }
 
 static void test_regions_layout_and_modes(void **state)
@@ -280,6 +279,21 @@ static void producer_cycle(void)
     assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_OK);
 }
 
+/* Map the header ring of an attach answer read-only, as a consumer does. */
+static void map_header_of(const tp_attach_result_t *rc, tp_shm_region_t *region)
+{
+    tp_region_uri_t uri;
+    tp_assert_ok(tp_region_uri_parse(&uri, rc->header_region_uri, strlen(rc->header_region_uri)));
+    const char *dirs[] = { F.shm_dir };
+    tp_shm_allowed_dirs_t allowed;
+    tp_assert_ok(tp_shm_allowed_dirs_init(&allowed, dirs, 1));
+    tp_superblock_t expected = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION,
+        .epoch = rc->epoch, .stream_id = CAM, .region_type = TP_REGION_HEADER_RING, .nslots = 8, .slot_bytes = 256 };
+    memset(region, 0, sizeof(*region));
+    tp_assert_ok(tp_shm_region_map(region, &allowed, &uri, &expected, false));
+    tp_shm_allowed_dirs_fini(&allowed);
+}
+
 static void test_epoch_gc_spares_mapped_epochs(void **state)
 {
     (void)state;
@@ -292,22 +306,13 @@ static void test_epoch_gc_spares_mapped_epochs(void **state)
     tp_attach_result_t rc;
     attach_ok(&c, &rc);
     /* This process maps the consumer's epoch, as a consumer that has not remapped yet would. */
-    tp_region_uri_t uri;
-    tp_assert_ok(tp_region_uri_parse(&uri, rc.header_region_uri, strlen(rc.header_region_uri)));
-    const char *dirs[] = { F.shm_dir };
-    tp_shm_allowed_dirs_t allowed;
-    tp_assert_ok(tp_shm_allowed_dirs_init(&allowed, dirs, 1));
-    tp_superblock_t expected = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION,
-        .epoch = rc.epoch, .stream_id = CAM, .region_type = TP_REGION_HEADER_RING, .nslots = 8, .slot_bytes = 256 };
     tp_shm_region_t region;
-    memset(&region, 0, sizeof(region));
-    tp_assert_ok(tp_shm_region_map(&region, &allowed, &uri, &expected, false));
+    map_header_of(&rc, &region);
     producer_cycle();
     producer_cycle();
     assert_true(epoch_dir_exists(CAM, rc.epoch)); /* mapped: kept beyond epoch_gc_keep */
     assert_false(epoch_dir_exists(CAM, rc.epoch + 1)); /* not mapped: removed */
     tp_shm_region_close(&region);
-    tp_shm_allowed_dirs_fini(&allowed);
     producer_cycle();
     assert_false(epoch_dir_exists(CAM, rc.epoch));
 }
@@ -338,20 +343,11 @@ static void test_epoch_gc_sweeps_periodically(void **state)
     tp_attach_params_t c = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     tp_attach_result_t rc;
     attach_ok(&c, &rc);
-    tp_region_uri_t uri;
-    tp_assert_ok(tp_region_uri_parse(&uri, rc.header_region_uri, strlen(rc.header_region_uri)));
-    const char *dirs[] = { F.shm_dir };
-    tp_shm_allowed_dirs_t allowed;
-    tp_assert_ok(tp_shm_allowed_dirs_init(&allowed, dirs, 1));
-    tp_superblock_t expected = { .magic = TP_SUPERBLOCK_MAGIC, .layout_version = TP_LAYOUT_VERSION,
-        .epoch = rc.epoch, .stream_id = CAM, .region_type = TP_REGION_HEADER_RING, .nslots = 8, .slot_bytes = 256 };
     tp_shm_region_t region;
-    memset(&region, 0, sizeof(region));
-    tp_assert_ok(tp_shm_region_map(&region, &allowed, &uri, &expected, false));
+    map_header_of(&rc, &region);
     producer_cycle();
     assert_true(epoch_dir_exists(CAM, rc.epoch)); /* mapped at the change: kept */
     tp_shm_region_close(&region);
-    tp_shm_allowed_dirs_fini(&allowed);
     tp_store_release_i64(&gc_now_ns, tp_load_acquire_i64(&gc_now_ns) + 999 * TP_NS_PER_MS);
     usleep(100 * 1000); /* duty cycles run: no sweep is due yet */
     assert_true(epoch_dir_exists(CAM, rc.epoch));

@@ -226,6 +226,10 @@ class BindingTest(unittest.TestCase):
             self.assertEqual(len(found), 1)
             self.assertEqual(found[0]["stream_id"], 10003)
             self.assertEqual(found[0]["driver_control_stream_id"], 1000)
+            with self.client.consumer_by_name("py-camera") as consumer:
+                self.assertEqual(consumer.stream_id, 10003)
+            with self.assertRaises(tensorpool.Error):
+                self.client.consumer_by_name("nobody-has-this", timeout=1.0)
 
 
 if __name__ == "__main__":
