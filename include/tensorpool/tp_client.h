@@ -276,12 +276,20 @@ typedef struct tp_consumer_options
  * NULL when the tensor's layout does not make a prefix meaningful (wire spec 10.2.2: strides must be contiguous, or
  * progress counted in whole rows or columns); then prefix_bytes is 0. Valid during the callback only; the frame is
  * only complete (and safe) when it arrives through the frame handler. */
+/* tp_progress_t.state: FrameProgress.state of the wire spec (10.2.2). */
+typedef enum tp_progress_state
+{
+    TP_PROGRESS_STARTED = 1,
+    TP_PROGRESS_PROGRESS = 2,
+    TP_PROGRESS_COMPLETE = 3,
+} tp_progress_state_t;
+
 typedef struct tp_progress
 {
     uint32_t stream_id;
     uint64_t epoch;
     uint64_t seq;
-    uint8_t state; /* 1 STARTED, 2 PROGRESS, 3 COMPLETE */
+    uint8_t state; /* tp_progress_state_t */
     uint64_t bytes_filled;
     uint32_t values_len; /* the frame's final length */
     tp_tensor_desc_t tensor;

@@ -9,6 +9,7 @@
 
 #include "cli/tp_bench.h"
 #include "cli/tp_cli.h"
+#include "core/tp_atomic.h"
 #include "core/tp_clock.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -62,10 +63,11 @@ static void *probe_pong(void *arg)
     tp_bench_pin(1);
     for (uint64_t i = 0; i < PROBE_ROUND_TRIPS; i++)
     {
-        while ((__atomic_load_n(&p->ball, __ATOMIC_ACQUIRE) & 1) == 0)
+        uint64_t ball;
+        while (((ball = tp_load_acquire_u64(&p->ball)) & 1) == 0)
         {
         }
-        __atomic_fetch_add(&p->ball, 1, __ATOMIC_RELEASE);
+        tp_store_release_u64(&p->ball, ball + 1); /* the turn is ours: nobody else writes it now */
     }
     return NULL;
 }
@@ -77,7 +79,7 @@ double tp_bench_placement_ns(void)
         return 0;
     }
     static probe_t p;
-    __atomic_store_n(&p.ball, 0, __ATOMIC_RELAXED);
+    tp_store_relaxed_u64(&p.ball, 0);
     pthread_t t;
     if (pthread_create(&t, NULL, probe_pong, &p) != 0)
     {
@@ -91,8 +93,8 @@ double tp_bench_placement_ns(void)
         {
             start = tp_clock_monotonic_ns(); /* after a warm-up tenth */
         }
-        __atomic_fetch_add(&p.ball, 1, __ATOMIC_RELEASE);
-        while ((__atomic_load_n(&p.ball, __ATOMIC_ACQUIRE) & 1) != 0)
+        tp_store_release_u64(&p.ball, tp_load_relaxed_u64(&p.ball) + 1);
+        while ((tp_load_acquire_u64(&p.ball) & 1) != 0)
         {
         }
     }

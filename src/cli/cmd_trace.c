@@ -234,7 +234,7 @@ static int64_t db_bytes(const char *path)
 
 static int record(const trace_options_t *o)
 {
-    const char *channel = o->channel != NULL ? o->channel : "aeron:ipc?term-length=4m";
+    const char *channel = o->channel != NULL ? o->channel : TP_BUS_DEFAULT_CHANNEL;
     recorder_t r = { .is_all = o->is_all };
     tp_bus_t *bus = NULL;
     tp_bus_subscription_t *descriptors = NULL;

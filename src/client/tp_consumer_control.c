@@ -16,6 +16,11 @@
 #include "tp_sbe_wire.h"
 #include "wire/tp_tensor.h"
 
+_Static_assert((int)TP_PROGRESS_STARTED == (int)TP_WIRE_FRAME_PROGRESS_STATE_STARTED &&
+        (int)TP_PROGRESS_PROGRESS == (int)TP_WIRE_FRAME_PROGRESS_STATE_PROGRESS &&
+        (int)TP_PROGRESS_COMPLETE == (int)TP_WIRE_FRAME_PROGRESS_STATE_COMPLETE,
+    "tp_progress_t.state carries the wire values");
+
 /* An id to ask for when any will do: a request needs a non-zero id (wire spec 10.1.2); the driver hands out the
  * lowest free id of its range for one outside it. */
 #define ANY_STREAM_ID 1

@@ -169,7 +169,7 @@ static void test_progress_of_a_large_frame(void **state)
     assert_true(tp_producer_commit(p, &claim, FRAME_BYTES, &t, 0, 0) >= 0);
     poll_for(p, c, &w, 20);
     assert_int_equal(w.reports, 4);
-    const uint8_t states[4] = { 1, 2, 2, 3 };
+    const uint8_t states[4] = { TP_PROGRESS_STARTED, TP_PROGRESS_PROGRESS, TP_PROGRESS_PROGRESS, TP_PROGRESS_COMPLETE };
     const uint64_t bytes[4] = { 20000, 100000, 180000, FRAME_BYTES };
     for (int i = 0; i < 4; i++)
     {
@@ -338,7 +338,7 @@ static void test_default_policy_sends_the_latest_state(void **state)
     fake_advance(1 * TP_NS_PER_US);
     poll_for(p, c, &w, 10); /* do_work: the latest state, now */
     assert_int_equal(w.reports, 2);
-    assert_int_equal(w.states[1], 2);
+    assert_int_equal(w.states[1], TP_PROGRESS_PROGRESS);
     assert_int_equal(w.bytes[1], 71000);
     fake_advance(TP_NS_PER_MS);
     assert_int_equal(tp_producer_progress(p, &claim, 71000 + 65535), 0); /* one byte short of the delta */
@@ -348,9 +348,9 @@ static void test_default_policy_sends_the_latest_state(void **state)
     commit_claim(p, &claim, FRAME_BYTES);
     poll_for(p, c, &w, 20);
     assert_int_equal(w.reports, 4);
-    assert_int_equal(w.states[0], 1);
-    assert_int_equal(w.states[2], 2);
-    assert_int_equal(w.states[3], 3);
+    assert_int_equal(w.states[0], TP_PROGRESS_STARTED);
+    assert_int_equal(w.states[2], TP_PROGRESS_PROGRESS);
+    assert_int_equal(w.states[3], TP_PROGRESS_COMPLETE);
     assert_int_equal(w.frames, 1);
     tp_consumer_close(c);
     tp_producer_close(p);
