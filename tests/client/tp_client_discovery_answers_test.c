@@ -32,16 +32,7 @@ static tp_client_t *client;
 static int setup(void **state)
 {
     (void)state;
-    client_fixture_prepare(&F, "client-discovery-answers");
-    tp_assert_ok(tp_driver_context_set(F.dctx, "driver.instance_id", "driver-a"));
-    tp_assert_ok(tp_driver_context_set(F.dctx, "policies.announce_period_ms", "100"));
-    const uint16_t ids[] = { 1 };
-    const uint32_t strides[] = { 4096 };
-    tp_assert_ok(tp_driver_context_add_profile(F.dctx, "small", 16, ids, strides, 1));
-    tp_assert_ok(tp_driver_context_add_stream(F.dctx, "cam", 10, "small"));
-    tp_assert_ok(tp_driver_context_add_stream(F.dctx, "lidar", 11, "small"));
-    client_fixture_start(&F);
-    tp_assert_ok(tp_client_context_set(F.cctx, "client.metadata_period_ms", "50"));
+    client_fixture_start_discovery(&F, "client-discovery-answers");
     tp_assert_ok(tp_client_connect(&client, F.cctx));
     return 0;
 }

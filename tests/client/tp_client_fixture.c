@@ -36,6 +36,17 @@ void client_fixture_start(client_fixture_t *f)
     tp_assert_ok(tp_driver_start(f->driver));
 }
 
+void client_fixture_start_discovery(client_fixture_t *f, const char *name)
+{
+    client_fixture_prepare(f, name);
+    tp_assert_ok(tp_driver_context_set(f->dctx, "driver.instance_id", "driver-a"));
+    tp_assert_ok(tp_driver_context_set(f->dctx, "policies.announce_period_ms", "100"));
+    client_fixture_add_stream(f, "cam", 10, "small", 16, 4096);
+    tp_assert_ok(tp_driver_context_add_stream(f->dctx, "lidar", 11, "small"));
+    client_fixture_start(f);
+    tp_assert_ok(tp_client_context_set(f->cctx, "client.metadata_period_ms", "50"));
+}
+
 void client_fixture_close(client_fixture_t *f)
 {
     tp_client_context_close(f->cctx);

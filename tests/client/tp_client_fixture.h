@@ -26,6 +26,9 @@ void client_fixture_add_stream(client_fixture_t *f, const char *stream, uint32_t
     uint32_t nslots, uint32_t stride);
 /* Init the driver from the context and run it on its own thread. */
 void client_fixture_start(client_fixture_t *f);
+/* The discovery tests' driver, started: instance "driver-a", announces every 100 ms, streams "cam" (10) and
+ * "lidar" (11) of 16 slots of 4 KiB; clients publish metadata every 50 ms. */
+void client_fixture_start_discovery(client_fixture_t *f, const char *name);
 /* Close the driver and both contexts and remove the directory (the test closes its clients first). */
 void client_fixture_close(client_fixture_t *f);
 

@@ -144,6 +144,7 @@ static void test_activity_timestamps_are_refreshed(void **state)
     assert_true(later > first);
     assert_true(later <= (uint64_t)tp_clock_monotonic_ns());
     tp_shm_region_close(&region);
+    tp_shm_allowed_dirs_fini(&allowed);
 }
 
 static void test_regions_layout_and_modes(void **state)
