@@ -224,6 +224,10 @@ static int client_init(tp_py_client_t *self, PyObject *args, PyObject *kwargs)
     {
         return -1;
     }
+    if (settings == NULL && kwargs != NULL)
+    {
+        settings = PyDict_GetItemString(kwargs, "settings"); /* borrowed; the other keywords are keys */
+    }
     if (self->client != NULL)
     {
         PyErr_SetString(PyExc_RuntimeError, "Client.__init__ called twice");

@@ -77,8 +77,17 @@ static PyObject *producer_offer(tp_py_producer_t *self, PyObject *args, PyObject
     {
         return NULL;
     }
-    /* any array or buffer; strided ones are made contiguous (this is the copy path anyway) */
-    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OF(obj, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED);
+    /* any array or buffer; strided ones are made contiguous (this is the copy path anyway). A plain buffer
+     * (bytes, bytearray, memoryview) goes through a memoryview so that its format decides the dtype (bytes: uint8)
+     * rather than NumPy's reading of bytes as one string. */
+    PyObject *view = !PyArray_Check(obj) && PyObject_CheckBuffer(obj) ? PyMemoryView_FromObject(obj) : NULL;
+    if (view == NULL && PyErr_Occurred())
+    {
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OF(view != NULL ? view : obj,
+        NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED);
+    Py_XDECREF(view);
     if (a == NULL)
     {
         return NULL;

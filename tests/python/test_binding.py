@@ -111,6 +111,11 @@ class BindingTest(unittest.TestCase):
                 producer.claim((2,), np.float16)  # no wire dtype
             with self.assertRaises(TypeError):
                 producer.offer(np.zeros(3, dtype=np.complex64))
+            with self.client.consumer(10002) as consumer:  # a buffer that is not an array: its bytes, as uint8
+                producer.offer(b"hello")
+                frame = self.next_frame(consumer)
+                self.assertEqual(frame.array.dtype, np.uint8)
+                self.assertEqual(frame.array.tobytes(), b"hello")
 
     def test_dlpack_shares_memory(self):
         with self.client.producer(10003) as producer, self.client.consumer(10003) as consumer:
@@ -212,6 +217,17 @@ class BindingTest(unittest.TestCase):
         self.client.close()
         with self.assertRaises(ValueError):
             self.client.consumer(10002)
+
+    def test_client_settings(self):
+        """Keys as keywords or as a settings dict, with or without the 'client.' prefix; a bad key or value says
+        which."""
+        with tensorpool.Client(settings={"client.bus_dir": self.env.bus, "allowed_base_dirs": self.env.shm},
+                               qos_period_ms=50) as c, c.consumer(10001) as consumer:
+            self.assertTrue(consumer.attached)
+        with self.assertRaisesRegex(ValueError, "no_such_key"):
+            tensorpool.Client(bus_dir=self.env.bus, no_such_key=1)
+        with self.assertRaisesRegex(ValueError, "qos_period_ms"):
+            tensorpool.Client(bus_dir=self.env.bus, qos_period_ms="often")
 
     def test_discovery_and_metadata(self):
         with self.client.producer(10003) as producer:
