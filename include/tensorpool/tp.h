@@ -8,8 +8,10 @@
 #include "tensorpool/tp_common.h"
 #include "tensorpool/tp_discovery.h"
 #include "tensorpool/tp_driver.h"
+#include "tensorpool/tp_join.h"
 #include "tensorpool/tp_metadata.h"
 #include "tensorpool/tp_qos.h"
 #include "tensorpool/tp_tensor.h"
+#include "tensorpool/tp_trace.h"
 
 #endif

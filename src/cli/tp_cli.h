@@ -44,6 +44,7 @@ int tp_cmd_send(int argc, char **argv);
 int tp_cmd_top(int argc, char **argv);
 int tp_cmd_discover(int argc, char **argv);
 int tp_cmd_discovery(int argc, char **argv);
+int tp_cmd_clean(int argc, char **argv);
 
 /* Print "tp <cmd>: <message>" to stderr (add tp_errmsg() to the message when it explains more); returns status. */
 int tp_cli_fail(int status, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

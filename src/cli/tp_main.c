@@ -20,6 +20,8 @@ static const tp_cli_command_t commands[] = {
     { "detach", "detach a lease", tp_cmd_detach },
     { "keepalive", "send lease keepalives", tp_cmd_keepalive },
     { "send", "publish a control message by hand (consumer-config)", tp_cmd_send },
+    { "clean", "remove what dead drivers and tp processes left in /dev/shm (never what a live process uses)",
+        tp_cmd_clean },
     { "top", "a live table of every stream: producer, epoch, frames/s, MiB/s, consumers, drops", tp_cmd_top },
     { "discover", "ask a discovery provider which streams exist (by name, tags, ids)", tp_cmd_discover },
     { "discovery", "run a standalone discovery registry for several drivers", tp_cmd_discovery },

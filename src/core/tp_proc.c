@@ -1,9 +1,11 @@
 #include "core/tp_proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -92,3 +94,47 @@ uint32_t tp_random_u32(void)
     }
     return v;
 }
+
+/* true if a process we can see maps a file below dir ("/proc/<pid>/maps"; other users' processes are not
+ * readable, and cannot map our 0600/0660 files unless they share our group). */
+bool tp_proc_dir_is_mapped(const char *dir)
+{
+    size_t dir_n = strlen(dir);
+    DIR *proc = opendir("/proc");
+    if (proc == NULL)
+    {
+        return false;
+    }
+    bool is_mapped = false;
+    char *line = NULL;
+    size_t capacity = 0;
+    struct dirent *e;
+    while (!is_mapped && (e = readdir(proc)) != NULL)
+    {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+        {
+            continue;
+        }
+        char maps[320];
+        snprintf(maps, sizeof(maps), "/proc/%s/maps", e->d_name);
+        FILE *f = fopen(maps, "re");
+        if (f == NULL)
+        {
+            continue;
+        }
+        while (getline(&line, &capacity, f) > 0)
+        {
+            const char *path = strchr(line, '/');
+            if (path != NULL && strncmp(path, dir, dir_n) == 0 && path[dir_n] == '/')
+            {
+                is_mapped = true;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    free(line);
+    closedir(proc);
+    return is_mapped;
+}
+

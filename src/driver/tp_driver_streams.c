@@ -247,49 +247,6 @@ static int cmp_u64_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* true if a process we can see maps a file below dir ("/proc/<pid>/maps"; other users' processes are not
- * readable, and cannot map our 0600/0660 files unless they share our group). */
-static bool dir_is_mapped(const char *dir)
-{
-    size_t dir_n = strlen(dir);
-    DIR *proc = opendir("/proc");
-    if (proc == NULL)
-    {
-        return false;
-    }
-    bool is_mapped = false;
-    char *line = NULL;
-    size_t capacity = 0;
-    struct dirent *e;
-    while (!is_mapped && (e = readdir(proc)) != NULL)
-    {
-        if (e->d_name[0] < '1' || e->d_name[0] > '9')
-        {
-            continue;
-        }
-        char maps[320];
-        snprintf(maps, sizeof(maps), "/proc/%s/maps", e->d_name);
-        FILE *f = fopen(maps, "re");
-        if (f == NULL)
-        {
-            continue;
-        }
-        while (getline(&line, &capacity, f) > 0)
-        {
-            const char *path = strchr(line, '/');
-            if (path != NULL && strncmp(path, dir, dir_n) == 0 && path[dir_n] == '/')
-            {
-                is_mapped = true;
-                break;
-            }
-        }
-        fclose(f);
-    }
-    free(line);
-    closedir(proc);
-    return is_mapped;
-}
-
 /* Epoch directories of one stream directory, newest first. */
 static size_t list_epochs(const char *stream_dir, uint64_t *epochs, size_t capacity)
 {
@@ -337,7 +294,7 @@ static int gc_stream_dir(tp_driver_t *d, const char *stream_dir, uint64_t curren
         {
             continue;
         }
-        if (dir_is_mapped(epoch_dir))
+        if (tp_proc_dir_is_mapped(epoch_dir))
         {
             TP_LOG_D("driver", "epoch GC keeps %s: a live process maps it", epoch_dir);
             continue;

@@ -206,11 +206,10 @@ static void test_pipeline_lineage(void **state)
     const char *answered = strstr(out, "dropped), ");
     assert_non_null(answered);
     assert_true(strtoull(answered + strlen("dropped), "), NULL, 10) >= 1); /* our late joiner's request */
-    /* Output 5 was made from camera frames 5 (lockstep from the first frames): its parents are exactly theirs. */
+    /* Output 5 was made in lockstep from one frame of each camera, of one and the same seq (5 when the join saw
+     * both cameras' first frames; one more for each first frame a camera published before the join's consumer
+     * read it): its parents are exactly those two frames. */
     uint64_t out_id = trace_of(9000, 5);
-    uint64_t a_id = trace_of(10001, 5);
-    uint64_t b_id = trace_of(10002, 5);
-    assert_true(out_id != 0 && a_id != 0 && b_id != 0 && out_id != a_id && out_id != b_id && a_id != b_id);
     char args[256];
     snprintf(args, sizeof(args), "parents %llu --json", (unsigned long long)out_id);
     deadline = tp_clock_monotonic_ns() + 20 * TP_NS_PER_S;
@@ -219,6 +218,16 @@ static void test_pipeline_lineage(void **state)
         assert_int_equal(trace_query(args, out, sizeof(out)), 0);
         assert_true(tp_clock_monotonic_ns() < deadline);
     } while (strstr(out, "trace_id") == NULL);
+    const char *seq1 = strstr(out, "\"seq\":");
+    assert_non_null(seq1);
+    const char *seq2 = strstr(seq1 + 1, "\"seq\":");
+    assert_non_null(seq2);
+    uint64_t in_seq = json_u64(seq1, "\"seq\":");
+    assert_int_equal(json_u64(seq2, "\"seq\":"), in_seq);
+    assert_true(in_seq >= 5);
+    uint64_t a_id = trace_of(10001, in_seq);
+    uint64_t b_id = trace_of(10002, in_seq);
+    assert_true(out_id != 0 && a_id != 0 && b_id != 0 && out_id != a_id && out_id != b_id && a_id != b_id);
     char want[256];
     snprintf(want, sizeof(want), "[{\"trace_id\":%llu,", (unsigned long long)(a_id < b_id ? a_id : b_id));
     tp_test_assert_contains(out, want);
