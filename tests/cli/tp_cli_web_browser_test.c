@@ -173,6 +173,13 @@ static void test_dashboard_updates_live(void **state)
 {
     (void)state;
     REQUIRE_CHROMIUM();
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* Live updates are counted within Chromium's time budget, which an instrumented server (several times slower,
+     * on a machine busy with the rest of the suite) does not always meet; tp_cli_web_test covers the server's event
+     * stream under the sanitizers. */
+    print_message("skipped: the live-update count is timed; not under the sanitizers\n");
+    skip();
+#endif
     char cmd[1024];
     char out[1 << 16];
     snprintf(cmd, sizeof(cmd), "curl -s 'http://127.0.0.1:%d/api/streams' 2>/dev/null || "
