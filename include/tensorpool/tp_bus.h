@@ -96,8 +96,11 @@ typedef struct tp_bus_counters
 #define TP_BUS_DEFAULT_CHANNEL "aeron:ipc?term-length=4m"
 
 /* Open a bus context on bus_dir (NULL: $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus). Creates the directory
- * (0700) if missing; its files are created 0600. The context must outlive every publication and subscription
- * made from it. */
+ * (0700) if missing; its files are created 0600. A directory that exists and is shared with a group of ours
+ * (group rwx, as a driver with shm.group makes it) is joined on its terms: directories get its group bits and
+ * setgid, files 0660, so every member can read what we write. A directory closed to us is refused with a "not
+ * permitted" error that names it, its owner and its group. The context must outlive every publication and
+ * subscription made from it. */
 TP_API int tp_bus_init(tp_bus_t **out, const char *bus_dir);
 
 /* The same for tools that watch or talk to what is running: the directory must exist already, so that a mistyped
@@ -107,6 +110,12 @@ TP_API int tp_bus_init_existing(tp_bus_t **out, const char *bus_dir);
 /* The same with explicit modes for the directories and files the bus creates, e.g. 02770 and 0660 so that the
  * processes of one group share a bus. Modes are applied exactly (the umask does not narrow them). */
 TP_API int tp_bus_init_with_modes(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode);
+
+/* A bus shared by the members of `group` (a name or a decimal id), as a driver with shm.group opens it: every
+ * directory on the way that we create or own joins the group with dir_mode plus setgid (so what others create
+ * in it is the group's too), files get file_mode; existing files we own join the group as well. */
+TP_API int tp_bus_init_shared(tp_bus_t **out, const char *bus_dir, const char *group, uint32_t dir_mode,
+    uint32_t file_mode);
 TP_API int tp_bus_close(tp_bus_t *bus);
 /* The bus directory in use. */
 TP_API const char *tp_bus_dir(const tp_bus_t *bus);

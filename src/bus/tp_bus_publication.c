@@ -1,4 +1,5 @@
 /* Bus context and publications (IPC log writer; UDP in tp_bus_udp.c). See tp_bus_ipc.h for the log protocol. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,24 +18,131 @@
 
 /* ---- context ---- */
 
-static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode, bool must_exist);
+enum bus_open_mode
+{
+    BUS_JOIN,     /* default modes, or a shared directory's */
+    BUS_EXISTING, /* the same, and the directory must exist */
+    BUS_EXPLICIT, /* the caller's modes */
+};
+
+static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode, gid_t gid,
+    enum bus_open_mode how);
 
 int tp_bus_init(tp_bus_t **out, const char *bus_dir)
 {
-    return bus_init(out, bus_dir, 0700, 0600, false);
+    return bus_init(out, bus_dir, 0700, 0600, (gid_t)-1, BUS_JOIN);
 }
 
 int tp_bus_init_existing(tp_bus_t **out, const char *bus_dir)
 {
-    return bus_init(out, bus_dir, 0700, 0600, true);
+    return bus_init(out, bus_dir, 0700, 0600, (gid_t)-1, BUS_EXISTING);
 }
 
 int tp_bus_init_with_modes(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode)
 {
-    return bus_init(out, bus_dir, dir_mode, file_mode, false);
+    return bus_init(out, bus_dir, dir_mode, file_mode, (gid_t)-1, BUS_EXPLICIT);
 }
 
-static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode, bool must_exist)
+int tp_bus_init_shared(tp_bus_t **out, const char *bus_dir, const char *group, uint32_t dir_mode, uint32_t file_mode)
+{
+    gid_t gid;
+    if (tp_fs_group_id(group, &gid) < 0)
+    {
+        return -1;
+    }
+    return bus_init(out, bus_dir, dir_mode | S_ISGID, file_mode, gid, BUS_EXPLICIT);
+}
+
+/* A directory shared with a group (group rwx) is joined on its terms: our directories get its group bits and
+ * setgid, our files 0660, or the other members (the driver among them) could not read what we write. That holds
+ * for its owner and for root too. */
+static void join_shared_modes(tp_bus_t *bus, const struct stat *st)
+{
+    if ((st->st_mode & S_IRWXG) == S_IRWXG)
+    {
+        bus->dir_mode = 0700 | (uint32_t)(st->st_mode & (S_IRWXG | S_ISGID));
+        bus->file_mode = 0660;
+    }
+}
+
+/* Every stream directory and file of the bus that we own joins the group (a bus used privately before). */
+static int share_tree(const tp_bus_t *bus, gid_t gid)
+{
+    DIR *dir = opendir(bus->dir);
+    if (dir == NULL)
+    {
+        TP_SET_ERR(errno, "opening bus directory '%s' failed: %s", bus->dir, strerror(errno));
+        return -1;
+    }
+    int status = 0;
+    struct dirent *e;
+    while (status == 0 && (e = readdir(dir)) != NULL)
+    {
+        if (!tp_fs_component_is_safe(e->d_name))
+        {
+            continue;
+        }
+        char path[TP_BUS_DIR_MAX + 300];
+        snprintf(path, sizeof(path), "%s/%s", bus->dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) < 0 || (st.st_uid != geteuid() && geteuid() != 0))
+        {
+            continue;
+        }
+        if (S_ISDIR(st.st_mode))
+        {
+            status = tp_fs_share_dir(path, (mode_t)bus->dir_mode, gid);
+            DIR *sub = status == 0 ? opendir(path) : NULL;
+            struct dirent *f;
+            while (sub != NULL && (f = readdir(sub)) != NULL)
+            {
+                char file[TP_BUS_DIR_MAX + 600];
+                snprintf(file, sizeof(file), "%s/%s", path, f->d_name);
+                struct stat fst;
+                if (tp_fs_component_is_safe(f->d_name) && lstat(file, &fst) == 0 && S_ISREG(fst.st_mode) &&
+                    (fst.st_uid == geteuid() || geteuid() == 0))
+                {
+                    (void)lchown(file, (uid_t)-1, gid);
+                    (void)chmod(file, (mode_t)(fst.st_mode & 07777) | (bus->file_mode & 0060));
+                }
+            }
+            if (sub != NULL)
+            {
+                closedir(sub);
+            }
+        }
+        else if (S_ISREG(st.st_mode))
+        {
+            (void)lchown(path, (uid_t)-1, gid);
+        }
+    }
+    closedir(dir);
+    return status;
+}
+
+/* The bus directory joins the group, and so does its parent when that is our per-user directory (the default
+ * /dev/shm/tensorpool-$USER/bus, perhaps made private by an earlier run); no other ancestor is touched. */
+static int share_parents(const tp_bus_t *bus, gid_t gid)
+{
+    if (tp_fs_share_dir(bus->dir, (mode_t)bus->dir_mode, gid) < 0)
+    {
+        return -1;
+    }
+    char parent[TP_BUS_DIR_MAX];
+    char user[300];
+    snprintf(parent, sizeof(parent), "%s", bus->dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL || slash == parent || tp_fs_user_dir_name(user, sizeof(user)) < 0)
+    {
+        return 0;
+    }
+    *slash = '\0';
+    const char *name = strrchr(parent, '/');
+    return name != NULL && strcmp(name + 1, user) == 0 ? tp_fs_share_dir(parent, (mode_t)bus->dir_mode, gid) : 0;
+}
+
+static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode, gid_t gid,
+    enum bus_open_mode how)
 {
     tp_bus_t *bus = NULL;
     if (dir_mode > 07777 || file_mode > 0777 || (file_mode & 0600) != 0600 || (dir_mode & 0700) != 0700)
@@ -74,7 +182,17 @@ static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint
         goto error;
     }
     struct stat st;
-    if (must_exist && stat(bus->dir, &st) < 0)
+    bool is_there = stat(bus->dir, &st) == 0;
+    if ((!is_there && errno == EACCES) ||
+        (is_there && faccessat(AT_FDCWD, bus->dir, R_OK | W_OK | X_OK, AT_EACCESS) < 0 && errno == EACCES))
+    {
+        if (tp_fs_explain_denied(bus->dir, "using this bus") == 0)
+        {
+            TP_SET_ERR(EACCES, "bus directory '%s': permission denied", bus->dir);
+        }
+        goto error;
+    }
+    if (how == BUS_EXISTING && stat(bus->dir, &st) < 0)
     {
         TP_SET_ERR(TP_E_CONFIG, "bus directory '%s' does not exist: no driver or client has used it (check "
             "--bus-dir or TP_BUS_DIR)", bus->dir);
@@ -93,10 +211,21 @@ static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint
         }
         *slash = '\0';
     }
-    if (strcmp(root, bus->dir) != 0 && tp_fs_mkdirs(root, bus->dir, bus->dir_mode) < 0)
+    if (how != BUS_EXPLICIT)
     {
-        TP_APPEND_ERR("creating bus directory '%s'", bus->dir);
-        goto error;
+        join_shared_modes(bus, &st); /* the deepest existing directory decides: the bus's own, or its parent */
+    }
+    if (strcmp(root, bus->dir) != 0 || gid != (gid_t)-1)
+    {
+        if (tp_fs_mkdirs_shared(root, bus->dir, (mode_t)bus->dir_mode, gid) < 0)
+        {
+            if (errno == EACCES)
+            {
+                tp_fs_explain_denied(bus->dir, "using this bus");
+            }
+            TP_APPEND_ERR("creating bus directory '%s'", bus->dir);
+            goto error;
+        }
     }
     if (tp_fs_check_ancestors(bus->dir) < 0) /* wire spec 15.21a: nobody else's directory, no symlink */
     {
@@ -106,6 +235,15 @@ static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint
     if (stat(bus->dir, &st) < 0 || !S_ISDIR(st.st_mode))
     {
         TP_SET_ERR(TP_E_CONFIG, "bus directory '%s' is not a directory", bus->dir);
+        goto error;
+    }
+    if (gid != (gid_t)-1 && share_parents(bus, gid) < 0)
+    {
+        goto error;
+    }
+    if (gid != (gid_t)-1 && share_tree(bus, gid) < 0)
+    {
+        TP_APPEND_ERR("sharing bus directory '%s'", bus->dir);
         goto error;
     }
     *out = bus;

@@ -79,40 +79,22 @@ int tp_fs_user_dir_name(char *out, size_t capacity)
 }
 
 
-/* Is gid one of this process's groups? */
-static bool in_our_groups(gid_t gid)
-{
-    if (gid == getegid())
-    {
-        return true;
-    }
-    gid_t groups[256];
-    int n = getgroups(sizeof(groups) / sizeof(groups[0]), groups);
-    for (int i = 0; i < n; i++)
-    {
-        if (groups[i] == gid)
-        {
-            return true;
-        }
-    }
-    return false;
-}
-
-int tp_fs_check_dir(const char *path, const struct stat *st)
+/* tp_fs_check_dir that also trusts directories of trusted_uid ((uid_t)-1: nobody more). */
+static int check_dir(const char *path, const struct stat *st, uid_t trusted_uid)
 {
     if (S_ISLNK(st->st_mode) || !S_ISDIR(st->st_mode))
     {
         TP_SET_ERR(TP_E_CONTAINMENT, "'%s' exists but is not a directory (or is a symlink)", path);
         return -1;
     }
-    bool is_ours = st->st_uid == geteuid() || st->st_uid == 0;
+    bool is_ours = st->st_uid == geteuid() || st->st_uid == 0 || st->st_uid == trusted_uid;
     if ((st->st_mode & S_IWOTH) != 0 && !(st->st_uid == 0 && (st->st_mode & S_ISVTX) != 0))
     {
         TP_SET_ERR(TP_E_CONTAINMENT, "directory '%s' (mode %04o) is writable by every user: anyone could replace "
             "what lives in it; remove it or chmod o-w", path, (unsigned)(st->st_mode & 07777));
         return -1;
     }
-    if (!is_ours && !((st->st_mode & S_IWGRP) != 0 && in_our_groups(st->st_gid)))
+    if (!is_ours && !((st->st_mode & S_IWGRP) != 0 && tp_fs_in_our_groups(st->st_gid)))
     {
         TP_SET_ERR(TP_E_CONTAINMENT, "directory '%s' belongs to uid %u, not to us (uid %u) nor to a shared group of "
             "ours: refusing to use it; remove it, or run as its owner", path, (unsigned)st->st_uid,
@@ -122,8 +104,14 @@ int tp_fs_check_dir(const char *path, const struct stat *st)
     return 0;
 }
 
+int tp_fs_check_dir(const char *path, const struct stat *st)
+{
+    return check_dir(path, st, (uid_t)-1);
+}
+
 int tp_fs_check_ancestors(const char *path)
 {
+    uid_t leaf_owner = (uid_t)-1;
     char partial[FS_PATH_MAX];
     if (strlen(path) >= sizeof(partial) || path[0] != '/')
     {
@@ -139,9 +127,13 @@ int tp_fs_check_ancestors(const char *path)
             TP_SET_ERR(errno, "'%s': %s", partial, strerror(errno));
             return -1;
         }
-        if (tp_fs_check_dir(partial, &st) < 0)
+        if (check_dir(partial, &st, leaf_owner) < 0)
         {
             return -1;
+        }
+        if (leaf_owner == (uid_t)-1)
+        {
+            leaf_owner = st.st_uid; /* whoever may use path may trust its owner's directories above it */
         }
         if (st.st_uid == 0)
         {

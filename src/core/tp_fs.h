@@ -2,6 +2,7 @@
 #ifndef TP_CORE_FS_H
 #define TP_CORE_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -33,8 +34,32 @@ int tp_fs_remove_tree_below(const char *trusted_root, const char *path);
  * -1 with the reason otherwise (a squatter's directory, a symlink). */
 int tp_fs_check_dir(const char *path, const struct stat *st);
 
-/* tp_fs_check_dir for path and each ancestor up to the first one root owns. */
+/* tp_fs_check_dir for path and each ancestor up to the first one root owns. Ancestors may also belong to path's
+ * owner (a driver's service account owning the directory that holds the bus it shares with our group). */
 int tp_fs_check_ancestors(const char *path);
+
+/* ---- shared-group deployments (tp_fs_share.c) ---- */
+
+/* The id of group `name` (a name, or a decimal id). */
+int tp_fs_group_id(const char *name, gid_t *out);
+
+/* The name of gid, or its number when it has none. */
+void tp_fs_group_name(gid_t gid, char *out, size_t capacity);
+
+/* Is gid this process's effective group or one of its supplementary groups? */
+bool tp_fs_in_our_groups(gid_t gid);
+
+/* Give an existing directory we own (or any, as root) to group gid with exactly mode (setgid bits included). */
+int tp_fs_share_dir(const char *path, mode_t mode, gid_t gid);
+
+/* tp_fs_mkdirs, then every component below trusted_root that we own joins gid with mode ((gid_t)-1: private,
+ * just tp_fs_mkdirs). Directories made with the setgid bit pass the group on to what is created in them. */
+int tp_fs_mkdirs_shared(const char *trusted_root, const char *path, mode_t mode, gid_t gid);
+
+/* Called after an EACCES on path: if a directory on the way is closed to us, set the error to a "not permitted"
+ * sentence naming it, its owner, its group and whether we lack membership, and return -1 (`what` says what we were
+ * doing, e.g. "using this bus"); 0 (error untouched) when no directory on the way explains it. */
+int tp_fs_explain_denied(const char *path, const char *what);
 
 /* Read a whole file ("-" is stdin) into tp_alloc'd memory (free with tp_free), at most max_bytes. */
 int tp_fs_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *length);

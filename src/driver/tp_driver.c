@@ -243,7 +243,7 @@ static int take_locks(tp_driver_t *d)
     char ns_lock[TP_PATH_MAX + 16];
     const tp_driver_config_t *c = &d->config;
     if (tp_shm_layout_make_namespace_dir(ns_dir, sizeof(ns_dir), c->base_dir, c->name_space,
-            (mode_t)c->permissions_mode) < 0)
+            tp_driver_config_dir_mode(c), tp_driver_config_gid(c)) < 0)
     {
         return -1;
     }
@@ -361,8 +361,11 @@ static int open_bus(tp_driver_t *d)
 {
     const tp_driver_config_t *c = &d->config;
     uint32_t file_mode = c->permissions_mode;
-    uint32_t dir_mode = file_mode | ((file_mode & 0444) >> 2) | 0700;
-    if (tp_bus_init_with_modes(&d->bus, c->bus_dir[0] != '\0' ? c->bus_dir : NULL, dir_mode, file_mode) < 0)
+    const char *bus_dir = c->bus_dir[0] != '\0' ? c->bus_dir : NULL;
+    int opened = c->group[0] != '\0'
+        ? tp_bus_init_shared(&d->bus, bus_dir, c->group, tp_driver_config_dir_mode(c), file_mode)
+        : tp_bus_init_with_modes(&d->bus, bus_dir, tp_driver_config_dir_mode(c), file_mode);
+    if (opened < 0)
     {
         return -1;
     }
@@ -781,7 +784,7 @@ static void cleanup_regions(tp_driver_t *d)
                 s->stream_id, s->regions.epoch) == 0)
         {
             tp_fs_remove_tree_below(d->config.base_dir, dir);
-            tp_fs_mkdirs(d->config.base_dir, epoch_dir, tp_shm_layout_dir_mode((mode_t)d->config.permissions_mode));
+            tp_fs_mkdirs(d->config.base_dir, epoch_dir, tp_driver_config_dir_mode(&d->config));
         }
     }
 }

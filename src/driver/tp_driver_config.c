@@ -7,6 +7,7 @@
 
 #include "bus/tp_channel.h"
 #include "core/tp_fs.h"
+#include "shm/tp_shm_layout.h"
 #include "tensorpool/tp_bus.h"
 
 #define C tp_driver_config_t
@@ -51,6 +52,9 @@ const tp_config_field_t tp_driver_config_fields[] = {
         "backing page size used for validation"),
     TP_CFG_FIELD(C, permissions_mode, "shm.permissions_mode", TP_CFG_MODE, "660", 0600, 07777, false,
         "octal mode of created region files (directories get the matching x bits)"),
+    TP_CFG_FIELD(C, group, "shm.group", TP_CFG_STRING, "", 0, 0, false,
+        "group sharing the bus and regions with other users (directories setgid, the mode's group bits); "
+        "empty = private to the driver's user"),
     TP_CFG_FIELD(C, allowed_base_dirs, "shm.allowed_base_dirs", TP_CFG_STRING_LIST, NULL, 0, 0, false,
         "absolute directories regions may live in; default: [shm.base_dir]"),
     TP_CFG_FIELD(C, allow_dynamic_streams, "policies.allow_dynamic_streams", TP_CFG_BOOL, "false", 0, 0, false,
@@ -658,6 +662,21 @@ int tp_driver_config_validate(tp_driver_config_t *c, tp_config_report_t *r)
     {
         tp_config_error(r, 0, "shm.permissions_mode", "%o must give the owner read and write", c->permissions_mode);
     }
+    gid_t gid;
+    if (c->group[0] != '\0' && tp_fs_group_id(c->group, &gid) < 0)
+    {
+        tp_config_error(r, 0, "shm.group", "%s", tp_errmsg());
+    }
+    if (c->group[0] != '\0' && (c->permissions_mode & 0060) != 0060)
+    {
+        tp_config_error(r, 0, "shm.group", "sharing with group '%s' needs shm.permissions_mode to give the group "
+            "read and write (e.g. \"660\"), not %o", c->group, c->permissions_mode);
+    }
+    if ((c->permissions_mode & 0007) != 0)
+    {
+        tp_config_warning(r, 0, "shm.permissions_mode", "%o lets every user on this machine at the regions; share "
+            "them with a group instead (shm.group)", c->permissions_mode);
+    }
     if (c->control_channel[0] == '\0' || c->announce_channel[0] == '\0')
     {
         tp_config_error(r, 0, "driver.control_channel", "control and announce channels must not be empty");
@@ -732,4 +751,16 @@ void tp_driver_config_dump(const tp_driver_config_t *c, tp_strbuf_t *out, bool j
     {
         tp_strbuf_puts(out, "}}");
     }
+}
+
+gid_t tp_driver_config_gid(const tp_driver_config_t *config)
+{
+    gid_t gid;
+    return config->group[0] != '\0' && tp_fs_group_id(config->group, &gid) == 0 ? gid : (gid_t)-1;
+}
+
+mode_t tp_driver_config_dir_mode(const tp_driver_config_t *config)
+{
+    mode_t mode = tp_shm_layout_dir_mode((mode_t)config->permissions_mode);
+    return config->group[0] != '\0' ? mode | S_ISGID : mode;
 }

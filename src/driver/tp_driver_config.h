@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core/tp_config.h"
 
@@ -77,6 +78,7 @@ typedef struct tp_driver_config
     bool require_hugepages;
     uint32_t page_size_bytes;
     uint32_t permissions_mode;
+    char group[TP_CONFIG_STRING_MAX];
     tp_config_string_list_t allowed_base_dirs;
     /* [policies] */
     bool allow_dynamic_streams;
@@ -130,6 +132,12 @@ void tp_driver_config_read(tp_driver_config_t *config, const tp_toml_value_t *do
 int tp_driver_config_finish(tp_driver_config_t *config, const bool *is_set, tp_config_report_t *report);
 /* Index of a key in the field table, or -1. */
 int tp_driver_config_field_find(const char *key);
+
+/* The group of shm.group ((gid_t)-1 when empty or unknown: private). */
+gid_t tp_driver_config_gid(const tp_driver_config_t *config);
+/* The mode of the driver's directories: shm.permissions_mode's r bits as x (660 -> 770), plus setgid when
+ * shm.group shares them, so that what anyone creates inside belongs to the group (wire spec 15.21a.6: 2770). */
+mode_t tp_driver_config_dir_mode(const tp_driver_config_t *config);
 
 /* Validation alone (after programmatic changes). */
 int tp_driver_config_validate(tp_driver_config_t *config, tp_config_report_t *report);

@@ -74,9 +74,11 @@ static int epoch_dir_create(tp_driver_t *d, uint32_t stream_id, uint64_t epoch, 
 {
     const tp_driver_config_t *c = &d->config;
     char stream_dir[TP_PATH_MAX];
-    mode_t dir_mode = tp_shm_layout_dir_mode((mode_t)c->permissions_mode);
+    mode_t dir_mode = tp_driver_config_dir_mode(c);
+    gid_t gid = tp_driver_config_gid(c);
     if (tp_shm_layout_stream_dir(stream_dir, sizeof(stream_dir), c->base_dir, c->name_space, stream_id) < 0 ||
-        tp_fs_mkdirs(c->base_dir, stream_dir, dir_mode) < 0)
+        tp_fs_mkdirs(c->base_dir, stream_dir, dir_mode) < 0 ||
+        (gid != (gid_t)-1 && tp_fs_share_dir(stream_dir, dir_mode, gid) < 0))
     {
         return -1;
     }

@@ -125,7 +125,7 @@ mode_t tp_shm_layout_dir_mode(mode_t file_mode)
 }
 
 int tp_shm_layout_make_namespace_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
-    mode_t file_mode)
+    mode_t dir_mode, gid_t gid)
 {
     if (tp_shm_layout_namespace_dir(out, capacity, base_dir, name_space) < 0)
     {
@@ -134,8 +134,14 @@ int tp_shm_layout_make_namespace_dir(char *out, size_t capacity, const char *bas
     char user_dir[TP_PATH_MAX];
     const char *slash = strrchr(out, '/');
     snprintf(user_dir, sizeof(user_dir), "%.*s", (int)(slash - out), out);
-    if (tp_fs_mkdirs(base_dir, user_dir, 0700) < 0 || tp_fs_mkdirs(base_dir, out, tp_shm_layout_dir_mode(file_mode)) < 0)
+    if (gid == (gid_t)-1)
     {
+        return tp_fs_mkdirs(base_dir, user_dir, 0700) < 0 || tp_fs_mkdirs(base_dir, out, dir_mode) < 0 ? -1 : 0;
+    }
+    if (tp_fs_mkdirs_shared(base_dir, user_dir, dir_mode, gid) < 0 || tp_fs_share_dir(user_dir, dir_mode, gid) < 0 ||
+        tp_fs_mkdirs_shared(base_dir, out, dir_mode, gid) < 0 || tp_fs_share_dir(out, dir_mode, gid) < 0)
+    {
+        TP_APPEND_ERR("sharing SHM namespace '%s' with group %u", out, (unsigned)gid);
         return -1;
     }
     return 0;

@@ -19,11 +19,11 @@ int tp_shm_layout_epoch_dir(char *out, size_t capacity, const char *base_dir, co
 int tp_shm_layout_namespace_dir(char *out, size_t capacity, const char *base_dir, const char *name_space);
 /* The mode of the directories below the namespace for a file mode: its r bits give x (660 -> 770). */
 mode_t tp_shm_layout_dir_mode(mode_t file_mode);
-/* Create what is missing of <base>/tensorpool-<user>/<namespace> and put its path in out: the per-user directory
- * 0700 (whatever the file mode, other users get no way in: wire spec 15.21a.6), the namespace directory
- * tp_shm_layout_dir_mode(file_mode). */
+/* Create what is missing of <base>/tensorpool-<user>/<namespace> and put its path in out. Private (gid -1): the
+ * per-user directory 0700 (whatever the file mode, other users get no way in: wire spec 15.21a.6), the namespace
+ * directory dir_mode. Shared with group gid: both get dir_mode (with setgid) and the group, even if they existed. */
 int tp_shm_layout_make_namespace_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
-    mode_t file_mode);
+    mode_t dir_mode, gid_t gid);
 /* <base>/tensorpool-<user>/<namespace>/<stream_id> */
 int tp_shm_layout_stream_dir(char *out, size_t capacity, const char *base_dir, const char *name_space,
     uint32_t stream_id);
