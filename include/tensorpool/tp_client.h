@@ -31,7 +31,8 @@ typedef struct tp_client tp_client_t;
 typedef struct tp_producer tp_producer_t;
 typedef struct tp_consumer tp_consumer_t;
 
-/* Defaults, then environment overrides (the key upper-cased with '.' -> '_': client.bus_dir <- CLIENT_BUS_DIR):
+/* Defaults, then environment overrides (TP_ and the key upper-cased, '.' -> '_': client.bus_dir <- TP_CLIENT_BUS_DIR;
+ * the older name without TP_ still works, with a warning in the log):
  *   client.bus_dir               ""  ($TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus)
  *   client.control_channel       "aeron:ipc?term-length=4m"   client.control_stream_id     1000
  *   client.announce_channel      ""  (the control channel)     client.announce_stream_id    0 (the control stream)

@@ -355,7 +355,7 @@ PyTypeObject tp_py_client_type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Client(settings=None, **keys): a connection to the driver. Keys are the client keys of "
               "docs/CONFIG.md without the 'client.' prefix (bus_dir, allowed_base_dirs, control_stream_id, ...); "
-              "the environment (CLIENT_BUS_DIR, ...) applies first.",
+              "the environment (TP_CLIENT_BUS_DIR, ...) applies first.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)client_init,
     .tp_dealloc = (destructor)client_dealloc,

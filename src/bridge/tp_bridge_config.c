@@ -94,7 +94,7 @@ int tp_bridge_config_check_directions(const tp_bridge_config_t *c)
         {
             TP_SET_ERR(TP_E_CONFIG,
                 "mapping %u -> %u: which end runs here? give tp bridge --direction send|receive, or set bridge.direction "
-                "(BRIDGE_DIRECTION) or the mapping's direction",
+                "(TP_BRIDGE_DIRECTION) or the mapping's direction",
                 c->mappings[i].source_stream_id, c->mappings[i].dest_stream_id);
             return -1;
         }

@@ -1,6 +1,6 @@
 /*
  * The UDP bridge's configuration (bridge spec section 10): [bridge] keys and [[mappings]], defaults, environment
- * overrides (bridge.payload_stream_id <- BRIDGE_PAYLOAD_STREAM_ID) and validation.
+ * overrides (bridge.payload_stream_id <- TP_BRIDGE_PAYLOAD_STREAM_ID) and validation.
  */
 #ifndef TP_BRIDGE_CONFIG_H
 #define TP_BRIDGE_CONFIG_H

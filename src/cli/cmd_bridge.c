@@ -31,7 +31,7 @@ static void bridge_usage(FILE *out)
         "bridge.dest_stream_id_range when it is 0) as its only producer on the local driver and rebuilds every\n"
         "complete, valid frame into it under the source's seq, timestamp, meta_version and trace id; incomplete\n"
         "or invalid frames are dropped and counted. A mapping's `direction` says which end runs here; mappings\n"
-        "without one take bridge.direction, which --direction (or BRIDGE_DIRECTION) sets.\n"
+        "without one take bridge.direction, which --direction (or TP_BRIDGE_DIRECTION) sets.\n"
         "Ctrl-C or SIGTERM stops it. `status` prints what every bridge on the bus reported last (once a second).\n"
         "Keys: docs/CONFIG.md (Bridge); a walk-through: docs/GUIDE.md (Bridging two hosts).\n\n"
         "examples:\n"
@@ -79,9 +79,9 @@ static void print_started(const tp_bridge_config_t *c)
 static int run(const char *config_path, const char *direction)
 {
     const char *cmd = "bridge";
-    if (direction != NULL && setenv("BRIDGE_DIRECTION", direction, 1) != 0)
+    if (direction != NULL && setenv("TP_BRIDGE_DIRECTION", direction, 1) != 0)
     {
-        return tp_cli_fail(TP_EXIT_FAILED, cmd, "cannot set BRIDGE_DIRECTION");
+        return tp_cli_fail(TP_EXIT_FAILED, cmd, "cannot set TP_BRIDGE_DIRECTION");
     }
     static tp_bridge_config_t c;
     if (tp_cli_load_config(config_path, &c, load_bridge) < 0 || tp_bridge_config_check_directions(&c) < 0)

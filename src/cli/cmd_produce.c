@@ -40,7 +40,7 @@ static void produce_usage(FILE *out)
         "per second [100; 0 = as fast as possible], until --count frames [unlimited] or --seconds [unlimited]\n"
         "or Ctrl-C. Once a second it prints frames/s and MiB/s. --trace gives every frame a new trace id (the\n"
         "stream's root frames, for `tp trace`). The bus and SHM base come from the options or the environment\n"
-        "(TP_BUS_DIR, CLIENT_ALLOWED_BASE_DIRS).\n\n"
+        "(TP_BUS_DIR, TP_CLIENT_ALLOWED_BASE_DIRS).\n\n"
         "example:\n"
         "  tp produce 10000 --size 921600 --rate 30\n\n"
         "exit status: 0 done; 1 the attach failed; 2 bad arguments.\n");

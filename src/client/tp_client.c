@@ -16,7 +16,7 @@
 #include "tp_sbe_wire.h"
 
 #define C tp_client_config_t
-static const tp_config_field_t client_fields[] = {
+const tp_config_field_t tp_client_config_fields[] = {
     TP_CFG_FIELD(C, bus_dir, "client.bus_dir", TP_CFG_STRING, "", 0, 0, false,
         "bus directory; empty: $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus"),
     TP_CFG_FIELD(C, control_channel, "client.control_channel", TP_CFG_STRING, TP_BUS_DEFAULT_CHANNEL, 0, 0,
@@ -64,7 +64,7 @@ static const tp_config_field_t client_fields[] = {
         "mlock the regions this client maps; a failed mlock fails the attach"),
 };
 #undef C
-static const size_t client_field_count = sizeof(client_fields) / sizeof(client_fields[0]);
+const size_t tp_client_config_field_count = sizeof(tp_client_config_fields) / sizeof(tp_client_config_fields[0]);
 
 int tp_client_context_init(tp_client_context_t **out)
 {
@@ -74,11 +74,15 @@ int tp_client_context_init(tp_client_context_t **out)
     {
         return -1;
     }
-    tp_config_apply_defaults(client_fields, client_field_count, &ctx->config);
+    tp_config_apply_defaults(tp_client_config_fields, tp_client_config_field_count, &ctx->config);
     tp_config_report_t report;
     tp_config_report_init(&report, "<environment>");
-    tp_config_apply_env(client_fields, client_field_count, &ctx->config, &report, NULL);
+    tp_config_apply_env(tp_client_config_fields, tp_client_config_field_count, &ctx->config, &report, NULL);
     int rc = report.error_count == 0 ? 0 : -1;
+    if (report.warning_count > 0)
+    {
+        TP_LOG_W("client", "%s", tp_strbuf_cstr(&report.warnings));
+    }
     if (rc < 0)
     {
         TP_SET_ERR(TP_E_CONFIG, "%s", tp_strbuf_cstr(&report.errors));
@@ -98,12 +102,12 @@ int tp_client_context_set_clock(tp_client_context_t *ctx, tp_clock_fn_t clock, v
 
 int tp_client_context_set(tp_client_context_t *ctx, const char *key, const char *value)
 {
-    for (size_t i = 0; i < client_field_count; i++)
+    for (size_t i = 0; i < tp_client_config_field_count; i++)
     {
-        if (strcmp(client_fields[i].key, key) == 0)
+        if (strcmp(tp_client_config_fields[i].key, key) == 0)
         {
             const char *why = NULL;
-            if (tp_config_parse_text(&client_fields[i], &ctx->config, value, &why) < 0)
+            if (tp_config_parse_text(&tp_client_config_fields[i], &ctx->config, value, &why) < 0)
             {
                 TP_SET_ERR(TP_E_CONFIG, "%s = '%s': %s", key, value, why != NULL ? why : "invalid value");
                 return -1;

@@ -51,6 +51,10 @@ typedef struct tp_client_config
     bool mlock_shm;
 } tp_client_config_t;
 
+/* The client.* keys: defaults, environment (TP_CLIENT_*), tp_client_context_set and docs/CONFIG.md. */
+extern const tp_config_field_t tp_client_config_fields[];
+extern const size_t tp_client_config_field_count;
+
 struct tp_client_context
 {
     tp_client_config_t config;

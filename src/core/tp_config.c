@@ -63,6 +63,12 @@ void tp_config_warning(tp_config_report_t *r, uint32_t line, const char *key, co
 
 void tp_config_env_name(const char *key, char *out, size_t capacity)
 {
+    int n = snprintf(out, capacity, "TP_");
+    tp_config_env_name_old(key, out + n, capacity - (size_t)n);
+}
+
+void tp_config_env_name_old(const char *key, char *out, size_t capacity)
+{
     size_t i = 0;
     for (; key[i] != '\0' && i + 1 < capacity; i++)
     {
@@ -411,8 +417,16 @@ void tp_config_apply_env(const tp_config_field_t *fields, size_t count, void *co
     for (size_t i = 0; i < count; i++)
     {
         char name[128];
+        char old[128];
         tp_config_env_name(fields[i].key, name, sizeof(name));
+        tp_config_env_name_old(fields[i].key, old, sizeof(old));
         const char *text = getenv(name);
+        if (text == NULL && (text = getenv(old)) != NULL)
+        {
+            tp_config_warning(report, 0, fields[i].key, "environment %s is the old name of %s: it still works, "
+                "but rename it", old, name);
+            snprintf(name, sizeof(name), "%s", old);
+        }
         if (text == NULL)
         {
             continue;

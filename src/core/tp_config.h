@@ -1,7 +1,7 @@
 /*
  * Table-driven configuration: one row per setting describes its key, type, default, range and meaning. The same
- * rows apply defaults, read a TOML document, apply environment overrides (the key upper-cased with '.' -> '_',
- * e.g. driver.control_stream_id <- DRIVER_CONTROL_STREAM_ID; the environment wins over the file), dump the
+ * rows apply defaults, read a TOML document, apply environment overrides (TP_ and the key upper-cased with '.' -> '_',
+ * e.g. driver.control_stream_id <- TP_DRIVER_CONTROL_STREAM_ID; the environment wins over the file), dump the
  * effective values, and generate the reference in docs/CONFIG.md.
  *
  * Problems are collected, not thrown at the first: every error and warning names the key and where the value came
@@ -92,8 +92,11 @@ void tp_config_apply_env(const tp_config_field_t *fields, size_t count, void *co
 /* Parse one value from text (environment / setters). -1 with a reason in *why. */
 int tp_config_parse_text(const tp_config_field_t *field, void *config, const char *text, const char **why);
 
-/* The environment variable of a key: "driver.control_stream_id" -> "DRIVER_CONTROL_STREAM_ID". */
+/* The environment variable of a key: "driver.control_stream_id" -> "TP_DRIVER_CONTROL_STREAM_ID". */
 void tp_config_env_name(const char *key, char *out, size_t capacity);
+/* Its older name without the prefix ("DRIVER_CONTROL_STREAM_ID", the driver spec's example form): still read when
+ * the TP_ one is unset, with a warning. */
+void tp_config_env_name_old(const char *key, char *out, size_t capacity);
 
 /* Warn about every key under `prefix` (a table; "" for the root) that is not a field and not in `allowed_tables`
  * (sub-tables handled by the caller, e.g. "profiles"). */

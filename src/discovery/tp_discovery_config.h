@@ -1,7 +1,7 @@
 /*
  * The standalone discovery registry's configuration (discovery spec 4.2, 6): the request endpoint and the drivers
  * whose announces and metadata it indexes ([[drivers]]), with defaults from the stream-id conventions, environment
- * overrides (discovery.stream_id <- DISCOVERY_STREAM_ID) and validation.
+ * overrides (discovery.stream_id <- TP_DISCOVERY_STREAM_ID) and validation.
  */
 #ifndef TP_DISCOVERY_CONFIG_H
 #define TP_DISCOVERY_CONFIG_H

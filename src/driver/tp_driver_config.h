@@ -1,6 +1,6 @@
 /*
  * The SHM driver's configuration (driver spec section 17, plus our bus settings): defaults, then the TOML file,
- * then environment variables (driver.control_stream_id <- DRIVER_CONTROL_STREAM_ID), then validation of every
+ * then environment variables (driver.control_stream_id <- TP_DRIVER_CONTROL_STREAM_ID), then validation of every
  * rule the specs state (power-of-two slots, strides, unique pools, profiles and streams that exist, disjoint
  * stream-id ranges, absolute directories, permission strings).
  */

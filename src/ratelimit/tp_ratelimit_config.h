@@ -1,6 +1,6 @@
 /*
  * The rate limiter's configuration (rate limiter spec section 8): [rate_limiter] keys and [[mappings]], defaults,
- * environment overrides (rate_limiter.max_rate_hz <- RATE_LIMITER_MAX_RATE_HZ) and validation, including the rule
+ * environment overrides (rate_limiter.max_rate_hz <- TP_RATE_LIMITER_MAX_RATE_HZ) and validation, including the rule
  * that no forwarding may be enabled while its stream ids are 0.
  */
 #ifndef TP_RATELIMIT_CONFIG_H

@@ -108,9 +108,9 @@ static pid_t start_bridge(const host_t *h, const char *direction)
 {
     char cmd[8192];
     snprintf(cmd, sizeof(cmd),
-        "BRIDGE_BUS_DIR='%s' BRIDGE_SHM_BASE_DIR='%s' BRIDGE_PAYLOAD_CHANNEL='aeron:udp?endpoint=127.0.0.1:%d' "
-        "BRIDGE_CONTROL_CHANNEL='aeron:udp?endpoint=127.0.0.1:%d' "
-        "BRIDGE_METADATA_CHANNEL='aeron:udp?endpoint=127.0.0.1:%d' %s bridge --direction %s "
+        "TP_BRIDGE_BUS_DIR='%s' TP_BRIDGE_SHM_BASE_DIR='%s' TP_BRIDGE_PAYLOAD_CHANNEL='aeron:udp?endpoint=127.0.0.1:%d' "
+        "TP_BRIDGE_CONTROL_CHANNEL='aeron:udp?endpoint=127.0.0.1:%d' "
+        "TP_BRIDGE_METADATA_CHANNEL='aeron:udp?endpoint=127.0.0.1:%d' %s bridge --direction %s "
         "'%s/config/bridge.toml'",
         h->bus, h->shm, port, port + 1, port + 2, TP_TOOL, direction, TP_SOURCE_DIR);
     char log[800];
@@ -214,7 +214,7 @@ static void test_refusals(void **state)
 {
     (void)state;
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "BRIDGE_BUS_DIR='%s' %s bridge '%s/config/bridge.toml' 2>&1", A.bus, TP_TOOL,
+    snprintf(cmd, sizeof(cmd), "TP_BRIDGE_BUS_DIR='%s' %s bridge '%s/config/bridge.toml' 2>&1", A.bus, TP_TOOL,
         TP_SOURCE_DIR);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 2);
     tp_test_assert_contains(out, "which end runs here?");

@@ -179,7 +179,7 @@ static int discover(const char *args)
     udp(req, sizeof(req), 20);
     udp(resp, sizeof(resp), 21);
     snprintf(cmd, sizeof(cmd),
-        "CLIENT_BUS_DIR='%s/cbus' CLIENT_DISCOVERY_CHANNEL='%s' CLIENT_DISCOVERY_RESPONSE_CHANNEL='%s' %s discover "
+        "TP_CLIENT_BUS_DIR='%s/cbus' TP_CLIENT_DISCOVERY_CHANNEL='%s' TP_CLIENT_DISCOVERY_RESPONSE_CHANNEL='%s' %s discover "
         "--timeout 1 %s 2>&1",
         dir, req, resp, TP_TOOL, args);
     return tp_test_run(cmd, out, sizeof(out));
@@ -218,7 +218,7 @@ static void test_registry_over_udp(void **state)
     /* The embedded provider of driver a (IPC, on its own bus) knows its streams with the tags its configuration
      * gives them. */
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "CLIENT_BUS_DIR='%s/d0/bus' %s discover --tag configured --json 2>&1", dir, TP_TOOL);
+    snprintf(cmd, sizeof(cmd), "TP_CLIENT_BUS_DIR='%s/d0/bus' %s discover --tag configured --json 2>&1", dir, TP_TOOL);
     deadline = tp_clock_monotonic_ns() + TIMEOUT_NS;
     while (tp_test_run(cmd, out, sizeof(out)) != 0)
     {

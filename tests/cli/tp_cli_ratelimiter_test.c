@@ -353,7 +353,7 @@ static void test_example_config_runs(void **state)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         char cmd[4096];
         snprintf(cmd, sizeof(cmd),
-            "RATE_LIMITER_BUS_DIR='%s' RATE_LIMITER_SHM_BASE_DIR='%s' exec %s ratelimiter '%s/config/rate-limiter.toml' "
+            "TP_RATE_LIMITER_BUS_DIR='%s' TP_RATE_LIMITER_SHM_BASE_DIR='%s' exec %s ratelimiter '%s/config/rate-limiter.toml' "
             "> '%s' 2>&1",
             bus_dir, shm, TP_TOOL, TP_SOURCE_DIR, log);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);

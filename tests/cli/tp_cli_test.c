@@ -293,7 +293,7 @@ static void test_config_commands(void **state)
         TP_TOOL, dir);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 1);
     tp_test_assert_contains(out, "broken.toml:1:5: unterminated array");
-    snprintf(cmd, sizeof(cmd), "DRIVER_CONTROL_STREAM_ID=1555 %s config dump --json %s/config/driver.toml", TP_TOOL,
+    snprintf(cmd, sizeof(cmd), "TP_DRIVER_CONTROL_STREAM_ID=1555 %s config dump --json %s/config/driver.toml", TP_TOOL,
         TP_SOURCE_DIR);
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
     tp_json_t *j = NULL;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs the quickstart program of docs/GUIDE.md against a real `tp driver` serving stream 10000, configured
-# through the environment as the guide says (CLIENT_BUS_DIR, CLIENT_ALLOWED_BASE_DIRS).
+# through the environment as the guide says (TP_CLIENT_BUS_DIR, TP_CLIENT_ALLOWED_BASE_DIRS).
 # usage: run_guide_quickstart.sh TP QUICKSTART
 set -eu
 tp=$1 quickstart=$2
@@ -21,5 +21,5 @@ stream_id = 10000
 profile = "small"
 CONFIG
 tp_test_driver "$tp"
-CLIENT_BUS_DIR="$dir/bus" CLIENT_ALLOWED_BASE_DIRS="$dir/shm" "$quickstart"
+TP_CLIENT_BUS_DIR="$dir/bus" TP_CLIENT_ALLOWED_BASE_DIRS="$dir/shm" "$quickstart"
 echo "quickstart ok"

@@ -79,9 +79,9 @@ static void test_environment_wins(void **state)
     char text[1024];
     snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id = 1100\ndescriptor_stream_id_range = [31000, 31999]\n%s",
         base_profile);
-    setenv("DRIVER_CONTROL_STREAM_ID", "1500", 1);
-    setenv("POLICIES_ANNOUNCE_PERIOD_MS", "250", 1);
-    setenv("SHM_ALLOWED_BASE_DIRS", "/dev/shm,/tmp", 1);
+    setenv("TP_DRIVER_CONTROL_STREAM_ID", "1500", 1);
+    setenv("TP_POLICIES_ANNOUNCE_PERIOD_MS", "250", 1);
+    setenv("TP_SHM_ALLOWED_BASE_DIRS", "/dev/shm,/tmp", 1);
     tp_config_report_t r;
     tp_assert_ok(load(text, &r));
     assert_int_equal(config.control_stream_id, 1500);
@@ -91,12 +91,39 @@ static void test_environment_wins(void **state)
     assert_string_equal(config.allowed_base_dirs.items[1], "/tmp");
     assert_true(config.descriptor_stream_id_range.is_set);
     assert_int_equal(config.descriptor_stream_id_range.start, 31000);
+    assert_int_equal(r.warning_count, 0);
+    tp_config_report_fini(&r);
+    setenv("TP_DRIVER_CONTROL_STREAM_ID", "abc", 1);
+    expect_error(text, "environment TP_DRIVER_CONTROL_STREAM_ID='abc' is not a non-negative integer");
+    unsetenv("TP_DRIVER_CONTROL_STREAM_ID");
+    unsetenv("TP_POLICIES_ANNOUNCE_PERIOD_MS");
+    unsetenv("TP_SHM_ALLOWED_BASE_DIRS");
+}
+
+/* The spec's example names (no TP_) still work, with a warning naming the new one; the TP_ name wins over them. */
+static void test_environment_old_names(void **state)
+{
+    (void)state;
+    /* covers: D-17-2s */
+    char text[1024];
+    snprintf(text, sizeof(text), "[driver]\ncontrol_stream_id = 1100\n%s", base_profile);
+    setenv("DRIVER_CONTROL_STREAM_ID", "1500", 1);
+    tp_config_report_t r;
+    tp_assert_ok(load(text, &r));
+    assert_int_equal(config.control_stream_id, 1500);
+    assert_int_equal(r.warning_count, 1);
+    tp_test_assert_contains(tp_strbuf_cstr(&r.warnings),
+        "environment DRIVER_CONTROL_STREAM_ID is the old name of TP_DRIVER_CONTROL_STREAM_ID");
+    tp_config_report_fini(&r);
+    setenv("TP_DRIVER_CONTROL_STREAM_ID", "1600", 1);
+    tp_assert_ok(load(text, &r));
+    assert_int_equal(config.control_stream_id, 1600);
+    assert_int_equal(r.warning_count, 0);
     tp_config_report_fini(&r);
     setenv("DRIVER_CONTROL_STREAM_ID", "abc", 1);
+    unsetenv("TP_DRIVER_CONTROL_STREAM_ID");
     expect_error(text, "environment DRIVER_CONTROL_STREAM_ID='abc' is not a non-negative integer");
     unsetenv("DRIVER_CONTROL_STREAM_ID");
-    unsetenv("POLICIES_ANNOUNCE_PERIOD_MS");
-    unsetenv("SHM_ALLOWED_BASE_DIRS");
 }
 
 static void test_profile_rules(void **state)
@@ -268,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_fallback_uris_are_channels),
         cmocka_unit_test(test_environment_wins),
+        cmocka_unit_test(test_environment_old_names),
         cmocka_unit_test(test_profile_rules),
         cmocka_unit_test(test_stream_rules),
         cmocka_unit_test(test_range_rules),
