@@ -1,9 +1,10 @@
 /*
- * One driver shared by several Unix users (issue 18's deployment): `tp driver` runs as one user with shm.group
- * set, a producer and a consumer run as two other users of that group, and a fourth user outside it is refused
- * with a sentence naming the group and leaves no file behind. Real users and a real group are made with
+ * One driver shared by several Unix users (issue 18's deployment): `tp driver config/shared-driver.toml` runs as
+ * one user (its bus directory and group moved to this test's by environment), a producer and a consumer run as
+ * two other users of that group, and a fourth user outside it is refused with a sentence naming the group and
+ * leaves no file behind; the driver's clean stop leaves no region file. Real users and a real group are made with
  * useradd/groupadd (root only; skipped otherwise) and removed at the end; the processes switch to them with
- * setpriv.
+ * setpriv. Also: config/tensorpool-driver.service agrees with config/shared-driver.toml.
  */
 #include <errno.h>
 #include <grp.h>
@@ -138,22 +139,15 @@ static void test_driver_shared_by_three_users(void **state)
     assert_non_null(drv);
     assert_int_equal(chown(run, drv->pw_uid, (gid_t)-1), 0);
     snprintf(bus, sizeof(bus), "%s/bus", run);
-    snprintf(config, sizeof(config), "%s/driver.toml", dir);
-    FILE *f = fopen(config, "w");
-    assert_non_null(f);
-    fprintf(f,
-        "[driver]\nbus_dir = \"%s\"\n"
-        "[shm]\nbase_dir = \"/dev/shm\"\npermissions_mode = \"660\"\ngroup = \"%s\"\n"
-        "[policies]\nprefault_shm = false\n"
-        "[profiles.small]\nheader_nslots = 64\npayload_pools = [ { pool_id = 1, stride_bytes = 4096 } ]\n"
-        "[streams.main]\nstream_id = 10000\nprofile = \"small\"\n",
-        bus, group_name);
-    fclose(f);
-    assert_int_equal(chmod(config, 0644), 0);
+    snprintf(config, sizeof(config), "%s/driver.toml", dir); /* a copy every user can read */
+    snprintf(cmd, sizeof(cmd), "cp '%s/config/shared-driver.toml' '%s' && chmod 0644 '%s'", TP_SOURCE_DIR, config,
+        config);
+    assert_int_equal(system(cmd), 0);
 
     char prefix[2048];
     as_user(prefix, sizeof(prefix), DRIVER, bus, tool);
-    snprintf(cmd, sizeof(cmd), "exec %s driver '%s' 2>'%s/driver.err'", prefix, config, dir);
+    snprintf(cmd, sizeof(cmd), "TP_DRIVER_BUS_DIR='%s' TP_SHM_GROUP='%s' exec %s driver '%s' 2>'%s/driver.err'", bus,
+        group_name, prefix, config, dir);
     pid_t driver = tp_test_spawn(cmd);
     char status[1024];
     snprintf(status, sizeof(status), "%s/driver-1000.json", bus);
@@ -218,13 +212,62 @@ static void test_driver_shared_by_three_users(void **state)
     kill(driver, SIGTERM);
     assert_int_equal(waitpid(driver, &rc, 0), driver);
     assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    /* cleanup_shm_on_exit: nothing of the stream's regions stays once nobody maps them */
+    snprintf(cmd, sizeof(cmd), "find '%s' -type f \\( -name '*.ring' -o -name '*.pool' \\)", regions);
+    tp_test_run(cmd, out, sizeof(out));
+    assert_string_equal(out, "");
     remove_accounts();
+}
+
+static char *line_of(char *text, const char *prefix)
+{
+    for (char *line = text; line != NULL && *line != '\0';)
+    {
+        char *end = strchr(line, '\n');
+        if (strncmp(line, prefix, strlen(prefix)) == 0)
+        {
+            return line + strlen(prefix);
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* The unit runs `tp driver` on the file its install steps put config/shared-driver.toml at, and that file's bus
+ * lies in the runtime directory systemd makes for the service, whose group is the file's shm.group. */
+static void test_unit_matches_shared_config(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/config/tensorpool-driver.service", TP_SOURCE_DIR);
+    size_t length;
+    char *unit = (char *)tp_test_read_file(path, &length);
+    snprintf(path, sizeof(path), "%s/config/shared-driver.toml", TP_SOURCE_DIR);
+    char *toml = (char *)tp_test_read_file(path, &length);
+    tp_test_assert_contains(unit, "install -D -m 0644 config/shared-driver.toml /etc/tensorpool/driver.toml");
+    char *exec = line_of(unit, "ExecStart=");
+    assert_non_null(exec);
+    assert_true(strncmp(exec, "/usr/local/bin/tp driver /etc/tensorpool/driver.toml\n", 52) == 0);
+    char *runtime = line_of(unit, "RuntimeDirectory=");
+    assert_non_null(runtime);
+    char expected[256];
+    snprintf(expected, sizeof(expected), "bus_dir = \"/run/%.*s/bus\"", (int)strcspn(runtime, "\n"), runtime);
+    tp_test_assert_contains(toml, expected);
+    char *group = line_of(unit, "Group=");
+    assert_non_null(group);
+    snprintf(expected, sizeof(expected), "group = \"%.*s\"", (int)strcspn(group, "\n"), group);
+    tp_test_assert_contains(toml, expected);
+    snprintf(expected, sizeof(expected), "export TP_BUS_DIR=/run/%.*s/bus", (int)strcspn(runtime, "\n"), runtime);
+    tp_test_assert_contains(unit, expected);
+    free(unit);
+    free(toml);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_driver_shared_by_three_users),
+        cmocka_unit_test(test_unit_matches_shared_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

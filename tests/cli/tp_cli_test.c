@@ -277,6 +277,18 @@ static void test_config_commands(void **state)
             fail();
         }
     }
+    /* the shared deployment's file names a group this machine may lack: checked with one that exists */
+    char shared[1024];
+    snprintf(shared, sizeof(shared), "TP_SHM_GROUP=root %s config check %s/config/shared-driver.toml 2>&1", TP_TOOL,
+        TP_SOURCE_DIR);
+    assert_int_equal(tp_test_run(shared, out, sizeof(out)), 0);
+    tp_test_assert_contains(out, ": OK: ");
+    assert_null(strstr(out, "warning"));
+    snprintf(shared, sizeof(shared), "TP_SHM_GROUP=no-such-group-here %s config check %s/config/shared-driver.toml "
+        "2>&1", TP_TOOL, TP_SOURCE_DIR);
+    assert_int_equal(tp_test_run(shared, out, sizeof(out)), 1);
+    tp_test_assert_contains(out, "shm.group");
+    tp_test_assert_contains(out, "no group named 'no-such-group-here'");
     char dir[512];
     tp_test_make_dir(dir, sizeof(dir), "config");
     char cmd[8192];
