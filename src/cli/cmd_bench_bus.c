@@ -100,13 +100,13 @@ static void throughput_subscriber(const char *dir, bench_shared_t *sh, double se
     }
     tp_store_relaxed_int(&sh->subscribed, 1);
     uint64_t count = 0;
-    while (count == 0)
+    while (count == 0 && !tp_load_relaxed_int(&sh->stop))
     {
         tp_bus_poll(sub, on_count, &count, 256);
     }
     /* Warm up, then measure a window. */
     int64_t warm = tp_clock_monotonic_ns() + 200 * TP_NS_PER_MS;
-    while (tp_clock_monotonic_ns() < warm)
+    while (tp_clock_monotonic_ns() < warm && !tp_load_relaxed_int(&sh->stop))
     {
         tp_bus_poll(sub, on_count, &count, 256);
     }
@@ -116,7 +116,7 @@ static void throughput_subscriber(const char *dir, bench_shared_t *sh, double se
     int64_t start = tp_clock_monotonic_ns();
     int64_t end = start + (int64_t)(seconds * 1e9);
     int64_t now = start;
-    while (now < end)
+    while (now < end && !tp_load_relaxed_int(&sh->stop))
     {
         for (int i = 0; i < 64; i++)
         {
@@ -135,14 +135,24 @@ static void throughput_subscriber(const char *dir, bench_shared_t *sh, double se
     _exit(0);
 }
 
-static int bench_wait_all(pid_t *pids, int n)
+/* Wait for the benchmark's processes; a SIGINT or SIGTERM of ours tells them to stop (sh->stop) meanwhile, so
+ * that they end at once and the bench can remove its directory. */
+static int bench_wait_all(bench_shared_t *sh, pid_t *pids, int n)
 {
     int ok = 1;
     for (int i = 0; i < n; i++)
     {
         int status = 0;
-        waitpid(pids[i], &status, 0);
-        ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        pid_t done;
+        while ((done = waitpid(pids[i], &status, WNOHANG)) == 0)
+        {
+            if (tp_cli_stop_requested())
+            {
+                tp_store_relaxed_int(&sh->stop, 1);
+            }
+            usleep(1000);
+        }
+        ok &= done == pids[i] && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
     return ok;
 }
@@ -168,7 +178,7 @@ static int throughput_once(const char *dir, bench_shared_t *sh, size_t size, int
             throughput_publisher(dir, sh, size);
         }
     }
-    if (!bench_wait_all(pids, n) || sh->elapsed_ns <= 0)
+    if (!bench_wait_all(sh, pids, n) || sh->elapsed_ns <= 0)
     {
         return -1;
     }
@@ -246,7 +256,7 @@ static int pingpong_once(const char *dir, bench_shared_t *sh, bool park, int rou
     uint8_t msg[32] = { 0 };
     uint64_t got = 0;
     int warmup = round_trips / 10;
-    for (int i = 0; i < round_trips + warmup; i++)
+    for (int i = 0; i < round_trips + warmup && !tp_cli_stop_requested(); i++)
     {
         int64_t t0 = tp_clock_monotonic_ns();
         while (tp_bus_offer(pub, msg, sizeof(msg)) < 0)
@@ -270,7 +280,7 @@ static int pingpong_once(const char *dir, bench_shared_t *sh, bool park, int rou
     rc = sh->rtt.count == (uint64_t)round_trips ? 0 : -1;
 done:
     tp_store_relaxed_int(&sh->stop, 1);
-    bench_wait_all(&pong, 1);
+    bench_wait_all(sh, &pong, 1);
     tp_bus_publication_close(pub);
     tp_bus_subscription_close(sub);
     tp_bus_close(bus);
@@ -299,7 +309,7 @@ static int idle_once(const char *dir, bench_shared_t *sh, double seconds)
         struct rusage r0;
         getrusage(RUSAGE_SELF, &r0);
         int64_t end = tp_clock_monotonic_ns() + (int64_t)(seconds * 1e9);
-        while (tp_clock_monotonic_ns() < end)
+        while (tp_clock_monotonic_ns() < end && !tp_load_relaxed_int(&sh->stop))
         {
             tp_idle(&idle, tp_bus_poll(sub, on_count, &count, 16));
         }
@@ -313,7 +323,7 @@ static int idle_once(const char *dir, bench_shared_t *sh, double seconds)
         tp_bus_close(bus);
         _exit(0);
     }
-    return bench_wait_all(&child, 1) ? 0 : -1;
+    return bench_wait_all(sh, &child, 1) ? 0 : -1;
 }
 
 /* ---- report ---- */
@@ -384,6 +394,7 @@ int tp_bench_bus(int argc, char **argv)
     }
     char dir[256];
     snprintf(dir, sizeof(dir), "/dev/shm/tp-bench-%d", (int)getpid());
+    tp_cli_install_stop_handlers(); /* SIGINT/SIGTERM: the processes stop and the directory goes */
     bench_shared_t *sh = mmap(NULL, sizeof(bench_shared_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED)
     {
@@ -433,6 +444,11 @@ int tp_bench_bus(int argc, char **argv)
         idle_cpu[r] = sh->cpu_ms;
     }
     tp_fs_remove_tree(dir);
+    if (tp_cli_stop_requested())
+    {
+        munmap(sh, sizeof(*sh));
+        return tp_cli_fail(TP_EXIT_FAILED, "bench bus", "interrupted: no results (%s removed)", dir);
+    }
     if (status != TP_EXIT_OK)
     {
         munmap(sh, sizeof(*sh));

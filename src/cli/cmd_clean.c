@@ -36,7 +36,8 @@ static void usage(FILE *out)
         "  - in each SHM namespace of tensorpool-$USER whose driver is not running (nobody holds its driver.lock),\n"
         "    the region files of every epoch no live process maps; the newest epoch directory of each stream stays,\n"
         "    empty, so that a driver started later still numbers its epochs above it;\n"
-        "  - tp-bench-PID and tp-test-PID-* directories of processes that no longer run.\n"
+        "  - tp-bench-PID (also tp-bench-udp-PID, tp-bench-attach-PID) and tp-test-PID-* directories of\n"
+        "    processes that no longer run.\n"
         "A namespace whose driver runs is left to that driver's epoch GC. --dry-run lists what would go, with sizes.\n\n"
         "example:\n"
         "  tp clean --dry-run\n\n"
@@ -174,11 +175,15 @@ static void clean_namespace(clean_t *c, const char *ns_dir)
     }
 }
 
-/* tp-bench-PID, tp-test-PID-NAME: the pid, or 0 when name is none of those. */
+/* tp-bench-PID, tp-bench-udp-PID, tp-bench-attach-PID, tp-test-PID-NAME: the pid, or 0 when name is none of
+ * those. */
 static pid_t scratch_pid(const char *name)
 {
-    const char *digits = strncmp(name, "tp-bench-", 9) == 0 ? name + 9 : strncmp(name, "tp-test-", 8) == 0 ? name + 8
-                                                                                                         : NULL;
+    const char *digits = strncmp(name, "tp-bench-udp-", 13) == 0      ? name + 13
+                         : strncmp(name, "tp-bench-attach-", 16) == 0 ? name + 16
+                         : strncmp(name, "tp-bench-", 9) == 0         ? name + 9
+                         : strncmp(name, "tp-test-", 8) == 0          ? name + 8
+                                                                      : NULL;
     if (digits == NULL || *digits < '1' || *digits > '9')
     {
         return 0;

@@ -107,12 +107,13 @@ static void test_clean(void **state)
     snprintf(path, sizeof(path), "%s/live/driver.lock", user_dir);
     pid_t driver = lock_holder(path);
     pid_t gone = dead_pid();
-    char dead_bench[64], dead_test[64], live_bench[64];
+    char dead_bench[64], dead_test[64], live_bench[64], dead_udp[64];
     snprintf(dead_bench, sizeof(dead_bench), "tp-bench-%d", (int)gone);
     snprintf(dead_test, sizeof(dead_test), "tp-test-%d-x", (int)gone);
+    snprintf(dead_udp, sizeof(dead_udp), "tp-bench-udp-%d", (int)gone);
     snprintf(live_bench, sizeof(live_bench), "tp-bench-%d", (int)getpid());
-    const char *scratch[] = { dead_bench, dead_test, live_bench };
-    for (int i = 0; i < 3; i++)
+    const char *scratch[] = { dead_bench, dead_test, live_bench, dead_udp };
+    for (int i = 0; i < 4; i++)
     {
         snprintf(path, sizeof(path), "%s/%s/log", base, scratch[i]);
         write_file(path, 1000);
@@ -152,11 +153,36 @@ static void test_clean(void **state)
     }
     assert_false(exists(dead_bench));
     assert_false(exists(dead_test));
+    assert_false(exists(dead_udp));
     assert_true(exists(live_bench));
     kill(driver, SIGKILL);
     waitpid(driver, NULL, 0);
     munmap(mapped, 8192);
     tp_test_remove_dir(dir);
+}
+
+/* A `tp bench bus` ended by SIGTERM (as `timeout` ends it) stops its processes and removes its directory. */
+static void test_bench_removes_its_files_on_sigterm(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "exec %s bench bus --seconds 3 --repeats 1 --round-trips 1000 >/dev/null 2>&1",
+        TP_TOOL);
+    pid_t bench = tp_test_spawn(cmd);
+    char bench_dir[128];
+    snprintf(bench_dir, sizeof(bench_dir), "/dev/shm/tp-bench-%d", (int)bench);
+    for (int i = 0; i < 5000 && access(bench_dir, F_OK) != 0; i++)
+    {
+        usleep(2000);
+    }
+    assert_int_equal(access(bench_dir, F_OK), 0);
+    usleep(200 * 1000); /* its processes are running in it */
+    kill(bench, SIGTERM);
+    int status = 0;
+    assert_int_equal(waitpid(bench, &status, 0), bench);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_int_not_equal(access(bench_dir, F_OK), 0);
 }
 
 static void test_usage(void **state)
@@ -175,6 +201,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean),
+        cmocka_unit_test(test_bench_removes_its_files_on_sigterm),
         cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
