@@ -307,6 +307,7 @@ int tp_bench_frames(int argc, char **argv)
             return TP_EXIT_USAGE;
         }
     }
+    tp_cli_install_stop_handlers(); /* SIGINT/SIGTERM end the runs; the embedded driver then removes its files */
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     tp_cli_embedded_t env;
     fb_consumer_t *c = calloc(1, sizeof(*c));

@@ -348,6 +348,7 @@ int tp_bench_join(int argc, char **argv)
         }
         tp_bench_stats(v, JB_ROUNDS, &barrier[k]);
     }
+    tp_cli_install_stop_handlers(); /* SIGINT/SIGTERM end the runs; the embedded driver then removes its files */
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     const uint32_t streams[3] = { JB_OUT, JB_A, JB_B };
     const uint16_t pool_ids[1] = { 1 };

@@ -227,6 +227,7 @@ int tp_bench_ratelimiter(int argc, char **argv)
             return tp_cli_fail(TP_EXIT_USAGE, "bench ratelimiter", "unknown option '%s' (see --help)", argv[i]);
         }
     }
+    tp_cli_install_stop_handlers(); /* SIGINT/SIGTERM end the runs; the embedded driver then removes its files */
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     const uint32_t streams[2] = { RB_SOURCE, RB_DEST };
     const uint16_t pool_ids[2] = { 1, 2 };

@@ -728,6 +728,7 @@ int tp_bench_udp(int argc, char **argv)
     snprintf(probe, sizeof(probe), "%s/aeronmd", aeron != NULL ? aeron : "");
     bool has_aeron = aeron != NULL && access(probe, X_OK) == 0;
     udp_bench_t b = { .seconds = seconds, .port = 32000 + (int)(getpid() % 8000) };
+    tp_cli_install_stop_handlers(); /* SIGINT/SIGTERM end the runs; the embedded driver then removes its files */
     snprintf(b.dir, sizeof(b.dir), "/dev/shm/tp-bench-udp-%d", (int)getpid());
     if (mkdir(b.dir, 0700) < 0 && errno != EEXIST)
     {
