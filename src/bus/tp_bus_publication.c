@@ -159,6 +159,7 @@ static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint
     bus->file_mode = file_mode;
     const char *env = getenv("TP_BUS_DIR");
     int n;
+    bool is_named = true; /* by the caller or TP_BUS_DIR, not the default under /dev/shm */
     if (bus_dir != NULL && bus_dir[0] != '\0')
     {
         n = snprintf(bus->dir, sizeof(bus->dir), "%s", bus_dir);
@@ -169,6 +170,7 @@ static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint
     }
     else
     {
+        is_named = false;
         char user[300];
         if (tp_fs_user_dir_name(user, sizeof(user)) < 0)
         {
@@ -227,7 +229,9 @@ static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint
             goto error;
         }
     }
-    if (tp_fs_check_ancestors(bus->dir) < 0) /* wire spec 15.21a: nobody else's directory, no symlink */
+    /* wire spec 15.21a: nobody else's directory, no symlink; root may watch a bus shared with a group it is not in
+     * when it names it (a driver's service account owns it) */
+    if (tp_fs_check_ancestors_shared(bus->dir, is_named && geteuid() == 0) < 0)
     {
         TP_APPEND_ERR("bus directory '%s'", bus->dir);
         goto error;

@@ -271,6 +271,12 @@ static void print_status(const tp_json_t *root)
     printf("regions under %s (namespace %s); leases expire after %" PRIu64 " x %" PRIu64 " ms without keepalive\n",
         jstr(root, "base_dir"), jstr(root, "namespace"), jnum(root, "lease_expiry_grace_intervals"),
         jnum(root, "lease_keepalive_interval_ms"));
+    char shm[256];
+    tp_cli_format_shm_use(shm, sizeof(shm), root, jstr(root, "base_dir"));
+    if (shm[0] != '\0')
+    {
+        printf("%s\n", shm);
+    }
     const tp_json_t *streams = tp_json_get(root, "streams");
     const tp_json_t *leases = tp_json_get(root, "leases");
     printf("%zu stream(s), %zu active lease(s)\n", streams != NULL ? streams->count : 0,

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/tp_json.h"
+
 #define TP_EXIT_OK 0
 #define TP_EXIT_FAILED 1
 #define TP_EXIT_USAGE 2
@@ -72,6 +74,13 @@ int tp_cli_frame_verify(const uint8_t *payload, uint32_t length, uint64_t seq);
  * in the last 4, as tp_cli_frame_fill does, so that tp_cli_frame_verify checks it. */
 void tp_cli_frame_stamp(uint8_t *payload, uint32_t length, uint64_t seq);
 /* Install SIGINT/SIGTERM handlers that set the flag returned by tp_cli_stop_requested(). */
+/* "512 B", "64.0 KiB", "17.0 MiB", "3.2 GiB". */
+void tp_cli_format_bytes(char *out, size_t capacity, uint64_t bytes);
+
+/* "shm 17.0 MiB in 2 epoch dirs (/dev/shm: 3.2 GiB of 3.9 GiB free)" from a driver status file's "shm" object
+ * (empty when it has none: an older driver). */
+void tp_cli_format_shm_use(char *out, size_t capacity, const tp_json_t *status, const char *base_dir);
+
 void tp_cli_install_stop_handlers(void);
 int tp_cli_stop_requested(void);
 /* The flag itself, for tp_agent_run. */

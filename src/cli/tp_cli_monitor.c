@@ -132,8 +132,11 @@ int tp_monitor_read_status(tp_monitor_t *t)
     uint64_t pid = json_u64(doc, "pid");
     t->driver_running = strcmp(json_str(doc, "state"), "running") == 0 && pid > 0 &&
                         (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-    snprintf(t->driver_line, sizeof(t->driver_line), "driver %s, pid %" PRIu64 " (%s), control stream %" PRIu32,
-        json_str(doc, "instance_id"), pid, t->driver_running ? "running" : "not running", t->control_stream_id);
+    char shm[256];
+    tp_cli_format_shm_use(shm, sizeof(shm), doc, json_str(doc, "base_dir"));
+    snprintf(t->driver_line, sizeof(t->driver_line), "driver %s, pid %" PRIu64 " (%s), control stream %" PRIu32 "%s%s",
+        json_str(doc, "instance_id"), pid, t->driver_running ? "running" : "not running", t->control_stream_id,
+        shm[0] != '\0' ? ", " : "", shm);
     snprintf(t->instance_id, sizeof(t->instance_id), "%s", json_str(doc, "instance_id"));
     t->driver_pid = pid;
     const char *base = json_str(doc, "base_dir");

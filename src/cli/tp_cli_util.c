@@ -1,5 +1,6 @@
 /* Shared helpers of the tp subcommands. */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "core/tp_config.h"
 #include "core/tp_crc32c.h"
 #include "core/tp_fs.h"
+#include "core/tp_json.h"
 #include "core/tp_log.h"
 #include "core/tp_strbuf.h"
 #include "core/tp_toml.h"
@@ -162,4 +164,49 @@ int tp_cli_frame_verify(const uint8_t *payload, uint32_t length, uint64_t seq)
     memcpy(&stored_seq, payload, 8);
     memcpy(&stored_crc, payload + length - 4, 4);
     return stored_seq == seq && tp_crc32c(0, payload, length - 4) == stored_crc;
+}
+
+void tp_cli_format_bytes(char *out, size_t capacity, uint64_t bytes)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    if (bytes < 1024)
+    {
+        snprintf(out, capacity, "%" PRIu64 " B", bytes);
+        return;
+    }
+    double v = (double)bytes / 1024.0;
+    int u = 0;
+    while (v >= 1024.0 && u < 3)
+    {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(out, capacity, "%.1f %s", v, units[u]);
+}
+
+static uint64_t shm_field(const tp_json_t *shm, const char *key)
+{
+    uint64_t v = 0;
+    const tp_json_t *n = tp_json_get(shm, key);
+    if (n != NULL)
+    {
+        tp_json_to_u64(n, &v);
+    }
+    return v;
+}
+
+void tp_cli_format_shm_use(char *out, size_t capacity, const tp_json_t *status, const char *base_dir)
+{
+    const tp_json_t *shm = tp_json_get(status, "shm");
+    if (shm == NULL || shm->type != TP_JSON_OBJECT)
+    {
+        snprintf(out, capacity, "%s", "");
+        return;
+    }
+    char used[32], avail[32], size[32];
+    tp_cli_format_bytes(used, sizeof(used), shm_field(shm, "namespace_bytes"));
+    tp_cli_format_bytes(avail, sizeof(avail), shm_field(shm, "fs_available_bytes"));
+    tp_cli_format_bytes(size, sizeof(size), shm_field(shm, "fs_size_bytes"));
+    snprintf(out, capacity, "shm %s in %" PRIu64 " epoch dir(s) (%s: %s of %s free)", used,
+        shm_field(shm, "epoch_dirs"), base_dir, avail, size);
 }

@@ -79,15 +79,25 @@ int tp_fs_user_dir_name(char *out, size_t capacity)
 }
 
 
-/* tp_fs_check_dir that also trusts directories of trusted_uid ((uid_t)-1: nobody more). */
-static int check_dir(const char *path, const struct stat *st, uid_t trusted_uid)
+/* Inside a shared-group directory (setgid, group-writable, closed to others), a directory of that group that the
+ * group may write was made by a member: as trustworthy as the parent itself (root watching a shared bus). */
+static bool is_group_member_dir(const struct stat *st, const struct stat *parent)
+{
+    return parent != NULL && (parent->st_mode & (S_ISGID | S_IWGRP)) == (S_ISGID | S_IWGRP) &&
+           (parent->st_mode & S_IWOTH) == 0 && st->st_gid == parent->st_gid && (st->st_mode & S_IWGRP) != 0;
+}
+
+/* tp_fs_check_dir that also trusts directories of trusted_uid ((uid_t)-1: nobody more) and, given the parent's
+ * stat, directories of a shared group's members. */
+static int check_dir(const char *path, const struct stat *st, uid_t trusted_uid, const struct stat *parent)
 {
     if (S_ISLNK(st->st_mode) || !S_ISDIR(st->st_mode))
     {
         TP_SET_ERR(TP_E_CONTAINMENT, "'%s' exists but is not a directory (or is a symlink)", path);
         return -1;
     }
-    bool is_ours = st->st_uid == geteuid() || st->st_uid == 0 || st->st_uid == trusted_uid;
+    bool is_ours = st->st_uid == geteuid() || st->st_uid == 0 || st->st_uid == trusted_uid ||
+                   is_group_member_dir(st, parent);
     if ((st->st_mode & S_IWOTH) != 0 && !(st->st_uid == 0 && (st->st_mode & S_ISVTX) != 0))
     {
         TP_SET_ERR(TP_E_CONTAINMENT, "directory '%s' (mode %04o) is writable by every user: anyone could replace "
@@ -106,10 +116,15 @@ static int check_dir(const char *path, const struct stat *st, uid_t trusted_uid)
 
 int tp_fs_check_dir(const char *path, const struct stat *st)
 {
-    return check_dir(path, st, (uid_t)-1);
+    return check_dir(path, st, (uid_t)-1, NULL);
 }
 
 int tp_fs_check_ancestors(const char *path)
+{
+    return tp_fs_check_ancestors_shared(path, false);
+}
+
+int tp_fs_check_ancestors_shared(const char *path, bool trust_shared_leaf)
 {
     uid_t leaf_owner = (uid_t)-1;
     char partial[FS_PATH_MAX];
@@ -127,7 +142,9 @@ int tp_fs_check_ancestors(const char *path)
             TP_SET_ERR(errno, "'%s': %s", partial, strerror(errno));
             return -1;
         }
-        if (check_dir(partial, &st, leaf_owner) < 0)
+        bool is_shared = (st.st_mode & (S_ISGID | S_IWGRP)) == (S_ISGID | S_IWGRP) && (st.st_mode & S_IWOTH) == 0;
+        if (!(trust_shared_leaf && leaf_owner == (uid_t)-1 && is_shared) &&
+            check_dir(partial, &st, leaf_owner, NULL) < 0)
         {
             return -1;
         }
@@ -169,6 +186,7 @@ int tp_fs_mkdirs(const char *trusted_root, const char *path, mode_t mode)
         return -1;
     }
     strcpy(partial, path);
+    struct stat parent = st;
     for (char *p = partial + root_n + 1; p != NULL && *p != '\0';)
     {
         char *slash = strchr(p, '/');
@@ -195,7 +213,7 @@ int tp_fs_mkdirs(const char *trusted_root, const char *path, mode_t mode)
             TP_SET_ERR(errno, "'%s': %s", partial, strerror(errno));
             return -1;
         }
-        if (tp_fs_check_dir(partial, &st) < 0)
+        if (check_dir(partial, &st, (uid_t)-1, &parent) < 0)
         {
             return -1;
         }
@@ -203,6 +221,7 @@ int tp_fs_mkdirs(const char *trusted_root, const char *path, mode_t mode)
         {
             break;
         }
+        parent = st;
         *slash = '/';
         p = slash + 1;
     }

@@ -37,6 +37,9 @@ int tp_fs_check_dir(const char *path, const struct stat *st);
 /* tp_fs_check_dir for path and each ancestor up to the first one root owns. Ancestors may also belong to path's
  * owner (a driver's service account owning the directory that holds the bus it shares with our group). */
 int tp_fs_check_ancestors(const char *path);
+/* The same; with trust_shared_leaf, path itself may also be another user's directory shared with a group (setgid,
+ * group-writable, closed to others): a driver's shared bus, which root named explicitly to watch it. */
+int tp_fs_check_ancestors_shared(const char *path, bool trust_shared_leaf);
 
 /* ---- shared-group deployments (tp_fs_share.c) ---- */
 

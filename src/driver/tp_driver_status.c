@@ -4,11 +4,14 @@
  * (temporary file + rename) once a second and shortly after every change; removed on close. A reader checks the
  * pid it names is alive, so a file left by a killed driver reads as stale, never as a running driver.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "core/tp_clock.h"
@@ -16,6 +19,7 @@
 #include "core/tp_log.h"
 #include "core/tp_strbuf.h"
 #include "driver/tp_driver_internal.h"
+#include "shm/tp_shm_layout.h"
 #include "tp_sbe_driver.h"
 
 void tp_driver_status_path(char *out, size_t capacity, const char *bus_dir, uint32_t control_stream_id)
@@ -123,6 +127,68 @@ static void status_supervisor(tp_strbuf_t *b, const tp_driver_t *d)
     tp_strbuf_puts(b, "]}");
 }
 
+/* Allocated bytes of every file below dirfd (the namespace: streams, then epochs, then regions; nothing deeper,
+ * no symlink followed); epoch directories counted at depth 1. */
+static void tree_usage(int dirfd, int depth, uint64_t *bytes, uint64_t *epoch_dirs)
+{
+    DIR *dir = fdopendir(dirfd);
+    if (dir == NULL)
+    {
+        close(dirfd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL)
+    {
+        struct stat st;
+        if (e->d_name[0] == '.' || fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        {
+            continue;
+        }
+        if (S_ISREG(st.st_mode))
+        {
+            *bytes += (uint64_t)st.st_blocks * 512u;
+        }
+        else if (S_ISDIR(st.st_mode) && depth < 2)
+        {
+            *epoch_dirs += depth == 1 ? 1u : 0u;
+            int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0)
+            {
+                tree_usage(sub, depth + 1, bytes, epoch_dirs);
+            }
+        }
+    }
+    closedir(dir);
+}
+
+/* The shared memory this driver's namespace holds (every epoch directory, old ones too) and what its filesystem
+ * has left: what `tp driver status` and `tp top` report as /dev/shm use. */
+static void status_shm(tp_strbuf_t *b, const tp_driver_t *d)
+{
+    uint64_t bytes = 0;
+    uint64_t epoch_dirs = 0;
+    char ns[TP_PATH_MAX];
+    if (tp_shm_layout_namespace_dir(ns, sizeof(ns), d->config.base_dir, d->config.name_space) == 0)
+    {
+        int fd = open(ns, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0)
+        {
+            tree_usage(fd, 0, &bytes, &epoch_dirs);
+        }
+    }
+    struct statvfs fs;
+    uint64_t size = 0;
+    uint64_t avail = 0;
+    if (statvfs(d->base_dir_canonical, &fs) == 0)
+    {
+        size = (uint64_t)fs.f_blocks * fs.f_frsize;
+        avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+    }
+    tp_strbuf_printf(b, ",\"shm\":{\"namespace_bytes\":%" PRIu64 ",\"epoch_dirs\":%" PRIu64 ",\"fs_size_bytes\":%" PRIu64
+        ",\"fs_available_bytes\":%" PRIu64 "}", bytes, epoch_dirs, size, avail);
+}
+
 int tp_driver_status_write(tp_driver_t *d)
 {
     const tp_driver_config_t *c = &d->config;
@@ -150,6 +216,7 @@ int tp_driver_status_write(tp_driver_t *d)
     tp_strbuf_putc(&b, ',');
     status_leases(&b, d);
     status_supervisor(&b, d);
+    status_shm(&b, d);
     tp_strbuf_puts(&b, "}\n");
 
     char tmp[TP_PATH_MAX + 16];

@@ -194,6 +194,16 @@ static void test_driver_shared_by_three_users(void **state)
     assert_true(out[0] != '\0');
     assert_shared(out, 0660);
 
+    /* root watches the shared bus, whose stream directories the members made */
+    snprintf(cmd, sizeof(cmd), "TP_BUS_DIR='%s' %s top --once --interval 0.3 2>&1", bus, TP_TOOL);
+    rc = tp_test_run(cmd, out, sizeof(out));
+    if (rc != 0)
+    {
+        print_error("tp top as root: exit %d:\n%s\n", rc, out);
+        fail();
+    }
+    tp_test_assert_contains(out, " epoch dir(s) (");
+
     /* The outsider: one clear sentence, exit 1, and nothing of hers anywhere. */
     as_user(prefix, sizeof(prefix), EVE, bus, tool);
     snprintf(cmd, sizeof(cmd), "timeout 30 %s consume 10000 --count 1 2>&1", prefix);

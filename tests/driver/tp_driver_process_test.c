@@ -217,6 +217,7 @@ static void test_frozen_producer_is_revoked_and_restart_moves_epochs(void **stat
     snprintf(args, sizeof(args), "driver status --config %s", config);
     assert_int_equal(tool(args, out, sizeof(out)), 0);
     tp_test_assert_contains(out, "1 active lease(s)");
+    tp_test_assert_contains(out, " epoch dir(s) ("); /* the /dev/shm use (issue 18) */
     /* The keepalive interval and grace are discoverable. covers: D-4.4-6 */
     tp_test_assert_contains(out, "leases expire after 3 x 50 ms without keepalive");
 
