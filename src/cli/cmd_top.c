@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -43,52 +44,133 @@ static void top_usage(FILE *out)
         "exit status: 0; 1 no driver status could be read; 2 bad arguments.\n");
 }
 
+#define TOP_COLUMNS 9
+#define TOP_CELL 64
+
+/* The terminal's width: the window of stdout, else $COLUMNS, else 0 (not a terminal: nothing is cut). */
+static int terminal_width(void)
+{
+    struct winsize ws;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    {
+        return ws.ws_col;
+    }
+    const char *columns = getenv("COLUMNS");
+    uint64_t v = 0;
+    return columns != NULL && tp_cli_parse_u64(columns, 20, 10000, &v) == 0 ? (int)v : 0;
+}
+
+/* One line of at most width columns (0: any), cut with '~' where it would wrap. */
+static void put_line(tp_strbuf_t *b, const char *line, int width)
+{
+    size_t n = strlen(line);
+    if (width > 0 && n > (size_t)width)
+    {
+        tp_strbuf_append(b, line, (size_t)width - 1);
+        tp_strbuf_putc(b, '~');
+    }
+    else
+    {
+        tp_strbuf_puts(b, line);
+    }
+    tp_strbuf_putc(b, '\n');
+}
+
+static void stream_cells(const tp_monitor_stream_t *s, int64_t now, char cells[TOP_COLUMNS][TOP_CELL])
+{
+    snprintf(cells[0], TOP_CELL, "%" PRIu32, s->stream_id);
+    snprintf(cells[1], TOP_CELL, "%s", s->in_status ? s->name : "(not the driver's)");
+    snprintf(cells[2], TOP_CELL, "%" PRIu64, s->epoch);
+    snprintf(cells[3], TOP_CELL, s->producer_client_id != 0 ? "client %" PRIu32 : "-", s->producer_client_id);
+    snprintf(cells[4], TOP_CELL, "%" PRIu32, s->consumers);
+    if (s->has_rates)
+    {
+        snprintf(cells[5], TOP_CELL, "%.1f", s->fps);
+        snprintf(cells[6], TOP_CELL, "%.1f", s->bps / (1024.0 * 1024.0));
+    }
+    else
+    {
+        snprintf(cells[5], TOP_CELL, "..."); /* the first screen, before any sampling */
+        snprintf(cells[6], TOP_CELL, "...");
+    }
+    if (s->has_drops)
+    {
+        snprintf(cells[7], TOP_CELL, "%" PRIu64 "/%" PRIu64, s->drops_gap, s->drops_late);
+    }
+    else
+    {
+        snprintf(cells[7], TOP_CELL, "-");
+    }
+    if (s->last_announce_ns != 0)
+    {
+        snprintf(cells[8], TOP_CELL, "%.1f s ago", (double)(now - s->last_announce_ns) / 1e9);
+    }
+    else
+    {
+        snprintf(cells[8], TOP_CELL, "-");
+    }
+}
+
+/* The table fits the terminal: every column as wide as its widest cell; when the line is still too long, the
+ * NAME column gives way first (names cut with '~'), then lines are cut. */
 static void render(tp_monitor_t *t, tp_strbuf_t *b, bool ansi)
 {
+    static const char *const headers[TOP_COLUMNS] = { "STREAM", "NAME", "EPOCH", "PRODUCER", "CONSUMERS",
+        "FRAMES/S", "MIB/S", "DROPS", "ANNOUNCED" };
+    int width = ansi ? terminal_width() : 0;
     if (ansi)
     {
         tp_strbuf_puts(b, "\033[H\033[2J");
     }
-    tp_strbuf_printf(b, "tp top: %s, bus %s\n\n", t->driver_line, tp_bus_dir(t->bus));
-    tp_strbuf_printf(b, "%-8s %-16s %-6s %-10s %-9s %-10s %-9s %-12s %s\n", "STREAM", "NAME", "EPOCH", "PRODUCER",
-        "CONSUMERS", "FRAMES/S", "MIB/S", "DROPS", "ANNOUNCED");
+    char line[2048];
+    snprintf(line, sizeof(line), "tp top: %s", t->driver_line);
+    put_line(b, line, width);
+    snprintf(line, sizeof(line), "bus %s", tp_bus_dir(t->bus));
+    put_line(b, line, width);
+    tp_strbuf_putc(b, '\n');
     int64_t now = tp_clock_monotonic_ns();
+    size_t widths[TOP_COLUMNS];
+    for (int c = 0; c < TOP_COLUMNS; c++)
+    {
+        widths[c] = strlen(headers[c]);
+    }
+    char cells[TOP_COLUMNS][TOP_CELL];
     for (size_t i = 0; i < t->count; i++)
     {
-        const tp_monitor_stream_t *s = &t->streams[i];
-        char producer[32], drops[64], announced[32];
-        snprintf(producer, sizeof(producer), s->producer_client_id != 0 ? "client %" PRIu32 : "-",
-            s->producer_client_id);
-        if (s->has_drops)
+        stream_cells(&t->streams[i], now, cells);
+        for (int c = 0; c < TOP_COLUMNS; c++)
         {
-            snprintf(drops, sizeof(drops), "%" PRIu64 "/%" PRIu64, s->drops_gap, s->drops_late);
+            size_t n = strlen(cells[c]);
+            widths[c] = n > widths[c] ? n : widths[c];
         }
-        else
+    }
+    size_t total = 0;
+    for (int c = 0; c < TOP_COLUMNS; c++)
+    {
+        total += widths[c] + (c + 1 < TOP_COLUMNS ? 2 : 0);
+    }
+    if (width > 0 && total > (size_t)width && widths[1] > 6)
+    {
+        size_t excess = total - (size_t)width;
+        widths[1] = excess + 6 <= widths[1] ? widths[1] - excess : 6;
+    }
+    for (size_t i = 0; i <= t->count; i++)
+    {
+        if (i > 0)
         {
-            snprintf(drops, sizeof(drops), "-");
+            stream_cells(&t->streams[i - 1], now, cells);
         }
-        if (s->last_announce_ns != 0)
+        size_t at = 0;
+        for (int c = 0; c < TOP_COLUMNS && at + 1 < sizeof(line); c++)
         {
-            snprintf(announced, sizeof(announced), "%.1f s ago", (double)(now - s->last_announce_ns) / 1e9);
+            const char *text = i == 0 ? headers[c] : cells[c];
+            size_t n = strlen(text);
+            bool cut = n > widths[c];
+            int shown = (int)(cut ? widths[c] - 1 : n);
+            at += (size_t)snprintf(line + at, sizeof(line) - at, "%.*s%s%*s", shown, text, cut ? "~" : "",
+                c + 1 < TOP_COLUMNS ? (int)(widths[c] - (size_t)shown - (cut ? 1 : 0)) + 2 : 0, "");
         }
-        else
-        {
-            snprintf(announced, sizeof(announced), "-");
-        }
-        char fps[32], mibs[32];
-        if (s->has_rates)
-        {
-            snprintf(fps, sizeof(fps), "%.1f", s->fps);
-            snprintf(mibs, sizeof(mibs), "%.1f", s->bps / (1024.0 * 1024.0));
-        }
-        else
-        {
-            snprintf(fps, sizeof(fps), "..."); /* the first screen, before any sampling */
-            snprintf(mibs, sizeof(mibs), "...");
-        }
-        tp_strbuf_printf(b, "%-8" PRIu32 " %-16s %-6" PRIu64 " %-10s %-9" PRIu32 " %-10s %-9s %-12s %s\n",
-            s->stream_id, s->in_status ? s->name : "(not the driver's)", s->epoch, producer, s->consumers, fps, mibs,
-            drops, announced);
+        put_line(b, line, width);
     }
     if (t->count == 0)
     {
@@ -96,7 +178,8 @@ static void render(tp_monitor_t *t, tp_strbuf_t *b, bool ansi)
     }
     if (ansi)
     {
-        tp_strbuf_puts(b, "\nq quits; DROPS = gaps/late, summed over the consumers' latest QosConsumer reports\n");
+        tp_strbuf_putc(b, '\n');
+        put_line(b, "q quits; DROPS = gaps/late, summed over the consumers' latest QosConsumer reports", width);
     }
 }
 

@@ -465,6 +465,25 @@ static void test_top_once(void **state)
     assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "\033[H\033[2J"));
     assert_non_null(strstr(out, "q quits"));
+    /* A narrow terminal: no line wraps (the terminal's width, here from COLUMNS as script's pty has none). */
+    snprintf(cmd, sizeof(cmd),
+        "(printf q; sleep 2) | COLUMNS=48 TP_BUS_DIR='%s' timeout 20 script -qec '%s top --interval 0.2' /dev/null "
+        "2>&1",
+        bus_dir, TP_TOOL);
+    assert_int_equal(tp_test_run(cmd, out, sizeof(out)), 0);
+    int cut_lines = 0;
+    for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n"))
+    {
+        char *clear = strstr(line, "\033[H\033[2J");
+        const char *text = clear != NULL ? clear + 7 : line;
+        size_t n = strcspn(text, "\r");
+        if (n > 48)
+        {
+            fail_msg("a %zu-column line in a 48-column terminal: %.*s", n, (int)n, text);
+        }
+        cut_lines += n == 48 && text[47] == '~';
+    }
+    assert_true(cut_lines > 0);
     /* A bus directory that does not exist: said so, and not created. Then no driver: a clear error, exit 1. */
     char args[800];
     snprintf(args, sizeof(args), "top --once --bus-dir '%s/nowhere'", dir);
