@@ -18,6 +18,7 @@
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
+#include "core/tp_json.h"
 #include "core/tp_strbuf.h"
 #include "shm/tp_header_ring.h"
 #include "shm/tp_region_uri.h"
@@ -212,6 +213,34 @@ static void slot_summary(tp_strbuf_t *b, const uint8_t *slot, uint32_t index, bo
     tp_strbuf_putc(b, '\n');
 }
 
+/* One struct decoded by its schema as JSON (tp decode's form), or null with the reason. */
+static void struct_json(tp_strbuf_t *b, const char *message, const uint8_t *data, size_t length)
+{
+    tp_sbe_msg_view_t view;
+    const tp_sbe_message_meta_t *meta = tp_sbe_message_find_name(message);
+    if (meta == NULL || tp_sbe_decode(&view, meta, data, length) < 0)
+    {
+        tp_strbuf_puts(b, "null,\"error\":");
+        const char *why = meta == NULL ? "no such message" : tp_errmsg();
+        tp_strbuf_json_string(b, why, strlen(why));
+        return;
+    }
+    tp_sbe_to_json(b, &view);
+}
+
+/* One header slot in full: the summary's fields, the SlotHeader as its schema decodes it, and the embedded
+ * TensorHeader (null with the reason when it does not decode). */
+static void slot_full_json(tp_strbuf_t *b, const uint8_t *slot, uint32_t index)
+{
+    tp_strbuf_puts(b, "{\"summary\":");
+    slot_summary(b, slot, index, true);
+    tp_strbuf_puts(b, ",\"slot_header\":");
+    struct_json(b, "SlotHeader", slot, TP_HEADER_SLOT_BYTES);
+    tp_strbuf_puts(b, ",\"tensor_header\":");
+    struct_json(b, "TensorHeader", slot + TP_SLOT_TENSOR_HEADER_OFFSET, TP_TENSOR_HEADER_BYTES);
+    tp_strbuf_putc(b, '}');
+}
+
 static int inspect_parse(int argc, char **argv, inspect_opts_t *o)
 {
     const char *cmd = "inspect";
@@ -404,7 +433,7 @@ int tp_cmd_inspect(int argc, char **argv)
     {
         uint32_t first = o.slot >= 0 ? (uint32_t)o.slot : 0;
         uint32_t count = o.slot >= 0 ? 1 : (sb.nslots < INSPECT_MAX_SLOTS ? sb.nslots : INSPECT_MAX_SLOTS);
-        if (!o.json)
+        if (!o.json && o.slot < 0)
         {
             tp_strbuf_printf(&b, "\n%-6s %-12s %-10s %-5s %-12s %-8s %s\n", "SLOT", "SEQ", "STATE", "POOL", "LENGTH",
                 "DTYPE", "DIMS");
@@ -425,6 +454,24 @@ int tp_cmd_inspect(int argc, char **argv)
             if (o.json && i > first)
             {
                 tp_strbuf_putc(&b, ',');
+            }
+            if (o.slot >= 0)
+            {
+                tp_strbuf_t one;
+                tp_strbuf_init(&one);
+                slot_full_json(&one, slot, i);
+                if (o.json)
+                {
+                    tp_strbuf_puts(&b, tp_strbuf_cstr(&one));
+                }
+                else
+                {
+                    tp_strbuf_putc(&b, '\n');
+                    tp_json_pretty(&b, tp_strbuf_cstr(&one));
+                    tp_strbuf_putc(&b, '\n');
+                }
+                tp_strbuf_fini(&one);
+                continue;
             }
             slot_summary(&b, slot, i, o.json);
         }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/tp_clock.h"
+#include "core/tp_json.h"
 #include "shm/tp_shm_layout.h"
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_client.h"
@@ -257,8 +258,24 @@ static void test_inspect_and_validate(void **state)
     snprintf(args, sizeof(args), "inspect 'shm:file?path=%s' --slot 0 --json --allowed-dirs '%s'", header, shm);
     assert_int_equal(tp(args), 0);
     assert_non_null(strstr(out, "\"ok\":true"));
-    assert_non_null(strstr(out, "\"slots\":[{\"slot\":0,\"seq\":0,\"state\":\"committed\",\"pool_id\":1,"));
+    assert_non_null(strstr(out, "\"slots\":[{\"summary\":{\"slot\":0,\"seq\":0,\"state\":\"committed\",\"pool_id\":1,"));
     assert_non_null(strstr(out, "\"dims\":[2,3]"));
+    /* --slot is the slot in full: its SlotHeader and embedded TensorHeader as the schema decodes them, JSON
+     * that parses, with or without --json */
+    tp_json_t *doc = NULL;
+    tp_assert_ok(tp_json_parse(&doc, out, strlen(out)));
+    tp_json_free(doc);
+    assert_non_null(strstr(out, "\"message\":\"SlotHeader\""));
+    assert_non_null(strstr(out, "\"message\":\"TensorHeader\""));
+    assert_non_null(strstr(out, "\"dtype\":\"FLOAT32\""));
+    snprintf(args, sizeof(args), "inspect '%s' --slot 0", header);
+    assert_int_equal(tp(args), 0);
+    assert_non_null(strstr(out, "checks    ok"));
+    const char *json = strchr(out, '{');
+    assert_non_null(json);
+    tp_assert_ok(tp_json_parse(&doc, json, strlen(json)));
+    tp_json_free(doc);
+    assert_non_null(strstr(out, "\"valuesLenBytes\": 24"));
     /* Expectations that do not hold: exit 1 naming them. */
     snprintf(args, sizeof(args), "inspect '%s' --expect-epoch %llu", pool, (unsigned long long)epoch + 7);
     assert_int_equal(tp(args), 1);
