@@ -1,7 +1,7 @@
 /*
  * The zero-copy path, as a camera or DMA engine would use it: claim the next slot of the pool that fits, let
  * the "device" write the frame straight into shared memory, commit (or abort if the capture failed).
- * Usage: claim_producer BUS_DIR SHM_BASE_DIR [FRAMES]. The driver must serve stream 10000.
+ * Usage: claim_producer [BUS_DIR|- [SHM_BASE_DIR|- [FRAMES]]]. The driver must serve stream 10000.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -29,19 +29,36 @@ static int device_capture(uint8_t *buffer, uint32_t capacity, uint64_t frame)
     return 0;
 }
 
+/* BUS_DIR and SHM_BASE_DIR may be left out or given as "-": then the defaults `tp` uses ($TP_BUS_DIR, else
+ * /dev/shm/tensorpool-$USER/bus; regions under /dev/shm), which TP_CLIENT_BUS_DIR and
+ * TP_CLIENT_ALLOWED_BASE_DIRS override. */
+static int set_dirs(tp_client_context_t *ctx, int argc, char **argv, int first)
+{
+    if (argc > first && strcmp(argv[first], "-") != 0 &&
+        tp_client_context_set(ctx, "client.bus_dir", argv[first]) < 0)
+    {
+        return -1;
+    }
+    if (argc > first + 1 && strcmp(argv[first + 1], "-") != 0 &&
+        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[first + 1]) < 0)
+    {
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3)
+    if (argc > 4)
     {
-        fprintf(stderr, "usage: claim_producer BUS_DIR SHM_BASE_DIR [FRAMES]\n");
+        fprintf(stderr, "usage: claim_producer [BUS_DIR|- [SHM_BASE_DIR|- [FRAMES]]]\n");
         return 2;
     }
     int frames = argc > 3 ? atoi(argv[3]) : 100;
     tp_client_context_t *ctx = NULL;
     tp_client_t *client = NULL;
     tp_producer_t *producer = NULL;
-    if (tp_client_context_init(&ctx) < 0 || tp_client_context_set(ctx, "client.bus_dir", argv[1]) < 0 ||
-        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[2]) < 0 || tp_client_connect(&client, ctx) < 0 ||
+    if (tp_client_context_init(&ctx) < 0 || set_dirs(ctx, argc, argv, 1) < 0 || tp_client_connect(&client, ctx) < 0 ||
         tp_producer_attach(&producer, client, STREAM_ID, 5000000000LL) < 0)
     {
         fprintf(stderr, "claim_producer: %s\n", tp_errmsg());

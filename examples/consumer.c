@@ -1,7 +1,9 @@
 /*
  * A consumer: connect to a running driver, attach to a stream, and receive frames through a callback until
  * FRAMES of them arrived or TIMEOUT seconds passed. Each frame is copied out (validated) before it is used.
- * Usage: consumer BUS_DIR SHM_BASE_DIR [FRAMES] [TIMEOUT]. Exit status 0 when FRAMES frames arrived intact.
+ * Usage: consumer [BUS_DIR|- [SHM_BASE_DIR|- [FRAMES [TIMEOUT]]]]. Exit status 0 when FRAMES frames arrived
+ * intact. Frames the producer wrote faster than this consumer read them are lost once the ring is lapped: the
+ * counters at the end say how many (gaps).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +37,29 @@ static void on_frame(void *clientd, const tp_frame_t *frame)
     r->frames++;
 }
 
+/* BUS_DIR and SHM_BASE_DIR may be left out or given as "-": then the defaults `tp` uses ($TP_BUS_DIR, else
+ * /dev/shm/tensorpool-$USER/bus; regions under /dev/shm), which TP_CLIENT_BUS_DIR and
+ * TP_CLIENT_ALLOWED_BASE_DIRS override. */
+static int set_dirs(tp_client_context_t *ctx, int argc, char **argv, int first)
+{
+    if (argc > first && strcmp(argv[first], "-") != 0 &&
+        tp_client_context_set(ctx, "client.bus_dir", argv[first]) < 0)
+    {
+        return -1;
+    }
+    if (argc > first + 1 && strcmp(argv[first + 1], "-") != 0 &&
+        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[first + 1]) < 0)
+    {
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3)
+    if (argc > 5)
     {
-        fprintf(stderr, "usage: consumer BUS_DIR SHM_BASE_DIR [FRAMES] [TIMEOUT]\n");
+        fprintf(stderr, "usage: consumer [BUS_DIR|- [SHM_BASE_DIR|- [FRAMES [TIMEOUT]]]]\n");
         return 2;
     }
     int frames = argc > 3 ? atoi(argv[3]) : 100;
@@ -47,8 +67,7 @@ int main(int argc, char **argv)
     tp_client_context_t *ctx = NULL;
     tp_client_t *client = NULL;
     tp_consumer_t *consumer = NULL;
-    if (tp_client_context_init(&ctx) < 0 || tp_client_context_set(ctx, "client.bus_dir", argv[1]) < 0 ||
-        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[2]) < 0 || tp_client_connect(&client, ctx) < 0 ||
+    if (tp_client_context_init(&ctx) < 0 || set_dirs(ctx, argc, argv, 1) < 0 || tp_client_connect(&client, ctx) < 0 ||
         tp_consumer_attach(&consumer, client, STREAM_ID, 5000000000LL) < 0)
     {
         fprintf(stderr, "consumer: %s\n", tp_errmsg());
@@ -74,6 +93,13 @@ int main(int argc, char **argv)
     tp_consumer_counters(consumer, &k);
     printf("consumer: %d frames (%d bad), gaps %llu, late %llu, remaps %llu\n", r.frames, r.bad,
         (unsigned long long)k.drops_gap, (unsigned long long)k.drops_late, (unsigned long long)k.remaps);
+    if (k.drops_gap > 0)
+    {
+        /* by design, never silently: the ring keeps the stream's last header_nslots frames */
+        printf("consumer: %llu frames were overwritten before this consumer read them: poll more often, or give "
+               "the stream's profile more header_nslots\n",
+            (unsigned long long)k.drops_gap);
+    }
     tp_consumer_close(consumer);
     tp_client_close(client);
     tp_client_context_close(ctx);

@@ -4,9 +4,10 @@
  * processes (e.g. `tp produce 10001 --trace`). Every output carries a new trace id and a TraceLinkSet naming the
  * two input frames it was made from.
  *
- *   join_stage lockstep    BUS_DIR SHM_BASE_DIR [OUTPUTS]   cameras 10001 + 10002 in lockstep (sequence offset 0)
- *   join_stage camera-imu  BUS_DIR SHM_BASE_DIR [OUTPUTS]   camera 10001 + IMU 10003 within 10 ms (timestamps)
- *   join_stage data-config BUS_DIR SHM_BASE_DIR [OUTPUTS]   data 10001 + the latest configuration 10002
+ *   join_stage KIND [BUS_DIR|- [SHM_BASE_DIR|- [OUTPUTS]]], KIND one of
+ *     lockstep      cameras 10001 + 10002 in lockstep (sequence offset 0)
+ *     camera-imu    camera 10001 + IMU 10003 within 10 ms (timestamps)
+ *     data-config   data 10001 + the latest configuration 10002
  *
  * It prints "attached" once its inputs and output are attached, one line per output, and a summary; exit 0 when
  * OUTPUTS outputs were made (default 20), 1 on an error or after 30 s without them.
@@ -114,11 +115,29 @@ static int make_map(const char *mode, uint64_t epoch, tp_merge_map_t *map, tp_jo
     return -1;
 }
 
+/* BUS_DIR and SHM_BASE_DIR may be left out or given as "-": then the defaults `tp` uses ($TP_BUS_DIR, else
+ * /dev/shm/tensorpool-$USER/bus; regions under /dev/shm), which TP_CLIENT_BUS_DIR and
+ * TP_CLIENT_ALLOWED_BASE_DIRS override. */
+static int set_dirs(tp_client_context_t *ctx, int argc, char **argv, int first)
+{
+    if (argc > first && strcmp(argv[first], "-") != 0 &&
+        tp_client_context_set(ctx, "client.bus_dir", argv[first]) < 0)
+    {
+        return -1;
+    }
+    if (argc > first + 1 && strcmp(argv[first + 1], "-") != 0 &&
+        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[first + 1]) < 0)
+    {
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 4)
+    if (argc < 2 || argc > 5)
     {
-        fprintf(stderr, "usage: join_stage lockstep|camera-imu|data-config BUS_DIR SHM_BASE_DIR [OUTPUTS]\n");
+        fprintf(stderr, "usage: join_stage lockstep|camera-imu|data-config [BUS_DIR|- [SHM_BASE_DIR|- [OUTPUTS]]]\n");
         return 2;
     }
     uint64_t want = argc > 4 ? strtoull(argv[4], NULL, 10) : 20;
@@ -128,8 +147,7 @@ int main(int argc, char **argv)
     tp_consumer_t *consumers[2] = {NULL, NULL};
     tp_merge_authority_t *authority = NULL;
     stage_t stage = {0};
-    if (tp_client_context_init(&ctx) < 0 || tp_client_context_set(ctx, "client.bus_dir", argv[2]) < 0 ||
-        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[3]) < 0 || tp_client_connect(&client, ctx) < 0)
+    if (tp_client_context_init(&ctx) < 0 || set_dirs(ctx, argc, argv, 2) < 0 || tp_client_connect(&client, ctx) < 0)
     {
         return fail("connect");
     }

@@ -1,7 +1,7 @@
 /*
  * A producer, as in the user guide's quickstart: connect to a running driver, attach to a stream, offer frames
- * (the copy path), close. Usage: producer BUS_DIR SHM_BASE_DIR [FRAMES]. The driver must serve stream 10000
- * (tp driver CONFIG with bus_dir and base_dir as given here).
+ * (the copy path), close. Usage: producer [BUS_DIR|- [SHM_BASE_DIR|- [FRAMES]]]. The driver must serve stream
+ * 10000 (tp driver CONFIG with bus_dir and base_dir as given here, or the defaults).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,19 +18,36 @@ static int fail(const char *what)
     return 1;
 }
 
+/* BUS_DIR and SHM_BASE_DIR may be left out or given as "-": then the defaults `tp` uses ($TP_BUS_DIR, else
+ * /dev/shm/tensorpool-$USER/bus; regions under /dev/shm), which TP_CLIENT_BUS_DIR and
+ * TP_CLIENT_ALLOWED_BASE_DIRS override. */
+static int set_dirs(tp_client_context_t *ctx, int argc, char **argv, int first)
+{
+    if (argc > first && strcmp(argv[first], "-") != 0 &&
+        tp_client_context_set(ctx, "client.bus_dir", argv[first]) < 0)
+    {
+        return -1;
+    }
+    if (argc > first + 1 && strcmp(argv[first + 1], "-") != 0 &&
+        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[first + 1]) < 0)
+    {
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3)
+    if (argc > 4)
     {
-        fprintf(stderr, "usage: producer BUS_DIR SHM_BASE_DIR [FRAMES]\n");
+        fprintf(stderr, "usage: producer [BUS_DIR|- [SHM_BASE_DIR|- [FRAMES]]]\n");
         return 2;
     }
     int frames = argc > 3 ? atoi(argv[3]) : 100;
     tp_client_context_t *ctx = NULL;
     tp_client_t *client = NULL;
     tp_producer_t *producer = NULL;
-    if (tp_client_context_init(&ctx) < 0 || tp_client_context_set(ctx, "client.bus_dir", argv[1]) < 0 ||
-        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[2]) < 0 || tp_client_connect(&client, ctx) < 0)
+    if (tp_client_context_init(&ctx) < 0 || set_dirs(ctx, argc, argv, 1) < 0 || tp_client_connect(&client, ctx) < 0)
     {
         return fail("connect");
     }

@@ -30,5 +30,6 @@ status=0
 wait "$consumer_pid" || status=$?
 cat "$dir/consumer.out"
 [ "$status" -eq 0 ] || { echo "consumer failed ($status)"; exit 1; }
-"$claim_producer" "$dir/bus" "$dir/shm" 50
+# the directories left out: the defaults, here from the environment as for any client
+TP_BUS_DIR="$dir/bus" TP_CLIENT_ALLOWED_BASE_DIRS="$dir/shm" "$claim_producer"
 echo "examples ok"
