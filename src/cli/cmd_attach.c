@@ -13,7 +13,7 @@
 #include "core/tp_err.h"
 #include "core/tp_proc.h"
 #include "core/tp_strbuf.h"
-#include "driver/tp_driver_proxy.h"
+#include "cli/tp_driver_proxy.h"
 #include "tensorpool/tp_bus.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
@@ -391,11 +391,11 @@ static int hold_lease(const talk_t *t, tp_driver_proxy_t *proxy, const tp_attach
         tp_driver_proxy_poll(proxy);
         for (; seen < tp_driver_proxy_event_count(proxy); seen++)
         {
-            const tp_proxy_event_t *e = tp_driver_proxy_event(proxy, seen);
-            if ((e->kind == TP_PROXY_EVENT_REVOKED && e->lease_id == r->lease_id) || e->kind == TP_PROXY_EVENT_SHUTDOWN)
+            const tp_control_event_t *e = tp_driver_proxy_event(proxy, seen);
+            if ((e->kind == TP_CONTROL_EVENT_REVOKED && e->lease_id == r->lease_id) || e->kind == TP_CONTROL_EVENT_SHUTDOWN)
             {
                 printf("lease %" PRIu64 " ended by the driver (%s) after %" PRIu64 " keepalives\n", r->lease_id,
-                    e->kind == TP_PROXY_EVENT_SHUTDOWN ? "driver shutdown" : "revoked", sent);
+                    e->kind == TP_CONTROL_EVENT_SHUTDOWN ? "driver shutdown" : "revoked", sent);
                 return TP_EXIT_FAILED;
             }
         }
@@ -417,7 +417,7 @@ static int hold_lease(const talk_t *t, tp_driver_proxy_t *proxy, const tp_attach
         }
     }
     int32_t code = 0;
-    char message[TP_PROXY_MESSAGE_MAX];
+    char message[TP_CONTROL_MESSAGE_MAX];
     if (tp_driver_proxy_detach(proxy, r->lease_id, p->stream_id, p->client_id, p->role, &code, message,
             sizeof(message), (int64_t)(t->timeout_s * 1e9)) < 0)
     {
@@ -507,7 +507,7 @@ int tp_cmd_detach(int argc, char **argv)
     tp_driver_proxy_t *proxy = NULL;
     int status = TP_EXIT_FAILED;
     int32_t code = 0;
-    char message[TP_PROXY_MESSAGE_MAX];
+    char message[TP_CONTROL_MESSAGE_MAX];
     if (open_proxy(&t, &bus, &proxy) == 0)
     {
         if (tp_driver_proxy_detach(proxy, t.lease_id, (uint32_t)t.stream_id, (uint32_t)t.client_id, (uint8_t)t.role,

@@ -19,7 +19,7 @@
 #include "core/tp_err.h"
 #include "core/tp_fs.h"
 #include "core/tp_histogram.h"
-#include "driver/tp_driver_proxy.h"
+#include "cli/tp_driver_proxy.h"
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_driver.h"
 #include "tp_sbe_driver.h"

@@ -19,7 +19,7 @@
 #include "core/tp_toml.h"
 #include "driver/tp_driver_config.h"
 #include "driver/tp_driver_internal.h"
-#include "driver/tp_driver_proxy.h"
+#include "cli/tp_driver_proxy.h"
 #include "tensorpool/tp_driver.h"
 #include "tp_sbe_driver.h"
 
@@ -461,7 +461,7 @@ static int driver_shutdown(int argc, char **argv)
     if (l.wait_s > 0)
     {
         size_t from = 0;
-        if (tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_SHUTDOWN, 0, 0, &from, NULL,
+        if (tp_driver_proxy_await_event(proxy, TP_CONTROL_EVENT_SHUTDOWN, 0, 0, &from, NULL,
                 (int64_t)(l.wait_s * 1e9)) < 0)
         {
             status = tp_cli_fail(TP_EXIT_FAILED, "driver",

@@ -127,7 +127,7 @@ int tp_client_context_close(tp_client_context_t *ctx)
 
 /* Wire spec 10.1.1: an announce counts only if fresh (within the window of local receipt time) and, in the
  * MONOTONIC domain, stamped after our subscription joined. REALTIME_SYNCED announces get the window only. */
-static bool announce_is_fresh(const tp_client_t *c, const tp_proxy_event_t *e)
+static bool announce_is_fresh(const tp_client_t *c, const tp_control_event_t *e)
 {
     int64_t stamp = (int64_t)e->announce_timestamp_ns;
     int64_t now;
@@ -150,7 +150,7 @@ static bool announce_is_fresh(const tp_client_t *c, const tp_proxy_event_t *e)
     return stamp <= now + c->freshness_ns && now - stamp <= c->freshness_ns;
 }
 
-static void remember_announce(tp_client_t *c, const tp_proxy_event_t *e, int64_t now_ns)
+static void remember_announce(tp_client_t *c, const tp_control_event_t *e, int64_t now_ns)
 {
     tp_announced_t *slot = &c->announced[0];
     for (int i = 0; i < TP_CLIENT_ANNOUNCED_MAX; i++)
@@ -174,6 +174,19 @@ static void remember_announce(tp_client_t *c, const tp_proxy_event_t *e, int64_t
     slot->heard_ns = now_ns;
 }
 
+bool tp_client_is_attaching(const tp_client_t *c, uint32_t stream_id, uint8_t role)
+{
+    for (int i = 0; i < TP_CLIENT_MAX_LEASES; i++)
+    {
+        const tp_client_lease_t *l = c->leases[i];
+        if (l != NULL && l->state == TP_LEASE_ATTACHING && l->stream_id == stream_id && l->role == role)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
 const tp_announced_t *tp_client_announced(const tp_client_t *c, uint32_t stream_id)
 {
     for (int i = 0; i < TP_CLIENT_ANNOUNCED_MAX; i++)
@@ -186,18 +199,33 @@ const tp_announced_t *tp_client_announced(const tp_client_t *c, uint32_t stream_
     return NULL;
 }
 
-/* The driver's notices and announces, dispatched to the leases they concern. Revocations and shutdown mark the
- * lease lost (its owner's next tick unmaps it); announces go through the freshness rules first. */
-static void on_notice(void *clientd, const tp_proxy_event_t *e)
+/* Every event of the conductor goes to the leases it concerns, which act on it themselves: the answer to a
+ * request to the lease that made it; a revocation, a shutdown or a fresh announce to every lease (each decides
+ * whether it is its own); announces first through the freshness rules. Owners observe their stream's hellos,
+ * consumer configs, revocations and progress. */
+static void on_control_event(void *clientd, const tp_control_event_t *e)
 {
     tp_client_t *c = clientd;
-    bool is_fresh = e->kind == TP_PROXY_EVENT_ANNOUNCE && announce_is_fresh(c, e);
-    if (e->kind == TP_PROXY_EVENT_ANNOUNCE && !is_fresh)
+    int64_t now = tp_client_now(c);
+    if (e->kind == TP_CONTROL_EVENT_ATTACH_RESPONSE || e->kind == TP_CONTROL_EVENT_DETACH_RESPONSE)
+    {
+        for (int i = 0; i < TP_CLIENT_MAX_LEASES; i++)
+        {
+            tp_client_lease_t *l = c->leases[i];
+            if (l != NULL && (e->correlation_id == l->attach_id || e->correlation_id == l->detach_id))
+            {
+                tp_client_lease_on_event(l, e, now);
+                return;
+            }
+        }
+        return;
+    }
+    bool is_fresh = e->kind == TP_CONTROL_EVENT_ANNOUNCE && announce_is_fresh(c, e);
+    if (e->kind == TP_CONTROL_EVENT_ANNOUNCE && !is_fresh)
     {
         c->announces_ignored++;
         return;
     }
-    int64_t now = tp_client_now(c);
     if (is_fresh)
     {
         remember_announce(c, e, now);
@@ -210,25 +238,16 @@ static void on_notice(void *clientd, const tp_proxy_event_t *e)
         {
             continue;
         }
-        if (is_fresh && e->stream_id == l->stream_id)
-        {
-            is_ignored |= !tp_client_lease_on_announce(l, e, now);
-        }
         if (l->observer != NULL && e->stream_id == l->stream_id &&
-            (e->kind == TP_PROXY_EVENT_HELLO || e->kind == TP_PROXY_EVENT_CONSUMER_CONFIG ||
-                e->kind == TP_PROXY_EVENT_REVOKED || e->kind == TP_PROXY_EVENT_PROGRESS))
+            (e->kind == TP_CONTROL_EVENT_HELLO || e->kind == TP_CONTROL_EVENT_CONSUMER_CONFIG ||
+                e->kind == TP_CONTROL_EVENT_REVOKED || e->kind == TP_CONTROL_EVENT_PROGRESS))
         {
             l->observer(l->owner, e);
         }
-        if (l->is_valid &&
-            ((e->kind == TP_PROXY_EVENT_REVOKED && e->lease_id == l->lease_id) || e->kind == TP_PROXY_EVENT_SHUTDOWN))
+        if (e->kind == TP_CONTROL_EVENT_ANNOUNCE || e->kind == TP_CONTROL_EVENT_REVOKED ||
+            e->kind == TP_CONTROL_EVENT_SHUTDOWN)
         {
-            l->is_lost = true;
-        }
-        else if (e->kind == TP_PROXY_EVENT_REVOKED && e->role == TP_DRIVER_ROLE_PRODUCER &&
-            e->stream_id == l->stream_id && l->role == TP_DRIVER_ROLE_CONSUMER)
-        {
-            tp_client_lease_on_producer_revoked(l, now); /* per lease: the others are not touched */
+            is_ignored |= !tp_client_lease_on_event(l, e, now);
         }
     }
     c->announces_ignored += is_ignored;
@@ -241,7 +260,7 @@ static int subscribe_announces(tp_client_t *c)
     const char *channel = k->announce_channel[0] != '\0' ? k->announce_channel : k->control_channel;
     uint32_t stream = k->announce_stream_id != 0 ? k->announce_stream_id : k->control_stream_id;
     if ((strcmp(channel, k->control_channel) != 0 || stream != k->control_stream_id) &&
-        tp_driver_proxy_subscribe_announces(c->proxy, c->bus, channel, stream) < 0)
+        tp_client_conductor_subscribe_announces(c->conductor, c->bus, channel, stream) < 0)
     {
         return -1;
     }
@@ -268,8 +287,7 @@ int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx)
     c->next_client_id = c->config.client_id != 0 ? c->config.client_id : (tp_random_u32() >> 1) + 1;
     if (tp_shm_allowed_dirs_init(&c->allowed, dirs, c->config.allowed_base_dirs.count) < 0 ||
         tp_bus_init(&c->bus, c->config.bus_dir[0] != '\0' ? c->config.bus_dir : NULL) < 0 ||
-        tp_alloc((void **)&c->attach_result, sizeof(*c->attach_result)) < 0 ||
-        tp_driver_proxy_open(&c->proxy, c->bus, c->config.control_channel, c->config.control_stream_id) < 0 ||
+        tp_client_conductor_open(&c->conductor, c->bus, c->config.control_channel, c->config.control_stream_id) < 0 ||
         subscribe_announces(c) < 0)
     {
         TP_APPEND_ERR("connecting to the driver on %s stream %" PRIu32, c->config.control_channel,
@@ -277,18 +295,17 @@ int tp_client_connect(tp_client_t **out, const tp_client_context_t *ctx)
         tp_client_free(c);
         return -1;
     }
-    tp_driver_proxy_set_notice_handler(c->proxy, on_notice, c);
-    tp_driver_proxy_set_clock(c->proxy, c->clock.fn, c->clock.clientd);
+    tp_client_conductor_set_handler(c->conductor, on_control_event, c);
+    tp_client_conductor_set_clock(c->conductor, c->clock.fn, c->clock.clientd);
     *out = c;
     return 0;
 }
 
 void tp_client_free(tp_client_t *c)
 {
-    tp_driver_proxy_close(c->proxy);
+    tp_client_conductor_close(c->conductor);
     tp_bus_close(c->bus);
     tp_shm_allowed_dirs_fini(&c->allowed);
-    tp_free(c->attach_result);
     tp_free(c);
 }
 

@@ -1,6 +1,6 @@
 /*
- * Client internals: the client (its bus, its driver proxy on the control stream, the descriptor channel), and
- * the lease + mapped regions that producers and consumers share.
+ * Client internals: the client (its bus, its conductor on the control stream, the descriptor channel), and the
+ * lease + mapped regions that producers and consumers share.
  */
 #ifndef TP_CLIENT_INTERNAL_H
 #define TP_CLIENT_INTERNAL_H
@@ -10,7 +10,7 @@
 
 #include "core/tp_config.h"
 #include "core/tp_clock.h"
-#include "driver/tp_driver_proxy.h"
+#include "client/tp_client_conductor.h"
 #include "shm/tp_shm_path.h"
 #include "shm/tp_shm_region.h"
 #include "tensorpool/tp_bus.h"
@@ -77,7 +77,7 @@ struct tp_client
     tp_client_config_t config;
     tp_clock_t clock; /* now_ns of its leases' ticks, keepalives, backoff, freshness, throttles and reports */
     tp_bus_t *bus;
-    tp_driver_proxy_t *proxy;
+    tp_client_conductor_t *conductor; /* the control plane: every message of the driver comes through it */
     tp_shm_allowed_dirs_t allowed;
     uint32_t next_client_id;
     uint32_t open_handles; /* producers + consumers not yet closed */
@@ -85,9 +85,6 @@ struct tp_client
     tp_client_lease_t *leases[TP_CLIENT_MAX_LEASES]; /* open ones, for the driver's notices and announces */
     tp_bus_publication_t *qos_pub; /* shared by its producers' and consumers' QoS senders (tp_qos_internal.h) */
     uint32_t qos_users;
-    /* One attach in flight per client (the proxy's): the lease it belongs to, and where its response goes. */
-    tp_client_lease_t *attaching;
-    tp_attach_result_t *attach_result;
     /* Announces (wire spec 10.1.1): the join time of the subscription that reads them, the freshness window. */
     int64_t join_time_ns;
     int64_t freshness_ns;
@@ -96,6 +93,10 @@ struct tp_client
      * stale); the least recently announced entry makes room */
     tp_announced_t announced[TP_CLIENT_ANNOUNCED_MAX];
 };
+
+/* Does one of the client's leases of stream_id in this role wait for an attach answer? Driver spec 4.8: never
+ * two attaches in flight for one stream and role, so the next waits. */
+bool tp_client_is_attaching(const tp_client_t *client, uint32_t stream_id, uint8_t role);
 
 /* The newest fresh announce of stream_id the client has read, or NULL. */
 const tp_announced_t *tp_client_announced(const tp_client_t *client, uint32_t stream_id);
@@ -121,6 +122,9 @@ struct tp_client_lease
     uint32_t client_id;
     uint32_t stream_id;
     tp_lease_state_t state;
+    int64_t attach_id;  /* the correlation id of the attach in flight (ATTACHING), 0 otherwise */
+    int64_t detach_id;  /* the correlation id of the detach tp_client_lease_close waits for, 0 otherwise */
+    bool is_detached;   /* that detach was answered */
     bool is_valid;      /* state == ATTACHED (read by the hot paths) */
     bool is_lost;       /* a notice said the lease is gone: drop it at the next tick */
     bool is_superseded; /* a newer epoch or a changed superblock: detach and attach again at the next tick */
@@ -156,7 +160,7 @@ struct tp_client_lease
     uint64_t damaged;     /* attachments dropped because a region file shrank under its mapping */
     char last_error[TP_CLIENT_ERROR_MAX];
     /* the owner's view of the control stream: hellos, consumer configs and revocations of its stream */
-    void (*observer)(void *owner, const tp_proxy_event_t *event);
+    void (*observer)(void *owner, const tp_control_event_t *event);
     void *owner;
 };
 
@@ -177,15 +181,19 @@ void tp_client_release(tp_client_t *client);
 /* The pool region of the lease's current mapping that holds p (tp_consumer_payload_region). */
 int tp_client_lease_region_of(const tp_client_lease_t *lease, const uint8_t *p, tp_region_info_t *out);
 
-/* A revocation of the producer lease of the stream this consumer lease maps (driver spec 4.9). */
-void tp_client_lease_on_producer_revoked(tp_client_lease_t *lease, int64_t now_ns);
-
 /* Register the lease and start attaching. timeout_ns < 0: return at once (the lease attaches in the ticks);
  * otherwise wait until attached (0), refused by the driver, or the timeout passed (-1, nothing left open). */
 int tp_client_lease_open(tp_client_lease_t *lease, tp_client_t *client, uint32_t stream_id, uint8_t role,
     uint8_t publish_mode, int64_t timeout_ns);
-/* Read the driver's notices and announces, act on a lost or superseded lease, advance an attach, send the
- * keepalive and check the superblock's liveness when due. Returns the work done. */
+/* A lease is a state machine driven by two calls and nothing else writes its state:
+ *   on_event: what the conductor read that concerns it (its attach's or detach's answer, a revocation of it or of
+ *             its stream's producer, the driver's shutdown, a fresh announce of its stream); false when it ignored
+ *             an announce (an epoch below the highest seen);
+ *   do_work:  act on a lost or superseded lease, start an attach when due, send the keepalive and check the
+ *             superblock's liveness when due. Returns the work done. */
+bool tp_client_lease_on_event(tp_client_lease_t *lease, const tp_control_event_t *event, int64_t now_ns);
+int tp_client_lease_do_work(tp_client_lease_t *lease, int64_t now_ns);
+/* The conductor's work (which feeds on_event of every lease) and then this lease's. */
 int tp_client_lease_tick(tp_client_lease_t *lease, int64_t now_ns);
 /* A descriptor named a newer epoch: detach, unmap, and attach again now, waiting up to timeout_ns for the
  * answer (so the new epoch's first frames are not lost); if not answered by then, the attach goes on in the ticks.
@@ -196,10 +204,6 @@ int tp_client_lease_remap(tp_client_lease_t *lease, int64_t timeout_ns);
 void tp_client_lease_poll_notices(tp_client_lease_t *lease);
 /* Detach (best effort), unmap, unregister. */
 void tp_client_lease_close(tp_client_lease_t *lease);
-
-/* Announces reach the client through the driver proxy's notices (client.c), then each lease of that stream.
- * false if the lease ignored it (an epoch below the highest seen). */
-bool tp_client_lease_on_announce(tp_client_lease_t *lease, const tp_proxy_event_t *announce, int64_t now_ns);
 
 /* tp_discovery_client.c: one discovery exchange's answer. tp_discovery_take_response reads a message from the
  * response stream: an answer to request_id (the first one only) sets has_answer, status and error, and its results,

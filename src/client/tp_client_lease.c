@@ -153,7 +153,7 @@ static void remember_error(tp_client_lease_t *l)
     snprintf(l->last_error, sizeof(l->last_error), "%s", tp_errmsg());
 }
 
-static void start_attach(tp_client_lease_t *l)
+static void start_attach(tp_client_lease_t *l, int64_t now_ns)
 {
     tp_client_t *c = l->client;
     tp_attach_params_t params = { .stream_id = l->stream_id, .client_id = l->client_id, .role = l->role,
@@ -164,13 +164,14 @@ static void start_attach(tp_client_lease_t *l)
     params.has_desired_node_id = l->first_node_id != 0 && !l->is_node_id_refused;
     params.desired_node_id = l->first_node_id;
     l->is_asking_node_id = params.has_desired_node_id;
-    if (tp_driver_proxy_attach_start(c->proxy, &params, c->attach_result) < 0)
+    int64_t id = tp_client_conductor_attach(c->conductor, &params, now_ns);
+    if (id < 0)
     {
         remember_error(l);
-        schedule_retry(l, tp_client_now(c));
+        schedule_retry(l, now_ns);
         return;
     }
-    c->attaching = l;
+    l->attach_id = id;
     l->state = TP_LEASE_ATTACHING;
 }
 
@@ -206,7 +207,7 @@ static void finish_attach(tp_client_lease_t *l, const tp_attach_result_t *r, int
         TP_APPEND_ERR("attaching to stream %" PRIu32, l->stream_id);
         remember_error(l);
         l->is_refused = true;
-        tp_driver_proxy_detach_send(c->proxy, l->lease_id, l->stream_id, l->client_id, l->role);
+        tp_client_conductor_detach_send(c->conductor, l->lease_id, l->stream_id, l->client_id, l->role);
         lease_unmap(l);
         l->lease_id = 0;
         schedule_retry(l, now_ns);
@@ -244,14 +245,14 @@ static void finish_attach(tp_client_lease_t *l, const tp_attach_result_t *r, int
 /* Stop using the regions at once; tell the driver only if the lease is still ours. */
 static void release(tp_client_lease_t *l, bool send_detach)
 {
-    if (l->state == TP_LEASE_ATTACHING && l->client->attaching == l)
+    if (l->state == TP_LEASE_ATTACHING)
     {
-        tp_driver_proxy_attach_cancel(l->client->proxy);
-        l->client->attaching = NULL;
+        tp_client_conductor_cancel(l->client->conductor, l->attach_id); /* a late answer is ignored */
+        l->attach_id = 0;
     }
     if (l->is_valid && send_detach)
     {
-        tp_driver_proxy_detach_send(l->client->proxy, l->lease_id, l->stream_id, l->client_id, l->role);
+        tp_client_conductor_detach_send(l->client->conductor, l->lease_id, l->stream_id, l->client_id, l->role);
     }
     l->is_valid = false;
     l->state = TP_LEASE_WAITING;
@@ -285,7 +286,7 @@ static void check_superblock(tp_client_lease_t *l, int64_t now_ns)
     }
 }
 
-void tp_client_lease_on_producer_revoked(tp_client_lease_t *l, int64_t now_ns)
+static void on_producer_revoked(tp_client_lease_t *l, int64_t now_ns)
 {
     if (!l->is_valid || l->is_awaiting_epoch)
     {
@@ -298,7 +299,7 @@ void tp_client_lease_on_producer_revoked(tp_client_lease_t *l, int64_t now_ns)
     l->await_deadline_ns = now_ns + l->client->freshness_ns;
 }
 
-bool tp_client_lease_on_announce(tp_client_lease_t *l, const tp_proxy_event_t *a, int64_t now_ns)
+static bool on_announce(tp_client_lease_t *l, const tp_control_event_t *a, int64_t now_ns)
 {
     if (a->epoch < l->announced_epoch)
     {
@@ -334,38 +335,69 @@ bool tp_client_lease_on_announce(tp_client_lease_t *l, const tp_proxy_event_t *a
     return true;
 }
 
-/* The client's pending attach, whichever of its leases it belongs to (so that waiting for one lease never stalls
- * another's attach): 1 when it finished. */
-static int advance_attach(tp_client_t *c, int64_t now_ns)
+/* The answer to our attach, or why none will come. */
+static void on_attach_answer(tp_client_lease_t *l, const tp_control_event_t *e, int64_t now_ns)
 {
-    tp_client_lease_t *a = c->attaching;
-    if (a == NULL)
+    if (l->state != TP_LEASE_ATTACHING || e->correlation_id != l->attach_id)
     {
-        return 0;
+        return;
     }
-    int rc = tp_driver_proxy_attach_poll(c->proxy);
-    if (rc == 0)
+    l->attach_id = 0;
+    if (e->attach == NULL)
     {
-        return 0;
+        TP_SET_ERR(TP_E_MALFORMED, "%s", e->failure != NULL ? e->failure : "no attach response");
+        remember_error(l);
+        schedule_retry(l, now_ns);
+        return;
     }
-    c->attaching = NULL;
-    if (rc > 0)
+    finish_attach(l, e->attach, now_ns);
+}
+
+bool tp_client_lease_on_event(tp_client_lease_t *l, const tp_control_event_t *e, int64_t now_ns)
+{
+    switch (e->kind)
     {
-        finish_attach(a, c->attach_result, now_ns);
+    case TP_CONTROL_EVENT_ATTACH_RESPONSE:
+        on_attach_answer(l, e, now_ns);
+        return true;
+    case TP_CONTROL_EVENT_DETACH_RESPONSE:
+        if (l->detach_id != 0 && e->correlation_id == l->detach_id)
+        {
+            l->detach_id = 0;
+            l->is_detached = true;
+        }
+        return true;
+    case TP_CONTROL_EVENT_REVOKED:
+        if (l->is_valid && e->lease_id == l->lease_id)
+        {
+            l->is_lost = true; /* its owner's next tick unmaps it */
+        }
+        else if (e->role == TP_DRIVER_ROLE_PRODUCER && e->stream_id == l->stream_id &&
+            l->role == TP_DRIVER_ROLE_CONSUMER)
+        {
+            on_producer_revoked(l, now_ns);
+        }
+        return true;
+    case TP_CONTROL_EVENT_SHUTDOWN:
+        l->is_lost = l->is_lost || l->is_valid;
+        return true;
+    case TP_CONTROL_EVENT_ANNOUNCE:
+        return e->stream_id != l->stream_id || on_announce(l, e, now_ns);
+    default:
+        return true;
     }
-    else
-    {
-        remember_error(a);
-        schedule_retry(a, now_ns);
-    }
-    return 1;
 }
 
 int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
 {
+    int work = tp_client_conductor_do_work(l->client->conductor, now_ns); /* events reach leases via on_event */
+    return (work > 0 ? work : 0) + tp_client_lease_do_work(l, now_ns);
+}
+
+int tp_client_lease_do_work(tp_client_lease_t *l, int64_t now_ns)
+{
     tp_client_t *c = l->client;
-    int work = tp_driver_proxy_poll(c->proxy); /* notices and announces reach the leases through on_notice */
-    work = work > 0 ? work : 0;
+    int work = 0;
     if (l->is_lost)
     {
         /* Driver spec 4.9, 4.13: stop using the regions at once, then attach again. */
@@ -389,18 +421,17 @@ int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
         l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
         work++;
     }
-    work += advance_attach(c, now_ns);
     switch (l->state)
     {
     case TP_LEASE_WAITING:
-        if (now_ns >= l->next_attempt_ns && c->attaching == NULL)
+        if (now_ns >= l->next_attempt_ns && !tp_client_is_attaching(c, l->stream_id, l->role))
         {
-            start_attach(l);
+            start_attach(l, now_ns);
             work++;
         }
         break;
     case TP_LEASE_ATTACHING:
-        break; /* advance_attach above */
+        break; /* the answer comes through on_event; the conductor resends the request until then */
     case TP_LEASE_ATTACHED:
         if (l->lease_duration_ns > 0 && now_ns > l->lease_deadline_ns)
         {
@@ -424,7 +455,7 @@ int tp_client_lease_tick(tp_client_lease_t *l, int64_t now_ns)
         }
         if (now_ns >= l->next_keepalive_ns)
         {
-            if (tp_driver_proxy_keepalive(c->proxy, l->lease_id, l->stream_id, l->client_id, l->role) < 0)
+            if (tp_client_conductor_keepalive(c->conductor, l->lease_id, l->stream_id, l->client_id, l->role) < 0)
             {
                 l->is_lost = true; /* driver spec 4.4: a failed keepalive send is fatal; attach again */
             }
@@ -457,14 +488,14 @@ static void await_attach(tp_client_lease_t *l, int64_t deadline_ns)
         }
         if (work == 0)
         {
-            tp_bus_subscription_park(tp_driver_proxy_subscription(c->proxy), TP_NS_PER_MS); /* nothing came in */
+            tp_bus_subscription_park(tp_client_conductor_subscription(c->conductor), TP_NS_PER_MS); /* nothing came */
         }
     }
 }
 
 void tp_client_lease_poll_notices(tp_client_lease_t *l)
 {
-    (void)tp_driver_proxy_poll(l->client->proxy);
+    (void)tp_client_conductor_do_work(l->client->conductor, tp_client_now(l->client));
 }
 
 int tp_client_lease_remap(tp_client_lease_t *l, int64_t timeout_ns)
@@ -475,11 +506,11 @@ int tp_client_lease_remap(tp_client_lease_t *l, int64_t timeout_ns)
     l->is_superseded = false;
     l->next_attempt_ns = tp_client_now(l->client);
     l->backoff_ns = TP_CLIENT_BACKOFF_MIN_NS;
-    if (l->client->attaching == NULL)
+    if (!tp_client_is_attaching(l->client, l->stream_id, l->role))
     {
-        start_attach(l);
-        await_attach(l, tp_clock_monotonic_ns() + timeout_ns);
+        start_attach(l, tp_client_now(l->client));
     }
+    await_attach(l, tp_clock_monotonic_ns() + timeout_ns);
     return l->is_valid ? 0 : -1;
 }
 
@@ -519,7 +550,7 @@ int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t str
         await_attach(l, deadline);
         if (l->state == TP_LEASE_WAITING && !l->is_valid && !l->is_refused)
         {
-            tp_bus_subscription_park(tp_driver_proxy_subscription(client->proxy), TP_NS_PER_MS);
+            tp_bus_subscription_park(tp_client_conductor_subscription(client->conductor), TP_NS_PER_MS);
         }
     }
     if (l->is_valid)
@@ -540,6 +571,37 @@ int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t str
     return -1;
 }
 
+/* Detach and wait (real time) for the answer, so that whoever attaches next (another process, perhaps) finds the
+ * stream free. */
+static void detach_and_wait(tp_client_lease_t *l, int64_t timeout_ns)
+{
+    tp_client_t *c = l->client;
+    l->is_detached = false;
+    l->detach_id = tp_client_conductor_detach(c->conductor, l->lease_id, l->stream_id, l->client_id, l->role,
+        tp_client_now(c));
+    if (l->detach_id < 0)
+    {
+        l->detach_id = 0;
+        tp_client_conductor_detach_send(c->conductor, l->lease_id, l->stream_id, l->client_id, l->role);
+        return;
+    }
+    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
+    while (!l->is_detached && tp_clock_monotonic_ns() <= deadline)
+    {
+        if (tp_client_conductor_do_work(c->conductor, tp_client_now(c)) == 0)
+        {
+            tp_bus_subscription_park(tp_client_conductor_subscription(c->conductor), TP_NS_PER_MS);
+        }
+    }
+    if (!l->is_detached)
+    {
+        tp_client_conductor_cancel(c->conductor, l->detach_id);
+        TP_LOG_W("client", "detach of lease %" PRIu64 " got no answer within %" PRId64 " ms (the lease will expire)",
+            l->lease_id, (int64_t)(timeout_ns / TP_NS_PER_MS));
+    }
+    l->detach_id = 0;
+}
+
 void tp_client_lease_close(tp_client_lease_t *l)
 {
     tp_client_t *c = l->client;
@@ -549,14 +611,7 @@ void tp_client_lease_close(tp_client_lease_t *l)
     }
     if (l->is_valid && !l->is_lost)
     {
-        /* Wait for the answer, so that whoever attaches next (another process, perhaps) finds the stream free. */
-        int32_t code;
-        if (tp_driver_proxy_detach(c->proxy, l->lease_id, l->stream_id, l->client_id, l->role, &code, NULL, 0,
-                TP_NS_PER_S) < 0)
-        {
-            TP_LOG_W("client", "detach of lease %" PRIu64 " got no answer: %s (the lease will expire)", l->lease_id,
-                tp_errmsg());
-        }
+        detach_and_wait(l, TP_NS_PER_S);
         l->is_valid = false;
     }
     release(l, false);

@@ -70,7 +70,7 @@ static int pool_of(const tp_client_lease_t *l, uint16_t pool_id)
 
 /* A FrameProgress of our stream: check it against the slot (it must be that frame, being written or committed),
  * its length and the frame's earlier reports; then hand the safe prefix to the handler. */
-static void on_progress(tp_consumer_t *c, const tp_proxy_event_t *e)
+static void on_progress(tp_consumer_t *c, const tp_control_event_t *e)
 {
     tp_client_lease_t *l = &c->lease;
     if (!c->options.supports_progress || c->progress_handler == NULL || !l->is_valid || e->epoch != l->epoch)
@@ -128,10 +128,10 @@ static void on_progress(tp_consumer_t *c, const tp_proxy_event_t *e)
 
 /* The driver's ConsumerConfig for this consumer, and the producer's FrameProgress (through the client's
  * control-stream notices). */
-static void on_control(void *owner, const tp_proxy_event_t *e)
+static void on_control(void *owner, const tp_control_event_t *e)
 {
     tp_consumer_t *c = owner;
-    if (e->kind == TP_PROXY_EVENT_PROGRESS)
+    if (e->kind == TP_CONTROL_EVENT_PROGRESS)
     {
         if (c->own_control == NULL)
         {
@@ -139,7 +139,7 @@ static void on_control(void *owner, const tp_proxy_event_t *e)
         }
         return;
     }
-    if (e->kind != TP_PROXY_EVENT_CONSUMER_CONFIG || e->client_id != c->lease.client_id || !c->lease.is_valid)
+    if (e->kind != TP_CONTROL_EVENT_CONSUMER_CONFIG || e->client_id != c->lease.client_id || !c->lease.is_valid)
     {
         return;
     }
@@ -214,7 +214,7 @@ static void send_hello(tp_consumer_t *c)
     int64_t n = tp_wire_consumer_hello_enc_finish(&e);
     if (n > 0)
     {
-        tp_driver_proxy_send(c->lease.client->proxy, buf, (size_t)n);
+        tp_client_conductor_send(c->lease.client->conductor, buf, (size_t)n);
     }
 }
 
@@ -381,9 +381,9 @@ static void on_own_control(void *clientd, const uint8_t *buffer, size_t length, 
     {
         return;
     }
-    tp_proxy_event_t e;
+    tp_control_event_t e;
     memset(&e, 0, sizeof(e));
-    e.kind = TP_PROXY_EVENT_PROGRESS;
+    e.kind = TP_CONTROL_EVENT_PROGRESS;
     e.stream_id = c->lease.stream_id;
     e.epoch = tp_wire_frame_progress_epoch(&m);
     e.seq = tp_wire_frame_progress_seq(&m);

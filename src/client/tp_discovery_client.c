@@ -12,7 +12,7 @@
 #include "core/tp_err.h"
 #include "core/tp_log.h"
 #include "core/tp_proc.h"
-#include "driver/tp_driver_proxy.h"
+#include "client/tp_client_conductor.h"
 #include "tensorpool/tp_discovery.h"
 #include "tp_sbe_discovery.h"
 #include "wire/tp_sbe.h"
@@ -212,7 +212,7 @@ static int ask(tp_client_t *client, tp_bus_publication_t *pub, tp_bus_subscripti
  * same epoch with another layout): the provider is behind. Returns how many were dropped. */
 static size_t drop_contradicted(tp_client_t *client, tp_discovery_answer_t *a)
 {
-    tp_driver_proxy_poll(client->proxy); /* the announces that came in meanwhile */
+    tp_client_conductor_do_work(client->conductor, tp_client_now(client)); /* the announces meanwhile */
     size_t kept = 0;
     for (size_t i = 0; i < a->count; i++)
     {

@@ -55,7 +55,7 @@ struct tp_producer
 };
 
 /* Hellos, consumer configs and revocations on the stream: the per-consumer descriptor streams follow them. */
-static void on_control(void *owner, const tp_proxy_event_t *event)
+static void on_control(void *owner, const tp_control_event_t *event)
 {
     tp_producer_t *p = owner;
     tp_consumer_streams_on_event(&p->consumers, event);
@@ -181,7 +181,7 @@ static void send_progress(tp_producer_t *p, uint64_t seq, uint64_t bytes, uint8_
     int64_t n = tp_wire_frame_progress_enc_finish(&e);
     if (n > 0 && tp_consumer_streams_send_progress(&p->consumers, buf, (size_t)n))
     {
-        tp_driver_proxy_send(p->lease.client->proxy, buf, (size_t)n);
+        tp_client_conductor_send(p->lease.client->conductor, buf, (size_t)n);
     }
 }
 

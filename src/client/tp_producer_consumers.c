@@ -74,9 +74,9 @@ static void update_interval(tp_consumer_stream_t *e)
         : 0;
 }
 
-void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event_t *ev)
+void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_control_event_t *ev)
 {
-    if (ev->kind == TP_PROXY_EVENT_HELLO)
+    if (ev->kind == TP_CONTROL_EVENT_HELLO)
     {
         tp_consumer_stream_t *e = entry_for(s, ev->client_id, true);
         if (e != NULL)
@@ -91,7 +91,7 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
         }
         return;
     }
-    if (ev->kind == TP_PROXY_EVENT_REVOKED)
+    if (ev->kind == TP_CONTROL_EVENT_REVOKED)
     {
         tp_consumer_stream_t *e = ev->role == TP_DRIVER_ROLE_CONSUMER ? entry_for(s, ev->client_id, false) : NULL;
         if (e != NULL)
@@ -102,7 +102,7 @@ void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event
         }
         return;
     }
-    if (ev->kind != TP_PROXY_EVENT_CONSUMER_CONFIG)
+    if (ev->kind != TP_CONTROL_EVENT_CONSUMER_CONFIG)
     {
         return;
     }

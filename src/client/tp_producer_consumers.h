@@ -44,7 +44,7 @@ typedef struct tp_consumer_streams
 
 void tp_consumer_streams_init(tp_consumer_streams_t *s, tp_client_t *client);
 /* A hello, a ConsumerConfig or a revocation on the producer's stream. */
-void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_proxy_event_t *event);
+void tp_consumer_streams_on_event(tp_consumer_streams_t *s, const tp_control_event_t *event);
 /* Close the streams of consumers that went quiet. Returns the work done. */
 int tp_consumer_streams_tick(tp_consumer_streams_t *s, int64_t now_ns);
 /* Hot path: offer an encoded FrameDescriptor to every per-consumer stream that wants it now. */

@@ -340,7 +340,7 @@ static void test_results_contradicting_announces_are_asked_again(void **state)
     while (tp_client_announced(c, 10) == NULL || tp_client_announced(c, 11) == NULL)
     {
         assert_true(tp_clock_monotonic_ns() < deadline);
-        tp_driver_proxy_poll(c->proxy);
+        tp_client_conductor_do_work(c->conductor, tp_clock_monotonic_ns());
         usleep(1000);
     }
     assert_int_equal(tp_client_announced(c, 10)->header_nslots, 16);

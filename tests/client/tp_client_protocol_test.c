@@ -173,7 +173,7 @@ static void test_duplicate_and_newer_responses(void **state)
     fake_respond(r->correlation_id, &newer);
     run_for(c, 50);
     assert_false(tp_consumer_is_attached(c));
-    assert_true(tp_driver_proxy_messages_rejected(client->proxy) >= 1);
+    assert_true(tp_client_conductor_messages_rejected(client->conductor) >= 1);
     /* The OK is taken; a later duplicate (OK with another lease, or a refusal) changes nothing.
      * covers: D-B.1-4, D-B.1-5 */
     fake_respond(r->correlation_id, &ok);
@@ -212,12 +212,12 @@ static void test_revocations(void **state)
     until_attached(a);
     until_attached(b);
     /* Unknown reason or role: rejected, not acted on. covers: D-4.9-10, D-4.9-11 */
-    uint64_t rejected = tp_driver_proxy_messages_rejected(client->proxy);
+    uint64_t rejected = tp_client_conductor_messages_rejected(client->conductor);
     fake_revoke(500, first.client_id, TP_DRIVER_ROLE_CONSUMER, 9);
     fake_revoke(500, first.client_id, 7, TP_DRIVER_LEASE_REVOKE_REASON_REVOKED);
     run_for(a, 30);
     assert_true(tp_consumer_is_attached(a));
-    assert_int_equal(tp_driver_proxy_messages_rejected(client->proxy), rejected + 2);
+    assert_int_equal(tp_client_conductor_messages_rejected(client->conductor), rejected + 2);
     /* A's lease revoked (twice): a drops it and asks again, once; b keeps its lease.
      * covers: D-4.9-9, D-4.9-17, D-4.9-8s (per lease: b is not touched) */
     fake_revoke(500, first.client_id, TP_DRIVER_ROLE_CONSUMER, TP_DRIVER_LEASE_REVOKE_REASON_REVOKED);

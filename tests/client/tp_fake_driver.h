@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "client/tp_client_internal.h"
-#include "driver/tp_driver_proxy.h"
+#include "cli/tp_driver_proxy.h"
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_client.h"
 

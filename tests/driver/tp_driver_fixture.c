@@ -127,10 +127,10 @@ void map_region(const char *uri_text, const tp_superblock_t *expected)
 
 uint64_t wait_announce_epoch_above(uint32_t stream_id, uint64_t epoch, size_t *from, uint32_t *producer_id)
 {
-    tp_proxy_event_t e;
+    tp_control_event_t e;
     for (;;)
     {
-        tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_ANNOUNCE, 0, stream_id, from, &e,
+        tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_ANNOUNCE, 0, stream_id, from, &e,
             TIMEOUT_NS));
         if (e.epoch > epoch)
         {

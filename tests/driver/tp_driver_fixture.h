@@ -9,7 +9,7 @@
 
 #include "core/tp_clock.h"
 #include "driver/tp_driver_internal.h"
-#include "driver/tp_driver_proxy.h"
+#include "cli/tp_driver_proxy.h"
 #include "shm/tp_shm_region.h"
 #include "tensorpool/tp_driver.h"
 

@@ -17,7 +17,7 @@
 
 #include "core/tp_clock.h"
 #include "core/tp_fs.h"
-#include "driver/tp_driver_proxy.h"
+#include "cli/tp_driver_proxy.h"
 #include "tensorpool/tp_bus.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
@@ -226,16 +226,16 @@ static void test_frozen_producer_is_revoked_and_restart_moves_epochs(void **stat
     size_t from = tp_driver_proxy_event_count(proxy);
     int64_t frozen_at = tp_clock_monotonic_ns();
     assert_int_equal(kill(producer, SIGSTOP), 0);
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_REVOKED, lease_id, 0, &from, &e, TIMEOUT_NS));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_CONTROL_EVENT_REVOKED, lease_id, 0, &from, &e, TIMEOUT_NS));
     int64_t revoke_ms = (tp_clock_monotonic_ns() - frozen_at) / TP_NS_PER_MS;
     print_message("frozen producer revoked after %lld ms (lease 150 ms)\n", (long long)revoke_ms);
     assert_int_equal(e.reason, TP_DRIVER_LEASE_REVOKE_REASON_EXPIRED);
     /* then an announce with a higher epoch */
-    tp_proxy_event_t a;
+    tp_control_event_t a;
     do
     {
-        tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_ANNOUNCE, 0, CAM, &from, &a, TIMEOUT_NS));
+        tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_CONTROL_EVENT_ANNOUNCE, 0, CAM, &from, &a, TIMEOUT_NS));
     } while (a.epoch <= epoch);
     assert_int_equal(a.client_id, 0);
     kill(producer, SIGKILL);
@@ -263,7 +263,7 @@ static void test_frozen_producer_is_revoked_and_restart_moves_epochs(void **stat
     /* SIGTERM: ShmDriverShutdown, then a clean exit. covers: D-4.13-8s */
     from = tp_driver_proxy_event_count(proxy);
     assert_int_equal(kill(driver, SIGTERM), 0);
-    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
+    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_CONTROL_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
     assert_int_equal(e.reason, TP_DRIVER_SHUTDOWN_REASON_NORMAL);
     assert_int_equal(wait_exit_soon(driver), 0);
     tp_driver_proxy_close(proxy);
@@ -288,8 +288,8 @@ static void test_killed_producer_is_revoked_at_once(void **state)
     size_t from = tp_driver_proxy_event_count(proxy);
     int64_t killed_at = tp_clock_monotonic_ns();
     assert_int_equal(kill(producer, SIGKILL), 0);
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_REVOKED, report[0], 0, &from, &e, TIMEOUT_NS));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_CONTROL_EVENT_REVOKED, report[0], 0, &from, &e, TIMEOUT_NS));
     print_message("killed producer's lease ended %.1f ms after SIGKILL (lease 150 ms)\n",
         (double)(tp_clock_monotonic_ns() - killed_at) / 1e6);
     wait_exit(producer);
@@ -364,16 +364,16 @@ static void test_forged_driver_notices_are_ignored(void **state)
     }
     for (size_t i = from; i < tp_driver_proxy_event_count(proxy); i++)
     {
-        const tp_proxy_event_t *e = tp_driver_proxy_event(proxy, i);
-        assert_int_not_equal(e->kind, TP_PROXY_EVENT_SHUTDOWN);
-        assert_false(e->kind == TP_PROXY_EVENT_ANNOUNCE && e->epoch == 999);
+        const tp_control_event_t *e = tp_driver_proxy_event(proxy, i);
+        assert_int_not_equal(e->kind, TP_CONTROL_EVENT_SHUTDOWN);
+        assert_false(e->kind == TP_CONTROL_EVENT_ANNOUNCE && e->epoch == 999);
     }
     /* The driver's own are believed. */
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_ANNOUNCE, 0, CAM, &from, &e, TIMEOUT_NS));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_CONTROL_EVENT_ANNOUNCE, 0, CAM, &from, &e, TIMEOUT_NS));
     assert_int_not_equal(e.epoch, 999);
     kill(driver, SIGTERM);
-    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_PROXY_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
+    tp_assert_ok(tp_driver_proxy_await_event(proxy, TP_CONTROL_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
     assert_int_equal(wait_exit_soon(driver), 0);
     tp_driver_proxy_close(proxy);
     tp_bus_close(bus);

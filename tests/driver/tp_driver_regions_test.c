@@ -138,7 +138,7 @@ static void test_activity_timestamps_are_refreshed(void **state)
     size_t from = tp_driver_proxy_event_count(F.proxy);
     for (int i = 0; i < 2; i++)
     {
-        tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_ANNOUNCE, 0, CAM, &from, NULL, TIMEOUT_NS));
+        tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_ANNOUNCE, 0, CAM, &from, NULL, TIMEOUT_NS));
     }
     uint64_t later = tp_superblock_activity(region.base);
     assert_true(later > first);

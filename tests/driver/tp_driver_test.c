@@ -79,8 +79,8 @@ static void test_producer_attach_bumps_epoch_and_sets_producer_id(void **state)
     assert_true(rc2.epoch == rp.epoch);
     /* Without a producer the announce says producerId 0. */
     from = tp_driver_proxy_event_count(F.proxy);
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_ANNOUNCE, 0, IMU, &from, &e, TIMEOUT_NS));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_ANNOUNCE, 0, IMU, &from, &e, TIMEOUT_NS));
     assert_int_equal(e.client_id, 0);
 }
 
@@ -236,8 +236,8 @@ static void test_detach(void **state)
     tp_assert_ok(tp_driver_proxy_detach(F.proxy, r.lease_id, CAM, p.client_id, TP_DRIVER_ROLE_PRODUCER, &code,
         message, sizeof(message), TIMEOUT_NS));
     assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_OK);
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, r.lease_id, 0, &from, &e, TIMEOUT_NS));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_REVOKED, r.lease_id, 0, &from, &e, TIMEOUT_NS));
     assert_int_equal(e.reason, TP_DRIVER_LEASE_REVOKE_REASON_DETACHED);
     assert_int_equal(e.role, TP_DRIVER_ROLE_PRODUCER);
     assert_int_equal(e.client_id, p.client_id);
@@ -260,7 +260,7 @@ static void test_detach(void **state)
     tp_assert_ok(tp_driver_proxy_detach(F.proxy, rc.lease_id, CAM, c.client_id, TP_DRIVER_ROLE_CONSUMER, &code,
         message, sizeof(message), TIMEOUT_NS));
     assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_OK);
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, rc.lease_id, 0, &from, &e, TIMEOUT_NS));
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_REVOKED, rc.lease_id, 0, &from, &e, TIMEOUT_NS));
     /* covers: D-4.8-1: the same client attaching again gets a new lease id */
     tp_attach_result_t again;
     p.client_id = F.next_client_id++;
@@ -271,7 +271,7 @@ static void test_detach(void **state)
     size_t revoked = 0;
     for (size_t i = 0; i < tp_driver_proxy_event_count(F.proxy); i++)
     {
-        revoked += tp_driver_proxy_event(F.proxy, i)->kind == TP_PROXY_EVENT_REVOKED;
+        revoked += tp_driver_proxy_event(F.proxy, i)->kind == TP_CONTROL_EVENT_REVOKED;
     }
     assert_int_equal(revoked, 2); /* no duplicate for the repeated detach */
     assert_int_equal(d->counters.detaches, 2);
@@ -288,8 +288,8 @@ static void test_operator_revocation(void **state)
     attach_ok(&p, &rp);
     size_t from = tp_driver_proxy_event_count(F.proxy);
     tp_assert_ok(tp_driver_revoke_lease(F.driver, rp.lease_id));
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, rp.lease_id, 0, &from, &e, TIMEOUT_NS));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_REVOKED, rp.lease_id, 0, &from, &e, TIMEOUT_NS));
     assert_int_equal(e.reason, TP_DRIVER_LEASE_REVOKE_REASON_REVOKED);
     assert_int_equal(e.role, TP_DRIVER_ROLE_PRODUCER);
     assert_true(wait_announce_epoch_above(CAM, rp.epoch, &from, NULL) > rp.epoch);
@@ -299,7 +299,7 @@ static void test_operator_revocation(void **state)
         0, TIMEOUT_NS));
     assert_int_equal(code, TP_DRIVER_RESPONSE_CODE_OK);
     tp_assert_ok(tp_driver_revoke_lease(F.driver, rc.lease_id));
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, rc.lease_id, 0, &from, &e, TIMEOUT_NS));
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_REVOKED, rc.lease_id, 0, &from, &e, TIMEOUT_NS));
     tp_driver_t *d = driver_stopped();
     assert_int_equal(d->counters.leases_revoked, 2);
     /* Requests queue while the driver does not run; the 17th finds no room. */
@@ -349,8 +349,8 @@ static bool was_revoked(uint64_t lease_id)
     tp_driver_proxy_poll(F.proxy);
     for (size_t i = 0; i < tp_driver_proxy_event_count(F.proxy); i++)
     {
-        const tp_proxy_event_t *ev = tp_driver_proxy_event(F.proxy, i);
-        if (ev->kind == TP_PROXY_EVENT_REVOKED && ev->lease_id == lease_id)
+        const tp_control_event_t *ev = tp_driver_proxy_event(F.proxy, i);
+        if (ev->kind == TP_CONTROL_EVENT_REVOKED && ev->lease_id == lease_id)
         {
             return true;
         }
@@ -387,12 +387,12 @@ static void test_silent_producer_expires(void **state)
     advance(13 * TP_NS_PER_MS); /* 163 ms: past, and a check has run since */
     assert_true(was_revoked(rp.lease_id));
     size_t from = 0;
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_REVOKED, rp.lease_id, 0, &from, &e, 0));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_REVOKED, rp.lease_id, 0, &from, &e, 0));
     assert_int_equal(e.reason, TP_DRIVER_LEASE_REVOKE_REASON_EXPIRED);
     /* then the epoch-bumped announce */
-    tp_proxy_event_t a;
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_ANNOUNCE, 0, CAM, &from, &a, 0));
+    tp_control_event_t a;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_ANNOUNCE, 0, CAM, &from, &a, 0));
     assert_true(a.epoch > rp.epoch);
     /* The consumer, kept alive at 100 ms, lasts until 250 ms. */
     advance(86 * TP_NS_PER_MS); /* 249 ms */
@@ -484,12 +484,12 @@ static void send_hello(uint32_t consumer_id, const char *descriptor_channel, uin
 }
 
 /* The next ConsumerConfig for consumer_id (from event *from on). */
-static tp_proxy_event_t await_config(uint32_t consumer_id, size_t *from)
+static tp_control_event_t await_config(uint32_t consumer_id, size_t *from)
 {
-    tp_proxy_event_t e;
+    tp_control_event_t e;
     do
     {
-        tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_CONSUMER_CONFIG, 0, CAM, from, &e,
+        tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_CONSUMER_CONFIG, 0, CAM, from, &e,
             TIMEOUT_NS));
     } while (e.client_id != consumer_id);
     return e;
@@ -513,7 +513,7 @@ static void test_per_consumer_streams(void **state)
     size_t from = tp_driver_proxy_event_count(F.proxy);
     /* covers: D-11-3s: ids come from the ranges, channels are echoed */
     send_hello(c1.client_id, "aeron:ipc?term-length=1m", 7, "aeron:ipc", 32000);
-    tp_proxy_event_t e = await_config(c1.client_id, &from);
+    tp_control_event_t e = await_config(c1.client_id, &from);
     assert_int_equal(e.descriptor_stream_id, 31000);
     assert_string_equal(e.descriptor_channel, "aeron:ipc?term-length=1m");
     assert_int_equal(e.control_stream_id, 32000);
@@ -573,7 +573,7 @@ static void test_per_consumer_streams_without_ranges_are_declined(void **state)
     attach_ok(&c, &r);
     size_t from = tp_driver_proxy_event_count(F.proxy);
     send_hello(c.client_id, "aeron:ipc", 9, "aeron:ipc", 9);
-    tp_proxy_event_t e = await_config(c.client_id, &from);
+    tp_control_event_t e = await_config(c.client_id, &from);
     assert_int_equal(e.descriptor_stream_id, 0);
     assert_int_equal(e.control_stream_id, 0);
     assert_string_equal(e.descriptor_channel, "");
@@ -660,8 +660,8 @@ static void test_shutdown_token(void **state)
     assert_false(tp_driver_is_shutdown(F.driver));
     size_t from = tp_driver_proxy_event_count(F.proxy);
     tp_assert_ok(tp_driver_proxy_shutdown_request(F.proxy, "tok", TP_DRIVER_SHUTDOWN_REASON_ADMIN));
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
     assert_int_equal(e.reason, TP_DRIVER_SHUTDOWN_REASON_ADMIN);
     tp_driver_t *d = driver_stopped();
     assert_true(tp_driver_is_shutdown(d));
@@ -680,7 +680,7 @@ static void test_draining_refuses_attaches(void **state)
     tp_attach_params_t p = params(CAM, TP_DRIVER_ROLE_CONSUMER);
     attach_refused(&p, TP_DRIVER_RESPONSE_CODE_REJECTED, "shutting down");
     /* The final announce was sent when draining began. covers: D-4.13-6s */
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_ANNOUNCE, 0, CAM, &from, NULL, TIMEOUT_NS));
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_ANNOUNCE, 0, CAM, &from, NULL, TIMEOUT_NS));
     assert_false(tp_driver_is_shutdown(F.driver));
 }
 
@@ -691,8 +691,8 @@ static void test_close_publishes_shutdown(void **state)
     size_t from = tp_driver_proxy_event_count(F.proxy);
     tp_driver_close(F.driver);
     F.driver = NULL;
-    tp_proxy_event_t e;
-    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_PROXY_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
+    tp_control_event_t e;
+    tp_assert_ok(tp_driver_proxy_await_event(F.proxy, TP_CONTROL_EVENT_SHUTDOWN, 0, 0, &from, &e, TIMEOUT_NS));
     assert_int_equal(e.reason, TP_DRIVER_SHUTDOWN_REASON_NORMAL);
 }
 

@@ -1,6 +1,5 @@
-/* A synchronous driver control-stream client; see tp_driver_proxy.h. */
-#include "driver/tp_driver_proxy.h"
-#include "driver/tp_driver_lock.h"
+/* The client conductor: the control plane of a client; see tp_client_conductor.h. */
+#include "client/tp_client_conductor.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,24 +12,30 @@
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
 #include "core/tp_proc.h"
+#include "driver/tp_driver_lock.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 
-#define PROXY_BUFFER_BYTES 65536
-#define PROXY_RESEND_MIN_NS (100 * TP_NS_PER_MS)
-#define PROXY_RESEND_MAX_NS TP_NS_PER_S
-#define PROXY_REQUEST_MAX 512
+#define CONDUCTOR_BUFFER_BYTES 8192 /* a shutdown request with its token */
+#define RESEND_MIN_NS (100 * TP_NS_PER_MS)
+#define RESEND_MAX_NS TP_NS_PER_S
+#define REQUEST_MAX 128 /* an attach or detach request: fixed fields only */
+#define TRUST_CACHE 8
 
-/* A request waiting for its response, resent under the same correlation id (100 ms, doubling to 1 s) so that a
- * driver that joined the control stream late, or restarted, still answers it. */
+typedef enum request_kind
+{
+    REQUEST_FREE = 0,
+    REQUEST_ATTACH,
+    REQUEST_DETACH,
+} request_kind_t;
+
+/* A request waiting for its answer, resent under the same correlation id until it comes. */
 typedef struct pending
 {
-    bool is_active;
-    bool has_response;
-    bool is_malformed;
+    request_kind_t kind;
     int64_t correlation_id;
-    uint8_t request[PROXY_REQUEST_MAX];
-    size_t length;
+    uint8_t request[REQUEST_MAX];
+    uint32_t length;
     int64_t next_send_ns;
     int64_t resend_ns;
 } pending_t;
@@ -43,64 +48,49 @@ typedef struct trusted
     bool is_set;
 } trusted_t;
 
-#define PROXY_TRUST_CACHE 8
-
-struct tp_driver_proxy
+struct tp_client_conductor
 {
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
     tp_bus_subscription_t *announce_sub; /* when announces travel on a stream of their own */
     int64_t next_correlation_id;
-    uint8_t buffer[PROXY_BUFFER_BYTES];
-    /* the responses being waited for: at most one attach and one detach */
-    pending_t attach;
-    pending_t detach;
-    tp_attach_result_t *attach_result;
-    int32_t detach_code;
-    char detach_message[TP_PROXY_MESSAGE_MAX];
-    /* notices */
-    tp_proxy_notice_handler_t notice_handler;
-    void *notice_clientd;
-    tp_proxy_event_t events[TP_PROXY_MAX_EVENTS];
-    size_t event_count;
-    uint64_t events_dropped;
-    uint64_t messages_rejected; /* newer schema version, unknown enum values */
+    uint8_t buffer[CONDUCTOR_BUFFER_BYTES];
+    pending_t pending[TP_CONTROL_PENDING_MAX];
+    uint32_t pending_count;
+    tp_attach_result_t result; /* the attach answer being handed out */
+    tp_control_handler_t handler;
+    void *handler_clientd;
+    uint64_t messages_rejected;  /* newer schema version, unknown enum values */
     uint64_t messages_untrusted; /* driver messages from an image that is not the driver's */
     char lock_path[4200];        /* the driver's lock file: who holds it is the driver */
-    trusted_t trusted[PROXY_TRUST_CACHE];
+    trusted_t trusted[TRUST_CACHE];
     uint32_t trusted_next;
-    tp_clock_t clock; /* the resend schedule's (tp_driver_proxy_set_clock; CLOCK_MONOTONIC by default) */
+    tp_clock_t clock; /* keepalive timestamps' (CLOCK_MONOTONIC by default) */
 };
 
-int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
+int tp_client_conductor_open(tp_client_conductor_t **out, tp_bus_t *bus, const char *control_channel,
     uint32_t control_stream_id)
 {
     *out = NULL;
-    tp_driver_proxy_t *p = NULL;
+    tp_client_conductor_t *p = NULL;
     if (tp_alloc((void **)&p, sizeof(*p)) < 0)
     {
         return -1;
     }
     snprintf(p->lock_path, sizeof(p->lock_path), "%s/driver-%" PRIu32 ".lock", tp_bus_dir(bus), control_stream_id);
-    /* Correlation ids: random high bits so that two proxies of one client id rarely collide. */
+    /* Correlation ids: random high bits so that two conductors of one client id rarely collide. */
     p->next_correlation_id = ((int64_t)(tp_random_u32() & 0x7fffffffu) << 24) + 1;
     if (tp_bus_subscription_open(&p->sub, bus, control_channel, (int32_t)control_stream_id, NULL, NULL, NULL) < 0 ||
         tp_bus_publication_open(&p->pub, bus, control_channel, (int32_t)control_stream_id, false) < 0)
     {
-        tp_driver_proxy_close(p);
+        tp_client_conductor_close(p);
         return -1;
     }
     *out = p;
     return 0;
 }
 
-void tp_driver_proxy_set_clock(tp_driver_proxy_t *p, tp_clock_fn_t clock, void *clientd)
-{
-    p->clock.fn = clock;
-    p->clock.clientd = clientd;
-}
-
-void tp_driver_proxy_close(tp_driver_proxy_t *p)
+void tp_client_conductor_close(tp_client_conductor_t *p)
 {
     if (p == NULL)
     {
@@ -112,29 +102,67 @@ void tp_driver_proxy_close(tp_driver_proxy_t *p)
     tp_free(p);
 }
 
-int64_t tp_driver_proxy_next_correlation_id(tp_driver_proxy_t *p)
+void tp_client_conductor_set_handler(tp_client_conductor_t *p, tp_control_handler_t handler, void *clientd)
+{
+    p->handler = handler;
+    p->handler_clientd = clientd;
+}
+
+void tp_client_conductor_set_clock(tp_client_conductor_t *p, tp_clock_fn_t clock, void *clientd)
+{
+    p->clock.fn = clock;
+    p->clock.clientd = clientd;
+}
+
+int64_t tp_client_conductor_next_correlation_id(const tp_client_conductor_t *p)
 {
     return p->next_correlation_id;
 }
 
-void tp_driver_proxy_set_notice_handler(tp_driver_proxy_t *p, tp_proxy_notice_handler_t handler, void *clientd)
+uint64_t tp_client_conductor_messages_rejected(const tp_client_conductor_t *p)
 {
-    p->notice_handler = handler;
-    p->notice_clientd = clientd;
+    return p->messages_rejected;
 }
 
-static void record(tp_driver_proxy_t *p, const tp_proxy_event_t *e)
+uint64_t tp_client_conductor_messages_untrusted(const tp_client_conductor_t *p)
 {
-    if (p->notice_handler != NULL)
+    return p->messages_untrusted;
+}
+
+uint32_t tp_client_conductor_pending(const tp_client_conductor_t *p)
+{
+    return p->pending_count;
+}
+
+static void emit(tp_client_conductor_t *p, const tp_control_event_t *e)
+{
+    if (p->handler != NULL)
     {
-        p->notice_handler(p->notice_clientd, e);
+        p->handler(p->handler_clientd, e);
     }
-    if (p->event_count == TP_PROXY_MAX_EVENTS)
+}
+
+static pending_t *pending_find(tp_client_conductor_t *p, request_kind_t kind, int64_t correlation_id)
+{
+    for (uint32_t i = 0, seen = 0; i < TP_CONTROL_PENDING_MAX && seen < p->pending_count; i++)
     {
-        p->events_dropped++;
-        return;
+        pending_t *q = &p->pending[i];
+        if (q->kind != REQUEST_FREE)
+        {
+            seen++;
+            if (q->kind == kind && q->correlation_id == correlation_id)
+            {
+                return q;
+            }
+        }
     }
-    p->events[p->event_count++] = *e;
+    return NULL;
+}
+
+static void pending_free(tp_client_conductor_t *p, pending_t *q)
+{
+    q->kind = REQUEST_FREE;
+    p->pending_count--;
 }
 
 static void copy_text(char *out, size_t capacity, tp_sbe_bytes_t bytes)
@@ -144,19 +172,21 @@ static void copy_text(char *out, size_t capacity, tp_sbe_bytes_t bytes)
     out[n] = '\0';
 }
 
-static void on_attach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+/* The answer to one of our attaches (any other is someone else's): decoded, handed out, the request over. */
+static void on_attach_response(tp_client_conductor_t *p, const uint8_t *buffer, size_t length)
 {
     tp_driver_shm_attach_response_t m;
     if (tp_driver_shm_attach_response_decode(&m, buffer, length) < 0)
     {
         return;
     }
-    if (!p->attach.is_active || p->attach.has_response ||
-        tp_driver_shm_attach_response_correlation_id(&m) != p->attach.correlation_id)
+    pending_t *q = pending_find(p, REQUEST_ATTACH, tp_driver_shm_attach_response_correlation_id(&m));
+    if (q == NULL)
     {
         return;
     }
-    tp_attach_result_t *r = p->attach_result;
+    tp_attach_result_t *r = &p->result;
+    bool is_malformed = false;
     memset(r, 0, sizeof(*r));
     r->correlation_id = tp_driver_shm_attach_response_correlation_id(&m);
     r->code = tp_driver_shm_attach_response_code(&m);
@@ -180,9 +210,9 @@ static void on_attach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size
     tp_driver_shm_attach_response_payload_pools(&m, &pools);
     while (tp_driver_shm_attach_response_payload_pools_next(&pools))
     {
-        if (r->pool_count == TP_PROXY_MAX_POOLS)
+        if (r->pool_count == TP_CONTROL_MAX_POOLS)
         {
-            p->attach.is_malformed = true;
+            is_malformed = true;
             break;
         }
         tp_attach_pool_t *pool = &r->pools[r->pool_count++];
@@ -197,24 +227,35 @@ static void on_attach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size
     tp_sbe_bytes_t error = tp_driver_shm_attach_response_error_message(&m);
     r->error_message_length = error.length;
     copy_text(r->error_message, sizeof(r->error_message), error);
-    p->attach.has_response = true;
+    tp_control_event_t e = { .kind = TP_CONTROL_EVENT_ATTACH_RESPONSE, .correlation_id = q->correlation_id };
+    e.attach = is_malformed ? NULL : r;
+    e.failure = is_malformed ? "the driver's attach response has more pools than this client handles" : NULL;
+    pending_free(p, q);
+    emit(p, &e);
 }
 
-static void on_detach_response(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+static void on_detach_response(tp_client_conductor_t *p, const uint8_t *buffer, size_t length)
 {
     tp_driver_shm_detach_response_t m;
-    if (tp_driver_shm_detach_response_decode(&m, buffer, length) < 0 || !p->detach.is_active ||
-        p->detach.has_response || tp_driver_shm_detach_response_correlation_id(&m) != p->detach.correlation_id)
+    if (tp_driver_shm_detach_response_decode(&m, buffer, length) < 0)
     {
         return;
     }
-    p->detach_code = tp_driver_shm_detach_response_code(&m);
-    copy_text(p->detach_message, sizeof(p->detach_message), tp_driver_shm_detach_response_error_message(&m));
-    p->detach.has_response = true;
+    pending_t *q = pending_find(p, REQUEST_DETACH, tp_driver_shm_detach_response_correlation_id(&m));
+    if (q == NULL)
+    {
+        return;
+    }
+    char message[TP_CONTROL_MESSAGE_MAX];
+    copy_text(message, sizeof(message), tp_driver_shm_detach_response_error_message(&m));
+    tp_control_event_t e = { .kind = TP_CONTROL_EVENT_DETACH_RESPONSE, .correlation_id = q->correlation_id,
+        .code = tp_driver_shm_detach_response_code(&m), .message = message };
+    pending_free(p, q);
+    emit(p, &e);
 }
 
 /* The pid holding the driver's record lock, 0 if nobody (or we cannot tell). */
-static int32_t driver_lock_holder(const tp_driver_proxy_t *p)
+static int32_t driver_lock_holder(const tp_client_conductor_t *p)
 {
     if (tp_driver_lock_is_ours(p->lock_path))
     {
@@ -234,9 +275,9 @@ static int32_t driver_lock_holder(const tp_driver_proxy_t *p)
 /* Is this image the driver's? Its writer must be the process holding the driver's lock (or this very process: an
  * embedded driver, or a test's stand-in). Anyone who can write the control stream could otherwise forge a
  * shutdown, a revocation or an announce. Answers are cached per image; UDP images name no process: trusted. */
-static bool is_from_driver(tp_driver_proxy_t *p, const tp_bus_header_t *header)
+static bool is_from_driver(tp_client_conductor_t *p, const tp_bus_header_t *header)
 {
-    for (int i = 0; i < PROXY_TRUST_CACHE; i++)
+    for (int i = 0; i < TRUST_CACHE; i++)
     {
         if (p->trusted[i].is_set && p->trusted[i].session_id == header->session_id)
         {
@@ -249,19 +290,19 @@ static bool is_from_driver(tp_driver_proxy_t *p, const tp_bus_header_t *header)
                     (p->announce_sub != NULL &&
                         tp_bus_subscription_image_owner(p->announce_sub, header->session_id, &pid, &start_time) == 0);
     bool is_driver = !is_known || pid == (int32_t)getpid() || pid == driver_lock_holder(p);
-    trusted_t *t = &p->trusted[p->trusted_next++ % PROXY_TRUST_CACHE];
+    trusted_t *t = &p->trusted[p->trusted_next++ % TRUST_CACHE];
     *t = (trusted_t){ .session_id = header->session_id, .is_driver = is_driver, .is_set = true };
     return is_driver;
 }
 
-static void on_announce(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+static void on_announce(tp_client_conductor_t *p, const uint8_t *buffer, size_t length)
 {
     tp_wire_shm_pool_announce_t m;
     if (tp_wire_shm_pool_announce_decode(&m, buffer, length) < 0)
     {
         return;
     }
-    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_ANNOUNCE };
+    tp_control_event_t e = { .kind = TP_CONTROL_EVENT_ANNOUNCE };
     e.stream_id = tp_wire_shm_pool_announce_stream_id(&m);
     e.epoch = tp_wire_shm_pool_announce_epoch(&m);
     e.client_id = tp_wire_shm_pool_announce_producer_id(&m);
@@ -269,17 +310,17 @@ static void on_announce(tp_driver_proxy_t *p, const uint8_t *buffer, size_t leng
     e.clock_domain = tp_wire_shm_pool_announce_announce_clock_domain(&m);
     e.layout_version = tp_wire_shm_pool_announce_layout_version(&m);
     e.header_nslots = tp_wire_shm_pool_announce_header_nslots(&m);
-    record(p, &e);
+    emit(p, &e);
 }
 
-static void on_consumer_config(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+static void on_consumer_config(tp_client_conductor_t *p, const uint8_t *buffer, size_t length)
 {
     tp_wire_consumer_config_t m;
     if (tp_wire_consumer_config_decode(&m, buffer, length) < 0)
     {
         return;
     }
-    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_CONSUMER_CONFIG };
+    tp_control_event_t e = { .kind = TP_CONTROL_EVENT_CONSUMER_CONFIG };
     e.stream_id = tp_wire_consumer_config_stream_id(&m);
     e.mode = tp_wire_consumer_config_mode(&m);
     e.client_id = tp_wire_consumer_config_consumer_id(&m);
@@ -287,37 +328,33 @@ static void on_consumer_config(tp_driver_proxy_t *p, const uint8_t *buffer, size
     e.control_stream_id = tp_wire_consumer_config_control_stream_id(&m);
     copy_text(e.descriptor_channel, sizeof(e.descriptor_channel), tp_wire_consumer_config_descriptor_channel(&m));
     copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_config_control_channel(&m));
-    record(p, &e);
+    emit(p, &e);
 }
 
-static void on_progress(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+static void on_progress(tp_client_conductor_t *p, const uint8_t *buffer, size_t length)
 {
     tp_wire_frame_progress_t m;
     if (tp_wire_frame_progress_decode(&m, buffer, length) < 0)
     {
         return;
     }
-    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_PROGRESS };
+    tp_control_event_t e = { .kind = TP_CONTROL_EVENT_PROGRESS };
     e.stream_id = tp_wire_frame_progress_stream_id(&m);
     e.epoch = tp_wire_frame_progress_epoch(&m);
     e.seq = tp_wire_frame_progress_seq(&m);
     e.bytes_filled = tp_wire_frame_progress_payload_bytes_filled(&m);
     e.progress_state = tp_wire_frame_progress_state(&m);
-    /* Not recorded: progress can be frequent; only the notice handler sees it. */
-    if (p->notice_handler != NULL)
-    {
-        p->notice_handler(p->notice_clientd, &e);
-    }
+    emit(p, &e);
 }
 
-static void on_hello(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+static void on_hello(tp_client_conductor_t *p, const uint8_t *buffer, size_t length)
 {
     tp_wire_consumer_hello_t m;
     if (tp_wire_consumer_hello_decode(&m, buffer, length) < 0)
     {
         return;
     }
-    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_HELLO };
+    tp_control_event_t e = { .kind = TP_CONTROL_EVENT_HELLO };
     e.stream_id = tp_wire_consumer_hello_stream_id(&m);
     e.client_id = tp_wire_consumer_hello_consumer_id(&m);
     e.mode = tp_wire_consumer_hello_mode(&m);
@@ -329,17 +366,17 @@ static void on_hello(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
     e.control_stream_id = tp_wire_consumer_hello_control_stream_id(&m);
     copy_text(e.descriptor_channel, sizeof(e.descriptor_channel), tp_wire_consumer_hello_descriptor_channel(&m));
     copy_text(e.control_channel, sizeof(e.control_channel), tp_wire_consumer_hello_control_channel(&m));
-    record(p, &e);
+    emit(p, &e);
 }
 
-static void on_revoked(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+static void on_revoked(tp_client_conductor_t *p, const uint8_t *buffer, size_t length)
 {
     tp_driver_shm_lease_revoked_t m;
     if (tp_driver_shm_lease_revoked_decode(&m, buffer, length) < 0)
     {
         return;
     }
-    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_REVOKED };
+    tp_control_event_t e = { .kind = TP_CONTROL_EVENT_REVOKED };
     e.lease_id = tp_driver_shm_lease_revoked_lease_id(&m);
     e.stream_id = tp_driver_shm_lease_revoked_stream_id(&m);
     e.client_id = tp_driver_shm_lease_revoked_client_id(&m);
@@ -352,25 +389,25 @@ static void on_revoked(tp_driver_proxy_t *p, const uint8_t *buffer, size_t lengt
         p->messages_rejected++;
         return;
     }
-    record(p, &e);
+    emit(p, &e);
 }
 
-static void on_shutdown(tp_driver_proxy_t *p, const uint8_t *buffer, size_t length)
+static void on_shutdown(tp_client_conductor_t *p, const uint8_t *buffer, size_t length)
 {
     tp_driver_shm_driver_shutdown_t m;
     if (tp_driver_shm_driver_shutdown_decode(&m, buffer, length) < 0)
     {
         return;
     }
-    tp_proxy_event_t e = { .kind = TP_PROXY_EVENT_SHUTDOWN };
+    tp_control_event_t e = { .kind = TP_CONTROL_EVENT_SHUTDOWN };
     e.reason = tp_driver_shm_driver_shutdown_reason(&m);
-    record(p, &e);
+    emit(p, &e);
 }
 
 /* One message of the control (or announce) stream: versions and senders checked, then one handler per type. */
 static void on_message(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
 {
-    tp_driver_proxy_t *p = clientd;
+    tp_client_conductor_t *p = clientd;
     tp_sbe_header_t h;
     if (tp_sbe_header_read(&h, buffer, length) < 0)
     {
@@ -409,7 +446,75 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
     }
 }
 
-int tp_driver_proxy_poll(tp_driver_proxy_t *p)
+int tp_client_conductor_subscribe_announces(tp_client_conductor_t *p, tp_bus_t *bus, const char *channel,
+    uint32_t stream_id)
+{
+    if (p->announce_sub != NULL)
+    {
+        TP_SET_ERR(TP_E_STATE, "the conductor already reads an announce stream");
+        return -1;
+    }
+    return tp_bus_subscription_open(&p->announce_sub, bus, channel, (int32_t)stream_id, NULL, NULL, NULL);
+}
+
+tp_bus_subscription_t *tp_client_conductor_subscription(tp_client_conductor_t *p)
+{
+    return p->sub;
+}
+
+int tp_client_conductor_send(tp_client_conductor_t *p, const void *buffer, size_t length)
+{
+    for (int attempt = 0; attempt < 1000; attempt++)
+    {
+        int64_t rc = tp_bus_offer(p->pub, buffer, length);
+        if (rc > 0)
+        {
+            return 0;
+        }
+        if (rc == TP_BUS_CLOSED || rc == TP_BUS_MAX_MESSAGE_LENGTH_EXCEEDED || rc == TP_BUS_NOT_CONNECTED)
+        {
+            break; /* our own subscription counts as connected: NOT_CONNECTED means the bus lost it */
+        }
+        sched_yield();
+    }
+    TP_SET_ERR(TP_E_STATE, "could not send %zu bytes on the driver control stream", length);
+    return -1;
+}
+
+/* Resend what is due; a request that cannot be sent is over (an attach says so through its event). */
+static int resend_due(tp_client_conductor_t *p, int64_t now_ns)
+{
+    int work = 0;
+    for (uint32_t i = 0, seen = 0; i < TP_CONTROL_PENDING_MAX && seen < p->pending_count; i++)
+    {
+        pending_t *q = &p->pending[i];
+        if (q->kind == REQUEST_FREE)
+        {
+            continue;
+        }
+        seen++;
+        if (now_ns < q->next_send_ns)
+        {
+            continue;
+        }
+        work++;
+        if (tp_client_conductor_send(p, q->request, q->length) == 0)
+        {
+            q->next_send_ns = now_ns + q->resend_ns;
+            q->resend_ns = q->resend_ns * 2 < RESEND_MAX_NS ? q->resend_ns * 2 : RESEND_MAX_NS;
+            continue;
+        }
+        tp_control_event_t e = { .kind = q->kind == REQUEST_ATTACH ? TP_CONTROL_EVENT_ATTACH_RESPONSE
+                                                                    : TP_CONTROL_EVENT_DETACH_RESPONSE,
+            .correlation_id = q->correlation_id, .failure = tp_errmsg(), .code = -1, .message = tp_errmsg() };
+        pending_free(p, q);
+        seen--;
+        emit(p, &e);
+    }
+    return work;
+}
+
+int tp_client_conductor_do_work(tp_client_conductor_t *p, int64_t now_ns)
 {
     int work = tp_bus_poll(p->sub, on_message, p, 64);
     if (work >= 0)
@@ -421,123 +526,44 @@ int tp_driver_proxy_poll(tp_driver_proxy_t *p)
         int more = tp_bus_poll(p->announce_sub, on_message, p, 64);
         work = more < 0 ? more : work + more;
     }
+    if (work >= 0 && p->pending_count > 0)
+    {
+        work += resend_due(p, now_ns);
+    }
     return work;
 }
 
-int tp_driver_proxy_subscribe_announces(tp_driver_proxy_t *p, tp_bus_t *bus, const char *channel,
-    uint32_t stream_id)
+/* Keep a request until its answer: sent at the next do_work, then on the resend schedule. */
+static int64_t pending_add(tp_client_conductor_t *p, request_kind_t kind, int64_t correlation_id, int64_t length,
+    int64_t now_ns)
 {
-    if (p->announce_sub != NULL)
+    if (length < 0)
     {
-        TP_SET_ERR(TP_E_STATE, "the driver proxy already reads an announce stream");
         return -1;
     }
-    return tp_bus_subscription_open(&p->announce_sub, bus, channel, (int32_t)stream_id, NULL, NULL, NULL);
-}
-
-tp_bus_subscription_t *tp_driver_proxy_subscription(tp_driver_proxy_t *p)
-{
-    return p->sub;
-}
-
-int tp_driver_proxy_send(tp_driver_proxy_t *p, const void *buffer, size_t length)
-{
-    for (int attempt = 0; attempt < 1000; attempt++)
+    if (length > REQUEST_MAX)
     {
-        int64_t rc = tp_bus_offer(p->pub, buffer, length);
-        if (rc > 0)
-        {
-            return 0;
-        }
-        if (rc == TP_BUS_CLOSED || rc == TP_BUS_MAX_MESSAGE_LENGTH_EXCEEDED)
-        {
-            break;
-        }
-        if (rc == TP_BUS_NOT_CONNECTED)
-        {
-            /* Our own subscription counts as connected, so this means the bus lost it: give up. */
-            break;
-        }
-        sched_yield();
+        TP_SET_ERR(TP_E_CAPACITY, "a %" PRId64 "-byte request does not fit %d bytes", length, REQUEST_MAX);
+        return -1;
     }
-    TP_SET_ERR(TP_E_STATE, "could not send %zu bytes on the driver control stream", length);
+    for (uint32_t i = 0; i < TP_CONTROL_PENDING_MAX; i++)
+    {
+        pending_t *q = &p->pending[i];
+        if (q->kind == REQUEST_FREE)
+        {
+            *q = (pending_t){ .kind = kind, .correlation_id = correlation_id, .length = (uint32_t)length,
+                .next_send_ns = now_ns, .resend_ns = RESEND_MIN_NS };
+            memcpy(q->request, p->buffer, (size_t)length);
+            p->pending_count++;
+            return correlation_id;
+        }
+    }
+    TP_SET_ERR(TP_E_CAPACITY, "%d requests already wait for the driver's answer", TP_CONTROL_PENDING_MAX);
     return -1;
 }
 
-static void pending_begin(pending_t *q, int64_t correlation_id, const uint8_t *request, size_t length)
+int64_t tp_client_conductor_attach(tp_client_conductor_t *p, const tp_attach_params_t *a, int64_t now_ns)
 {
-    q->is_active = true;
-    q->has_response = false;
-    q->is_malformed = false;
-    q->correlation_id = correlation_id;
-    memcpy(q->request, request, length);
-    q->length = length;
-    q->next_send_ns = 0;
-    q->resend_ns = PROXY_RESEND_MIN_NS;
-}
-
-/* Read what arrived, (re)send when due. 1 once the response arrived, 0 while waiting, -1 if sending failed or
- * the response was malformed (the request is then finished). */
-static int pending_poll(tp_driver_proxy_t *p, pending_t *q, const char *what, int *polled)
-{
-    *polled = tp_driver_proxy_poll(p);
-    if (q->has_response)
-    {
-        q->is_active = false;
-        if (q->is_malformed)
-        {
-            TP_SET_ERR(TP_E_MALFORMED, "the driver's %s response has more pools than this client handles", what);
-            return -1;
-        }
-        return 1;
-    }
-    int64_t now = tp_clock_now(&p->clock);
-    if (now >= q->next_send_ns)
-    {
-        if (tp_driver_proxy_send(p, q->request, q->length) < 0)
-        {
-            q->is_active = false;
-            return -1;
-        }
-        q->next_send_ns = now + q->resend_ns;
-        q->resend_ns = q->resend_ns * 2 < PROXY_RESEND_MAX_NS ? q->resend_ns * 2 : PROXY_RESEND_MAX_NS;
-    }
-    return 0;
-}
-
-/* Wait for the pending request's response until the deadline. */
-static int pending_wait(tp_driver_proxy_t *p, pending_t *q, int64_t timeout_ns, const char *what)
-{
-    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
-    for (;;)
-    {
-        int polled = 0;
-        int rc = pending_poll(p, q, what, &polled);
-        if (rc != 0)
-        {
-            return rc > 0 ? 0 : -1;
-        }
-        if (tp_clock_monotonic_ns() > deadline)
-        {
-            q->is_active = false;
-            TP_SET_ERR(TP_E_TIMEOUT, "no %s response from the driver within %" PRId64 " ms", what,
-                (int64_t)(timeout_ns / TP_NS_PER_MS));
-            return -1;
-        }
-        if (polled == 0)
-        {
-            tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS); /* only when nothing came in */
-        }
-    }
-}
-
-int tp_driver_proxy_attach_start(tp_driver_proxy_t *p, const tp_attach_params_t *a, tp_attach_result_t *result)
-{
-    if (p->attach.is_active)
-    {
-        TP_SET_ERR(TP_E_STATE, "an attach request is already pending on this driver proxy");
-        return -1;
-    }
     tp_driver_shm_attach_request_enc_t e;
     tp_driver_shm_attach_request_enc_begin(&e, p->buffer, sizeof(p->buffer));
     int64_t cid = p->next_correlation_id++;
@@ -549,49 +575,11 @@ int tp_driver_proxy_attach_start(tp_driver_proxy_t *p, const tp_attach_params_t 
     tp_driver_shm_attach_request_set_publish_mode(&e, a->publish_mode);
     tp_driver_shm_attach_request_set_require_hugepages(&e, a->require_hugepages);
     tp_driver_shm_attach_request_set_desired_node_id(&e, a->has_desired_node_id ? a->desired_node_id : UINT32_MAX);
-    int64_t n = tp_driver_shm_attach_request_enc_finish(&e);
-    if (n < 0)
-    {
-        return -1;
-    }
-    p->attach_result = result;
-    pending_begin(&p->attach, cid, p->buffer, (size_t)n);
-    return 0;
-}
-
-int tp_driver_proxy_attach_poll(tp_driver_proxy_t *p)
-{
-    if (!p->attach.is_active)
-    {
-        TP_SET_ERR(TP_E_STATE, "no attach request is pending");
-        return -1;
-    }
-    int polled;
-    return pending_poll(p, &p->attach, "attach", &polled);
-}
-
-bool tp_driver_proxy_attach_is_pending(const tp_driver_proxy_t *p)
-{
-    return p->attach.is_active;
-}
-
-void tp_driver_proxy_attach_cancel(tp_driver_proxy_t *p)
-{
-    p->attach.is_active = false;
-}
-
-int tp_driver_proxy_attach(tp_driver_proxy_t *p, const tp_attach_params_t *a, tp_attach_result_t *result,
-    int64_t timeout_ns)
-{
-    if (tp_driver_proxy_attach_start(p, a, result) < 0)
-    {
-        return -1;
-    }
-    return pending_wait(p, &p->attach, timeout_ns, "attach");
+    return pending_add(p, REQUEST_ATTACH, cid, tp_driver_shm_attach_request_enc_finish(&e), now_ns);
 }
 
 /* Encode a detach request into p->buffer; its correlation id goes to *cid. */
-static int64_t detach_request(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
+static int64_t detach_request(tp_client_conductor_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
     uint8_t role, int64_t *cid)
 {
     tp_driver_shm_detach_request_enc_t e;
@@ -605,38 +593,34 @@ static int64_t detach_request(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t 
     return tp_driver_shm_detach_request_enc_finish(&e);
 }
 
-int tp_driver_proxy_detach_send(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
-    uint8_t role)
+int64_t tp_client_conductor_detach(tp_client_conductor_t *p, uint64_t lease_id, uint32_t stream_id,
+    uint32_t client_id, uint8_t role, int64_t now_ns)
 {
     int64_t cid;
     int64_t n = detach_request(p, lease_id, stream_id, client_id, role, &cid);
-    return n < 0 ? -1 : tp_driver_proxy_send(p, p->buffer, (size_t)n);
+    return pending_add(p, REQUEST_DETACH, cid, n, now_ns);
 }
 
-int tp_driver_proxy_detach(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
-    uint8_t role, int32_t *code, char *message, size_t message_capacity, int64_t timeout_ns)
+void tp_client_conductor_cancel(tp_client_conductor_t *p, int64_t correlation_id)
+{
+    pending_t *q = pending_find(p, REQUEST_ATTACH, correlation_id);
+    q = q != NULL ? q : pending_find(p, REQUEST_DETACH, correlation_id);
+    if (q != NULL)
+    {
+        pending_free(p, q);
+    }
+}
+
+int tp_client_conductor_detach_send(tp_client_conductor_t *p, uint64_t lease_id, uint32_t stream_id,
+    uint32_t client_id, uint8_t role)
 {
     int64_t cid;
     int64_t n = detach_request(p, lease_id, stream_id, client_id, role, &cid);
-    if (n < 0)
-    {
-        return -1;
-    }
-    pending_begin(&p->detach, cid, p->buffer, (size_t)n);
-    if (pending_wait(p, &p->detach, timeout_ns, "detach") < 0)
-    {
-        return -1;
-    }
-    *code = p->detach_code;
-    if (message != NULL && message_capacity > 0)
-    {
-        snprintf(message, message_capacity, "%s", p->detach_message);
-    }
-    return 0;
+    return n < 0 ? -1 : tp_client_conductor_send(p, p->buffer, (size_t)n);
 }
 
-int tp_driver_proxy_keepalive(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
-    uint8_t role)
+int tp_client_conductor_keepalive(tp_client_conductor_t *p, uint64_t lease_id, uint32_t stream_id,
+    uint32_t client_id, uint8_t role)
 {
     tp_driver_shm_lease_keepalive_enc_t e;
     tp_driver_shm_lease_keepalive_enc_begin(&e, p->buffer, sizeof(p->buffer));
@@ -646,10 +630,10 @@ int tp_driver_proxy_keepalive(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t 
     tp_driver_shm_lease_keepalive_set_role(&e, role);
     tp_driver_shm_lease_keepalive_set_client_timestamp_ns(&e, (uint64_t)tp_clock_now(&p->clock));
     int64_t n = tp_driver_shm_lease_keepalive_enc_finish(&e);
-    return n < 0 ? -1 : tp_driver_proxy_send(p, p->buffer, (size_t)n);
+    return n < 0 ? -1 : tp_client_conductor_send(p, p->buffer, (size_t)n);
 }
 
-int tp_driver_proxy_shutdown_request(tp_driver_proxy_t *p, const char *token, uint8_t reason)
+int tp_client_conductor_shutdown_request(tp_client_conductor_t *p, const char *token, uint8_t reason)
 {
     tp_driver_shm_driver_shutdown_request_enc_t e;
     tp_driver_shm_driver_shutdown_request_enc_begin(&e, p->buffer, sizeof(p->buffer));
@@ -658,58 +642,5 @@ int tp_driver_proxy_shutdown_request(tp_driver_proxy_t *p, const char *token, ui
     tp_driver_shm_driver_shutdown_request_put_token(&e, token, strlen(token));
     tp_driver_shm_driver_shutdown_request_put_error_message(&e, "", 0);
     int64_t n = tp_driver_shm_driver_shutdown_request_enc_finish(&e);
-    return n < 0 ? -1 : tp_driver_proxy_send(p, p->buffer, (size_t)n);
-}
-
-int tp_driver_proxy_await_event(tp_driver_proxy_t *p, tp_proxy_event_kind_t kind, uint64_t lease_id,
-    uint32_t stream_id, size_t *from, tp_proxy_event_t *out, int64_t timeout_ns)
-{
-    int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
-    for (;;)
-    {
-        for (size_t i = *from; i < p->event_count; i++)
-        {
-            const tp_proxy_event_t *e = &p->events[i];
-            if (e->kind == kind && (lease_id == 0 || e->lease_id == lease_id) &&
-                (stream_id == 0 || e->stream_id == stream_id))
-            {
-                *from = i + 1;
-                if (out != NULL)
-                {
-                    *out = *e;
-                }
-                return 0;
-            }
-        }
-        if (tp_clock_monotonic_ns() > deadline)
-        {
-            TP_SET_ERR(TP_E_TIMEOUT, "no such driver notice within %" PRId64 " ms",
-                (int64_t)(timeout_ns / TP_NS_PER_MS));
-            return -1;
-        }
-        if (tp_driver_proxy_poll(p) == 0)
-        {
-            tp_bus_subscription_park(p->sub, 1 * TP_NS_PER_MS);
-        }
-    }
-}
-
-uint64_t tp_driver_proxy_messages_rejected(const tp_driver_proxy_t *p)
-{
-    return p->messages_rejected;
-}
-
-size_t tp_driver_proxy_event_count(const tp_driver_proxy_t *p)
-{
-    return p->event_count;
-}
-
-const tp_proxy_event_t *tp_driver_proxy_event(const tp_driver_proxy_t *p, size_t index)
-{
-    return index < p->event_count ? &p->events[index] : NULL;
-}
-
-uint64_t tp_driver_proxy_messages_untrusted(const tp_driver_proxy_t *p)
-{
-    return p->messages_untrusted;
+    return n < 0 ? -1 : tp_client_conductor_send(p, p->buffer, (size_t)n);
 }
