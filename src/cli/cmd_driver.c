@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/tp_cli.h"
+#include "cli/tp_driver_proxy.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
@@ -19,7 +20,7 @@
 #include "core/tp_toml.h"
 #include "driver/tp_driver_config.h"
 #include "driver/tp_driver_internal.h"
-#include "cli/tp_driver_proxy.h"
+#include "driver/tp_driver_status.h"
 #include "tensorpool/tp_driver.h"
 #include "tp_sbe_driver.h"
 

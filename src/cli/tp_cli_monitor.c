@@ -16,6 +16,7 @@
 #include "core/tp_clock.h"
 #include "core/tp_json.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_status.h"
 #include "shm/tp_header_ring.h"
 #include "shm/tp_region_uri.h"
 #include "tp_sbe_wire.h"

@@ -21,6 +21,7 @@
 #include "core/tp_fs.h"
 #include "core/tp_strbuf.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_status.h"
 #include "tensorpool/tp_client.h"
 
 #define MAX_PREVIEWS 32

@@ -19,8 +19,15 @@
 #include "core/tp_log.h"
 #include "core/tp_proc.h"
 #include "discovery/tp_discovery_provider.h"
+#include "driver/tp_driver_consumers.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_leases.h"
+#include "driver/tp_driver_liveness.h"
 #include "driver/tp_driver_lock.h"
+#include "driver/tp_driver_send.h"
+#include "driver/tp_driver_status.h"
+#include "driver/tp_driver_streams.h"
+#include "driver/tp_driver_supervisor.h"
 #include "shm/tp_shm_layout.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
@@ -33,7 +40,6 @@
 #define DRIVER_FRAGMENT_LIMIT 64
 #define DRIVER_STATUS_PERIOD_NS (1000 * TP_NS_PER_MS)
 #define DRIVER_STATUS_MIN_GAP_NS (50 * TP_NS_PER_MS)
-#define DRIVER_PUBLISH_ATTEMPTS 1000
 
 /* ---- context ---- */
 
@@ -459,27 +465,6 @@ error:
     TP_APPEND_ERR("starting the driver");
     d->has_sent_shutdown = true; /* nobody was told it started */
     tp_driver_close(d);
-    return -1;
-}
-
-/* ---- publishing ---- */
-
-int tp_driver_publish(tp_driver_t *d, tp_bus_publication_t *pub, const uint8_t *buffer, int64_t length)
-{
-    for (int attempt = 0; attempt < DRIVER_PUBLISH_ATTEMPTS; attempt++)
-    {
-        int64_t rc = tp_bus_offer(pub, buffer, (size_t)length);
-        if (rc > 0 || rc == TP_BUS_NOT_CONNECTED)
-        {
-            return 0; /* nobody listening is not a failure: announces and notices are broadcasts */
-        }
-        if (rc == TP_BUS_CLOSED || rc == TP_BUS_MAX_MESSAGE_LENGTH_EXCEEDED)
-        {
-            break;
-        }
-    }
-    d->counters.publish_failures++;
-    TP_SET_ERR(TP_E_STATE, "could not publish a %" PRId64 "-byte control message", length);
     return -1;
 }
 

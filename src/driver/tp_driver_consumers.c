@@ -17,7 +17,9 @@
 #include <string.h>
 
 #include "core/tp_log.h"
+#include "driver/tp_driver_consumers.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_send.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 

@@ -1,5 +1,7 @@
 /*
- * The SHM driver's state. One conductor (tp_driver_do_work) owns all of it: streams with their current epoch and
+ * The SHM driver's state (its functions are declared by each part: tp_driver_streams.h, tp_driver_leases.h,
+ * tp_driver_liveness.h, tp_driver_consumers.h, tp_driver_supervisor.h, tp_driver_status.h, and the leaf sender
+ * tp_driver_send.h that every part publishes through). One conductor (tp_driver_do_work) owns all of it: streams with their current epoch and
  * regions, the lease table, the bus publications and the control subscription. Nothing here is shared with other
  * threads; clients talk to the driver only through messages on the control stream.
  *
@@ -202,69 +204,8 @@ struct tp_driver
     tp_bus_subscription_t *discovery_metadata_sub;
 };
 
-/* tp_driver_streams.c */
-tp_driver_stream_t *tp_driver_stream_find(tp_driver_t *d, uint32_t stream_id);
-/* Add a stream and provision its first epoch (above anything on disk). */
-tp_driver_stream_t *tp_driver_stream_add(tp_driver_t *d, uint32_t stream_id, const char *name,
-    const tp_driver_profile_config_t *profile, bool is_dynamic);
-/* Move a stream to a new epoch with fresh regions (old epoch directories are left for GC). */
-int tp_driver_stream_bump_epoch(tp_driver_t *d, tp_driver_stream_t *s);
-void tp_driver_stream_release(tp_driver_stream_t *s);
-/* Refresh activity timestamps of every region. */
-void tp_driver_streams_touch(tp_driver_t *d, uint64_t now_ns);
-/* A region file of the stream's epoch shrank (truncated by a process that can write it): one fstat per region. */
-bool tp_driver_stream_is_damaged(const tp_driver_stream_t *s);
-/* Lease holders' processes (tp_driver_liveness.c): watch the holder of a new lease, forget it when the lease ends,
- * end the leases of processes that exited (returns how many), close every watch. */
-void tp_driver_liveness_watch(tp_driver_t *d, tp_driver_lease_t *lease, int32_t pid, uint64_t start_time);
-void tp_driver_liveness_unwatch(tp_driver_t *d, tp_driver_lease_t *lease);
-int tp_driver_liveness_check(tp_driver_t *d);
-void tp_driver_liveness_close(tp_driver_t *d);
-/* Move every damaged stream to a new epoch (ending its producer's lease, which announces it). Returns the count. */
-int tp_driver_retire_damaged(tp_driver_t *d);
-/* Delete old epoch directories of one stream per the GC policy. Returns how many. */
-int tp_driver_stream_gc(tp_driver_t *d, const tp_driver_stream_t *s, bool is_startup);
-/* At startup: the same for streams found on disk that this driver does not serve. Returns how many. */
-int tp_driver_gc_stale_streams(tp_driver_t *d);
-/* Every served stream's old epochs again (wire spec 15.21a.7): those a consumer still mapped at the last epoch
- * change go once nobody maps them. Returns the directories removed. */
-int tp_driver_gc_sweep(tp_driver_t *d);
-/* Encode and publish ShmPoolAnnounce for one stream. */
-int tp_driver_announce(tp_driver_t *d, const tp_driver_stream_t *s);
-
-/* tp_driver.c: one control message from a client (dispatch by schema, version and template). */
+/* tp_driver.c: one control message from a client (dispatch by schema, version and template); the fuzz harness
+ * feeds it too. */
 void tp_driver_on_message(tp_driver_t *d, const uint8_t *buffer, size_t length);
-
-/* tp_driver_leases.c */
-void tp_driver_on_attach(tp_driver_t *d, const uint8_t *buffer, size_t length);
-/* An attach encoded with a newer schema version: answered UNSUPPORTED when its correlation id can be read. */
-void tp_driver_on_attach_unsupported_version(tp_driver_t *d, const uint8_t *buffer, size_t length,
-    uint16_t version);
-void tp_driver_on_detach(tp_driver_t *d, const uint8_t *buffer, size_t length);
-void tp_driver_on_keepalive(tp_driver_t *d, const uint8_t *buffer, size_t length);
-/* Expire leases whose keepalives stopped. Returns how many. */
-int tp_driver_expire_leases(tp_driver_t *d);
-/* Carry out queued tp_driver_revoke_lease requests. Returns how many. */
-int tp_driver_revoke_queued(tp_driver_t *d);
-/* Invalidate a lease: ShmLeaseRevoked, and for a producer an epoch bump and a fresh announce. */
-void tp_driver_end_lease(tp_driver_t *d, tp_driver_lease_t *lease, uint8_t reason, const char *why);
-
-/* tp_driver_consumers.c: a ConsumerHello asking for per-consumer streams, answered with ConsumerConfig. */
-void tp_driver_on_consumer_hello(tp_driver_t *d, const uint8_t *buffer, size_t length);
-
-/* tp_driver_supervisor.c */
-int tp_driver_supervisor_open(tp_driver_t *d);
-void tp_driver_supervisor_close(tp_driver_t *d);
-int tp_driver_supervisor_do_work(tp_driver_t *d);
-void tp_driver_supervisor_on_hello(tp_driver_t *d, const uint8_t *buffer, size_t length);
-tp_driver_supervisor_party_t *tp_driver_supervisor_party(tp_driver_t *d, bool is_consumer, uint32_t stream_id,
-    uint32_t id);
-
-/* tp_driver_status.c */
-int tp_driver_status_write(tp_driver_t *d);
-void tp_driver_status_path(char *out, size_t capacity, const char *bus_dir, uint32_t control_stream_id);
-
-/* Publish an encoded message on a publication, retrying briefly on transient results. */
-int tp_driver_publish(tp_driver_t *d, tp_bus_publication_t *pub, const uint8_t *buffer, int64_t length);
 
 #endif

@@ -23,6 +23,10 @@
 #include "core/tp_err.h"
 #include "core/tp_log.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_leases.h"
+#include "driver/tp_driver_liveness.h"
+#include "driver/tp_driver_send.h"
+#include "driver/tp_driver_streams.h"
 #include "tensorpool/tp_trace.h"
 #include "tp_sbe_driver.h"
 

@@ -17,6 +17,8 @@
 #include "core/tp_log.h"
 #include "core/tp_proc.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_leases.h"
+#include "driver/tp_driver_liveness.h"
 #include "tp_sbe_driver.h"
 
 #define LIVENESS_FALLBACK_PERIOD_NS (100 * TP_NS_PER_MS)

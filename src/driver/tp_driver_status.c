@@ -19,6 +19,7 @@
 #include "core/tp_log.h"
 #include "core/tp_strbuf.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_status.h"
 #include "shm/tp_shm_layout.h"
 #include "tp_sbe_driver.h"
 

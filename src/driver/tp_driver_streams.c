@@ -14,6 +14,8 @@
 #include "core/tp_proc.h"
 #include "discovery/tp_discovery_provider.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_send.h"
+#include "driver/tp_driver_streams.h"
 #include "shm/tp_shm_layout.h"
 #include "tp_sbe_wire.h"
 

@@ -13,6 +13,8 @@
 #include "core/tp_alloc.h"
 #include "core/tp_log.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_send.h"
+#include "driver/tp_driver_supervisor.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
 #include "wire/tp_sbe.h"

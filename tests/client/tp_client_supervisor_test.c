@@ -11,6 +11,7 @@
 
 #include "core/tp_clock.h"
 #include "driver/tp_driver_internal.h"
+#include "driver/tp_driver_status.h"
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_driver.h"
 #include "tensorpool/tp_metadata.h"

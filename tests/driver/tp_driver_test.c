@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/tp_clock.h"
+#include "driver/tp_driver_leases.h"
+#include "driver/tp_driver_streams.h"
 #include "tp_driver_fixture.h"
 #include "tp_sbe_driver.h"
 #include "tp_sbe_wire.h"
