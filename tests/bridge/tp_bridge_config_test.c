@@ -1,6 +1,5 @@
 /*
  * Bridge configuration: required keys, the effective chunk size, mapping defaults, range rules.
- * covers: B-10-2, B-10-3, B-10-4
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@ static void expect_error(const char *text, const char *needle)
     tp_test_config_expect_error(load_config, &config, "b.toml", text, needle);
 }
 
+/* covers: B-10-2 */
 static void test_required_keys(void **state)
 {
     (void)state;
@@ -42,7 +42,7 @@ static void test_required_keys(void **state)
     expect_error(text, "mappings[0].source_stream_id: is required");
 }
 
-/* covers: B-10-5s, B-10-6s */
+/* covers: B-10-5s, B-10-6s, B-10-3 */
 static void test_defaults_and_chunk_size(void **state)
 {
     (void)state;
@@ -72,6 +72,7 @@ static void test_defaults_and_chunk_size(void **state)
     assert_int_equal(tp_bridge_config_chunk_bytes(&config), 8192); /* never above max_chunk_bytes */
 }
 
+/* covers: B-10-4 */
 static void test_ranges_and_mappings(void **state)
 {
     (void)state;

@@ -2,7 +2,6 @@
  * Frame sizes across a bridge, from 1 byte to 64 MiB: each pool boundary of the receiving host (4 KiB, 1 MiB,
  * 64 MiB) and one byte past it, every byte checked, with shape and trace id kept, over loopback UDP with 64 KiB
  * datagrams (a 64 MiB frame is 1,025 chunks). Two embedded drivers stand for the two hosts.
- * covers: B-5.2-2, B-6-10
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +78,7 @@ static void on_frame(void *clientd, const tp_frame_t *f)
     }
 }
 
+/* covers: B-5.2-2, B-6-10 */
 static void test_one_byte_to_64_mib(void **state)
 {
     (void)state;

@@ -1,7 +1,6 @@
 /*
  * The tp command as a user runs it: decode every golden vector to its JSON, encode it back, usage errors exit 2,
  * and the demo runs clean.
- * covers: W-16-1, W-16-2
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@ static tp_json_t *vector_json(const char *name)
     return j;
 }
 
+/* covers: W-16-1, W-16-2 */
 static void test_decode_prints_each_vector(void **state)
 {
     (void)state;

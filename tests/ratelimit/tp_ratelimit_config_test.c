@@ -1,6 +1,5 @@
 /*
  * Rate limiter configuration: required keys, forwarding never enabled with zero stream ids, rate inheritance.
- * covers: R-8-1, R-8-2, R-8-3, R-8-4
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +26,7 @@ static void expect_error(const char *text, const char *needle)
     tp_test_config_expect_error(load_config, &config, "r.toml", text, needle);
 }
 
+/* covers: R-8-1, R-8-2, R-8-3, R-8-4 */
 static void test_required_and_forwarding(void **state)
 {
     (void)state;

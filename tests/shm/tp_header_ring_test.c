@@ -1,10 +1,6 @@
 /*
  * The seqlock and header slots (wire spec 8.3, 15.19, 15.21): states, validation, a torn-read torture run, and
  * zero allocations on the steady-state path.
- * covers: W-8.3-1, W-8.3-2, W-8.3-3, W-8.3-4, W-8.3-5, W-8.3-6, W-8.3-12, W-8.2-2, W-8.2-9,
- * covers: W-8.2-12, W-8.2-13, W-8.2-21, W-8.2-22, W-8.2-23, W-8.2-5, W-15.3-1, W-15.3-2, W-15.3-3,
- * covers: W-15.21-1, W-15.21-2, W-15.21-4, W-15.21-5, W-15.18-1, W-9-2, W-9-4, W-10.2.1-11, W-10.2.1-12,
- * covers: W-10.2.1-13
  */
 #include <pthread.h>
 #include <signal.h>
@@ -49,6 +45,10 @@ static void publish(uint64_t seq, const void *payload, uint32_t length, const tp
     tp_slot_commit(slot, seq);
 }
 
+/* The seqlock's states: never written, in progress (S << 1), committed ((S << 1) + 1), a seq other than the
+ * descriptor's, a writer starting over a reader, an empty payload.
+ * covers: W-8.3-1, W-8.3-2, W-8.3-4, W-8.3-5, W-8.3-6, W-8.2-2, W-8.2-9, W-15.21-1, W-15.21-2, W-15.21-4,
+ * covers: W-10.2.1-11, W-15.3-1, W-8.2-21, W-8.2-22, W-8.2-23, W-9-4 */
 static void test_states(void **state)
 {
     /* A slot that holds another seq than the descriptor's (reused since) is dropped. covers: W-8.2-20s */
@@ -61,6 +61,9 @@ static void test_states(void **state)
     uint64_t sc;
     uint8_t *slot = tp_header_slot_at(ring, 1);
     assert_ptr_equal(slot, ring + 64 + 256); /* slot i at 64 + i * 256. covers: W-6-3 */
+    /* seq_commit is the slot's first 8 bytes, 8-byte aligned: one atomic store and load, inside one cache line */
+    assert_ptr_equal((void *)tp_slot_seq_word(slot), (void *)slot);
+    assert_int_equal((uintptr_t)slot % 64, 0);
     /* never written: seq_commit 0 is "in progress, seq 0" */
     assert_int_equal(tp_slot_snapshot(slot, 1, &f, &out, &sc), TP_SLOT_NOT_COMMITTED);
     publish(5, "abcd", 4, &t);
@@ -88,6 +91,8 @@ static void test_states(void **state)
     assert_int_equal(f.payload_slot, 2);
 }
 
+/* A committed slot whose header breaks a rule is dropped: payload_offset not 0, headerBytes not 192 bytes, another
+ * embedded template, too many dims, an unknown dtype. covers: W-8.2-13, W-8.2-5 */
 static void test_invalid_headers_are_dropped(void **state)
 {
     (void)state;
@@ -118,6 +123,7 @@ static void test_invalid_headers_are_dropped(void **state)
     assert_int_equal(tp_slot_snapshot(slot, 3, &f, &out, &sc), TP_SLOT_OK);
 }
 
+/* covers: W-8.3-3, W-8.2-12 */
 static void test_full_overwrite(void **state)
 {
     (void)state;
@@ -128,6 +134,7 @@ static void test_full_overwrite(void **state)
     tp_tensor_bytes(&t, 1);
     publish(4, "x", 1, &t);
     assert_int_equal(slot[TP_WIRE_SLOT_HEADER_PAD_OFFSET + 10], 0);
+    assert_int_equal(tp_sbe_get_u32(slot + TP_WIRE_SLOT_HEADER_PAYLOAD_OFFSET_OFFSET), 0);
     assert_int_equal(tp_sbe_get_u32(slot + TP_WIRE_SLOT_HEADER_META_VERSION_OFFSET), 0);
     assert_int_equal(slot[255], 0);
 }
@@ -135,7 +142,7 @@ static void test_full_overwrite(void **state)
 static void test_payload_location_checks(void **state)
 {
     (void)state;
-    /* covers: W-15.5-4 */
+    /* covers: W-15.5-4, W-10.2.1-12, W-10.2.1-13 */
     tp_slot_fields_t f = { .values_len_bytes = 256, .payload_slot = 3, .pool_id = 1 };
     assert_true(tp_slot_payload_is_valid(&f, 3, 4, 256));
     assert_false(tp_slot_payload_is_valid(&f, 3, 4, 128)); /* values_len_bytes > stride_bytes */
@@ -147,6 +154,7 @@ static void test_payload_location_checks(void **state)
     assert_true(tp_slot_payload_is_valid(&f, 0, 4, 256));
 }
 
+/* The smallest pool whose stride holds the frame. covers: W-9-2 */
 static void test_pool_select(void **state)
 {
     (void)state;
@@ -300,6 +308,9 @@ static void *torture_reader(void *arg)
     return NULL;
 }
 
+/* A writer overwriting a 4-slot ring as fast as it can (the wire spec's publication order) while two readers copy
+ * out: every frame is accepted intact or counted (gap, late), none waits, none is torn.
+ * covers: W-8.3-12, W-15.3-2, W-15.3-3, W-15.21-5, W-15.18-1 */
 static void test_no_torn_frame_is_ever_accepted(void **state)
 {
     (void)state;

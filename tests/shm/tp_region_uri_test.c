@@ -1,6 +1,5 @@
 /*
  * Region URIs: only shm:file?path=<abs>[|require_hugepages=true|false].
- * covers: W-15.22-1, W-15.22-2, W-15.22-3, W-15.22-4, W-15.21a.5-1
  */
 #include <string.h>
 
@@ -12,6 +11,7 @@ static int parse(const char *s, tp_region_uri_t *u)
     return tp_region_uri_parse(u, s, strlen(s));
 }
 
+/* covers: W-15.22-1 */
 static void test_valid(void **state)
 {
     (void)state;
@@ -29,6 +29,7 @@ static void test_valid(void **state)
     assert_string_equal(buf, "shm:file?path=/dev/shm/p|require_hugepages=true");
 }
 
+/* covers: W-15.22-2, W-15.22-3, W-15.22-4, W-15.21a.5-1 */
 static void test_rejected(void **state)
 {
     (void)state;

@@ -1,8 +1,5 @@
 /*
  * Regions: canonical layout, creation with modes, superblock contents, mapping with validation, hostile files.
- * covers: W-7.1-1, W-7.1-2, W-7.1-5, W-7.1-6, W-7.1-8, W-7.1-9, W-8.1-1, W-8.1-2, W-9-1, W-15.1-1,
- * covers: W-15.1-2, W-15.21a.3-1, W-15.21a.3-2, W-15.21a.3-3, W-15.21a.3-5,
- * covers: W-15.22-7, W-15.22-8, W-15.22-10, W-6-1
  */
 #include <fcntl.h>
 #include <pwd.h>
@@ -59,6 +56,7 @@ static void uri_for(tp_region_uri_t *u, const char *path)
     tp_assert_ok(tp_region_uri_parse(u, text, strlen(text)));
 }
 
+/* covers: W-15.21a.3-1, W-15.21a.3-2, W-15.21a.3-3, W-15.21a.3-5 */
 static void test_canonical_layout(void **state)
 {
     (void)state;
@@ -96,6 +94,7 @@ static void test_canonical_layout(void **state)
     assert_string_equal(out, "al_ice_");
 }
 
+/* covers: W-7.1-1, W-7.1-5, W-7.1-8, W-6-1, W-8.1-1 */
 static void test_create_writes_superblock_and_modes(void **state)
 {
     (void)state;
@@ -133,6 +132,7 @@ static void test_create_writes_superblock_and_modes(void **state)
     tp_shm_region_close(&r); /* closing twice is harmless */
 }
 
+/* covers: W-8.1-2, W-15.22-7, W-15.22-8, W-7.1-8 */
 static void test_invalid_shapes_are_refused(void **state)
 {
     (void)state;
@@ -155,6 +155,7 @@ static void test_invalid_shapes_are_refused(void **state)
     assert_false(tp_shm_nslots_is_valid(0));
 }
 
+/* covers: W-7.1-2, W-7.1-6, W-7.1-9, W-15.1-1, W-15.1-2, W-15.22-10, W-9-1 */
 static void test_map_validates_every_field(void **state)
 {
     (void)state;
@@ -210,6 +211,7 @@ static void test_map_validates_every_field(void **state)
     tp_shm_region_close(&w);
 }
 
+/* covers: W-15.22-10, W-15.22-7 */
 static void test_short_file_is_refused(void **state)
 {
     (void)state;

@@ -1,7 +1,6 @@
 /*
  * Hostile SBE input: truncation at every length, lengths and counts that run past the end, block lengths below
  * the schema's, wrong ids, unknown enum values, and random mutation. Never an out-of-bounds read (run under ASan).
- * covers: W-16-8, D-4.2-15
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +60,7 @@ static void test_every_truncation_fails(void **state)
     }
 }
 
+/* covers: W-16-8 */
 static void test_lengths_and_counts_past_the_end(void **state)
 {
     (void)state;
@@ -146,6 +146,7 @@ static void test_newer_version_with_longer_block_is_skipped(void **state)
     free(old);
 }
 
+/* covers: D-4.2-15 */
 static void test_unknown_enum_values_are_reported(void **state)
 {
     (void)state;

@@ -1,10 +1,6 @@
 /*
  * Round trips for every message of every schema (generated values through JSON, encode, decode), and hand-checked
  * layouts for the messages no golden vector covers.
- * covers: W-16-2, W-16-7, W-10.1-1, W-10.1-2, W-10.1-3, W-10.1-4, W-10.1-5, W-10.1-7, W-10.2.1-14, D-4.2-12,
- * covers: D-4.2-15, Q-4.1-1, Q-5.0-1, Q-5.0-3, Q-5.0-5, Q-10-4, Q-15-1, Q-15-2, B-11-1, B-11-2,
- * covers: J-15-1, J-15-2, J-15-3, J-15-4, J-10.4-2, J-10.4-3, J-10.5-1, J-6.3.1-1, T-8.1-1, T-9.1-1,
- * covers: T-9.2-1, T-16-1
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +118,8 @@ static void json_body_for(tp_strbuf_t *b, const tp_sbe_body_meta_t *m, int depth
     tp_strbuf_putc(b, '}');
 }
 
+/* Every message of every schema, behind the 8-byte message header, var-data after the groups, through JSON, encode
+ * and decode with random values. covers: W-10.1-7, Q-4.1-1, Q-5.0-1, Q-5.0-5 */
 static void test_every_message_round_trips(void **state)
 {
     (void)state;
@@ -178,7 +176,8 @@ static void test_every_message_round_trips(void **state)
 static void test_frame_descriptor_layout_and_nulls(void **state)
 {
     (void)state;
-    /* covers: Q-5.0-2 (the wire schema's nulls too) */
+    /* covers: Q-5.0-2 (the wire schema's nulls too), W-16-7, W-10.1-1, W-10.1-2, W-10.1-3, W-10.2.1-14, T-8.1-1,
+     * covers: D-4.2-12 */
     uint8_t buf[64];
     tp_wire_frame_descriptor_enc_t e;
     tp_wire_frame_descriptor_enc_begin(&e, buf, sizeof(buf));
@@ -204,6 +203,7 @@ static void test_frame_descriptor_layout_and_nulls(void **state)
     assert_true(tp_wire_frame_descriptor_has_trace_id(&d)); /* all-ones is a legal trace id */
 }
 
+/* covers: D-4.2-15 */
 static void test_driver_attach_layouts(void **state)
 {
     (void)state;
@@ -329,7 +329,7 @@ static void test_driver_schema_appendix_a(void **state)
 }
 
 /* Var-data is never optional in any of our schemas: absence is length 0 (a reader cannot tell "optional" from the
- * bytes). covers: W-10.1-6, D-4.2-16 */
+ * bytes). covers: W-10.1-6, D-4.2-16, W-10.1-4, W-10.1-5, Q-5.0-3 */
 static void test_var_data_is_never_optional(void **state)
 {
     (void)state;
@@ -363,6 +363,7 @@ static void test_var_data_is_never_optional(void **state)
     assert_int_equal(data_fields, 35); /* the scan found them all: wire 15, driver 8, discovery 10, bridge 2 */
 }
 
+/* covers: Q-15-2 */
 static void test_discovery_response_nested_groups(void **state)
 {
     (void)state;
@@ -434,6 +435,9 @@ static void test_discovery_null_stream_id(void **state)
     }
 }
 
+/* Block lengths, field offsets, schema, template and enum values against the specs' tables.
+ * covers: W-16-2, Q-10-4, Q-15-1, B-11-1, B-11-2, J-15-1, J-15-2, J-15-4, J-10.4-2, J-10.4-3, J-10.5-1,
+ * covers: J-6.3.1-1, T-9.1-1, T-9.2-1, T-16-1 */
 static void test_block_lengths_match_the_schemas(void **state)
 {
     (void)state;
@@ -472,6 +476,25 @@ static void test_block_lengths_match_the_schemas(void **state)
     assert_int_equal(TP_BRIDGE_SCHEMA_ID, 902);
     assert_int_equal(TP_MERGE_SCHEMA_ID, 903);
     assert_int_equal(TP_DRIVER_SCHEMA_ID, 901);
+    /* merge enums are u8 with the spec's values; offsetNs a signed 64-bit field of 8 bytes (6 to 14) */
+    assert_int_equal(TP_MERGE_MERGE_RULE_TYPE_OFFSET, 0);
+    assert_int_equal(TP_MERGE_MERGE_RULE_TYPE_WINDOW, 1);
+    assert_int_equal(TP_MERGE_MERGE_TIME_RULE_TYPE_OFFSET_NS, 0);
+    assert_int_equal(TP_MERGE_MERGE_TIME_RULE_TYPE_WINDOW_NS, 1);
+    assert_int_equal(TP_MERGE_TIMESTAMP_SOURCE_FRAME_DESCRIPTOR, 1);
+    assert_int_equal(TP_MERGE_TIMESTAMP_SOURCE_SLOT_HEADER, 2);
+    assert_int_equal(TP_MERGE_CLOCK_DOMAIN_MONOTONIC, 1);
+    assert_int_equal(TP_MERGE_CLOCK_DOMAIN_REALTIME_SYNCED, 2);
+    assert_int_equal(TP_MERGE_TIMESTAMP_MERGE_MAP_ANNOUNCE_RULES_TIMESTAMP_SOURCE_OFFSET -
+                         TP_MERGE_TIMESTAMP_MERGE_MAP_ANNOUNCE_RULES_RULE_TYPE_OFFSET,
+        1);
+    assert_int_equal(TP_MERGE_TIMESTAMP_MERGE_MAP_ANNOUNCE_RULES_WINDOW_NS_OFFSET -
+                         TP_MERGE_TIMESTAMP_MERGE_MAP_ANNOUNCE_RULES_OFFSET_NS_OFFSET,
+        8);
+    int64_t offset_ns = -5;
+    uint8_t rule[64] = { 0 };
+    tp_sbe_put_i64(rule + TP_MERGE_TIMESTAMP_MERGE_MAP_ANNOUNCE_RULES_OFFSET_NS_OFFSET, offset_ns);
+    assert_true(tp_sbe_get_i64(rule + TP_MERGE_TIMESTAMP_MERGE_MAP_ANNOUNCE_RULES_OFFSET_NS_OFFSET) == -5);
 }
 
 static void test_discovery_schema_version_constant(void **state)

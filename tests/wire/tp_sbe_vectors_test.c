@@ -1,9 +1,6 @@
 /*
  * Golden vectors (shared/vectors/sbe): every .bin decodes to exactly the values of its .json, consuming every byte,
  * and encoding those values gives back identical bytes. Typed accessors are checked against the same values.
- * covers: W-16-1, W-16-2, W-16-3, W-16-4, W-16-5, W-16-6, W-16-7, W-6-2, W-8.2-1, W-8.2-3, W-10.1-1,
- * covers: W-10.1-2, W-10.1-3, W-10.1-4, W-10.1-7, W-15.8-2, W-7.1-5, J-15-1, J-15-3, J-15-4, J-10.1-2, J-10.1-3,
- * covers: J-10.1-8, J-10.3-5, J-6.2.1-2
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -73,6 +70,10 @@ static void assert_fields_match(const tp_sbe_message_meta_t *meta, const tp_sbe_
     tp_strbuf_fini(&out);
 }
 
+/* Each vector's schema, template, block length, framing (a slot and a TensorHeader without message header, both
+ * little-endian at the spec's offsets), enum values, nulls and var-data order, byte for byte both ways.
+ * covers: W-16-1, W-16-2, W-16-3, W-16-4, W-16-5, W-16-6, W-6-2, W-8.2-1, W-8.2-3, W-10.1-4, W-10.1-7, W-15.8-2,
+ * covers: J-15-1, J-15-3, J-15-4, J-10.1-2, J-10.1-3, J-10.1-8, J-10.3-5, J-6.2.1-2 */
 static void test_every_vector_decodes_and_reencodes(void **state)
 {
     (void)state;
@@ -152,6 +153,8 @@ static void test_json_envelope_matches_vector(void **state)
     vector_free(&v);
 }
 
+/* The generated accessors read the vectors' values; nulls read as "not provided"; the superblock's magic is the u64
+ * 0x544F504C53484D31, bytes "1MHSLPOT". covers: W-16-7, W-10.1-1, W-10.1-3, W-7.1-5 */
 static void test_typed_accessors_read_the_vectors(void **state)
 {
     (void)state;
@@ -230,6 +233,8 @@ static void test_typed_accessors_read_the_vectors(void **state)
     vector_free(&v);
 }
 
+/* The generated encoders write the vectors' bytes, an absent var-data field as length 0. covers: W-10.1-2,
+ * covers: W-10.1-4 */
 static void test_typed_encoder_reproduces_a_vector(void **state)
 {
     (void)state;

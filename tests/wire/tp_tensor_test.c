@@ -1,7 +1,5 @@
 /*
  * Tensor rules (wire spec 8.2) and the embedded TensorHeader.
- * covers: W-8.2-10, W-8.2-11, W-8.2-14, W-8.2-15, W-8.2-16, W-8.2-17, W-8.2-18, W-15.8-1, W-8.3-8,
- * covers: W-8.3-9, W-8.2-5, W-15.21-3
  */
 #include <string.h>
 
@@ -16,6 +14,7 @@ static tp_tensor_desc_t image(int32_t h, int32_t w, int32_t c)
     return t;
 }
 
+/* covers: W-8.2-16 */
 static void test_inferred_and_explicit_strides(void **state)
 {
     (void)state;
@@ -39,6 +38,7 @@ static void test_inferred_and_explicit_strides(void **state)
     assert_int_equal(s[1], 16);
 }
 
+/* covers: W-8.2-10, W-8.2-11, W-8.2-17, W-15.8-1 */
 static void test_rejections(void **state)
 {
     (void)state;
@@ -71,7 +71,7 @@ static void test_rejections(void **state)
 static void test_progress_stride(void **state)
 {
     (void)state;
-    /* covers: W-8.2-6 */
+    /* covers: W-8.2-6, W-8.2-18, W-15.8-1 */
     tp_tensor_desc_t t = image(10, 20, 3);
     t.progress_unit = TP_PROGRESS_UNIT_ROWS;
     t.progress_stride_bytes = 0;
@@ -94,6 +94,7 @@ static void test_progress_stride(void **state)
     tp_assert_fails_with(tp_tensor_validate(&t), "progress_unit 5");
 }
 
+/* covers: W-8.2-14, W-8.2-15 */
 static void test_header_round_trip_and_unused_dims(void **state)
 {
     (void)state;
@@ -150,6 +151,7 @@ static void test_padding_is_zeroed_and_ignored(void **state)
     assert_memory_equal(dirty.strides, clean.strides, sizeof(clean.strides));
 }
 
+/* covers: W-8.3-8, W-8.3-9, W-8.2-5, W-15.21-3 */
 static void test_embedded_header_checks(void **state)
 {
     (void)state;
