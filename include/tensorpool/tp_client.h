@@ -66,12 +66,17 @@ TP_API int tp_client_close(tp_client_t *client);
 
 /* ---- producers ---- */
 
-/* Attach as the stream's producer (waits up to timeout_ns for the driver) and map its regions. Fails with the
- * driver's reason (e.g. another producer holds the stream), or a timeout when no driver answered. */
+/* Producers and consumers are made one way, tp_producer_open / tp_consumer_open (out, client, stream, options,
+ * timeout); attach and attach_async are shorthands for it with the default options.
+ *
+ * Attach as the stream's producer (waits up to timeout_ns for the driver) and map its regions. Fails with the
+ * driver's reason (e.g. another producer holds the stream), or a timeout when no driver answered. The same as
+ * tp_producer_open(out, client, stream_id, NULL, timeout_ns), a negative timeout_ns counting as 0. */
 TP_API int tp_producer_attach(tp_producer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns);
 /* The same without waiting: returns a producer at once, which attaches in tp_producer_do_work (the request is
  * resent until a driver answers, so the driver may start later; refusals are retried with backoff).
- * tp_producer_is_attached says when it is ready; tp_producer_last_error why it is not yet. */
+ * tp_producer_is_attached says when it is ready; tp_producer_last_error why it is not yet. The same as
+ * tp_producer_open(out, client, stream_id, NULL, -1). */
 TP_API int tp_producer_attach_async(tp_producer_t **out, tp_client_t *client, uint32_t stream_id);
 
 /* How a producer attaches. */
@@ -317,10 +322,11 @@ TP_API uint32_t tp_consumer_control_stream_id(const tp_consumer_t *consumer);
 /* The per-consumer descriptor stream in use, 0 while on the shared one. */
 TP_API uint32_t tp_consumer_descriptor_stream_id(const tp_consumer_t *consumer);
 
-/* Attach as a consumer of the stream and map its regions. */
+/* Attach as a consumer of the stream and map its regions: tp_consumer_open(out, client, stream_id, NULL,
+ * timeout_ns). */
 TP_API int tp_consumer_attach(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id, int64_t timeout_ns);
 /* The same without waiting: the consumer attaches in tp_consumer_poll, whenever the driver and the stream are
- * there (start in any order). */
+ * there (start in any order): tp_consumer_open(out, client, stream_id, NULL, -1). */
 TP_API int tp_consumer_attach_async(tp_consumer_t **out, tp_client_t *client, uint32_t stream_id);
 
 /* Read up to limit descriptors: each committed, stable frame goes to handler; the others are dropped and

@@ -137,7 +137,8 @@ static int parse_u64_opt(const char *cmd, const char *name, const char *v, uint6
 
 /* Parse every option; unknown ones and ones this command does not take are usage errors. `allowed` lists the
  * options of the command (space-separated, with spaces around). */
-static int talk_parse(talk_t *t, int argc, char **argv, int first, const char *allowed, void (*usage)(FILE *))
+/* The defaults, then the environment (TP_CONTROL_CHANNEL, TP_CONTROL_STREAM_ID). */
+static int talk_defaults(talk_t *t)
 {
     const char *env_channel = getenv("TP_CONTROL_CHANNEL");
     t->channel = env_channel != NULL ? env_channel : CONTROL_DEFAULT_CHANNEL;
@@ -155,6 +156,125 @@ static int talk_parse(talk_t *t, int argc, char **argv, int first, const char *a
     t->interval_s = 1;
     t->mode = TP_WIRE_MODE_STREAM;
     t->use_shm = 1;
+    return 0;
+}
+
+/* The options that take a word: role, publish mode, hugepages policy, consumer mode. 1: not one of them. */
+static int talk_word_option(talk_t *t, const char *a, const char *v)
+{
+    if (strcmp(a, "--role") == 0)
+    {
+        t->role = strcmp(v, "producer") == 0 ? TP_DRIVER_ROLE_PRODUCER
+                  : strcmp(v, "consumer") == 0 ? TP_DRIVER_ROLE_CONSUMER
+                                               : -1;
+        return t->role < 0 ? tp_cli_fail(-1, t->cmd, "--role is producer or consumer, not '%s'", v) : 0;
+    }
+    if (strcmp(a, "--publish-mode") == 0)
+    {
+        t->publish_mode = strcmp(v, "require-existing") == 0     ? TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING
+                          : strcmp(v, "existing-or-create") == 0 ? TP_DRIVER_PUBLISH_MODE_EXISTING_OR_CREATE
+                                                                 : 0;
+        return t->publish_mode == 0
+            ? tp_cli_fail(-1, t->cmd, "--publish-mode is require-existing or existing-or-create, not '%s'", v)
+            : 0;
+    }
+    if (strcmp(a, "--hugepages") == 0)
+    {
+        t->hugepages = strcmp(v, "unspecified") == 0 ? TP_DRIVER_HUGEPAGES_POLICY_UNSPECIFIED
+                       : strcmp(v, "standard") == 0  ? TP_DRIVER_HUGEPAGES_POLICY_STANDARD
+                       : strcmp(v, "hugepages") == 0 ? TP_DRIVER_HUGEPAGES_POLICY_HUGEPAGES
+                                                     : 255;
+        return t->hugepages == 255
+            ? tp_cli_fail(-1, t->cmd, "--hugepages is unspecified, standard or hugepages, not '%s'", v)
+            : 0;
+    }
+    if (strcmp(a, "--mode") == 0)
+    {
+        t->mode = strcmp(v, "stream") == 0         ? TP_WIRE_MODE_STREAM
+                  : strcmp(v, "rate-limited") == 0 ? TP_WIRE_MODE_RATE_LIMITED
+                                                   : 0;
+        return t->mode == 0 ? tp_cli_fail(-1, t->cmd, "--mode is stream or rate-limited, not '%s'", v) : 0;
+    }
+    return 1;
+}
+
+/* The options that take a number. 1: not one of them. */
+static int talk_number_option(talk_t *t, const char *a, const char *v)
+{
+    const struct
+    {
+        const char *name;
+        uint64_t max;
+        uint64_t *out;
+        bool *is_set;
+    } ids[] = {
+        { "--control-stream-id", INT32_MAX, &t->control_stream_id, NULL },
+        { "--stream-id", UINT32_MAX - 1, &t->stream_id, &t->has_stream_id },
+        { "--client-id", UINT32_MAX - 1, &t->client_id, &t->has_client_id },
+        { "--lease-id", UINT64_MAX - 1, &t->lease_id, &t->has_lease_id },
+        { "--expected-layout-version", UINT32_MAX - 1, &t->layout_version, NULL },
+        { "--count", 1000000, &t->count, NULL },
+        { "--descriptor-stream-id", UINT32_MAX - 1, &t->descriptor_stream_id, NULL },
+        { "--per-consumer-control-stream-id", UINT32_MAX - 1, &t->per_consumer_control_stream_id, NULL },
+    };
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+    {
+        if (strcmp(a, ids[i].name) == 0)
+        {
+            if (ids[i].is_set != NULL)
+            {
+                *ids[i].is_set = true;
+            }
+            return parse_u64_opt(t->cmd, a, v, ids[i].max, ids[i].out);
+        }
+    }
+    if (strcmp(a, "--hold") == 0 || strcmp(a, "--timeout") == 0 || strcmp(a, "--interval") == 0)
+    {
+        double *d = strcmp(a, "--hold") == 0 ? &t->hold_s : strcmp(a, "--timeout") == 0 ? &t->timeout_s
+                                                                                          : &t->interval_s;
+        return tp_cli_parse_double(v, 0, 86400, d) < 0 ? tp_cli_fail(-1, t->cmd, "%s: %s", a, tp_errmsg()) : 0;
+    }
+    if (strcmp(a, "--use-shm") == 0)
+    {
+        uint64_t u;
+        int rc = parse_u64_opt(t->cmd, a, v, 1, &u);
+        t->use_shm = (uint8_t)u;
+        return rc;
+    }
+    return 1;
+}
+
+/* The options that take text. */
+static void talk_text_option(talk_t *t, const char *a, const char *v)
+{
+    if (strcmp(a, "--bus-dir") == 0)
+    {
+        t->bus_dir = v;
+    }
+    else if (strcmp(a, "--control-channel") == 0)
+    {
+        t->channel = v;
+    }
+    else if (strcmp(a, "--descriptor-channel") == 0)
+    {
+        t->descriptor_channel = v;
+    }
+    else if (strcmp(a, "--per-consumer-control-channel") == 0)
+    {
+        t->control_channel = v;
+    }
+    else if (strcmp(a, "--payload-fallback-uri") == 0)
+    {
+        t->fallback_uri = v;
+    }
+}
+
+static int talk_parse(talk_t *t, int argc, char **argv, int first, const char *allowed, void (*usage)(FILE *))
+{
+    if (talk_defaults(t) < 0)
+    {
+        return -1;
+    }
     for (int i = first; i < argc; i++)
     {
         const char *a = argv[i];
@@ -179,111 +299,13 @@ static int talk_parse(talk_t *t, int argc, char **argv, int first, const char *a
             return tp_cli_fail(-1, t->cmd, "%s needs a value (see tp %s --help)", a, t->cmd);
         }
         const char *v = argv[++i];
-        int rc = 0;
-        if (strcmp(a, "--bus-dir") == 0)
+        int rc = talk_word_option(t, a, v);
+        rc = rc == 1 ? talk_number_option(t, a, v) : rc;
+        if (rc == 1)
         {
-            t->bus_dir = v;
+            talk_text_option(t, a, v);
         }
-        else if (strcmp(a, "--control-channel") == 0)
-        {
-            t->channel = v;
-        }
-        else if (strcmp(a, "--control-stream-id") == 0)
-        {
-            rc = parse_u64_opt(t->cmd, a, v, INT32_MAX, &t->control_stream_id);
-        }
-        else if (strcmp(a, "--stream-id") == 0)
-        {
-            rc = parse_u64_opt(t->cmd, a, v, UINT32_MAX - 1, &t->stream_id);
-            t->has_stream_id = true;
-        }
-        else if (strcmp(a, "--client-id") == 0)
-        {
-            rc = parse_u64_opt(t->cmd, a, v, UINT32_MAX - 1, &t->client_id);
-            t->has_client_id = true;
-        }
-        else if (strcmp(a, "--lease-id") == 0)
-        {
-            rc = parse_u64_opt(t->cmd, a, v, UINT64_MAX - 1, &t->lease_id);
-            t->has_lease_id = true;
-        }
-        else if (strcmp(a, "--role") == 0)
-        {
-            t->role = strcmp(v, "producer") == 0 ? TP_DRIVER_ROLE_PRODUCER
-                      : strcmp(v, "consumer") == 0 ? TP_DRIVER_ROLE_CONSUMER
-                                                   : -1;
-            rc = t->role < 0 ? tp_cli_fail(-1, t->cmd, "--role is producer or consumer, not '%s'", v) : 0;
-        }
-        else if (strcmp(a, "--publish-mode") == 0)
-        {
-            t->publish_mode = strcmp(v, "require-existing") == 0     ? TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING
-                              : strcmp(v, "existing-or-create") == 0 ? TP_DRIVER_PUBLISH_MODE_EXISTING_OR_CREATE
-                                                                     : 0;
-            rc = t->publish_mode == 0 ? tp_cli_fail(-1, t->cmd,
-                                            "--publish-mode is require-existing or existing-or-create, not '%s'", v)
-                                      : 0;
-        }
-        else if (strcmp(a, "--hugepages") == 0)
-        {
-            t->hugepages = strcmp(v, "unspecified") == 0 ? TP_DRIVER_HUGEPAGES_POLICY_UNSPECIFIED
-                           : strcmp(v, "standard") == 0  ? TP_DRIVER_HUGEPAGES_POLICY_STANDARD
-                           : strcmp(v, "hugepages") == 0 ? TP_DRIVER_HUGEPAGES_POLICY_HUGEPAGES
-                                                         : 255;
-            rc = t->hugepages == 255
-                ? tp_cli_fail(-1, t->cmd, "--hugepages is unspecified, standard or hugepages, not '%s'", v)
-                : 0;
-        }
-        else if (strcmp(a, "--expected-layout-version") == 0)
-        {
-            rc = parse_u64_opt(t->cmd, a, v, UINT32_MAX - 1, &t->layout_version);
-        }
-        else if (strcmp(a, "--hold") == 0 || strcmp(a, "--timeout") == 0 || strcmp(a, "--interval") == 0)
-        {
-            double *d = strcmp(a, "--hold") == 0 ? &t->hold_s : strcmp(a, "--timeout") == 0 ? &t->timeout_s
-                                                                                              : &t->interval_s;
-            if (tp_cli_parse_double(v, 0, 86400, d) < 0)
-            {
-                rc = tp_cli_fail(-1, t->cmd, "%s: %s", a, tp_errmsg());
-            }
-        }
-        else if (strcmp(a, "--count") == 0)
-        {
-            rc = parse_u64_opt(t->cmd, a, v, 1000000, &t->count);
-        }
-        else if (strcmp(a, "--mode") == 0)
-        {
-            t->mode = strcmp(v, "stream") == 0         ? TP_WIRE_MODE_STREAM
-                      : strcmp(v, "rate-limited") == 0 ? TP_WIRE_MODE_RATE_LIMITED
-                                                       : 0;
-            rc = t->mode == 0 ? tp_cli_fail(-1, t->cmd, "--mode is stream or rate-limited, not '%s'", v) : 0;
-        }
-        else if (strcmp(a, "--use-shm") == 0)
-        {
-            uint64_t u;
-            rc = parse_u64_opt(t->cmd, a, v, 1, &u);
-            t->use_shm = (uint8_t)u;
-        }
-        else if (strcmp(a, "--descriptor-channel") == 0)
-        {
-            t->descriptor_channel = v;
-        }
-        else if (strcmp(a, "--descriptor-stream-id") == 0)
-        {
-            rc = parse_u64_opt(t->cmd, a, v, UINT32_MAX - 1, &t->descriptor_stream_id);
-        }
-        else if (strcmp(a, "--per-consumer-control-channel") == 0)
-        {
-            t->control_channel = v;
-        }
-        else if (strcmp(a, "--per-consumer-control-stream-id") == 0)
-        {
-            rc = parse_u64_opt(t->cmd, a, v, UINT32_MAX - 1, &t->per_consumer_control_stream_id);
-        }
-        else if (strcmp(a, "--payload-fallback-uri") == 0)
-        {
-            t->fallback_uri = v;
-        }
-        if (rc != 0)
+        else if (rc != 0)
         {
             return -1;
         }

@@ -342,121 +342,109 @@ static void bench_bus_usage(FILE *out)
         "exit status: 0 measured; 1 a benchmark process failed; 2 bad arguments.\n");
 }
 
-int tp_bench_bus(int argc, char **argv)
+typedef struct bench_bus_args
 {
-    double seconds = 1.0;
-    uint64_t repeats = 5;
-    uint64_t round_trips = 100000;
-    int json = 0;
-    for (int i = 1; i < argc; i++)
-    {
-        if (strcmp(argv[i], "--udp") == 0)
-        {
-            return tp_bench_udp(argc, argv);
-        }
-    }
+    double seconds;
+    uint64_t repeats;
+    uint64_t round_trips;
+    bool json;
+} bench_bus_args_t;
+
+typedef struct bench_bus_results
+{
+    double rates[2][2][BENCH_MAX_REPEATS]; /* [size][publishers - 1][round] */
+    double losses[2][2][BENCH_MAX_REPEATS];
+    double p50[2][BENCH_MAX_REPEATS]; /* [busy-spin, futex park][round] */
+    double p99[2][BENCH_MAX_REPEATS];
+    double p999[2][BENCH_MAX_REPEATS];
+    double idle_cpu[BENCH_MAX_REPEATS];
+} bench_bus_results_t;
+
+static const size_t bench_sizes[2] = { 32, 256 };
+
+/* 1: --help printed, 0: run, -1: usage error (printed). */
+static int bench_bus_parse(int argc, char **argv, bench_bus_args_t *a)
+{
+    *a = (bench_bus_args_t){ .seconds = 1.0, .repeats = 5, .round_trips = 100000 };
     for (int i = 1; i < argc; i++)
     {
         if (tp_cli_is_help(argv[i]))
         {
             bench_bus_usage(stdout);
-            return TP_EXIT_OK;
+            return 1;
         }
         if (strcmp(argv[i], "--json") == 0)
         {
-            json = 1;
+            a->json = true;
         }
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
         {
-            if (tp_cli_parse_double(argv[++i], 0.1, 600, &seconds) < 0)
+            if (tp_cli_parse_double(argv[++i], 0.1, 600, &a->seconds) < 0)
             {
-                return tp_cli_fail(TP_EXIT_USAGE, "bench bus", "--seconds: %s", tp_errmsg());
+                return tp_cli_fail(-1, "bench bus", "--seconds: %s", tp_errmsg());
             }
         }
         else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc)
         {
-            if (tp_cli_parse_u64(argv[++i], 1, BENCH_MAX_REPEATS, &repeats) < 0)
+            if (tp_cli_parse_u64(argv[++i], 1, BENCH_MAX_REPEATS, &a->repeats) < 0)
             {
-                return tp_cli_fail(TP_EXIT_USAGE, "bench bus", "--repeats: %s", tp_errmsg());
+                return tp_cli_fail(-1, "bench bus", "--repeats: %s", tp_errmsg());
             }
         }
         else if (strcmp(argv[i], "--round-trips") == 0 && i + 1 < argc)
         {
-            if (tp_cli_parse_u64(argv[++i], 100, 100000000, &round_trips) < 0)
+            if (tp_cli_parse_u64(argv[++i], 100, 100000000, &a->round_trips) < 0)
             {
-                return tp_cli_fail(TP_EXIT_USAGE, "bench bus", "--round-trips: %s", tp_errmsg());
+                return tp_cli_fail(-1, "bench bus", "--round-trips: %s", tp_errmsg());
             }
         }
         else
         {
-            return tp_cli_fail(TP_EXIT_USAGE, "bench bus", "unknown option '%s' (see tp bench bus --help)", argv[i]);
+            return tp_cli_fail(-1, "bench bus", "unknown option '%s' (see tp bench bus --help)", argv[i]);
         }
     }
-    char dir[256];
-    snprintf(dir, sizeof(dir), "/dev/shm/tp-bench-%d", (int)getpid());
-    tp_cli_install_stop_handlers(); /* SIGINT/SIGTERM: the processes stop and the directory goes */
-    bench_shared_t *sh = mmap(NULL, sizeof(bench_shared_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sh == MAP_FAILED)
-    {
-        return tp_cli_fail(TP_EXIT_FAILED, "bench bus", "cannot map shared memory");
-    }
-    const size_t sizes[2] = { 32, 256 };
-    double rates[2][2][BENCH_MAX_REPEATS];
-    double losses[2][2][BENCH_MAX_REPEATS];
-    double p50[2][BENCH_MAX_REPEATS];
-    double p99[2][BENCH_MAX_REPEATS];
-    double p999[2][BENCH_MAX_REPEATS];
-    double idle_cpu[BENCH_MAX_REPEATS];
-    int status = TP_EXIT_OK;
-    if (!json)
-    {
-        tp_bench_print_machine(stdout, argc, argv);
-        printf("running %" PRIu64 " interleaved repeats...\n", repeats);
-        fflush(stdout);
-    }
-    for (uint64_t r = 0; r < repeats && status == TP_EXIT_OK && !tp_cli_stop_requested(); r++)
+    return 0;
+}
+
+/* Every round: throughput (both sizes, one and two publishers), both ping-pongs, the idle subscriber. */
+static int bench_bus_rounds(const bench_bus_args_t *a, const char *dir, bench_shared_t *sh, bench_bus_results_t *r)
+{
+    for (uint64_t k = 0; k < a->repeats && !tp_cli_stop_requested(); k++)
     {
         for (int s = 0; s < 2; s++)
         {
             for (int p = 0; p < 2; p++)
             {
-                if (throughput_once(dir, sh, sizes[s], p + 1, seconds, &rates[s][p][r], &losses[s][p][r]) < 0)
+                if (throughput_once(dir, sh, bench_sizes[s], p + 1, a->seconds, &r->rates[s][p][k],
+                        &r->losses[s][p][k]) < 0)
                 {
-                    status = TP_EXIT_FAILED;
+                    return -1;
                 }
             }
         }
         for (int mode = 0; mode < 2; mode++)
         {
-            if (pingpong_once(dir, sh, mode == 1, (int)round_trips) < 0)
+            if (pingpong_once(dir, sh, mode == 1, (int)a->round_trips) < 0)
             {
-                status = TP_EXIT_FAILED;
-                break;
+                return -1;
             }
-            p50[mode][r] = (double)tp_histogram_percentile(&sh->rtt, 50) / 1e3;
-            p99[mode][r] = (double)tp_histogram_percentile(&sh->rtt, 99) / 1e3;
-            p999[mode][r] = (double)tp_histogram_percentile(&sh->rtt, 99.9) / 1e3;
+            r->p50[mode][k] = (double)tp_histogram_percentile(&sh->rtt, 50) / 1e3;
+            r->p99[mode][k] = (double)tp_histogram_percentile(&sh->rtt, 99) / 1e3;
+            r->p999[mode][k] = (double)tp_histogram_percentile(&sh->rtt, 99.9) / 1e3;
         }
-        if (idle_once(dir, sh, seconds) < 0)
+        if (idle_once(dir, sh, a->seconds) < 0)
         {
-            status = TP_EXIT_FAILED;
+            return -1;
         }
-        idle_cpu[r] = sh->cpu_ms;
+        r->idle_cpu[k] = sh->cpu_ms;
     }
-    tp_fs_remove_tree(dir);
-    if (tp_cli_stop_requested())
-    {
-        munmap(sh, sizeof(*sh));
-        return tp_cli_fail(TP_EXIT_FAILED, "bench bus", "interrupted: no results (%s removed)", dir);
-    }
-    if (status != TP_EXIT_OK)
-    {
-        munmap(sh, sizeof(*sh));
-        return tp_cli_fail(TP_EXIT_FAILED, "bench bus", "a benchmark process failed (see its message above)");
-    }
-    int n = (int)repeats;
-    tp_bench_stat_t st;
-    if (json)
+    return 0;
+}
+
+static void bench_bus_print_throughput(const bench_bus_args_t *a, const bench_bus_results_t *r)
+{
+    int n = (int)a->repeats;
+    if (a->json)
     {
         printf("{\"repeats\":%d,\"throughput\":[", n);
     }
@@ -468,61 +456,119 @@ int tp_bench_bus(int argc, char **argv)
     {
         for (int p = 0; p < 2; p++)
         {
+            tp_bench_stat_t st;
             tp_bench_stat_t lost;
-            tp_bench_stats(rates[s][p], n, &st);
-            tp_bench_stats(losses[s][p], n, &lost);
-            if (json)
+            tp_bench_stats(r->rates[s][p], n, &st);
+            tp_bench_stats(r->losses[s][p], n, &lost);
+            if (a->json)
             {
                 printf("%s{\"size\":%zu,\"publishers\":%d,\"msgs_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,"
                        "\"lost_per_s\":%.0f}",
-                    s + p > 0 ? "," : "", sizes[s], p + 1, st.median, st.min, st.max, lost.median);
+                    s + p > 0 ? "," : "", bench_sizes[s], p + 1, st.median, st.min, st.max, lost.median);
             }
             else
             {
                 printf("  %3zu B, %d publisher%s                                %6.2f M [%5.2f .. %5.2f]   %.2f M\n",
-                    sizes[s], p + 1, p ? "s" : " ", st.median / 1e6, st.min / 1e6, st.max / 1e6, lost.median / 1e6);
+                    bench_sizes[s], p + 1, p ? "s" : " ", st.median / 1e6, st.min / 1e6, st.max / 1e6,
+                    lost.median / 1e6);
             }
         }
     }
+}
+
+static void bench_bus_print_latency_and_idle(const bench_bus_args_t *a, const bench_bus_results_t *r)
+{
+    int n = (int)a->repeats;
     const char *modes[2] = { "busy-spin", "futex park" };
-    if (json)
+    if (a->json)
     {
         printf("],\"round_trip_us\":[");
     }
     else
     {
         printf("\nping-pong round trip, 32 B, %" PRIu64 " per run         us: p50 / p99 / p99.9 (median of runs)\n",
-            round_trips);
+            a->round_trips);
     }
     for (int mode = 0; mode < 2; mode++)
     {
-        tp_bench_stat_t a;
-        tp_bench_stat_t b;
-        tp_bench_stat_t c;
-        tp_bench_stats(p50[mode], n, &a);
-        tp_bench_stats(p99[mode], n, &b);
-        tp_bench_stats(p999[mode], n, &c);
-        if (json)
+        tp_bench_stat_t p50;
+        tp_bench_stat_t p99;
+        tp_bench_stat_t p999;
+        tp_bench_stats(r->p50[mode], n, &p50);
+        tp_bench_stats(r->p99[mode], n, &p99);
+        tp_bench_stats(r->p999[mode], n, &p999);
+        if (a->json)
         {
             printf("%s{\"mode\":\"%s\",\"p50\":%.3f,\"p50_min\":%.3f,\"p50_max\":%.3f,\"p99\":%.3f,\"p999\":%.3f}",
-                mode ? "," : "", modes[mode], a.median, a.min, a.max, b.median, c.median);
+                mode ? "," : "", modes[mode], p50.median, p50.min, p50.max, p99.median, p999.median);
         }
         else
         {
             printf("  %-10s                                          %7.2f / %7.2f / %7.2f   (p50 %.2f .. %.2f)\n",
-                modes[mode], a.median, b.median, c.median, a.min, a.max);
+                modes[mode], p50.median, p99.median, p999.median, p50.min, p50.max);
         }
     }
-    tp_bench_stats(idle_cpu, n, &st);
-    if (json)
+    tp_bench_stat_t idle;
+    tp_bench_stats(r->idle_cpu, n, &idle);
+    if (a->json)
     {
-        printf("],\"idle_subscriber_cpu_ms_per_s\":%.3f}\n", st.median);
+        printf("],\"idle_subscriber_cpu_ms_per_s\":%.3f}\n", idle.median);
     }
     else
     {
-        printf("\nidle subscriber parked on the futex: %.3f ms CPU per second [%.3f .. %.3f]\n", st.median, st.min,
-            st.max);
+        printf("\nidle subscriber parked on the futex: %.3f ms CPU per second [%.3f .. %.3f]\n", idle.median,
+            idle.min, idle.max);
     }
+}
+
+int tp_bench_bus(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+    {
+        if (strcmp(argv[i], "--udp") == 0)
+        {
+            return tp_bench_udp(argc, argv);
+        }
+    }
+    bench_bus_args_t a;
+    int parsed = bench_bus_parse(argc, argv, &a);
+    if (parsed != 0)
+    {
+        return parsed > 0 ? TP_EXIT_OK : TP_EXIT_USAGE;
+    }
+    char dir[256];
+    snprintf(dir, sizeof(dir), "/dev/shm/tp-bench-%d", (int)getpid());
+    tp_cli_install_stop_handlers(); /* SIGINT/SIGTERM: the processes stop and the directory goes */
+    bench_shared_t *sh = mmap(NULL, sizeof(bench_shared_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    bench_bus_results_t *r = calloc(1, sizeof(*r));
+    if (sh == MAP_FAILED || r == NULL)
+    {
+        free(r);
+        return tp_cli_fail(TP_EXIT_FAILED, "bench bus", "cannot map shared memory");
+    }
+    if (!a.json)
+    {
+        tp_bench_print_machine(stdout, argc, argv);
+        printf("running %" PRIu64 " interleaved repeats...\n", a.repeats);
+        fflush(stdout);
+    }
+    int rc = bench_bus_rounds(&a, dir, sh, r);
+    tp_fs_remove_tree(dir);
     munmap(sh, sizeof(*sh));
-    return TP_EXIT_OK;
+    int status = TP_EXIT_OK;
+    if (tp_cli_stop_requested())
+    {
+        status = tp_cli_fail(TP_EXIT_FAILED, "bench bus", "interrupted: no results (%s removed)", dir);
+    }
+    else if (rc < 0)
+    {
+        status = tp_cli_fail(TP_EXIT_FAILED, "bench bus", "a benchmark process failed (see its message above)");
+    }
+    else
+    {
+        bench_bus_print_throughput(&a, r);
+        bench_bus_print_latency_and_idle(&a, r);
+    }
+    free(r);
+    return status;
 }

@@ -213,96 +213,107 @@ static int resolve(listen_stream_t *ls, const listen_target_t *t, const char *ch
     return 0;
 }
 
-int tp_cmd_listen(int argc, char **argv)
+typedef struct listen_args
+{
+    const char *what;
+    const char *channel;
+    const char *stream;
+    const char *bus_dir;
+    double duration;
+    uint64_t count;
+    bool json;
+} listen_args_t;
+
+/* 1: --help printed, 0: run, -1: usage error (printed). */
+static int listen_parse(int argc, char **argv, listen_args_t *o)
 {
     const char *cmd = "listen";
-    const char *what = NULL;
-    const char *channel_opt = NULL;
-    const char *stream_opt = NULL;
-    const char *bus_dir = NULL;
-    double duration = 0;
-    uint64_t count = 0;
-    listen_state_t s;
-    memset(&s, 0, sizeof(s));
+    *o = (listen_args_t){ 0 };
     for (int i = 1; i < argc; i++)
     {
         const char *a = argv[i];
         if (tp_cli_is_help(a))
         {
             listen_usage(stdout);
-            return TP_EXIT_OK;
+            return 1;
         }
         bool takes_value = strcmp(a, "--channel") == 0 || strcmp(a, "--stream-id") == 0 ||
                            strcmp(a, "--duration") == 0 || strcmp(a, "--count") == 0 || strcmp(a, "--bus-dir") == 0;
         if (takes_value && i + 1 >= argc)
         {
-            return tp_cli_fail(TP_EXIT_USAGE, cmd, "%s needs a value (see tp listen --help)", a);
+            return tp_cli_fail(-1, cmd, "%s needs a value (see tp listen --help)", a);
         }
         if (strcmp(a, "--channel") == 0)
         {
-            channel_opt = argv[++i];
+            o->channel = argv[++i];
         }
         else if (strcmp(a, "--stream-id") == 0)
         {
-            stream_opt = argv[++i];
+            o->stream = argv[++i];
         }
         else if (strcmp(a, "--bus-dir") == 0)
         {
-            bus_dir = argv[++i];
+            o->bus_dir = argv[++i];
         }
         else if (strcmp(a, "--duration") == 0)
         {
-            if (tp_cli_parse_double(argv[++i], 0.001, 1e9, &duration) < 0)
+            if (tp_cli_parse_double(argv[++i], 0.001, 1e9, &o->duration) < 0)
             {
-                return tp_cli_fail(TP_EXIT_USAGE, cmd, "--duration: %s", tp_errmsg());
+                return tp_cli_fail(-1, cmd, "--duration: %s", tp_errmsg());
             }
         }
         else if (strcmp(a, "--count") == 0)
         {
-            if (tp_cli_parse_u64(argv[++i], 1, UINT64_MAX, &count) < 0)
+            if (tp_cli_parse_u64(argv[++i], 1, UINT64_MAX, &o->count) < 0)
             {
-                return tp_cli_fail(TP_EXIT_USAGE, cmd, "--count: %s", tp_errmsg());
+                return tp_cli_fail(-1, cmd, "--count: %s", tp_errmsg());
             }
         }
         else if (strcmp(a, "--json") == 0)
         {
-            s.json = true;
+            o->json = true;
         }
         else if (a[0] == '-')
         {
-            return tp_cli_fail(TP_EXIT_USAGE, cmd, "unknown option '%s' (see tp listen --help)", a);
+            return tp_cli_fail(-1, cmd, "unknown option '%s' (see tp listen --help)", a);
         }
-        else if (what == NULL)
+        else if (o->what == NULL)
         {
-            what = a;
+            o->what = a;
         }
         else
         {
-            return tp_cli_fail(TP_EXIT_USAGE, cmd, "one stream kind only ('%s' and '%s' given)", what, a);
+            return tp_cli_fail(-1, cmd, "one stream kind only ('%s' and '%s' given)", o->what, a);
         }
     }
-    if (what == NULL)
+    if (o->what == NULL)
     {
         listen_usage(stderr);
-        return TP_EXIT_USAGE;
+        return -1;
     }
-    listen_stream_t streams[LISTEN_MAX_STREAMS];
-    memset(streams, 0, sizeof(streams));
+    return 0;
+}
+
+/* The streams the kind names (every kind for `all`, each distinct stream once); -1 (printed) for a bad kind or
+ * an override that does not fit it. */
+static int listen_streams(const listen_args_t *o, listen_stream_t *streams, size_t *count)
+{
+    const char *cmd = "listen";
     size_t n = 0;
-    bool all = strcmp(what, "all") == 0;
-    if (all && (channel_opt != NULL || stream_opt != NULL))
+    bool all = strcmp(o->what, "all") == 0;
+    if (all && (o->channel != NULL || o->stream != NULL))
     {
-        return tp_cli_fail(TP_EXIT_USAGE, cmd, "--channel and --stream-id name one stream; not with 'all'");
+        return tp_cli_fail(-1, cmd, "--channel and --stream-id name one stream; not with 'all'");
     }
     for (size_t t = 0; t < TARGET_COUNT; t++)
     {
-        if (!all && strcmp(what, targets[t].name) != 0)
+        if (!all && strcmp(o->what, targets[t].name) != 0)
         {
             continue;
         }
-        if (resolve(&streams[n], &targets[t], channel_opt, stream_opt) < 0)
+        if (resolve(&streams[n], &targets[t], o->channel, o->stream) < 0)
         {
-            return tp_cli_fail(TP_EXIT_USAGE, cmd, "%s", tp_errmsg());
+            return tp_cli_fail(-1, cmd, "%s", tp_errmsg());
         }
         /* With `all`, a stream shared by two kinds (announces on the control stream) is read once. */
         bool is_duplicate = false;
@@ -315,15 +326,62 @@ int tp_cmd_listen(int argc, char **argv)
     }
     if (n == 0)
     {
-        return tp_cli_fail(TP_EXIT_USAGE, cmd,
-            "unknown stream kind '%s' (announce, control, descriptors, metadata, qos or all)", what);
+        return tp_cli_fail(-1, cmd, "unknown stream kind '%s' (announce, control, descriptors, metadata, qos or all)",
+            o->what);
     }
-    s.announces_only = strcmp(what, "announce") == 0;
-    s.limit = count;
+    *count = n;
+    return 0;
+}
+
+/* Print what arrives until the duration, the count or a signal. */
+static void listen_loop(listen_state_t *s, listen_stream_t *streams, size_t n, double duration)
+{
+    int64_t start = tp_clock_monotonic_ns();
+    int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
+    while (!tp_cli_stop_requested() && tp_clock_monotonic_ns() < end && (s->limit == 0 || s->messages < s->limit))
+    {
+        int work = 0;
+        for (size_t i = 0; i < n && (s->limit == 0 || s->messages < s->limit); i++)
+        {
+            s->stream_id = streams[i].stream_id;
+            /* One message at a time when counting, so that --count stops exactly. */
+            int got = tp_bus_poll(streams[i].sub, on_message, s, s->limit != 0 ? 1 : 64);
+            work += got > 0 ? got : 0;
+        }
+        if (work == 0)
+        {
+            usleep(1000);
+        }
+    }
+    fprintf(stderr, "tp listen: %" PRIu64 " messages (%" PRIu64 " unknown, %" PRIu64 " malformed) in %.1f s\n",
+        s->messages, s->unknown, s->malformed, (double)(tp_clock_monotonic_ns() - start) / 1e9);
+}
+
+int tp_cmd_listen(int argc, char **argv)
+{
+    const char *cmd = "listen";
+    listen_args_t o;
+    int parsed = listen_parse(argc, argv, &o);
+    if (parsed != 0)
+    {
+        return parsed > 0 ? TP_EXIT_OK : TP_EXIT_USAGE;
+    }
+    listen_stream_t streams[LISTEN_MAX_STREAMS];
+    memset(streams, 0, sizeof(streams));
+    size_t n = 0;
+    if (listen_streams(&o, streams, &n) < 0)
+    {
+        return TP_EXIT_USAGE;
+    }
+    listen_state_t s;
+    memset(&s, 0, sizeof(s));
+    s.json = o.json;
+    s.announces_only = strcmp(o.what, "announce") == 0;
+    s.limit = o.count;
     tp_strbuf_init(&s.line);
     tp_bus_t *bus = NULL;
     int status = TP_EXIT_OK;
-    if (tp_bus_init_existing(&bus, bus_dir) < 0)
+    if (tp_bus_init_existing(&bus, o.bus_dir) < 0)
     {
         status = tp_cli_fail(TP_EXIT_FAILED, cmd, "%s", tp_errmsg());
         goto done;
@@ -341,25 +399,7 @@ int tp_cmd_listen(int argc, char **argv)
             streams[i].channel, streams[i].stream_id, tp_bus_dir(bus));
     }
     tp_cli_install_stop_handlers();
-    int64_t start = tp_clock_monotonic_ns();
-    int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
-    while (!tp_cli_stop_requested() && tp_clock_monotonic_ns() < end && (s.limit == 0 || s.messages < s.limit))
-    {
-        int work = 0;
-        for (size_t i = 0; i < n && (s.limit == 0 || s.messages < s.limit); i++)
-        {
-            s.stream_id = streams[i].stream_id;
-            /* One message at a time when counting, so that --count stops exactly. */
-            int got = tp_bus_poll(streams[i].sub, on_message, &s, s.limit != 0 ? 1 : 64);
-            work += got > 0 ? got : 0;
-        }
-        if (work == 0)
-        {
-            usleep(1000);
-        }
-    }
-    fprintf(stderr, "tp listen: %" PRIu64 " messages (%" PRIu64 " unknown, %" PRIu64 " malformed) in %.1f s\n",
-        s.messages, s.unknown, s.malformed, (double)(tp_clock_monotonic_ns() - start) / 1e9);
+    listen_loop(&s, streams, n, o.duration);
 done:
     for (size_t i = 0; i < n; i++)
     {
