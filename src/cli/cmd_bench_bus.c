@@ -38,6 +38,9 @@ typedef struct bench_shared
     uint8_t pad0[124];
     int subscribed;
     uint8_t pad1[124];
+    int measuring; /* the subscriber's measurement window is open: publishers count their accepted offers */
+    uint8_t pad2[124];
+    uint64_t offered; /* offers the publishers' bus accepted during the window, all publishers together */
     uint64_t received;
     uint64_t lost;
     int64_t elapsed_ns;
@@ -77,13 +80,18 @@ static void throughput_publisher(const char *dir, bench_shared_t *sh, size_t siz
     }
     uint8_t msg[256];
     memset(msg, 0x5A, sizeof(msg));
+    uint64_t offered = 0;
     while (!tp_load_relaxed_int(&sh->stop))
     {
+        bool is_counting = tp_load_relaxed_int(&sh->measuring) != 0;
+        uint64_t accepted = 0;
         for (int i = 0; i < 1024; i++)
         {
-            tp_bus_offer(pub, msg, size);
+            accepted += tp_bus_offer(pub, msg, size) > 0;
         }
+        offered += is_counting ? accepted : 0;
     }
+    tp_fetch_add_relaxed_u64(&sh->offered, offered);
     tp_bus_publication_close(pub);
     tp_bus_close(bus);
     _exit(0);
@@ -113,6 +121,7 @@ static void throughput_subscriber(const char *dir, bench_shared_t *sh, double se
     tp_bus_counters_t c0;
     tp_bus_subscription_counters(sub, &c0);
     uint64_t start_count = count;
+    tp_store_relaxed_int(&sh->measuring, 1);
     int64_t start = tp_clock_monotonic_ns();
     int64_t end = start + (int64_t)(seconds * 1e9);
     int64_t now = start;
@@ -124,6 +133,7 @@ static void throughput_subscriber(const char *dir, bench_shared_t *sh, double se
         }
         now = tp_clock_monotonic_ns();
     }
+    tp_store_relaxed_int(&sh->measuring, 0);
     tp_bus_counters_t c1;
     tp_bus_subscription_counters(sub, &c1);
     sh->received = count - start_count;
@@ -158,7 +168,7 @@ static int bench_wait_all(bench_shared_t *sh, pid_t *pids, int n)
 }
 
 static int throughput_once(const char *dir, bench_shared_t *sh, size_t size, int publishers, double seconds,
-    double *rate, double *lost_rate)
+    double *rate, double *lost_rate, double *offered_rate)
 {
     memset(sh, 0, sizeof(*sh));
     pid_t pids[3];
@@ -184,6 +194,7 @@ static int throughput_once(const char *dir, bench_shared_t *sh, size_t size, int
     }
     *rate = (double)sh->received / ((double)sh->elapsed_ns / 1e9);
     *lost_rate = (double)sh->lost / ((double)sh->elapsed_ns / 1e9);
+    *offered_rate = (double)sh->offered / ((double)sh->elapsed_ns / 1e9);
     return 0;
 }
 
@@ -354,6 +365,7 @@ typedef struct bench_bus_results
 {
     double rates[2][2][BENCH_MAX_REPEATS]; /* [size][publishers - 1][round] */
     double losses[2][2][BENCH_MAX_REPEATS];
+    double offered[2][2][BENCH_MAX_REPEATS]; /* accepted by the publishers' bus in the same window */
     double p50[2][BENCH_MAX_REPEATS]; /* [busy-spin, futex park][round] */
     double p99[2][BENCH_MAX_REPEATS];
     double p999[2][BENCH_MAX_REPEATS];
@@ -416,7 +428,7 @@ static int bench_bus_rounds(const bench_bus_args_t *a, const char *dir, bench_sh
             for (int p = 0; p < 2; p++)
             {
                 if (throughput_once(dir, sh, bench_sizes[s], p + 1, a->seconds, &r->rates[s][p][k],
-                        &r->losses[s][p][k]) < 0)
+                        &r->losses[s][p][k], &r->offered[s][p][k]) < 0)
                 {
                     return -1;
                 }
@@ -450,7 +462,9 @@ static void bench_bus_print_throughput(const bench_bus_args_t *a, const bench_bu
     }
     else
     {
-        printf("\nthroughput, 1 subscriber (CPU 1), publishers on CPU 0      msgs/s: median [min .. max]   lost/s\n");
+        printf("\nthroughput, 1 subscriber (CPU 1), publishers on CPU 0\n"
+               "  msgs/s delivered: median [min .. max]; offered: what the publishers' offers put on the bus in the\n"
+               "  same window (median); lost/s: overwritten before the subscriber read them (median)\n");
     }
     for (int s = 0; s < 2; s++)
     {
@@ -458,19 +472,23 @@ static void bench_bus_print_throughput(const bench_bus_args_t *a, const bench_bu
         {
             tp_bench_stat_t st;
             tp_bench_stat_t lost;
+            tp_bench_stat_t offered;
             tp_bench_stats(r->rates[s][p], n, &st);
             tp_bench_stats(r->losses[s][p], n, &lost);
+            tp_bench_stats(r->offered[s][p], n, &offered);
             if (a->json)
             {
                 printf("%s{\"size\":%zu,\"publishers\":%d,\"msgs_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,"
-                       "\"lost_per_s\":%.0f}",
-                    s + p > 0 ? "," : "", bench_sizes[s], p + 1, st.median, st.min, st.max, lost.median);
+                       "\"offered_per_s\":%.0f,\"lost_per_s\":%.0f}",
+                    s + p > 0 ? "," : "", bench_sizes[s], p + 1, st.median, st.min, st.max, offered.median,
+                    lost.median);
             }
             else
             {
-                printf("  %3zu B, %d publisher%s                                %6.2f M [%5.2f .. %5.2f]   %.2f M\n",
+                printf("  %3zu B, %d publisher%s   delivered %6.2f M/s [%5.2f .. %5.2f]   offered %6.2f M/s   lost "
+                       "%.2f M/s\n",
                     bench_sizes[s], p + 1, p ? "s" : " ", st.median / 1e6, st.min / 1e6, st.max / 1e6,
-                    lost.median / 1e6);
+                    offered.median / 1e6, lost.median / 1e6);
             }
         }
     }

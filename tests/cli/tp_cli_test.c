@@ -184,6 +184,9 @@ static void test_bench_bus_reports_figures(void **state)
     uint64_t rate;
     tp_assert_ok(tp_json_to_u64(tp_json_get(tp_json_at(t, 0), "msgs_per_s"), &rate));
     assert_true(rate > 0);
+    uint64_t offered;
+    tp_assert_ok(tp_json_to_u64(tp_json_get(tp_json_at(t, 0), "offered_per_s"), &offered));
+    assert_true(offered > 0);
     assert_int_equal(tp_json_get(j, "round_trip_us")->count, 2);
     assert_non_null(tp_json_get(j, "idle_subscriber_cpu_ms_per_s"));
     tp_json_free(j);
