@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "example_dirs.h"
 #include "tensorpool/tp_client.h"
 
 #define STREAM_ID 10000
@@ -29,24 +30,6 @@ static int device_capture(uint8_t *buffer, uint32_t capacity, uint64_t frame)
     return 0;
 }
 
-/* BUS_DIR and SHM_BASE_DIR may be left out or given as "-": then the defaults `tp` uses ($TP_BUS_DIR, else
- * /dev/shm/tensorpool-$USER/bus; regions under /dev/shm), which TP_CLIENT_BUS_DIR and
- * TP_CLIENT_ALLOWED_BASE_DIRS override. */
-static int set_dirs(tp_client_context_t *ctx, int argc, char **argv, int first)
-{
-    if (argc > first && strcmp(argv[first], "-") != 0 &&
-        tp_client_context_set(ctx, "client.bus_dir", argv[first]) < 0)
-    {
-        return -1;
-    }
-    if (argc > first + 1 && strcmp(argv[first + 1], "-") != 0 &&
-        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[first + 1]) < 0)
-    {
-        return -1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 4)
@@ -58,7 +41,7 @@ int main(int argc, char **argv)
     tp_client_context_t *ctx = NULL;
     tp_client_t *client = NULL;
     tp_producer_t *producer = NULL;
-    if (tp_client_context_init(&ctx) < 0 || set_dirs(ctx, argc, argv, 1) < 0 || tp_client_connect(&client, ctx) < 0 ||
+    if (tp_client_context_init(&ctx) < 0 || example_set_dirs(ctx, argc, argv, 1) < 0 || tp_client_connect(&client, ctx) < 0 ||
         tp_producer_attach(&producer, client, STREAM_ID, 5000000000LL) < 0)
     {
         fprintf(stderr, "claim_producer: %s\n", tp_errmsg());

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "example_dirs.h"
 #include "tensorpool/tp_client.h"
 #include "tensorpool/tp_join.h"
 #include "tensorpool/tp_trace.h"
@@ -115,24 +116,6 @@ static int make_map(const char *mode, uint64_t epoch, tp_merge_map_t *map, tp_jo
     return -1;
 }
 
-/* BUS_DIR and SHM_BASE_DIR may be left out or given as "-": then the defaults `tp` uses ($TP_BUS_DIR, else
- * /dev/shm/tensorpool-$USER/bus; regions under /dev/shm), which TP_CLIENT_BUS_DIR and
- * TP_CLIENT_ALLOWED_BASE_DIRS override. */
-static int set_dirs(tp_client_context_t *ctx, int argc, char **argv, int first)
-{
-    if (argc > first && strcmp(argv[first], "-") != 0 &&
-        tp_client_context_set(ctx, "client.bus_dir", argv[first]) < 0)
-    {
-        return -1;
-    }
-    if (argc > first + 1 && strcmp(argv[first + 1], "-") != 0 &&
-        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[first + 1]) < 0)
-    {
-        return -1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 5)
@@ -147,7 +130,7 @@ int main(int argc, char **argv)
     tp_consumer_t *consumers[2] = {NULL, NULL};
     tp_merge_authority_t *authority = NULL;
     stage_t stage = {0};
-    if (tp_client_context_init(&ctx) < 0 || set_dirs(ctx, argc, argv, 2) < 0 || tp_client_connect(&client, ctx) < 0)
+    if (tp_client_context_init(&ctx) < 0 || example_set_dirs(ctx, argc, argv, 2) < 0 || tp_client_connect(&client, ctx) < 0)
     {
         return fail("connect");
     }
