@@ -68,6 +68,8 @@ int tp_test_run(const char *command, char *out, size_t capacity);
 /* `tp driver CONFIG` as a child process (killed with the test), returned once its status file
  * <bus_dir>/driver-1000.json exists (10 s at most). Stop it with kill(pid, SIGTERM) and waitpid. */
 int tp_test_start_driver_process(const char *config, const char *bus_dir);
+/* A UDP port of 127.0.0.1 that the kernel says is free now (bound to port 0, then closed). */
+int tp_test_free_udp_port(void);
 /* Run `sh -c command` as a child process that dies with the test; returns its pid. */
 int tp_test_spawn(const char *command);
 

@@ -416,29 +416,16 @@ static int relay_sub_port; /* the subscription's port of the last run through th
 
 /* A UDP port of 127.0.0.1 nobody holds now (the kernel picks it): other tests running beside this one take ports
  * too, and one derived from our pid may be theirs. */
-static int free_udp_port(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t n = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void run_through_relay(const char *options, const tp_udp_relay_options_t *rates, uint64_t messages, got_t *g,
     tp_bus_counters_t *counters, tp_udp_sub_counters_t *sub_counters, tp_udp_pub_counters_t *pub_counters)
 {
     char pub_ch[160];
     char sub_ch[160];
-    int relay_port = free_udp_port();
-    int sub_port = free_udp_port();
+    int relay_port = tp_test_free_udp_port();
+    int sub_port = tp_test_free_udp_port();
     while (sub_port == relay_port)
     {
-        sub_port = free_udp_port();
+        sub_port = tp_test_free_udp_port();
     }
     relay_sub_port = sub_port;
     channel_for(pub_ch, sizeof(pub_ch), relay_port, options);
