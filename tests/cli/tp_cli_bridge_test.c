@@ -32,7 +32,7 @@ typedef struct host
 static char root[512];
 static host_t A;
 static host_t B;
-static int port;
+static int ports[3]; /* payload, control, metadata: free ports from the kernel */
 static pid_t producer;
 static char out[1 << 16];
 
@@ -112,7 +112,7 @@ static pid_t start_bridge(const host_t *h, const char *direction)
         "TP_BRIDGE_CONTROL_CHANNEL='aeron:udp?endpoint=127.0.0.1:%d' "
         "TP_BRIDGE_METADATA_CHANNEL='aeron:udp?endpoint=127.0.0.1:%d' %s bridge --direction %s "
         "'%s/config/bridge.toml'",
-        h->bus, h->shm, port, port + 1, port + 2, TP_TOOL, direction, TP_SOURCE_DIR);
+        h->bus, h->shm, ports[0], ports[1], ports[2], TP_TOOL, direction, TP_SOURCE_DIR);
     char log[800];
     snprintf(log, sizeof(log), "%s/bridge-%s.log", h->dir, direction);
     return spawn(cmd, log);
@@ -122,7 +122,19 @@ static int setup(void **state)
 {
     (void)state;
     tp_test_make_dir(root, sizeof(root), "cli-bridge");
-    port = 41000 + (int)(getpid() % 8000);
+    for (int i = 0; i < 3; i++)
+    {
+        bool is_taken = true;
+        while (is_taken) /* the kernel may hand out a port twice once it is closed: draw again */
+        {
+            ports[i] = tp_test_free_udp_port();
+            is_taken = false;
+            for (int k = 0; k < i; k++)
+            {
+                is_taken |= ports[k] == ports[i];
+            }
+        }
+    }
     host_prepare(&A, "a");
     host_prepare(&B, "b");
     char cmd[4096];
