@@ -561,6 +561,50 @@ static void test_modes(void **state)
     tp_assert_fails_with(tp_bus_init_with_modes(&b, shared, 0070, 0600), "owner needs");
 }
 
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+/* A client's bus (default modes) joins a group-shared directory on its terms (setgid group dirs, 0660 files), and
+ * stays private (0700, 0600) everywhere else, /dev/shm-like sticky world-writable parents included. */
+static void test_default_bus_joins_only_shared_directories(void **state)
+{
+    (void)state;
+    char sticky[1024], shared[1024], path[1400];
+    snprintf(sticky, sizeof(sticky), "%s/sticky", dir);
+    snprintf(shared, sizeof(shared), "%s/shared", dir);
+    assert_int_equal(mkdir(sticky, 0700), 0);
+    assert_int_equal(chmod(sticky, 01777), 0);
+    assert_int_equal(mkdir(shared, 0700), 0);
+    assert_int_equal(chmod(shared, 02770), 0);
+    const struct
+    {
+        const char *parent;
+        mode_t dir_mode;
+        mode_t file_mode;
+    } cases[] = { { sticky, 0700, 0600 }, { shared, 02770, 0660 } };
+    for (size_t i = 0; i < 2; i++)
+    {
+        char bus_dir[1200];
+        snprintf(bus_dir, sizeof(bus_dir), "%s/user/bus", cases[i].parent);
+        tp_bus_t *b;
+        tp_assert_ok(tp_bus_init(&b, bus_dir));
+        tp_bus_publication_t *pub;
+        tp_assert_ok(tp_bus_publication_open(&pub, b, "aeron:ipc", STREAM, false));
+        snprintf(path, sizeof(path), "%s/user", cases[i].parent);
+        assert_int_equal(mode_of(path), cases[i].dir_mode);
+        snprintf(path, sizeof(path), "%s/%d", bus_dir, STREAM);
+        assert_int_equal(mode_of(path), cases[i].dir_mode);
+        snprintf(path, sizeof(path), "%s/%d/%08x.log", bus_dir, STREAM, (uint32_t)tp_bus_publication_session_id(pub));
+        assert_int_equal(mode_of(path), cases[i].file_mode);
+        tp_bus_publication_close(pub);
+        tp_bus_close(b);
+    }
+}
+
 static void test_incompatible_files_are_refused(void **state)
 {
     (void)state;
@@ -606,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_the_bus),
         cmocka_unit_test(test_steady_state_allocates_nothing),
         cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_default_bus_joins_only_shared_directories),
         cmocka_unit_test(test_incompatible_files_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
