@@ -57,7 +57,8 @@ static void common_help(FILE *out)
     fprintf(out,
         "  --bus-dir DIR              the bus directory ($TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus)\n"
         "  --control-channel URI      the driver's control channel ($TP_CONTROL_CHANNEL, else %s)\n"
-        "  --control-stream-id N      its stream id ($TP_CONTROL_STREAM_ID, else 1000)\n",
+        "  --control-stream-id N      its stream id ($TP_CONTROL_STREAM_ID, else $TP_CLIENT_CONTROL_STREAM_ID, else\n"
+        "                             1000)\n",
         CONTROL_DEFAULT_CHANNEL);
 }
 
@@ -140,13 +141,13 @@ static int parse_u64_opt(const char *cmd, const char *name, const char *v, uint6
 /* The defaults, then the environment (TP_CONTROL_CHANNEL, TP_CONTROL_STREAM_ID). */
 static int talk_defaults(talk_t *t)
 {
-    const char *env_channel = getenv("TP_CONTROL_CHANNEL");
+    const char *env_channel = tp_cli_getenv("CONTROL_CHANNEL");
     t->channel = env_channel != NULL ? env_channel : CONTROL_DEFAULT_CHANNEL;
     t->control_stream_id = 1000;
-    const char *env_stream = getenv("TP_CONTROL_STREAM_ID");
+    const char *env_stream = tp_cli_getenv("CONTROL_STREAM_ID");
     if (env_stream != NULL && tp_cli_parse_u64(env_stream, 1, INT32_MAX, &t->control_stream_id) < 0)
     {
-        return tp_cli_fail(-1, t->cmd, "TP_CONTROL_STREAM_ID: %s", tp_errmsg());
+        return tp_cli_fail(-1, t->cmd, "TP_CONTROL_STREAM_ID (or TP_CLIENT_CONTROL_STREAM_ID): %s", tp_errmsg());
     }
     t->publish_mode = TP_DRIVER_PUBLISH_MODE_REQUIRE_EXISTING;
     t->hugepages = TP_DRIVER_HUGEPAGES_POLICY_UNSPECIFIED;

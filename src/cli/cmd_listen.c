@@ -23,17 +23,17 @@
 typedef struct listen_target
 {
     const char *name;
-    const char *env_prefix; /* TP_<X>_CHANNEL, TP_<X>_STREAM_ID */
+    const char *env_prefix; /* TP_<X>_CHANNEL, TP_<X>_STREAM_ID (else TP_CLIENT_<X>_...: tp_cli_getenv) */
     uint32_t default_stream_id;
 } listen_target_t;
 
 /* The conventions' stream ids; announces default to the control stream, as the driver sends them there. */
 static const listen_target_t targets[] = {
-    { "control", "TP_CONTROL", 1000 },
-    { "announce", "TP_ANNOUNCE", 0 },
-    { "descriptors", "TP_DESCRIPTOR", 1100 },
-    { "qos", "TP_QOS", 1200 },
-    { "metadata", "TP_METADATA", 1300 },
+    { "control", "CONTROL", 1000 },
+    { "announce", "ANNOUNCE", 0 },
+    { "descriptors", "DESCRIPTOR", 1100 },
+    { "qos", "QOS", 1200 },
+    { "metadata", "METADATA", 1300 },
 };
 #define TARGET_COUNT (sizeof(targets) / sizeof(targets[0]))
 
@@ -73,7 +73,8 @@ static void listen_usage(FILE *out)
         "  descriptors   $TP_DESCRIPTOR_STREAM_ID or 1100\n"
         "  qos           $TP_QOS_STREAM_ID or 1200\n"
         "  metadata      $TP_METADATA_STREAM_ID or 1300\n"
-        "  channels default to %s; the bus directory to $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus.\n\n"
+        "  channels default to %s; the bus directory to $TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus.\n"
+        "  Each TP_<X> unset, the client's TP_CLIENT_<X> applies (one environment for applications and tools).\n\n"
         "options:\n"
         "  --channel URI    the channel (one stream only)\n"
         "  --stream-id N    the stream id (one stream only)\n"
@@ -191,17 +192,17 @@ static int resolve(listen_stream_t *ls, const listen_target_t *t, const char *ch
     char key[64];
     ls->target = t;
     snprintf(key, sizeof(key), "%s_CHANNEL", t->env_prefix);
-    const char *channel = channel_opt != NULL ? channel_opt : getenv(key);
+    const char *channel = channel_opt != NULL ? channel_opt : tp_cli_getenv(key);
     if (channel == NULL && strcmp(t->name, "announce") == 0)
     {
-        channel = getenv("TP_CONTROL_CHANNEL");
+        channel = tp_cli_getenv("CONTROL_CHANNEL");
     }
     snprintf(ls->channel, sizeof(ls->channel), "%s", channel != NULL ? channel : LISTEN_DEFAULT_CHANNEL);
     snprintf(key, sizeof(key), "%s_STREAM_ID", t->env_prefix);
-    const char *stream = stream_opt != NULL ? stream_opt : getenv(key);
+    const char *stream = stream_opt != NULL ? stream_opt : tp_cli_getenv(key);
     if (stream == NULL && strcmp(t->name, "announce") == 0)
     {
-        stream = getenv("TP_CONTROL_STREAM_ID");
+        stream = tp_cli_getenv("CONTROL_STREAM_ID");
     }
     uint64_t id = t->default_stream_id != 0 ? t->default_stream_id : 1000;
     if (stream != NULL && tp_cli_parse_u64(stream, 1, INT32_MAX, &id) < 0)

@@ -38,7 +38,8 @@ static void top_usage(FILE *out)
         "  --interval S       refresh (or sampling) period in seconds [1]\n"
         "  --bus-dir DIR      the bus directory ($TP_BUS_DIR, else /dev/shm/tensorpool-$USER/bus)\n"
         "  --control-stream-id N  the driver's control stream ($TP_CONTROL_STREAM_ID, else 1000)\n"
-        "environment: TP_DESCRIPTOR_STREAM_ID (1100), TP_QOS_STREAM_ID (1200).\n\n"
+        "environment: TP_DESCRIPTOR_STREAM_ID (1100), TP_QOS_STREAM_ID (1200); each unset, the client's\n"
+        "TP_CLIENT_<X> applies.\n\n"
         "example:\n"
         "  tp top --once\n\n"
         "exit status: 0; 1 no driver status could be read; 2 bad arguments.\n");
@@ -186,11 +187,11 @@ static void render(tp_monitor_t *t, tp_strbuf_t *b, bool ansi)
 static int parse_args(int argc, char **argv, top_args_t *t, bool *once, double *interval)
 {
     const char *cmd = "top";
-    const char *env = getenv("TP_CONTROL_STREAM_ID");
+    const char *env = tp_cli_getenv("CONTROL_STREAM_ID");
     uint64_t v = 1000;
     if (env != NULL && tp_cli_parse_u64(env, 1, INT32_MAX, &v) < 0)
     {
-        return tp_cli_fail(-1, cmd, "TP_CONTROL_STREAM_ID: %s", tp_errmsg());
+        return tp_cli_fail(-1, cmd, "TP_CONTROL_STREAM_ID (or TP_CLIENT_CONTROL_STREAM_ID): %s", tp_errmsg());
     }
     t->control_stream_id = (uint32_t)v;
     for (int i = 1; i < argc; i++)

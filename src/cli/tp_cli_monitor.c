@@ -274,7 +274,7 @@ static void on_qos(void *clientd, const uint8_t *buffer, size_t length, const tp
 static uint32_t env_stream(const char *name, uint32_t fallback)
 {
     uint64_t v;
-    const char *e = getenv(name);
+    const char *e = tp_cli_getenv(name);
     return e != NULL && tp_cli_parse_u64(e, 1, INT32_MAX, &v) == 0 ? (uint32_t)v : fallback;
 }
 
@@ -284,8 +284,8 @@ int tp_monitor_open(tp_monitor_t *m, const char *bus_dir, uint32_t control_strea
     m->control_stream_id = control_stream_id;
     if (tp_bus_init_existing(&m->bus, bus_dir) < 0 ||
         tp_bus_subscription_open(&m->descriptors, m->bus, TP_BUS_DEFAULT_CHANNEL,
-            (int32_t)env_stream("TP_DESCRIPTOR_STREAM_ID", 1100), NULL, NULL, NULL) < 0 ||
-        tp_bus_subscription_open(&m->qos, m->bus, TP_BUS_DEFAULT_CHANNEL, (int32_t)env_stream("TP_QOS_STREAM_ID", 1200),
+            (int32_t)env_stream("DESCRIPTOR_STREAM_ID", 1100), NULL, NULL, NULL) < 0 ||
+        tp_bus_subscription_open(&m->qos, m->bus, TP_BUS_DEFAULT_CHANNEL, (int32_t)env_stream("QOS_STREAM_ID", 1200),
             NULL, NULL, NULL) < 0)
     {
         tp_monitor_close(m);

@@ -210,3 +210,16 @@ void tp_cli_format_shm_use(char *out, size_t capacity, const tp_json_t *status, 
     snprintf(out, capacity, "shm %s in %" PRIu64 " epoch dir(s) (%s: %s of %s free)", used,
         shm_field(shm, "epoch_dirs"), base_dir, avail, size);
 }
+
+const char *tp_cli_getenv(const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "TP_%s", name);
+    const char *v = getenv(key);
+    if (v != NULL)
+    {
+        return v;
+    }
+    snprintf(key, sizeof(key), "TP_CLIENT_%s", name);
+    return getenv(key);
+}

@@ -517,6 +517,16 @@ static void test_top_once(void **state)
     assert_int_equal(tp(args), 1);
     assert_non_null(strstr(out, "no driver status"));
     assert_int_equal(tp("top --interval"), 2);
+    /* One environment for applications and tools: the tools read the client's TP_CLIENT_<X> too, and their own
+     * TP_<X> wins over it. */
+    setenv("TP_CLIENT_CONTROL_STREAM_ID", "0", 1);
+    snprintf(args, sizeof(args), "top --once --bus-dir '%s/nowhere'", dir);
+    assert_int_equal(tp(args), 2);
+    tp_test_assert_contains(out, "TP_CLIENT_CONTROL_STREAM_ID");
+    setenv("TP_CONTROL_STREAM_ID", "1000", 1);
+    assert_int_equal(tp(args), 1); /* past the environment: the bus directory does not exist */
+    unsetenv("TP_CONTROL_STREAM_ID");
+    unsetenv("TP_CLIENT_CONTROL_STREAM_ID");
     assert_int_equal(tp("top --bogus"), 2);
 }
 
