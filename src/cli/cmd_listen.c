@@ -200,6 +200,10 @@ static int resolve(listen_stream_t *ls, const listen_target_t *t, const char *ch
     snprintf(ls->channel, sizeof(ls->channel), "%s", channel != NULL ? channel : LISTEN_DEFAULT_CHANNEL);
     snprintf(key, sizeof(key), "%s_STREAM_ID", t->env_prefix);
     const char *stream = stream_opt != NULL ? stream_opt : tp_cli_getenv(key);
+    if (stream != NULL && stream_opt == NULL && strcmp(stream, "0") == 0 && strcmp(t->name, "announce") == 0)
+    {
+        stream = NULL; /* the client's announce_stream_id 0: the control stream */
+    }
     if (stream == NULL && strcmp(t->name, "announce") == 0)
     {
         stream = tp_cli_getenv("CONTROL_STREAM_ID");

@@ -76,7 +76,7 @@ void tp_cli_frame_stamp(uint8_t *payload, uint32_t length, uint64_t seq);
 /* Install SIGINT/SIGTERM handlers that set the flag returned by tp_cli_stop_requested(). */
 /* The tools' view of a control-plane setting: TP_<name> (e.g. TP_CONTROL_STREAM_ID), else the client's
  * TP_CLIENT_<name>, so that one environment configures the applications and the tools that watch them. NULL when
- * neither is set. */
+ * neither is set (an empty value counts as unset). */
 const char *tp_cli_getenv(const char *name);
 
 /* "512 B", "64.0 KiB", "17.0 MiB", "3.2 GiB". */

@@ -216,10 +216,11 @@ const char *tp_cli_getenv(const char *name)
     char key[128];
     snprintf(key, sizeof(key), "TP_%s", name);
     const char *v = getenv(key);
-    if (v != NULL)
+    if (v != NULL && v[0] != '\0')
     {
         return v;
     }
     snprintf(key, sizeof(key), "TP_CLIENT_%s", name);
-    return getenv(key);
+    v = getenv(key);
+    return v != NULL && v[0] != '\0' ? v : NULL; /* empty: unset, as the client reads it */
 }
