@@ -53,13 +53,12 @@ int tp_bus_init_shared(tp_bus_t **out, const char *bus_dir, const char *group, u
     return bus_init(out, bus_dir, dir_mode | S_ISGID, file_mode, gid, BUS_EXPLICIT);
 }
 
-/* A directory shared with a group (setgid, group rwx, closed to others: what a driver with shm.group makes) is
- * joined on its terms: our directories get its group bits and setgid, our files 0660, or the other members (the
+/* A directory shared with a group (tp_fs_is_shared_dir: what a driver with shm.group makes) is joined on its terms: our directories get its group bits and setgid, our files 0660, or the other members (the
  * driver among them) could not read what we write. That holds for its owner and for root too. /dev/shm itself
  * (1777) is not a shared directory: a bus made in it stays private. */
 static void join_shared_modes(tp_bus_t *bus, const struct stat *st)
 {
-    if ((st->st_mode & (S_ISGID | S_IRWXG)) == (S_ISGID | S_IRWXG) && (st->st_mode & S_IRWXO) == 0)
+    if (tp_fs_is_shared_dir(st))
     {
         bus->dir_mode = 0700 | (uint32_t)(st->st_mode & (S_IRWXG | S_ISGID));
         bus->file_mode = 0660;

@@ -83,8 +83,8 @@ int tp_fs_user_dir_name(char *out, size_t capacity)
  * group may write was made by a member: as trustworthy as the parent itself (root watching a shared bus). */
 static bool is_group_member_dir(const struct stat *st, const struct stat *parent)
 {
-    return parent != NULL && (parent->st_mode & (S_ISGID | S_IWGRP)) == (S_ISGID | S_IWGRP) &&
-           (parent->st_mode & S_IWOTH) == 0 && st->st_gid == parent->st_gid && (st->st_mode & S_IWGRP) != 0;
+    return parent != NULL && tp_fs_is_shared_dir(parent) && st->st_gid == parent->st_gid &&
+           (st->st_mode & S_IWGRP) != 0;
 }
 
 /* tp_fs_check_dir that also trusts directories of trusted_uid ((uid_t)-1: nobody more) and, given the parent's
@@ -142,8 +142,7 @@ int tp_fs_check_ancestors_shared(const char *path, bool trust_shared_leaf)
             TP_SET_ERR(errno, "'%s': %s", partial, strerror(errno));
             return -1;
         }
-        bool is_shared = (st.st_mode & (S_ISGID | S_IWGRP)) == (S_ISGID | S_IWGRP) && (st.st_mode & S_IWOTH) == 0;
-        if (!(trust_shared_leaf && leaf_owner == (uid_t)-1 && is_shared) &&
+        if (!(trust_shared_leaf && leaf_owner == (uid_t)-1 && tp_fs_is_shared_dir(&st)) &&
             check_dir(partial, &st, leaf_owner, NULL) < 0)
         {
             return -1;

@@ -49,6 +49,10 @@ int tp_fs_group_id(const char *name, gid_t *out);
 /* The name of gid, or its number when it has none. */
 void tp_fs_group_name(gid_t gid, char *out, size_t capacity);
 
+/* A directory shared with its group the way a driver with shm.group makes them: setgid, group rwx, not writable by
+ * others (so /dev/shm, 1777, is not one). What the bus joins and what the trust checks accept as a group's. */
+bool tp_fs_is_shared_dir(const struct stat *st);
+
 /* Is gid this process's effective group or one of its supplementary groups? */
 bool tp_fs_in_our_groups(gid_t gid);
 

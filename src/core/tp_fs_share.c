@@ -68,6 +68,12 @@ static void user_name(uid_t uid, char *out, size_t capacity)
     snprintf(out, capacity, "uid %u", (unsigned)uid);
 }
 
+bool tp_fs_is_shared_dir(const struct stat *st)
+{
+    return S_ISDIR(st->st_mode) && (st->st_mode & (S_ISGID | S_IRWXG)) == (S_ISGID | S_IRWXG) &&
+           (st->st_mode & S_IWOTH) == 0;
+}
+
 bool tp_fs_in_our_groups(gid_t gid)
 {
     if (gid == getegid())

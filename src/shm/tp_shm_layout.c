@@ -138,8 +138,8 @@ int tp_shm_layout_make_namespace_dir(char *out, size_t capacity, const char *bas
     {
         return tp_fs_mkdirs(base_dir, user_dir, 0700) < 0 || tp_fs_mkdirs(base_dir, out, dir_mode) < 0 ? -1 : 0;
     }
-    if (tp_fs_mkdirs_shared(base_dir, user_dir, dir_mode, gid) < 0 || tp_fs_share_dir(user_dir, dir_mode, gid) < 0 ||
-        tp_fs_mkdirs_shared(base_dir, out, dir_mode, gid) < 0 || tp_fs_share_dir(out, dir_mode, gid) < 0)
+    /* The per-user and namespace directories join the group, whether made now or by an earlier private run. */
+    if (tp_fs_mkdirs_shared(base_dir, out, dir_mode, gid) < 0)
     {
         TP_APPEND_ERR("sharing SHM namespace '%s' with group %u", out, (unsigned)gid);
         return -1;
