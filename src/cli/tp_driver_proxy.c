@@ -21,14 +21,11 @@ typedef struct awaited
 struct tp_driver_proxy
 {
     tp_client_conductor_t *conductor;
-    tp_clock_t clock;
     awaited_t attach;
     tp_attach_result_t *attach_result;
     awaited_t detach;
     int32_t detach_code;
     char detach_message[TP_CONTROL_MESSAGE_MAX];
-    tp_proxy_notice_handler_t notice_handler;
-    void *notice_clientd;
     tp_control_event_t events[TP_PROXY_MAX_EVENTS];
     size_t event_count;
     uint64_t events_dropped;
@@ -66,13 +63,9 @@ static void on_event(void *clientd, const tp_control_event_t *e)
         }
         return;
     }
-    if (p->notice_handler != NULL)
-    {
-        p->notice_handler(p->notice_clientd, e);
-    }
     if (e->kind == TP_CONTROL_EVENT_PROGRESS)
     {
-        return; /* frequent: only the notice handler sees it */
+        return; /* frequent, and no caller waits for it */
     }
     if (p->event_count == TP_PROXY_MAX_EVENTS)
     {
@@ -111,17 +104,7 @@ void tp_driver_proxy_close(tp_driver_proxy_t *p)
     tp_free(p);
 }
 
-void tp_driver_proxy_set_clock(tp_driver_proxy_t *p, tp_clock_fn_t clock, void *clientd)
-{
-    p->clock.fn = clock;
-    p->clock.clientd = clientd;
-    tp_client_conductor_set_clock(p->conductor, clock, clientd);
-}
 
-tp_client_conductor_t *tp_driver_proxy_conductor(tp_driver_proxy_t *p)
-{
-    return p->conductor;
-}
 
 int tp_driver_proxy_subscribe_announces(tp_driver_proxy_t *p, tp_bus_t *bus, const char *channel,
     uint32_t stream_id)
@@ -134,15 +117,10 @@ tp_bus_subscription_t *tp_driver_proxy_subscription(tp_driver_proxy_t *p)
     return tp_client_conductor_subscription(p->conductor);
 }
 
-void tp_driver_proxy_set_notice_handler(tp_driver_proxy_t *p, tp_proxy_notice_handler_t handler, void *clientd)
-{
-    p->notice_handler = handler;
-    p->notice_clientd = clientd;
-}
 
 int tp_driver_proxy_poll(tp_driver_proxy_t *p)
 {
-    return tp_client_conductor_do_work(p->conductor, tp_clock_now(&p->clock));
+    return tp_client_conductor_do_work(p->conductor, tp_clock_monotonic_ns());
 }
 
 /* Poll until the awaited answer came (0), it failed (-1), or the deadline (real time) passed (-1, cancelled). */
@@ -184,7 +162,7 @@ int tp_driver_proxy_attach_start(tp_driver_proxy_t *p, const tp_attach_params_t 
         TP_SET_ERR(TP_E_STATE, "an attach request is already pending on this driver proxy");
         return -1;
     }
-    int64_t cid = tp_client_conductor_attach(p->conductor, a, tp_clock_now(&p->clock));
+    int64_t cid = tp_client_conductor_attach(p->conductor, a, tp_clock_monotonic_ns());
     if (cid < 0)
     {
         return -1;
@@ -215,16 +193,7 @@ int tp_driver_proxy_attach_poll(tp_driver_proxy_t *p)
     return 1;
 }
 
-bool tp_driver_proxy_attach_is_pending(const tp_driver_proxy_t *p)
-{
-    return p->attach.correlation_id != 0;
-}
 
-void tp_driver_proxy_attach_cancel(tp_driver_proxy_t *p)
-{
-    tp_client_conductor_cancel(p->conductor, p->attach.correlation_id);
-    p->attach.correlation_id = 0;
-}
 
 int tp_driver_proxy_attach(tp_driver_proxy_t *p, const tp_attach_params_t *a, tp_attach_result_t *result,
     int64_t timeout_ns)
@@ -246,7 +215,7 @@ int tp_driver_proxy_detach(tp_driver_proxy_t *p, uint64_t lease_id, uint32_t str
     uint8_t role, int32_t *code, char *message, size_t message_capacity, int64_t timeout_ns)
 {
     int64_t cid = tp_client_conductor_detach(p->conductor, lease_id, stream_id, client_id, role,
-        tp_clock_now(&p->clock));
+        tp_clock_monotonic_ns());
     if (cid < 0)
     {
         return -1;

@@ -20,25 +20,15 @@
 
 typedef struct tp_driver_proxy tp_driver_proxy_t;
 
-/* Called for every notice as it is read (before it is recorded). */
-typedef void (*tp_proxy_notice_handler_t)(void *clientd, const tp_control_event_t *event);
-
 int tp_driver_proxy_open(tp_driver_proxy_t **out, tp_bus_t *bus, const char *control_channel,
     uint32_t control_stream_id);
 void tp_driver_proxy_close(tp_driver_proxy_t *proxy);
-/* The clock of the resend schedule (100 ms doubling to 1 s) and of keepalive timestamps, so that tests drive the
- * backoff exactly. Deadlines of the blocking calls stay real time. */
-void tp_driver_proxy_set_clock(tp_driver_proxy_t *proxy, tp_clock_fn_t clock, void *clientd);
 
 /* Also read ShmPoolAnnounce from another stream (when the driver's announce stream is not its control stream). */
 int tp_driver_proxy_subscribe_announces(tp_driver_proxy_t *proxy, tp_bus_t *bus, const char *channel,
     uint32_t stream_id);
 /* The control-stream subscription (to park on while waiting). */
 tp_bus_subscription_t *tp_driver_proxy_subscription(tp_driver_proxy_t *proxy);
-
-/* Deliver notices to handler as they are read (NULL to stop). */
-void tp_driver_proxy_set_notice_handler(tp_driver_proxy_t *proxy, tp_proxy_notice_handler_t handler,
-    void *clientd);
 
 /* Send an attach and wait for its response, resending it (same correlation id, every 100 ms doubling to 1 s) in
  * case the driver joined our publication after the first copy or restarted. 0 once a response arrived (whatever
@@ -52,9 +42,6 @@ int tp_driver_proxy_attach(tp_driver_proxy_t *proxy, const tp_attach_params_t *p
 int tp_driver_proxy_attach_start(tp_driver_proxy_t *proxy, const tp_attach_params_t *params,
     tp_attach_result_t *result);
 int tp_driver_proxy_attach_poll(tp_driver_proxy_t *proxy);
-bool tp_driver_proxy_attach_is_pending(const tp_driver_proxy_t *proxy);
-/* Stop waiting; a late response is ignored. */
-void tp_driver_proxy_attach_cancel(tp_driver_proxy_t *proxy);
 
 /* Send a detach and wait for its response; *code receives the response code, message (may be NULL) its text. */
 int tp_driver_proxy_detach(tp_driver_proxy_t *proxy, uint64_t lease_id, uint32_t stream_id, uint32_t client_id,
@@ -90,7 +77,5 @@ const tp_control_event_t *tp_driver_proxy_event(const tp_driver_proxy_t *proxy, 
 
 /* The next correlation id this proxy will use. */
 int64_t tp_driver_proxy_next_correlation_id(tp_driver_proxy_t *proxy);
-/* The conductor underneath. */
-tp_client_conductor_t *tp_driver_proxy_conductor(tp_driver_proxy_t *proxy);
 
 #endif
