@@ -264,6 +264,7 @@ int tp_cmd_consume(int argc, char **argv)
         status = tp_cli_fail(TP_EXIT_FAILED, "consume", "stream %" PRIu32 ": %s", o.stream_id, tp_errmsg());
         goto done;
     }
+    fprintf(stderr, "tp consume: stream %" PRIu32 ", epoch %" PRIu64 "\n", o.stream_id, tp_consumer_epoch(consumer));
     consume_state_t s = { .o = &o };
     int64_t start = tp_clock_monotonic_ns();
     int64_t next_report = start + TP_NS_PER_S;
@@ -271,7 +272,9 @@ int tp_cmd_consume(int argc, char **argv)
     uint64_t reported_bytes = 0;
     for (int64_t now = start; !is_done(&o, s.frames, start, now); now = tp_clock_monotonic_ns())
     {
-        if (tp_consumer_poll(consumer, on_frame, &s, 64) <= 0)
+        /* never past --count: one poll may deliver up to its limit */
+        uint64_t limit = o.count > 0 && o.count - s.frames < 64 ? o.count - s.frames : 64;
+        if (tp_consumer_poll(consumer, on_frame, &s, (int)limit) <= 0)
         {
             usleep(100);
         }

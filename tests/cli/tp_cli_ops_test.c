@@ -530,6 +530,36 @@ static void test_top_once(void **state)
     assert_int_equal(tp("top --bogus"), 2);
 }
 
+/* `tp consume --count N` stops at exactly N frames even when one poll could deliver a burst of more. */
+static void test_consume_stops_at_count(void **state)
+{
+    (void)state;
+    char output[700];
+    snprintf(output, sizeof(output), "%s/consume.out", dir);
+    pid_t consumer = tp_background("consume 10000 --count 3 --seconds 20", output, "tp consume: stream 10000");
+    test_producer_t prod;
+    producer_open(&prod, "0");
+    uint8_t frame[64] = { 0 };
+    tp_tensor_desc_t t;
+    tp_tensor_bytes(&t, sizeof(frame));
+    /* Bursts of 12 frames, each well inside the consumer's 100 us pause, until it has remapped and is done. */
+    int status = 0;
+    while (waitpid(consumer, &status, WNOHANG) == 0)
+    {
+        for (int i = 0; i < 12; i++)
+        {
+            tp_assert_ok(tp_producer_offer_frame(prod.p, frame, sizeof(frame), &t, 0, 0));
+        }
+        tp_producer_do_work(prod.p);
+        usleep(20000);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(try_read_output(output));
+    assert_non_null(strstr(out, "consumed 3 frames (0 failed --verify)"));
+    producer_close(&prod);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -557,6 +587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_and_validate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_detach_keepalive_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_top_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consume_stops_at_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
