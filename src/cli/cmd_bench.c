@@ -144,7 +144,7 @@ void tp_bench_print_machine(FILE *out, int argc, char **argv)
 static void bench_usage(FILE *out)
 {
     fprintf(out,
-        "usage: tp bench [bus|attach|frames|ratelimiter|bridge|join] [options]\n\n"
+        "usage: tp bench [bus|attach|frames|ratelimiter|bridge|join|--peers] [options]\n\n"
         "Benchmarks that print this machine's figures next to each other in one run (medians of repeats, with\n"
         "min and max). Targets:\n"
         "  bus     the message bus: throughput, ping-pong latency, idle CPU (tp bench bus --help)\n"
@@ -156,7 +156,9 @@ static void bench_usage(FILE *out)
         "  bridge  frames through a sending and a receiving bridge over loopback UDP, beside the local copy path\n"
         "          (tp bench bridge --help; not run without a target)\n"
         "  join    the join barrier's cost per input frame, and a two-camera join's outputs/s and added latency\n"
-        "          (tp bench join --help; not run without a target)\n\n"
+        "          (tp bench join --help; not run without a target)\n"
+        "  --peers our bus and frames beside Aeron's, ZeroMQ's and iceoryx's own code in one run, with ratios\n"
+        "          (tp bench --peers --help; not run without a target)\n\n"
         "With no target, runs every target with its defaults.\n\n"
         "exit status: 0 measured; 1 a benchmark process failed; 2 bad arguments.\n");
 }
@@ -191,6 +193,10 @@ int tp_cmd_bench(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "join") == 0)
     {
         return tp_bench_join(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && (strcmp(argv[1], "peers") == 0 || strcmp(argv[1], "--peers") == 0))
+    {
+        return tp_bench_peers(argc - 1, argv + 1);
     }
     if (argc >= 2)
     {

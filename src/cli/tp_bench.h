@@ -4,7 +4,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define TP_BENCH_MAX_VALUES 128
 
@@ -28,6 +30,11 @@ double tp_bench_placement_ns(void);
 /* "command: ...", "machine: CPU model, CPUs, kernel" and "placement: ..." lines. */
 void tp_bench_print_machine(FILE *out, int argc, char **argv);
 
+/* Start argv[0] (a path) with stdout and stderr into the file log; the pid, or -1. */
+pid_t tp_bench_spawn(char *const argv[], const char *log);
+/* SIGINT, up to 2 s to exit, then SIGKILL; reaped. Nothing for pid <= 0. */
+void tp_bench_stop_child(pid_t pid);
+
 #define TP_BENCH_AERON_SIZES 3
 
 /* What Aeron's samples measured: msgs/s per message size, and the 32 B round trip (us). */
@@ -43,6 +50,15 @@ typedef struct tp_bench_aeron
 /* Run Aeron's samples from bin (aeronmd and its C samples) over loopback ports from *port, logs in work_dir:
  * streaming_publisher -> rate_subscriber for each of sizes[TP_BENCH_AERON_SIZES], about seconds + 2 s each, and
  * cping/cpong. Figures it could not get stay 0. */
+/* The pieces, for other transports: aeronmd with its directory under work_dir (pid, or -1), and its stop; a stream
+ * of size-byte messages on channel (the best msgs/s rate_subscriber reported, about seconds + 2 s); cping/cpong
+ * round trips of 32 B (fills out's p50/p99/max and has_rtt). */
+pid_t tp_bench_aeron_driver_start(const char *bin, const char *work_dir);
+void tp_bench_aeron_driver_stop(pid_t driver);
+double tp_bench_aeron_stream(const char *bin, const char *work_dir, const char *channel, size_t size, double seconds);
+bool tp_bench_aeron_ping(const char *bin, const char *work_dir, const char *ping_channel, const char *pong_channel,
+    uint64_t round_trips, tp_bench_aeron_t *out);
+
 void tp_bench_aeron_measure(const char *bin, const char *work_dir, int *port, double seconds, const size_t *sizes,
     tp_bench_aeron_t *out);
 
@@ -53,5 +69,6 @@ int tp_bench_frames(int argc, char **argv);
 int tp_bench_ratelimiter(int argc, char **argv);
 int tp_bench_bridge(int argc, char **argv);
 int tp_bench_join(int argc, char **argv);
+int tp_bench_peers(int argc, char **argv);
 
 #endif
