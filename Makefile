@@ -8,7 +8,8 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES := gcc libc6-dev make cmake ninja-build python3 pkg-config libcmocka-dev iproute2 libpng-dev \
-                libjpeg62-turbo-dev libmicrohttpd-dev libsqlite3-dev python3-dev python3-numpy libdlpack-dev
+                libjpeg62-turbo-dev libmicrohttpd-dev libsqlite3-dev python3-dev python3-numpy libdlpack-dev \
+                libzmq3-dev libiceoryx-binding-c-dev iceoryx
 CMAKE_FLAGS ?=
 ifeq ($(CI),true)
 CMAKE_FLAGS += -DTP_WERROR=ON

@@ -44,6 +44,8 @@ struct tp_bus_publication
     uint64_t capacity;
     uint64_t mask;
     uint64_t tail;     /* writer's copy of log->tail */
+    uint64_t intent;   /* writer's copy of log->intent: published a stride ahead (tp_bus_ipc.h) */
+    uint64_t intent_stride;
     uint64_t next_seq; /* sequence of the next data record */
     bool has_claim;
     bool is_asymmetric; /* this process is registered for membarrier: wake without a fence (tp_bus_ipc.h) */

@@ -8,12 +8,20 @@
  * processes on separate 128-byte lines, touched only through tp_atomic.h. Every file starts with a magic and a
  * layout version; a file of another version is refused with a message saying so, never misread.
  *
- * The log is Agrona's broadcast pattern with per-record sequence numbers:
- *   writer: intent += record (then a release fence) -> write record -> tail = intent (release)
- *   reader: read below tail (acquire) -> copy the record out -> acquire fence -> if intent - cursor > capacity the
- *           copy may be torn: discard it and resume at the newest complete record (`latest`); the sequence number of
- *           the next record read says exactly how many were lost.
- * A writer killed mid-record leaves intent ahead of tail: the partial record is never below tail, so never read.
+ * The log is Agrona's broadcast pattern with per-record sequence numbers, read from the records themselves:
+ *   writer: intent covers the record (it moves a stride of capacity/16 ahead at a time, then a release fence) ->
+ *           write the payload -> zero the next record's length -> the sequence -> length and type (one release
+ *           store) -> latest, tail (release)
+ *   reader: at its cursor, length and type (acquire): zero means nothing yet -> copy records out while lengths are
+ *           non-zero -> acquire fence -> if intent - cursor > capacity the copy may be torn (the reader was lapped):
+ *           discard it and resume at the newest complete record (`latest`); the sequence number of the next record
+ *           read says exactly how many were lost.
+ * A reader polls the line where the next record will be written, which crosses between cores once per line of
+ * records, and reads intent, whose line changes once per stride: never the writer's tail line, which a
+ * subscriber polling it would pull back and forth once per record (issue 20: the publisher then waits for it).
+ * Because intent runs up to a stride ahead, a reader counts as lapped a stride early: the ring holds at least
+ * capacity - capacity/16 - the largest record of unread data. tail is for joins, drains and parking.
+ * A writer killed mid-record leaves the record's length zero: it is never read.
  */
 #ifndef TP_BUS_IPC_H
 #define TP_BUS_IPC_H
@@ -27,13 +35,14 @@
 
 #define TP_BUS_LOG_MAGIC UINT64_C(0x31474C5355425054)      /* "TPBUSLG1" */
 #define TP_BUS_REGISTRY_MAGIC UINT64_C(0x3147525355425054) /* "TPBUSRG1" */
-#define TP_BUS_LAYOUT_VERSION 3
+#define TP_BUS_LAYOUT_VERSION 4
 
 #define TP_BUS_LOG_HEADER_BYTES 512
 #define TP_BUS_RECORD_HEADER_BYTES 16
 #define TP_BUS_RECORD_ALIGN 16
 #define TP_BUS_RECORD_DATA 1
 #define TP_BUS_RECORD_PAD 2
+#define TP_BUS_INTENT_STRIDES 16 /* intent moves capacity / 16 at a time */
 
 /* Per stream: publications (every client process has one on the control and QoS streams) and subscriptions. */
 #define TP_BUS_MAX_IMAGES 1024
@@ -57,12 +66,13 @@ typedef struct tp_bus_log_header
     uint64_t pid_start_time;
     uint64_t created_ns;
     uint8_t pad0[TP_CACHE_LINE_PAD_BYTES - 48];
-    /* The writer's three positions share one line: a reader fetches it once per batch, not three lines. */
+    /* Written per record; readers only read it to join, drain, park, or resume after being lapped. */
     uint64_t tail;   /* end of the last complete record */
     uint64_t latest; /* start of the last complete record (written before tail) */
-    uint64_t intent; /* end of the record being written */
-    uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - 24];
-    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES];
+    uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - 16];
+    /* Read by readers once per batch; written once per stride. */
+    uint64_t intent; /* at or past the end of every byte the writer may be writing */
+    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - 8];
     uint32_t is_closed; /* set by the writer at close */
     uint8_t pad3[TP_CACHE_LINE_PAD_BYTES - 4];
 } tp_bus_log_header_t;
@@ -123,6 +133,13 @@ _Static_assert(sizeof(tp_bus_log_header_t) == TP_BUS_LOG_HEADER_BYTES, "log head
 _Static_assert(sizeof(tp_bus_record_header_t) == TP_BUS_RECORD_HEADER_BYTES, "record header is 16 bytes");
 _Static_assert(sizeof(tp_bus_image_entry_t) == 64, "image entry is 64 bytes");
 _Static_assert(sizeof(tp_bus_subscriber_entry_t) == 64, "subscriber entry is 64 bytes");
+
+/* A record header's first 8 bytes, length and type, as one word (the struct's layout on a little-endian host). */
+static inline uint64_t tp_bus_record_word(uint32_t length, uint32_t type)
+{
+    return (uint64_t)length | (uint64_t)type << 32;
+}
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "record words assume a little-endian host");
 
 static inline uint64_t tp_bus_record_bytes(size_t payload_length)
 {

@@ -316,6 +316,7 @@ static int log_create(tp_bus_publication_t *pub)
     pub->log = p;
     pub->data = (uint8_t *)p + TP_BUS_LOG_HEADER_BYTES;
     pub->mask = pub->capacity - 1;
+    pub->intent_stride = pub->capacity / TP_BUS_INTENT_STRIDES;
     pub->log->version = TP_BUS_LAYOUT_VERSION;
     pub->log->stream_id = pub->stream_id;
     pub->log->session_id = pub->session_id;
@@ -483,8 +484,32 @@ static inline void pub_unlock(tp_bus_publication_t *pub)
     }
 }
 
-/* Reserve record_bytes at the tail, padding to the end of the ring first if the record would straddle it.
- * Returns the offset of the record in data. Single writer (caller holds the publication). */
+/* Make the published intent cover every byte up to end before any of them is overwritten. It moves a stride at a
+ * time, so readers (who read it once per batch, or on an empty poll) find its line unchanged almost always. */
+static inline void log_cover(tp_bus_publication_t *pub, uint64_t end)
+{
+    if (end > pub->intent)
+    {
+        pub->intent = end + pub->intent_stride;
+        tp_store_relaxed_u64(&pub->log->intent, pub->intent);
+        tp_fence_release(); /* the intent store reaches readers before any byte it announces is overwritten */
+    }
+}
+
+/* Publish the record whose header is at offset and that ends at position end: clear the next record's header first
+ * (readers stop at a zero length), then the sequence, then length and type in one release store, which readers
+ * polling the record load with acquire. */
+static inline void log_publish_header(tp_bus_publication_t *pub, uint64_t offset, uint64_t end, uint32_t length,
+    uint32_t type, uint64_t seq)
+{
+    tp_store_relaxed_u64((uint64_t *)(void *)(pub->data + (end & pub->mask)), 0);
+    tp_store_relaxed_u64((uint64_t *)(void *)(pub->data + offset + 8), seq);
+    tp_store_release_u64((uint64_t *)(void *)(pub->data + offset), tp_bus_record_word(length, type));
+}
+
+/* Reserve record_bytes at the tail, padding to the end of the ring first if the record would straddle it (the
+ * padding record is published at once: a reader that reaches it must find the way on). Returns the offset of the
+ * record in data. Single writer (caller holds the publication). */
 static inline uint64_t log_reserve(tp_bus_publication_t *pub, uint64_t record_bytes)
 {
     uint64_t tail = pub->tail;
@@ -493,31 +518,27 @@ static inline uint64_t log_reserve(tp_bus_publication_t *pub, uint64_t record_by
     if (record_bytes > to_end)
     {
         /* Readers must never see a record cross the end: fill the rest with one padding record. */
-        tp_store_relaxed_u64(&pub->log->intent, tail + to_end + record_bytes);
-        tp_fence_release(); /* the intent store reaches readers before any byte it announces is overwritten */
-        tp_bus_record_header_t pad = { .length = (uint32_t)to_end, .type = TP_BUS_RECORD_PAD, .seq = 0 };
-        memcpy(pub->data + offset, &pad, sizeof(pad));
+        log_cover(pub, tail + to_end + record_bytes + TP_BUS_RECORD_HEADER_BYTES);
         tail += to_end;
+        log_publish_header(pub, offset, tail, (uint32_t)to_end, TP_BUS_RECORD_PAD, pub->next_seq);
         pub->tail = tail;
         return 0;
     }
-    tp_store_relaxed_u64(&pub->log->intent, tail + record_bytes);
-    tp_fence_release();
+    log_cover(pub, tail + record_bytes + TP_BUS_RECORD_HEADER_BYTES);
     return offset;
 }
 
-/* Publish the record at offset: header last, then the tail (release; pairs with the reader's acquire). */
+/* Publish the record at offset (tp_bus_ipc.h), then latest and tail (release; for joins, drains and parking), then
+ * wake parked subscribers if there are any. */
 static inline int64_t log_commit(tp_bus_publication_t *pub, uint64_t offset, uint64_t record_bytes,
     uint32_t length, uint32_t type)
 {
-    tp_bus_record_header_t h = { .length = length, .type = type,
-        .seq = type == TP_BUS_RECORD_DATA ? pub->next_seq : 0 };
+    uint64_t tail = pub->tail + record_bytes;
+    log_publish_header(pub, offset, tail, length, type, pub->next_seq);
     if (type == TP_BUS_RECORD_DATA)
     {
         pub->next_seq++;
     }
-    memcpy(pub->data + offset, &h, sizeof(h));
-    uint64_t tail = pub->tail + record_bytes;
     pub->tail = tail;
     /* latest before tail: a reader that sees the tail sees a latest whose record is complete. */
     tp_store_release_u64(&pub->log->latest, tail - record_bytes);

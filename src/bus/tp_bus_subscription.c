@@ -318,9 +318,9 @@ typedef struct sub_batch_entry
     uint64_t end; /* position just past the record */
 } sub_batch_entry_t;
 
-/* Read up to limit records of one image, in batches: copy several records out, then check once that the writer
- * did not lap the oldest of them, then deliver. One read of the writer's intent per batch instead of per record.
- * Hot path: no alloc, syscalls or locks. */
+/* Read up to limit records of one image, in batches: copy records out while the length at the cursor says one is
+ * complete, then check once that the writer did not lap the oldest of them, then deliver. The writer's tail line is
+ * never read here (tp_bus_ipc.h). Hot path: no alloc, syscalls or locks. */
 static int image_poll(tp_bus_subscription_t *sub, tp_bus_image_t *img, tp_bus_fragment_handler_t handler,
     void *clientd, int limit)
 {
@@ -328,51 +328,61 @@ static int image_poll(tp_bus_subscription_t *sub, tp_bus_image_t *img, tp_bus_fr
     sub_batch_entry_t batch[SUB_BATCH_MAX];
     while (delivered < limit)
     {
-        uint64_t tail = tp_load_acquire_u64(&img->log->tail); /* pairs with the writer's release store of tail */
         uint64_t start = img->cursor;
-        if (start >= tail)
-        {
-            break;
-        }
         uint64_t cursor = start;
         size_t used = 0;
         int n = 0;
         bool is_corrupt = false;
-        while (cursor < tail && n < limit - delivered && n < SUB_BATCH_MAX)
+        while (n < limit - delivered && n < SUB_BATCH_MAX)
         {
             uint64_t offset = cursor & img->mask;
-            tp_bus_record_header_t h;
-            memcpy(&h, img->data + offset, sizeof(h));
-            size_t payload = h.length >= TP_BUS_RECORD_HEADER_BYTES ? h.length - TP_BUS_RECORD_HEADER_BYTES : 0;
+            /* pairs with the writer's release store of length and type */
+            uint64_t word = tp_load_acquire_u64((const uint64_t *)(const void *)(img->data + offset));
+            uint32_t length = (uint32_t)word;
+            uint32_t type = (uint32_t)(word >> 32);
+            if (length == 0)
+            {
+                break; /* nothing yet (or lapped onto zeros: the intent check below tells) */
+            }
+            size_t payload = length >= TP_BUS_RECORD_HEADER_BYTES ? length - TP_BUS_RECORD_HEADER_BYTES : 0;
             uint64_t record_bytes = tp_bus_record_bytes(payload);
-            if (h.length < TP_BUS_RECORD_HEADER_BYTES || record_bytes > img->capacity - offset ||
-                cursor + record_bytes > tail || (h.type != TP_BUS_RECORD_PAD && h.type != TP_BUS_RECORD_DATA) ||
-                payload > sub->scratch_bytes)
+            if (length < TP_BUS_RECORD_HEADER_BYTES || record_bytes > img->capacity - offset ||
+                (type != TP_BUS_RECORD_PAD && type != TP_BUS_RECORD_DATA) || payload > sub->scratch_bytes)
             {
                 is_corrupt = true; /* or lapped: decided below */
                 break;
             }
-            if (h.type == TP_BUS_RECORD_DATA)
+            if (type == TP_BUS_RECORD_DATA)
             {
                 if (used + payload > sub->scratch_bytes)
                 {
                     break; /* scratch full: deliver what we have */
                 }
+                uint64_t seq = tp_load_relaxed_u64((const uint64_t *)(const void *)(img->data + offset + 8));
                 memcpy(sub->scratch + used, img->data + offset + TP_BUS_RECORD_HEADER_BYTES, payload);
                 batch[n++] = (sub_batch_entry_t){ .scratch_offset = (uint32_t)used, .length = (uint32_t)payload,
-                    .seq = h.seq, .end = cursor + record_bytes };
+                    .seq = seq, .end = cursor + record_bytes };
                 used += payload;
             }
             cursor += record_bytes;
         }
-        /* Everything copied above is only trusted if the writer has not lapped its oldest byte meanwhile. */
+        /* Everything copied above is only trusted if the writer has not lapped its oldest byte meanwhile; an empty
+         * poll asks too, since a lapped cursor can sit on zeros in the middle of a newer record. */
         tp_fence_acquire();
         uint64_t intent = tp_load_acquire_u64(&img->log->intent);
         if (intent - start > img->capacity)
         {
             /* Lapped: resume at the newest complete record; its sequence number tells how many were lost. */
             img->cursor = tp_load_acquire_u64(&img->log->latest);
+            if (img->cursor == start)
+            {
+                break; /* the writer has not completed a record since: nothing to resume at yet */
+            }
             continue;
+        }
+        if (cursor == start && !is_corrupt)
+        {
+            break;
         }
         img->cursor = cursor;
         for (int i = 0; i < n; i++)
@@ -392,7 +402,7 @@ static int image_poll(tp_bus_subscription_t *sub, tp_bus_image_t *img, tp_bus_fr
         {
             /* Not lapped, yet not a record: a corrupt log. Skip to the tail and say so. */
             sub->counters.malformed++;
-            img->cursor = tail;
+            img->cursor = tp_load_acquire_u64(&img->log->tail);
             img->expected_seq = UINT64_MAX;
             break;
         }

@@ -1,6 +1,9 @@
 /*
  * `tp bench bus`: the bus measured against itself on this machine, in one run.
- *   throughput  1 or 2 publisher processes (CPU 0) -> 1 subscriber process (CPU 1), 32 B and 256 B messages
+ *   throughput  1 or 2 publisher processes (CPU 0) -> 1 subscriber process (CPU 1), 32 B and 256 B messages, on
+ *               a 64 MiB term (Aeron's default for IPC, so that `tp bench --peers` compares like with like: a ring
+ *               the subscriber's caches still hold makes every line the publisher writes come back from the other
+ *               core first, which with vCPUs far apart halves the rate at 16 MiB and quarters it at 4 MiB)
  *   ping-pong   round trip between two processes, busy-spin and futex-parked, p50/p99/p99.9
  *   idle        CPU time of a subscriber parked on an idle stream
  * Every figure is the median of --repeats runs (with min and max); configurations are interleaved so the
@@ -74,7 +77,7 @@ static void throughput_publisher(const char *dir, bench_shared_t *sh, size_t siz
     tp_bench_pin(0);
     tp_bus_t *bus = bench_bus(dir);
     tp_bus_publication_t *pub;
-    if (tp_bus_publication_open(&pub, bus, "aeron:ipc?term-length=16m", BENCH_STREAM_A, false) < 0)
+    if (tp_bus_publication_open(&pub, bus, "aeron:ipc?term-length=64m", BENCH_STREAM_A, false) < 0)
     {
         _exit(1);
     }
@@ -345,7 +348,8 @@ static void bench_bus_usage(FILE *out)
         "usage: tp bench bus [--seconds S] [--repeats N] [--round-trips N] [--json]\n"
         "       tp bench bus --udp ... (aeron:udp on loopback beside raw UDP and Aeron: tp bench bus --udp --help)\n\n"
         "Measures the bus on this machine: throughput with 1 and 2 publisher processes (pinned to CPU 0) and\n"
-        "one subscriber process (CPU 1) for 32 B and 256 B messages; ping-pong round trips between two\n"
+        "one subscriber process (CPU 1) for 32 B and 256 B messages (term-length 64 MiB, Aeron's IPC default);\n"
+        "ping-pong round trips between two\n"
         "processes, busy-spinning and futex-parked (p50/p99/p99.9); and the CPU time of a parked, idle\n"
         "subscriber. Each figure is the median of N interleaved runs, with min and max.\n\n"
         "options: --seconds S per throughput run [1], --repeats N [5], --round-trips N per run [100000],\n"
