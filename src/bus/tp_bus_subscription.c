@@ -488,7 +488,9 @@ static bool sub_has_data(tp_bus_subscription_t *sub)
     }
     for (int i = 0; i < sub->image_count; i++)
     {
-        if (tp_load_acquire_u64(&sub->images[i].log->tail) != sub->images[i].cursor)
+        /* greater, not different: a reader may be past the tail, over a padding record published ahead of the
+         * claim that follows it */
+        if (tp_load_acquire_u64(&sub->images[i].log->tail) > sub->images[i].cursor)
         {
             return true;
         }

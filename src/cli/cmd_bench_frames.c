@@ -4,15 +4,24 @@
  *   copy path    tp_producer_offer_frame -> tp_consumer_poll callbacks: frames/s and GiB/s, ratio to cold memcpy
  *   claim path   try_claim + commit of an unwritten slot -> callbacks: frames/s (the per-frame overhead)
  *   latency      one 64 B frame at a time: commit -> callback with a busy-spinning consumer, p50/p99/p99.9
- * An embedded driver serves the stream; the producer runs on CPU 0, the consumer thread on CPU 1 with its own
- * client. Every figure is the median of --repeats runs, with min and max.
+ * An embedded driver serves the stream; the producer runs on CPU 0, the consumer on CPU 1 with its own client: a
+ * thread of this process, or with --processes a process of its own (this program again, run with the hidden
+ * --consumer-process), as the peers' consumers are. Their shared counters live in a small file of the embedded
+ * bus directory, mapped by both. Every figure is the median of --repeats runs, with min and max.
  */
 #include <inttypes.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/tp_bench.h"
@@ -32,9 +41,9 @@ static const uint32_t fb_sizes[FB_SIZES] = { 64, 65536, 655360, 4194304 };
 static const uint32_t fb_strides[FB_SIZES] = { 64, 65536, 1048576, 4194304 };
 static const uint16_t fb_pool_ids[FB_SIZES] = { 1, 2, 3, 4 };
 
+/* Shared by the producer and the consumer (thread or process): a mapping of a file, so no pointers. */
 typedef struct fb_consumer
 {
-    const tp_client_context_t *client_context;
     int stop;
     int ready; /* 1 attached, -1 failed */
     uint8_t pad0[120];
@@ -57,13 +66,21 @@ static void fb_on_frame(void *clientd, const tp_frame_t *f)
     tp_store_release_u64(&c->received, c->received + 1);
 }
 
+/* What one consumer (thread or process) runs with: the shared counters and its own client context. */
+typedef struct fb_consumer_run
+{
+    fb_consumer_t *c;
+    const tp_client_context_t *client_context;
+} fb_consumer_run_t;
+
 static void *fb_consumer_main(void *arg)
 {
-    fb_consumer_t *c = arg;
+    const fb_consumer_run_t *run = arg;
+    fb_consumer_t *c = run->c;
     tp_bench_pin(1);
     tp_client_t *client = NULL;
     tp_consumer_t *consumer = NULL;
-    if (tp_client_connect(&client, c->client_context) < 0 ||
+    if (tp_client_connect(&client, run->client_context) < 0 ||
         tp_consumer_attach(&consumer, client, FB_STREAM, FB_TIMEOUT_NS) < 0)
     {
         fprintf(stderr, "tp bench frames: consumer: %s\n", tp_errmsg());
@@ -79,6 +96,66 @@ static void *fb_consumer_main(void *arg)
     tp_consumer_close(consumer);
     tp_client_close(client);
     return NULL;
+}
+
+/* The shared counters: a file of sizeof(fb_consumer_t) bytes mapped shared (created zeroed when create). */
+static fb_consumer_t *fb_map_shared(const char *path, bool create)
+{
+    int fd = open(path, create ? O_RDWR | O_CREAT | O_EXCL : O_RDWR, 0600);
+    if (fd < 0 || (create && ftruncate(fd, sizeof(fb_consumer_t)) < 0))
+    {
+        if (fd >= 0)
+        {
+            close(fd);
+        }
+        return NULL;
+    }
+    void *p = mmap(NULL, sizeof(fb_consumer_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* `tp bench frames --consumer-process BUS_DIR BASE_DIR SHARED_FILE`: the consumer side in a process of its own,
+ * started by the bench below, ending when the bench says stop (or dies). */
+static int fb_consumer_process(char **argv)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    fb_consumer_t *c = fb_map_shared(argv[3], false);
+    tp_client_context_t *ctx = NULL;
+    if (c == NULL || tp_client_context_init(&ctx) < 0 || tp_client_context_set(ctx, "client.bus_dir", argv[1]) < 0 ||
+        tp_client_context_set(ctx, "client.allowed_base_dirs", argv[2]) < 0)
+    {
+        fprintf(stderr, "tp bench frames: consumer process: %s\n", c == NULL ? "cannot map the shared file" : tp_errmsg());
+        if (c != NULL)
+        {
+            tp_store_release_int(&c->ready, -1);
+        }
+        tp_client_context_close(ctx);
+        return TP_EXIT_FAILED;
+    }
+    fb_consumer_run_t run = { .c = c, .client_context = ctx };
+    fb_consumer_main(&run);
+    tp_client_context_close(ctx);
+    munmap(c, sizeof(*c));
+    return TP_EXIT_OK;
+}
+
+extern char **environ;
+
+/* Start the consumer process; its pid, or -1. */
+static pid_t fb_spawn_consumer(const tp_cli_embedded_t *env, const char *base, const char *shared_path)
+{
+    char self[TP_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+    {
+        return -1;
+    }
+    self[n] = '\0';
+    char *argv[] = { self, "bench", "frames", "--consumer-process", (char *)env->bus_dir, (char *)base,
+        (char *)shared_path, NULL };
+    pid_t pid = -1;
+    return posix_spawn(&pid, self, NULL, NULL, argv, environ) == 0 ? pid : -1;
 }
 
 /* GiB/s of memcpy of size bytes for `seconds`: into one destination (warm), or cycling through FB_SLOTS. */
@@ -185,14 +262,16 @@ static int fb_latency(tp_producer_t *p, fb_consumer_t *c, const uint8_t *src, in
 static void bench_frames_usage(FILE *out)
 {
     fprintf(out,
-        "usage: tp bench frames [--seconds S] [--repeats N] [--latency-frames N] [--json]\n\n"
+        "usage: tp bench frames [--seconds S] [--repeats N] [--latency-frames N] [--processes] [--json]\n\n"
         "Frames through the client API next to this machine's memcpy, for 64 B, 64 KiB, 640 KiB and 4 MiB:\n"
         "memcpy warm and cold (a destination cycling through a pool's worth of slots, which is what filling a\n"
         "ring costs), the copy path (offer_frame -> consumer callback: frames/s, GiB/s, ratio to cold memcpy),\n"
         "the claim path (claim + commit without writing: the per-frame overhead), and commit -> callback latency\n"
         "of single 64 B frames with a busy-spinning consumer. An embedded driver serves the stream; producer on\n"
-        "CPU 0, consumer on CPU 1. Medians of the repeats with min..max.\n\n"
-        "options: --seconds S per throughput run [0.3], --repeats N [3], --latency-frames N [20000], --json.\n\n"
+        "CPU 0, consumer on CPU 1: a thread of this process, or with --processes a process of its own. Medians\n"
+        "of the repeats with min..max.\n\n"
+        "options: --seconds S per throughput run [0.3], --repeats N [3], --latency-frames N [20000],\n"
+        "         --processes (the consumer in its own process), --json.\n\n"
         "exit status: 0 measured; 1 the driver or a client failed; 2 bad arguments.\n");
 }
 
@@ -206,12 +285,12 @@ typedef struct fb_results
     double lat[3][TP_BENCH_MAX_VALUES];
 } fb_results_t;
 
-static void fb_print(const fb_results_t *r, int n, bool json)
+static void fb_print(const fb_results_t *r, int n, bool json, bool processes)
 {
     tp_bench_stat_t st[6];
     if (json)
     {
-        printf("{\"repeats\":%d,\"sizes\":[", n);
+        printf("{\"repeats\":%d,\"consumer\":\"%s\",\"sizes\":[", n, processes ? "process" : "thread");
     }
     else
     {
@@ -267,6 +346,11 @@ int tp_bench_frames(int argc, char **argv)
     uint64_t repeats = 3;
     uint64_t latency_frames = 20000;
     bool json = false;
+    bool processes = false;
+    if (argc == 5 && strcmp(argv[1], "--consumer-process") == 0)
+    {
+        return fb_consumer_process(argv + 1);
+    }
     for (int i = 1; i < argc; i++)
     {
         const char *a = argv[i];
@@ -278,6 +362,10 @@ int tp_bench_frames(int argc, char **argv)
         if (strcmp(a, "--json") == 0)
         {
             json = true;
+        }
+        else if (strcmp(a, "--processes") == 0)
+        {
+            processes = true;
         }
         else if (strcmp(a, "--seconds") == 0 && i + 1 < argc)
         {
@@ -310,7 +398,9 @@ int tp_bench_frames(int argc, char **argv)
     tp_cli_install_stop_handlers(); /* SIGINT/SIGTERM end the runs; the embedded driver then removes its files */
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     tp_cli_embedded_t env;
-    fb_consumer_t *c = calloc(1, sizeof(*c));
+    fb_consumer_t *c = NULL;
+    char shared_path[TP_PATH_MAX + 64];
+    pid_t child = -1;
     fb_results_t *r = calloc(1, sizeof(*r));
     uint8_t *src = malloc(fb_sizes[FB_SIZES - 1]);
     uint8_t *dst = malloc((size_t)fb_sizes[FB_SIZES - 1] * FB_SLOTS);
@@ -320,7 +410,7 @@ int tp_bench_frames(int argc, char **argv)
     bool has_thread = false;
     int status = TP_EXIT_FAILED;
     memset(&env, 0, sizeof(env));
-    if (c == NULL || r == NULL || src == NULL || dst == NULL)
+    if (r == NULL || src == NULL || dst == NULL)
     {
         tp_cli_fail(TP_EXIT_FAILED, "bench frames", "out of memory");
         goto done;
@@ -334,26 +424,47 @@ int tp_bench_frames(int argc, char **argv)
         tp_cli_fail(TP_EXIT_FAILED, "bench frames", "%s", tp_errmsg());
         goto done;
     }
-    c->client_context = env.client_context;
-    if (pthread_create(&thread, NULL, fb_consumer_main, c) != 0)
+    snprintf(shared_path, sizeof(shared_path), "%s/bench-frames-consumer", env.bus_dir);
+    c = fb_map_shared(shared_path, true);
+    fb_consumer_run_t run = { .c = c, .client_context = env.client_context };
+    if (c == NULL)
     {
-        tp_cli_fail(TP_EXIT_FAILED, "bench frames", "cannot start the consumer thread");
+        tp_cli_fail(TP_EXIT_FAILED, "bench frames", "cannot create %s: %s", shared_path, strerror(errno));
         goto done;
     }
-    has_thread = true;
-    while (tp_load_acquire_int(&c->ready) == 0)
+    if (processes)
     {
+        child = fb_spawn_consumer(&env, base, shared_path);
+    }
+    else
+    {
+        has_thread = pthread_create(&thread, NULL, fb_consumer_main, &run) == 0;
+    }
+    if (child < 0 && !has_thread)
+    {
+        tp_cli_fail(TP_EXIT_FAILED, "bench frames", "cannot start the consumer %s", processes ? "process" : "thread");
+        goto done;
+    }
+    for (int i = 0; i < 30000 && tp_load_acquire_int(&c->ready) == 0 && !tp_cli_stop_requested(); i++)
+    {
+        if (child > 0 && waitpid(child, NULL, WNOHANG) == child)
+        {
+            child = -1;
+            break; /* it said why on stderr */
+        }
         usleep(1000);
     }
-    if (tp_load_acquire_int(&c->ready) < 0)
+    if (tp_load_acquire_int(&c->ready) <= 0)
     {
+        tp_cli_fail(TP_EXIT_FAILED, "bench frames", "the consumer did not attach");
         goto done;
     }
     tp_bench_pin(0);
     if (!json)
     {
         tp_bench_print_machine(stdout, argc, argv);
-        printf("running %" PRIu64 " interleaved repeats...\n", repeats);
+        printf("consumer: %s\nrunning %" PRIu64 " interleaved repeats...\n",
+            processes ? "a process of its own" : "a thread of this process", repeats);
         fflush(stdout);
     }
     int done_runs = 0;
@@ -379,19 +490,34 @@ int tp_bench_frames(int argc, char **argv)
     }
     if (done_runs > 0)
     {
-        fb_print(r, done_runs, json);
+        fb_print(r, done_runs, json, processes);
         status = TP_EXIT_OK;
     }
 done:
-    if (has_thread)
+    if (c != NULL)
     {
         tp_store_relaxed_int(&c->stop, 1);
+    }
+    if (has_thread)
+    {
         pthread_join(thread, NULL);
+    }
+    for (int i = 0; child > 0 && i < 500 && waitpid(child, NULL, WNOHANG) != child; i++)
+    {
+        usleep(10000);
+        if (i == 499)
+        {
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+        }
+    }
+    if (c != NULL)
+    {
+        munmap(c, sizeof(*c));
     }
     tp_producer_close(p);
     tp_client_close(client);
     tp_cli_embedded_close(&env);
-    free(c);
     free(r);
     free(src);
     free(dst);

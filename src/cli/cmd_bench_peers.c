@@ -2,14 +2,15 @@
  * `tp bench --peers`: our figures beside iceoryx's, ZeroMQ's and Aeron's, measured by their own code in one run,
  * round by round interleaved, with the same CPUs (publisher or producer on CPU 0, subscriber or consumer on 1)
  * and sizes:
- *   ours      `tp bench bus --json` and `tp bench frames --json`, one repeat per round, as child processes
+ *   ours      `tp bench bus --json` and `tp bench frames --processes --json` (producer and consumer in two
+ *             processes, as the peers'), one repeat per round, as child processes
  *   Aeron     aeronmd with streaming_publisher -> rate_subscriber and cping/cpong over aeron:ipc (--aeron DIR or
  *             AERON_BIN_DIR: where Aeron's C binaries are)
  *   ZeroMQ    tp-peer-zmq: PUSH -> PULL over ipc:// (built when libzmq3-dev is installed)
  *   iceoryx   tp-peer-iceoryx: loan, fill, publish -> take, release, under a RouDi this bench starts (built when
  *             libiceoryx-binding-c-dev is installed; iox-roudi from Debian's iceoryx)
  * A peer that is not there is skipped with a message saying what would bring it. One table: each figure's
- * median over the rounds, ours and the peer's, and their ratio (ours / peer).
+ * median over the rounds, ours and the peer's, and the median over the rounds of ours / peer's in the same round.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -84,6 +85,10 @@ typedef struct peers_bench
     double peer[ROW_COUNT][PEERS_MAX_REPEATS];
     int n_ours[ROW_COUNT];
     int n_peer[ROW_COUNT];
+    double ratio[ROW_COUNT][PEERS_MAX_REPEATS]; /* ours / peer's within one round, where both were measured */
+    int n_ratio[ROW_COUNT];
+    bool has_ours[ROW_COUNT]; /* this round's */
+    double round_ours[ROW_COUNT];
 } peers_bench_t;
 
 static void peers_usage(FILE *out)
@@ -98,10 +103,10 @@ static void peers_usage(FILE *out)
         "  ZeroMQ      tp-peer-zmq: 64 B messages PUSH -> PULL over ipc:// (built with libzmq3-dev)\n"
         "  iceoryx     tp-peer-iceoryx: 64 B and 640 KiB chunks loaned, filled, published, taken (built with\n"
         "              libiceoryx-binding-c-dev; this bench starts iox-roudi, Debian's package iceoryx)\n"
-        "A peer that is missing is skipped with a message. Ours are `tp bench bus` and `tp bench frames` (whose\n"
-        "producer and consumer are two threads of one process; every peer's are two processes).\n"
-        "Prints the median of the rounds of each figure, ours, the peer's and ours / peer (for rates above 1\n"
-        "is better, for times below 1).\n\n"
+        "A peer that is missing is skipped with a message. Ours are `tp bench bus` and\n"
+        "`tp bench frames --processes`: producer and consumer in two processes, as every peer's are.\n"
+        "Prints the median of the rounds of each figure, ours and the peer's, and the median of ours / peer's\n"
+        "within each round (for rates above 1 is better, for times below 1).\n\n"
         "options: --seconds S per throughput run [0.5], --repeats N rounds [3], --round-trips N per ping-pong\n"
         "         run [100000], --json one JSON object\n\n"
         "exit status: 0 measured; 1 one of our benchmarks failed; 2 bad arguments.\n");
@@ -284,11 +289,19 @@ static void peers_add(double *values, int *n, double v)
 static void peers_ours(peers_bench_t *b, peers_row_id_t row, double v)
 {
     peers_add(b->ours[row], &b->n_ours[row], v);
+    b->has_ours[row] = v > 0;
+    b->round_ours[row] = v;
 }
 
+/* The peer's figure of this round, and its ratio to ours of the same round: the machine's placement changes
+ * between rounds, so a ratio within one round compares like with like better than a ratio of two medians. */
 static void peers_theirs(peers_bench_t *b, peers_row_id_t row, double v)
 {
     peers_add(b->peer[row], &b->n_peer[row], v);
+    if (v > 0 && b->has_ours[row])
+    {
+        peers_add(b->ratio[row], &b->n_ratio[row], b->round_ours[row] / v);
+    }
 }
 
 static int peers_round_ours(peers_bench_t *b)
@@ -312,7 +325,8 @@ static int peers_round_ours(peers_bench_t *b)
     peers_ours(b, ROW_RTT_P50, peers_number(spin, "p50"));
     peers_ours(b, ROW_RTT_P99, peers_number(spin, "p99"));
     tp_json_free(bus);
-    char *frames_argv[] = { b->self, "bench", "frames", "--json", "--repeats", "1", "--seconds", seconds, NULL };
+    char *frames_argv[] = { b->self, "bench", "frames", "--json", "--processes", "--repeats", "1", "--seconds",
+        seconds, NULL };
     tp_json_t *frames = peers_run_json(b, "tp-bench-frames", frames_argv);
     if (frames == NULL)
     {
@@ -481,7 +495,7 @@ static void peers_report(const peers_bench_t *b)
     {
         double ours = peers_median(b->ours[r], b->n_ours[r]);
         double theirs = peers_median(b->peer[r], b->n_peer[r]);
-        double ratio = ours > 0 && theirs > 0 ? ours / theirs : 0;
+        double ratio = peers_median(b->ratio[r], b->n_ratio[r]);
         if (b->json)
         {
             printf("%s{\"figure\":\"%s\",\"peer\":\"%s\",\"unit\":\"%s\",\"ours\":%.6g,\"peers\":%.6g,\"ratio\":%.3f,"
@@ -576,6 +590,7 @@ int tp_bench_peers(int argc, char **argv)
     for (uint64_t r = 0; r < b.repeats && status == TP_EXIT_OK && !tp_cli_stop_requested(); r++)
     {
         b.placement_ns[r] = tp_bench_placement_ns();
+        memset(b.has_ours, 0, sizeof(b.has_ours));
         status = peers_round_ours(&b) < 0 ? TP_EXIT_FAILED : TP_EXIT_OK;
         if (status == TP_EXIT_OK && !tp_cli_stop_requested())
         {

@@ -229,6 +229,18 @@ static void test_bench_frames_reports_figures(void **state)
         assert_true(strtod(tp_json_get(s, "claim_frames_per_s")->text, NULL) > 0);
     }
     assert_true(strtod(tp_json_get(tp_json_get(j, "latency_us"), "p50")->text, NULL) > 0);
+    assert_string_equal(tp_json_get(j, "consumer")->text, "thread");
+    tp_json_free(j);
+    /* The consumer in a process of its own, as the peers' are: every frame still reaches it. */
+    assert_int_equal(run("bench frames --seconds 0.05 --repeats 1 --latency-frames 200 --processes --json"), 0);
+    tp_assert_ok(tp_json_parse(&j, out, strcspn(out, "\n")));
+    assert_string_equal(tp_json_get(j, "consumer")->text, "process");
+    sizes = tp_json_get(j, "sizes");
+    for (size_t i = 0; i < sizes->count; i++)
+    {
+        assert_true(strtod(tp_json_get(tp_json_at(sizes, i), "claim_frames_per_s")->text, NULL) > 0);
+    }
+    assert_true(strtod(tp_json_get(tp_json_get(j, "latency_us"), "p50")->text, NULL) > 0);
     tp_json_free(j);
     assert_int_equal(run("bench frames --repeats 0 2>&1"), 2);
 }
