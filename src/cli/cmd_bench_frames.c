@@ -1,6 +1,7 @@
 /*
  * `tp bench frames`: frames through the client API against this machine's own memcpy, in one run.
- *   memcpy       warm (the same destination) and cold (cycling through a pool-sized destination), per size
+ *   memcpy       warm (the same destination), cold (cycling through a pool-sized destination, which a large L3
+ *                keeps) and into 256 MiB (every line from memory), per size
  *   copy path    tp_producer_offer_frame -> tp_consumer_poll callbacks: frames/s and GiB/s, ratio to cold memcpy
  *   claim path   try_claim + commit of an unwritten slot -> callbacks: frames/s (the per-frame overhead)
  *   latency      one 64 B frame at a time: commit -> callback with a busy-spinning consumer, p50/p99/p99.9
@@ -36,6 +37,7 @@
 #define FB_SLOTS 16
 #define FB_SIZES 4
 #define FB_TIMEOUT_NS (5 * TP_NS_PER_S)
+#define FB_DRAM_BYTES (256u << 20)
 
 static const uint32_t fb_sizes[FB_SIZES] = { 64, 65536, 655360, 4194304 };
 static const uint32_t fb_strides[FB_SIZES] = { 64, 65536, 1048576, 4194304 };
@@ -158,8 +160,9 @@ static pid_t fb_spawn_consumer(const tp_cli_embedded_t *env, const char *base, c
     return posix_spawn(&pid, self, NULL, NULL, argv, environ) == 0 ? pid : -1;
 }
 
-/* GiB/s of memcpy of size bytes for `seconds`: into one destination (warm), or cycling through FB_SLOTS. */
-static double fb_memcpy(const uint8_t *src, uint8_t *dst, uint32_t size, bool cold, double seconds)
+/* GiB/s of memcpy of size bytes for `seconds`, cycling through `slots` destinations: 1 (warm), FB_SLOTS (a ring's
+ * worth, which stays in a large L3), or FB_DRAM_BYTES worth (truly cold: every line comes from memory). */
+static double fb_memcpy(const uint8_t *src, uint8_t *dst, uint32_t size, uint64_t slots, double seconds)
 {
     int64_t start = tp_clock_monotonic_ns();
     int64_t end = start + (int64_t)(seconds * 1e9);
@@ -169,7 +172,7 @@ static double fb_memcpy(const uint8_t *src, uint8_t *dst, uint32_t size, bool co
     {
         for (int i = 0; i < 64; i++)
         {
-            memcpy(dst + (cold ? (copies % FB_SLOTS) * (uint64_t)size : 0), src, size);
+            memcpy(dst + (copies % slots) * (uint64_t)size, src, size);
             copies++;
         }
         __asm__ volatile("" ::: "memory");
@@ -264,12 +267,12 @@ static void bench_frames_usage(FILE *out)
     fprintf(out,
         "usage: tp bench frames [--seconds S] [--repeats N] [--latency-frames N] [--processes] [--json]\n\n"
         "Frames through the client API next to this machine's memcpy, for 64 B, 64 KiB, 640 KiB and 4 MiB:\n"
-        "memcpy warm and cold (a destination cycling through a pool's worth of slots, which is what filling a\n"
-        "ring costs), the copy path (offer_frame -> consumer callback: frames/s, GiB/s, ratio to cold memcpy),\n"
-        "the claim path (claim + commit without writing: the per-frame overhead), and commit -> callback latency\n"
-        "of single 64 B frames with a busy-spinning consumer. An embedded driver serves the stream; producer on\n"
-        "CPU 0, consumer on CPU 1: a thread of this process, or with --processes a process of its own. Medians\n"
-        "of the repeats with min..max.\n\n"
+        "memcpy warm, cold (a destination cycling through a pool's worth of slots, which is what filling a\n"
+        "ring costs) and into 256 MiB (truly cold: every line from memory), the copy path (offer_frame ->\n"
+        "consumer callback: frames/s, GiB/s, ratio to cold memcpy), the claim path (claim + commit without\n"
+        "writing: the per-frame overhead), and commit -> callback latency of single 64 B frames with a\n"
+        "busy-spinning consumer. An embedded driver serves the stream; producer on CPU 0, consumer on CPU 1: a\n"
+        "thread of this process, or with --processes a process of its own. Medians of the repeats with min..max.\n\n"
         "options: --seconds S per throughput run [0.3], --repeats N [3], --latency-frames N [20000],\n"
         "         --processes (the consumer in its own process), --json.\n\n"
         "exit status: 0 measured; 1 the driver or a client failed; 2 bad arguments.\n");
@@ -279,6 +282,7 @@ typedef struct fb_results
 {
     double memcpy_warm[FB_SIZES][TP_BENCH_MAX_VALUES];
     double memcpy_cold[FB_SIZES][TP_BENCH_MAX_VALUES];
+    double memcpy_dram[FB_SIZES][TP_BENCH_MAX_VALUES];
     double copy_fps[FB_SIZES][TP_BENCH_MAX_VALUES];
     double copy_gib[FB_SIZES][TP_BENCH_MAX_VALUES];
     double claim_fps[FB_SIZES][TP_BENCH_MAX_VALUES];
@@ -288,19 +292,21 @@ typedef struct fb_results
 static void fb_print(const fb_results_t *r, int n, bool json, bool processes)
 {
     tp_bench_stat_t st[6];
+    tp_bench_stat_t dram;
     if (json)
     {
         printf("{\"repeats\":%d,\"consumer\":\"%s\",\"sizes\":[", n, processes ? "process" : "thread");
     }
     else
     {
-        printf("%-8s %-16s %-16s %-30s %-7s %s\n", "size", "memcpy warm", "memcpy cold", "copy path: frames/s, GiB/s",
-            "/cold", "claim path: frames/s");
+        printf("%-8s %-13s %-13s %-13s %-30s %-7s %s\n", "size", "memcpy warm", "memcpy cold", "memcpy 256M",
+            "copy path: frames/s, GiB/s", "/cold", "claim path: frames/s");
     }
     for (int s = 0; s < FB_SIZES; s++)
     {
         tp_bench_stats(r->memcpy_warm[s], n, &st[0]);
         tp_bench_stats(r->memcpy_cold[s], n, &st[1]);
+        tp_bench_stats(r->memcpy_dram[s], n, &dram);
         tp_bench_stats(r->copy_fps[s], n, &st[2]);
         tp_bench_stats(r->copy_gib[s], n, &st[3]);
         tp_bench_stats(r->claim_fps[s], n, &st[4]);
@@ -308,21 +314,22 @@ static void fb_print(const fb_results_t *r, int n, bool json, bool processes)
         if (json)
         {
             printf("%s{\"bytes\":%" PRIu32 ",\"memcpy_warm_gib_s\":%.2f,\"memcpy_cold_gib_s\":%.2f,"
-                   "\"copy_frames_per_s\":%.0f,\"copy_gib_s\":%.2f,\"copy_to_cold_memcpy\":%.2f,"
-                   "\"claim_frames_per_s\":%.0f}",
-                s > 0 ? "," : "", fb_sizes[s], st[0].median, st[1].median, st[2].median, st[3].median, ratio,
-                st[4].median);
+                   "\"memcpy_dram_gib_s\":%.2f,\"copy_frames_per_s\":%.0f,\"copy_gib_s\":%.2f,"
+                   "\"copy_to_cold_memcpy\":%.2f,\"claim_frames_per_s\":%.0f}",
+                s > 0 ? "," : "", fb_sizes[s], st[0].median, st[1].median, dram.median, st[2].median, st[3].median,
+                ratio, st[4].median);
             continue;
         }
-        char size[16], warm[32], cold[32], copy[48], claim[40];
+        char size[16], warm[32], cold[32], cold_dram[32], copy[48], claim[40];
         snprintf(size, sizeof(size), "%" PRIu32 "%s", fb_sizes[s] >= 1024 ? fb_sizes[s] / 1024 : fb_sizes[s],
             fb_sizes[s] >= 1024 ? " KiB" : " B");
         snprintf(warm, sizeof(warm), "%.2f GiB/s", st[0].median);
         snprintf(cold, sizeof(cold), "%.2f GiB/s", st[1].median);
+        snprintf(cold_dram, sizeof(cold_dram), "%.2f GiB/s", dram.median);
         snprintf(copy, sizeof(copy), "%.3g M [%.3g..%.3g] %.2f GiB/s", st[2].median / 1e6, st[2].min / 1e6,
             st[2].max / 1e6, st[3].median);
         snprintf(claim, sizeof(claim), "%.3g M [%.3g..%.3g]", st[4].median / 1e6, st[4].min / 1e6, st[4].max / 1e6);
-        printf("%-8s %-16s %-16s %-30s %-7.2f %s\n", size, warm, cold, copy, ratio, claim);
+        printf("%-8s %-13s %-13s %-13s %-30s %-7.2f %s\n", size, warm, cold, cold_dram, copy, ratio, claim);
     }
     tp_bench_stats(r->lat[0], n, &st[0]);
     tp_bench_stats(r->lat[1], n, &st[1]);
@@ -404,19 +411,21 @@ int tp_bench_frames(int argc, char **argv)
     fb_results_t *r = calloc(1, sizeof(*r));
     uint8_t *src = malloc(fb_sizes[FB_SIZES - 1]);
     uint8_t *dst = malloc((size_t)fb_sizes[FB_SIZES - 1] * FB_SLOTS);
+    uint8_t *dram = malloc(FB_DRAM_BYTES);
     tp_client_t *client = NULL;
     tp_producer_t *p = NULL;
     pthread_t thread;
     bool has_thread = false;
     int status = TP_EXIT_FAILED;
     memset(&env, 0, sizeof(env));
-    if (r == NULL || src == NULL || dst == NULL)
+    if (r == NULL || src == NULL || dst == NULL || dram == NULL)
     {
         tp_cli_fail(TP_EXIT_FAILED, "bench frames", "out of memory");
         goto done;
     }
     memset(src, 0x5a, fb_sizes[FB_SIZES - 1]);
-    memset(dst, 0, (size_t)fb_sizes[FB_SIZES - 1] * FB_SLOTS);
+    memset(dst, 1, (size_t)fb_sizes[FB_SIZES - 1] * FB_SLOTS);
+    memset(dram, 1, FB_DRAM_BYTES); /* faulted in now, not during the measurement (a zero fill may become calloc) */
     if (tp_cli_embedded_open(&env, base, "bench", FB_STREAM, FB_SLOTS, fb_pool_ids, fb_strides, FB_SIZES) < 0 ||
         tp_client_connect(&client, env.client_context) < 0 ||
         tp_producer_attach(&p, client, FB_STREAM, FB_TIMEOUT_NS) < 0)
@@ -472,8 +481,9 @@ int tp_bench_frames(int argc, char **argv)
     {
         for (int s = 0; s < FB_SIZES; s++)
         {
-            r->memcpy_warm[s][rep] = fb_memcpy(src, dst, fb_sizes[s], false, seconds / 3);
-            r->memcpy_cold[s][rep] = fb_memcpy(src, dst, fb_sizes[s], true, seconds / 3);
+            r->memcpy_warm[s][rep] = fb_memcpy(src, dst, fb_sizes[s], 1, seconds / 3);
+            r->memcpy_cold[s][rep] = fb_memcpy(src, dst, fb_sizes[s], FB_SLOTS, seconds / 3);
+            r->memcpy_dram[s][rep] = fb_memcpy(src, dram, fb_sizes[s], FB_DRAM_BYTES / fb_sizes[s], seconds / 3);
             r->copy_fps[s][rep] = fb_throughput(p, c, src, fb_sizes[s], false, seconds, &r->copy_gib[s][rep]);
             double ignored;
             r->claim_fps[s][rep] = fb_throughput(p, c, src, fb_sizes[s], true, seconds, &ignored);
@@ -521,5 +531,6 @@ done:
     free(r);
     free(src);
     free(dst);
+    free(dram);
     return status;
 }

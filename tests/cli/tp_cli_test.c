@@ -225,6 +225,7 @@ static void test_bench_frames_reports_figures(void **state)
     {
         const tp_json_t *s = tp_json_at(sizes, i);
         assert_true(strtod(tp_json_get(s, "memcpy_cold_gib_s")->text, NULL) > 0);
+        assert_true(strtod(tp_json_get(s, "memcpy_dram_gib_s")->text, NULL) > 0);
         assert_true(strtod(tp_json_get(s, "copy_frames_per_s")->text, NULL) > 0);
         assert_true(strtod(tp_json_get(s, "claim_frames_per_s")->text, NULL) > 0);
     }
