@@ -282,7 +282,7 @@ static int log_create(tp_bus_publication_t *pub)
     int fd = -1;
     for (int attempt = 0; attempt < 16 && fd < 0; attempt++)
     {
-        pub->session_id = (int32_t)tp_random_u32();
+        pub->session_id = (int32_t)(tp_random_u32() | 1u); /* never 0: subscribers mark registry entries with it */
         tp_bus_log_path(path, sizeof(path), pub->registry.stream_dir, pub->session_id);
         fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, pub->bus->file_mode);
         if (fd < 0 && errno != EEXIST)
