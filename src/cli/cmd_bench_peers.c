@@ -440,7 +440,10 @@ static double peers_iceoryx(peers_bench_t *b, uint32_t size, bool gib)
     pid_t roudi = peers_start_roudi(b);
     if (roudi < 0)
     {
-        fprintf(stderr, "tp bench --peers: iox-roudi did not start (see %s/iox-roudi.log)\n", b->dir);
+        char log[256];
+        snprintf(log, sizeof(log), "%s/iox-roudi.log", b->dir);
+        fprintf(stderr, "tp bench --peers: iox-roudi did not start; the end of its output:\n");
+        peers_print_tail(log);
         return -1;
     }
     double v = peers_program(b, b->iceoryx, "tp-peer-iceoryx", size, gib);

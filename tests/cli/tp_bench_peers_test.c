@@ -95,7 +95,16 @@ static void test_peers_table(void **state)
     check_rows(report, "ZeroMQ", false);
 #endif
 #ifdef TP_PEER_ICEORYX
-    check_rows(report, "iceoryx", true);
+    if (strstr(out, "iox-roudi did not start") != NULL)
+    {
+        /* RouDi reserves about 100 MB of /dev/shm; a machine without that room cannot run iceoryx at all. */
+        print_message("iceoryx's figures not checked: RouDi could not start here (see its output above)\n");
+        check_rows(report, "iceoryx", false);
+    }
+    else
+    {
+        check_rows(report, "iceoryx", true);
+    }
 #else
     assert_non_null(strstr(out, "iceoryx: skipped (tp-peer-iceoryx was not built"));
     check_rows(report, "iceoryx", false);
