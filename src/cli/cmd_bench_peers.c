@@ -211,10 +211,16 @@ static tp_json_t *peers_run_json(const peers_bench_t *b, const char *name, char 
     char log[256];
     snprintf(log, sizeof(log), "%s/%s.log", b->dir, name);
     pid_t pid = tp_bench_spawn(argv, log);
+    if (pid < 0)
+    {
+        fprintf(stderr, "tp bench --peers: %s could not be started: %s\n", name, strerror(errno));
+        return NULL;
+    }
     int status = 0;
     bool has_ended = false;
-    /* A run takes seconds plus set-up; one that hangs (a peer waiting on its daemon) is killed after a minute. */
-    for (int i = 0; pid > 0 && i < 6000 && !has_ended; i++)
+    /* A run takes a few times --seconds plus set-up; one that hangs (a peer waiting on its daemon) is killed. */
+    int64_t limit_ms = 60000 + (int64_t)(b->seconds * 20000);
+    for (int64_t waited_ms = 0; waited_ms < limit_ms && !has_ended; waited_ms += 10)
     {
         has_ended = waitpid(pid, &status, WNOHANG) == pid;
         if (!has_ended)
@@ -222,17 +228,17 @@ static tp_json_t *peers_run_json(const peers_bench_t *b, const char *name, char 
             usleep(10000);
         }
     }
-    if (pid > 0 && !has_ended)
+    if (!has_ended)
     {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        fprintf(stderr, "tp bench --peers: %s did not end within a minute: killed\n", name);
+        fprintf(stderr, "tp bench --peers: %s did not end within %" PRId64 " s: killed\n", name, limit_ms / 1000);
     }
     if (!has_ended || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
     {
-        fprintf(stderr, "tp bench --peers: %s failed (%s %d); the end of its output (%s):\n", name,
-            has_ended && WIFSIGNALED(status) ? "signal" : "exit status",
-            has_ended && WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), log);
+        fprintf(stderr, "tp bench --peers: %s failed (%s %d); the end of its output:\n", name,
+            WIFSIGNALED(status) || !has_ended ? "signal" : "exit status",
+            !has_ended ? SIGKILL : WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         peers_print_tail(log);
         return NULL;
     }
@@ -252,7 +258,8 @@ static tp_json_t *peers_run_json(const peers_bench_t *b, const char *name, char 
     tp_json_t *tree = NULL;
     if (line == NULL || tp_json_parse(&tree, line, strcspn(line, "\n")) < 0)
     {
-        fprintf(stderr, "tp bench --peers: %s printed no JSON result (its output: %s)\n", name, log);
+        fprintf(stderr, "tp bench --peers: %s printed no JSON result; the end of its output:\n", name);
+        peers_print_tail(log);
         return NULL;
     }
     return tree;
