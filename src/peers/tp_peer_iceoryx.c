@@ -37,6 +37,7 @@ static void on_stop(int signo)
 
 static void publisher(const tp_peer_args_t *a)
 {
+    signal(SIGTERM, on_stop); /* first: the parent may ask it to stop at any time */
     char name[64];
     snprintf(name, sizeof(name), "tp-peer-pub-%d", (int)getpid());
     iox_runtime_init(name);
@@ -45,7 +46,6 @@ static void publisher(const tp_peer_args_t *a)
     iox_pub_storage_t storage;
     iox_pub_t pub = iox_pub_init(&storage, "tensorpool", "peer-bench", "frames", &options);
     uint8_t *source = calloc(1, a->size);
-    signal(SIGTERM, on_stop);
     for (uint64_t i = 0; source != NULL && !stop_requested; i++)
     {
         void *chunk = NULL;
