@@ -10,9 +10,9 @@
  * --consumer-process), as the peers' consumers are. Their shared counters live in a small file of the embedded
  * bus directory, mapped by both. Every figure is the median of --repeats runs, with min and max.
  */
-#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -127,7 +127,8 @@ static int fb_consumer_process(char **argv)
     if (c == NULL || tp_client_context_init(&ctx) < 0 || tp_client_context_set(ctx, "client.bus_dir", argv[1]) < 0 ||
         tp_client_context_set(ctx, "client.allowed_base_dirs", argv[2]) < 0)
     {
-        fprintf(stderr, "tp bench frames: consumer process: %s\n", c == NULL ? "cannot map the shared file" : tp_errmsg());
+        fprintf(stderr, "tp bench frames: consumer process: %s\n",
+            c == NULL ? "cannot map the shared file" : tp_errmsg());
         if (c != NULL)
         {
             tp_store_release_int(&c->ready, -1);

@@ -521,8 +521,8 @@ static void peers_report(const peers_bench_t *b)
         char ratio_text[32] = "-";
         if (ratio > 0)
         {
-            snprintf(ratio_text, sizeof(ratio_text), "%.2f%s", ratio,
-                rows[r].is_time ? (ratio <= 1 ? "  (faster)" : "  (slower)") : (ratio >= 1 ? "  (faster)" : "  (slower)"));
+            bool is_better = rows[r].is_time ? ratio <= 1 : ratio >= 1;
+            snprintf(ratio_text, sizeof(ratio_text), "%.2f%s", ratio, is_better ? "  (faster)" : "  (slower)");
         }
         printf("%-34s %-14s %-12s %-14s %s\n", rows[r].figure, a, rows[r].peer, t, ratio_text);
     }
