@@ -108,7 +108,7 @@ static void peers_usage(FILE *out)
         "Prints the median of the rounds of each figure, ours and the peer's, and the median of ours / peer's\n"
         "within each round (for rates above 1 is better, for times below 1).\n\n"
         "options: --seconds S per throughput run [0.5], --repeats N rounds [3], --round-trips N per ping-pong\n"
-        "         run [100000], --json one JSON object\n\n"
+        "         run [100000], --aeron DIR Aeron's C binaries [$AERON_BIN_DIR], --json one JSON object\n\n"
         "exit status: 0 measured; 1 one of our benchmarks failed; 2 bad arguments.\n");
 }
 
