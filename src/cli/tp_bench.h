@@ -47,9 +47,6 @@ typedef struct tp_bench_aeron
     bool has_rtt;
 } tp_bench_aeron_t;
 
-/* Run Aeron's samples from bin (aeronmd and its C samples) over loopback ports from *port, logs in work_dir:
- * streaming_publisher -> rate_subscriber for each of sizes[TP_BENCH_AERON_SIZES], about seconds + 2 s each, and
- * cping/cpong. Figures it could not get stay 0. */
 /* The pieces, for other transports: aeronmd with its directory under work_dir (pid, or -1), and its stop; a stream
  * of size-byte messages on channel (the best msgs/s rate_subscriber reported, about seconds + 2 s); cping/cpong
  * round trips of 32 B (fills out's p50/p99/max and has_rtt). */
@@ -59,6 +56,9 @@ double tp_bench_aeron_stream(const char *bin, const char *work_dir, const char *
 bool tp_bench_aeron_ping(const char *bin, const char *work_dir, const char *ping_channel, const char *pong_channel,
     uint64_t round_trips, tp_bench_aeron_t *out);
 
+/* Run Aeron's samples from bin (aeronmd and its C samples) over loopback ports from *port, logs in work_dir:
+ * streaming_publisher -> rate_subscriber for each of sizes[TP_BENCH_AERON_SIZES], about seconds + 2 s each, and
+ * cping/cpong. Figures it could not get stay 0. */
 void tp_bench_aeron_measure(const char *bin, const char *work_dir, int *port, double seconds, const size_t *sizes,
     tp_bench_aeron_t *out);
 
