@@ -35,6 +35,12 @@
  * <bus_dir>/<stream_id>/<session_id>.log, listed in <bus_dir>/<stream_id>/registry. The bus directory defaults
  * to /dev/shm/tensorpool-$USER/bus; TP_BUS_DIR overrides the default and an explicit directory overrides both.
  *
+ * Lanes (IPC): a stream shared by one service and its many clients (the driver's control stream) would have every
+ * client map, poll and wake for every other client's requests. A publication opened for requests
+ * (tp_bus_publication_open_requests) writes an image that only ordinary subscriptions read, and wakes only them;
+ * a subscription opened for broadcasts (tp_bus_subscription_open_broadcast) never maps such images. Everything else
+ * reads and writes the broadcast lane. UDP has no lanes: a UDP subscription receives everything.
+ *
  * Threads: a publication may be used by one thread at a time unless opened shared (then offers serialise on a
  * short in-process spin); a subscription by one thread at a time. Different objects need no coordination.
  */
@@ -132,6 +138,22 @@ TP_API void tp_bus_set_clock(tp_bus_t *bus, tp_clock_fn_t clock, void *clientd);
 /* Open a publication on channel / stream_id. is_shared allows several threads to offer concurrently. */
 TP_API int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
     bool is_shared);
+
+/* Flags of tp_bus_publication_open_with (IPC; a UDP publication heeds only SHARED). */
+#define TP_BUS_PUB_SHARED 1u /* several threads may offer (is_shared above) */
+/* Low-rate, and many subscribers sleep on the stream: each record costs a fence, and in exchange a subscriber
+ * parking on a stream with only such publications makes no system-wide barrier (membarrier) first. Without it a
+ * publication wakes without a fence, as streams with data rates should. */
+#define TP_BUS_PUB_FENCED 2u
+/* Requests to the stream's service (implies FENCED): read by subscriptions opened with tp_bus_subscription_open,
+ * not by those opened with tp_bus_subscription_open_broadcast (Lanes, above). Its log is at most 128 KiB whatever
+ * the channel's term-length: requests are small, and a crowd of clients holds one log each. */
+#define TP_BUS_PUB_REQUESTS 4u
+/* A service answering a crowd (implies FENCED): its log is at least 2 MiB whatever the channel's term-length, so
+ * that a burst of answers to a thousand clients laps none of them (a lapped reader loses what it skipped). */
+#define TP_BUS_PUB_SERVICE 8u
+TP_API int tp_bus_publication_open_with(tp_bus_publication_t **out, tp_bus_t *bus, const char *channel,
+    int32_t stream_id, uint32_t flags);
 TP_API int tp_bus_publication_close(tp_bus_publication_t *pub);
 
 /* Copy a message into the log. Returns the new position (> 0) or a TP_BUS_* code. Never blocks, never waits for
@@ -169,6 +191,10 @@ TP_API bool tp_bus_publication_is_connected(const tp_bus_publication_t *pub);
 /* Open a subscription. The handlers (may be NULL) are called from tp_bus_poll on the polling thread. */
 TP_API int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
     int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd);
+/* The same, skipping the images of publications opened for requests (see Lanes above): a client of the stream's
+ * service, which needs the service's answers and its peers' broadcasts, not the other clients' requests. */
+TP_API int tp_bus_subscription_open_broadcast(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
+    int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd);
 TP_API int tp_bus_subscription_close(tp_bus_subscription_t *sub);
 
 /* Deliver up to fragment_limit messages to handler; returns how many were delivered (0 when idle), or -1 on a
@@ -182,6 +208,11 @@ TP_API int tp_bus_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t han
  * flowing, 1 ms while a NAK is due). Returns 1 if woken or data is ready, 0 on timeout. Spurious wakeups are
  * possible: poll afterwards. */
 TP_API int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns);
+
+/* Remove now what dead processes left on the subscription's IPC stream (their registry entries and logs), rather
+ * than at the next of the stream's shared reaps (every 250 ms, by whichever process claims it). A service that owns
+ * the stream (the driver, as it stops) calls it. Returns how many entries went (0 on UDP). */
+TP_API int tp_bus_subscription_reap(tp_bus_subscription_t *sub);
 
 TP_API void tp_bus_subscription_counters(const tp_bus_subscription_t *sub, tp_bus_counters_t *out);
 TP_API int32_t tp_bus_subscription_stream_id(const tp_bus_subscription_t *sub);

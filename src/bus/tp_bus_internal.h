@@ -49,6 +49,7 @@ struct tp_bus_publication
     uint64_t next_seq; /* sequence of the next data record */
     bool has_claim;
     bool is_asymmetric; /* this process is registered for membarrier: wake without a fence (tp_bus_ipc.h) */
+    uint32_t lane;      /* TP_BUS_LANE_*: who reads this image and whom its records wake */
     uint32_t wakes_since_reap; /* futex wakes issued; every TP_BUS_WAKES_PER_REAP, look for dead subscribers */
     /* UDP */
     struct tp_bus_udp_pub *udp;
@@ -80,8 +81,10 @@ struct tp_bus_subscription
     /* IPC */
     tp_bus_registry_map_t registry;
     int subscriber_index;
-    uint64_t seen_change;
-    uint64_t join_change;
+    uint64_t seen_change; /* of *change_word at the last rescan */
+    uint64_t join_change; /* of change_counter when we joined */
+    const uint64_t *change_word; /* the registry's change_counter, or broadcast_change when skipping requests */
+    bool reads_requests;
     tp_bus_image_t *images; /* image_capacity of them, grown as images join (never in the steady state) */
     int image_capacity;
     int16_t image_slot[TP_BUS_MAX_IMAGES]; /* per registry entry: 1 + its index in images, 0 when not mapped */

@@ -35,7 +35,7 @@
 
 #define TP_BUS_LOG_MAGIC UINT64_C(0x31474C5355425054)      /* "TPBUSLG1" */
 #define TP_BUS_REGISTRY_MAGIC UINT64_C(0x3147525355425054) /* "TPBUSRG1" */
-#define TP_BUS_LAYOUT_VERSION 4
+#define TP_BUS_LAYOUT_VERSION 5
 
 #define TP_BUS_LOG_HEADER_BYTES 512
 #define TP_BUS_RECORD_HEADER_BYTES 16
@@ -45,8 +45,8 @@
 #define TP_BUS_INTENT_STRIDES 16 /* intent moves capacity / 16 at a time */
 
 /* Per stream: publications (every client process has one on the control and QoS streams) and subscriptions. */
-#define TP_BUS_MAX_IMAGES 1024
-#define TP_BUS_MAX_SUBSCRIBERS 1024
+#define TP_BUS_MAX_IMAGES 2048
+#define TP_BUS_MAX_SUBSCRIBERS 2048
 
 #define TP_BUS_ENTRY_FREE 0
 #define TP_BUS_ENTRY_CLAIMED 1
@@ -54,6 +54,22 @@
 #define TP_BUS_ENTRY_CLOSED 3 /* closed by its publisher; lingers so late-noticing subscribers can drain it */
 #define TP_BUS_CLOSED_LINGER_NS (5LL * 1000000000LL)
 #define TP_BUS_CHANGE_PENDING UINT64_MAX
+
+/* Lanes (tp_bus.h): every subscription reads the broadcast lane; only those opened to serve requests (the driver
+ * on its control stream) read the request lane. Parking, waking and rescans follow the lanes, so a crowd of
+ * clients never maps, polls or wakes for one another's requests. */
+#define TP_BUS_LANE_BROADCAST 0u
+#define TP_BUS_LANE_REQUESTS 1u
+/* The futex bitsets of tp_bus_registry_t.futex_word: a subscriber waits for the lanes it reads, a publisher wakes
+ * its own lane's readers. */
+#define TP_BUS_WAKE_BROADCAST 1u
+#define TP_BUS_WAKE_REQUESTS 2u
+/* tp_bus_registry_t.waiters counts parked subscribers in two halves: those that read requests (low), the others
+ * (high). A request publisher looks at the low half only. */
+#define TP_BUS_WAITER_READS_REQUESTS UINT64_C(1)
+#define TP_BUS_REQUESTS_MAX_TERM (128u * 1024u) /* TP_BUS_PUB_REQUESTS (tp_bus.h) */
+#define TP_BUS_SERVICE_MIN_TERM (2u * 1024u * 1024u) /* TP_BUS_PUB_SERVICE */
+#define TP_BUS_WAITER_BROADCAST_ONLY (UINT64_C(1) << 32)
 
 typedef struct tp_bus_log_header
 {
@@ -89,12 +105,13 @@ typedef struct tp_bus_image_entry
     uint32_t state;
     int32_t session_id;
     int32_t pid;
-    uint32_t reserved;
+    uint32_t lane; /* TP_BUS_LANE_*, set before the entry turns ACTIVE */
     uint64_t pid_start_time;
     uint64_t change; /* registry change number of its registration; TP_BUS_CHANGE_PENDING while being set */
     uint64_t capacity;
     uint64_t closed_ns; /* CLOCK_MONOTONIC when the publisher closed it */
-    uint8_t pad[16];
+    uint32_t is_asymmetric; /* counted in asymmetric_publishers while ACTIVE; set before the entry turns ACTIVE */
+    uint8_t pad[12];
 } tp_bus_image_entry_t;
 
 typedef struct tp_bus_subscriber_entry
@@ -104,7 +121,8 @@ typedef struct tp_bus_subscriber_entry
     uint64_t pid_start_time;
     uint32_t parked; /* 1 while this subscriber counts in waiters: whoever clears it (the subscriber waking, or a
                       * reaper removing it dead) takes it out of waiters, exactly once */
-    uint8_t pad[44];
+    uint32_t reads_requests; /* 1: counts in waiters' low half (TP_BUS_WAITER_READS_REQUESTS); set before ACTIVE */
+    uint8_t pad[40];
 } tp_bus_subscriber_entry_t;
 
 typedef struct tp_bus_registry
@@ -115,12 +133,16 @@ typedef struct tp_bus_registry
     uint32_t max_images;
     uint32_t max_subscribers;
     uint8_t pad0[TP_CACHE_LINE_PAD_BYTES - 24];
-    uint64_t change_counter; /* bumped on every image registration or removal */
-    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - 8];
-    uint32_t futex_word; /* bumped by publishers to wake parked subscribers */
+    uint64_t change_counter;   /* bumped on every image registration or removal */
+    uint64_t broadcast_change; /* bumped on those of broadcast images: what subscribers skipping requests watch */
+    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - 16];
+    uint32_t futex_word; /* bumped by publishers to wake parked subscribers (bitsets TP_BUS_WAKE_*) */
     uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - 4];
-    uint32_t waiters; /* subscribers parked (or about to park) on futex_word */
-    uint8_t pad3[TP_CACHE_LINE_PAD_BYTES - 4];
+    uint64_t waiters; /* subscribers parked (or about to park) on futex_word, in two halves (TP_BUS_WAITER_*) */
+    /* ACTIVE images whose publisher wakes without a fence (tp_bus_registry_wake_asymmetric): while there is none,
+     * a parking subscriber needs no system-wide barrier (tp_bus_registry_park_barrier). Rarely written. */
+    uint32_t asymmetric_publishers;
+    uint8_t pad3[TP_CACHE_LINE_PAD_BYTES - 12];
     uint32_t subscriber_count;
     uint8_t pad4[TP_CACHE_LINE_PAD_BYTES - 4];
     uint64_t reap_ns; /* CLOCK_MONOTONIC of the last idle reap by any subscriber (tp_bus_registry_claim_reap) */
@@ -174,20 +196,31 @@ int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m);
 
 /* Claim the stream's idle reap for this interval: true for one caller per interval_ns across all processes. */
 bool tp_bus_registry_claim_reap(tp_bus_registry_t *reg, int64_t now_ns, int64_t interval_ns);
+#define TP_BUS_REAP_INTERVAL_NS (250LL * 1000 * 1000)
+/* tp_bus_registry_reap if this process claims the stream's reap (every TP_BUS_REAP_INTERVAL_NS): for opens and
+ * closes, which a crowd makes by the thousand (each reap reads /proc for every entry). Returns how many. */
+int tp_bus_registry_reap_claimed(tp_bus_registry_map_t *m);
 
-/* Wake parked subscribers (futex) if any; cheap when none is parked. Returns true if it made the system call. */
-bool tp_bus_registry_wake(tp_bus_registry_t *reg);
+/* Wake the parked subscribers that read `lane` (futex) if any; cheap when none is parked. Returns true if it made
+ * the system call. */
+bool tp_bus_registry_wake(tp_bus_registry_t *reg, uint32_t lane);
 /* The same after a record is published by a process registered for the asymmetric barrier
  * (tp_bus_asymmetric_register): no fence of its own; parking subscribers issue the barrier for it. Hot path. */
-bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg);
+bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg, uint32_t lane);
+/* An image of `lane` was registered or removed: bump the change counters its readers watch. */
+void tp_bus_registry_changed(tp_bus_registry_t *reg, uint32_t lane);
 /* Register this process (once; later calls return the first answer) for membarrier's global expedited barrier, so
  * that its publishers may wake without a fence per record. false where the kernel lacks it: those publishers keep
  * the fence. */
 bool tp_bus_asymmetric_register(void);
-/* A parking subscriber's barrier, after it counted itself in waiters and before it looks for data once more. false
- * when the kernel refused the asymmetric half: sleep at most TP_BUS_PARK_FALLBACK_NS then. */
-bool tp_bus_registry_park_barrier(void);
+/* A parking subscriber's barrier, after it counted itself in waiters and before it looks for data once more: a
+ * fence, and the system-wide barrier if the stream has asymmetric publishers. false when the kernel refused the
+ * latter: sleep at most TP_BUS_PARK_FALLBACK_NS then. */
+bool tp_bus_registry_park_barrier(tp_bus_registry_t *reg);
 #define TP_BUS_PARK_FALLBACK_NS (1000 * 1000)
+
+/* An asymmetric publisher is gone (closed, or found dead): count it out of asymmetric_publishers. */
+void tp_bus_registry_asymmetric_gone(tp_bus_registry_t *reg);
 
 /* Take a parked subscriber out of waiters if its flag is still set (the subscriber itself, or a reaper). */
 void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e);

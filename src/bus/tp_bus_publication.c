@@ -328,12 +328,14 @@ static int log_create(tp_bus_publication_t *pub)
     return 0;
 }
 
+#define TP_BUS_REGISTER_PASSES 16
+
 /* Register the image: entry ACTIVE with a pending change number, then take the next change number. A subscriber
  * that joined before that number starts this image at position 0, so it misses nothing published after joining. */
 static int log_register(tp_bus_publication_t *pub)
 {
     tp_bus_registry_t *reg = pub->registry.reg;
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < TP_BUS_REGISTER_PASSES; pass++)
     {
         for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
         {
@@ -347,18 +349,34 @@ static int log_register(tp_bus_publication_t *pub)
             e->pid = pub->log->pid;
             e->pid_start_time = pub->log->pid_start_time;
             e->capacity = pub->capacity;
+            e->lane = pub->lane;
+            e->is_asymmetric = pub->is_asymmetric ? 1 : 0;
+            if (pub->is_asymmetric)
+            {
+                /* Before our first record without a fence, and before the entry is ACTIVE (a reaper that frees it
+                 * counts it out). */
+                __atomic_fetch_add(&reg->asymmetric_publishers, 1, __ATOMIC_SEQ_CST);
+            }
             tp_store_release_u64(&e->change, TP_BUS_CHANGE_PENDING);
             tp_store_release_u32(&e->state, TP_BUS_ENTRY_ACTIVE);
             uint64_t change = tp_fetch_add_acq_rel_u64(&reg->change_counter, 1) + 1;
+            if (pub->lane == TP_BUS_LANE_BROADCAST)
+            {
+                tp_fetch_add_acq_rel_u64(&reg->broadcast_change, 1);
+            }
             tp_store_release_u64(&e->change, change);
             pub->registry_index = i;
-            tp_bus_registry_wake(reg);
+            tp_bus_registry_wake(reg, pub->lane);
             return 0;
         }
         /* Full: reap the dead and, if that freed nothing, reclaim the oldest closed image now rather than after its
-         * linger (subscribers that mapped it still drain their mapping). */
-        if (pass == 0 && tp_bus_registry_reap(&pub->registry) == 0 &&
-            tp_bus_registry_reclaim_closed(&pub->registry) == 0)
+         * linger (subscribers that mapped it still drain their mapping). Under churn, other processes may take
+         * what we freed before we do: try again, a few times. */
+        if (pass == 0 && tp_bus_registry_reap(&pub->registry) > 0)
+        {
+            continue;
+        }
+        if (tp_bus_registry_reclaim_closed(&pub->registry) == 0)
         {
             break;
         }
@@ -382,8 +400,12 @@ static void log_unregister(tp_bus_publication_t *pub)
     uint32_t expect = TP_BUS_ENTRY_ACTIVE;
     if (e->session_id == pub->session_id && tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_CLOSED))
     {
-        tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
-        tp_bus_registry_wake(reg);
+        if (e->is_asymmetric != 0)
+        {
+            tp_bus_registry_asymmetric_gone(reg); /* after our last record (the exchange above fenced it) */
+        }
+        tp_bus_registry_changed(reg, pub->lane);
+        tp_bus_registry_wake(reg, pub->lane);
         /* Nobody subscribes: nobody can still need it (a subscription opened from now on joins after it). */
         if (tp_load_acquire_u32(&reg->subscriber_count) == 0)
         {
@@ -393,9 +415,12 @@ static void log_unregister(tp_bus_publication_t *pub)
     pub->registry_index = -1;
 }
 
-int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
-    bool is_shared)
+int tp_bus_publication_open_with(tp_bus_publication_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
+    uint32_t flags)
 {
+    bool is_shared = (flags & TP_BUS_PUB_SHARED) != 0;
+    bool is_fenced = (flags & (TP_BUS_PUB_FENCED | TP_BUS_PUB_REQUESTS | TP_BUS_PUB_SERVICE)) != 0;
+    uint32_t lane = (flags & TP_BUS_PUB_REQUESTS) != 0 ? TP_BUS_LANE_REQUESTS : TP_BUS_LANE_BROADCAST;
     tp_bus_publication_t *pub = NULL;
     if (tp_alloc((void **)&pub, sizeof(*pub)) < 0)
     {
@@ -404,6 +429,7 @@ int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, const cha
     pub->bus = bus;
     pub->stream_id = stream_id;
     pub->is_shared = is_shared;
+    pub->lane = lane;
     pub->registry_index = -1;
     if (tp_channel_parse(&pub->channel, channel) < 0)
     {
@@ -419,20 +445,35 @@ int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, const cha
         return 0;
     }
     pub->capacity = pub->channel.term_length;
+    if ((flags & TP_BUS_PUB_REQUESTS) != 0 && pub->capacity > TP_BUS_REQUESTS_MAX_TERM)
+    {
+        pub->capacity = TP_BUS_REQUESTS_MAX_TERM; /* a client's requests are few and small; a crowd has many */
+    }
+    if ((flags & TP_BUS_PUB_SERVICE) != 0 && pub->capacity < TP_BUS_SERVICE_MIN_TERM)
+    {
+        pub->capacity = TP_BUS_SERVICE_MIN_TERM; /* a burst of answers to a crowd must not lap a slow client */
+    }
     pub->max_message_length = (size_t)(pub->capacity / 8) - TP_BUS_RECORD_HEADER_BYTES;
+    /* Fenced publications (requests, a service's answers) cost parking subscribers no system-wide barrier. */
+    pub->is_asymmetric = !is_fenced && tp_bus_asymmetric_register();
     if (tp_bus_registry_open(&pub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode) < 0 ||
         log_create(pub) < 0 ||
         log_register(pub) < 0)
     {
         goto error;
     }
-    pub->is_asymmetric = tp_bus_asymmetric_register();
     *out = pub;
     return 0;
 error:
     TP_APPEND_ERR("opening a publication on '%s' stream %d", channel != NULL ? channel : "(null)", stream_id);
     tp_bus_publication_close(pub);
     return -1;
+}
+
+int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
+    bool is_shared)
+{
+    return tp_bus_publication_open_with(out, bus, channel, stream_id, is_shared ? TP_BUS_PUB_SHARED : 0);
 }
 
 int tp_bus_publication_close(tp_bus_publication_t *pub)
@@ -543,8 +584,8 @@ static inline int64_t log_commit(tp_bus_publication_t *pub, uint64_t offset, uin
     /* latest before tail: a reader that sees the tail sees a latest whose record is complete. */
     tp_store_release_u64(&pub->log->latest, tail - record_bytes);
     tp_store_release_u64(&pub->log->tail, tail);
-    bool woke = pub->is_asymmetric ? tp_bus_registry_wake_asymmetric(pub->registry.reg)
-                                    : tp_bus_registry_wake(pub->registry.reg);
+    bool woke = pub->is_asymmetric ? tp_bus_registry_wake_asymmetric(pub->registry.reg, pub->lane)
+                                    : tp_bus_registry_wake(pub->registry.reg, pub->lane);
     if (woke && ++pub->wakes_since_reap >= TP_BUS_WAKES_PER_REAP)
     {
         pub->wakes_since_reap = 0;

@@ -156,7 +156,9 @@ int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t 
         tp_bus_registry_close(m);
         return -1;
     }
-    tp_bus_registry_reap(m);
+    /* Dead entries: one opener per interval checks (a crowd opening by the thousand would otherwise read /proc for
+     * every entry each time; a full registry reaps at once). Orphaned logs: a directory listing, cheap. */
+    tp_bus_registry_reap_claimed(m);
     tp_bus_registry_reap_orphans(m);
     return 0;
 }
@@ -176,16 +178,22 @@ static bool image_entry_free(tp_bus_registry_map_t *m, int i, uint32_t state, co
     tp_bus_registry_t *reg = m->reg;
     tp_bus_image_entry_t *e = &reg->images[i];
     int32_t session = e->session_id;
+    uint32_t lane = e->lane; /* before the entry is free for someone else's */
+    bool was_asymmetric = state == TP_BUS_ENTRY_ACTIVE && e->is_asymmetric != 0;
     uint32_t expect = state;
     if (!tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
     {
         return false;
     }
+    if (was_asymmetric)
+    {
+        tp_bus_registry_asymmetric_gone(reg); /* its writer is dead: none of its records is still on the way */
+    }
     /* Subscribers that mapped it drain their mapping; the file goes now. */
     char path[4300];
     tp_bus_log_path(path, sizeof(path), m->stream_dir, session);
     unlink(path);
-    tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
+    tp_bus_registry_changed(reg, lane);
     TP_LOG_I("bus", "stream %d: removed image %08x of process %d (%s)", reg->stream_id, (uint32_t)session, e->pid,
         why);
     return true;
@@ -225,9 +233,25 @@ int tp_bus_registry_reap(tp_bus_registry_map_t *m)
     }
     if (reaped > 0)
     {
-        tp_bus_registry_wake(reg);
+        tp_bus_registry_wake(reg, TP_BUS_LANE_BROADCAST);
     }
     return reaped;
+}
+
+int tp_bus_registry_reap_claimed(tp_bus_registry_map_t *m)
+{
+    return tp_bus_registry_claim_reap(m->reg, tp_clock_monotonic_ns(), TP_BUS_REAP_INTERVAL_NS)
+               ? tp_bus_registry_reap(m)
+               : 0;
+}
+
+void tp_bus_registry_changed(tp_bus_registry_t *reg, uint32_t lane)
+{
+    if (lane == TP_BUS_LANE_BROADCAST)
+    {
+        tp_fetch_add_acq_rel_u64(&reg->broadcast_change, 1);
+    }
+    tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
 }
 
 void tp_bus_registry_reclaim(tp_bus_registry_map_t *m, int index)
@@ -238,17 +262,28 @@ void tp_bus_registry_reclaim(tp_bus_registry_map_t *m, int index)
 int tp_bus_registry_reclaim_closed(tp_bus_registry_map_t *m)
 {
     tp_bus_registry_t *reg = m->reg;
-    int oldest = -1;
-    for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+    for (;;)
     {
-        tp_bus_image_entry_t *e = &reg->images[i];
-        if (tp_load_acquire_u32(&e->state) == TP_BUS_ENTRY_CLOSED &&
-            (oldest < 0 || e->closed_ns < reg->images[oldest].closed_ns))
+        int oldest = -1;
+        for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
         {
-            oldest = i;
+            tp_bus_image_entry_t *e = &reg->images[i];
+            if (tp_load_acquire_u32(&e->state) == TP_BUS_ENTRY_CLOSED &&
+                (oldest < 0 || e->closed_ns < reg->images[oldest].closed_ns))
+            {
+                oldest = i;
+            }
         }
+        if (oldest < 0)
+        {
+            return 0;
+        }
+        if (image_entry_free(m, oldest, TP_BUS_ENTRY_CLOSED, "closed, reclaimed for a new one"))
+        {
+            return 1;
+        }
+        /* Another process reclaimed the same one first: look again. */
     }
-    return oldest >= 0 && image_entry_free(m, oldest, TP_BUS_ENTRY_CLOSED, "closed, reclaimed for a new one") ? 1 : 0;
 }
 
 static bool log_name_session(const char *name, int32_t *session)
@@ -342,22 +377,27 @@ bool tp_bus_registry_claim_reap(tp_bus_registry_t *reg, int64_t now_ns, int64_t 
     return now_ns - (int64_t)last >= interval_ns && tp_cas_acq_rel_u64(&reg->reap_ns, &last, (uint64_t)now_ns);
 }
 
-static bool wake_waiters(tp_bus_registry_t *reg)
+/* A broadcast record wakes every parked subscriber; a request wakes those that read requests (the low half of
+ * waiters, bitset TP_BUS_WAKE_REQUESTS). */
+static bool wake_waiters(tp_bus_registry_t *reg, uint32_t lane)
 {
-    if (tp_load_relaxed_u32(&reg->waiters) != 0)
+    uint64_t waiters = tp_load_relaxed_u64(&reg->waiters);
+    if (lane == TP_BUS_LANE_REQUESTS ? (uint32_t)waiters != 0 : waiters != 0)
     {
         tp_fetch_add_acq_rel_u32(&reg->futex_word, 1);
-        syscall(SYS_futex, &reg->futex_word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        uint32_t bitset = lane == TP_BUS_LANE_REQUESTS ? TP_BUS_WAKE_REQUESTS
+                                                       : TP_BUS_WAKE_REQUESTS | TP_BUS_WAKE_BROADCAST;
+        syscall(SYS_futex, &reg->futex_word, FUTEX_WAKE_BITSET, INT_MAX, NULL, NULL, bitset);
         return true;
     }
     return false;
 }
 
-bool tp_bus_registry_wake(tp_bus_registry_t *reg)
+bool tp_bus_registry_wake(tp_bus_registry_t *reg, uint32_t lane)
 {
     /* Pairs with the barrier in the subscriber's park: either it sees our data, or we see its waiter. */
     tp_fence_seq_cst();
-    return wake_waiters(reg);
+    return wake_waiters(reg, lane);
 }
 
 /*
@@ -387,10 +427,10 @@ bool tp_bus_asymmetric_register(void)
     return ok;
 }
 
-bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg)
+bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg, uint32_t lane)
 {
     tp_compiler_barrier(); /* the tail store is issued before the load (the CPU may still delay it: see above) */
-    return wake_waiters(reg);
+    return wake_waiters(reg, lane);
 }
 
 /* The subscriber's half: a barrier on every CPU running a registered publisher, and on our own, whether or not this
@@ -399,9 +439,20 @@ bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg)
  * caller bounds its sleep instead. */
 static int barrier_support; /* 0 unknown, 1 the kernel has it, -1 not (atomic) */
 
-bool tp_bus_registry_park_barrier(void)
+void tp_bus_registry_asymmetric_gone(tp_bus_registry_t *reg)
+{
+    __atomic_fetch_sub(&reg->asymmetric_publishers, 1, __ATOMIC_SEQ_CST);
+}
+
+bool tp_bus_registry_park_barrier(tp_bus_registry_t *reg)
 {
     tp_fence_seq_cst();
+    /* A publisher counts itself (a sequentially consistent add) before its first record without a fence, and
+     * stops counting after its last: if we see none, any that comes later sees our waiter when it looks. */
+    if (__atomic_load_n(&reg->asymmetric_publishers, __ATOMIC_SEQ_CST) == 0)
+    {
+        return true;
+    }
     int support = tp_load_acquire_int(&barrier_support);
     if (support == 0)
     {
@@ -416,6 +467,7 @@ void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e
 {
     if (tp_exchange_acq_rel_u32(&e->parked, 0) != 0)
     {
-        tp_fetch_sub_acq_rel_u32(&reg->waiters, 1);
+        tp_fetch_sub_acq_rel_u64(&reg->waiters,
+            e->reads_requests != 0 ? TP_BUS_WAITER_READS_REQUESTS : TP_BUS_WAITER_BROADCAST_ONLY);
     }
 }

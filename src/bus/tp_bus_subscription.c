@@ -36,6 +36,7 @@ static int sub_register(tp_bus_subscription_t *sub)
             }
             e->pid = (int32_t)getpid();
             e->pid_start_time = tp_proc_start_time(getpid());
+            e->reads_requests = sub->reads_requests ? 1 : 0;
             tp_store_release_u32(&e->state, TP_BUS_ENTRY_ACTIVE);
             tp_fetch_add_acq_rel_u32(&reg->subscriber_count, 1);
             sub->subscriber_index = i;
@@ -61,10 +62,17 @@ static void sub_unregister(tp_bus_subscription_t *sub)
     uint32_t expect = TP_BUS_ENTRY_ACTIVE;
     if (e->pid == (int32_t)getpid() && tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
     {
-        tp_fetch_sub_acq_rel_u32(&reg->subscriber_count, 1);
-        /* If we were the last live subscriber, nobody is left to drain closed images: they (and the dead's) go now.
-         * A subscription opened from here on joins after them and would skip them anyway. */
-        tp_bus_registry_reap(&sub->registry);
+        /* If we were the last live subscriber, nobody is left to drain closed images: they and the dead's go now. A
+         * subscription opened from here on joins after them and would skip them anyway. Otherwise the dead are
+         * looked for if this close claims the stream's reap (a crowd closes by the thousand). */
+        if (tp_fetch_sub_acq_rel_u32(&reg->subscriber_count, 1) == 1)
+        {
+            tp_bus_registry_reap(&sub->registry);
+        }
+        else
+        {
+            tp_bus_registry_reap_claimed(&sub->registry);
+        }
         while (tp_load_acquire_u32(&reg->subscriber_count) == 0 && tp_bus_registry_reclaim_closed(&sub->registry) > 0)
         {
         }
@@ -222,7 +230,7 @@ static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
         tp_bus_image_entry_t *e = &reg->images[i];
         uint32_t state = tp_load_acquire_u32(&e->state);
         if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || image_is_mapped(sub, i, e->session_id) ||
-            sub->retired[i] == e->session_id)
+            sub->retired[i] == e->session_id || (e->lane == TP_BUS_LANE_REQUESTS && !sub->reads_requests))
         {
             continue;
         }
@@ -237,8 +245,8 @@ static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
     sub->seen_change = change;
 }
 
-int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
-    tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd)
+static int subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
+    tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd, bool reads_requests)
 {
     tp_bus_subscription_t *sub = NULL;
     if (tp_alloc((void **)&sub, sizeof(*sub)) < 0)
@@ -251,6 +259,7 @@ int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const c
     sub->on_unavailable = on_unavailable;
     sub->clientd = clientd;
     sub->subscriber_index = -1;
+    sub->reads_requests = reads_requests;
     if (tp_channel_parse(&sub->channel, channel) < 0)
     {
         goto error;
@@ -272,8 +281,11 @@ int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const c
      * before we count as a subscriber: a publication that sees us connected then offers at or past the tail we
      * joined at, so nothing offered once connected is missed (registering first lost those offered between the
      * two). */
-    sub->join_change = tp_load_acquire_u64(&sub->registry.reg->change_counter);
-    sub_rescan(sub, sub->join_change);
+    tp_bus_registry_t *reg = sub->registry.reg;
+    sub->change_word = reads_requests ? &reg->change_counter : &reg->broadcast_change;
+    uint64_t seen = tp_load_acquire_u64(sub->change_word);
+    sub->join_change = tp_load_acquire_u64(&reg->change_counter);
+    sub_rescan(sub, seen);
     if (sub_register(sub) < 0)
     {
         goto error;
@@ -284,6 +296,18 @@ error:
     TP_APPEND_ERR("opening a subscription on '%s' stream %d", channel != NULL ? channel : "(null)", stream_id);
     tp_bus_subscription_close(sub);
     return -1;
+}
+
+int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
+    tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd)
+{
+    return subscription_open(out, bus, channel, stream_id, on_available, on_unavailable, clientd, true);
+}
+
+int tp_bus_subscription_open_broadcast(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
+    int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd)
+{
+    return subscription_open(out, bus, channel, stream_id, on_available, on_unavailable, clientd, false);
 }
 
 int tp_bus_subscription_close(tp_bus_subscription_t *sub)
@@ -439,7 +463,7 @@ int tp_bus_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t handler, v
     {
         return tp_bus_udp_poll(sub, handler, clientd, fragment_limit);
     }
-    uint64_t change = tp_load_acquire_u64(&sub->registry.reg->change_counter);
+    uint64_t change = tp_load_acquire_u64(sub->change_word);
     if (change != sub->seen_change)
     {
         sub_rescan(sub, change);
@@ -472,7 +496,7 @@ int tp_bus_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t handler, v
             if (tp_bus_registry_claim_reap(sub->registry.reg, now, SUB_REAP_INTERVAL_NS) &&
                 tp_bus_registry_reap(&sub->registry) > 0)
             {
-                sub_rescan(sub, tp_load_acquire_u64(&sub->registry.reg->change_counter));
+                sub_rescan(sub, tp_load_acquire_u64(sub->change_word));
                 sub_maintain(sub);
             }
         }
@@ -482,7 +506,7 @@ int tp_bus_poll(tp_bus_subscription_t *sub, tp_bus_fragment_handler_t handler, v
 
 static bool sub_has_data(tp_bus_subscription_t *sub)
 {
-    if (tp_load_acquire_u64(&sub->registry.reg->change_counter) != sub->seen_change)
+    if (tp_load_acquire_u64(sub->change_word) != sub->seen_change)
     {
         return true;
     }
@@ -514,23 +538,33 @@ int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
     /* Count in waiters through our entry's flag, so that a reaper can take us out if we die parked (dying in
      * the two instructions between these stores leaks one waiter: publishers then make one futex call per
      * message until the stream's registry is recreated). */
-    tp_fetch_add_acq_rel_u32(&reg->waiters, 1);
+    tp_fetch_add_acq_rel_u64(&reg->waiters,
+        sub->reads_requests ? TP_BUS_WAITER_READS_REQUESTS : TP_BUS_WAITER_BROADCAST_ONLY);
     tp_store_release_u32(&entry->parked, 1);
     /* Pairs with tp_bus_registry_wake's fence, or stands in for it (tp_bus_registry_wake_asymmetric): a publisher
      * either sees us waiting or we see its data. */
-    if (!tp_bus_registry_park_barrier() && timeout_ns > TP_BUS_PARK_FALLBACK_NS)
+    if (!tp_bus_registry_park_barrier(reg) && timeout_ns > TP_BUS_PARK_FALLBACK_NS)
     {
         timeout_ns = TP_BUS_PARK_FALLBACK_NS; /* a wake may be missed: it costs at most this */
     }
     int woken = 1;
     if (!sub_has_data(sub))
     {
-        struct timespec ts = { .tv_sec = timeout_ns / TP_NS_PER_S, .tv_nsec = timeout_ns % TP_NS_PER_S };
-        long rc = syscall(SYS_futex, &reg->futex_word, FUTEX_WAIT, word, &ts, NULL, 0);
+        /* Woken by publishers of the lanes we read (tp_bus_registry_wake); the bitset wait's timeout is absolute. */
+        int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
+        struct timespec ts = { .tv_sec = deadline / TP_NS_PER_S, .tv_nsec = deadline % TP_NS_PER_S };
+        uint32_t bitset = sub->reads_requests ? TP_BUS_WAKE_REQUESTS | TP_BUS_WAKE_BROADCAST : TP_BUS_WAKE_BROADCAST;
+        long rc = syscall(SYS_futex, &reg->futex_word, FUTEX_WAIT_BITSET, word, &ts, NULL, bitset);
         woken = !(rc < 0 && errno == ETIMEDOUT);
     }
     tp_bus_registry_unpark(reg, entry);
     return woken;
+}
+
+int tp_bus_subscription_reap(tp_bus_subscription_t *sub)
+{
+    return sub->channel.kind == TP_CHANNEL_IPC && sub->registry.reg != NULL ? tp_bus_registry_reap(&sub->registry)
+                                                                             : 0;
 }
 
 void tp_bus_subscription_counters(const tp_bus_subscription_t *sub, tp_bus_counters_t *out)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/tp_cli.h"
 #include "cli/tp_driver_proxy.h"
@@ -25,6 +26,19 @@
 #include "tp_sbe_driver.h"
 
 #define STATUS_MAX_BYTES (16u << 20)
+
+/* The driver watches every lease-holding process through a pidfd (driver spec 4.4) and maps every region: a crowd
+ * of a thousand clients needs more files than the usual soft limit of 1024. Raise it to the hard limit, as servers
+ * do; past it, liveness falls back to a periodic check of each process. */
+static void raise_open_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
 
 static void driver_usage(FILE *out)
 {
@@ -98,6 +112,7 @@ static int driver_run(int argc, char **argv)
             goto done;
         }
     }
+    raise_open_file_limit();
     if (tp_driver_init(&driver, ctx) < 0)
     {
         fprintf(stderr, "tp driver: %s\n", tp_errmsg());

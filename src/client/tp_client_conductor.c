@@ -53,6 +53,10 @@ struct tp_client_conductor
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
     tp_bus_subscription_t *announce_sub; /* when announces travel on a stream of their own */
+    tp_bus_publication_t *broadcast_pub; /* for what is not a request to the driver; opened at its first use */
+    tp_bus_t *bus;
+    uint32_t control_stream_id;
+    char control_channel[1024];
     int64_t next_correlation_id;
     uint8_t buffer[CONDUCTOR_BUFFER_BYTES];
     pending_t pending[TP_CONTROL_PENDING_MAX];
@@ -80,8 +84,21 @@ int tp_client_conductor_open(tp_client_conductor_t **out, tp_bus_t *bus, const c
     snprintf(p->lock_path, sizeof(p->lock_path), "%s/driver-%" PRIu32 ".lock", tp_bus_dir(bus), control_stream_id);
     /* Correlation ids: random high bits so that two conductors of one client id rarely collide. */
     p->next_correlation_id = ((int64_t)(tp_random_u32() & 0x7fffffffu) << 24) + 1;
-    if (tp_bus_subscription_open(&p->sub, bus, control_channel, (int32_t)control_stream_id, NULL, NULL, NULL) < 0 ||
-        tp_bus_publication_open(&p->pub, bus, control_channel, (int32_t)control_stream_id, false) < 0)
+    p->bus = bus;
+    p->control_stream_id = control_stream_id;
+    if (control_channel != NULL && strlen(control_channel) >= sizeof(p->control_channel))
+    {
+        TP_SET_ERR(TP_E_INVALID, "control channel is longer than %zu bytes", sizeof(p->control_channel) - 1);
+        tp_client_conductor_close(p);
+        return -1;
+    }
+    snprintf(p->control_channel, sizeof(p->control_channel), "%s", control_channel != NULL ? control_channel : "");
+    /* Requests on the request lane, read by the driver alone; our subscription skips the other clients' requests
+     * (tp_bus.h, Lanes): a crowd of clients then costs each client nothing of the others'. */
+    if (tp_bus_subscription_open_broadcast(&p->sub, bus, control_channel, (int32_t)control_stream_id, NULL, NULL,
+            NULL) < 0 ||
+        tp_bus_publication_open_with(&p->pub, bus, control_channel, (int32_t)control_stream_id,
+            TP_BUS_PUB_REQUESTS) < 0)
     {
         tp_client_conductor_close(p);
         return -1;
@@ -97,6 +114,7 @@ void tp_client_conductor_close(tp_client_conductor_t *p)
         return;
     }
     tp_bus_publication_close(p->pub);
+    tp_bus_publication_close(p->broadcast_pub);
     tp_bus_subscription_close(p->sub);
     tp_bus_subscription_close(p->announce_sub);
     tp_free(p);
@@ -127,6 +145,21 @@ uint64_t tp_client_conductor_messages_rejected(const tp_client_conductor_t *p)
 uint64_t tp_client_conductor_messages_untrusted(const tp_client_conductor_t *p)
 {
     return p->messages_untrusted;
+}
+
+int64_t tp_client_conductor_next_due_ns(const tp_client_conductor_t *p)
+{
+    int64_t due = INT64_MAX;
+    for (uint32_t i = 0, seen = 0; i < TP_CONTROL_PENDING_MAX && seen < p->pending_count; i++)
+    {
+        const pending_t *q = &p->pending[i];
+        if (q->kind != REQUEST_FREE)
+        {
+            seen++;
+            due = q->next_send_ns < due ? q->next_send_ns : due;
+        }
+    }
+    return due;
 }
 
 uint32_t tp_client_conductor_pending(const tp_client_conductor_t *p)
@@ -419,15 +452,20 @@ static void on_message(void *clientd, const uint8_t *buffer, size_t length, cons
         p->messages_rejected++; /* driver spec 4.4a: a newer version than we speak is not read */
         return;
     }
-    /* Only the driver answers, revokes, shuts down and announces pools (a ConsumerConfig may come from a producer). */
-    bool is_announce = h.schema_id == TP_WIRE_SCHEMA_ID && h.template_id == TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID;
-    bool is_drivers_to_send = h.schema_id == TP_DRIVER_SCHEMA_ID || is_announce;
+    /* Only the driver answers, revokes, shuts down and announces pools (a ConsumerConfig may come from a producer).
+     * Other clients' requests share the stream and are not for us: passed over before any check of their sender,
+     * which costs system calls the first time a session is seen (a crowd's keepalives would pay it each time). */
+    uint32_t type = (uint32_t)h.schema_id << 16 | h.template_id;
+    bool is_drivers_to_send = type == (TP_WIRE_SCHEMA_ID << 16 | TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID) ||
+                              type == (TP_DRIVER_SCHEMA_ID << 16 | TP_DRIVER_SHM_ATTACH_RESPONSE_TEMPLATE_ID) ||
+                              type == (TP_DRIVER_SCHEMA_ID << 16 | TP_DRIVER_SHM_DETACH_RESPONSE_TEMPLATE_ID) ||
+                              type == (TP_DRIVER_SCHEMA_ID << 16 | TP_DRIVER_SHM_LEASE_REVOKED_TEMPLATE_ID) ||
+                              type == (TP_DRIVER_SCHEMA_ID << 16 | TP_DRIVER_SHM_DRIVER_SHUTDOWN_TEMPLATE_ID);
     if (is_drivers_to_send && !is_from_driver(p, header))
     {
         p->messages_untrusted++;
         return;
     }
-    uint32_t type = (uint32_t)h.schema_id << 16 | h.template_id;
     switch (type)
     {
     case TP_WIRE_SCHEMA_ID << 16 | TP_WIRE_SHM_POOL_ANNOUNCE_TEMPLATE_ID: on_announce(p, buffer, length); break;
@@ -454,7 +492,7 @@ int tp_client_conductor_subscribe_announces(tp_client_conductor_t *p, tp_bus_t *
         TP_SET_ERR(TP_E_STATE, "the conductor already reads an announce stream");
         return -1;
     }
-    return tp_bus_subscription_open(&p->announce_sub, bus, channel, (int32_t)stream_id, NULL, NULL, NULL);
+    return tp_bus_subscription_open_broadcast(&p->announce_sub, bus, channel, (int32_t)stream_id, NULL, NULL, NULL);
 }
 
 tp_bus_subscription_t *tp_client_conductor_subscription(tp_client_conductor_t *p)
@@ -462,11 +500,32 @@ tp_bus_subscription_t *tp_client_conductor_subscription(tp_client_conductor_t *p
     return p->sub;
 }
 
+/* Attach, detach, keepalive and shutdown requests are for the driver alone: the request lane. */
+static bool is_driver_request(const void *buffer, size_t length)
+{
+    tp_sbe_header_t h;
+    return tp_sbe_header_read(&h, buffer, length) == 0 && h.schema_id == TP_DRIVER_SCHEMA_ID &&
+           (h.template_id == TP_DRIVER_SHM_ATTACH_REQUEST_TEMPLATE_ID ||
+               h.template_id == TP_DRIVER_SHM_DETACH_REQUEST_TEMPLATE_ID ||
+               h.template_id == TP_DRIVER_SHM_LEASE_KEEPALIVE_TEMPLATE_ID ||
+               h.template_id == TP_DRIVER_SHM_DRIVER_SHUTDOWN_REQUEST_TEMPLATE_ID);
+}
+
 int tp_client_conductor_send(tp_client_conductor_t *p, const void *buffer, size_t length)
 {
+    tp_bus_publication_t *pub = p->pub;
+    if (!is_driver_request(buffer, length))
+    {
+        if (p->broadcast_pub == NULL && tp_bus_publication_open_with(&p->broadcast_pub, p->bus, p->control_channel,
+                                             (int32_t)p->control_stream_id, TP_BUS_PUB_FENCED) < 0)
+        {
+            return -1;
+        }
+        pub = p->broadcast_pub;
+    }
     for (int attempt = 0; attempt < 1000; attempt++)
     {
-        int64_t rc = tp_bus_offer(p->pub, buffer, length);
+        int64_t rc = tp_bus_offer(pub, buffer, length);
         if (rc > 0)
         {
             return 0;
@@ -519,7 +578,8 @@ int tp_client_conductor_do_work(tp_client_conductor_t *p, int64_t now_ns)
     int work = tp_bus_poll(p->sub, on_message, p, 64);
     if (work >= 0)
     {
-        work += tp_bus_publication_do_work(p->pub);
+        work += tp_bus_publication_do_work(p->pub) +
+                (p->broadcast_pub != NULL ? tp_bus_publication_do_work(p->broadcast_pub) : 0);
     }
     if (p->announce_sub != NULL && work >= 0)
     {

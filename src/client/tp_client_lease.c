@@ -474,6 +474,16 @@ int tp_client_lease_do_work(tp_client_lease_t *l, int64_t now_ns)
     return work;
 }
 
+/* How long a blocking call parks on the control stream when nothing came: until the conductor's next resend, from
+ * 1 to 10 ms (an answer wakes it sooner). Waking every millisecond for nothing costs a crowd of waiters the CPU the
+ * driver needs to answer them. */
+static int64_t await_park_ns(tp_client_t *c)
+{
+    int64_t due = tp_client_conductor_next_due_ns(c->conductor);
+    int64_t wait = due == INT64_MAX ? 10 * TP_NS_PER_MS : due - tp_client_now(c);
+    return wait < TP_NS_PER_MS ? TP_NS_PER_MS : wait > 10 * TP_NS_PER_MS ? 10 * TP_NS_PER_MS : wait;
+}
+
 /* Wait (parked on the control stream) until the pending attach of l is answered or the deadline (real time:
  * CLOCK_MONOTONIC, whatever the client's clock) passed. */
 static void await_attach(tp_client_lease_t *l, int64_t deadline_ns)
@@ -488,7 +498,7 @@ static void await_attach(tp_client_lease_t *l, int64_t deadline_ns)
         }
         if (work == 0)
         {
-            tp_bus_subscription_park(tp_client_conductor_subscription(c->conductor), TP_NS_PER_MS); /* nothing came */
+            tp_bus_subscription_park(tp_client_conductor_subscription(c->conductor), await_park_ns(c)); /* nothing came */
         }
     }
 }
@@ -550,7 +560,7 @@ int tp_client_lease_open(tp_client_lease_t *l, tp_client_t *client, uint32_t str
         await_attach(l, deadline);
         if (l->state == TP_LEASE_WAITING && !l->is_valid && !l->is_refused)
         {
-            tp_bus_subscription_park(tp_client_conductor_subscription(client->conductor), TP_NS_PER_MS);
+            tp_bus_subscription_park(tp_client_conductor_subscription(client->conductor), await_park_ns(client));
         }
     }
     if (l->is_valid)
@@ -590,7 +600,7 @@ static void detach_and_wait(tp_client_lease_t *l, int64_t timeout_ns)
     {
         if (tp_client_conductor_do_work(c->conductor, tp_client_now(c)) == 0)
         {
-            tp_bus_subscription_park(tp_client_conductor_subscription(c->conductor), TP_NS_PER_MS);
+            tp_bus_subscription_park(tp_client_conductor_subscription(c->conductor), await_park_ns(c));
         }
     }
     if (!l->is_detached)

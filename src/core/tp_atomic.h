@@ -30,6 +30,10 @@ static inline uint64_t tp_fetch_add_acq_rel_u64(uint64_t *p, uint64_t v)
 {
     return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL);
 }
+static inline uint64_t tp_fetch_sub_acq_rel_u64(uint64_t *p, uint64_t v)
+{
+    return __atomic_fetch_sub(p, v, __ATOMIC_ACQ_REL);
+}
 static inline int tp_cas_acq_rel_u64(uint64_t *p, uint64_t *expected, uint64_t desired)
 {
     return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);

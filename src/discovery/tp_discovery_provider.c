@@ -82,6 +82,7 @@ struct tp_discovery_provider
     uint64_t use_clock;
     uint8_t *scratch; /* RESPONSE_BYTES */
     int64_t now_ns;
+    int64_t next_expiry_check_ns; /* entries expire after seconds: looked at every EXPIRY_CHECK_NS, not per poll */
     tp_discovery_counters_t counters;
     int64_t next_log_ns;    /* the next request to log: the first one at or after this */
     uint64_t unlogged;      /* requests since the last one logged */
@@ -645,6 +646,9 @@ static void on_request(void *clientd, const uint8_t *buffer, size_t length, cons
     respond(p, pub, &r);
 }
 
+/* The driver polls its provider on every turn of its loop, which a crowd's keepalives make thousands a second. */
+#define EXPIRY_CHECK_NS (10LL * 1000 * 1000)
+
 int tp_discovery_provider_poll(tp_discovery_provider_t *p, int64_t now_ns)
 {
     p->now_ns = now_ns;
@@ -656,6 +660,11 @@ int tp_discovery_provider_poll(tp_discovery_provider_t *p, int64_t now_ns)
             work += tp_bus_publication_do_work(p->endpoints[i].pub); /* UDP answers: retransmits, heartbeats */
         }
     }
+    if (now_ns < p->next_expiry_check_ns)
+    {
+        return work > 0 ? work : 0;
+    }
+    p->next_expiry_check_ns = now_ns + EXPIRY_CHECK_NS;
     for (int i = 0; i < TP_DISCOVERY_MAX_ENTRIES; i++)
     {
         entry_t *e = &p->entries[i];

@@ -307,8 +307,8 @@ static int open_announce_publication(tp_driver_t *d)
         d->announce_pub = d->control_pub;
         return 0;
     }
-    return tp_bus_publication_open(&d->announce_pub, d->bus, c->announce_channel, (int32_t)c->announce_stream_id,
-        false);
+    return tp_bus_publication_open_with(&d->announce_pub, d->bus, c->announce_channel,
+        (int32_t)c->announce_stream_id, TP_BUS_PUB_SERVICE);
 }
 
 /* The embedded discovery provider (discovery spec 4): this driver's streams, from its own announces and the
@@ -381,8 +381,8 @@ static int open_bus(tp_driver_t *d)
     }
     if (tp_bus_subscription_open(&d->control_sub, d->bus, c->control_channel, (int32_t)c->control_stream_id, NULL,
             NULL, NULL) < 0 ||
-        tp_bus_publication_open(&d->control_pub, d->bus, c->control_channel, (int32_t)c->control_stream_id,
-            false) < 0 ||
+        tp_bus_publication_open_with(&d->control_pub, d->bus, c->control_channel, (int32_t)c->control_stream_id,
+            TP_BUS_PUB_SERVICE) < 0 ||
         open_announce_publication(d) < 0 || tp_driver_supervisor_open(d) < 0 || open_discovery(d) < 0)
     {
         TP_APPEND_ERR("opening the driver's control and announce streams");
@@ -801,6 +801,10 @@ int tp_driver_close(tp_driver_t *d)
     tp_driver_supervisor_close(d);
     tp_bus_subscription_close(d->discovery_metadata_sub);
     tp_discovery_provider_close(d->discovery);
+    if (d->control_sub != NULL)
+    {
+        tp_bus_subscription_reap(d->control_sub); /* leave no log of an exited client behind (nor its entries) */
+    }
     tp_bus_subscription_close(d->control_sub);
     tp_bus_publication_close(d->control_pub);
     if (d->announce_pub != d->control_pub)

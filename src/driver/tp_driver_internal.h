@@ -24,7 +24,7 @@
 #include "tensorpool/tp_bus.h"
 #include "tensorpool/tp_driver.h"
 
-#define TP_DRIVER_MAX_LEASES 1024
+#define TP_DRIVER_MAX_LEASES 2000 /* below TP_TRACE_NODE_ID_MAX: every lease has a trace node id */
 #define TP_DRIVER_MAX_LIVE_STREAMS 512
 #define TP_DRIVER_URI_MAX (TP_PATH_MAX + 64)
 #define TP_DRIVER_ERROR_MESSAGE_MAX 1024

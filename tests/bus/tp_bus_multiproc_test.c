@@ -534,13 +534,16 @@ static void count_one(void *clientd, const uint8_t *buf, size_t len, const tp_bu
 }
 
 /* One side of a ping-pong where each side parks (2 s) whenever the other's message is not there yet: returns how
- * many parks timed out although a message was waiting (a missed wake), or -1 if it did not finish. */
-static int64_t ping_pong_side(tp_bus_t *b, int32_t out_stream, int32_t in_stream, uint64_t rounds, bool serves)
+ * many parks timed out although a message was waiting (a missed wake), or -1 if it did not finish. The publication
+ * is opened with pub_flags; is_broadcast subscribes skipping requests. */
+static int64_t ping_pong_side(tp_bus_t *b, int32_t out_stream, int32_t in_stream, uint64_t rounds, bool serves,
+    uint32_t pub_flags, bool is_broadcast)
 {
     tp_bus_publication_t *p = NULL;
     tp_bus_subscription_t *s = NULL;
-    if (tp_bus_subscription_open(&s, b, "aeron:ipc", in_stream, NULL, NULL, NULL) < 0 ||
-        tp_bus_publication_open(&p, b, "aeron:ipc", out_stream, false) < 0)
+    int rc = is_broadcast ? tp_bus_subscription_open_broadcast(&s, b, "aeron:ipc", in_stream, NULL, NULL, NULL)
+                          : tp_bus_subscription_open(&s, b, "aeron:ipc", in_stream, NULL, NULL, NULL);
+    if (rc < 0 || tp_bus_publication_open_with(&p, b, "aeron:ipc", out_stream, pub_flags) < 0)
     {
         return -1;
     }
@@ -594,23 +597,38 @@ static int64_t ping_pong_side(tp_bus_t *b, int32_t out_stream, int32_t in_stream
 /* A parked subscriber always wakes on the next message, with publishers that skip the per-record fence (this
  * process and its child registered for the kernel's asymmetric barrier: the parking side issues it): 3000 round
  * trips in which every receive parks, none of them sleeping through a message. */
-static void test_parked_ping_pong_never_misses_a_wake(void **state)
+static void parked_ping_pong(uint32_t server_flags, uint32_t client_flags, bool client_broadcast)
 {
-    (void)state;
     pid_t child = fork();
     if (child == 0)
     {
-        int64_t missed = ping_pong_side(child_bus(), STREAM + 11, STREAM + 10, 3000, true);
+        int64_t missed = ping_pong_side(child_bus(), STREAM + 11, STREAM + 10, 3000, true, server_flags, false);
         _exit(missed == 0 ? 0 : missed < 0 ? 90 : 91);
     }
     tp_bus_t *b = child_bus();
-    int64_t missed = ping_pong_side(b, STREAM + 10, STREAM + 11, 3000, false);
+    int64_t missed = ping_pong_side(b, STREAM + 10, STREAM + 11, 3000, false, client_flags, client_broadcast);
     int status = 0;
     waitpid(child, &status, 0);
     tp_bus_close(b);
     assert_int_equal(missed, 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_parked_ping_pong_never_misses_a_wake(void **state)
+{
+    (void)state;
+    parked_ping_pong(0, 0, false);
+}
+
+/* The same with fenced publications only, as on a driver's control stream: no stream has an asymmetric publisher,
+ * so the parking side makes a fence and no system-wide barrier; and across the lanes, as a driver and its client
+ * do: the client's requests on the request lane, which the server's subscription reads, the server's answers on
+ * the broadcast lane, which the client's broadcast-only subscription reads (waking on a bitset of its own). */
+static void test_parked_ping_pong_fenced_across_lanes_never_misses_a_wake(void **state)
+{
+    (void)state;
+    parked_ping_pong(TP_BUS_PUB_SERVICE, TP_BUS_PUB_REQUESTS, true);
 }
 
 int main(void)
@@ -623,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_never_sees_messages_from_before_it_joined),
         cmocka_unit_test(test_subscriber_killed_while_parked_stops_costing_wakes),
         cmocka_unit_test(test_parked_ping_pong_never_misses_a_wake),
+        cmocka_unit_test(test_parked_ping_pong_fenced_across_lanes_never_misses_a_wake),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

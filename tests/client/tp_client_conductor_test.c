@@ -2,10 +2,13 @@
  * The client conductor alone, against a stand-in driver in this process (a subscription and a publication on the
  * control stream) and a fake clock: several requests in flight at once, each answered by its correlation id; the
  * resend schedule of a request nobody answers; answers taken once, late answers to cancelled requests ignored; a
- * detach's answer; a malformed answer reported as such; the pending table's limit.
+ * detach's answer; a malformed answer reported as such; the pending table's limit; requests on the request lane,
+ * which no other client reads; other processes' requests passed over unchecked, their forged driver notices not.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "client/tp_client_conductor.h"
 #include "core/tp_clock.h"
@@ -286,6 +289,88 @@ static void test_pending_limit(void **state)
     assert_int_equal(tp_client_conductor_pending(conductor), TP_CONTROL_PENDING_MAX);
 }
 
+typedef struct tally
+{
+    int keepalives;
+    int others;
+} tally_t;
+
+static void on_tally(void *clientd, const uint8_t *buffer, size_t length, const tp_bus_header_t *header)
+{
+    (void)header;
+    tally_t *t = clientd;
+    tp_sbe_header_t h;
+    if (tp_sbe_header_read(&h, buffer, length) == 0 && h.schema_id == TP_DRIVER_SCHEMA_ID &&
+        h.template_id == TP_DRIVER_SHM_LEASE_KEEPALIVE_TEMPLATE_ID)
+    {
+        t->keepalives++;
+    }
+    else
+    {
+        t->others++;
+    }
+}
+
+static tally_t tally(tp_bus_subscription_t *sub)
+{
+    tally_t t = { 0 };
+    while (tp_bus_poll(sub, on_tally, &t, 64) > 0)
+    {
+    }
+    return t;
+}
+
+/* Keepalives (like every request to the driver) go on the request lane: the driver reads them, another client's
+ * conductor (a broadcast-only subscription) never sees them. Anything else goes on the broadcast lane, which
+ * every client reads. This is what lets a thousand clients share one control stream. */
+static void test_requests_travel_on_the_request_lane(void **state)
+{
+    (void)state;
+    tp_bus_subscription_t *client = NULL;
+    tp_assert_ok(tp_bus_subscription_open_broadcast(&client, bus, "aeron:ipc", CONTROL, NULL, NULL, NULL));
+    tp_assert_ok(tp_client_conductor_keepalive(conductor, 7, 10, 1, 2));
+    uint8_t other[8] = { 0, 0, 1, 0, 0x99, 0x99, 1, 0 }; /* a message of another schema (0x9999), template 1 */
+    tp_assert_ok(tp_client_conductor_send(conductor, other, sizeof(other)));
+    tally_t t = tally(driver_sub);
+    assert_int_equal(t.keepalives, 1);
+    assert_int_equal(t.others, 1);
+    t = tally(client);
+    assert_int_equal(t.keepalives, 0);
+    assert_int_equal(t.others, 1);
+    tp_bus_subscription_close(client);
+}
+
+/* Another process's request on the broadcast lane (a tool of an older build, say) is passed over without asking
+ * who wrote it (that costs system calls per sender, which a crowd's keepalives made the CPU's biggest cost); a
+ * driver notice it forges is checked, and refused. */
+static void test_other_requests_are_not_checked_forged_notices_are(void **state)
+{
+    (void)state;
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+    {
+        char bus_dir[600];
+        snprintf(bus_dir, sizeof(bus_dir), "%s/bus", dir);
+        tp_bus_t *b = NULL;
+        tp_bus_publication_t *p = NULL;
+        uint8_t keepalive[8] = { 0, 0, TP_DRIVER_SHM_LEASE_KEEPALIVE_TEMPLATE_ID, 0, TP_DRIVER_SCHEMA_ID & 0xff,
+            TP_DRIVER_SCHEMA_ID >> 8, TP_DRIVER_SCHEMA_VERSION, 0 };
+        uint8_t shutdown[8] = { 0, 0, TP_DRIVER_SHM_DRIVER_SHUTDOWN_TEMPLATE_ID, 0, TP_DRIVER_SCHEMA_ID & 0xff,
+            TP_DRIVER_SCHEMA_ID >> 8, TP_DRIVER_SCHEMA_VERSION, 0 };
+        bool ok = tp_bus_init(&b, bus_dir) == 0 && tp_bus_publication_open(&p, b, "aeron:ipc", CONTROL, false) == 0 &&
+                  tp_bus_offer(p, keepalive, sizeof(keepalive)) > 0 && tp_bus_offer(p, keepalive, sizeof(keepalive)) > 0 &&
+                  tp_bus_offer(p, shutdown, sizeof(shutdown)) > 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_int_equal(WEXITSTATUS(status), 0);
+    cycle(0);
+    assert_int_equal(tp_client_conductor_messages_untrusted(conductor), 1); /* the shutdown, not the keepalives */
+    assert_int_equal(event_count, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +380,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_detach_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requests_travel_on_the_request_lane, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_requests_are_not_checked_forged_notices_are, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
