@@ -409,16 +409,17 @@ static void test_live_events_and_crowds(void **state)
     {
         close(live[i]);
     }
-    /* twenty clients at once, each answered in full */
-    int crowd[20];
-    for (int i = 0; i < 20; i++)
+    /* sixteen clients at once, each answered in full: with the eight live streams just closed, which the server may
+     * not have noticed yet (it does at its next write), that is its limit of 24 connections from one address */
+    int crowd[16];
+    for (int i = 0; i < 16; i++)
     {
         crowd[i] = connect_web();
         assert_true(crowd[i] >= 0);
         const char *req = "GET /api/streams HTTP/1.0\r\n\r\n";
         assert_int_equal(write(crowd[i], req, strlen(req)), (ssize_t)strlen(req));
     }
-    for (int i = 0; i < 20; i++)
+    for (int i = 0; i < 16; i++)
     {
         got = read_until(crowd[i], buf, sizeof(buf), "\"streams\":", 1, tp_clock_monotonic_ns() + 10 * TP_NS_PER_S);
         assert_true(got > 0);
