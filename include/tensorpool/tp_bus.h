@@ -133,6 +133,13 @@ TP_API const char *tp_bus_dir(const tp_bus_t *bus);
  * NULL restores CLOCK_MONOTONIC. Set it before opening publications or subscriptions. */
 TP_API void tp_bus_set_clock(tp_bus_t *bus, tp_clock_fn_t clock, void *clientd);
 
+/* How many publications, and as many subscriptions, an IPC stream's registry has room for when this process is the
+ * one that creates it (the first to open the stream in its bus directory): 16 to 65536. Default 2048 (a driver with
+ * a thousand client processes, each with a control publication and subscription, and room for churn), or the
+ * environment's TP_BUS_REGISTRY_SLOTS, read by tp_bus_init (a bad value fails it). Every process that opens an
+ * existing registry takes the size it was made with; an entry costs 64 bytes. Set it before opening anything. */
+TP_API int tp_bus_set_registry_slots(tp_bus_t *bus, uint32_t slots);
+
 /* ---- publications ---- */
 
 /* Open a publication on channel / stream_id. is_shared allows several threads to offer concurrently. */

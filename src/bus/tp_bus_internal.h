@@ -19,6 +19,7 @@ struct tp_bus
     char dir[TP_BUS_DIR_MAX];
     uint32_t dir_mode;
     uint32_t file_mode;
+    uint32_t registry_slots; /* images and subscribers of the registries this process creates */
     tp_clock_t clock; /* what the UDP protocol's timers read */
 };
 
@@ -87,8 +88,8 @@ struct tp_bus_subscription
     bool reads_requests;
     tp_bus_image_t *images; /* image_capacity of them, grown as images join (never in the steady state) */
     int image_capacity;
-    int16_t image_slot[TP_BUS_MAX_IMAGES]; /* per registry entry: 1 + its index in images, 0 when not mapped */
-    int32_t retired[TP_BUS_MAX_IMAGES]; /* per registry entry: session already drained and dropped (0 = none) */
+    int32_t *image_slot; /* per registry entry (max_images): 1 + its index in images, 0 when not mapped */
+    int32_t *retired;    /* per registry entry: session already drained and dropped (0 = none) */
     int image_count;
     int next_image; /* round-robin start */
     uint8_t *scratch;

@@ -44,9 +44,12 @@
 #define TP_BUS_RECORD_PAD 2
 #define TP_BUS_INTENT_STRIDES 16 /* intent moves capacity / 16 at a time */
 
-/* Per stream: publications (every client process has one on the control and QoS streams) and subscriptions. */
-#define TP_BUS_MAX_IMAGES 2048
-#define TP_BUS_MAX_SUBSCRIBERS 2048
+/* Per stream: publications (every client process has one on the control and QoS streams) and subscriptions, as
+ * many of each: chosen by the process that creates the registry (TP_BUS_REGISTRY_SLOTS, tp_bus_set_registry_slots),
+ * recorded in it, adopted by every process that opens it. */
+#define TP_BUS_REGISTRY_SLOTS_DEFAULT 2048u
+#define TP_BUS_REGISTRY_SLOTS_MIN 16u
+#define TP_BUS_REGISTRY_SLOTS_MAX 65536u
 
 #define TP_BUS_ENTRY_FREE 0
 #define TP_BUS_ENTRY_CLAIMED 1
@@ -147,8 +150,8 @@ typedef struct tp_bus_registry
     uint8_t pad4[TP_CACHE_LINE_PAD_BYTES - 4];
     uint64_t reap_ns; /* CLOCK_MONOTONIC of the last idle reap by any subscriber (tp_bus_registry_claim_reap) */
     uint8_t pad5[TP_CACHE_LINE_PAD_BYTES - 8];
-    tp_bus_image_entry_t images[TP_BUS_MAX_IMAGES];
-    tp_bus_subscriber_entry_t subscribers[TP_BUS_MAX_SUBSCRIBERS];
+    /* Then max_images image entries, then max_subscribers subscriber entries (tp_bus_registry_map_t points at them:
+     * the sizes are read once, checked against the file's size, and never read from shared memory again). */
 } tp_bus_registry_t;
 
 _Static_assert(sizeof(tp_bus_log_header_t) == TP_BUS_LOG_HEADER_BYTES, "log header is 512 bytes");
@@ -173,12 +176,24 @@ static inline uint64_t tp_bus_record_bytes(size_t payload_length)
 typedef struct tp_bus_registry_map
 {
     tp_bus_registry_t *reg;
+    tp_bus_image_entry_t *images;           /* max_images of them */
+    tp_bus_subscriber_entry_t *subscribers; /* max_subscribers of them */
+    uint32_t max_images;                    /* as validated at open: never re-read from the file */
+    uint32_t max_subscribers;
+    size_t map_bytes;
     char stream_dir[4096];
 } tp_bus_registry_map_t;
 
-/* Open (creating if needed) <bus_dir>/<stream_id>/registry. Dead subscribers and images are reclaimed. */
+static inline size_t tp_bus_registry_bytes(uint32_t max_images, uint32_t max_subscribers)
+{
+    return sizeof(tp_bus_registry_t) + (size_t)max_images * sizeof(tp_bus_image_entry_t) +
+           (size_t)max_subscribers * sizeof(tp_bus_subscriber_entry_t);
+}
+
+/* Open (creating with `slots` images and subscribers if it does not exist) <bus_dir>/<stream_id>/registry. Dead
+ * subscribers and images are reclaimed (one opener per interval) and orphaned logs removed. */
 int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t stream_id, mode_t dir_mode,
-    mode_t file_mode);
+    mode_t file_mode, uint32_t slots);
 void tp_bus_registry_close(tp_bus_registry_map_t *m);
 
 /* Remove registry entries of processes that no longer run (and their log files). Returns how many. */

@@ -141,6 +141,39 @@ static int share_parents(const tp_bus_t *bus, gid_t gid)
     return name != NULL && strcmp(name + 1, user) == 0 ? tp_fs_share_dir(parent, (mode_t)bus->dir_mode, gid) : 0;
 }
 
+int tp_bus_set_registry_slots(tp_bus_t *bus, uint32_t slots)
+{
+    if (slots < TP_BUS_REGISTRY_SLOTS_MIN || slots > TP_BUS_REGISTRY_SLOTS_MAX)
+    {
+        TP_SET_ERR(TP_E_CONFIG, "bus registry slots %u: from %u to %u", slots, TP_BUS_REGISTRY_SLOTS_MIN,
+            TP_BUS_REGISTRY_SLOTS_MAX);
+        return -1;
+    }
+    bus->registry_slots = slots;
+    return 0;
+}
+
+/* TP_BUS_REGISTRY_SLOTS, if set: a whole number within the limits. */
+static int registry_slots_from_env(tp_bus_t *bus)
+{
+    const char *text = getenv("TP_BUS_REGISTRY_SLOTS");
+    if (text == NULL || text[0] == '\0')
+    {
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (end == text || *end != '\0' || errno != 0 || text[0] == '-' || n > UINT32_MAX ||
+        tp_bus_set_registry_slots(bus, (uint32_t)n) < 0)
+    {
+        TP_SET_ERR(TP_E_CONFIG, "TP_BUS_REGISTRY_SLOTS='%s': a whole number from %u to %u", text,
+            TP_BUS_REGISTRY_SLOTS_MIN, TP_BUS_REGISTRY_SLOTS_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint32_t file_mode, gid_t gid,
     enum bus_open_mode how)
 {
@@ -157,6 +190,11 @@ static int bus_init(tp_bus_t **out, const char *bus_dir, uint32_t dir_mode, uint
     }
     bus->dir_mode = dir_mode;
     bus->file_mode = file_mode;
+    bus->registry_slots = TP_BUS_REGISTRY_SLOTS_DEFAULT;
+    if (registry_slots_from_env(bus) < 0)
+    {
+        goto error;
+    }
     const char *env = getenv("TP_BUS_DIR");
     int n;
     bool is_named = true; /* by the caller or TP_BUS_DIR, not the default under /dev/shm */
@@ -337,9 +375,9 @@ static int log_register(tp_bus_publication_t *pub)
     tp_bus_registry_t *reg = pub->registry.reg;
     for (int pass = 0; pass < TP_BUS_REGISTER_PASSES; pass++)
     {
-        for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+        for (uint32_t i = 0; i < pub->registry.max_images; i++)
         {
-            tp_bus_image_entry_t *e = &reg->images[i];
+            tp_bus_image_entry_t *e = &pub->registry.images[i];
             uint32_t expect = TP_BUS_ENTRY_FREE;
             if (!tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_CLAIMED))
             {
@@ -365,7 +403,7 @@ static int log_register(tp_bus_publication_t *pub)
                 tp_fetch_add_acq_rel_u64(&reg->broadcast_change, 1);
             }
             tp_store_release_u64(&e->change, change);
-            pub->registry_index = i;
+            pub->registry_index = (int)i;
             tp_bus_registry_wake(reg, pub->lane);
             return 0;
         }
@@ -381,8 +419,8 @@ static int log_register(tp_bus_publication_t *pub)
             break;
         }
     }
-    TP_SET_ERR(TP_E_CAPACITY, "stream %d already has %d publications (TP_BUS_MAX_IMAGES)", pub->stream_id,
-        TP_BUS_MAX_IMAGES);
+    TP_SET_ERR(TP_E_CAPACITY, "stream %d already has %u publications (its registry's size: TP_BUS_REGISTRY_SLOTS "
+        "when it was made)", pub->stream_id, pub->registry.max_images);
     return -1;
 }
 
@@ -395,7 +433,7 @@ static void log_unregister(tp_bus_publication_t *pub)
     {
         return;
     }
-    tp_bus_image_entry_t *e = &reg->images[pub->registry_index];
+    tp_bus_image_entry_t *e = &pub->registry.images[pub->registry_index];
     e->closed_ns = (uint64_t)tp_clock_monotonic_ns();
     uint32_t expect = TP_BUS_ENTRY_ACTIVE;
     if (e->session_id == pub->session_id && tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_CLOSED))
@@ -456,7 +494,8 @@ int tp_bus_publication_open_with(tp_bus_publication_t **out, tp_bus_t *bus, cons
     pub->max_message_length = (size_t)(pub->capacity / 8) - TP_BUS_RECORD_HEADER_BYTES;
     /* Fenced publications (requests, a service's answers) cost parking subscribers no system-wide barrier. */
     pub->is_asymmetric = !is_fenced && tp_bus_asymmetric_register();
-    if (tp_bus_registry_open(&pub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode) < 0 ||
+    if (tp_bus_registry_open(&pub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode,
+            bus->registry_slots) < 0 ||
         log_create(pub) < 0 ||
         log_register(pub) < 0)
     {

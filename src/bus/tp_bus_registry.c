@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus/tp_bus_ipc.h"
+#include "core/tp_alloc.h"
 #include "core/tp_clock.h"
 #include "core/tp_err.h"
 #include "core/tp_fs.h"
@@ -26,52 +27,75 @@ void tp_bus_log_path(char *out, size_t capacity, const char *stream_dir, int32_t
     snprintf(out, capacity, "%s/%08x.log", stream_dir, (uint32_t)session_id);
 }
 
-static int registry_validate(const tp_bus_registry_t *reg, int32_t stream_id, const char *path)
+/* Check a registry's header (a private copy, read once) and its file's size; the sizes it names are then the only
+ * ones this process uses. */
+static int registry_validate(const tp_bus_registry_t *h, int32_t stream_id, const char *path, off_t file_bytes)
 {
-    uint64_t magic = tp_load_acquire_u64(&reg->magic);
-    if (magic != TP_BUS_REGISTRY_MAGIC)
+    if (h->magic != TP_BUS_REGISTRY_MAGIC)
     {
-        TP_SET_ERR(TP_E_VALIDATION, "'%s' is not a tensorpool bus registry (magic 0x%016" PRIx64 ")", path, magic);
+        TP_SET_ERR(TP_E_VALIDATION, "'%s' is not a tensorpool bus registry (magic 0x%016" PRIx64 ")", path, h->magic);
         return -1;
     }
-    if (reg->version != TP_BUS_LAYOUT_VERSION || reg->max_images != TP_BUS_MAX_IMAGES ||
-        reg->max_subscribers != TP_BUS_MAX_SUBSCRIBERS)
+    if (h->version != TP_BUS_LAYOUT_VERSION)
     {
         TP_SET_ERR(TP_E_VALIDATION,
-            "bus registry '%s' has layout version %u (%u images, %u subscribers); this build uses version %u (%u, %u)."
-            " Stop the processes of the other version or use another bus directory (TP_BUS_DIR)",
-            path, reg->version, reg->max_images, reg->max_subscribers, TP_BUS_LAYOUT_VERSION, TP_BUS_MAX_IMAGES,
-            TP_BUS_MAX_SUBSCRIBERS);
+            "bus registry '%s' has layout version %u; this build uses version %u. Stop the processes of the other "
+            "version or use another bus directory (TP_BUS_DIR)",
+            path, h->version, TP_BUS_LAYOUT_VERSION);
         return -1;
     }
-    if (reg->stream_id != stream_id)
+    if (h->max_images < TP_BUS_REGISTRY_SLOTS_MIN || h->max_images > TP_BUS_REGISTRY_SLOTS_MAX ||
+        h->max_subscribers < TP_BUS_REGISTRY_SLOTS_MIN || h->max_subscribers > TP_BUS_REGISTRY_SLOTS_MAX ||
+        file_bytes < 0 || (size_t)file_bytes != tp_bus_registry_bytes(h->max_images, h->max_subscribers))
     {
-        TP_SET_ERR(TP_E_VALIDATION, "bus registry '%s' belongs to stream %d, not %d", path, reg->stream_id, stream_id);
+        TP_SET_ERR(TP_E_VALIDATION,
+            "bus registry '%s' is damaged: %u images and %u subscribers (each %u to %u) in a file of %lld bytes", path,
+            h->max_images, h->max_subscribers, TP_BUS_REGISTRY_SLOTS_MIN, TP_BUS_REGISTRY_SLOTS_MAX,
+            (long long)file_bytes);
+        return -1;
+    }
+    if (h->stream_id != stream_id)
+    {
+        TP_SET_ERR(TP_E_VALIDATION, "bus registry '%s' belongs to stream %d, not %d", path, h->stream_id, stream_id);
         return -1;
     }
     return 0;
 }
 
-static void *registry_map_fd(int fd, const char *path)
+/* Read, check and map the registry open on fd into m. */
+static int registry_map_fd(tp_bus_registry_map_t *m, int fd, int32_t stream_id, const char *path)
 {
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != sizeof(tp_bus_registry_t))
+    tp_bus_registry_t h;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
     {
-        TP_SET_ERR(TP_E_VALIDATION, "bus registry '%s' is not a regular file of %zu bytes", path,
+        TP_SET_ERR(TP_E_VALIDATION, "bus registry '%s' is not a regular file of at least %zu bytes", path,
             sizeof(tp_bus_registry_t));
-        return NULL;
+        return -1;
     }
-    void *p = mmap(NULL, sizeof(tp_bus_registry_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (registry_validate(&h, stream_id, path, st.st_size) < 0)
+    {
+        return -1;
+    }
+    size_t bytes = tp_bus_registry_bytes(h.max_images, h.max_subscribers);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
     {
         TP_SET_ERR(errno, "mapping bus registry '%s' failed: %s", path, strerror(errno));
-        return NULL;
+        return -1;
     }
-    return p;
+    m->reg = p;
+    m->map_bytes = bytes;
+    m->max_images = h.max_images;
+    m->max_subscribers = h.max_subscribers;
+    m->images = (tp_bus_image_entry_t *)(m->reg + 1);
+    m->subscribers = (tp_bus_subscriber_entry_t *)(m->images + h.max_images);
+    return 0;
 }
 
 /* Create the registry complete under a temporary name, then link it into place: nobody ever sees it half made. */
-static int registry_create(const char *path, const char *stream_dir, int32_t stream_id, mode_t file_mode)
+static int registry_create(const char *path, const char *stream_dir, int32_t stream_id, mode_t file_mode,
+    uint32_t slots)
 {
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s/.registry.%d.%08x", stream_dir, (int)getpid(), tp_random_u32());
@@ -83,20 +107,24 @@ static int registry_create(const char *path, const char *stream_dir, int32_t str
     }
     fchmod(fd, file_mode); /* exactly, whatever the umask */
     int rc = -1;
+    size_t bytes = tp_bus_registry_bytes(slots, slots);
     tp_bus_registry_t *reg = NULL;
-    if (ftruncate(fd, sizeof(tp_bus_registry_t)) < 0)
+    if (ftruncate(fd, (off_t)bytes) < 0)
     {
         TP_SET_ERR(errno, "sizing '%s' failed: %s", tmp, strerror(errno));
         goto done;
     }
-    if ((reg = registry_map_fd(fd, tmp)) == NULL)
+    reg = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (reg == MAP_FAILED)
     {
+        reg = NULL;
+        TP_SET_ERR(errno, "mapping '%s' failed: %s", tmp, strerror(errno));
         goto done;
     }
     reg->version = TP_BUS_LAYOUT_VERSION;
     reg->stream_id = stream_id;
-    reg->max_images = TP_BUS_MAX_IMAGES;
-    reg->max_subscribers = TP_BUS_MAX_SUBSCRIBERS;
+    reg->max_images = slots;
+    reg->max_subscribers = slots;
     tp_store_release_u64(&reg->magic, TP_BUS_REGISTRY_MAGIC);
     if (link(tmp, path) < 0 && errno != EEXIST)
     {
@@ -107,7 +135,7 @@ static int registry_create(const char *path, const char *stream_dir, int32_t str
 done:
     if (reg != NULL)
     {
-        munmap(reg, sizeof(*reg));
+        munmap(reg, bytes);
     }
     close(fd);
     unlink(tmp);
@@ -115,7 +143,7 @@ done:
 }
 
 int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t stream_id, mode_t dir_mode,
-    mode_t file_mode)
+    mode_t file_mode, uint32_t slots)
 {
     memset(m, 0, sizeof(*m));
     int n = snprintf(m->stream_dir, sizeof(m->stream_dir), "%s/%d", bus_dir, (int)stream_id);
@@ -134,7 +162,7 @@ int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t 
     int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT)
     {
-        if (registry_create(path, m->stream_dir, stream_id, file_mode) < 0)
+        if (registry_create(path, m->stream_dir, stream_id, file_mode, slots) < 0)
         {
             return -1;
         }
@@ -145,15 +173,10 @@ int tp_bus_registry_open(tp_bus_registry_map_t *m, const char *bus_dir, int32_t 
         TP_SET_ERR(errno, "opening bus registry '%s' failed: %s", path, strerror(errno));
         return -1;
     }
-    m->reg = registry_map_fd(fd, path);
+    int rc = registry_map_fd(m, fd, stream_id, path);
     close(fd);
-    if (m->reg == NULL)
+    if (rc < 0)
     {
-        return -1;
-    }
-    if (registry_validate(m->reg, stream_id, path) < 0)
-    {
-        tp_bus_registry_close(m);
         return -1;
     }
     /* Dead entries: one opener per interval checks (a crowd opening by the thousand would otherwise read /proc for
@@ -167,7 +190,7 @@ void tp_bus_registry_close(tp_bus_registry_map_t *m)
 {
     if (m->reg != NULL)
     {
-        munmap(m->reg, sizeof(*m->reg));
+        munmap(m->reg, m->map_bytes);
         m->reg = NULL;
     }
 }
@@ -176,7 +199,7 @@ void tp_bus_registry_close(tp_bus_registry_map_t *m)
 static bool image_entry_free(tp_bus_registry_map_t *m, int i, uint32_t state, const char *why)
 {
     tp_bus_registry_t *reg = m->reg;
-    tp_bus_image_entry_t *e = &reg->images[i];
+    tp_bus_image_entry_t *e = &m->images[i];
     int32_t session = e->session_id;
     uint32_t lane = e->lane; /* before the entry is free for someone else's */
     bool was_asymmetric = state == TP_BUS_ENTRY_ACTIVE && e->is_asymmetric != 0;
@@ -203,9 +226,9 @@ int tp_bus_registry_reap(tp_bus_registry_map_t *m)
 {
     tp_bus_registry_t *reg = m->reg;
     int reaped = 0;
-    for (int i = 0; i < TP_BUS_MAX_SUBSCRIBERS; i++)
+    for (uint32_t i = 0; i < m->max_subscribers; i++)
     {
-        tp_bus_subscriber_entry_t *e = &reg->subscribers[i];
+        tp_bus_subscriber_entry_t *e = &m->subscribers[i];
         if (tp_load_acquire_u32(&e->state) == TP_BUS_ENTRY_ACTIVE && !tp_proc_is_alive(e->pid, e->pid_start_time))
         {
             uint32_t expect = TP_BUS_ENTRY_ACTIVE;
@@ -219,9 +242,9 @@ int tp_bus_registry_reap(tp_bus_registry_map_t *m)
         }
     }
     int64_t now = tp_clock_monotonic_ns();
-    for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+    for (uint32_t i = 0; i < m->max_images; i++)
     {
-        tp_bus_image_entry_t *e = &reg->images[i];
+        tp_bus_image_entry_t *e = &m->images[i];
         uint32_t state = tp_load_acquire_u32(&e->state);
         bool is_dead = state == TP_BUS_ENTRY_ACTIVE && !tp_proc_is_alive(e->pid, e->pid_start_time);
         bool has_lingered = state == TP_BUS_ENTRY_CLOSED && now - (int64_t)e->closed_ns >= TP_BUS_CLOSED_LINGER_NS;
@@ -261,15 +284,14 @@ void tp_bus_registry_reclaim(tp_bus_registry_map_t *m, int index)
 
 int tp_bus_registry_reclaim_closed(tp_bus_registry_map_t *m)
 {
-    tp_bus_registry_t *reg = m->reg;
     for (;;)
     {
         int oldest = -1;
-        for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+        for (int i = 0; i < (int)m->max_images; i++)
         {
-            tp_bus_image_entry_t *e = &reg->images[i];
+            tp_bus_image_entry_t *e = &m->images[i];
             if (tp_load_acquire_u32(&e->state) == TP_BUS_ENTRY_CLOSED &&
-                (oldest < 0 || e->closed_ns < reg->images[oldest].closed_ns))
+                (oldest < 0 || e->closed_ns < m->images[oldest].closed_ns))
             {
                 oldest = i;
             }
@@ -306,14 +328,14 @@ static int cmp_i32(const void *a, const void *b)
 }
 
 /* The sessions the registry names, sorted. */
-static int named_sessions(const tp_bus_registry_t *reg, int32_t *out)
+static int named_sessions(const tp_bus_registry_map_t *m, int32_t *out)
 {
     int n = 0;
-    for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+    for (uint32_t i = 0; i < m->max_images; i++)
     {
-        if (tp_load_acquire_u32(&reg->images[i].state) != TP_BUS_ENTRY_FREE)
+        if (tp_load_acquire_u32(&m->images[i].state) != TP_BUS_ENTRY_FREE)
         {
-            out[n++] = reg->images[i].session_id;
+            out[n++] = m->images[i].session_id;
         }
     }
     qsort(out, (size_t)n, sizeof(out[0]), cmp_i32);
@@ -328,7 +350,7 @@ int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m)
         return 0;
     }
     int removed = 0;
-    int32_t named[TP_BUS_MAX_IMAGES];
+    int32_t *named = NULL;
     int named_count = -1; /* read from the registry at the first log file */
     struct dirent *de;
     while ((de = readdir(dp)) != NULL)
@@ -340,7 +362,11 @@ int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m)
         }
         if (named_count < 0)
         {
-            named_count = named_sessions(m->reg, named);
+            if (tp_alloc((void **)&named, sizeof(named[0]) * m->max_images) < 0)
+            {
+                break; /* no memory: the next open looks again */
+            }
+            named_count = named_sessions(m, named);
         }
         if (bsearch(&session, named, (size_t)named_count, sizeof(named[0]), cmp_i32) != NULL)
         {
@@ -368,6 +394,7 @@ int tp_bus_registry_reap_orphans(tp_bus_registry_map_t *m)
         }
     }
     closedir(dp);
+    tp_free(named);
     return removed;
 }
 

@@ -26,9 +26,9 @@ static int sub_register(tp_bus_subscription_t *sub)
     tp_bus_registry_t *reg = sub->registry.reg;
     for (int pass = 0; pass < 2; pass++)
     {
-        for (int i = 0; i < TP_BUS_MAX_SUBSCRIBERS; i++)
+        for (uint32_t i = 0; i < sub->registry.max_subscribers; i++)
         {
-            tp_bus_subscriber_entry_t *e = &reg->subscribers[i];
+            tp_bus_subscriber_entry_t *e = &sub->registry.subscribers[i];
             uint32_t expect = TP_BUS_ENTRY_FREE;
             if (!tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_CLAIMED))
             {
@@ -39,7 +39,7 @@ static int sub_register(tp_bus_subscription_t *sub)
             e->reads_requests = sub->reads_requests ? 1 : 0;
             tp_store_release_u32(&e->state, TP_BUS_ENTRY_ACTIVE);
             tp_fetch_add_acq_rel_u32(&reg->subscriber_count, 1);
-            sub->subscriber_index = i;
+            sub->subscriber_index = (int)i;
             return 0;
         }
         if (pass == 0 && tp_bus_registry_reap(&sub->registry) == 0)
@@ -47,7 +47,8 @@ static int sub_register(tp_bus_subscription_t *sub)
             break;
         }
     }
-    TP_SET_ERR(TP_E_CAPACITY, "stream %d already has %d subscriptions", sub->stream_id, TP_BUS_MAX_SUBSCRIBERS);
+    TP_SET_ERR(TP_E_CAPACITY, "stream %d already has %u subscriptions (its registry's size: TP_BUS_REGISTRY_SLOTS "
+        "when it was made)", sub->stream_id, sub->registry.max_subscribers);
     return -1;
 }
 
@@ -58,7 +59,7 @@ static void sub_unregister(tp_bus_subscription_t *sub)
     {
         return;
     }
-    tp_bus_subscriber_entry_t *e = &reg->subscribers[sub->subscriber_index];
+    tp_bus_subscriber_entry_t *e = &sub->registry.subscribers[sub->subscriber_index];
     uint32_t expect = TP_BUS_ENTRY_ACTIVE;
     if (e->pid == (int32_t)getpid() && tp_cas_acq_rel_u32(&e->state, &expect, TP_BUS_ENTRY_FREE))
     {
@@ -90,7 +91,7 @@ static bool image_is_mapped(const tp_bus_subscription_t *sub, int entry, int32_t
 static int images_grow(tp_bus_subscription_t *sub)
 {
     int capacity = sub->image_capacity == 0 ? 8 : sub->image_capacity * 2;
-    capacity = capacity > TP_BUS_MAX_IMAGES ? TP_BUS_MAX_IMAGES : capacity;
+    capacity = capacity > (int)sub->registry.max_images ? (int)sub->registry.max_images : capacity;
     void *p = sub->images;
     if (tp_realloc(&p, (size_t)capacity * sizeof(tp_bus_image_t)) < 0)
     {
@@ -104,7 +105,8 @@ static int images_grow(tp_bus_subscription_t *sub)
 /* Map a newly seen image. from_start: it registered after we joined, so everything in it is for us. */
 static int image_join(tp_bus_subscription_t *sub, const tp_bus_image_entry_t *e, bool from_start, bool is_closed)
 {
-    if (sub->image_count == sub->image_capacity && (sub->image_count == TP_BUS_MAX_IMAGES || images_grow(sub) < 0))
+    if (sub->image_count == sub->image_capacity &&
+        (sub->image_count == (int)sub->registry.max_images || images_grow(sub) < 0))
     {
         return -1;
     }
@@ -158,8 +160,8 @@ static int image_join(tp_bus_subscription_t *sub, const tp_bus_image_entry_t *e,
     tp_bus_image_t *img = &sub->images[sub->image_count++];
     memset(img, 0, sizeof(*img));
     img->session_id = e->session_id;
-    img->entry_index = (int)(e - sub->registry.reg->images);
-    sub->image_slot[img->entry_index] = (int16_t)sub->image_count;
+    img->entry_index = (int)(e - sub->registry.images);
+    sub->image_slot[img->entry_index] = sub->image_count;
     img->log = log;
     img->data = (uint8_t *)p + TP_BUS_LOG_HEADER_BYTES;
     img->map_bytes = bytes;
@@ -198,7 +200,7 @@ static void image_drop(tp_bus_subscription_t *sub, int index)
     int last = sub->image_count - 1;
     if (index != last && sub->image_slot[sub->images[last].entry_index] == last + 1)
     {
-        sub->image_slot[sub->images[last].entry_index] = (int16_t)(index + 1);
+        sub->image_slot[sub->images[last].entry_index] = index + 1;
     }
     sub->images[index] = sub->images[last];
     sub->image_count--;
@@ -212,11 +214,10 @@ static void image_drop(tp_bus_subscription_t *sub, int index)
 /* The registry changed: join new images, mark departed ones for dropping once drained. Slow path. */
 static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
 {
-    tp_bus_registry_t *reg = sub->registry.reg;
     for (int i = 0; i < sub->image_count; i++)
     {
         tp_bus_image_t *img = &sub->images[i];
-        tp_bus_image_entry_t *e = &reg->images[img->entry_index];
+        tp_bus_image_entry_t *e = &sub->registry.images[img->entry_index];
         uint32_t state = tp_load_acquire_u32(&e->state);
         if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || e->session_id != img->session_id ||
             tp_load_acquire_u32(&img->log->is_closed) != 0)
@@ -225,9 +226,9 @@ static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
             sub->has_removed = true;
         }
     }
-    for (int i = 0; i < TP_BUS_MAX_IMAGES; i++)
+    for (int i = 0; i < (int)sub->registry.max_images; i++)
     {
-        tp_bus_image_entry_t *e = &reg->images[i];
+        tp_bus_image_entry_t *e = &sub->registry.images[i];
         uint32_t state = tp_load_acquire_u32(&e->state);
         if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || image_is_mapped(sub, i, e->session_id) ||
             sub->retired[i] == e->session_id || (e->lane == TP_BUS_LANE_REQUESTS && !sub->reads_requests))
@@ -273,7 +274,10 @@ static int subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const c
         *out = sub;
         return 0;
     }
-    if (tp_bus_registry_open(&sub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode) < 0)
+    if (tp_bus_registry_open(&sub->registry, bus->dir, stream_id, bus->dir_mode, bus->file_mode,
+            bus->registry_slots) < 0 ||
+        tp_alloc((void **)&sub->image_slot, sizeof(sub->image_slot[0]) * sub->registry.max_images) < 0 ||
+        tp_alloc((void **)&sub->retired, sizeof(sub->retired[0]) * sub->registry.max_images) < 0)
     {
         goto error;
     }
@@ -327,6 +331,8 @@ int tp_bus_subscription_close(tp_bus_subscription_t *sub)
     sub_unregister(sub);
     tp_bus_registry_close(&sub->registry);
     tp_free(sub->images);
+    tp_free(sub->image_slot);
+    tp_free(sub->retired);
     tp_free(sub->scratch);
     tp_free(sub);
     return 0;
@@ -533,7 +539,7 @@ int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
     {
         return 0; /* closed */
     }
-    tp_bus_subscriber_entry_t *entry = &reg->subscribers[sub->subscriber_index];
+    tp_bus_subscriber_entry_t *entry = &sub->registry.subscribers[sub->subscriber_index];
     uint32_t word = tp_load_acquire_u32(&reg->futex_word);
     /* Count in waiters through our entry's flag, so that a reaper can take us out if we die parked (dying in
      * the two instructions between these stores leaks one waiter: publishers then make one futex call per

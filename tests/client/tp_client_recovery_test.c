@@ -88,7 +88,7 @@ static void test_keepalive_send_failure_reattaches(void **state)
     spin(c);
     assert_true(tp_consumer_is_attached(c)); /* keepalives go out */
     tp_bus_registry_map_t reg;
-    tp_assert_ok(tp_bus_registry_open(&reg, bus_dir, FAKE_CONTROL, 0700, 0600));
+    tp_assert_ok(tp_bus_registry_open(&reg, bus_dir, FAKE_CONTROL, 0700, 0600, TP_BUS_REGISTRY_SLOTS_DEFAULT));
     uint32_t subscribers = tp_load_acquire_u32(&reg.reg->subscriber_count);
     tp_store_release_u32(&reg.reg->subscriber_count, 0);
     fake_advance(50 * TP_NS_PER_MS);
