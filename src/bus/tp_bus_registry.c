@@ -40,7 +40,7 @@ static int registry_validate(const tp_bus_registry_t *h, int32_t stream_id, cons
     {
         TP_SET_ERR(TP_E_VALIDATION,
             "bus registry '%s' has layout version %u; this build uses version %u. Stop the processes of the other "
-            "version or use another bus directory (TP_BUS_DIR)",
+            "version (once none runs, remove the registry's directory) or use another bus directory (TP_BUS_DIR)",
             path, h->version, TP_BUS_LAYOUT_VERSION);
         return -1;
     }
