@@ -36,10 +36,11 @@
  * to /dev/shm/tensorpool-$USER/bus; TP_BUS_DIR overrides the default and an explicit directory overrides both.
  *
  * Lanes (IPC): a stream shared by one service and its many clients (the driver's control stream) would have every
- * client map, poll and wake for every other client's requests. A publication opened for requests
- * (tp_bus_publication_open_requests) writes an image that only ordinary subscriptions read, and wakes only them;
- * a subscription opened for broadcasts (tp_bus_subscription_open_broadcast) never maps such images. Everything else
- * reads and writes the broadcast lane. UDP has no lanes: a UDP subscription receives everything.
+ * client map, poll and wake for every other client's requests. Each publication writes one lane: broadcast (the
+ * default), requests (TP_BUS_PUB_REQUESTS: clients to the service) or hellos (TP_BUS_PUB_HELLOS: consumers to
+ * producers). A subscription reads the lanes it was opened for (tp_bus_subscription_open: all of them;
+ * tp_bus_subscription_open_broadcast: broadcast only; tp_bus_subscription_open_with: any), never maps the images of
+ * the others, and is not woken by their records. UDP has no lanes: a UDP subscription receives everything.
  *
  * Threads: a publication may be used by one thread at a time unless opened shared (then offers serialise on a
  * short in-process spin); a subscription by one thread at a time. Different objects need no coordination.
@@ -152,10 +153,11 @@ TP_API int tp_bus_publication_open(tp_bus_publication_t **out, tp_bus_t *bus, co
  * parking on a stream with only such publications makes no system-wide barrier (membarrier) first. Without it a
  * publication wakes without a fence, as streams with data rates should. */
 #define TP_BUS_PUB_FENCED 2u
-/* Requests to the stream's service (implies FENCED): read by subscriptions opened with tp_bus_subscription_open,
- * not by those opened with tp_bus_subscription_open_broadcast (Lanes, above). Its log is at most 128 KiB whatever
- * the channel's term-length: requests are small, and a crowd of clients holds one log each. */
+/* Requests to the stream's service (implies FENCED): the request lane (Lanes, above). Its log is at most 128 KiB
+ * whatever the channel's term-length: requests are small, and a crowd of clients holds one log each. */
 #define TP_BUS_PUB_REQUESTS 4u
+/* Consumers' hellos to producers (implies FENCED): the hello lane, a log of at most 128 KiB like requests. */
+#define TP_BUS_PUB_HELLOS 16u
 /* A service answering a crowd (implies FENCED): its log is at least 2 MiB whatever the channel's term-length, so
  * that a burst of answers to a thousand clients laps none of them (a lapped reader loses what it skipped). */
 #define TP_BUS_PUB_SERVICE 8u
@@ -198,10 +200,17 @@ TP_API bool tp_bus_publication_is_connected(const tp_bus_publication_t *pub);
 /* Open a subscription. The handlers (may be NULL) are called from tp_bus_poll on the polling thread. */
 TP_API int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
     int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd);
-/* The same, skipping the images of publications opened for requests (see Lanes above): a client of the stream's
- * service, which needs the service's answers and its peers' broadcasts, not the other clients' requests. */
+/* The same, reading the broadcast lane only (see Lanes above): a client of the stream's service, which needs the
+ * service's answers and its peers' broadcasts, not the other clients' requests and hellos. */
 TP_API int tp_bus_subscription_open_broadcast(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
     int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd);
+/* The same for any set of lanes (at least one): a producer's client adds a subscription to the hello lane. */
+#define TP_BUS_SUB_BROADCAST 1u
+#define TP_BUS_SUB_REQUESTS 2u
+#define TP_BUS_SUB_HELLOS 4u
+TP_API int tp_bus_subscription_open_with(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
+    int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd,
+    uint32_t flags);
 TP_API int tp_bus_subscription_close(tp_bus_subscription_t *sub);
 
 /* Deliver up to fragment_limit messages to handler; returns how many were delivered (0 when idle), or -1 on a

@@ -84,8 +84,9 @@ struct tp_bus_subscription
     int subscriber_index;
     uint64_t seen_change; /* of *change_word at the last rescan */
     uint64_t join_change; /* of change_counter when we joined */
-    const uint64_t *change_word; /* the registry's change_counter, or broadcast_change when skipping requests */
-    bool reads_requests;
+    const uint64_t *change_word; /* the registry's change counter of our class (tp_bus_ipc.h) */
+    uint32_t lanes;              /* TP_BUS_LANE_BIT of each lane we read */
+    uint32_t wait_class;         /* TP_BUS_CLASS_* of those lanes */
     tp_bus_image_t *images; /* image_capacity of them, grown as images join (never in the steady state) */
     int image_capacity;
     int32_t *image_slot; /* per registry entry (max_images): 1 + its index in images, 0 when not mapped */

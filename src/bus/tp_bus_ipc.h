@@ -58,21 +58,36 @@
 #define TP_BUS_CLOSED_LINGER_NS (5LL * 1000000000LL)
 #define TP_BUS_CHANGE_PENDING UINT64_MAX
 
-/* Lanes (tp_bus.h): every subscription reads the broadcast lane; only those opened to serve requests (the driver
- * on its control stream) read the request lane. Parking, waking and rescans follow the lanes, so a crowd of
- * clients never maps, polls or wakes for one another's requests. */
+/* Lanes (tp_bus.h): an image's lane says which subscriptions read it. Every subscription reads the broadcast lane;
+ * the request lane (clients to the driver) is read by subscriptions that serve requests, the hello lane (consumers
+ * to producers) by those that read hellos. Parking, waking and rescans follow the lanes, so a crowd of clients
+ * never maps, polls or wakes for one another's requests and hellos. */
 #define TP_BUS_LANE_BROADCAST 0u
 #define TP_BUS_LANE_REQUESTS 1u
-/* The futex bitsets of tp_bus_registry_t.futex_word: a subscriber waits for the lanes it reads, a publisher wakes
- * its own lane's readers. */
-#define TP_BUS_WAKE_BROADCAST 1u
-#define TP_BUS_WAKE_REQUESTS 2u
-/* tp_bus_registry_t.waiters counts parked subscribers in two halves: those that read requests (low), the others
- * (high). A request publisher looks at the low half only. */
-#define TP_BUS_WAITER_READS_REQUESTS UINT64_C(1)
+#define TP_BUS_LANE_HELLOS 2u
+#define TP_BUS_LANE_BIT(lane) (1u << (lane))
+#define TP_BUS_LANES_ALL (TP_BUS_LANE_BIT(TP_BUS_LANE_BROADCAST) | TP_BUS_LANE_BIT(TP_BUS_LANE_REQUESTS) | \
+                          TP_BUS_LANE_BIT(TP_BUS_LANE_HELLOS))
+/* A subscription waits, wakes and rescans as one of three classes, by the lanes it reads: ALL (it reads requests:
+ * woken by everything, rescans on every change), HELLOS (hellos and broadcasts), BROADCAST (broadcasts only). The
+ * futex bitsets of tp_bus_registry_t.futex_word are per lane: a class waits for the bits of the lanes it is woken
+ * by, a publisher wakes with its lane's bit. */
+#define TP_BUS_CLASS_ALL 0u
+#define TP_BUS_CLASS_HELLOS 1u
+#define TP_BUS_CLASS_BROADCAST 2u
+static inline uint32_t tp_bus_lanes_class(uint32_t lanes)
+{
+    return (lanes & TP_BUS_LANE_BIT(TP_BUS_LANE_REQUESTS)) != 0 ? TP_BUS_CLASS_ALL
+           : (lanes & TP_BUS_LANE_BIT(TP_BUS_LANE_HELLOS)) != 0 ? TP_BUS_CLASS_HELLOS
+                                                                 : TP_BUS_CLASS_BROADCAST;
+}
+/* tp_bus_registry_t.waiters counts parked subscribers per class in 21-bit fields (ALL lowest). A request publisher
+ * looks at ALL's field, a hello publisher at ALL's and HELLOS', a broadcast publisher at the whole word. */
+#define TP_BUS_WAITER_SHIFT 21
+#define TP_BUS_WAITER_ONE(cls) (UINT64_C(1) << (TP_BUS_WAITER_SHIFT * (cls)))
+#define TP_BUS_WAITER_FIELD(cls) (((UINT64_C(1) << TP_BUS_WAITER_SHIFT) - 1) << (TP_BUS_WAITER_SHIFT * (cls)))
 #define TP_BUS_REQUESTS_MAX_TERM (128u * 1024u) /* TP_BUS_PUB_REQUESTS (tp_bus.h) */
 #define TP_BUS_SERVICE_MIN_TERM (2u * 1024u * 1024u) /* TP_BUS_PUB_SERVICE */
-#define TP_BUS_WAITER_BROADCAST_ONLY (UINT64_C(1) << 32)
 
 typedef struct tp_bus_log_header
 {
@@ -124,7 +139,7 @@ typedef struct tp_bus_subscriber_entry
     uint64_t pid_start_time;
     uint32_t parked; /* 1 while this subscriber counts in waiters: whoever clears it (the subscriber waking, or a
                       * reaper removing it dead) takes it out of waiters, exactly once */
-    uint32_t reads_requests; /* 1: counts in waiters' low half (TP_BUS_WAITER_READS_REQUESTS); set before ACTIVE */
+    uint32_t wait_class; /* TP_BUS_CLASS_*: the waiters field it counts in while parked; set before ACTIVE */
     uint8_t pad[40];
 } tp_bus_subscriber_entry_t;
 
@@ -136,12 +151,13 @@ typedef struct tp_bus_registry
     uint32_t max_images;
     uint32_t max_subscribers;
     uint8_t pad0[TP_CACHE_LINE_PAD_BYTES - 24];
-    uint64_t change_counter;   /* bumped on every image registration or removal */
-    uint64_t broadcast_change; /* bumped on those of broadcast images: what subscribers skipping requests watch */
-    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - 16];
-    uint32_t futex_word; /* bumped by publishers to wake parked subscribers (bitsets TP_BUS_WAKE_*) */
+    uint64_t change_counter;   /* bumped on every image registration or removal (what class ALL watches) */
+    uint64_t broadcast_change; /* on those of broadcast images (class BROADCAST) */
+    uint64_t hello_change;     /* on those of broadcast and hello images (class HELLOS) */
+    uint8_t pad1[TP_CACHE_LINE_PAD_BYTES - 24];
+    uint32_t futex_word; /* bumped by publishers to wake parked subscribers (a bitset bit per lane) */
     uint8_t pad2[TP_CACHE_LINE_PAD_BYTES - 4];
-    uint64_t waiters; /* subscribers parked (or about to park) on futex_word, in two halves (TP_BUS_WAITER_*) */
+    uint64_t waiters; /* subscribers parked (or about to park) on futex_word, a field per class (TP_BUS_WAITER_*) */
     /* ACTIVE images whose publisher wakes without a fence (tp_bus_registry_wake_asymmetric): while there is none,
      * a parking subscriber needs no system-wide barrier (tp_bus_registry_park_barrier). Rarely written. */
     uint32_t asymmetric_publishers;
@@ -222,7 +238,9 @@ bool tp_bus_registry_wake(tp_bus_registry_t *reg, uint32_t lane);
 /* The same after a record is published by a process registered for the asymmetric barrier
  * (tp_bus_asymmetric_register): no fence of its own; parking subscribers issue the barrier for it. Hot path. */
 bool tp_bus_registry_wake_asymmetric(tp_bus_registry_t *reg, uint32_t lane);
-/* An image of `lane` was registered or removed: bump the change counters its readers watch. */
+/* An image of `lane` was registered or removed: bump the change counters its readers watch (the lanes' own; then
+ * tp_bus_registry_changed also change_counter, which a registration bumps itself to number the change). */
+void tp_bus_registry_lane_changed(tp_bus_registry_t *reg, uint32_t lane);
 void tp_bus_registry_changed(tp_bus_registry_t *reg, uint32_t lane);
 /* Register this process (once; later calls return the first answer) for membarrier's global expedited barrier, so
  * that its publishers may wake without a fence per record. false where the kernel lacks it: those publishers keep

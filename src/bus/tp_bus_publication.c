@@ -398,10 +398,7 @@ static int log_register(tp_bus_publication_t *pub)
             tp_store_release_u64(&e->change, TP_BUS_CHANGE_PENDING);
             tp_store_release_u32(&e->state, TP_BUS_ENTRY_ACTIVE);
             uint64_t change = tp_fetch_add_acq_rel_u64(&reg->change_counter, 1) + 1;
-            if (pub->lane == TP_BUS_LANE_BROADCAST)
-            {
-                tp_fetch_add_acq_rel_u64(&reg->broadcast_change, 1);
-            }
+            tp_bus_registry_lane_changed(reg, pub->lane);
             tp_store_release_u64(&e->change, change);
             pub->registry_index = (int)i;
             tp_bus_registry_wake(reg, pub->lane);
@@ -457,8 +454,10 @@ int tp_bus_publication_open_with(tp_bus_publication_t **out, tp_bus_t *bus, cons
     uint32_t flags)
 {
     bool is_shared = (flags & TP_BUS_PUB_SHARED) != 0;
-    bool is_fenced = (flags & (TP_BUS_PUB_FENCED | TP_BUS_PUB_REQUESTS | TP_BUS_PUB_SERVICE)) != 0;
-    uint32_t lane = (flags & TP_BUS_PUB_REQUESTS) != 0 ? TP_BUS_LANE_REQUESTS : TP_BUS_LANE_BROADCAST;
+    bool is_fenced = (flags & (TP_BUS_PUB_FENCED | TP_BUS_PUB_REQUESTS | TP_BUS_PUB_HELLOS | TP_BUS_PUB_SERVICE)) != 0;
+    uint32_t lane = (flags & TP_BUS_PUB_REQUESTS) != 0 ? TP_BUS_LANE_REQUESTS
+                    : (flags & TP_BUS_PUB_HELLOS) != 0 ? TP_BUS_LANE_HELLOS
+                                                        : TP_BUS_LANE_BROADCAST;
     tp_bus_publication_t *pub = NULL;
     if (tp_alloc((void **)&pub, sizeof(*pub)) < 0)
     {
@@ -483,7 +482,7 @@ int tp_bus_publication_open_with(tp_bus_publication_t **out, tp_bus_t *bus, cons
         return 0;
     }
     pub->capacity = pub->channel.term_length;
-    if ((flags & TP_BUS_PUB_REQUESTS) != 0 && pub->capacity > TP_BUS_REQUESTS_MAX_TERM)
+    if ((flags & (TP_BUS_PUB_REQUESTS | TP_BUS_PUB_HELLOS)) != 0 && pub->capacity > TP_BUS_REQUESTS_MAX_TERM)
     {
         pub->capacity = TP_BUS_REQUESTS_MAX_TERM; /* a client's requests are few and small; a crowd has many */
     }

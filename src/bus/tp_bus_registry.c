@@ -268,12 +268,21 @@ int tp_bus_registry_reap_claimed(tp_bus_registry_map_t *m)
                : 0;
 }
 
-void tp_bus_registry_changed(tp_bus_registry_t *reg, uint32_t lane)
+void tp_bus_registry_lane_changed(tp_bus_registry_t *reg, uint32_t lane)
 {
     if (lane == TP_BUS_LANE_BROADCAST)
     {
         tp_fetch_add_acq_rel_u64(&reg->broadcast_change, 1);
     }
+    if (lane == TP_BUS_LANE_BROADCAST || lane == TP_BUS_LANE_HELLOS)
+    {
+        tp_fetch_add_acq_rel_u64(&reg->hello_change, 1);
+    }
+}
+
+void tp_bus_registry_changed(tp_bus_registry_t *reg, uint32_t lane)
+{
+    tp_bus_registry_lane_changed(reg, lane);
     tp_fetch_add_acq_rel_u64(&reg->change_counter, 1);
 }
 
@@ -404,17 +413,19 @@ bool tp_bus_registry_claim_reap(tp_bus_registry_t *reg, int64_t now_ns, int64_t 
     return now_ns - (int64_t)last >= interval_ns && tp_cas_acq_rel_u64(&reg->reap_ns, &last, (uint64_t)now_ns);
 }
 
-/* A broadcast record wakes every parked subscriber; a request wakes those that read requests (the low half of
- * waiters, bitset TP_BUS_WAKE_REQUESTS). */
+/* A broadcast record wakes every parked subscriber; a request the class that reads requests; a hello the classes
+ * that read hellos (their waiters fields, and the lane's futex bit). */
 static bool wake_waiters(tp_bus_registry_t *reg, uint32_t lane)
 {
     uint64_t waiters = tp_load_relaxed_u64(&reg->waiters);
-    if (lane == TP_BUS_LANE_REQUESTS ? (uint32_t)waiters != 0 : waiters != 0)
+    uint64_t readers = lane == TP_BUS_LANE_REQUESTS ? TP_BUS_WAITER_FIELD(TP_BUS_CLASS_ALL)
+                       : lane == TP_BUS_LANE_HELLOS
+                           ? TP_BUS_WAITER_FIELD(TP_BUS_CLASS_ALL) | TP_BUS_WAITER_FIELD(TP_BUS_CLASS_HELLOS)
+                           : UINT64_MAX;
+    if ((waiters & readers) != 0)
     {
         tp_fetch_add_acq_rel_u32(&reg->futex_word, 1);
-        uint32_t bitset = lane == TP_BUS_LANE_REQUESTS ? TP_BUS_WAKE_REQUESTS
-                                                       : TP_BUS_WAKE_REQUESTS | TP_BUS_WAKE_BROADCAST;
-        syscall(SYS_futex, &reg->futex_word, FUTEX_WAKE_BITSET, INT_MAX, NULL, NULL, bitset);
+        syscall(SYS_futex, &reg->futex_word, FUTEX_WAKE_BITSET, INT_MAX, NULL, NULL, TP_BUS_LANE_BIT(lane));
         return true;
     }
     return false;
@@ -494,7 +505,6 @@ void tp_bus_registry_unpark(tp_bus_registry_t *reg, tp_bus_subscriber_entry_t *e
 {
     if (tp_exchange_acq_rel_u32(&e->parked, 0) != 0)
     {
-        tp_fetch_sub_acq_rel_u64(&reg->waiters,
-            e->reads_requests != 0 ? TP_BUS_WAITER_READS_REQUESTS : TP_BUS_WAITER_BROADCAST_ONLY);
+        tp_fetch_sub_acq_rel_u64(&reg->waiters, TP_BUS_WAITER_ONE(e->wait_class < 3 ? e->wait_class : 0));
     }
 }

@@ -36,7 +36,7 @@ static int sub_register(tp_bus_subscription_t *sub)
             }
             e->pid = (int32_t)getpid();
             e->pid_start_time = tp_proc_start_time(getpid());
-            e->reads_requests = sub->reads_requests ? 1 : 0;
+            e->wait_class = sub->wait_class;
             tp_store_release_u32(&e->state, TP_BUS_ENTRY_ACTIVE);
             tp_fetch_add_acq_rel_u32(&reg->subscriber_count, 1);
             sub->subscriber_index = (int)i;
@@ -211,6 +211,13 @@ static void image_drop(tp_bus_subscription_t *sub, int index)
     }
 }
 
+/* Does this subscription read images of this lane? (A lane this build does not know: only class ALL reads it.) */
+static bool sub_reads_lane(const tp_bus_subscription_t *sub, uint32_t lane)
+{
+    return lane <= TP_BUS_LANE_HELLOS ? (sub->lanes & TP_BUS_LANE_BIT(lane)) != 0
+                                      : sub->wait_class == TP_BUS_CLASS_ALL;
+}
+
 /* The registry changed: join new images, mark departed ones for dropping once drained. Slow path. */
 static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
 {
@@ -231,7 +238,7 @@ static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
         tp_bus_image_entry_t *e = &sub->registry.images[i];
         uint32_t state = tp_load_acquire_u32(&e->state);
         if ((state != TP_BUS_ENTRY_ACTIVE && state != TP_BUS_ENTRY_CLOSED) || image_is_mapped(sub, i, e->session_id) ||
-            sub->retired[i] == e->session_id || (e->lane == TP_BUS_LANE_REQUESTS && !sub->reads_requests))
+            sub->retired[i] == e->session_id || !sub_reads_lane(sub, e->lane))
         {
             continue;
         }
@@ -247,7 +254,7 @@ static void sub_rescan(tp_bus_subscription_t *sub, uint64_t change)
 }
 
 static int subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
-    tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd, bool reads_requests)
+    tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd, uint32_t lanes)
 {
     tp_bus_subscription_t *sub = NULL;
     if (tp_alloc((void **)&sub, sizeof(*sub)) < 0)
@@ -260,7 +267,8 @@ static int subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const c
     sub->on_unavailable = on_unavailable;
     sub->clientd = clientd;
     sub->subscriber_index = -1;
-    sub->reads_requests = reads_requests;
+    sub->lanes = lanes & TP_BUS_LANES_ALL;
+    sub->wait_class = tp_bus_lanes_class(sub->lanes);
     if (tp_channel_parse(&sub->channel, channel) < 0)
     {
         goto error;
@@ -286,7 +294,9 @@ static int subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const c
      * joined at, so nothing offered once connected is missed (registering first lost those offered between the
      * two). */
     tp_bus_registry_t *reg = sub->registry.reg;
-    sub->change_word = reads_requests ? &reg->change_counter : &reg->broadcast_change;
+    sub->change_word = sub->wait_class == TP_BUS_CLASS_ALL      ? &reg->change_counter
+                       : sub->wait_class == TP_BUS_CLASS_HELLOS ? &reg->hello_change
+                                                                : &reg->broadcast_change;
     uint64_t seen = tp_load_acquire_u64(sub->change_word);
     sub->join_change = tp_load_acquire_u64(&reg->change_counter);
     sub_rescan(sub, seen);
@@ -305,13 +315,29 @@ error:
 int tp_bus_subscription_open(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel, int32_t stream_id,
     tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd)
 {
-    return subscription_open(out, bus, channel, stream_id, on_available, on_unavailable, clientd, true);
+    return subscription_open(out, bus, channel, stream_id, on_available, on_unavailable, clientd, TP_BUS_LANES_ALL);
 }
 
 int tp_bus_subscription_open_broadcast(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
     int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd)
 {
-    return subscription_open(out, bus, channel, stream_id, on_available, on_unavailable, clientd, false);
+    return subscription_open(out, bus, channel, stream_id, on_available, on_unavailable, clientd,
+        TP_BUS_LANE_BIT(TP_BUS_LANE_BROADCAST));
+}
+
+int tp_bus_subscription_open_with(tp_bus_subscription_t **out, tp_bus_t *bus, const char *channel,
+    int32_t stream_id, tp_bus_image_handler_t on_available, tp_bus_image_handler_t on_unavailable, void *clientd,
+    uint32_t flags)
+{
+    uint32_t lanes = ((flags & TP_BUS_SUB_BROADCAST) != 0 ? TP_BUS_LANE_BIT(TP_BUS_LANE_BROADCAST) : 0) |
+                     ((flags & TP_BUS_SUB_REQUESTS) != 0 ? TP_BUS_LANE_BIT(TP_BUS_LANE_REQUESTS) : 0) |
+                     ((flags & TP_BUS_SUB_HELLOS) != 0 ? TP_BUS_LANE_BIT(TP_BUS_LANE_HELLOS) : 0);
+    if (lanes == 0)
+    {
+        TP_SET_ERR(TP_E_INVALID, "a subscription must read at least one lane (flags 0x%x)", flags);
+        return -1;
+    }
+    return subscription_open(out, bus, channel, stream_id, on_available, on_unavailable, clientd, lanes);
 }
 
 int tp_bus_subscription_close(tp_bus_subscription_t *sub)
@@ -544,8 +570,7 @@ int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
     /* Count in waiters through our entry's flag, so that a reaper can take us out if we die parked (dying in
      * the two instructions between these stores leaks one waiter: publishers then make one futex call per
      * message until the stream's registry is recreated). */
-    tp_fetch_add_acq_rel_u64(&reg->waiters,
-        sub->reads_requests ? TP_BUS_WAITER_READS_REQUESTS : TP_BUS_WAITER_BROADCAST_ONLY);
+    tp_fetch_add_acq_rel_u64(&reg->waiters, TP_BUS_WAITER_ONE(sub->wait_class));
     tp_store_release_u32(&entry->parked, 1);
     /* Pairs with tp_bus_registry_wake's fence, or stands in for it (tp_bus_registry_wake_asymmetric): a publisher
      * either sees us waiting or we see its data. */
@@ -559,7 +584,10 @@ int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
         /* Woken by publishers of the lanes we read (tp_bus_registry_wake); the bitset wait's timeout is absolute. */
         int64_t deadline = tp_clock_monotonic_ns() + timeout_ns;
         struct timespec ts = { .tv_sec = deadline / TP_NS_PER_S, .tv_nsec = deadline % TP_NS_PER_S };
-        uint32_t bitset = sub->reads_requests ? TP_BUS_WAKE_REQUESTS | TP_BUS_WAKE_BROADCAST : TP_BUS_WAKE_BROADCAST;
+        uint32_t bitset = sub->wait_class == TP_BUS_CLASS_ALL ? TP_BUS_LANES_ALL
+                          : sub->wait_class == TP_BUS_CLASS_HELLOS
+                              ? TP_BUS_LANE_BIT(TP_BUS_LANE_BROADCAST) | TP_BUS_LANE_BIT(TP_BUS_LANE_HELLOS)
+                              : TP_BUS_LANE_BIT(TP_BUS_LANE_BROADCAST);
         long rc = syscall(SYS_futex, &reg->futex_word, FUTEX_WAIT_BITSET, word, &ts, NULL, bitset);
         woken = !(rc < 0 && errno == ETIMEDOUT);
     }

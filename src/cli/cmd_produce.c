@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/tp_cli.h"
@@ -204,7 +205,12 @@ int tp_cmd_produce(int argc, char **argv)
         }
         if (o.rate_hz > 0 && next_frame - now > 200000)
         {
-            usleep(100);
+            /* Sleep until shortly before the next frame (at most 10 ms, so the lease's keepalives keep going): a
+             * crowd of tools waking every 100 us would spend the machine on context switches. */
+            int64_t gap = next_frame - now - 100000 < 10 * TP_NS_PER_MS ? next_frame - now - 100000
+                                                                         : 10 * TP_NS_PER_MS;
+            struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)gap };
+            nanosleep(&ts, NULL);
         }
     }
     printf("produced %" PRIu64 " frames\n", frames);
@@ -276,7 +282,13 @@ int tp_cmd_consume(int argc, char **argv)
         uint64_t limit = o.count > 0 && o.count - s.frames < 64 ? o.count - s.frames : 64;
         if (tp_consumer_poll(consumer, on_frame, &s, (int)limit) <= 0)
         {
-            usleep(100);
+            /* Parked on the descriptor stream until a frame is announced (at most until the next report, and 100 ms:
+             * the lease's keepalives keep going), rather than waking every 100 us, which a crowd of consumers cannot
+             * afford. */
+            int64_t until_report = next_report - tp_clock_monotonic_ns();
+            (void)tp_consumer_wait(consumer, until_report < 100 * TP_NS_PER_MS
+                                                 ? (until_report > 0 ? until_report : 0)
+                                                 : 100 * TP_NS_PER_MS);
         }
         if (now >= next_report)
         {

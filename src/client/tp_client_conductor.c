@@ -53,7 +53,9 @@ struct tp_client_conductor
     tp_bus_publication_t *pub;
     tp_bus_subscription_t *sub;
     tp_bus_subscription_t *announce_sub; /* when announces travel on a stream of their own */
-    tp_bus_publication_t *broadcast_pub; /* for what is not a request to the driver; opened at its first use */
+    tp_bus_publication_t *broadcast_pub; /* for what is neither a request nor a hello; opened at its first use */
+    tp_bus_publication_t *hello_pub;     /* ConsumerHello, on the hello lane; opened at its first use */
+    tp_bus_subscription_t *hello_sub;    /* the hello lane, once a producer of this client needs it */
     tp_bus_t *bus;
     uint32_t control_stream_id;
     char control_channel[1024];
@@ -115,6 +117,8 @@ void tp_client_conductor_close(tp_client_conductor_t *p)
     }
     tp_bus_publication_close(p->pub);
     tp_bus_publication_close(p->broadcast_pub);
+    tp_bus_publication_close(p->hello_pub);
+    tp_bus_subscription_close(p->hello_sub);
     tp_bus_subscription_close(p->sub);
     tp_bus_subscription_close(p->announce_sub);
     tp_free(p);
@@ -495,6 +499,13 @@ int tp_client_conductor_subscribe_announces(tp_client_conductor_t *p, tp_bus_t *
     return tp_bus_subscription_open_broadcast(&p->announce_sub, bus, channel, (int32_t)stream_id, NULL, NULL, NULL);
 }
 
+int tp_client_conductor_read_hellos(tp_client_conductor_t *p)
+{
+    return p->hello_sub != NULL ? 0
+                                : tp_bus_subscription_open_with(&p->hello_sub, p->bus, p->control_channel,
+                                      (int32_t)p->control_stream_id, NULL, NULL, NULL, TP_BUS_SUB_HELLOS);
+}
+
 tp_bus_subscription_t *tp_client_conductor_subscription(tp_client_conductor_t *p)
 {
     return p->sub;
@@ -511,17 +522,33 @@ static bool is_driver_request(const void *buffer, size_t length)
                h.template_id == TP_DRIVER_SHM_DRIVER_SHUTDOWN_REQUEST_TEMPLATE_ID);
 }
 
+static bool is_hello(const void *buffer, size_t length)
+{
+    tp_sbe_header_t h;
+    return tp_sbe_header_read(&h, buffer, length) == 0 && h.schema_id == TP_WIRE_SCHEMA_ID &&
+           h.template_id == TP_WIRE_CONSUMER_HELLO_TEMPLATE_ID;
+}
+
+/* The publication of a lane, opened at its first use. */
+static tp_bus_publication_t *lane_publication(tp_client_conductor_t *p, tp_bus_publication_t **pub, uint32_t flags)
+{
+    if (*pub == NULL &&
+        tp_bus_publication_open_with(pub, p->bus, p->control_channel, (int32_t)p->control_stream_id, flags) < 0)
+    {
+        return NULL;
+    }
+    return *pub;
+}
+
 int tp_client_conductor_send(tp_client_conductor_t *p, const void *buffer, size_t length)
 {
-    tp_bus_publication_t *pub = p->pub;
-    if (!is_driver_request(buffer, length))
+    /* Requests for the driver alone, hellos for producers alone, the rest for everyone (tp_bus.h, Lanes). */
+    tp_bus_publication_t *pub = is_driver_request(buffer, length) ? p->pub
+                                : is_hello(buffer, length)       ? lane_publication(p, &p->hello_pub, TP_BUS_PUB_HELLOS)
+                                                                 : lane_publication(p, &p->broadcast_pub, TP_BUS_PUB_FENCED);
+    if (pub == NULL)
     {
-        if (p->broadcast_pub == NULL && tp_bus_publication_open_with(&p->broadcast_pub, p->bus, p->control_channel,
-                                             (int32_t)p->control_stream_id, TP_BUS_PUB_FENCED) < 0)
-        {
-            return -1;
-        }
-        pub = p->broadcast_pub;
+        return -1;
     }
     for (int attempt = 0; attempt < 1000; attempt++)
     {
@@ -579,7 +606,13 @@ int tp_client_conductor_do_work(tp_client_conductor_t *p, int64_t now_ns)
     if (work >= 0)
     {
         work += tp_bus_publication_do_work(p->pub) +
-                (p->broadcast_pub != NULL ? tp_bus_publication_do_work(p->broadcast_pub) : 0);
+                (p->broadcast_pub != NULL ? tp_bus_publication_do_work(p->broadcast_pub) : 0) +
+                (p->hello_pub != NULL ? tp_bus_publication_do_work(p->hello_pub) : 0);
+    }
+    if (p->hello_sub != NULL && work >= 0)
+    {
+        int more = tp_bus_poll(p->hello_sub, on_message, p, 64);
+        work = more < 0 ? more : work + more;
     }
     if (p->announce_sub != NULL && work >= 0)
     {

@@ -128,6 +128,9 @@ void tp_client_conductor_set_clock(tp_client_conductor_t *conductor, tp_clock_fn
 /* Also read ShmPoolAnnounce from another stream (when the driver's announce stream is not its control stream). */
 int tp_client_conductor_subscribe_announces(tp_client_conductor_t *conductor, tp_bus_t *bus, const char *channel,
     uint32_t stream_id);
+/* Also read consumers' hellos (the control stream's hello lane, tp_bus.h): a client with a producer needs them,
+ * others never map a consumer's hello image. Idempotent. */
+int tp_client_conductor_read_hellos(tp_client_conductor_t *conductor);
 /* The control-stream subscription (to park on while waiting). */
 tp_bus_subscription_t *tp_client_conductor_subscription(tp_client_conductor_t *conductor);
 

@@ -81,7 +81,8 @@ int tp_producer_open(tp_producer_t **out, tp_client_t *client, uint32_t stream_i
         tp_free(p);
         return -1;
     }
-    if (tp_qos_sender_open(&p->qos, client) < 0 || tp_metadata_publisher_open(&p->meta, client, stream_id) < 0)
+    if (tp_client_conductor_read_hellos(client->conductor) < 0 || tp_qos_sender_open(&p->qos, client) < 0 ||
+        tp_metadata_publisher_open(&p->meta, client, stream_id) < 0)
     {
         tp_qos_sender_close(&p->qos);
         tp_bus_publication_close(p->descriptors);

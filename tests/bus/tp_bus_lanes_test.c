@@ -1,6 +1,7 @@
 /*
  * Lanes and fenced publications of the IPC bus (tp_bus.h, Lanes), what lets one driver serve a thousand client
- * processes: requests are read and woken for only by subscriptions that read requests; a broadcast-only
+ * processes: requests are read and woken for only by subscriptions that read requests, hellos only by those that
+ * read hellos; a broadcast-only
  * subscription never maps a request image, nor wakes or rescans for one; request logs are capped and a service's
  * log has a floor whatever the channel says; and a stream whose publications are all fenced costs a parking
  * subscriber no system-wide barrier (the registry counts the publishers that skip their fence).
@@ -124,6 +125,47 @@ static void test_requests_reach_only_request_readers(void **state)
     tp_bus_subscription_close(server);
 }
 
+/* Hellos (consumers to producers) reach the subscriptions that read the hello lane: a producer's (hello lane only)
+ * and the driver's (all lanes), not a consumer's (broadcast only), which a hello neither wakes nor makes rescan.
+ * A hello-only subscription does not read broadcasts (its client reads them elsewhere). */
+static void test_hellos_reach_only_hello_readers(void **state)
+{
+    (void)state;
+    tp_bus_subscription_t *server = NULL;
+    tp_bus_subscription_t *producer = NULL;
+    tp_bus_subscription_t *consumer = NULL;
+    tp_bus_publication_t *hellos = NULL;
+    tp_bus_publication_t *answers = NULL;
+    tp_assert_ok(tp_bus_subscription_open(&server, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_ok(tp_bus_subscription_open_with(&producer, bus, "aeron:ipc", STREAM, NULL, NULL, NULL,
+        TP_BUS_SUB_HELLOS));
+    tp_assert_ok(tp_bus_subscription_open_broadcast(&consumer, bus, "aeron:ipc", STREAM, NULL, NULL, NULL));
+    tp_assert_fails_with(tp_bus_subscription_open_with(&consumer, bus, "aeron:ipc", STREAM, NULL, NULL, NULL, 0),
+        "at least one lane");
+    tp_assert_ok(tp_bus_publication_open_with(&hellos, bus, "aeron:ipc", STREAM, TP_BUS_PUB_HELLOS));
+    tp_assert_ok(tp_bus_publication_open_with(&answers, bus, "aeron:ipc", STREAM, TP_BUS_PUB_SERVICE));
+    assert_true(tp_bus_offer(hellos, "req", 3) > 0); /* counted as a "request" by on_message: a non-broadcast */
+    assert_true(tp_bus_offer(answers, "bc", 2) > 0);
+    seen_t s = drain(server);
+    assert_int_equal(s.requests + s.broadcasts, 2);
+    s = drain(producer);
+    assert_int_equal(s.requests, 1);
+    assert_int_equal(s.broadcasts, 0);
+    s = drain(consumer);
+    assert_int_equal(s.requests, 0);
+    assert_int_equal(s.broadcasts, 1);
+    /* A new hello: the producer's subscription is woken, the consumer's sleeps its park out. */
+    assert_true(tp_bus_offer(hellos, "req", 3) > 0);
+    assert_int_equal(tp_bus_subscription_park(consumer, 20 * TP_NS_PER_MS), 0);
+    assert_int_equal(tp_bus_subscription_park(producer, 20 * TP_NS_PER_MS), 1);
+    assert_int_equal(drain(producer).requests, 1);
+    tp_bus_publication_close(answers);
+    tp_bus_publication_close(hellos);
+    tp_bus_subscription_close(consumer);
+    tp_bus_subscription_close(producer);
+    tp_bus_subscription_close(server);
+}
+
 /* Request logs are capped (a crowd holds one each), a service's has a floor (a burst of answers to a crowd must lap
  * no slow client): the longest message says which log was made. */
 static void test_request_and_service_logs_are_sized_for_crowds(void **state)
@@ -187,6 +229,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_requests_reach_only_request_readers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hellos_reach_only_hello_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_and_service_logs_are_sized_for_crowds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_asymmetric_publishers_are_counted, setup, teardown),
     };
