@@ -24,7 +24,7 @@ all: build
 help:
 	@echo "make run    install what is missing, build, run tp demo for a minute with its dashboard on http://127.0.0.1:8080/"
 	@echo "make test   install what is missing, build, run every test (ctest)"
-	@echo "make test-long  the long versions (label long: 1000 client processes around one driver with 60 s of churn, ...)"
+	@echo "make test-long  the long versions (label long: 1000 clients around one driver with 60 s of churn, 1000 consumers, ...)"
 	@echo "make install    install the library, headers, tp, pkg-config and CMake files under PREFIX (/usr/local)"
 	@echo "make asan   the whole test suite under AddressSanitizer + UBSan ($(ASAN_BUILD)/)"
 	@echo "make tsan   the concurrency tests under ThreadSanitizer ($(TSAN_BUILD)/)"

@@ -2,8 +2,9 @@
  * A crowd around one `tp driver` process: TP_CROWD_CLIENTS client processes (`tp attach --hold`), started a
  * hundred at a time, hold leases together, a fresh attach is still answered, then TP_CROWD_CHURN processes at a time
  * attach and detach for TP_CROWD_SECONDS, every attach answered. The holders are killed; once the driver stopped
- * cleanly, no bus log of an exited process is left. Defaults (1000 clients, 200 under sanitizers, 50 churning for
- * 5 s) run in `make test`; the `long` label churns for 60 s (`make test-long`). History: the 64th client process was refused while the bus took 64
+ * cleanly, no bus log of an exited process is left. Then TP_CROWD_CONSUMERS real consumers read a stream.
+ * Defaults (1000 clients, 50 churning for 5 s, 300 consumers; 200 and 50 under sanitizers) run in `make test`; the
+ * `long` label churns for 60 s and runs 1000 consumers (`make test-long`). History: the 64th client process was refused while the bus took 64
  * publications per stream; then, with every client reading every other client's requests on the control stream,
  * about 300 processes starting at once was where keepalives missed the default 3 s expiry. Clients now send
  * requests on the request lane, which only the driver reads (tp_bus.h, Lanes; docs/ARCHITECTURE.md, limits).
@@ -27,8 +28,10 @@
 #define CROWD_WAVE 100
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CROWD_DEFAULT 200 /* `make asan`: every process runs several times slower and maps shadow memory */
+#define CROWD_CONSUMERS_DEFAULT 50
 #else
 #define CROWD_DEFAULT 1000
+#define CROWD_CONSUMERS_DEFAULT 300
 #endif
 
 static char dir[512];
@@ -252,11 +255,66 @@ static void test_a_crowd_is_served(void **state)
     assert_int_equal(count_logs(bus_dir), 0);
 }
 
+/* Real consumers: TP_CROWD_CONSUMERS `tp consume` processes (a hundred at a time) on one stream fed by `tp produce`
+ * at 30 frames/s, each reading 60 frames and exiting 0. They send hellos once a second, which go on the hello lane
+ * that only the producer's client and the driver read; before it, every consumer polled every other's hello
+ * image, and 300 of them kept 2 vCPUs busy and lost leases (docs/ARCHITECTURE.md, Lanes). */
+static void test_a_crowd_of_consumers_reads_frames(void **state)
+{
+    (void)state;
+    int consumers = env_int("TP_CROWD_CONSUMERS", CROWD_CONSUMERS_DEFAULT);
+    assert_true(consumers <= MAX_CROWD);
+    char shm[600];
+    snprintf(shm, sizeof(shm), "%s/shm", dir);
+    setenv("TP_CLIENT_CONTROL_CHANNEL", CHANNEL, 1);
+    const char *produce[] = { "produce", "10", "--size", "1024", "--rate", "30", "--bus-dir", bus_dir,
+        "--allowed-base-dirs", shm, NULL };
+    holders[holder_count++] = spawn_tool(produce, false);
+    pid_t readers[MAX_CROWD];
+    int64_t start = tp_clock_monotonic_ns();
+    int64_t deadline = start + 180 * TP_NS_PER_S;
+    const char *consume[] = { "consume", "10", "--count", "60", "--bus-dir", bus_dir, "--allowed-base-dirs", shm,
+        NULL };
+    for (int i = 0; i < consumers; i++)
+    {
+        readers[i] = spawn_tool(consume, false);
+        if ((i + 1) % CROWD_WAVE == 0)
+        {
+            usleep(500000);
+        }
+    }
+    int done = 0;
+    while (done < consumers)
+    {
+        assert_true(tp_clock_monotonic_ns() < deadline);
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, 0);
+        assert_true(pid > 0);
+        for (int i = 0; i < consumers; i++)
+        {
+            if (readers[i] == pid)
+            {
+                if (exit_status(status) != 0)
+                {
+                    fail_msg("consumer %d (pid %d) exited %d", i, (int)pid, exit_status(status));
+                }
+                readers[i] = -1;
+                done++;
+            }
+        }
+        assert_true(pid != holders[0]); /* the producer runs on */
+    }
+    unsetenv("TP_CLIENT_CONTROL_CHANNEL");
+    print_message("crowd: %d consumers each read 60 frames of a 30 frames/s stream within %.1f s\n", consumers,
+        (double)(tp_clock_monotonic_ns() - start) / 1e9);
+}
+
 int main(void)
 {
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_crowd_is_served, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_crowd_of_consumers_reads_frames, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
