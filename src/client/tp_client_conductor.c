@@ -543,9 +543,12 @@ static tp_bus_publication_t *lane_publication(tp_client_conductor_t *p, tp_bus_p
 int tp_client_conductor_send(tp_client_conductor_t *p, const void *buffer, size_t length)
 {
     /* Requests for the driver alone, hellos for producers alone, the rest for everyone (tp_bus.h, Lanes). */
-    tp_bus_publication_t *pub = is_driver_request(buffer, length) ? p->pub
-                                : is_hello(buffer, length)       ? lane_publication(p, &p->hello_pub, TP_BUS_PUB_HELLOS)
-                                                                 : lane_publication(p, &p->broadcast_pub, TP_BUS_PUB_FENCED);
+    tp_bus_publication_t *pub = p->pub;
+    if (!is_driver_request(buffer, length))
+    {
+        pub = is_hello(buffer, length) ? lane_publication(p, &p->hello_pub, TP_BUS_PUB_HELLOS)
+                                       : lane_publication(p, &p->broadcast_pub, TP_BUS_PUB_FENCED);
+    }
     if (pub == NULL)
     {
         return -1;

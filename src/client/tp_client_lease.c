@@ -498,7 +498,8 @@ static void await_attach(tp_client_lease_t *l, int64_t deadline_ns)
         }
         if (work == 0)
         {
-            tp_bus_subscription_park(tp_client_conductor_subscription(c->conductor), await_park_ns(c)); /* nothing came */
+            /* nothing came */
+            tp_bus_subscription_park(tp_client_conductor_subscription(c->conductor), await_park_ns(c));
         }
     }
 }

@@ -173,10 +173,12 @@ static void test_request_and_service_logs_are_sized_for_crowds(void **state)
     (void)state;
     tp_bus_publication_t *p = NULL;
     tp_assert_ok(tp_bus_publication_open_with(&p, bus, "aeron:ipc?term-length=4m", STREAM, TP_BUS_PUB_REQUESTS));
-    assert_int_equal(tp_bus_publication_max_message_length(p), TP_BUS_REQUESTS_MAX_TERM / 8 - TP_BUS_RECORD_HEADER_BYTES);
+    assert_int_equal(tp_bus_publication_max_message_length(p),
+        TP_BUS_REQUESTS_MAX_TERM / 8 - TP_BUS_RECORD_HEADER_BYTES);
     tp_bus_publication_close(p);
     tp_assert_ok(tp_bus_publication_open_with(&p, bus, "aeron:ipc?term-length=64k", STREAM, TP_BUS_PUB_SERVICE));
-    assert_int_equal(tp_bus_publication_max_message_length(p), TP_BUS_SERVICE_MIN_TERM / 8 - TP_BUS_RECORD_HEADER_BYTES);
+    assert_int_equal(tp_bus_publication_max_message_length(p),
+        TP_BUS_SERVICE_MIN_TERM / 8 - TP_BUS_RECORD_HEADER_BYTES);
     tp_bus_publication_close(p);
     tp_assert_ok(tp_bus_publication_open_with(&p, bus, "aeron:ipc?term-length=64k", STREAM, 0));
     assert_int_equal(tp_bus_publication_max_message_length(p), 64 * 1024 / 8 - TP_BUS_RECORD_HEADER_BYTES);

@@ -387,7 +387,8 @@ static void test_other_requests_are_not_checked_forged_notices_are(void **state)
         uint8_t shutdown[8] = { 0, 0, TP_DRIVER_SHM_DRIVER_SHUTDOWN_TEMPLATE_ID, 0, TP_DRIVER_SCHEMA_ID & 0xff,
             TP_DRIVER_SCHEMA_ID >> 8, TP_DRIVER_SCHEMA_VERSION, 0 };
         bool ok = tp_bus_init(&b, bus_dir) == 0 && tp_bus_publication_open(&p, b, "aeron:ipc", CONTROL, false) == 0 &&
-                  tp_bus_offer(p, keepalive, sizeof(keepalive)) > 0 && tp_bus_offer(p, keepalive, sizeof(keepalive)) > 0 &&
+                  tp_bus_offer(p, keepalive, sizeof(keepalive)) > 0 &&
+                  tp_bus_offer(p, keepalive, sizeof(keepalive)) > 0 &&
                   tp_bus_offer(p, shutdown, sizeof(shutdown)) > 0;
         _exit(ok ? 0 : 1);
     }

@@ -4,10 +4,11 @@
  * attach and detach for TP_CROWD_SECONDS, every attach answered. The holders are killed; once the driver stopped
  * cleanly, no bus log of an exited process is left. Then TP_CROWD_CONSUMERS real consumers read a stream.
  * Defaults (1000 clients, 50 churning for 5 s, 300 consumers; 200 and 50 under sanitizers) run in `make test`; the
- * `long` label churns for 60 s and runs 1000 consumers (`make test-long`). History: the 64th client process was refused while the bus took 64
- * publications per stream; then, with every client reading every other client's requests on the control stream,
- * about 300 processes starting at once was where keepalives missed the default 3 s expiry. Clients now send
- * requests on the request lane, which only the driver reads (tp_bus.h, Lanes; docs/ARCHITECTURE.md, limits).
+ * `long` label churns for 60 s and runs 1000 consumers (`make test-long`). History: the 64th client process was
+ * refused while the bus took 64 publications per stream; then, with every client reading every other client's
+ * requests on the control stream, about 300 processes starting at once was where keepalives missed the default 3 s
+ * expiry. Clients now send requests on the request lane, which only the driver reads, and hellos on the hello
+ * lane, which only producers read (tp_bus.h, Lanes; docs/ARCHITECTURE.md, limits).
  */
 #include <fcntl.h>
 #include <signal.h>
