@@ -227,7 +227,7 @@ TP_API int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_
 
 /* Remove now what dead processes left on the subscription's IPC stream (their registry entries and logs), rather
  * than at the next of the stream's shared reaps (every 250 ms, by whichever process claims it). A service that owns
- * the stream (the driver, as it stops) calls it. Returns how many entries went (0 on UDP). */
+ * the stream (the driver, as it stops) calls it. Returns how many entries went (0 on UDP, or for NULL). */
 TP_API int tp_bus_subscription_reap(tp_bus_subscription_t *sub);
 
 TP_API void tp_bus_subscription_counters(const tp_bus_subscription_t *sub, tp_bus_counters_t *out);

@@ -597,8 +597,9 @@ int tp_bus_subscription_park(tp_bus_subscription_t *sub, int64_t timeout_ns)
 
 int tp_bus_subscription_reap(tp_bus_subscription_t *sub)
 {
-    return sub->channel.kind == TP_CHANNEL_IPC && sub->registry.reg != NULL ? tp_bus_registry_reap(&sub->registry)
-                                                                             : 0;
+    return sub != NULL && sub->channel.kind == TP_CHANNEL_IPC && sub->registry.reg != NULL
+               ? tp_bus_registry_reap(&sub->registry)
+               : 0;
 }
 
 void tp_bus_subscription_counters(const tp_bus_subscription_t *sub, tp_bus_counters_t *out)

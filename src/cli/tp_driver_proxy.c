@@ -153,9 +153,8 @@ static int await_answer(tp_driver_proxy_t *p, awaited_t *w, int64_t timeout_ns, 
             /* Only when nothing came in; until the answer wakes us, the next resend is due or the deadline (at most
              * 100 ms): a crowd of waiters that woke every millisecond would spend the CPU the driver needs. */
             int64_t now = tp_clock_monotonic_ns();
-            int64_t until = tp_client_conductor_next_due_ns(p->conductor);
-            until = until < deadline ? until : deadline;
-            int64_t wait = until - now < 100 * TP_NS_PER_MS ? until - now : 100 * TP_NS_PER_MS;
+            int64_t wait = tp_client_conductor_park_ns(p->conductor, now, 100 * TP_NS_PER_MS);
+            wait = wait < deadline - now ? wait : deadline - now;
             if (wait > 0)
             {
                 tp_bus_subscription_park(tp_driver_proxy_subscription(p), wait);

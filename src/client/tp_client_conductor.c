@@ -151,9 +151,9 @@ uint64_t tp_client_conductor_messages_untrusted(const tp_client_conductor_t *p)
     return p->messages_untrusted;
 }
 
-int64_t tp_client_conductor_next_due_ns(const tp_client_conductor_t *p)
+int64_t tp_client_conductor_park_ns(const tp_client_conductor_t *p, int64_t now_ns, int64_t max_ns)
 {
-    int64_t due = INT64_MAX;
+    int64_t due = now_ns + max_ns;
     for (uint32_t i = 0, seen = 0; i < TP_CONTROL_PENDING_MAX && seen < p->pending_count; i++)
     {
         const pending_t *q = &p->pending[i];
@@ -163,7 +163,7 @@ int64_t tp_client_conductor_next_due_ns(const tp_client_conductor_t *p)
             due = q->next_send_ns < due ? q->next_send_ns : due;
         }
     }
-    return due;
+    return due > now_ns ? due - now_ns : 0;
 }
 
 uint32_t tp_client_conductor_pending(const tp_client_conductor_t *p)

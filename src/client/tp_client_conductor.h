@@ -148,9 +148,10 @@ int64_t tp_client_conductor_detach(tp_client_conductor_t *conductor, uint64_t le
 void tp_client_conductor_cancel(tp_client_conductor_t *conductor, int64_t correlation_id);
 /* How many requests wait for answers. */
 uint32_t tp_client_conductor_pending(const tp_client_conductor_t *conductor);
-/* When (the conductor's clock) the next request is due to be sent again; INT64_MAX when none waits. A waiter parks
- * until then at most, rather than waking every millisecond (a crowd of waiters would spend its CPU on that). */
-int64_t tp_client_conductor_next_due_ns(const tp_client_conductor_t *conductor);
+/* How long a waiter may park (the conductor's clock, at now_ns): until the next request is due to be sent again, at
+ * most max_ns (max_ns when none waits), 0 when one is due. Rather than waking every millisecond, which a crowd of
+ * waiters would spend its CPU on. */
+int64_t tp_client_conductor_park_ns(const tp_client_conductor_t *conductor, int64_t now_ns, int64_t max_ns);
 
 /* Sent once, no answer awaited. */
 int tp_client_conductor_detach_send(tp_client_conductor_t *conductor, uint64_t lease_id, uint32_t stream_id,

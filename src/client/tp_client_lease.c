@@ -479,9 +479,8 @@ int tp_client_lease_do_work(tp_client_lease_t *l, int64_t now_ns)
  * driver needs to answer them. */
 static int64_t await_park_ns(tp_client_t *c)
 {
-    int64_t due = tp_client_conductor_next_due_ns(c->conductor);
-    int64_t wait = due == INT64_MAX ? 10 * TP_NS_PER_MS : due - tp_client_now(c);
-    return wait < TP_NS_PER_MS ? TP_NS_PER_MS : wait > 10 * TP_NS_PER_MS ? 10 * TP_NS_PER_MS : wait;
+    int64_t wait = tp_client_conductor_park_ns(c->conductor, tp_client_now(c), 10 * TP_NS_PER_MS);
+    return wait < TP_NS_PER_MS ? TP_NS_PER_MS : wait;
 }
 
 /* Wait (parked on the control stream) until the pending attach of l is answered or the deadline (real time:

@@ -801,10 +801,7 @@ int tp_driver_close(tp_driver_t *d)
     tp_driver_supervisor_close(d);
     tp_bus_subscription_close(d->discovery_metadata_sub);
     tp_discovery_provider_close(d->discovery);
-    if (d->control_sub != NULL)
-    {
-        tp_bus_subscription_reap(d->control_sub); /* leave no log of an exited client behind (nor its entries) */
-    }
+    tp_bus_subscription_reap(d->control_sub); /* leave no log of an exited client behind (nor its entries) */
     tp_bus_subscription_close(d->control_sub);
     tp_bus_publication_close(d->control_pub);
     if (d->announce_pub != d->control_pub)
