@@ -12,6 +12,7 @@
 #include "bus/tp_bus_internal.h"
 #include "core/tp_alloc.h"
 #include "core/tp_clock.h"
+#include "core/tp_config.h"
 #include "core/tp_err.h"
 #include "core/tp_fs.h"
 #include "core/tp_proc.h"
@@ -153,19 +154,14 @@ int tp_bus_set_registry_slots(tp_bus_t *bus, uint32_t slots)
     return 0;
 }
 
-/* TP_BUS_REGISTRY_SLOTS, if set: a whole number within the limits. */
+/* TP_BUS_REGISTRY_SLOTS, if set: a whole number within the limits (read as the configuration reads numbers). */
 static int registry_slots_from_env(tp_bus_t *bus)
 {
+    static const tp_config_field_t field = TP_CFG_FIELD(tp_bus_t, registry_slots, "TP_BUS_REGISTRY_SLOTS",
+        TP_CFG_U32, NULL, TP_BUS_REGISTRY_SLOTS_MIN, TP_BUS_REGISTRY_SLOTS_MAX, false, "bus registry slots");
     const char *text = getenv("TP_BUS_REGISTRY_SLOTS");
-    if (text == NULL || text[0] == '\0')
-    {
-        return 0;
-    }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || errno != 0 || text[0] == '-' || n > UINT32_MAX ||
-        tp_bus_set_registry_slots(bus, (uint32_t)n) < 0)
+    const char *why = NULL;
+    if (text != NULL && text[0] != '\0' && tp_config_parse_text(&field, bus, text, &why) < 0)
     {
         TP_SET_ERR(TP_E_CONFIG, "TP_BUS_REGISTRY_SLOTS='%s': a whole number from %u to %u", text,
             TP_BUS_REGISTRY_SLOTS_MIN, TP_BUS_REGISTRY_SLOTS_MAX);
